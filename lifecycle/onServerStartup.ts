@@ -1,0 +1,10 @@
+import type { HookContext } from 'sprocd';
+
+/** Runs on every node before it takes work: puts the shared config in the session once. */
+export default async function onServerStartup(ctx: HookContext) {
+  await ctx.session.storage.use('config', (config) => {
+    config.greeting ??= 'Hello';
+    config.startedNodes = ((config.startedNodes as number | undefined) ?? 0) + 1;
+  });
+  ctx.log.info({ session: ctx.session.id }, 'node started');
+}

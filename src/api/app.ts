@@ -1,0 +1,92 @@
+/**
+ * The HTTP API (fastify): health routes that answer from the first moment, and /v1 behind the bearer
+ * token. Routes live one file per resource; errors are mapped once, in ./errors.ts.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { SprocdNode } from '../node.js';
+import { bearerChecker } from './auth.js';
+import { toHttpError } from './errors.js';
+import { executionRoutes } from './executions.js';
+import { healthRoutes } from './health.js';
+import { nodeRoutes } from './nodes.js';
+import { procedureRoutes } from './procedures.js';
+import { sessionRoutes } from './session.js';
+
+/** The node's HTTP server. */
+export interface Api {
+  readonly app: FastifyInstance;
+  /** The URL it listens on (after listen()). */
+  readonly url: string;
+  listen(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Extra routes that other parts add under /v1 (backups, restore). */
+export type RouteRegistrar = (app: FastifyInstance, node: SprocdNode) => void;
+
+const extraRoutes: RouteRegistrar[] = [];
+
+/** Lets a part of sprocd add its routes under /v1 (used by the backup module). */
+export function registerRoutes(registrar: RouteRegistrar): void {
+  extraRoutes.push(registrar);
+}
+
+/** Builds the API of `node`. */
+export async function buildApi(node: SprocdNode): Promise<Api> {
+  const s = node.settings;
+  const app = Fastify({
+    bodyLimit: s.bodyLimit,
+    loggerInstance: node.log.child({ part: 'api' }) as unknown as FastifyBaseLogger,
+    disableRequestLogging: true,
+    // Request ids are for logs only; no header in, no header out.
+    return503OnClosing: true,
+  });
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler((err, request, reply) => {
+    const { status, body } = toHttpError(err);
+    if (status >= 500 && body.error.code === 'INTERNAL') {
+      request.log.error({ err }, 'request failed');
+    }
+    void reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url}.` } });
+  });
+
+  healthRoutes(app, node);
+  const checkToken = bearerChecker(s.token);
+  await app.register(
+    async (v1) => {
+      v1.addHook('onRequest', async (request) => {
+        checkToken(request.headers.authorization);
+      });
+      executionRoutes(v1, node);
+      procedureRoutes(v1, node);
+      sessionRoutes(v1, node);
+      nodeRoutes(v1, node);
+      for (const registrar of extraRoutes) {
+        registrar(v1, node);
+      }
+    },
+    { prefix: '/v1' },
+  );
+
+  let url = '';
+  return {
+    app,
+    get url() {
+      return url;
+    },
+    async listen() {
+      url = await app.listen({ host: s.host, port: s.port });
+      const address = app.server.address();
+      if (address && typeof address === 'object') {
+        const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+        url = `http://${host}:${address.port}`;
+      }
+    },
+    async close() {
+      await app.close();
+    },
+  };
+}

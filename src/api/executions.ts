@@ -1,0 +1,98 @@
+/** /v1/executions: Execute on server, read, list, abort, wake. */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { ValidationError } from '../errors.js';
+import type { SprocdNode } from '../node.js';
+import { MAX_ATTEMPTS, MAX_DELAY_MS, MAX_LIST_LIMIT, MAX_PRIORITY, isFinal } from '../procedures/executions.js';
+import { withRedisTimeout } from '../redis/errors.js';
+
+/** Longest `wait` a request may ask for. */
+export const MAX_WAIT_MS = 10 * 60 * 1000;
+
+const ExecuteBody = z.strictObject({
+  procedure: z.string(),
+  params: z.unknown().optional(),
+  name: z.string().optional(),
+  unique: z.boolean().optional(),
+  delayMs: z.number().int().min(0).max(MAX_DELAY_MS).optional(),
+  priority: z.number().int().min(0).max(MAX_PRIORITY).optional(),
+  attempts: z.number().int().min(1).max(MAX_ATTEMPTS).optional(),
+  wait: z.number().int().min(0).max(MAX_WAIT_MS).optional(),
+});
+
+const ListQuery = z.strictObject({
+  state: z.enum(['waiting', 'delayed', 'active', 'completed', 'failed', 'aborted']).optional(),
+  name: z.string().optional(),
+  procedure: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
+});
+
+/** Parses `input` with `schema`, or throws a ValidationError listing the issues. */
+export function parseOr400<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+  const parsed = schema.safeParse(input ?? (what === 'body' ? undefined : {}));
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
+    const summary = issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+    throw new ValidationError(`Bad ${what}: ${summary}`, { issues });
+  }
+  return parsed.data;
+}
+
+/** Parses an execution number from the URL. */
+export function parseNumber(raw: string): number {
+  if (!/^[1-9]\d{0,15}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    throw new ValidationError(`Execution numbers are positive integers; got ${JSON.stringify(raw)}.`);
+  }
+  return Number(raw);
+}
+
+export function executionRoutes(app: FastifyInstance, node: SprocdNode): void {
+  const timeout = node.settings.redisTimeoutMs;
+
+  app.post('/executions', async (request, reply) => {
+    if (request.body === undefined || request.body === null) {
+      throw new ValidationError('Send a JSON body such as {"procedure":"hello","params":{"who":"world"}}.');
+    }
+    const body = parseOr400(ExecuteBody, request.body, 'body');
+    const executions = node.executionsForRequests();
+    const { execution, existing } = await withRedisTimeout(
+      executions.execute(body.procedure, body.params, {
+        name: body.name,
+        unique: body.unique,
+        delayMs: body.delayMs,
+        priority: body.priority,
+        attempts: body.attempts,
+      }),
+      timeout,
+    );
+    let view = execution;
+    if (body.wait && !isFinal(view.state)) {
+      view = await withRedisTimeout(executions.waitFor(view.number, body.wait), body.wait + timeout);
+    }
+    const status = isFinal(view.state) && body.wait !== undefined ? 200 : existing ? 200 : 202;
+    return reply.status(status).send(existing ? { ...view, existing: true } : view);
+  });
+
+  app.get('/executions', async (request) => {
+    const query = parseOr400(ListQuery, request.query, 'query');
+    const items = await withRedisTimeout(node.executionsReadable().list(query), timeout);
+    return { items };
+  });
+
+  app.get<{ Params: { number: string } }>('/executions/:number', async (request) => {
+    const number = parseNumber(request.params.number);
+    return withRedisTimeout(node.executionsReadable().get(number), timeout);
+  });
+
+  app.post<{ Params: { number: string } }>('/executions/:number/abort', async (request, reply) => {
+    const number = parseNumber(request.params.number);
+    const view = await withRedisTimeout(node.executionsReadable().abort(number), timeout);
+    return reply.status(202).send(view);
+  });
+
+  app.post<{ Params: { number: string } }>('/executions/:number/wake', async (request, reply) => {
+    const number = parseNumber(request.params.number);
+    const view = await withRedisTimeout(node.executionsReadable().wake(number), timeout);
+    return reply.status(202).send(view);
+  });
+}

@@ -1,0 +1,134 @@
+/** A typed client for a node's HTTP API; the CLI is built on it. */
+import { SprocdError } from './errors.js';
+import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue, SessionInfo } from './types.js';
+
+/** An error answer from the API, or no answer at all. */
+export class ApiError extends SprocdError {
+  constructor(
+    code: string,
+    message: string,
+    readonly status: number,
+    details?: unknown,
+  ) {
+    super(code, message, { details });
+  }
+}
+
+/** Options of {@link SprocdClient}. */
+export interface ClientOptions {
+  /** @defaultValue process.env.SPROCD_URL ?? "http://127.0.0.1:8080" */
+  url?: string;
+  /** @defaultValue process.env.SPROCD_TOKEN */
+  token?: string;
+}
+
+/** Talks to one node over HTTP. */
+export class SprocdClient {
+  readonly url: string;
+  private readonly token: string | undefined;
+
+  constructor(options: ClientOptions = {}) {
+    this.url = (options.url ?? process.env.SPROCD_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+    this.token = options.token ?? process.env.SPROCD_TOKEN;
+  }
+
+  /** Execute on server. With `wait`, answers when the execution finishes or the wait runs out. */
+  execute(
+    procedure: string,
+    params?: unknown,
+    options: ExecuteOptions & { wait?: number } = {},
+  ): Promise<ExecutionView & { existing?: boolean }> {
+    return this.request('POST', '/v1/executions', { procedure, params, ...options });
+  }
+
+  get(number: number): Promise<ExecutionView> {
+    return this.request('GET', `/v1/executions/${number}`);
+  }
+
+  async list(filter: { state?: ExecutionState; name?: string; procedure?: string; limit?: number } = {}): Promise<ExecutionView[]> {
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) {
+      if (v !== undefined) {
+        query.set(k, String(v));
+      }
+    }
+    const qs = query.toString();
+    return (await this.request<{ items: ExecutionView[] }>('GET', `/v1/executions${qs ? `?${qs}` : ''}`)).items;
+  }
+
+  abort(number: number): Promise<ExecutionView> {
+    return this.request('POST', `/v1/executions/${number}/abort`);
+  }
+
+  wake(number: number): Promise<ExecutionView> {
+    return this.request('POST', `/v1/executions/${number}/wake`);
+  }
+
+  async procedures(): Promise<{ name: string; params?: unknown }[]> {
+    return (await this.request<{ items: { name: string; params?: unknown }[] }>('GET', '/v1/procedures')).items;
+  }
+
+  session(): Promise<{ id: string; info: SessionInfo; privileges: string[] }> {
+    return this.request('GET', '/v1/session');
+  }
+
+  storage(key?: string): Promise<JsonValue> {
+    return this.request('GET', key === undefined ? '/v1/session/storage' : `/v1/session/storage/${encodeURIComponent(key)}`);
+  }
+
+  async nodes(): Promise<unknown[]> {
+    return (await this.request<{ items: unknown[] }>('GET', '/v1/nodes')).items;
+  }
+
+  backup(): Promise<Record<string, unknown>> {
+    return this.request('POST', '/v1/backups');
+  }
+
+  backups(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/v1/backups');
+  }
+
+  restore(bytes: Uint8Array): Promise<Record<string, unknown>> {
+    return this.request('POST', '/v1/restore', bytes);
+  }
+
+  /** Sends one request; throws ApiError with the server's code and message, or UNREACHABLE. */
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (this.token) {
+      headers.authorization = `Bearer ${this.token}`;
+    }
+    let payload: string | Uint8Array | undefined;
+    if (body instanceof Uint8Array) {
+      headers['content-type'] = 'application/octet-stream';
+      payload = body;
+    } else if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(body);
+    }
+    let response: Response;
+    try {
+      response = await fetch(`${this.url}${path}`, { method, headers, body: payload });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      throw new ApiError('UNREACHABLE', `cannot reach sprocd at ${this.url} (${cause}); is it running? (SPROCD_URL)`, 0);
+    }
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+    if (!response.ok) {
+      const error = (parsed as { error?: { code?: string; message?: string; details?: unknown } } | undefined)?.error;
+      throw new ApiError(
+        error?.code ?? `HTTP_${response.status}`,
+        error?.message ?? `HTTP ${response.status}: ${text.slice(0, 200)}`,
+        response.status,
+        error?.details,
+      );
+    }
+    return parsed as T;
+  }
+}

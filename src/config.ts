@@ -1,0 +1,166 @@
+/**
+ * Settings: environment variables → one typed, validated object. Every default lives here, and a bad
+ * value stops the start with a message that names the variable (one line per bad setting).
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { CronExpressionParser } from 'cron-parser';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Typed settings of one node. */
+export interface Settings {
+  /** `REDIS_URL`; undefined starts the embedded redis-server. */
+  redisUrl: string | undefined;
+  /** `SPROCD_PREFIX`: every Redis key lives under `{prefix}`. @defaultValue "sprocd" */
+  prefix: string;
+  host: string;
+  port: number;
+  token: string | undefined;
+  concurrency: number;
+  jobsDir: string;
+  lifecycleDir: string;
+  shutdownGraceMs: number;
+  backupCron: string | undefined;
+  backupTimezone: string | undefined;
+  backupDir: string;
+  backupKeep: number;
+  backupRetries: number;
+  backupRetryDelayMs: number;
+  backupMaxFailures: number;
+  logLevel: (typeof LOG_LEVELS)[number];
+  userName: string;
+  lockLeaseMs: number;
+  lockTimeoutMs: number;
+  storageMaxEntryBytes: number;
+  keepFinished: number;
+  keepFinishedSeconds: number;
+  bodyLimit: number;
+  restoreMaxBytes: number;
+  redisTimeoutMs: number;
+  executionLeaseMs: number;
+  maxRecoveries: number;
+  heartbeatMs: number;
+  nodeTimeoutMs: number;
+  nodeName: string;
+  dataDir: string;
+}
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const nonEmpty = z.string().trim().min(1, 'must not be empty');
+
+/** Each setting: its variable, its parser, its default (as the string a user would write). */
+const SCHEMA = {
+  redisUrl: ['REDIS_URL', z.string().trim().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://'), undefined],
+  prefix: ['SPROCD_PREFIX', z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 _ . -'), 'sprocd'],
+  host: ['HOST', nonEmpty, '127.0.0.1'],
+  port: ['PORT', int(0, 65535), '8080'],
+  token: ['SPROCD_TOKEN', z.string().min(16, 'must be at least 16 characters'), undefined],
+  concurrency: ['SPROCD_CONCURRENCY', int(1, 10_000), '16'],
+  jobsDir: ['SPROCD_JOBS_DIR', nonEmpty, './jobs'],
+  lifecycleDir: ['SPROCD_LIFECYCLE_DIR', nonEmpty, './lifecycle'],
+  shutdownGraceMs: ['SPROCD_SHUTDOWN_GRACE_MS', int(0), '10000'],
+  backupCron: ['SPROCD_BACKUP_CRON', nonEmpty, undefined],
+  backupTimezone: ['SPROCD_BACKUP_TZ', nonEmpty, undefined],
+  backupDir: ['SPROCD_BACKUP_DIR', nonEmpty, './backups'],
+  backupKeep: ['SPROCD_BACKUP_KEEP', int(1, 10_000), '3'],
+  backupRetries: ['SPROCD_BACKUP_RETRIES', int(0, 100), '3'],
+  backupRetryDelayMs: ['SPROCD_BACKUP_RETRY_DELAY_MS', int(0), '60000'],
+  backupMaxFailures: ['SPROCD_BACKUP_MAX_FAILURES', int(1, 1000), '5'],
+  logLevel: ['LOG_LEVEL', z.enum(LOG_LEVELS), 'info'],
+  userName: ['SPROCD_USER_NAME', nonEmpty, 'sprocd'],
+  lockLeaseMs: ['SPROCD_LOCK_LEASE_MS', int(100), '10000'],
+  lockTimeoutMs: ['SPROCD_LOCK_TIMEOUT_MS', int(1), '30000'],
+  storageMaxEntryBytes: ['SPROCD_STORAGE_MAX_ENTRY_BYTES', int(1), String(1024 * 1024)],
+  keepFinished: ['SPROCD_KEEP_FINISHED', int(0), '1000'],
+  keepFinishedSeconds: ['SPROCD_KEEP_FINISHED_S', int(1), String(24 * 3600)],
+  bodyLimit: ['SPROCD_BODY_LIMIT', int(1), String(1024 * 1024)],
+  restoreMaxBytes: ['SPROCD_RESTORE_MAX_BYTES', int(1), String(512 * 1024 * 1024)],
+  redisTimeoutMs: ['SPROCD_REDIS_TIMEOUT_MS', int(50), '2000'],
+  executionLeaseMs: ['SPROCD_EXECUTION_LEASE_MS', int(500), '30000'],
+  maxRecoveries: ['SPROCD_MAX_RECOVERIES', int(0, 1000), '5'],
+  heartbeatMs: ['SPROCD_HEARTBEAT_MS', int(100), '5000'],
+  nodeTimeoutMs: ['SPROCD_NODE_TIMEOUT_MS', int(300), '15000'],
+  nodeName: ['SPROCD_NODE_NAME', z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'use 1-100 of A-Z a-z 0-9 _ . : -'), undefined],
+  dataDir: ['SPROCD_DATA_DIR', nonEmpty, './.sprocd'],
+} as const satisfies Record<keyof Settings, readonly [string, z.ZodType, string | undefined]>;
+
+/** Variable names of all settings, for docs and for `sprocd start --help`. */
+export const SETTING_VARIABLES = Object.values(SCHEMA).map(([name]) => name);
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** Whether `host` only accepts connections from this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK.has(host) || host.startsWith('127.');
+}
+
+/**
+ * Reads settings from `env` (process.env by default), resolving folders against `cwd`.
+ * Throws one ConfigError listing every bad setting by its variable name.
+ */
+export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Settings {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const [key, [variable, schema, fallback]] of Object.entries(SCHEMA)) {
+    const raw = env[variable] === undefined || env[variable] === '' ? fallback : env[variable];
+    if (raw === undefined) {
+      out[key] = undefined;
+      continue;
+    }
+    const parsed = (schema as z.ZodType).safeParse(raw);
+    if (parsed.success) {
+      out[key] = parsed.data;
+    } else {
+      const reason = parsed.error.issues.map((i) => i.message).join('; ');
+      problems.push(`${variable}=${JSON.stringify(raw)}: ${reason}`);
+    }
+  }
+  const s = out as unknown as Settings;
+  if (problems.length === 0) {
+    if (s.backupCron !== undefined && s.backupCron !== 'off') {
+      try {
+        CronExpressionParser.parse(s.backupCron, s.backupTimezone ? { tz: s.backupTimezone } : {});
+      } catch (err) {
+        problems.push(`SPROCD_BACKUP_CRON=${JSON.stringify(s.backupCron)}: ${(err as Error).message}`);
+      }
+    }
+    if (s.backupTimezone !== undefined && !isValidTimezone(s.backupTimezone)) {
+      problems.push(`SPROCD_BACKUP_TZ=${JSON.stringify(s.backupTimezone)}: not a known IANA time zone`);
+    }
+    if (!isLoopbackHost(s.host) && s.token === undefined) {
+      problems.push(
+        `HOST=${JSON.stringify(s.host)}: listening beyond loopback needs SPROCD_TOKEN (anyone could run procedures)`,
+      );
+    }
+    if (s.nodeTimeoutMs <= s.heartbeatMs) {
+      problems.push('SPROCD_NODE_TIMEOUT_MS: must be longer than SPROCD_HEARTBEAT_MS');
+    }
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(`Bad settings:\n  ${problems.join('\n  ')}`, { problems });
+  }
+  for (const key of ['jobsDir', 'lifecycleDir', 'backupDir', 'dataDir'] as const) {
+    s[key] = path.resolve(cwd, s[key]);
+  }
+  s.nodeName ??= `${os.hostname()}-${process.pid}`;
+  return s;
+}
+
+function isValidTimezone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}

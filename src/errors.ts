@@ -1,0 +1,137 @@
+/**
+ * Every error sprocd raises on purpose. Each class means one thing and carries a stable `code`
+ * that clients can switch on; the API layer maps codes to HTTP statuses in one place
+ * (src/api/errors.ts), so nothing else in the code base knows about HTTP.
+ */
+
+/** Base of all sprocd errors: a stable machine-readable `code`, a message for people, optional details. */
+export class SprocdError extends Error {
+  readonly code: string;
+  readonly details?: unknown;
+
+  constructor(code: string, message: string, options?: { details?: unknown; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    if (options?.details !== undefined) {
+      this.details = options.details;
+    }
+  }
+}
+
+/** A request or argument that does not have the right shape; `details` lists the issues. */
+export class ValidationError extends SprocdError {
+  constructor(message: string, details?: unknown) {
+    super('VALIDATION_FAILED', message, { details });
+  }
+}
+
+/** A procedure or process name that breaks the naming rules. */
+export class InvalidNameError extends SprocdError {
+  constructor(message: string) {
+    super('INVALID_NAME', message);
+  }
+}
+
+/** No procedure of that name is loaded from jobs/. */
+export class UnknownProcedureError extends SprocdError {
+  constructor(name: string) {
+    super('UNKNOWN_PROCEDURE', `No procedure "${name}" in jobs/ (GET /v1/procedures lists them).`, {
+      details: { procedure: name },
+    });
+  }
+}
+
+/** No execution with that number (never created, or dropped by retention). */
+export class ExecutionNotFoundError extends SprocdError {
+  constructor(number: number) {
+    super(
+      'EXECUTION_NOT_FOUND',
+      `No execution ${number}: it never existed or retention (SPROCD_KEEP_FINISHED, SPROCD_KEEP_FINISHED_S) dropped it.`,
+      { details: { number } },
+    );
+  }
+}
+
+/** The execution already reached a final state, so it cannot be aborted or woken. */
+export class ExecutionFinishedError extends SprocdError {
+  constructor(number: number, state: string) {
+    super('EXECUTION_FINISHED', `Execution ${number} has already finished (${state}).`, {
+      details: { number, state },
+    });
+  }
+}
+
+/** Raised inside an execution whose abort was requested; the execution ends as `aborted`. */
+export class AbortedError extends SprocdError {
+  constructor(message = 'The execution was aborted.') {
+    super('ABORTED', message);
+  }
+}
+
+/** Missing or wrong bearer token. */
+export class UnauthorizedError extends SprocdError {
+  constructor(message: string) {
+    super('UNAUTHORIZED', message);
+  }
+}
+
+/** The node has not finished starting (onServerStartup still running). */
+export class NotReadyError extends SprocdError {
+  constructor() {
+    super('NOT_READY', 'The node is starting (onServerStartup has not finished); retry shortly.');
+  }
+}
+
+/** The node is stopping and takes no new work. */
+export class StoppingError extends SprocdError {
+  constructor() {
+    super('STOPPING', 'The node is stopping and accepts no new executions; send the request to another node.');
+  }
+}
+
+/** Redis did not answer within SPROCD_REDIS_TIMEOUT_MS, or the connection is down. */
+export class RedisUnavailableError extends SprocdError {
+  constructor(cause?: unknown) {
+    super(
+      'REDIS_UNAVAILABLE',
+      'Redis is unreachable or did not answer in time (SPROCD_REDIS_TIMEOUT_MS); the request changed nothing that was acknowledged. Retry when Redis is back.',
+      { cause },
+    );
+  }
+}
+
+/** A setting in the environment has a bad value; the message names the variable. */
+export class ConfigError extends SprocdError {
+  constructor(message: string, details?: unknown) {
+    super('CONFIG_INVALID', message, { details });
+  }
+}
+
+/** A module under jobs/ or lifecycle/ could not be loaded. */
+export class ModuleLoadError extends SprocdError {
+  constructor(file: string, reason: string, cause?: unknown) {
+    super('MODULE_LOAD_FAILED', `${file}: ${reason}`, { details: { file }, cause });
+  }
+}
+
+/** A conflicting request, e.g. a second backup while one runs. */
+export class ConflictError extends SprocdError {
+  constructor(code: string, message: string, details?: unknown) {
+    super(code, message, { details });
+  }
+}
+
+/** Turns anything thrown into a plain `{ name, message, code? }` that is safe to store as JSON. */
+export function describeError(err: unknown): { name: string; message: string; code?: string } {
+  if (err instanceof SprocdError) {
+    return { name: err.name, message: err.message, code: err.code };
+  }
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string'
+      ? { name: err.name, message: err.message, code }
+      : { name: err.name, message: err.message };
+  }
+  return { name: 'Error', message: String(err) };
+}

@@ -1,0 +1,26 @@
+/**
+ * sprocd's public API: what a procedure or hook module imports (`defineProcedure`, `z`, the types),
+ * `createNode` to embed a node, and a typed HTTP client.
+ */
+export { z } from 'zod';
+export { defineProcedure, type Procedure, type ProcedureDefinition, type Backoff } from './procedures/define.js';
+export type {
+  JsonValue,
+  Draft,
+  Storage,
+  Session,
+  SessionInfo,
+  ExecuteOptions,
+  ExecutionView,
+  ExecutionState,
+  ProcessInfo,
+  HookContext,
+  ProcedureContext,
+} from './types.js';
+export type { SystemEvent } from './lifecycle/system-events.js';
+export { SprocdError, AbortedError, ValidationError } from './errors.js';
+export { UnrecoverableError } from 'bullmq';
+export { SprocdClient, ApiError, type ClientOptions } from './client.js';
+export { loadSettings, type Settings } from './config.js';
+export { createNode } from './start.js';
+export type { SprocdNode } from './node.js';

@@ -1,0 +1,54 @@
+/**
+ * The lifecycle hooks from lifecycle/: loaded like procedures, each run inside the stored-procedure
+ * session with the same context shape as a procedure's (session, log, signal).
+ */
+import { ModuleLoadError } from '../errors.js';
+import { importDefault, listModules } from '../modules.js';
+import type { HookContext } from '../types.js';
+
+/** The hooks 4D calls database methods, by their file names. */
+export const HOOK_NAMES = ['onServerStartup', 'onServerShutdown', 'onBackupStartup', 'onBackupShutdown', 'onSystemEvent'] as const;
+
+/** One of {@link HOOK_NAMES}. */
+export type HookName = (typeof HOOK_NAMES)[number];
+
+type HookFunction = (ctx: HookContext, ...args: unknown[]) => unknown;
+
+/** The loaded hooks; a missing hook is simply not called. */
+export class LifecycleHooks {
+  private hooks = new Map<HookName, HookFunction>();
+  private generation = 0;
+
+  constructor(private readonly dir: string) {}
+
+  /** Loads (or reloads) lifecycle/. An unknown file name or a bad export stops the start. */
+  async load(): Promise<void> {
+    const next = new Map<HookName, HookFunction>();
+    const generation = this.generation++;
+    for (const { name, file } of listModules(this.dir)) {
+      if (!(HOOK_NAMES as readonly string[]).includes(name)) {
+        throw new ModuleLoadError(file, `is not a lifecycle hook; the hooks are ${HOOK_NAMES.join(', ')}`);
+      }
+      if (next.has(name as HookName)) {
+        throw new ModuleLoadError(file, `hook "${name}" is defined by two files`);
+      }
+      const exported = await importDefault(file, generation);
+      if (typeof exported !== 'function') {
+        throw new ModuleLoadError(file, `default export must be an async function (ctx${name === 'onBackupShutdown' ? ', status' : name === 'onSystemEvent' ? ', event' : ''}) => ...`);
+      }
+      next.set(name as HookName, exported as HookFunction);
+    }
+    this.hooks = next;
+  }
+
+  /** Whether the hook exists. */
+  has(name: HookName): boolean {
+    return this.hooks.has(name);
+  }
+
+  /** Runs a hook and returns what it returned (undefined when there is none). */
+  async run(name: HookName, ctx: HookContext, ...args: unknown[]): Promise<unknown> {
+    const hook = this.hooks.get(name);
+    return hook ? await hook(ctx, ...args) : undefined;
+  }
+}

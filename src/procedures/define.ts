@@ -1,0 +1,55 @@
+/** defineProcedure: the typed way to write a procedure module's default export. */
+import type { z } from 'zod';
+import type { JsonValue, ProcedureContext } from '../types.js';
+
+/** Marks objects made by defineProcedure; a global symbol so that two copies of sprocd agree. */
+export const PROCEDURE_MARK = Symbol.for('sprocd.procedure');
+
+/** How long to wait between attempts. A number is a fixed delay in ms. */
+export type Backoff = number | { type: 'fixed' | 'exponential'; delayMs: number };
+
+/** What a procedure module declares. */
+export interface ProcedureDefinition<P = unknown, R = unknown> {
+  /** Checked when the execution is requested; a bad request is refused and nothing is queued. */
+  params?: z.ZodType<P>;
+  /** The work. Its result must be JSON; it is kept with the execution. */
+  run: (params: P, ctx: ProcedureContext) => R | Promise<R>;
+  /** How many starts at most when it throws. @defaultValue 1 (no retry) */
+  attempts?: number;
+  /** Delay between attempts. @defaultValue exponential from 1000 ms */
+  backoff?: Backoff;
+  /** The execution fails (and may retry) when it runs longer than this. @defaultValue none */
+  timeoutMs?: number;
+  /** One line shown by GET /v1/procedures. */
+  description?: string;
+}
+
+/** A procedure as defineProcedure returns it. */
+export type Procedure<P = unknown, R = unknown> = ProcedureDefinition<P, R> & { readonly [PROCEDURE_MARK]: true };
+
+/**
+ * Declares a procedure: `export default defineProcedure({ params: z.object({...}), run: async (p, ctx) => ... })`.
+ * Validates the options now, so a mistake stops the start with the file's path.
+ */
+export function defineProcedure<P = JsonValue, R = unknown>(definition: ProcedureDefinition<P, R>): Procedure<P, R> {
+  if (typeof definition !== 'object' || definition === null || typeof definition.run !== 'function') {
+    throw new TypeError('defineProcedure needs an object with a run(params, ctx) function.');
+  }
+  if (definition.attempts !== undefined && !(Number.isInteger(definition.attempts) && definition.attempts >= 1)) {
+    throw new TypeError('defineProcedure: attempts must be a whole number of 1 or more.');
+  }
+  if (definition.timeoutMs !== undefined && !(Number.isFinite(definition.timeoutMs) && definition.timeoutMs > 0)) {
+    throw new TypeError('defineProcedure: timeoutMs must be a positive number of milliseconds.');
+  }
+  const backoff = definition.backoff;
+  if (
+    backoff !== undefined &&
+    !(typeof backoff === 'number' ? backoff >= 0 : backoff && typeof backoff.delayMs === 'number' && backoff.delayMs >= 0)
+  ) {
+    throw new TypeError('defineProcedure: backoff must be a delay in ms or { type: "fixed" | "exponential", delayMs }.');
+  }
+  if (definition.params !== undefined && typeof (definition.params as { safeParse?: unknown }).safeParse !== 'function') {
+    throw new TypeError('defineProcedure: params must be a zod schema (import { z } from "sprocd").');
+  }
+  return Object.freeze({ ...definition, [PROCEDURE_MARK]: true as const });
+}

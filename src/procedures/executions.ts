@@ -1,0 +1,398 @@
+/**
+ * The queue side of executions: Execute on server (number, unique name, delay, priority, attempts),
+ * reading executions back, abort, wake, and waiting for an execution to finish.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Job, Queue, QueueEvents, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { AbortedError, ExecutionFinishedError, ExecutionNotFoundError, UnknownProcedureError, ValidationError } from '../errors.js';
+import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
+import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '../types.js';
+import type { Backoff } from './define.js';
+import { decodeFailure, encodeFailure } from './failure.js';
+import { assertProcedureName, assertProcessName } from './names.js';
+import type { ProcedureRegistry } from './registry.js';
+import { assertJson } from './json.js';
+
+/** What travels in the BullMQ job. */
+export interface ExecutionData {
+  procedure: string;
+  params: JsonValue;
+  id: string;
+  name: string;
+}
+
+/** A control message sent to every node over pub/sub. */
+export interface ControlMessage {
+  op: 'abort' | 'wake';
+  number: number;
+}
+
+/** Settings the executions need. */
+export interface ExecutionSettings {
+  keepFinished: number;
+  keepFinishedSeconds: number;
+}
+
+/** Largest `delayMs` accepted (about 10 years); beyond that it is surely a mistake. */
+export const MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000;
+/** BullMQ's priority range. */
+export const MAX_PRIORITY = 2_097_152;
+/** Most attempts one execution may ask for. */
+export const MAX_ATTEMPTS = 1000;
+/** Most executions one list call returns. */
+export const MAX_LIST_LIMIT = 1000;
+
+const ABORT_SCRIPT = fs.readFileSync(fileURLToPath(new URL('./abort-waiting.lua', import.meta.url)), 'utf8');
+
+/** The result of Execute on server. */
+export interface ExecuteResult {
+  execution: ExecutionView;
+  /** True when `unique` found a live execution of that name and started nothing. */
+  existing: boolean;
+}
+
+/** Filters of GET /v1/executions. */
+export interface ListFilter {
+  state?: ExecutionState;
+  name?: string;
+  procedure?: string;
+  limit?: number;
+}
+
+/** Executions on the queue: the one place that knows how an execution maps onto a BullMQ job. */
+export class Executions {
+  readonly queue: Queue<ExecutionData, JsonValue>;
+  private events: QueueEvents | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly registry: ProcedureRegistry,
+    private readonly settings: ExecutionSettings,
+    private readonly openEventsConnection: () => Redis,
+  ) {
+    this.queue = new Queue(QUEUE_NAME, { connection: redis, prefix: keys.bullPrefix });
+    this.queue.on('error', () => undefined);
+    redis.defineCommand('sprocdAbortWaiting', { numberOfKeys: 7, lua: ABORT_SCRIPT });
+  }
+
+  /**
+   * Execute on server: checks the request, allots the execution number and queues it. Nothing is
+   * queued when anything is wrong with the request.
+   */
+  async execute(procedure: unknown, params: unknown, options: ExecuteOptions = {}): Promise<ExecuteResult> {
+    assertProcedureName(procedure);
+    const definition = this.registry.get(procedure);
+    if (!definition) {
+      throw new UnknownProcedureError(procedure);
+    }
+    checkOptions(options);
+    if (params !== undefined) {
+      assertJson(params, 'params');
+    }
+    const jsonParams = (params === undefined ? null : params) as JsonValue;
+    if (definition.params) {
+      const parsed = definition.params.safeParse(params);
+      if (!parsed.success) {
+        throw new ValidationError(`params do not match procedure "${procedure}": ${summarizeIssues(parsed.error.issues)}`, {
+          issues: parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message, code: i.code })),
+        });
+      }
+    }
+    const name = options.name ?? '';
+    const number = await this.redis.incr(this.keys.sequence);
+    const jobId = jobIdOf(number);
+    const attempts = options.attempts ?? definition.attempts ?? 1;
+    const opts: JobsOptions = {
+      jobId,
+      attempts,
+      removeOnComplete: { count: this.settings.keepFinished, age: this.settings.keepFinishedSeconds },
+      removeOnFail: { count: this.settings.keepFinished, age: this.settings.keepFinishedSeconds },
+    };
+    if (attempts > 1) {
+      opts.backoff = toBullBackoff(definition.backoff);
+    }
+    if (options.delayMs) {
+      opts.delay = options.delayMs;
+    }
+    if (options.priority) {
+      opts.priority = options.priority;
+    }
+    if (options.unique) {
+      // BullMQ's deduplication key lives until the job completes or fails, which is exactly
+      // "a live execution of that name"; its add script checks and sets it atomically, so two
+      // nodes asked at once still start one.
+      opts.deduplication = { id: `name:${name}` };
+    }
+    const data: ExecutionData = { procedure, params: jsonParams, id: randomUUID(), name };
+    const job = await this.queue.add(procedure, data, opts);
+    if (job.id !== jobId) {
+      const existing = await this.find(numberOfJobId(job.id) ?? -1);
+      if (existing) {
+        return { execution: existing, existing: true };
+      }
+      // The live one finished between the add and this read: its view is gone or final; report it anyway.
+      return { execution: await this.get(numberOfJobId(job.id) ?? -1), existing: true };
+    }
+    return {
+      execution: viewOf(job, options.delayMs ? 'delayed' : 'waiting', number),
+      existing: false,
+    };
+  }
+
+  /** The execution with that number; throws ExecutionNotFoundError. */
+  async get(number: number): Promise<ExecutionView> {
+    const view = await this.find(number);
+    if (!view) {
+      throw new ExecutionNotFoundError(number);
+    }
+    return view;
+  }
+
+  /** The execution with that number, or undefined. */
+  async find(number: number): Promise<ExecutionView | undefined> {
+    if (!Number.isSafeInteger(number) || number <= 0) {
+      return undefined;
+    }
+    const job = await Job.fromId<ExecutionData, JsonValue>(this.queue, jobIdOf(number));
+    if (!job) {
+      return undefined;
+    }
+    const state = await job.getState();
+    return viewOf(job, state, number);
+  }
+
+  /** Executions, newest first, filtered. */
+  async list(filter: ListFilter = {}): Promise<ExecutionView[]> {
+    const limit = Math.min(filter.limit ?? 50, MAX_LIST_LIMIT);
+    const types = bullTypesOf(filter.state);
+    const filtered = filter.name !== undefined || filter.procedure !== undefined;
+    // Without filters the newest `limit` of each list are enough; with filters look deeper, but bounded.
+    const depth = filtered ? Math.max(limit, 5000) : limit;
+    const seen = new Map<number, ExecutionView>();
+    for (const type of types) {
+      const jobs = await this.queue.getJobs([type], 0, depth - 1, type === 'waiting' || type === 'prioritized' ? true : false);
+      for (const job of jobs) {
+        const number = numberOfJobId(job?.id);
+        if (!job || number === undefined) {
+          continue;
+        }
+        const view = viewOf(job, type, number);
+        if (filter.state && view.state !== filter.state) {
+          continue;
+        }
+        if (filter.name !== undefined && view.name !== filter.name) {
+          continue;
+        }
+        if (filter.procedure !== undefined && view.procedure !== filter.procedure) {
+          continue;
+        }
+        seen.set(number, view);
+      }
+    }
+    return [...seen.values()].sort((a, b) => b.number - a.number).slice(0, limit);
+  }
+
+  /**
+   * Aborts an execution wherever it is: one that has not started is filed as aborted at once; an
+   * active one is flagged and its node is told to fire `ctx.signal`.
+   */
+  async abort(number: number): Promise<ExecutionView> {
+    const jobId = jobIdOf(number);
+    const bull = (suffix: string) => `${this.keys.bullPrefix}:${QUEUE_NAME}:${suffix}`;
+    const outcome = (await (this.redis as unknown as {
+      sprocdAbortWaiting(...args: (string | number)[]): Promise<string>;
+    }).sprocdAbortWaiting(
+      this.keys.job(number),
+      bull('wait'),
+      bull('paused'),
+      bull('delayed'),
+      bull('prioritized'),
+      bull('failed'),
+      bull('events'),
+      jobId,
+      encodeFailure(new AbortedError('The execution was aborted before it started.')),
+      Date.now(),
+      bull('de:'),
+    )) as 'missing' | 'finished' | 'aborted' | 'active';
+    if (outcome === 'missing') {
+      throw new ExecutionNotFoundError(number);
+    }
+    if (outcome === 'finished') {
+      const view = await this.get(number);
+      throw new ExecutionFinishedError(number, view.state);
+    }
+    if (outcome === 'active') {
+      await this.publish({ op: 'abort', number });
+    }
+    return this.get(number);
+  }
+
+  /** DELAY PROCESS with 0: ends the execution's current ctx.delay early. */
+  async wake(number: number): Promise<ExecutionView> {
+    const view = await this.get(number);
+    if (view.state === 'completed' || view.state === 'failed' || view.state === 'aborted') {
+      throw new ExecutionFinishedError(number, view.state);
+    }
+    await this.publish({ op: 'wake', number });
+    return view;
+  }
+
+  /**
+   * Waits up to `ms` for the execution to finish; returns its view either way (check `state`).
+   * Events come from one QueueEvents per node, opened on first use; the state is also re-read
+   * every second, so an event missed while that reader connects costs at most a second.
+   */
+  async waitFor(number: number, ms: number): Promise<ExecutionView> {
+    const deadline = Date.now() + ms;
+    const jobId = jobIdOf(number);
+    const events = await this.queueEvents();
+    let view = await this.get(number);
+    while (!isFinal(view.state) && Date.now() < deadline) {
+      const remaining = deadline - Date.now();
+      await new Promise<void>((resolve) => {
+        const done = (args: { jobId: string }) => {
+          if (args.jobId === jobId) {
+            finish();
+          }
+        };
+        const finish = () => {
+          clearTimeout(timer);
+          events.off('completed', done);
+          events.off('failed', done);
+          resolve();
+        };
+        const timer = setTimeout(finish, Math.min(remaining, 1000));
+        events.on('completed', done);
+        events.on('failed', done);
+      });
+      const next = await this.find(number);
+      if (!next) {
+        break; // retention dropped it the moment it finished (SPROCD_KEEP_FINISHED=0)
+      }
+      view = next;
+    }
+    return view;
+  }
+
+  /** Closes what this object opened (not the shared connection). */
+  async close(): Promise<void> {
+    await this.events?.close().catch(() => undefined);
+    await this.queue.close().catch(() => undefined);
+  }
+
+  private async queueEvents(): Promise<QueueEvents> {
+    if (!this.events) {
+      this.events = new QueueEvents(QUEUE_NAME, { connection: this.openEventsConnection(), prefix: this.keys.bullPrefix });
+      this.events.on('error', () => undefined);
+    }
+    return this.events;
+  }
+
+  private async publish(message: ControlMessage): Promise<void> {
+    await this.redis.publish(this.keys.controlChannel, JSON.stringify(message));
+  }
+}
+
+/** Whether an execution in `state` has finished for good. */
+export function isFinal(state: ExecutionState): boolean {
+  return state === 'completed' || state === 'failed' || state === 'aborted';
+}
+
+function checkOptions(options: ExecuteOptions): void {
+  if (options.name !== undefined) {
+    assertProcessName(options.name);
+  }
+  if (options.unique && options.name === undefined) {
+    throw new ValidationError('"unique" needs a "name": uniqueness is by process name.');
+  }
+  const intIn = (value: unknown, field: string, min: number, max: number) => {
+    if (value !== undefined && !(Number.isInteger(value) && (value as number) >= min && (value as number) <= max)) {
+      throw new ValidationError(`"${field}" must be a whole number from ${min} to ${max}.`);
+    }
+  };
+  intIn(options.delayMs, 'delayMs', 0, MAX_DELAY_MS);
+  intIn(options.priority, 'priority', 0, MAX_PRIORITY);
+  intIn(options.attempts, 'attempts', 1, MAX_ATTEMPTS);
+}
+
+function summarizeIssues(issues: readonly { path: PropertyKey[]; message: string }[]): string {
+  return issues
+    .slice(0, 5)
+    .map((i) => (i.path.length ? `${i.path.map(String).join('.')}: ${i.message}` : i.message))
+    .join('; ');
+}
+
+function toBullBackoff(backoff: Backoff | undefined): JobsOptions['backoff'] {
+  if (backoff === undefined) {
+    return { type: 'exponential', delay: 1000 };
+  }
+  if (typeof backoff === 'number') {
+    return { type: 'fixed', delay: backoff };
+  }
+  return { type: backoff.type, delay: backoff.delayMs };
+}
+
+type BullType = 'waiting' | 'prioritized' | 'delayed' | 'active' | 'completed' | 'failed';
+
+function bullTypesOf(state: ExecutionState | undefined): BullType[] {
+  switch (state) {
+    case undefined:
+      return ['active', 'waiting', 'prioritized', 'delayed', 'completed', 'failed'];
+    case 'waiting':
+      return ['waiting', 'prioritized'];
+    case 'aborted':
+      return ['failed'];
+    default:
+      return [state];
+  }
+}
+
+/** The API's view of a BullMQ job in BullMQ state `state`. */
+export function viewOf(job: Job<ExecutionData, JsonValue>, state: string, number: number): ExecutionView {
+  const error = decodeFailure(job.failedReason);
+  let mapped: ExecutionState;
+  switch (state) {
+    case 'completed':
+    case 'active':
+    case 'delayed':
+      mapped = state;
+      break;
+    case 'failed':
+      mapped = error?.code === 'ABORTED' ? 'aborted' : 'failed';
+      break;
+    default:
+      mapped = 'waiting';
+  }
+  const data = job.data;
+  const view: ExecutionView = {
+    number,
+    id: data.id,
+    procedure: data.procedure,
+    name: data.name,
+    state: mapped,
+    params: data.params,
+    attempt: job.attemptsStarted ?? 0,
+    createdAt: new Date(job.timestamp).toISOString(),
+  };
+  if (mapped === 'completed') {
+    view.result = (job.returnvalue ?? null) as JsonValue;
+  }
+  if (error && (mapped === 'failed' || mapped === 'aborted' || mapped === 'delayed' || mapped === 'waiting')) {
+    view.error = error;
+  }
+  const progress = job.progress as unknown;
+  if (progress !== undefined && progress !== 0 && progress !== null) {
+    view.progress = progress as JsonValue;
+  }
+  if (job.processedOn) {
+    view.startedAt = new Date(job.processedOn).toISOString();
+  }
+  if (job.finishedOn && isFinal(mapped)) {
+    view.finishedAt = new Date(job.finishedOn).toISOString();
+  }
+  return view;
+}

@@ -1,0 +1,39 @@
+/** Naming rules for procedures and process names, with their limits as named constants. */
+import { InvalidNameError } from '../errors.js';
+
+/** Longest procedure name (its path under jobs/ without the extension). */
+export const PROCEDURE_NAME_MAX = 200;
+/** Longest process name (4D: the `name` of Execute on server). */
+export const PROCESS_NAME_MAX = 255;
+
+const PROCEDURE_NAME = /^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*$/;
+
+/** Throws InvalidNameError unless `name` is a well-formed procedure name like "billing/sendInvoices". */
+export function assertProcedureName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidNameError('"procedure" must be a non-empty string such as "hello" or "billing/sendInvoices".');
+  }
+  if (name.length > PROCEDURE_NAME_MAX) {
+    throw new InvalidNameError(`Procedure name is ${name.length} characters; at most ${PROCEDURE_NAME_MAX} are allowed.`);
+  }
+  if (!PROCEDURE_NAME.test(name)) {
+    throw new InvalidNameError(
+      `Bad procedure name ${JSON.stringify(name)}: use segments of A-Z a-z 0-9 _ - joined by "/" (no "..", no leading or trailing "/").`,
+    );
+  }
+}
+
+/** Throws InvalidNameError unless `name` is a valid process name: 1-255 characters, not starting with "$". */
+export function assertProcessName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidNameError('"name" must be a non-empty string (1-255 characters).');
+  }
+  if (name.length > PROCESS_NAME_MAX) {
+    throw new InvalidNameError(`"name" is ${name.length} characters; at most ${PROCESS_NAME_MAX} are allowed.`);
+  }
+  if (name.startsWith('$')) {
+    throw new InvalidNameError(
+      `"name" must not start with "$": 4D refuses local process names on the server, and so does sprocd.`,
+    );
+  }
+}

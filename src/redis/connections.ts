@@ -1,0 +1,75 @@
+/**
+ * Redis connections. A node opens one connection per role and shares it (DESIGN.md: connection
+ * leaks are a known failure of peers); this module makes each role's connection with the options
+ * that role needs.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+
+/** The roles a node opens connections for. */
+export type ConnectionRole = 'command' | 'worker' | 'subscriber' | 'events' | 'session';
+
+/** Options for every connection of a node. */
+export interface ConnectionOptions {
+  url: string;
+  /** A command that gets no answer within this fails (SPROCD_REDIS_TIMEOUT_MS). */
+  timeoutMs: number;
+  /** Names the connection in CLIENT LIST, which makes leaks easy to count. */
+  name: string;
+}
+
+/**
+ * Opens a connection for `role`.
+ * - `command` connections fail a command after `timeoutMs` instead of queueing it while Redis is
+ *   away, so no request hangs;
+ * - `worker`, `subscriber`, `events` and `session` keep retrying forever (BullMQ needs
+ *   `maxRetriesPerRequest: null` for blocking commands), so work resumes by itself when Redis is back.
+ */
+export function openConnection(role: ConnectionRole, options: ConnectionOptions): Redis {
+  const base: RedisOptions = {
+    connectionName: `${options.name}:${role}`,
+    // Reconnect quickly at first, then at most every 2 s: a restarted Redis is picked up fast.
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    connectTimeout: Math.max(options.timeoutMs, 1000),
+    lazyConnect: false,
+  };
+  const roleOptions: RedisOptions =
+    role === 'command'
+      ? { maxRetriesPerRequest: 1, commandTimeout: options.timeoutMs, enableOfflineQueue: true }
+      : { maxRetriesPerRequest: null, enableReadyCheck: true };
+  const redis = new Redis(options.url, { ...base, ...roleOptions });
+  // ioredis emits 'error' on every failed reconnect; the node reports connection state through
+  // system events and /readyz, so an unhandled 'error' must not crash the process.
+  redis.on('error', () => undefined);
+  return redis;
+}
+
+/** Waits until `redis` is connected (resolves at once when it already is). */
+export async function waitReady(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') {
+    return;
+  }
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new Error(`Redis did not become ready within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', onReady);
+  });
+}
+
+/** Closes a connection, quickly even when Redis is gone. */
+export async function closeConnection(redis: Redis): Promise<void> {
+  if (redis.status === 'end') {
+    return;
+  }
+  try {
+    await Promise.race([redis.quit(), new Promise((r) => setTimeout(r, 500))]);
+  } catch {
+    // fall through to disconnect
+  }
+  redis.disconnect();
+}

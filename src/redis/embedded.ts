@@ -1,0 +1,200 @@
+/**
+ * The embedded Redis: a private `redis-server` child process for a node started without REDIS_URL,
+ * and for the test setup. AOF is on so that acknowledged work survives a crash of either process.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { SprocdError } from '../errors.js';
+
+/** Options for {@link startRedisServer}. */
+export interface RedisServerOptions {
+  /** Folder for the AOF, the pid file and the log. Created when missing. */
+  dir: string;
+  /** TCP port on 127.0.0.1. @defaultValue a free port */
+  port?: number;
+  /** Keep an append-only file. @defaultValue true */
+  appendonly?: boolean;
+  /** AOF fsync policy. @defaultValue "always" (an acknowledged execution survives a crash) */
+  appendfsync?: 'always' | 'everysec' | 'no';
+  /** The binary. @defaultValue "redis-server" from PATH */
+  binary?: string;
+}
+
+/** A running redis-server child. */
+export interface RedisServer {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  readonly dir: string;
+  /** Stops it (SIGTERM, then SIGKILL after 5 s) and waits for the exit. */
+  stop(): Promise<void>;
+  /** SIGKILL, for fault tests. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and folder after stop() or kill(). */
+  restart(): Promise<void>;
+}
+
+/** redis-server is missing from PATH. */
+export class RedisServerMissingError extends SprocdError {
+  constructor() {
+    super(
+      'REDIS_SERVER_MISSING',
+      'No REDIS_URL is set and no redis-server is on PATH. Install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set REDIS_URL=redis://host:6379.',
+    );
+  }
+}
+
+/** Whether a `redis-server` binary can be found on PATH. */
+export function hasRedisServerOnPath(binary = 'redis-server'): boolean {
+  try {
+    execFileSync(binary, ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a redis-server child and resolves once it accepts connections. */
+export async function startRedisServer(options: RedisServerOptions): Promise<RedisServer> {
+  const binary = options.binary ?? 'redis-server';
+  if (!hasRedisServerOnPath(binary)) {
+    throw new RedisServerMissingError();
+  }
+  const dir = path.resolve(options.dir);
+  fs.mkdirSync(dir, { recursive: true });
+  reapOrphan(dir);
+  let port = options.port ?? (await freePort());
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+
+  const launch = async (): Promise<void> => {
+    const args = [
+      '--bind', '127.0.0.1',
+      '--port', String(port),
+      '--dir', dir,
+      '--save', '',
+      '--appendonly', options.appendonly === false ? 'no' : 'yes',
+      '--appendfsync', options.appendfsync ?? 'always',
+      '--pidfile', path.join(dir, 'redis.pid'),
+      '--logfile', '',
+      '--daemonize', 'no',
+    ];
+    const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = proc;
+    exited = new Promise((resolve) => proc.once('exit', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      let output = '';
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('Ready to accept connections')) {
+          proc.stdout?.off('data', onData);
+          proc.stdout?.resume();
+          resolve();
+        }
+      };
+      proc.stdout?.on('data', onData);
+      proc.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+      proc.once('exit', (code) =>
+        reject(new SprocdError('REDIS_SERVER_FAILED', `redis-server exited (${code}) before it was ready: ${output.trim().slice(-500)}`)),
+      );
+    });
+    fs.writeFileSync(path.join(dir, 'port'), String(port));
+  };
+
+  try {
+    await launch();
+  } catch (err) {
+    if (options.port !== undefined) {
+      throw err;
+    }
+    // The free port was taken between the probe and the start: one more try on another.
+    port = await freePort();
+    await launch();
+  }
+
+  const signal = async (sig: NodeJS.Signals) => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill(sig);
+      const timer = setTimeout(() => child?.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+  };
+
+  return {
+    get url() {
+      return `redis://127.0.0.1:${port}`;
+    },
+    get port() {
+      return port;
+    },
+    get pid() {
+      return child?.pid ?? 0;
+    },
+    dir,
+    stop: () => signal('SIGTERM'),
+    kill: () => signal('SIGKILL'),
+    restart: async () => {
+      await signal('SIGTERM');
+      await launch();
+    },
+  };
+}
+
+/**
+ * A node killed with SIGKILL cannot stop its redis-server child, which lives on with the AOF open.
+ * The next start in the same folder stops such an orphan (its parent is gone) before starting anew;
+ * a redis-server whose parent is still alive belongs to another running node, and we refuse to share it.
+ */
+function reapOrphan(dir: string): void {
+  const pidFile = path.join(dir, 'redis.pid');
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) {
+    return;
+  }
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return; // not running (or no /proc: nothing we can check)
+  }
+  if (!stat.includes('(redis-server)') && !stat.includes('(redis-serv')) {
+    return;
+  }
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  if (ppid !== 1 && fs.existsSync(`/proc/${ppid}`)) {
+    throw new SprocdError(
+      'REDIS_DIR_IN_USE',
+      `${dir} is used by the redis-server of another running node (pid ${pid}). To run several nodes, give them one Redis with REDIS_URL.`,
+    );
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  for (let i = 0; i < 50 && fs.existsSync(`/proc/${pid}`); i++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  }
+}

@@ -1,0 +1,38 @@
+/** Recognising Redis trouble, so it becomes 503 REDIS_UNAVAILABLE instead of a 500. */
+import { RedisUnavailableError } from '../errors.js';
+
+/** Whether `err` means Redis is unreachable, closed or too slow. */
+export function isRedisError(err: unknown): boolean {
+  if (err instanceof RedisUnavailableError) {
+    return true;
+  }
+  if (!(err instanceof Error)) {
+    return false;
+  }
+  return (
+    err.name === 'MaxRetriesPerRequestError' ||
+    /Command timed out|Connection is closed|ECONNREFUSED|ECONNRESET|Stream isn't writeable|enableOfflineQueue|Reached the max retries|Connection timeout/.test(
+      err.message,
+    )
+  );
+}
+
+/** Runs `work`, failing with RedisUnavailableError when it takes longer than `ms`. */
+export async function withRedisTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new RedisUnavailableError()), ms);
+      }),
+    ]);
+  } catch (err) {
+    if (isRedisError(err) && !(err instanceof RedisUnavailableError)) {
+      throw new RedisUnavailableError(err);
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The types a procedure or hook author sees: the `ctx` handed to every procedure and hook, the
+ * Session and its storage. Public: re-exported from src/index.ts.
+ */
+import type { Logger } from 'pino';
+
+/** A JSON value: what params, results and storage entries may hold. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** An object draft handed to a `storage.use` callback. */
+export type Draft = Record<string, unknown>;
+
+/** `session.storage`: the shared map of 4D's Session.storage, kept in Redis. */
+export interface Storage {
+  /** A deep copy of the entry, or undefined. Needs no lock; never sees a half-written `use`. */
+  get<T = JsonValue>(key: string): Promise<T | undefined>;
+  /** Names of all entries. */
+  keys(): Promise<string[]>;
+  /** Every entry at one moment. */
+  snapshot(): Promise<Record<string, JsonValue>>;
+  /** Deletes an entry, taking its lock first. */
+  remove(key: string): Promise<void>;
+  /**
+   * Use ... End use: takes the exclusive lock on `key` (or all of `keys`, in one global order),
+   * hands `fn` one draft per key in the order given, commits all drafts at once when `fn` returns,
+   * and writes nothing when it throws.
+   */
+  use<R>(key: string, fn: (draft: Draft) => R | Promise<R>): Promise<R>;
+  use<R>(keys: readonly string[], fn: (...drafts: Draft[]) => R | Promise<R>): Promise<R>;
+}
+
+/** `Session.info` of the stored-procedure session. */
+export interface SessionInfo {
+  type: 'storedProcedure';
+  ID: string;
+  userName: string;
+  machineName: string;
+  hostType: string;
+  creationDateTime: string;
+  state: 'active' | 'postponed' | 'sleeping';
+}
+
+/** The one virtual stored-procedure Session, shared by every procedure and hook on every node. */
+export interface Session {
+  readonly id: string;
+  readonly info: SessionInfo;
+  readonly userName: string;
+  readonly storage: Storage;
+  /** Always true in a stored-procedure session (4D). */
+  hasPrivilege(privilege: string): boolean;
+  /** Always ["WebAdmin"] (4D). */
+  getPrivileges(): string[];
+  /** Does nothing and returns false (4D). */
+  setPrivileges(privileges: unknown): boolean;
+  /** Does nothing and returns true (4D). */
+  clearPrivileges(): boolean;
+  /** Always false (4D). */
+  isGuest(): boolean;
+}
+
+/** Options of Execute on server. */
+export interface ExecuteOptions {
+  /** The process name (4D's `name`): 1-255 characters, not starting with `$`. */
+  name?: string;
+  /** 4D's `*`: when a live execution of this name exists, return it instead of starting another. */
+  unique?: boolean;
+  /** Start no earlier than this many ms from now. */
+  delayMs?: number;
+  /** BullMQ priority: 1 is the most urgent, larger numbers wait; 0 or absent is none. */
+  priority?: number;
+  /** How many starts at most when it fails (overrides the procedure's `attempts`). */
+  attempts?: number;
+}
+
+/** An execution as the API shows it. */
+export interface ExecutionView {
+  number: number;
+  id: string;
+  procedure: string;
+  name: string;
+  state: ExecutionState;
+  params: JsonValue;
+  result?: JsonValue;
+  error?: { name: string; message: string; code?: string };
+  progress?: JsonValue;
+  attempt: number;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+/** States an execution moves through. */
+export type ExecutionState = 'waiting' | 'delayed' | 'active' | 'completed' | 'failed' | 'aborted';
+
+/** `ctx.process`: who this execution is. */
+export interface ProcessInfo {
+  number: number;
+  id: string;
+  name: string;
+  procedure: string;
+  /** Counts starts: 1 on the first, raised by each retry and each recovery after a node died. */
+  attempt: number;
+}
+
+/** What every lifecycle hook gets. */
+export interface HookContext {
+  session: Session;
+  log: Logger;
+  signal: AbortSignal;
+  /** The node this runs on. */
+  node: string;
+  executeOnServer(procedure: string, params?: unknown, options?: ExecuteOptions): Promise<ExecutionView & { existing?: boolean }>;
+}
+
+/** What every procedure gets as its second argument. */
+export interface ProcedureContext extends HookContext {
+  process: ProcessInfo;
+  /** Reports progress: a number 0-100 or a JSON object. */
+  progress(value: number | Record<string, JsonValue>): Promise<void>;
+  /** DELAY PROCESS: sleeps `ms`, ends early when woken, rejects with AbortedError when aborted. */
+  delay(ms: number): Promise<void>;
+}

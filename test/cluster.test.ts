@@ -1,0 +1,177 @@
+/**
+ * Behaviour that crosses processes, with real node processes (bin/sprocd.js) on the test Redis:
+ * two nodes sharing work, unique names from two nodes, abort on the other node, SIGKILL mid-execution,
+ * SIGTERM with waiting work and a restart, and starts that must fail.
+ */
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { SprocdClient } from '../src/client.js';
+import type { ExecutionView } from '../src/types.js';
+import { FIXTURES, spawnNode, type ChildNode } from './support/node.js';
+import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
+
+const nodes: ChildNode[] = [];
+const prefixes: string[] = [];
+
+function prefix(): string {
+  const p = uniquePrefix('cl');
+  prefixes.push(p);
+  return p;
+}
+
+async function start(p: string, env: Record<string, string> = {}, waitReady = true): Promise<ChildNode> {
+  const node = await spawnNode(p, env, { waitReady });
+  nodes.push(node);
+  return node;
+}
+
+async function until(client: SprocdClient, number: number, ok: (v: ExecutionView) => boolean, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await client.get(number);
+    if (ok(v)) {
+      return v;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`execution ${number} still ${v.state} after ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.kill('SIGKILL')));
+});
+
+afterAll(async () => {
+  const redis = testClient();
+  for (const p of prefixes) {
+    await deletePrefix(redis, p);
+  }
+  await closeTestClients();
+});
+
+describe('two nodes', () => {
+  it('share the work', async () => {
+    const p = prefix();
+    const [a, b] = await Promise.all([start(p, { SPROCD_CONCURRENCY: '4' }), start(p, { SPROCD_CONCURRENCY: '4' })]);
+    const views = await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 ? a : b).client.execute('sleep', { ms: 200 })));
+    const done = await Promise.all(views.map((v) => until(a.client, v.number, (x) => x.state === 'completed')));
+    const ranOn = new Set(done.map((d) => (d.result as { node: string }).node));
+    expect(ranOn.size).toBe(2);
+    const nodesSeen = (await a.client.nodes()) as { node: string }[];
+    expect(nodesSeen.length).toBe(2);
+  });
+
+  it('start one execution for a unique name asked on both at once', async () => {
+    const p = prefix();
+    const [a, b] = await Promise.all([start(p), start(p)]);
+    const results = await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        (i % 2 ? a : b).client.execute('sleep', { ms: 1000 }, { name: 'singleton', unique: true }),
+      ),
+    );
+    expect(new Set(results.map((r) => r.number)).size).toBe(1);
+    expect(results.filter((r) => !r.existing).length).toBe(1);
+  });
+
+  it('abort an execution that runs on the other node', async () => {
+    const p = prefix();
+    const a = await start(p, { SPROCD_CONCURRENCY: '2' });
+    const view = await a.client.execute('sleep', { ms: 60_000 });
+    await until(a.client, view.number, (v) => v.state === 'active');
+    const b = await start(p, { SPROCD_CONCURRENCY: '2' });
+    const waiting = await b.client.execute('echo', 'x', { delayMs: 60_000 });
+    await b.client.abort(view.number);
+    await b.client.abort(waiting.number);
+    const aborted = await until(b.client, view.number, (v) => v.state === 'aborted', 5000);
+    expect(aborted.error?.code).toBe('ABORTED');
+    expect((await a.client.get(waiting.number)).state).toBe('aborted');
+    expect(a.lines.some((l) => l.execution === view.number && l.outcome === 'aborted')).toBe(true);
+  });
+});
+
+describe('faults and restarts', () => {
+  it('SIGKILL mid-execution: the work finishes on another node, attempt raised', async () => {
+    const p = prefix();
+    const a = await start(p);
+    const view = await a.client.execute('sleep', { ms: 3000 });
+    await until(a.client, view.number, (v) => v.state === 'active');
+    const b = await start(p);
+    await a.kill('SIGKILL');
+    const done = await until(b.client, view.number, (v) => v.state === 'completed', 30_000);
+    expect(done.result).toMatchObject({ attempt: 2 });
+    expect((done.result as { node: string }).node).not.toBe(a.lines.find((l) => l.msg === 'sprocd node ready')?.node);
+  });
+
+  it('SIGTERM keeps waiting work and gives back running work; a restart runs all of it', async () => {
+    const p = prefix();
+    const env = { SPROCD_CONCURRENCY: '1', SPROCD_SHUTDOWN_GRACE_MS: '300' };
+    const a = await start(p, env);
+    const running = await a.client.execute('stubborn', { ms: 4000 });
+    await until(a.client, running.number, (v) => v.state === 'active');
+    const queued = await Promise.all(Array.from({ length: 5 }, (_, i) => a.client.execute('echo', i)));
+    const delayed = await a.client.execute('echo', 'delayed', { delayMs: 1500 });
+    expect(await a.stop()).toBe(0);
+    const shutdownOrder = a.lines.map((l) => l.msg);
+    expect(shutdownOrder.indexOf('stopping: new executions are refused')).toBeLessThan(shutdownOrder.indexOf('stopped'));
+
+    const b = await start(p, env);
+    // Given back, not failed: it runs again from the start.
+    const again = await until(b.client, running.number, (v) => v.state === 'completed', 20_000);
+    expect(again.result).toMatchObject({ attempt: 2 });
+    for (const q of [...queued, delayed]) {
+      expect((await until(b.client, q.number, (v) => v.state === 'completed')).state).toBe('completed');
+    }
+  });
+
+  it('refuses new executions while stopping and runs onServerShutdown', async () => {
+    const p = prefix();
+    const a = await start(p, { SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle-record'), SPROCD_SHUTDOWN_GRACE_MS: '3000' });
+    const coop = await a.client.execute('cooperative');
+    await until(a.client, coop.number, (v) => v.state === 'active');
+    a.proc.kill('SIGTERM');
+    await a.waitForLine((l) => l.msg === 'stopping: new executions are refused');
+    await expect(a.client.execute('echo', 1)).rejects.toMatchObject({ status: 503 });
+    expect(await a.exited).toBe(0);
+    // It ended within the grace period, so it keeps the state it ended in.
+    const b = await start(p);
+    const finished = await b.client.get(coop.number);
+    expect(finished).toMatchObject({ state: 'completed', result: { stopped: 'NODE_STOPPING' } });
+    expect(await b.client.storage('lifecycle')).toEqual({ startups: 1, shutdowns: 1 });
+  });
+});
+
+describe('starts that must fail or wait', () => {
+  it('a throwing onServerStartup stops the start with a non-zero exit and the error logged', async () => {
+    const a = await start(prefix(), { SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle-throw') }, false);
+    expect(await a.exited).not.toBe(0);
+    expect(JSON.stringify(a.lines)).toMatch(/startup refused by the test hook/);
+  });
+
+  it('a broken jobs/ module stops the start with its path', async () => {
+    const a = await start(prefix(), { SPROCD_JOBS_DIR: path.join(FIXTURES, 'broken-jobs') }, false);
+    expect(await a.exited).not.toBe(0);
+    expect(JSON.stringify(a.lines)).toMatch(/broken-jobs\/bad\.mjs/);
+    const b = await start(prefix(), { SPROCD_JOBS_DIR: path.join(FIXTURES, 'noexport-jobs') }, false);
+    expect(await b.exited).not.toBe(0);
+    expect(JSON.stringify(b.lines)).toMatch(/nodefault\.ts.*no default export/);
+  });
+
+  it('/readyz and /v1 answer 503 until onServerStartup has finished', async () => {
+    const a = await start(prefix(), { SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle-slow'), TEST_STARTUP_MS: '3000', PORT: '0' }, false);
+    const listening = await a.waitForLine((l) => l.msg === 'api listening');
+    const url = String(listening.url);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/readyz`)).status).toBe(503);
+    const v1 = await fetch(`${url}/v1/executions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ procedure: 'echo' }),
+    });
+    expect(v1.status).toBe(503);
+    expect(((await v1.json()) as { error: { code: string } }).error.code).toBe('NOT_READY');
+    await a.waitForLine((l) => l.msg === 'sprocd node ready');
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+  });
+});

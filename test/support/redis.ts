@@ -1,0 +1,55 @@
+/**
+ * Per-file Redis isolation: a fresh key prefix for each test file (or test), connections that are
+ * counted so a test that leaks one fails, and cleanup of only our own keys.
+ */
+import { randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
+import { Redis } from 'ioredis';
+
+/** The Redis URL of this test run (set by the global setup). */
+export function testRedisUrl(): string {
+  return inject('redisUrl');
+}
+
+/** A prefix nobody else uses, for one test file or one test. */
+export function uniquePrefix(label = 't'): string {
+  return `${label}-${randomUUID().slice(0, 8)}`;
+}
+
+const open = new Set<Redis>();
+
+/** A plain client for assertions; closed by {@link closeTestClients}. */
+export function testClient(): Redis {
+  const client = new Redis(testRedisUrl(), { maxRetriesPerRequest: null });
+  open.add(client);
+  client.once('end', () => open.delete(client));
+  return client;
+}
+
+/** Closes the clients opened by {@link testClient}. */
+export async function closeTestClients(): Promise<void> {
+  await Promise.all([...open].map((c) => c.quit().catch(() => c.disconnect())));
+  open.clear();
+}
+
+/** Deletes every key under `{prefix}` (and only those). */
+export async function deletePrefix(client: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) {
+      await client.unlink(...keys);
+    }
+  } while (cursor !== '0');
+}
+
+/** Number of connections to the test Redis whose CLIENT SETNAME starts with `namePrefix`. */
+export async function countConnections(client: Redis, namePrefix: string): Promise<number> {
+  const list = (await client.client('LIST')) as string;
+  return list.split('\n').filter((line) => new RegExp(`\\bname=${escapeRe(namePrefix)}`).test(line)).length;
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

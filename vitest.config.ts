@@ -1,0 +1,17 @@
+import { defineConfig } from 'vitest/config';
+
+import { fileURLToPath } from 'node:url';
+
+export default defineConfig({
+  resolve: { alias: { sprocd: fileURLToPath(new URL('./src/index.ts', import.meta.url)) } },
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/support/global-setup.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Two cores: more forks than that only makes process-crossing tests slower and flakier.
+    pool: 'forks',
+    maxWorkers: 2,
+    fileParallelism: true,
+  },
+});
