@@ -126,7 +126,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     }
   }
   const s = out as unknown as Settings;
-  if (problems.length === 0) {
+  {
     if (s.backupCron !== undefined && s.backupCron !== 'off') {
       try {
         CronExpressionParser.parse(s.backupCron, s.backupTimezone ? { tz: s.backupTimezone } : {});
@@ -137,12 +137,12 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     if (s.backupTimezone !== undefined && !isValidTimezone(s.backupTimezone)) {
       problems.push(`SPROCD_BACKUP_TZ=${JSON.stringify(s.backupTimezone)}: not a known IANA time zone`);
     }
-    if (!isLoopbackHost(s.host) && s.token === undefined) {
+    if (s.host !== undefined && !isLoopbackHost(s.host) && s.token === undefined && !problems.some((p) => p.startsWith('SPROCD_TOKEN'))) {
       problems.push(
         `HOST=${JSON.stringify(s.host)}: listening beyond loopback needs SPROCD_TOKEN (anyone could run procedures)`,
       );
     }
-    if (s.nodeTimeoutMs <= s.heartbeatMs) {
+    if (s.nodeTimeoutMs !== undefined && s.heartbeatMs !== undefined && s.nodeTimeoutMs <= s.heartbeatMs) {
       problems.push('SPROCD_NODE_TIMEOUT_MS: must be longer than SPROCD_HEARTBEAT_MS');
     }
   }

@@ -157,11 +157,17 @@ export class Executions {
     if (!Number.isSafeInteger(number) || number <= 0) {
       return undefined;
     }
-    const job = await Job.fromId<ExecutionData, JsonValue>(this.queue, jobIdOf(number));
+    // State first, then the job: a job that finishes in between shows its new data with the old
+    // state (and the state is read again), never a final state without its result.
+    const jobId = jobIdOf(number);
+    let state: string = await this.queue.getJobState(jobId);
+    const job = await Job.fromId<ExecutionData, JsonValue>(this.queue, jobId);
     if (!job) {
       return undefined;
     }
-    const state = await job.getState();
+    if (job.finishedOn && state !== 'completed' && state !== 'failed') {
+      state = await this.queue.getJobState(jobId);
+    }
     return viewOf(job, state, number);
   }
 

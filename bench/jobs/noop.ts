@@ -1,0 +1,2 @@
+/** Does nothing: the throughput benchmark's procedure. */
+export default async () => null;

@@ -1,0 +1,153 @@
+/**
+ * Throughput and start latency of no-op procedures through executeOnServer on one node, beside the
+ * same work on bare BullMQ (Queue.add + Worker, same concurrency) on the same Redis in the same run.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { loadSettings } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
+import { SprocdNode } from '../src/node.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+/** One figure of a benchmark. */
+export interface Row {
+  name: string;
+  value: number;
+  unit: string;
+}
+
+const CONCURRENCY = 16;
+const IN_FLIGHT = 64;
+
+async function drive(total: number, add: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < total) {
+        await add(next++);
+      }
+    }),
+  );
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+async function bareBullmq(redisUrl: string, total: number, samples: number): Promise<{ rate: number; p50: number; p99: number }> {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const prefix = `{bench-bull-${Date.now()}}`;
+  const queue = new Queue('procedures', { connection, prefix });
+  const starts = new Map<string, number>();
+  let done = 0;
+  let allDone!: () => void;
+  const finished = new Promise<void>((r) => (allDone = r));
+  let latencyMode = false;
+  const worker = new Worker(
+    'procedures',
+    async (job) => {
+      if (latencyMode) {
+        starts.set(job.id ?? '', performance.now());
+      }
+      return null;
+    },
+    { connection, prefix, concurrency: CONCURRENCY },
+  );
+  worker.on('completed', () => {
+    if (++done === total) {
+      allDone();
+    }
+  });
+  await worker.waitUntilReady();
+  const opts = { removeOnComplete: { count: 1000, age: 86400 }, removeOnFail: { count: 1000, age: 86400 } };
+  const t0 = performance.now();
+  await drive(total, (i) => queue.add('noop', { procedure: 'noop', params: null, id: String(i), name: '' }, opts));
+  await finished;
+  const rate = total / ((performance.now() - t0) / 1000);
+
+  latencyMode = true;
+  const lat: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const t = performance.now();
+    const job = await queue.add('mark', { i }, opts);
+    while (!starts.has(job.id ?? '')) {
+      await new Promise((r) => setImmediate(r));
+    }
+    lat.push((starts.get(job.id ?? '') ?? t) - t);
+  }
+  await worker.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  connection.disconnect();
+  lat.sort((a, b) => a - b);
+  return { rate, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+}
+
+async function sprocd(redisUrl: string, total: number, samples: number): Promise<{ rate: number; p50: number; p99: number }> {
+  const settings = loadSettings(
+    {
+      REDIS_URL: redisUrl,
+      SPROCD_PREFIX: `bench-sprocd-${Date.now()}`,
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+      SPROCD_CONCURRENCY: String(CONCURRENCY),
+      SPROCD_JOBS_DIR: path.join(HERE, 'jobs'),
+      SPROCD_LIFECYCLE_DIR: path.join(HERE, 'no-lifecycle'),
+    },
+    HERE,
+  );
+  const node = new SprocdNode(settings, createLogger('silent', { pretty: false }));
+  await node.start();
+  const executions = node.executions!;
+  let done = 0;
+  let allDone!: () => void;
+  const finished = new Promise<void>((r) => (allDone = r));
+  const worker = (node as unknown as { workers: { worker: Worker } }).workers.worker;
+  worker.on('completed', () => {
+    if (++done === total) {
+      allDone();
+    }
+  });
+  const t0 = performance.now();
+  await drive(total, () => executions.execute('noop', null));
+  await finished;
+  const rate = total / ((performance.now() - t0) / 1000);
+
+  const starts = new Map<number, number>();
+  (globalThis as { __benchMark?: (n: number) => void }).__benchMark = (n) => starts.set(n, performance.now());
+  const lat: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const t = performance.now();
+    const { execution } = await executions.execute('mark', null);
+    while (!starts.has(execution.number)) {
+      await new Promise((r) => setImmediate(r));
+    }
+    lat.push((starts.get(execution.number) ?? t) - t);
+  }
+  await executions.queue.obliterate({ force: true });
+  await node.stop();
+  lat.sort((a, b) => a - b);
+  return { rate, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+}
+
+/** Runs the queue benchmark, alternating the two sides to even out warm-up. */
+export async function benchQueue(redisUrl: string, total = 20_000, samples = 500): Promise<Row[]> {
+  // Warm-up of both, not counted.
+  await bareBullmq(redisUrl, 2000, 20);
+  await sprocd(redisUrl, 2000, 20);
+  const bull = await bareBullmq(redisUrl, total, samples);
+  const ours = await sprocd(redisUrl, total, samples);
+  return [
+    { name: 'bare BullMQ: no-op jobs/s (add + process)', value: bull.rate, unit: 'jobs/s' },
+    { name: 'sprocd: no-op executions/s (executeOnServer + process)', value: ours.rate, unit: 'executions/s' },
+    { name: 'throughput ratio sprocd / BullMQ (target >= 0.9)', value: ours.rate / bull.rate, unit: 'x' },
+    { name: 'bare BullMQ: add-to-start latency p50', value: bull.p50, unit: 'ms' },
+    { name: 'bare BullMQ: add-to-start latency p99', value: bull.p99, unit: 'ms' },
+    { name: 'sprocd: request-to-start latency p50', value: ours.p50, unit: 'ms' },
+    { name: 'sprocd: request-to-start latency p99', value: ours.p99, unit: 'ms' },
+    { name: 'p99 latency ratio sprocd / BullMQ (target <= 1.5)', value: ours.p99 / bull.p99, unit: 'x' },
+  ];
+}

@@ -1,0 +1,43 @@
+/**
+ * `npm run bench`: starts its own redis-server (no persistence, so disk speed does not blur the
+ * comparison) and runs each benchmark, printing sprocd's figures beside the bare baselines.
+ * BENCH_ONLY=queue,session,backup picks some.
+ */
+import os from 'node:os';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startRedisServer } from '../src/redis/embedded.js';
+import { benchQueue, type Row } from './queue.js';
+
+const only = new Set((process.env.BENCH_ONLY ?? 'queue,session,backup').split(','));
+
+function print(title: string, rows: Row[]): void {
+  process.stdout.write(`\n## ${title}\n`);
+  for (const row of rows) {
+    const value = row.value >= 100 ? row.value.toFixed(0) : row.value.toFixed(2);
+    process.stdout.write(`${row.name.padEnd(60)} ${value.padStart(10)} ${row.unit}\n`);
+  }
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-bench-'));
+const redis = process.env.REDIS_URL ? undefined : await startRedisServer({ dir, appendonly: false });
+const url = process.env.REDIS_URL ?? redis!.url;
+process.stdout.write(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}\n`);
+try {
+  if (only.has('queue')) {
+    print('Execute on server vs bare BullMQ (one node, concurrency 16)', await benchQueue(url));
+  }
+  if (only.has('session') && fs.existsSync(new URL('./session.ts', import.meta.url))) {
+    const { benchSession } = (await import(new URL('./session.ts', import.meta.url).href)) as {
+      benchSession(url: string): Promise<{ rows: Row[] }>;
+    };
+    print('Session storage', (await benchSession(url)).rows);
+  }
+  if (only.has('backup') && fs.existsSync(new URL('./backup.ts', import.meta.url))) {
+    const { benchBackup } = (await import(new URL('./backup.ts', import.meta.url).href)) as { benchBackup(url: string): Promise<Row[]> };
+    print('Backup and restore', await benchBackup(url));
+  }
+} finally {
+  await redis?.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,185 @@
+/**
+ * The stored-procedure Session: one per deployment, created once on an empty Redis and the same on
+ * every node and across restarts, with its shared `storage` (see storage.ts and locks.ts, and
+ * docs/SESSION.md for the semantics and the Redis layout).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { Redis } from 'ioredis';
+import type pino from 'pino';
+import { closeConnection, openConnection } from '../redis/connections.js';
+import type { Keys } from '../redis/keys.js';
+import type { Session, SessionInfo } from '../types.js';
+import { storageLayout } from './layout.js';
+import { LockManager, mapRedisError } from './locks.js';
+import { scripts } from './scripts.js';
+import { SessionStorage } from './storage.js';
+
+export * from './errors.js';
+export { storageLayout, type StorageLayout } from './layout.js';
+
+/** What {@link openSession} needs. */
+export interface SessionServiceOptions {
+  /** The node's shared command connection (it has a commandTimeout); not closed by the session. */
+  command: Redis;
+  /** For the session's own blocking connection (one per node, whatever the number of waiters). */
+  redisUrl: string;
+  keys: Keys;
+  /** SPROCD_USER_NAME. */
+  userName: string;
+  /** SPROCD_LOCK_LEASE_MS: a lock whose holder stops renewing it frees itself after this. */
+  lockLeaseMs: number;
+  /** SPROCD_LOCK_TIMEOUT_MS: the longest `storage.use` waits for a lock. */
+  lockTimeoutMs: number;
+  /** SPROCD_STORAGE_MAX_ENTRY_BYTES: the largest JSON of one entry. */
+  maxEntryBytes: number;
+  /** Names the blocking connection in CLIENT LIST (`<connectionName>:session`). */
+  connectionName: string;
+  logger: pino.Logger;
+  /** For tests only. */
+  testHooks?: SessionTestHooks;
+}
+
+/** Hooks that let tests provoke what is otherwise hard to time. */
+export interface SessionTestHooks {
+  /** While it returns true, lock leases are not renewed (as if the process were paused). */
+  skipLockRenewal?: () => boolean;
+}
+
+/** What `GET /v1/session` shows. */
+export interface SessionDescription {
+  id: string;
+  info: SessionInfo;
+  privileges: string[];
+}
+
+/** An open session on one node. */
+export interface SessionService {
+  /** The `ctx.session` of every procedure and hook of this node. */
+  session: Session;
+  /** The session as stored now (re-read from Redis). */
+  describe(): Promise<SessionDescription>;
+  /** Lets running uses finish (up to one lease), stops waiting ones, closes the connection it opened. */
+  close(): Promise<void>;
+}
+
+/** 4D's stored-procedure session answers these the same way whatever is asked. */
+const PRIVILEGES = ['WebAdmin'] as const;
+
+/** `info.hostType`: 4D says "windows" or "mac"; other platforms keep Node's name ("linux", ...). */
+export function hostTypeOf(platform: NodeJS.Platform): string {
+  switch (platform) {
+    case 'win32':
+      return 'windows';
+    case 'darwin':
+      return 'mac';
+    default:
+      return platform;
+  }
+}
+
+interface Identity {
+  id: string;
+  createdAtMs: number;
+}
+
+async function ensureIdentity(redis: Redis, keys: Keys, machineName: string): Promise<Identity> {
+  try {
+    const [id, createdAtMs] = (await scripts.identity.run(redis, [keys.session], [randomUUID(), machineName])) as [
+      string,
+      string,
+      number,
+    ];
+    return { id, createdAtMs: Number(createdAtMs) };
+  } catch (err) {
+    throw mapRedisError(err);
+  }
+}
+
+/**
+ * Opens the session of the deployment named by `opts.keys`: creates its identity when Redis has none
+ * (atomically, so nodes starting together agree on one id), starts the lock heartbeat and the inbox
+ * reader, and returns the Session every procedure and hook of this node gets.
+ */
+export async function openSession(opts: SessionServiceOptions): Promise<SessionService> {
+  const logger = opts.logger.child({ module: 'session' });
+  const machineName = os.hostname();
+  let identity = await ensureIdentity(opts.command, opts.keys, machineName);
+  const makeInfo = (ident: Identity): SessionInfo =>
+    Object.freeze({
+      type: 'storedProcedure',
+      ID: ident.id,
+      userName: opts.userName,
+      machineName,
+      hostType: hostTypeOf(process.platform),
+      creationDateTime: new Date(ident.createdAtMs).toISOString(),
+      state: 'active',
+    }) as SessionInfo;
+  let info = makeInfo(identity);
+
+  const layout = storageLayout(opts.keys);
+  const timeoutMs = Number(opts.command.options.commandTimeout ?? 2000);
+  const blocking = openConnection('session', { url: opts.redisUrl, timeoutMs, name: opts.connectionName });
+  const locks = new LockManager({
+    redis: opts.command,
+    blocking,
+    layout,
+    nodeId: randomBytes(8).toString('hex'),
+    leaseMs: opts.lockLeaseMs,
+    timeoutMs: opts.lockTimeoutMs,
+    logger,
+    skipLockRenewal: opts.testHooks?.skipLockRenewal,
+  });
+  try {
+    await locks.start();
+  } catch (err) {
+    await locks.close().catch(() => undefined);
+    await closeConnection(blocking);
+    throw err;
+  }
+  const storage = new SessionStorage({
+    redis: opts.command,
+    locks,
+    layout,
+    maxEntryBytes: opts.maxEntryBytes,
+    logger,
+  });
+
+  const session: Session = Object.freeze({
+    get id() {
+      return identity.id;
+    },
+    get info() {
+      return info;
+    },
+    userName: opts.userName,
+    storage: storage.facade,
+    hasPrivilege: (_privilege: string) => true,
+    getPrivileges: () => [...PRIVILEGES],
+    setPrivileges: (_privileges: unknown) => false,
+    clearPrivileges: () => true,
+    isGuest: () => false,
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    session,
+    async describe() {
+      const now = await ensureIdentity(opts.command, opts.keys, machineName);
+      if (now.id !== identity.id || now.createdAtMs !== identity.createdAtMs) {
+        // A restore put back another session: from now on this node answers with that one.
+        identity = now;
+        info = makeInfo(now);
+      }
+      return { id: identity.id, info: { ...info }, privileges: [...PRIVILEGES] };
+    },
+    close() {
+      closing ??= (async () => {
+        await storage.close(opts.lockLeaseMs);
+        await locks.close();
+        await closeConnection(blocking);
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,490 @@
+/**
+ * Cluster-wide exclusive locks on storage entries, with FIFO hand-off, leases and fencing.
+ *
+ * - Taking locks (acquire.lua) takes every free lock of a `use` in one round trip, in sorted key
+ *   order, and returns the entries' JSON with them. When a lock is held, the waiter is appended to
+ *   that lock's queue (a Redis list) and waits; it holds the keys before it, never any after it, so
+ *   two uses on overlapping keys cannot deadlock.
+ * - Releasing (commit.lua) writes the changes, deletes the lock and grants it to the next live waiter
+ *   in the same script: the grant sets the lock for the waiter (with a fresh fencing token) and pushes
+ *   a message with the entry's JSON to the inbox of the waiter's node. One blocking connection per
+ *   node reads that inbox (BLPOP) and wakes the waiter: no polling, one connection however many wait.
+ * - A holder's lease is renewed by the node's heartbeat (every lease/3), which also keeps the node's
+ *   `alive` key. A holder that died stops renewing: its locks expire, and its queued waiters are
+ *   skipped once its alive key has expired too. As the dead holder sends no wake-up, each waiter sets
+ *   one timer for the moment the lease it waits on should run out and then checks (recheck.lua): a
+ *   bounded check per lease, not a polling loop.
+ * - A commit checks that each lock still carries the holder's token; if any lease ran out meanwhile
+ *   nothing is written and the caller gets LockLostError.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { RedisUnavailableError, SprocdError } from '../errors.js';
+import { LockLostError, LockTimeoutError, SessionClosedError } from './errors.js';
+import type { StorageLayout } from './layout.js';
+import { scripts } from './scripts.js';
+
+/** A lock taken by a `use`, with the entry's JSON as it was when the lock was taken. */
+export interface HeldLock {
+  readonly key: string;
+  /** "<fencing token>:<waiter id>": what the lock key must still hold at commit. */
+  readonly lockValue: string;
+  /** The entry's JSON, or undefined when there is no such entry. */
+  readonly json: string | undefined;
+}
+
+/** What the commit does with one entry. */
+export type CommitOp = { readonly op: 'set'; readonly json: string } | { readonly op: 'delete' };
+
+/** Options of {@link LockManager}. */
+export interface LockManagerOptions {
+  /** Shared command connection (scripts, heartbeat). */
+  redis: Redis;
+  /** Dedicated connection for the blocking inbox read; the manager owns its loop, not its life. */
+  blocking: Redis;
+  layout: StorageLayout;
+  /** This process's id in waiter ids and in the alive and inbox keys: no "." nor ":" in it. */
+  nodeId: string;
+  leaseMs: number;
+  timeoutMs: number;
+  logger: Logger;
+  /** Test hook: while it returns true, the heartbeat does not renew lock leases. */
+  skipLockRenewal?: () => boolean;
+}
+
+interface Grant {
+  readonly key: string;
+  readonly lockValue: string;
+  readonly json: string | undefined;
+}
+
+interface Waiter {
+  readonly id: string;
+  /** Sorted, distinct. */
+  readonly keys: readonly string[];
+  readonly deadline: number;
+  readonly held: HeldLock[];
+  state: 'acquiring' | 'waiting' | 'done';
+  waitingKey: string | undefined;
+  /** A grant that arrived while the acquire script's reply was still on its way. */
+  pendingGrant: Grant | undefined;
+  timedOut: boolean;
+  timeoutTimer: NodeJS.Timeout | undefined;
+  recheckTimer: NodeJS.Timeout | undefined;
+  resolve(held: HeldLock[]): void;
+  reject(err: unknown): void;
+}
+
+/** Margin after a lease's expected end before a waiter checks on it. */
+const RECHECK_MARGIN_MS = 25;
+
+/** Maps connection-level failures of ioredis to RedisUnavailableError; leaves anything else alone. */
+export function mapRedisError(err: unknown): unknown {
+  if (err instanceof SprocdError || !(err instanceof Error)) {
+    return err;
+  }
+  if (
+    /timed out|Connection is closed|MaxRetriesPerRequest|ECONNREFUSED|ECONNRESET|Stream isn't writeable|enableOfflineQueue/i.test(
+      err.message,
+    ) ||
+    err.name === 'MaxRetriesPerRequestError'
+  ) {
+    return new RedisUnavailableError(err);
+  }
+  return err;
+}
+
+/** The locks of one node (one open session service). */
+export class LockManager {
+  private readonly o: LockManagerOptions;
+  private readonly inboxTtlMs: number;
+  private readonly waiters = new Map<string, Waiter>();
+  /** Locks this node holds → their entry, for lease renewal. */
+  private readonly renewals = new Map<string, string>();
+  private seq = 0;
+  private closed = false;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatBusy = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(options: LockManagerOptions) {
+    this.o = options;
+    this.inboxTtlMs = Math.max(10 * options.leaseMs, 60_000);
+  }
+
+  /** Marks the node alive and starts the heartbeat and the inbox reader. */
+  async start(): Promise<void> {
+    await this.heartbeat(true);
+    const every = Math.max(Math.floor(this.o.leaseMs / 3), 10);
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(false), every);
+    this.heartbeatTimer.unref();
+    this.loop = this.readInbox();
+  }
+
+  /**
+   * Takes the locks on `keys` (sorted, distinct), waiting in queue order for those held elsewhere.
+   * Rejects with LockTimeoutError after the wait time-out, naming the key it waited for.
+   */
+  acquire(keys: readonly string[]): Promise<HeldLock[]> {
+    if (this.closed) {
+      return Promise.reject(new SessionClosedError());
+    }
+    return new Promise<HeldLock[]>((resolve, reject) => {
+      const waiter: Waiter = {
+        id: `${this.o.nodeId}.${++this.seq}`,
+        keys,
+        deadline: Date.now() + this.o.timeoutMs,
+        held: [],
+        state: 'acquiring',
+        waitingKey: undefined,
+        pendingGrant: undefined,
+        timedOut: false,
+        timeoutTimer: undefined,
+        recheckTimer: undefined,
+        resolve,
+        reject,
+      };
+      this.waiters.set(waiter.id, waiter);
+      this.step(waiter);
+    });
+  }
+
+  /**
+   * Ends a `use`: writes `ops` (entries not named are left as they are) and releases every lock in
+   * one script. Throws LockLostError, having written nothing, when any lease ran out.
+   */
+  async commit(held: readonly HeldLock[], ops: ReadonlyMap<string, CommitOp>): Promise<void> {
+    const reply = await this.runCommit(held, ops);
+    if (reply[0] !== 1) {
+      throw new LockLostError(String(reply[1]));
+    }
+  }
+
+  /** Releases locks without writing; a lock already lost is not an error here. */
+  async release(held: readonly HeldLock[]): Promise<void> {
+    if (held.length > 0) {
+      await this.runCommit(held, new Map());
+    }
+  }
+
+  /** Stops waiting (waiters get SessionClosedError), stops the heartbeat and the inbox reader. */
+  async close(): Promise<void> {
+    if (this.closed) {
+      return;
+    }
+    this.closed = true;
+    const pending = [...this.waiters.values()].filter((w) => w.state !== 'done');
+    await Promise.allSettled(pending.map((w) => this.cancel(w, new SessionClosedError())));
+    if (this.heartbeatTimer !== undefined) {
+      clearInterval(this.heartbeatTimer);
+    }
+    // The blocking read ends when its connection goes; the owner closes it after this returns.
+    this.o.blocking.disconnect();
+    await this.loop;
+    // Let other nodes skip whatever this node still had queued (grants in flight, if any, expire).
+    await this.o.redis.del(this.o.layout.alive(this.o.nodeId)).catch(() => undefined);
+  }
+
+  /** Number of locks this node holds now (tests, diagnostics). */
+  get heldCount(): number {
+    return this.renewals.size;
+  }
+
+  // ---- acquiring ---------------------------------------------------------------------------------
+
+  private step(w: Waiter): void {
+    const rest = w.keys.slice(w.held.length);
+    const { layout } = this.o;
+    const keys: string[] = [layout.fence, layout.data];
+    for (const key of rest) {
+      keys.push(layout.lock(key), layout.queue(key));
+    }
+    w.state = 'acquiring';
+    scripts.acquire
+      .run(this.o.redis, keys, [layout.prefix, w.id, this.o.leaseMs, this.inboxTtlMs, ...rest])
+      .then(
+        (reply) => this.onAcquired(w, rest, reply as [number, string, number, ...string[]]),
+        (err: unknown) => this.abandon(w, mapRedisError(err)),
+      );
+  }
+
+  private onAcquired(w: Waiter, rest: readonly string[], reply: [number, string, number, ...string[]]): void {
+    const [status, lockValue, pttl, ...values] = reply;
+    for (let i = 0; i < values.length; i++) {
+      const key = rest[i] as string;
+      this.hold(w, { key, lockValue, json: values[i] === '' ? undefined : values[i] });
+    }
+    if (status === 1) {
+      this.finish(w);
+      return;
+    }
+    w.state = 'waiting';
+    w.waitingKey = rest[values.length];
+    if (w.pendingGrant !== undefined) {
+      const grant = w.pendingGrant;
+      w.pendingGrant = undefined;
+      this.onGrant(w, grant);
+      return;
+    }
+    if (this.closed) {
+      void this.cancel(w, new SessionClosedError());
+      return;
+    }
+    if (w.timedOut || Date.now() >= w.deadline) {
+      this.onTimeout(w);
+      return;
+    }
+    if (w.timeoutTimer === undefined) {
+      w.timeoutTimer = setTimeout(() => this.onTimeout(w), w.deadline - Date.now());
+    }
+    this.scheduleRecheck(w, pttl);
+  }
+
+  private hold(w: Waiter, lock: HeldLock): void {
+    w.held.push(lock);
+    this.renewals.set(lock.lockValue, lock.key);
+  }
+
+  private onGrant(w: Waiter, grant: Grant): void {
+    if (w.state === 'acquiring') {
+      w.pendingGrant = grant;
+      return;
+    }
+    if (w.state !== 'waiting' || grant.key !== w.waitingKey) {
+      this.releaseOrphan(grant);
+      return;
+    }
+    this.clearRecheck(w);
+    this.hold(w, grant);
+    w.waitingKey = undefined;
+    if (this.closed) {
+      this.abandon(w, new SessionClosedError());
+    } else if (w.timedOut) {
+      this.abandon(w, new LockTimeoutError(grant.key, this.o.timeoutMs));
+    } else if (w.held.length === w.keys.length) {
+      this.finish(w);
+    } else {
+      this.step(w);
+    }
+  }
+
+  private onTimeout(w: Waiter): void {
+    w.timedOut = true;
+    if (w.state === 'waiting') {
+      void this.cancel(w, new LockTimeoutError(w.waitingKey ?? '', this.o.timeoutMs));
+    }
+    // 'acquiring': onAcquired sees timedOut when its reply comes.
+  }
+
+  /**
+   * Leaves the queue. When the lock was granted meanwhile, the grant message is still on its way:
+   * the waiter stays registered (timedOut set) and onGrant releases it when it comes.
+   */
+  private async cancel(w: Waiter, err: unknown): Promise<void> {
+    if (w.state === 'done') {
+      return;
+    }
+    w.timedOut = true;
+    this.clearRecheck(w);
+    const key = w.waitingKey;
+    if (w.state !== 'waiting' || key === undefined) {
+      return;
+    }
+    try {
+      const result = await scripts.cancel.run(
+        this.o.redis,
+        [this.o.layout.lock(key), this.o.layout.queue(key)],
+        [w.id],
+      );
+      if (result === 2 && !this.closed) {
+        return; // granted: onGrant finishes the job
+      }
+    } catch (cancelErr) {
+      this.o.logger.warn({ err: cancelErr, key }, 'session: could not leave a lock queue');
+    }
+    this.abandon(w, err);
+  }
+
+  private finish(w: Waiter): void {
+    if (w.state === 'done') {
+      return;
+    }
+    w.state = 'done';
+    this.forget(w);
+    w.resolve(w.held);
+  }
+
+  /** Ends a waiter with `err`, releasing whatever it holds. */
+  private abandon(w: Waiter, err: unknown): void {
+    if (w.state === 'done') {
+      return;
+    }
+    w.state = 'done';
+    this.forget(w);
+    if (w.held.length > 0) {
+      this.release(w.held).catch((releaseErr: unknown) =>
+        this.o.logger.warn({ err: releaseErr }, 'session: could not release locks; they expire with their lease'),
+      );
+    }
+    w.reject(err);
+  }
+
+  private forget(w: Waiter): void {
+    this.waiters.delete(w.id);
+    this.clearRecheck(w);
+    if (w.timeoutTimer !== undefined) {
+      clearTimeout(w.timeoutTimer);
+      w.timeoutTimer = undefined;
+    }
+  }
+
+  // ---- lease expiry of a dead holder --------------------------------------------------------------
+
+  private scheduleRecheck(w: Waiter, pttl: number): void {
+    this.clearRecheck(w);
+    const wait = Math.max(0, Math.min(pttl < 0 ? this.o.leaseMs : pttl, this.o.leaseMs)) + RECHECK_MARGIN_MS;
+    w.recheckTimer = setTimeout(() => void this.recheck(w), wait);
+  }
+
+  private clearRecheck(w: Waiter): void {
+    if (w.recheckTimer !== undefined) {
+      clearTimeout(w.recheckTimer);
+      w.recheckTimer = undefined;
+    }
+  }
+
+  private async recheck(w: Waiter): Promise<void> {
+    w.recheckTimer = undefined;
+    const key = w.waitingKey;
+    if (w.state !== 'waiting' || key === undefined || this.closed) {
+      return;
+    }
+    const { layout } = this.o;
+    try {
+      const [code, pttl] = (await scripts.recheck.run(
+        this.o.redis,
+        [layout.fence, layout.data, layout.lock(key), layout.queue(key)],
+        [layout.prefix, this.o.leaseMs, this.inboxTtlMs, key, w.id],
+      )) as [number, number];
+      if (code === 1 && w.state === 'waiting' && w.waitingKey === key) {
+        this.scheduleRecheck(w, pttl);
+      }
+    } catch (err) {
+      this.o.logger.warn({ err, key }, 'session: lock re-check failed; trying again after a lease');
+      if (w.state === 'waiting' && w.waitingKey === key) {
+        this.scheduleRecheck(w, this.o.leaseMs);
+      }
+    }
+  }
+
+  // ---- inbox --------------------------------------------------------------------------------------
+
+  private async readInbox(): Promise<void> {
+    const inbox = this.o.layout.inbox(this.o.nodeId);
+    while (!this.closed) {
+      let reply: [string, string] | null;
+      try {
+        reply = await this.o.blocking.blpop(inbox, 5);
+      } catch (err) {
+        if (this.closed) {
+          break;
+        }
+        this.o.logger.warn({ err }, 'session: inbox read failed; retrying');
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      if (reply !== null) {
+        this.onMessage(reply[1]);
+      }
+    }
+  }
+
+  private onMessage(message: string): void {
+    const a = message.indexOf('\n');
+    const b = message.indexOf('\n', a + 1);
+    const c = message.indexOf('\n', b + 1);
+    if (a < 0 || b < 0 || c < 0) {
+      this.o.logger.error({ message: message.slice(0, 200) }, 'session: malformed grant message');
+      return;
+    }
+    const waiterId = message.slice(0, a);
+    const grant: Grant = {
+      lockValue: message.slice(a + 1, b),
+      key: JSON.parse(message.slice(b + 1, c)) as string,
+      json: c + 1 < message.length ? message.slice(c + 1) : undefined,
+    };
+    const w = this.waiters.get(waiterId);
+    if (w === undefined) {
+      this.releaseOrphan(grant);
+    } else {
+      this.onGrant(w, grant);
+    }
+  }
+
+  /** A grant nobody waits for any more: hand the lock straight on. */
+  private releaseOrphan(grant: Grant): void {
+    this.release([grant]).catch((err: unknown) =>
+      this.o.logger.warn({ err, key: grant.key }, 'session: could not pass on a lock; it expires with its lease'),
+    );
+  }
+
+  // ---- committing and renewing --------------------------------------------------------------------
+
+  private async runCommit(
+    held: readonly HeldLock[],
+    ops: ReadonlyMap<string, CommitOp>,
+  ): Promise<(number | string)[]> {
+    const { layout } = this.o;
+    const keys: string[] = [layout.fence, layout.data];
+    const args: (string | number)[] = [layout.prefix, this.o.leaseMs, this.inboxTtlMs];
+    for (const lock of held) {
+      this.renewals.delete(lock.lockValue);
+      keys.push(layout.lock(lock.key), layout.queue(lock.key));
+      const op = ops.get(lock.key);
+      if (op === undefined) {
+        args.push(lock.key, lock.lockValue, 'k', '');
+      } else if (op.op === 'set') {
+        args.push(lock.key, lock.lockValue, 's', op.json);
+      } else {
+        args.push(lock.key, lock.lockValue, 'd', '');
+      }
+    }
+    try {
+      return (await scripts.commit.run(this.o.redis, keys, args)) as (number | string)[];
+    } catch (err) {
+      throw mapRedisError(err);
+    }
+  }
+
+  private async heartbeat(first: boolean): Promise<void> {
+    if (this.heartbeatBusy || (this.closed && !first)) {
+      return;
+    }
+    this.heartbeatBusy = true;
+    const { layout } = this.o;
+    const renew = this.o.skipLockRenewal?.() === true ? [] : [...this.renewals];
+    try {
+      const lost = (await scripts.heartbeat.run(
+        this.o.redis,
+        [layout.alive(this.o.nodeId), ...renew.map(([, key]) => layout.lock(key))],
+        [this.o.leaseMs, ...renew.map(([lockValue]) => lockValue)],
+      )) as number[];
+      for (const index of lost) {
+        const entry = renew[index - 1];
+        if (entry !== undefined && this.renewals.has(entry[0])) {
+          this.o.logger.warn(
+            { key: entry[1] },
+            'session: a lock lease ran out before it was renewed; the use holding it cannot commit',
+          );
+        }
+      }
+    } catch (err) {
+      if (first) {
+        throw mapRedisError(err);
+      }
+      this.o.logger.warn({ err }, 'session: heartbeat failed; locks expire unless it recovers within the lease');
+    } finally {
+      this.heartbeatBusy = false;
+    }
+  }
+}

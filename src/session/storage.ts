@@ -1,0 +1,249 @@
+/**
+ * `session.storage`: 4D's Session.storage over Redis. Reads go straight to the entries hash (one
+ * command, so they never see half of a commit); writes happen only inside `use`, on drafts, and are
+ * committed by one Lua script together with the lock release (see locks.ts).
+ *
+ * Re-entrance follows 4D's nested `Use`: the outermost `use` of a call chain (tracked with
+ * AsyncLocalStorage) owns the locks and the drafts; a nested `use` on keys it holds gets the same
+ * drafts and commits nothing; a nested `use` on a key it does not hold is refused, since waiting for
+ * it while holding others could deadlock.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Draft, JsonValue, Storage } from '../types.js';
+import { DraftScope, detachIfDraft } from './drafts.js';
+import {
+  SessionClosedError,
+  StorageKeyInvalidError,
+  StorageKeyNotHeldError,
+  StorageReadOnlyError,
+  StorageValueInvalidError,
+} from './errors.js';
+import type { StorageLayout } from './layout.js';
+import { type CommitOp, type HeldLock, type LockManager, mapRedisError } from './locks.js';
+import { assertKey, normalizeKeys, parseEntry, rootPath, serializeEntry } from './values.js';
+
+/** What {@link SessionStorage} needs. */
+export interface SessionStorageOptions {
+  redis: Redis;
+  locks: LockManager;
+  layout: StorageLayout;
+  maxEntryBytes: number;
+  logger: Logger;
+}
+
+/** The storage implementation; `session.storage` is {@link SessionStorage.facade}. */
+export class SessionStorage {
+  private readonly o: SessionStorageOptions;
+  private readonly chain = new AsyncLocalStorage<DraftScope>();
+  private readonly running = new Set<Promise<unknown>>();
+  private closed = false;
+  /** The read-only object handed to procedures and hooks. */
+  readonly facade: Storage;
+
+  constructor(options: SessionStorageOptions) {
+    this.o = options;
+    this.facade = makeFacade({
+      get: (key) => this.get(key),
+      keys: () => this.keys(),
+      snapshot: () => this.snapshot(),
+      remove: (key) => this.remove(key),
+      use: ((keyOrKeys: string | readonly string[], fn: (...drafts: Draft[]) => unknown) =>
+        this.use(keyOrKeys, fn)) as Storage['use'],
+    });
+  }
+
+  async get<T = JsonValue>(key: string): Promise<T | undefined> {
+    assertKey(key);
+    let json: string | null;
+    try {
+      json = await this.o.redis.hget(this.o.layout.data, key);
+    } catch (err) {
+      throw mapRedisError(err);
+    }
+    return json === null ? undefined : (parseEntry(json) as T);
+  }
+
+  async keys(): Promise<string[]> {
+    try {
+      return (await this.o.redis.hkeys(this.o.layout.data)).sort();
+    } catch (err) {
+      throw mapRedisError(err);
+    }
+  }
+
+  async snapshot(): Promise<Record<string, JsonValue>> {
+    let all: Record<string, string>;
+    try {
+      all = await this.o.redis.hgetall(this.o.layout.data);
+    } catch (err) {
+      throw mapRedisError(err);
+    }
+    const out: Record<string, JsonValue> = {};
+    for (const key of Object.keys(all).sort()) {
+      const value = parseEntry(all[key] as string) as JsonValue;
+      Object.defineProperty(out, key, { value, writable: true, enumerable: true, configurable: true });
+    }
+    return out;
+  }
+
+  async remove(key: string): Promise<void> {
+    assertKey(key);
+    const scope = this.activeScope();
+    if (scope !== undefined) {
+      const entry = scope.entries.get(key);
+      if (entry === undefined) {
+        throw new StorageKeyNotHeldError(key, [...scope.entries.keys()]);
+      }
+      for (const prop of Object.keys(entry.raw)) {
+        delete entry.raw[prop];
+      }
+      entry.removed = true;
+      entry.dirty = true;
+      return;
+    }
+    await this.outermost([key], (entryScope) => {
+      const entry = entryScope.entries.get(key);
+      if (entry !== undefined) {
+        entry.removed = true;
+        entry.dirty = true;
+      }
+    });
+  }
+
+  async use(keyOrKeys: string | readonly string[], fn: (...drafts: Draft[]) => unknown): Promise<never> {
+    const keys = normalizeKeys(keyOrKeys);
+    if (typeof fn !== 'function') {
+      throw new StorageKeyInvalidError(keys[0], 'use() needs a function as its second argument');
+    }
+    const scope = this.activeScope();
+    if (scope !== undefined) {
+      const drafts: Draft[] = [];
+      for (const key of keys) {
+        const entry = scope.entries.get(key);
+        if (entry === undefined) {
+          throw new StorageKeyNotHeldError(key, [...scope.entries.keys()]);
+        }
+        drafts.push(entry.proxy);
+      }
+      return (await fn(...drafts)) as never;
+    }
+    const sorted = [...new Set(keys)].sort();
+    return (await this.outermost(sorted, (s) =>
+      fn(...keys.map((key) => (s.entries.get(key) as { proxy: Draft }).proxy)),
+    )) as never;
+  }
+
+  /**
+   * Stops new uses, then waits for the running ones to end (at most `graceMs`), so that their commits
+   * are not cut off.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.closed = true;
+    if (this.running.size === 0) {
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise((r) => {
+        timer = setTimeout(r, graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private activeScope(): DraftScope | undefined {
+    const scope = this.chain.getStore();
+    return scope !== undefined && scope.active ? scope : undefined;
+  }
+
+  /** The outermost use: lock, draft, run, commit (or release on a throw). */
+  private async outermost(sorted: readonly string[], run: (scope: DraftScope) => unknown): Promise<unknown> {
+    if (this.closed) {
+      throw new SessionClosedError();
+    }
+    const task = this.runOutermost(sorted, run);
+    this.running.add(task);
+    try {
+      return await task;
+    } finally {
+      this.running.delete(task);
+    }
+  }
+
+  private async runOutermost(sorted: readonly string[], run: (scope: DraftScope) => unknown): Promise<unknown> {
+    const held = await this.o.locks.acquire(sorted);
+    const scope = new DraftScope();
+    let result: unknown;
+    try {
+      for (const lock of held) {
+        scope.open(lock.key, this.draftSource(lock), lock.json !== undefined);
+      }
+      result = await this.chain.run(scope, () => run(scope));
+      scope.end();
+      const ops = this.commitOps(scope);
+      await this.o.locks.commit(held, ops);
+    } catch (err) {
+      scope.end();
+      if (!(err instanceof Error && 'code' in err && err.code === 'LOCK_LOST')) {
+        await this.releaseQuietly(held);
+      }
+      throw err;
+    }
+    return detachIfDraft(result);
+  }
+
+  private draftSource(lock: HeldLock): Record<string, unknown> {
+    if (lock.json === undefined) {
+      return {};
+    }
+    const value = parseEntry(lock.json);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new StorageValueInvalidError(
+        lock.key,
+        rootPath(lock.key),
+        `is stored as ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}, not an object, so it cannot be drafted; storage.remove it first`,
+      );
+    }
+    return value as Record<string, unknown>;
+  }
+
+  private commitOps(scope: DraftScope): Map<string, CommitOp> {
+    const ops = new Map<string, CommitOp>();
+    for (const entry of scope.entries.values()) {
+      if (entry.removed && Object.keys(entry.raw).length === 0) {
+        ops.set(entry.key, { op: 'delete' });
+      } else if (entry.dirty || !entry.existed) {
+        ops.set(entry.key, { op: 'set', json: serializeEntry(entry.key, entry.raw, this.o.maxEntryBytes) });
+      }
+    }
+    return ops;
+  }
+
+  private async releaseQuietly(held: readonly HeldLock[]): Promise<void> {
+    try {
+      await this.o.locks.release(held);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'session: could not release locks after a failed use; they expire with their lease');
+    }
+  }
+}
+
+/**
+ * The object procedures see as `session.storage`: its methods, and nothing can be set, defined or
+ * deleted on it (each attempt throws StorageReadOnlyError, in strict and sloppy code alike).
+ */
+function makeFacade(methods: Storage): Storage {
+  const target = Object.freeze({ ...methods });
+  const refuse = (prop: string | symbol): never => {
+    throw new StorageReadOnlyError(String(prop));
+  };
+  return new Proxy(target, {
+    set: (_t, prop) => refuse(prop),
+    defineProperty: (_t, prop) => refuse(prop),
+    deleteProperty: (_t, prop) => refuse(prop),
+    setPrototypeOf: () => refuse('__proto__'),
+  });
+}

@@ -1,0 +1,185 @@
+/**
+ * Helpers of the session tests: sessions opened in this process (each one a "node" of its own, with
+ * its own blocking connection and node id), and agents: real node processes running
+ * fixtures/agent.ts, driven line by line over stdin/stdout.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import type { Redis } from 'ioredis';
+import { closeConnection, openConnection } from '../../src/redis/connections.js';
+import { createKeys } from '../../src/redis/keys.js';
+import { openSession, type SessionService, type SessionServiceOptions } from '../../src/session/index.js';
+import { testRedisUrl } from '../support/redis.js';
+
+/** A session service opened in this process, with the command connection it runs on. */
+export interface TestSession extends SessionService {
+  command: Redis;
+}
+
+/** Opens a session on `prefix` with quick test settings; `overrides` replace any option. */
+export async function openTestSession(
+  prefix: string,
+  overrides: Partial<Omit<SessionServiceOptions, 'command' | 'keys'>> = {},
+): Promise<TestSession> {
+  const url = testRedisUrl();
+  const command = openConnection('command', { url, timeoutMs: 5000, name: `sprocd-test-${prefix}` });
+  try {
+    const service = await openSession({
+      command,
+      redisUrl: url,
+      keys: createKeys(prefix),
+      userName: 'sprocd',
+      lockLeaseMs: 1000,
+      lockTimeoutMs: 5000,
+      maxEntryBytes: 64 * 1024,
+      connectionName: `sprocd-test-${prefix}`,
+      logger: pino({ level: 'silent' }),
+      ...overrides,
+    });
+    return {
+      ...service,
+      command,
+      async close() {
+        await service.close();
+        await closeConnection(command);
+      },
+    };
+  } catch (err) {
+    await closeConnection(command);
+    throw err;
+  }
+}
+
+/** Resolves after `ms`. */
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `check` (a test helper, not product code) until it is true or `timeoutMs` passes. */
+export async function until(check: () => Promise<boolean> | boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
+    await sleep(5);
+  }
+}
+
+/** Catches the rejection of `p` (fails when it resolves). */
+export async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; details?: unknown }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  throw new Error('expected a rejection');
+}
+
+const AGENT = fileURLToPath(new URL('./fixtures/agent.ts', import.meta.url));
+
+/** A message from an agent (see fixtures/agent.ts). */
+export type AgentMessage = Record<string, unknown> & { id?: number; event?: string };
+
+/** A real node process running fixtures/agent.ts. */
+export interface Agent {
+  proc: ChildProcess;
+  /** Sends a command and resolves with its reply (`{ id, ... }`). */
+  call(command: Record<string, unknown>, timeoutMs?: number): Promise<AgentMessage>;
+  /** Sends a command without waiting for its reply; returns its id. */
+  send(command: Record<string, unknown>): number;
+  /** Resolves with the first message (past or future) that matches. */
+  waitFor(match: (m: AgentMessage) => boolean, timeoutMs?: number): Promise<AgentMessage>;
+  /** Resolves with the exit code or signal. */
+  exited: Promise<number | string>;
+  stderr(): string;
+}
+
+/** Starts an agent process; resolves once it is ready for commands. */
+export async function spawnAgent(): Promise<Agent> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', AGENT], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  const messages: AgentMessage[] = [];
+  const listeners = new Set<() => void>();
+  let buffer = '';
+  let errText = '';
+  proc.stdout?.setEncoding('utf8');
+  proc.stdout?.on('data', (chunk: string) => {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (line.trim() !== '') {
+        messages.push(JSON.parse(line) as AgentMessage);
+        listeners.forEach((l) => l());
+      }
+    }
+  });
+  proc.stderr?.setEncoding('utf8');
+  proc.stderr?.on('data', (chunk: string) => {
+    errText += chunk;
+  });
+  const exited = new Promise<number | string>((resolve) => {
+    proc.once('exit', (code, signal) => {
+      resolve(signal ?? code ?? -1);
+      listeners.forEach((l) => l());
+    });
+  });
+  let nextId = 1;
+  const waitFor = (match: (m: AgentMessage) => boolean, timeoutMs = 20_000) =>
+    new Promise<AgentMessage>((resolve, reject) => {
+      const check = () => {
+        const found = messages.find(match);
+        if (found !== undefined) {
+          cleanup();
+          resolve(found);
+        } else if (proc.exitCode !== null || proc.signalCode !== null) {
+          cleanup();
+          reject(new Error(`agent exited (${proc.exitCode ?? proc.signalCode}) before the message came; stderr:\n${errText}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`agent: no matching message within ${timeoutMs} ms; stderr:\n${errText}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        listeners.delete(check);
+      };
+      listeners.add(check);
+      check();
+    });
+  const send = (command: Record<string, unknown>) => {
+    const id = nextId++;
+    proc.stdin?.write(`${JSON.stringify({ ...command, id })}\n`);
+    return id;
+  };
+  const agent: Agent = {
+    proc,
+    send,
+    call: (command, timeoutMs) => {
+      const id = send(command);
+      return waitFor((m) => m.id === id, timeoutMs).then((m) => {
+        if (typeof m.error === 'string') {
+          throw new Error(`agent: ${m.error}`);
+        }
+        return m;
+      });
+    },
+    waitFor,
+    exited,
+    stderr: () => errText,
+  };
+  await waitFor((m) => m.event === 'started');
+  return agent;
+}
+
+/** Kills an agent (SIGKILL unless told otherwise) and waits for it to be gone. */
+export async function killAgent(agent: Agent, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
+    agent.proc.kill(signal);
+  }
+  await agent.exited;
+}
