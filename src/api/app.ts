@@ -2,7 +2,7 @@
  * The HTTP API (fastify): health routes that answer from the first moment, and /v1 behind the bearer
  * token. Routes live one file per resource; errors are mapped once, in ./errors.ts.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { SprocdNode } from '../node.js';
 import { bearerChecker } from './auth.js';
 import { toHttpError } from './errors.js';
@@ -36,16 +36,17 @@ export async function buildApi(node: SprocdNode): Promise<Api> {
   const s = node.settings;
   const app = Fastify({
     bodyLimit: s.bodyLimit,
-    loggerInstance: node.log.child({ part: 'api' }) as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Requests are not logged one by one (executions are); unexpected errors are, below.
+    logger: false,
     // Request ids are for logs only; no header in, no header out.
     return503OnClosing: true,
   });
   app.removeContentTypeParser('text/plain');
+  const log = node.log.child({ part: 'api' });
   app.setErrorHandler((err, request, reply) => {
     const { status, body } = toHttpError(err);
     if (status >= 500 && body.error.code === 'INTERNAL') {
-      request.log.error({ err }, 'request failed');
+      log.error({ err, method: request.method, url: request.url }, 'request failed');
     }
     void reply.status(status).send(body);
   });

@@ -33,7 +33,10 @@ interface Running {
   number: number;
   job: Job<ExecutionData, JsonValue>;
   token: string;
-  controller: AbortController;
+  /** Made on first use of ctx.signal or ctx.delay: most executions never look at it. */
+  controller?: AbortController;
+  /** Why the signal fired (or will fire, once made). */
+  reason?: Error;
   /** Why it was interrupted: a user's abort, or the node stopping. */
   interruption?: 'abort' | 'shutdown';
   /** Settles the processor's race at once (abort or give-back). */
@@ -120,7 +123,7 @@ export class WorkerPool {
     for (const running of this.running.values()) {
       if (!running.interruption) {
         running.interruption = 'shutdown';
-        running.controller.abort(new NodeStoppingError());
+        fire(running, new NodeStoppingError());
       }
     }
   }
@@ -159,9 +162,7 @@ export class WorkerPool {
       return;
     }
     running.interruption = kind;
-    if (!running.controller.signal.aborted) {
-      running.controller.abort(new AbortedError());
-    }
+    fire(running, new AbortedError());
     running.interrupt('abort');
   }
 
@@ -191,22 +192,25 @@ export class WorkerPool {
         encodeFailure(new SprocdError('UNKNOWN_PROCEDURE', `No procedure "${job.data.procedure}" on node ${o.node}.`)),
       );
     }
-    const controller = new AbortController();
     let settle!: (kind: 'abort' | 'giveback' | 'timeout') => void;
     const interrupted = new Promise<'abort' | 'giveback' | 'timeout'>((resolve) => (settle = resolve));
     const running: Running = {
       number,
       job,
       token,
-      controller,
       interrupt: (kind) => settle(kind),
       wakers: new Set(),
     };
     this.running.set(number, running);
-    const log = o.logger.child({ execution: number, procedure: job.data.procedure });
     const started = Date.now();
     const attempt = job.attemptsStarted;
-    log.info({ attempt, name: job.data.name || undefined }, 'execution started');
+    const logLines = o.logger.isLevelEnabled('info');
+    if (logLines) {
+      o.logger.info(
+        { execution: number, procedure: job.data.procedure, attempt, name: job.data.name || undefined },
+        'execution started',
+      );
+    }
 
     let outcome = 'completed';
     let timer: NodeJS.Timeout | undefined;
@@ -217,11 +221,11 @@ export class WorkerPool {
       if (definition.timeoutMs) {
         const ms = definition.timeoutMs;
         timer = setTimeout(() => {
-          controller.abort(new ExecutionTimeoutError(ms));
+          fire(running, new ExecutionTimeoutError(ms));
           settle('timeout');
         }, ms);
       }
-      const ctx = this.contextFor(job, number, running, log);
+      const ctx = this.contextFor(job, number, running);
       const work = (async () => {
         const params = definition.params ? definition.params.parse(job.data.params) : job.data.params;
         return definition.run(params, ctx);
@@ -253,7 +257,7 @@ export class WorkerPool {
       }
       outcome = 'failed';
       const described = describeError(err);
-      log.warn({ err: described }, 'execution threw');
+      o.logger.warn({ execution: number, procedure: job.data.procedure, err: described }, 'execution threw');
       if (err instanceof UnrecoverableError) {
         throw new UnrecoverableError(encodeFailure(err));
       }
@@ -262,7 +266,12 @@ export class WorkerPool {
     } finally {
       clearTimeout(timer);
       this.running.delete(number);
-      log.info({ durationMs: Date.now() - started, outcome, attempt }, 'execution ended');
+      if (logLines) {
+        o.logger.info(
+          { execution: number, procedure: job.data.procedure, durationMs: Date.now() - started, outcome, attempt },
+          'execution ended',
+        );
+      }
     }
   }
 
@@ -270,15 +279,20 @@ export class WorkerPool {
     return (await this.opts.connection.hget(this.opts.keys.job(number), 'sprocdAbort')) === '1';
   }
 
-  private contextFor(job: Job<ExecutionData, JsonValue>, number: number, running: Running, log: Logger): ProcedureContext {
+  private contextFor(job: Job<ExecutionData, JsonValue>, number: number, running: Running): ProcedureContext {
     const o = this.opts;
-    const signal = running.controller.signal;
+    let log: Logger | undefined;
     return {
       get session() {
         return o.session();
       },
-      log,
-      signal,
+      get log() {
+        log ??= o.logger.child({ execution: number, procedure: job.data.procedure });
+        return log;
+      },
+      get signal() {
+        return signalOf(running);
+      },
       node: o.node,
       process: {
         number,
@@ -300,6 +314,7 @@ export class WorkerPool {
       },
       delay: (ms: number) =>
         new Promise<void>((resolve, reject) => {
+          const signal = signalOf(running);
           if (signal.aborted) {
             reject(signal.reason);
             return;
@@ -321,4 +336,24 @@ export class WorkerPool {
         }),
     };
   }
+}
+
+/** The execution's AbortSignal, made on first use (already fired if it was interrupted before). */
+function signalOf(running: Running): AbortSignal {
+  if (!running.controller) {
+    running.controller = new AbortController();
+    if (running.reason) {
+      running.controller.abort(running.reason);
+    }
+  }
+  return running.controller.signal;
+}
+
+/** Fires the execution's signal with `reason` (or remembers it until the signal is made). */
+function fire(running: Running, reason: Error): void {
+  if (running.reason) {
+    return;
+  }
+  running.reason = reason;
+  running.controller?.abort(reason);
 }

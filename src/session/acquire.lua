@@ -13,7 +13,7 @@ for i = 1, n do
   local free = redis.call('EXISTS', lockKey) == 0
   if free and redis.call('LLEN', queueKey) > 0 then
     -- The holder's lease ran out while others waited: serve them first, in their order.
-    promote(prefix, KEYS[1], KEYS[2], lockKey, queueKey, name, lease, inboxTtl)
+    promote(prefix, KEYS[1], KEYS[2], lockKey, queueKey, name, lease, inboxTtl, '')
     free = redis.call('EXISTS', lockKey) == 0
   end
   if not free then

@@ -25,6 +25,11 @@ export interface DraftEntry {
   dirty: boolean;
   /** `storage.remove(key)` was called inside the use: delete unless written again afterwards. */
   removed: boolean;
+  /**
+   * Something may have made the tree invalid (a delete inside an array can leave a hole); otherwise
+   * it is valid JSON by construction, every value having been checked and copied on the way in.
+   */
+  needsCheck: boolean;
 }
 
 /** The drafts of one outermost `use`; they live until {@link DraftScope.end}. */
@@ -45,10 +50,11 @@ export class DraftScope {
       existed,
       dirty: false,
       removed: false,
+      needsCheck: false,
       proxy: undefined as unknown as Draft,
     };
     const wrapper = new Wrapper(this, entry);
-    (entry as { proxy: Draft }).proxy = wrapper.wrap(raw, rootPath(key)) as Draft;
+    (entry as { proxy: Draft }).proxy = wrapper.wrap(raw, undefined, key) as Draft;
     this.entries.set(key, entry);
     return entry;
   }
@@ -91,111 +97,164 @@ function unwrap(obj: object): object {
   return known.target;
 }
 
-class Wrapper {
-  private readonly cache = new WeakMap<object, object>();
+/** Where an object sits in its entry, for error messages (computed only when one is thrown). */
+interface Place {
+  readonly parent: object | undefined;
+  readonly prop: string | number;
+}
+
+/**
+ * The proxy handler of one entry: one instance serves every object of the entry's tree, so that
+ * opening a draft costs one Proxy and no closures.
+ */
+class Wrapper implements ProxyHandler<object> {
+  private readonly proxies = new WeakMap<object, object>();
+  private readonly places = new WeakMap<object, Place>();
 
   constructor(
     private readonly scope: DraftScope,
     private readonly entry: DraftEntry,
   ) {}
 
-  wrap(target: object, path: string): object {
-    const cached = this.cache.get(target);
+  wrap(target: object, parent: object | undefined, prop: string | number): object {
+    const cached = this.proxies.get(target);
     if (cached !== undefined) {
       return cached;
     }
-    const proxy = new Proxy(target, this.handler(path));
-    this.cache.set(target, proxy);
+    const proxy = new Proxy(target, this);
+    this.proxies.set(target, proxy);
+    this.places.set(target, { parent, prop });
     proxies.set(proxy, { target, scope: this.scope, key: this.entry.key });
     return proxy;
   }
 
-  private handler(path: string): ProxyHandler<object> {
-    const { scope, entry } = this;
-    const key = entry.key;
-    const isArray = (t: object) => Array.isArray(t);
-    const write = (target: object, prop: string | symbol, value: unknown): boolean => {
-      if (typeof prop === 'symbol') {
-        throw new StorageValueInvalidError(key, path, `cannot have a symbol-keyed property (${String(prop)})`);
+  /** The path of `target` (and of `prop` inside it), as error messages show it. */
+  private path(target: object, prop?: string | number): string {
+    const steps: (string | number)[] = prop === undefined ? [] : [prop];
+    let at: object | undefined = target;
+    for (let guard = 0; at !== undefined && guard < 1000; guard++) {
+      const place = this.places.get(at);
+      if (place === undefined || place.parent === undefined) {
+        break;
       }
-      if (isArray(target) && prop === 'length') {
+      steps.unshift(place.prop);
+      at = place.parent;
+    }
+    return steps.reduce<string>((path, step) => pathStep(path, step), rootPath(this.entry.key));
+  }
+
+  private write(target: object, prop: string | symbol, value: unknown): boolean {
+    const key = this.entry.key;
+    if (typeof prop === 'symbol') {
+      throw new StorageValueInvalidError(key, this.path(target), `cannot have a symbol-keyed property (${String(prop)})`);
+    }
+    if (Array.isArray(target)) {
+      if (prop === 'length') {
         if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-          throw new StorageValueInvalidError(key, pathStep(path, 'length'), 'must be a whole number');
+          throw new StorageValueInvalidError(key, this.path(target, 'length'), 'must be a whole number');
         }
-        if (value > (target as unknown[]).length) {
+        if (value > target.length) {
           throw new StorageValueInvalidError(
             key,
-            pathStep(path, 'length'),
+            this.path(target, 'length'),
             'cannot grow an array with holes (arrays cannot hold undefined)',
           );
         }
-        entry.dirty = true;
+        this.entry.dirty = true;
         return Reflect.set(target, prop, value);
       }
-      const index = isArray(target) && /^\d+$/.test(prop) ? Number(prop) : undefined;
-      const step = index === undefined ? pathStep(path, prop) : pathStep(path, index);
-      if (index !== undefined && index > (target as unknown[]).length) {
-        throw new StorageValueInvalidError(key, step, 'would leave a hole in the array (arrays cannot hold undefined)');
+      if (/^\d+$/.test(prop)) {
+        const index = Number(prop);
+        if (index > target.length) {
+          throw new StorageValueInvalidError(
+            key,
+            this.path(target, index),
+            'would leave a hole in the array (arrays cannot hold undefined)',
+          );
+        }
+        if (value === undefined) {
+          throw new StorageValueInvalidError(key, this.path(target, index), 'is undefined in an array (use null)');
+        }
       }
-      if (value === undefined) {
-        if (isArray(target)) {
-          throw new StorageValueInvalidError(key, step, 'is undefined in an array (use null)');
-        }
-        entry.dirty = true;
-        return Reflect.deleteProperty(target, prop);
-      }
-      const copy = copyJsonValue(value, key, step, unwrap);
-      entry.dirty = true;
-      return Reflect.defineProperty(target, prop, { value: copy, writable: true, enumerable: true, configurable: true });
-    };
-    return {
-      get: (target, prop) => {
-        scope.assertAlive(key);
-        const value: unknown = Reflect.get(target, prop);
-        if (typeof value === 'object' && value !== null && Object.hasOwn(target, prop)) {
-          const childPath = isArray(target) && typeof prop === 'string' && /^\d+$/.test(prop)
-            ? pathStep(path, Number(prop))
-            : pathStep(path, String(prop));
-          return this.wrap(value, childPath);
-        }
-        return value;
-      },
-      set: (target, prop, value) => {
-        scope.assertAlive(key);
-        return write(target, prop, value);
-      },
-      deleteProperty: (target, prop) => {
-        scope.assertAlive(key);
-        entry.dirty = true;
-        return Reflect.deleteProperty(target, prop);
-      },
-      defineProperty: (target, prop, desc) => {
-        scope.assertAlive(key);
-        if (desc.get !== undefined || desc.set !== undefined) {
-          throw new StorageValueInvalidError(key, pathStep(path, String(prop)), 'cannot be a getter or setter');
-        }
-        if (!('value' in desc)) {
-          // Attribute-only change (e.g. Object.freeze): refuse rather than make the draft unwritable.
-          return false;
-        }
-        return write(target, prop, desc.value);
-      },
-      has: (target, prop) => {
-        scope.assertAlive(key);
-        return Reflect.has(target, prop);
-      },
-      ownKeys: (target) => {
-        scope.assertAlive(key);
-        return Reflect.ownKeys(target);
-      },
-      getOwnPropertyDescriptor: (target, prop) => {
-        scope.assertAlive(key);
-        return Reflect.getOwnPropertyDescriptor(target, prop);
-      },
-      setPrototypeOf: () => {
-        throw new StorageValueInvalidError(key, path, 'cannot change its prototype (only plain objects are stored)');
-      },
-      preventExtensions: () => false,
-    };
+    }
+    this.entry.dirty = true;
+    if (value === undefined) {
+      return Reflect.deleteProperty(target, prop);
+    }
+    const kind = typeof value;
+    const copy =
+      kind === 'string' || kind === 'boolean' || value === null || (kind === 'number' && Number.isFinite(value))
+        ? value
+        : copyJsonValue(
+            value,
+            key,
+            this.path(target, Array.isArray(target) && /^\d+$/.test(prop) ? Number(prop) : prop),
+            unwrap,
+          );
+    return Reflect.defineProperty(target, prop, { value: copy, writable: true, enumerable: true, configurable: true });
+  }
+
+  get(target: object, prop: string | symbol): unknown {
+    this.scope.assertAlive(this.entry.key);
+    const value: unknown = Reflect.get(target, prop);
+    if (typeof value === 'object' && value !== null && typeof prop === 'string' && Object.hasOwn(target, prop)) {
+      return this.wrap(value, target, Array.isArray(target) && /^\d+$/.test(prop) ? Number(prop) : prop);
+    }
+    return value;
+  }
+
+  set(target: object, prop: string | symbol, value: unknown): boolean {
+    this.scope.assertAlive(this.entry.key);
+    return this.write(target, prop, value);
+  }
+
+  deleteProperty(target: object, prop: string | symbol): boolean {
+    this.scope.assertAlive(this.entry.key);
+    this.entry.dirty = true;
+    if (Array.isArray(target)) {
+      // pop, shift and splice delete then shorten; a delete that is not followed by that leaves a
+      // hole, which the commit's full check refuses.
+      this.entry.needsCheck = true;
+    }
+    return Reflect.deleteProperty(target, prop);
+  }
+
+  defineProperty(target: object, prop: string | symbol, desc: PropertyDescriptor): boolean {
+    this.scope.assertAlive(this.entry.key);
+    if (desc.get !== undefined || desc.set !== undefined) {
+      throw new StorageValueInvalidError(this.entry.key, this.path(target, String(prop)), 'cannot be a getter or setter');
+    }
+    if (!('value' in desc)) {
+      // Attribute-only change (e.g. Object.freeze): refuse rather than make the draft unwritable.
+      return false;
+    }
+    return this.write(target, prop, desc.value);
+  }
+
+  has(target: object, prop: string | symbol): boolean {
+    this.scope.assertAlive(this.entry.key);
+    return Reflect.has(target, prop);
+  }
+
+  ownKeys(target: object): ArrayLike<string | symbol> {
+    this.scope.assertAlive(this.entry.key);
+    return Reflect.ownKeys(target);
+  }
+
+  getOwnPropertyDescriptor(target: object, prop: string | symbol): PropertyDescriptor | undefined {
+    this.scope.assertAlive(this.entry.key);
+    return Reflect.getOwnPropertyDescriptor(target, prop);
+  }
+
+  setPrototypeOf(target: object): boolean {
+    throw new StorageValueInvalidError(
+      this.entry.key,
+      this.path(target),
+      'cannot change its prototype (only plain objects are stored)',
+    );
+  }
+
+  preventExtensions(): boolean {
+    return false;
   }
 }

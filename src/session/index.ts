@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Redis } from 'ioredis';
 import type pino from 'pino';
-import { closeConnection, openConnection } from '../redis/connections.js';
+import { closeConnection, openConnection, waitReady } from '../redis/connections.js';
 import type { Keys } from '../redis/keys.js';
 import type { Session, SessionInfo } from '../types.js';
 import { storageLayout } from './layout.js';
@@ -131,6 +131,7 @@ export async function openSession(opts: SessionServiceOptions): Promise<SessionS
     skipLockRenewal: opts.testHooks?.skipLockRenewal,
   });
   try {
+    await waitReady(blocking, Math.max(timeoutMs, 5000));
     await locks.start();
   } catch (err) {
     await locks.close().catch(() => undefined);

@@ -103,6 +103,8 @@ export class LockManager {
   private readonly renewals = new Map<string, string>();
   private seq = 0;
   private closed = false;
+  /** Set by stopWaiting: no new acquisitions, and waiters are sent away. */
+  private stopping = false;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatBusy = false;
   private loop: Promise<void> | undefined;
@@ -126,7 +128,7 @@ export class LockManager {
    * Rejects with LockTimeoutError after the wait time-out, naming the key it waited for.
    */
   acquire(keys: readonly string[]): Promise<HeldLock[]> {
-    if (this.closed) {
+    if (this.stopping) {
       return Promise.reject(new SessionClosedError());
     }
     return new Promise<HeldLock[]>((resolve, reject) => {
@@ -154,9 +156,9 @@ export class LockManager {
    * one script. Throws LockLostError, having written nothing, when any lease ran out.
    */
   async commit(held: readonly HeldLock[], ops: ReadonlyMap<string, CommitOp>): Promise<void> {
-    const reply = await this.runCommit(held, ops);
-    if (reply[0] !== 1) {
-      throw new LockLostError(String(reply[1]));
+    const lost = await this.runCommit(held, ops);
+    if (lost !== undefined) {
+      throw new LockLostError(lost);
     }
   }
 
@@ -167,14 +169,23 @@ export class LockManager {
     }
   }
 
-  /** Stops waiting (waiters get SessionClosedError), stops the heartbeat and the inbox reader. */
+  /**
+   * Refuses new acquisitions and ends every waiting one with SessionClosedError (taking it out of its
+   * queue). Locks already held stay held, and renewed, until they are committed or released.
+   */
+  async stopWaiting(): Promise<void> {
+    this.stopping = true;
+    const pending = [...this.waiters.values()].filter((w) => w.state !== 'done');
+    await Promise.allSettled(pending.map((w) => this.cancel(w, new SessionClosedError())));
+  }
+
+  /** Stops waiting (see {@link stopWaiting}), the heartbeat and the inbox reader. */
   async close(): Promise<void> {
     if (this.closed) {
       return;
     }
+    await this.stopWaiting();
     this.closed = true;
-    const pending = [...this.waiters.values()].filter((w) => w.state !== 'done');
-    await Promise.allSettled(pending.map((w) => this.cancel(w, new SessionClosedError())));
     if (this.heartbeatTimer !== undefined) {
       clearInterval(this.heartbeatTimer);
     }
@@ -226,7 +237,7 @@ export class LockManager {
       this.onGrant(w, grant);
       return;
     }
-    if (this.closed) {
+    if (this.stopping) {
       void this.cancel(w, new SessionClosedError());
       return;
     }
@@ -257,7 +268,7 @@ export class LockManager {
     this.clearRecheck(w);
     this.hold(w, grant);
     w.waitingKey = undefined;
-    if (this.closed) {
+    if (this.stopping) {
       this.abandon(w, new SessionClosedError());
     } else if (w.timedOut) {
       this.abandon(w, new LockTimeoutError(grant.key, this.o.timeoutMs));
@@ -277,8 +288,8 @@ export class LockManager {
   }
 
   /**
-   * Leaves the queue. When the lock was granted meanwhile, the grant message is still on its way:
-   * the waiter stays registered (timedOut set) and onGrant releases it when it comes.
+   * Leaves the queue and ends the waiter with `err`. When the lock was granted meanwhile, the cancel
+   * script hands it on at once, and the grant message, when it comes, finds no waiter (orphan).
    */
   private async cancel(w: Waiter, err: unknown): Promise<void> {
     if (w.state === 'done') {
@@ -288,19 +299,17 @@ export class LockManager {
     this.clearRecheck(w);
     const key = w.waitingKey;
     if (w.state !== 'waiting' || key === undefined) {
-      return;
+      return; // 'acquiring': onAcquired sees timedOut or stopping when its reply comes
     }
+    const { layout } = this.o;
     try {
-      const result = await scripts.cancel.run(
+      await scripts.cancel.run(
         this.o.redis,
-        [this.o.layout.lock(key), this.o.layout.queue(key)],
-        [w.id],
+        [layout.fence, layout.data, layout.lock(key), layout.queue(key)],
+        [layout.prefix, this.o.leaseMs, this.inboxTtlMs, key, w.id],
       );
-      if (result === 2 && !this.closed) {
-        return; // granted: onGrant finishes the job
-      }
     } catch (cancelErr) {
-      this.o.logger.warn({ err: cancelErr, key }, 'session: could not leave a lock queue');
+      this.o.logger.warn({ err: cancelErr, key }, 'session: could not leave a lock queue; the entry is skipped once this node is gone');
     }
     this.abandon(w, err);
   }
@@ -430,13 +439,11 @@ export class LockManager {
 
   // ---- committing and renewing --------------------------------------------------------------------
 
-  private async runCommit(
-    held: readonly HeldLock[],
-    ops: ReadonlyMap<string, CommitOp>,
-  ): Promise<(number | string)[]> {
+  /** Runs commit.lua; returns the first lost key, or undefined when all was written. */
+  private async runCommit(held: readonly HeldLock[], ops: ReadonlyMap<string, CommitOp>): Promise<string | undefined> {
     const { layout } = this.o;
     const keys: string[] = [layout.fence, layout.data];
-    const args: (string | number)[] = [layout.prefix, this.o.leaseMs, this.inboxTtlMs];
+    const args: (string | number)[] = [layout.prefix, this.o.leaseMs, this.inboxTtlMs, this.o.nodeId];
     for (const lock of held) {
       this.renewals.delete(lock.lockValue);
       keys.push(layout.lock(lock.key), layout.queue(lock.key));
@@ -449,11 +456,18 @@ export class LockManager {
         args.push(lock.key, lock.lockValue, 'd', '');
       }
     }
+    let reply: [number, number, ...string[]];
     try {
-      return (await scripts.commit.run(this.o.redis, keys, args)) as (number | string)[];
+      reply = (await scripts.commit.run(this.o.redis, keys, args)) as [number, number, ...string[]];
     } catch (err) {
       throw mapRedisError(err);
     }
+    const lostCount = reply[1];
+    // Locks handed to this node's own waiters came back in the reply: wake them now.
+    for (let i = 2 + lostCount; i < reply.length; i++) {
+      this.onMessage(reply[i] as string);
+    }
+    return reply[0] === 1 ? undefined : String(reply[2]);
   }
 
   private async heartbeat(first: boolean): Promise<void> {

@@ -6,8 +6,10 @@
 -- with a fresh fencing token, and a message carrying the lock value and the entry's current JSON is
 -- pushed to the waiter's node inbox, where its blocking connection picks it up. The waiter does not
 -- need another round trip to read the entry.
--- Returns true when someone got the lock, false when the queue held no live waiter.
-local function promote(prefix, fenceKey, dataKey, lockKey, queueKey, name, lease, inboxTtl)
+-- When that waiter belongs to `selfNode` (the node running the script; '' for none), the message is
+-- returned instead of pushed, and the script hands it back in its reply.
+-- Returns true (or the message) when someone got the lock, false when the queue held no live waiter.
+local function promote(prefix, fenceKey, dataKey, lockKey, queueKey, name, lease, inboxTtl, selfNode)
   while true do
     local entry = redis.call('LPOP', queueKey)
     if not entry then
@@ -21,8 +23,13 @@ local function promote(prefix, fenceKey, dataKey, lockKey, queueKey, name, lease
       if not value then
         value = ''
       end
+      local message = entry .. '\n' .. lockValue .. '\n' .. cjson.encode(name) .. '\n' .. value
+      if node == selfNode then
+        -- The caller's own node: it gets the grant in this script's reply, without the inbox hop.
+        return message
+      end
       local inbox = prefix .. ':inbox:' .. node
-      redis.call('RPUSH', inbox, entry .. '\n' .. lockValue .. '\n' .. cjson.encode(name) .. '\n' .. value)
+      redis.call('RPUSH', inbox, message)
       redis.call('PEXPIRE', inbox, inboxTtl)
       return true
     end

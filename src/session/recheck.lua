@@ -9,7 +9,7 @@ local prefix, lease, inboxTtl, name, waiter = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local node = string.match(waiter, '^([^.]+)%.')
 redis.call('SET', prefix .. ':alive:' .. node, '1', 'PX', lease)
 if redis.call('EXISTS', KEYS[3]) == 0 then
-  promote(prefix, KEYS[1], KEYS[2], KEYS[3], KEYS[4], name, lease, inboxTtl)
+  promote(prefix, KEYS[1], KEYS[2], KEYS[3], KEYS[4], name, lease, inboxTtl, '')
 end
 local lockValue = redis.call('GET', KEYS[3])
 if ownedBy(lockValue, waiter) then
@@ -18,7 +18,7 @@ end
 if not redis.call('LPOS', KEYS[4], waiter) then
   redis.call('RPUSH', KEYS[4], waiter)
   if not lockValue then
-    promote(prefix, KEYS[1], KEYS[2], KEYS[3], KEYS[4], name, lease, inboxTtl)
+    promote(prefix, KEYS[1], KEYS[2], KEYS[3], KEYS[4], name, lease, inboxTtl, '')
     return { 2, 0 }
   end
 end

@@ -44,7 +44,7 @@ export const scripts = {
   acquire: withPromote('acquire'),
   commit: withPromote('commit'),
   recheck: withPromote('recheck'),
-  cancel: new LuaScript('cancel', load('cancel')),
+  cancel: withPromote('cancel'),
   heartbeat: new LuaScript('heartbeat', load('heartbeat')),
   identity: new LuaScript('identity', load('identity')),
 } as const;

@@ -106,6 +106,9 @@ export class SessionStorage {
     await this.outermost([key], (entryScope) => {
       const entry = entryScope.entries.get(key);
       if (entry !== undefined) {
+        for (const prop of Object.keys(entry.raw)) {
+          delete entry.raw[prop];
+        }
         entry.removed = true;
         entry.dirty = true;
       }
@@ -136,11 +139,12 @@ export class SessionStorage {
   }
 
   /**
-   * Stops new uses, then waits for the running ones to end (at most `graceMs`), so that their commits
-   * are not cut off.
+   * Stops new uses and sends waiting ones away (SessionClosedError), then lets the uses that hold
+   * their locks finish (at most `graceMs`), so that their commits are not cut off.
    */
   async close(graceMs: number): Promise<void> {
     this.closed = true;
+    await this.o.locks.stopWaiting();
     if (this.running.size === 0) {
       return;
     }
@@ -216,7 +220,8 @@ export class SessionStorage {
       if (entry.removed && Object.keys(entry.raw).length === 0) {
         ops.set(entry.key, { op: 'delete' });
       } else if (entry.dirty || !entry.existed) {
-        ops.set(entry.key, { op: 'set', json: serializeEntry(entry.key, entry.raw, this.o.maxEntryBytes) });
+        const json = serializeEntry(entry.key, entry.raw, this.o.maxEntryBytes, !entry.needsCheck);
+        ops.set(entry.key, { op: 'set', json });
       }
     }
     return ops;

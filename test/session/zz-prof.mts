@@ -1,0 +1,14 @@
+import pino from 'pino';
+import { openConnection, closeConnection } from '../../src/redis/connections.js';
+import { createKeys } from '../../src/redis/keys.js';
+import { openSession } from '../../src/session/index.js';
+const url = 'redis://127.0.0.1:6499';
+const prefix = 'prof' + Date.now();
+const command = openConnection('command', { url, timeoutMs: 5000, name: 'smoke' }); if (process.env.AP) (command.options as any).enableAutoPipelining = true;
+const s = await openSession({ command, redisUrl: url, keys: createKeys(prefix), userName: 'sprocd', lockLeaseMs: 5000, lockTimeoutMs: 50000, maxEntryBytes: 65536, connectionName: 'smoke', logger: pino({ level: 'warn' }) });
+const st = s.session.storage;
+const conc = Number(process.argv[2] ?? 25);
+const ms = 4000; const until = Date.now() + ms; let n = 0;
+await Promise.all([...Array(conc)].map(async () => { while (Date.now() < until) { await st.use('hot', (d) => { d.n = ((d.n as number) ?? 0) + 1; }); n++; } }));
+console.log(process.pid, 'rate', Math.round(n / (ms / 1000)));
+await s.close(); await closeConnection(command);
