@@ -37,7 +37,11 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-async function bareBullmq(redisUrl: string, total: number, samples: number): Promise<{ rate: number; p50: number; p99: number }> {
+async function bareBullmq(
+  redisUrl: string,
+  total: number,
+  samples: number,
+): Promise<{ rate: number; p50: number; p99: number }> {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const prefix = `{bench-bull-${Date.now()}}`;
   const queue = new Queue('procedures', { connection, prefix });
@@ -64,7 +68,9 @@ async function bareBullmq(redisUrl: string, total: number, samples: number): Pro
   await worker.waitUntilReady();
   const opts = { removeOnComplete: { count: 1000, age: 86400 }, removeOnFail: { count: 1000, age: 86400 } };
   const t0 = performance.now();
-  await drive(total, (i) => queue.add('noop', { procedure: 'noop', params: null, id: String(i), name: '' }, opts));
+  await drive(total, (i) =>
+    queue.add('noop', { procedure: 'noop', params: null, id: String(i), name: '' }, opts),
+  );
   await finished;
   const rate = total / ((performance.now() - t0) / 1000);
 
@@ -86,7 +92,11 @@ async function bareBullmq(redisUrl: string, total: number, samples: number): Pro
   return { rate, p50: percentile(lat, 50), p99: percentile(lat, 99) };
 }
 
-async function sprocd(redisUrl: string, total: number, samples: number): Promise<{ rate: number; p50: number; p99: number }> {
+async function sprocd(
+  redisUrl: string,
+  total: number,
+  samples: number,
+): Promise<{ rate: number; p50: number; p99: number }> {
   const settings = loadSettings(
     {
       REDIS_URL: redisUrl,
@@ -143,7 +153,12 @@ function median(values: number[]): number {
  * Runs the queue benchmark: a warm-up of each side, then `rounds` rounds alternating the two sides
  * (a 2-core machine is noisy), reporting the median of each figure.
  */
-export async function benchQueue(redisUrl: string, total = 20_000, samples = 500, rounds = 3): Promise<Row[]> {
+export async function benchQueue(
+  redisUrl: string,
+  total = 20_000,
+  samples = 500,
+  rounds = 3,
+): Promise<Row[]> {
   await bareBullmq(redisUrl, 2000, 20);
   await sprocd(redisUrl, 2000, 20);
   const bull: { rate: number; p50: number; p99: number }[] = [];
@@ -152,15 +167,28 @@ export async function benchQueue(redisUrl: string, total = 20_000, samples = 500
     bull.push(await bareBullmq(redisUrl, total, samples));
     ours.push(await sprocd(redisUrl, total, samples));
   }
-  const m = (list: { rate: number; p50: number; p99: number }[], k: 'rate' | 'p50' | 'p99') => median(list.map((x) => x[k]));
+  const m = (list: { rate: number; p50: number; p99: number }[], k: 'rate' | 'p50' | 'p99') =>
+    median(list.map((x) => x[k]));
   return [
     { name: 'bare BullMQ: no-op jobs/s (add + process)', value: m(bull, 'rate'), unit: 'jobs/s' },
-    { name: 'sprocd: no-op executions/s (executeOnServer + process)', value: m(ours, 'rate'), unit: 'executions/s' },
-    { name: 'throughput ratio sprocd / BullMQ (target >= 0.9)', value: m(ours, 'rate') / m(bull, 'rate'), unit: 'x' },
+    {
+      name: 'sprocd: no-op executions/s (executeOnServer + process)',
+      value: m(ours, 'rate'),
+      unit: 'executions/s',
+    },
+    {
+      name: 'throughput ratio sprocd / BullMQ (target >= 0.9)',
+      value: m(ours, 'rate') / m(bull, 'rate'),
+      unit: 'x',
+    },
     { name: 'bare BullMQ: add-to-start latency p50', value: m(bull, 'p50'), unit: 'ms' },
     { name: 'bare BullMQ: add-to-start latency p99', value: m(bull, 'p99'), unit: 'ms' },
     { name: 'sprocd: request-to-start latency p50', value: m(ours, 'p50'), unit: 'ms' },
     { name: 'sprocd: request-to-start latency p99', value: m(ours, 'p99'), unit: 'ms' },
-    { name: 'p99 latency ratio sprocd / BullMQ (target <= 1.5)', value: m(ours, 'p99') / m(bull, 'p99'), unit: 'x' },
+    {
+      name: 'p99 latency ratio sprocd / BullMQ (target <= 1.5)',
+      value: m(ours, 'p99') / m(bull, 'p99'),
+      unit: 'x',
+    },
   ];
 }

@@ -22,7 +22,9 @@ function print(title: string, rows: Row[]): void {
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-bench-'));
 const redis = process.env.REDIS_URL ? undefined : await startRedisServer({ dir, appendonly: false });
 const url = process.env.REDIS_URL ?? redis!.url;
-process.stdout.write(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}\n`);
+process.stdout.write(
+  `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}\n`,
+);
 try {
   if (only.has('queue')) {
     print('Execute on server vs bare BullMQ (one node, concurrency 16)', await benchQueue(url));
@@ -34,7 +36,9 @@ try {
     print('Session storage', (await benchSession(url)).rows);
   }
   if (only.has('backup') && fs.existsSync(new URL('./backup.ts', import.meta.url))) {
-    const { benchBackup } = (await import(new URL('./backup.ts', import.meta.url).href)) as { benchBackup(url: string): Promise<Row[]> };
+    const { benchBackup } = (await import(new URL('./backup.ts', import.meta.url).href)) as {
+      benchBackup(url: string): Promise<Row[]>;
+    };
     print('Backup and restore', await benchBackup(url));
   }
 } finally {

@@ -18,13 +18,21 @@ function parseJsonArg(raw: string | undefined): unknown {
   try {
     return JSON.parse(raw);
   } catch (err) {
-    throw new ApiError('BAD_ARGUMENT', `PARAMS_JSON is not JSON (${(err as Error).message}); quote it: '{"who":"world"}'`, 0);
+    throw new ApiError(
+      'BAD_ARGUMENT',
+      `PARAMS_JSON is not JSON (${(err as Error).message}); quote it: '{"who":"world"}'`,
+      0,
+    );
   }
 }
 
 function parseNumberArg(raw: string): number {
   if (!/^[1-9]\d*$/.test(raw)) {
-    throw new ApiError('BAD_ARGUMENT', `N must be an execution number (a positive integer), not ${JSON.stringify(raw)}`, 0);
+    throw new ApiError(
+      'BAD_ARGUMENT',
+      `N must be an execution number (a positive integer), not ${JSON.stringify(raw)}`,
+      0,
+    );
   }
   return Number(raw);
 }
@@ -73,9 +81,17 @@ export function buildCli(client: () => SprocdClient = () => new SprocdClient()):
         return;
       }
       if (view.state === 'failed' || view.state === 'aborted') {
-        throw new ApiError(view.error?.code ?? 'EXECUTION_FAILED', `execution ${view.number} ${view.state}: ${view.error?.message ?? ''}`, 0);
+        throw new ApiError(
+          view.error?.code ?? 'EXECUTION_FAILED',
+          `execution ${view.number} ${view.state}: ${view.error?.message ?? ''}`,
+          0,
+        );
       }
-      throw new ApiError('WAIT_TIMEOUT', `execution ${view.number} is still ${view.state} after ${wait} ms`, 0);
+      throw new ApiError(
+        'WAIT_TIMEOUT',
+        `execution ${view.number} is still ${view.state} after ${wait} ms`,
+        0,
+      );
     });
 
   program
@@ -87,16 +103,33 @@ export function buildCli(client: () => SprocdClient = () => new SprocdClient()):
     .option('--limit <n>', 'how many (default 50)', (v) => Number(v))
     .option('--json', 'print JSON')
     .action(async (opts) => {
-      const items = await client().list({ state: opts.state, name: opts.name, procedure: opts.procedure, limit: opts.limit });
+      const items = await client().list({
+        state: opts.state,
+        name: opts.name,
+        procedure: opts.procedure,
+        limit: opts.limit,
+      });
       if (opts.json) {
         print(items);
         return;
       }
-      const rows = items.map((e) => [String(e.number), e.state, e.procedure, e.name, String(e.attempt), e.createdAt]);
+      const rows = items.map((e) => [
+        String(e.number),
+        e.state,
+        e.procedure,
+        e.name,
+        String(e.attempt),
+        e.createdAt,
+      ]);
       const header = ['NUMBER', 'STATE', 'PROCEDURE', 'NAME', 'ATTEMPT', 'CREATED'];
       const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
       for (const row of [header, ...rows]) {
-        process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()}\n`);
+        process.stdout.write(
+          `${row
+            .map((c, i) => c.padEnd(widths[i] ?? 0))
+            .join('  ')
+            .trimEnd()}\n`,
+        );
       }
     });
 
@@ -161,7 +194,11 @@ export function buildCli(client: () => SprocdClient = () => new SprocdClient()):
       try {
         bytes = fs.readFileSync(file);
       } catch (err) {
-        throw new ApiError('BAD_ARGUMENT', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 0);
+        throw new ApiError(
+          'BAD_ARGUMENT',
+          `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          0,
+        );
       }
       print(await client().restore(bytes));
     });

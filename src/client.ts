@@ -45,7 +45,9 @@ export class SprocdClient {
     return this.request('GET', `/v1/executions/${number}`);
   }
 
-  async list(filter: { state?: ExecutionState; name?: string; procedure?: string; limit?: number } = {}): Promise<ExecutionView[]> {
+  async list(
+    filter: { state?: ExecutionState; name?: string; procedure?: string; limit?: number } = {},
+  ): Promise<ExecutionView[]> {
     const query = new URLSearchParams();
     for (const [k, v] of Object.entries(filter)) {
       if (v !== undefined) {
@@ -53,7 +55,8 @@ export class SprocdClient {
       }
     }
     const qs = query.toString();
-    return (await this.request<{ items: ExecutionView[] }>('GET', `/v1/executions${qs ? `?${qs}` : ''}`)).items;
+    return (await this.request<{ items: ExecutionView[] }>('GET', `/v1/executions${qs ? `?${qs}` : ''}`))
+      .items;
   }
 
   abort(number: number): Promise<ExecutionView> {
@@ -65,7 +68,8 @@ export class SprocdClient {
   }
 
   async procedures(): Promise<{ name: string; params?: unknown }[]> {
-    return (await this.request<{ items: { name: string; params?: unknown }[] }>('GET', '/v1/procedures')).items;
+    return (await this.request<{ items: { name: string; params?: unknown }[] }>('GET', '/v1/procedures'))
+      .items;
   }
 
   session(): Promise<{ id: string; info: SessionInfo; privileges: string[] }> {
@@ -73,7 +77,10 @@ export class SprocdClient {
   }
 
   storage(key?: string): Promise<JsonValue> {
-    return this.request('GET', key === undefined ? '/v1/session/storage' : `/v1/session/storage/${encodeURIComponent(key)}`);
+    return this.request(
+      'GET',
+      key === undefined ? '/v1/session/storage' : `/v1/session/storage/${encodeURIComponent(key)}`,
+    );
   }
 
   async nodes(): Promise<unknown[]> {
@@ -111,7 +118,11 @@ export class SprocdClient {
       response = await fetch(`${this.url}${path}`, { method, headers, body: payload });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new ApiError('UNREACHABLE', `cannot reach sprocd at ${this.url} (${cause}); is it running? (SPROCD_URL)`, 0);
+      throw new ApiError(
+        'UNREACHABLE',
+        `cannot reach sprocd at ${this.url} (${cause}); is it running? (SPROCD_URL)`,
+        0,
+      );
     }
     const text = await response.text();
     let parsed: unknown;
@@ -121,7 +132,8 @@ export class SprocdClient {
       parsed = text;
     }
     if (!response.ok) {
-      const error = (parsed as { error?: { code?: string; message?: string; details?: unknown } } | undefined)?.error;
+      const error = (parsed as { error?: { code?: string; message?: string; details?: unknown } } | undefined)
+        ?.error;
       throw new ApiError(
         error?.code ?? `HTTP_${response.status}`,
         error?.message ?? `HTTP ${response.status}: ${text.slice(0, 200)}`,

@@ -60,8 +60,19 @@ const nonEmpty = z.string().trim().min(1, 'must not be empty');
 
 /** Each setting: its variable, its parser, its default (as the string a user would write). */
 const SCHEMA = {
-  redisUrl: ['REDIS_URL', z.string().trim().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://'), undefined],
-  prefix: ['SPROCD_PREFIX', z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 _ . -'), 'sprocd'],
+  redisUrl: [
+    'REDIS_URL',
+    z
+      .string()
+      .trim()
+      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://'),
+    undefined,
+  ],
+  prefix: [
+    'SPROCD_PREFIX',
+    z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 _ . -'),
+    'sprocd',
+  ],
   host: ['HOST', nonEmpty, '127.0.0.1'],
   port: ['PORT', int(0, 65535), '8080'],
   token: ['SPROCD_TOKEN', z.string().min(16, 'must be at least 16 characters'), undefined],
@@ -90,7 +101,11 @@ const SCHEMA = {
   maxRecoveries: ['SPROCD_MAX_RECOVERIES', int(0, 1000), '5'],
   heartbeatMs: ['SPROCD_HEARTBEAT_MS', int(100), '5000'],
   nodeTimeoutMs: ['SPROCD_NODE_TIMEOUT_MS', int(300), '15000'],
-  nodeName: ['SPROCD_NODE_NAME', z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'use 1-100 of A-Z a-z 0-9 _ . : -'), undefined],
+  nodeName: [
+    'SPROCD_NODE_NAME',
+    z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'use 1-100 of A-Z a-z 0-9 _ . : -'),
+    undefined,
+  ],
   dataDir: ['SPROCD_DATA_DIR', nonEmpty, './.sprocd'],
 } as const satisfies Record<keyof Settings, readonly [string, z.ZodType, string | undefined]>;
 
@@ -137,7 +152,12 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     if (s.backupTimezone !== undefined && !isValidTimezone(s.backupTimezone)) {
       problems.push(`SPROCD_BACKUP_TZ=${JSON.stringify(s.backupTimezone)}: not a known IANA time zone`);
     }
-    if (s.host !== undefined && !isLoopbackHost(s.host) && s.token === undefined && !problems.some((p) => p.startsWith('SPROCD_TOKEN'))) {
+    if (
+      s.host !== undefined &&
+      !isLoopbackHost(s.host) &&
+      s.token === undefined &&
+      !problems.some((p) => p.startsWith('SPROCD_TOKEN'))
+    ) {
       problems.push(
         `HOST=${JSON.stringify(s.host)}: listening beyond loopback needs SPROCD_TOKEN (anyone could run procedures)`,
       );

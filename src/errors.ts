@@ -86,7 +86,10 @@ export class NotReadyError extends SprocdError {
 /** The node is stopping and takes no new work. */
 export class StoppingError extends SprocdError {
   constructor() {
-    super('STOPPING', 'The node is stopping and accepts no new executions; send the request to another node.');
+    super(
+      'STOPPING',
+      'The node is stopping and accepts no new executions; send the request to another node.',
+    );
   }
 }
 

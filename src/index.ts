@@ -3,7 +3,12 @@
  * `createNode` to embed a node, and a typed HTTP client.
  */
 export { z } from 'zod';
-export { defineProcedure, type Procedure, type ProcedureDefinition, type Backoff } from './procedures/define.js';
+export {
+  defineProcedure,
+  type Procedure,
+  type ProcedureDefinition,
+  type Backoff,
+} from './procedures/define.js';
 export type {
   JsonValue,
   Draft,

@@ -11,10 +11,29 @@ export function createLogger(level: string, options: { pretty?: boolean; name?: 
     level,
     name: options.name ?? 'sprocd',
     redact: {
-      paths: ['token', '*.token', 'password', '*.password', 'req.headers.authorization', 'redisUrl', '*.redisUrl'],
+      paths: [
+        'token',
+        '*.token',
+        'password',
+        '*.password',
+        'req.headers.authorization',
+        'redisUrl',
+        '*.redisUrl',
+      ],
       censor: '[redacted]',
     },
-    ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
+    ...(pretty
+      ? {
+          transport: {
+            target: 'pino-pretty',
+            options: {
+              colorize: process.stdout.isTTY === true,
+              translateTime: 'SYS:HH:MM:ss.l',
+              ignore: 'pid,hostname',
+            },
+          },
+        }
+      : {}),
   });
 }
 

@@ -78,7 +78,10 @@ export async function importDefault(file: string, generation: number): Promise<u
     throw new ModuleLoadError(file, `failed to load: ${reason}`, err);
   }
   if (!('default' in mod) || mod.default === undefined) {
-    throw new ModuleLoadError(file, 'has no default export (export default an async function or defineProcedure({...}))');
+    throw new ModuleLoadError(
+      file,
+      'has no default export (export default an async function or defineProcedure({...}))',
+    );
   }
   return mod.default;
 }

@@ -285,7 +285,10 @@ export class SprocdNode {
         return;
       } catch (err) {
         if (!warned) {
-          this.log.warn({ err: (err as Error).message, redis: redactUrl(this.redisUrl ?? '') }, 'waiting for Redis');
+          this.log.warn(
+            { err: (err as Error).message, redis: redactUrl(this.redisUrl ?? '') },
+            'waiting for Redis',
+          );
           warned = true;
         }
         await new Promise((r) => setTimeout(r, 500));

@@ -42,7 +42,9 @@ export async function runNode(env: NodeJS.ProcessEnv = process.env): Promise<voi
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    node.reload().catch((err: unknown) => log.error({ err }, 'reload failed; the previous procedures stay in use'));
+    node
+      .reload()
+      .catch((err: unknown) => log.error({ err }, 'reload failed; the previous procedures stay in use'));
   });
   try {
     await node.start();

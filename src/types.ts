@@ -109,7 +109,11 @@ export interface HookContext {
   signal: AbortSignal;
   /** The node this runs on. */
   node: string;
-  executeOnServer(procedure: string, params?: unknown, options?: ExecuteOptions): Promise<ExecutionView & { existing?: boolean }>;
+  executeOnServer(
+    procedure: string,
+    params?: unknown,
+    options?: ExecuteOptions,
+  ): Promise<ExecutionView & { existing?: boolean }>;
 }
 
 /** What every procedure gets as its second argument. */

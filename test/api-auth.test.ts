@@ -50,7 +50,9 @@ describe('bearer token', () => {
   it('accepts the right token', async () => {
     const res = await post({ authorization: `Bearer ${TOKEN}` });
     expect(res.status).toBe(202);
-    expect((await fetch(`${url}/v1/procedures`, { headers: { authorization: `bearer ${TOKEN}` } })).status).toBe(200);
+    expect(
+      (await fetch(`${url}/v1/procedures`, { headers: { authorization: `bearer ${TOKEN}` } })).status,
+    ).toBe(200);
   });
 
   it('leaves /healthz and /readyz open', async () => {
@@ -76,7 +78,14 @@ describe('settings', () => {
   it('names every bad setting', () => {
     let message = '';
     try {
-      loadSettings(testEnv('x', { SPROCD_CONCURRENCY: 'lots', PORT: '70000', SPROCD_BACKUP_CRON: 'every day', LOG_LEVEL: 'loud' }));
+      loadSettings(
+        testEnv('x', {
+          SPROCD_CONCURRENCY: 'lots',
+          PORT: '70000',
+          SPROCD_BACKUP_CRON: 'every day',
+          LOG_LEVEL: 'loud',
+        }),
+      );
     } catch (err) {
       message = (err as Error).message;
     }

@@ -25,7 +25,12 @@ async function start(p: string, env: Record<string, string> = {}, waitReady = tr
   return node;
 }
 
-async function until(client: SprocdClient, number: number, ok: (v: ExecutionView) => boolean, timeoutMs = 20_000) {
+async function until(
+  client: SprocdClient,
+  number: number,
+  ok: (v: ExecutionView) => boolean,
+  timeoutMs = 20_000,
+) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await client.get(number);
@@ -54,9 +59,16 @@ afterAll(async () => {
 describe('two nodes', () => {
   it('share the work', async () => {
     const p = prefix();
-    const [a, b] = await Promise.all([start(p, { SPROCD_CONCURRENCY: '4' }), start(p, { SPROCD_CONCURRENCY: '4' })]);
-    const views = await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 ? a : b).client.execute('sleep', { ms: 200 })));
-    const done = await Promise.all(views.map((v) => until(a.client, v.number, (x) => x.state === 'completed')));
+    const [a, b] = await Promise.all([
+      start(p, { SPROCD_CONCURRENCY: '4' }),
+      start(p, { SPROCD_CONCURRENCY: '4' }),
+    ]);
+    const views = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => (i % 2 ? a : b).client.execute('sleep', { ms: 200 })),
+    );
+    const done = await Promise.all(
+      views.map((v) => until(a.client, v.number, (x) => x.state === 'completed')),
+    );
     const ranOn = new Set(done.map((d) => (d.result as { node: string }).node));
     expect(ranOn.size).toBe(2);
     const nodesSeen = (await a.client.nodes()) as { node: string }[];
@@ -101,7 +113,9 @@ describe('faults and restarts', () => {
     await a.kill('SIGKILL');
     const done = await until(b.client, view.number, (v) => v.state === 'completed', 30_000);
     expect(done.result).toMatchObject({ attempt: 2 });
-    expect((done.result as { node: string }).node).not.toBe(a.lines.find((l) => l.msg === 'sprocd node ready')?.node);
+    expect((done.result as { node: string }).node).not.toBe(
+      a.lines.find((l) => l.msg === 'sprocd node ready')?.node,
+    );
   });
 
   it('SIGTERM keeps waiting work and gives back running work; a restart runs all of it', async () => {
@@ -114,7 +128,9 @@ describe('faults and restarts', () => {
     const delayed = await a.client.execute('echo', 'delayed', { delayMs: 1500 });
     expect(await a.stop()).toBe(0);
     const shutdownOrder = a.lines.map((l) => l.msg);
-    expect(shutdownOrder.indexOf('stopping: new executions are refused')).toBeLessThan(shutdownOrder.indexOf('stopped'));
+    expect(shutdownOrder.indexOf('stopping: new executions are refused')).toBeLessThan(
+      shutdownOrder.indexOf('stopped'),
+    );
 
     const b = await start(p, env);
     // Given back, not failed: it runs again from the start.
@@ -127,7 +143,10 @@ describe('faults and restarts', () => {
 
   it('refuses new executions while stopping and runs onServerShutdown', async () => {
     const p = prefix();
-    const a = await start(p, { SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle-record'), SPROCD_SHUTDOWN_GRACE_MS: '3000' });
+    const a = await start(p, {
+      SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle-record'),
+      SPROCD_SHUTDOWN_GRACE_MS: '3000',
+    });
     const coop = await a.client.execute('cooperative');
     await until(a.client, coop.number, (v) => v.state === 'active');
     a.proc.kill('SIGTERM');
@@ -159,7 +178,11 @@ describe('starts that must fail or wait', () => {
   });
 
   it('/readyz and /v1 answer 503 until onServerStartup has finished', async () => {
-    const a = await start(prefix(), { SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle-slow'), TEST_STARTUP_MS: '3000', PORT: '0' }, false);
+    const a = await start(
+      prefix(),
+      { SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle-slow'), TEST_STARTUP_MS: '3000', PORT: '0' },
+      false,
+    );
     const listening = await a.waitForLine((l) => l.msg === 'api listening');
     const url = String(listening.url);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);

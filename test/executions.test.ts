@@ -40,8 +40,16 @@ describe('Execute on server', () => {
     expect(started.number).toBeGreaterThan(0);
     expect(started.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(['waiting', 'active', 'completed']).toContain(started.state);
-    const done = await until(() => client.get(started.number), (v) => v.state === 'completed');
-    expect(done).toMatchObject({ state: 'completed', result: { hello: [1, 2, 3] }, attempt: 1, procedure: 'echo' });
+    const done = await until(
+      () => client.get(started.number),
+      (v) => v.state === 'completed',
+    );
+    expect(done).toMatchObject({
+      state: 'completed',
+      result: { hello: [1, 2, 3] },
+      attempt: 1,
+      procedure: 'echo',
+    });
     expect(done.finishedAt).toBeDefined();
   });
 
@@ -59,7 +67,10 @@ describe('Execute on server', () => {
 
   it('loads procedures from sub-folders and plain .mjs modules', async () => {
     expect((await client.execute('nested/deeper/leaf', null, { wait: 10_000 })).result).toBe('leaf');
-    expect((await client.execute('plain', [1, 'a'], { wait: 10_000 })).result).toEqual({ js: true, params: [1, 'a'] });
+    expect((await client.execute('plain', [1, 'a'], { wait: 10_000 })).result).toEqual({
+      js: true,
+      params: [1, 'a'],
+    });
   });
 
   it('lists procedures with their params as JSON Schema', async () => {
@@ -72,7 +83,10 @@ describe('Execute on server', () => {
   it('starts another execution from inside one (ctx.executeOnServer)', async () => {
     const parent = await client.execute('spawner', { value: 'from parent' }, { wait: 10_000 });
     const childNumber = (parent.result as { child: number }).child;
-    const child = await until(() => client.get(childNumber), (v) => v.state === 'completed');
+    const child = await until(
+      () => client.get(childNumber),
+      (v) => v.state === 'completed',
+    );
     expect(child).toMatchObject({ result: 'from parent', name: `child-of-${parent.number}` });
   });
 
@@ -90,7 +104,13 @@ describe('refused requests queue nothing', () => {
   }
 
   it.each([
-    ['a schema failure', { procedure: 'validated', params: { a: 'x', b: 1 } }, 400, 'VALIDATION_FAILED', /a: /],
+    [
+      'a schema failure',
+      { procedure: 'validated', params: { a: 'x', b: 1 } },
+      400,
+      'VALIDATION_FAILED',
+      /a: /,
+    ],
     ['an unknown procedure', { procedure: 'nope' }, 404, 'UNKNOWN_PROCEDURE', /nope/],
     ['a $-prefixed name', { procedure: 'echo', name: '$local' }, 400, 'INVALID_NAME', /\$/],
     ['an empty name', { procedure: 'echo', name: '' }, 400, 'INVALID_NAME', /non-empty/],
@@ -154,14 +174,19 @@ describe('refused requests queue nothing', () => {
 describe('unique process names', () => {
   it('starts one execution for many simultaneous requests of one name', async () => {
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => client.execute('sleep', { ms: 1500 }, { name: 'only-one', unique: true })),
+      Array.from({ length: 20 }, () =>
+        client.execute('sleep', { ms: 1500 }, { name: 'only-one', unique: true }),
+      ),
     );
     const numbers = new Set(results.map((r) => r.number));
     expect(numbers.size).toBe(1);
     expect(results.filter((r) => r.existing).length).toBe(19);
     const [number] = numbers;
     // Once it has finished, the name is free again.
-    await until(() => client.get(number!), (v) => v.state === 'completed');
+    await until(
+      () => client.get(number!),
+      (v) => v.state === 'completed',
+    );
     const again = await client.execute('sleep', { ms: 1 }, { name: 'only-one', unique: true });
     expect(again.number).not.toBe(number);
     expect(again.existing).toBeUndefined();
@@ -169,7 +194,11 @@ describe('unique process names', () => {
 
   it('with wait, waits for the existing one', async () => {
     const first = await client.execute('sleep', { ms: 500 }, { name: 'wait-existing', unique: true });
-    const second = await client.execute('sleep', { ms: 1 }, { name: 'wait-existing', unique: true, wait: 10_000 });
+    const second = await client.execute(
+      'sleep',
+      { ms: 1 },
+      { name: 'wait-existing', unique: true, wait: 10_000 },
+    );
     expect(second).toMatchObject({ number: first.number, existing: true, state: 'completed' });
   });
 });
@@ -179,7 +208,10 @@ describe('delay, priority and retries', () => {
     const started = Date.now();
     const view = await client.execute('echo', 'later', { delayMs: 800 });
     expect(view.state).toBe('delayed');
-    const done = await until(() => client.get(view.number), (v) => v.state === 'completed');
+    const done = await until(
+      () => client.get(view.number),
+      (v) => v.state === 'completed',
+    );
     expect(Date.parse(done.startedAt!)).toBeGreaterThanOrEqual(started + 750);
   });
 
@@ -187,7 +219,11 @@ describe('delay, priority and retries', () => {
     const ok = await client.execute('fail', { succeedOn: 3 }, { wait: 15_000 });
     expect(ok).toMatchObject({ state: 'completed', result: { attempt: 3 }, attempt: 3 });
     const bad = await client.execute('fail', null, { wait: 15_000 });
-    expect(bad).toMatchObject({ state: 'failed', attempt: 3, error: { code: 'BOOM', message: 'boom on attempt 3' } });
+    expect(bad).toMatchObject({
+      state: 'failed',
+      attempt: 3,
+      error: { code: 'BOOM', message: 'boom on attempt 3' },
+    });
     const once = await client.execute('fail', null, { attempts: 1, wait: 15_000 });
     expect(once).toMatchObject({ state: 'failed', attempt: 1 });
   });
@@ -195,11 +231,20 @@ describe('delay, priority and retries', () => {
   it('runs urgent executions first', async () => {
     // Fill every slot, then queue low and high priority work behind it.
     const blockers = await Promise.all(Array.from({ length: 8 }, () => client.execute('sleep', { ms: 600 })));
-    await until(() => client.get(blockers[7]!.number), (v) => v.state === 'active');
+    await until(
+      () => client.get(blockers[7]!.number),
+      (v) => v.state === 'active',
+    );
     const low = await client.execute('echo', 'low', { priority: 100 });
     const high = await client.execute('echo', 'high', { priority: 1 });
-    const lowDone = await until(() => client.get(low.number), (v) => v.state === 'completed');
-    const highDone = await until(() => client.get(high.number), (v) => v.state === 'completed');
+    const lowDone = await until(
+      () => client.get(low.number),
+      (v) => v.state === 'completed',
+    );
+    const highDone = await until(
+      () => client.get(high.number),
+      (v) => v.state === 'completed',
+    );
     expect(Date.parse(highDone.startedAt!)).toBeLessThanOrEqual(Date.parse(lowDone.startedAt!));
   });
 });
@@ -210,18 +255,35 @@ describe('abort, wake, progress', () => {
     const aborted = await client.abort(view.number);
     expect(aborted.state).toBe('aborted');
     expect(aborted.startedAt).toBeUndefined();
-    await expect(client.abort(view.number)).rejects.toMatchObject({ status: 409, code: 'EXECUTION_FINISHED' });
+    await expect(client.abort(view.number)).rejects.toMatchObject({
+      status: 409,
+      code: 'EXECUTION_FINISHED',
+    });
   });
 
   it('aborts an active execution through ctx.signal, even one that ignores it', async () => {
     const coop = await client.execute('cooperative');
     const stubborn = await client.execute('stubborn', { ms: 20_000 });
-    await until(() => client.get(stubborn.number), (v) => v.state === 'active');
-    await until(() => client.get(coop.number), (v) => v.state === 'active');
+    await until(
+      () => client.get(stubborn.number),
+      (v) => v.state === 'active',
+    );
+    await until(
+      () => client.get(coop.number),
+      (v) => v.state === 'active',
+    );
     await client.abort(coop.number);
     await client.abort(stubborn.number);
-    const a = await until(() => client.get(coop.number), (v) => v.state === 'aborted', 5000);
-    const b = await until(() => client.get(stubborn.number), (v) => v.state === 'aborted', 5000);
+    const a = await until(
+      () => client.get(coop.number),
+      (v) => v.state === 'aborted',
+      5000,
+    );
+    const b = await until(
+      () => client.get(stubborn.number),
+      (v) => v.state === 'aborted',
+      5000,
+    );
     expect(a.state).toBe('aborted');
     expect(b).toMatchObject({ state: 'aborted', error: { code: 'ABORTED' } });
   });
@@ -235,10 +297,17 @@ describe('abort, wake, progress', () => {
 
   it('shows progress and ends ctx.delay early on wake', async () => {
     const view = await client.execute('progress');
-    const active = await until(() => client.get(view.number), (v) => v.progress === 42);
+    const active = await until(
+      () => client.get(view.number),
+      (v) => v.progress === 42,
+    );
     expect(active.state).toBe('active');
     await client.wake(view.number);
-    const done = await until(() => client.get(view.number), (v) => v.state === 'completed', 5000);
+    const done = await until(
+      () => client.get(view.number),
+      (v) => v.state === 'completed',
+      5000,
+    );
     expect(done).toMatchObject({ result: 'woken', progress: { phase: 'done' } });
     await expect(client.wake(view.number)).rejects.toMatchObject({ status: 409 });
   });
@@ -248,8 +317,14 @@ describe('listing and retention', () => {
   it('lists newest first with filters', async () => {
     const a = await client.execute('echo', 1, { name: 'list-me' });
     const b = await client.execute('echo', 2, { name: 'list-me' });
-    await until(() => client.get(b.number), (v) => v.state === 'completed');
-    await until(() => client.get(a.number), (v) => v.state === 'completed');
+    await until(
+      () => client.get(b.number),
+      (v) => v.state === 'completed',
+    );
+    await until(
+      () => client.get(a.number),
+      (v) => v.state === 'completed',
+    );
     const items = await client.list({ name: 'list-me' });
     expect(items.map((i) => i.number)).toEqual([b.number, a.number]);
     const completed = await client.list({ state: 'completed', procedure: 'echo', limit: 2 });

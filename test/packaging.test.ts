@@ -26,7 +26,10 @@ describe('docker-compose.yml', () => {
     const env = { ...process.env };
     delete env.SPROCD_TOKEN;
     expect(() =>
-      execFileSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), 'config', '-q'], { env, stdio: 'pipe' }),
+      execFileSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), 'config', '-q'], {
+        env,
+        stdio: 'pipe',
+      }),
     ).toThrow(/SPROCD_TOKEN/);
   });
 });
@@ -48,9 +51,17 @@ describe('where the tests get Redis', () => {
   const noDocker = () => false;
 
   it('prefers REDIS_URL, then redis-server from PATH, then a Docker container', () => {
-    expect(chooseRedisSource({ redisUrl: 'redis://x:1', hasRedisServer: true, hasDocker: docker })).toBe('url');
-    expect(chooseRedisSource({ redisUrl: undefined, hasRedisServer: true, hasDocker: docker })).toBe('redis-server');
-    expect(chooseRedisSource({ redisUrl: '', hasRedisServer: false, hasDocker: docker })).toBe('testcontainers');
-    expect(chooseRedisSource({ redisUrl: undefined, hasRedisServer: false, hasDocker: noDocker })).toBe('none');
+    expect(chooseRedisSource({ redisUrl: 'redis://x:1', hasRedisServer: true, hasDocker: docker })).toBe(
+      'url',
+    );
+    expect(chooseRedisSource({ redisUrl: undefined, hasRedisServer: true, hasDocker: docker })).toBe(
+      'redis-server',
+    );
+    expect(chooseRedisSource({ redisUrl: '', hasRedisServer: false, hasDocker: docker })).toBe(
+      'testcontainers',
+    );
+    expect(chooseRedisSource({ redisUrl: undefined, hasRedisServer: false, hasDocker: noDocker })).toBe(
+      'none',
+    );
   });
 });

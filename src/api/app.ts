@@ -51,7 +51,9 @@ export async function buildApi(node: SprocdNode): Promise<Api> {
     void reply.status(status).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.status(404).send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url}.` } });
+    void reply
+      .status(404)
+      .send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url}.` } });
   });
 
   healthRoutes(app, node);

@@ -3,7 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import type { SprocdNode } from '../node.js';
-import { MAX_ATTEMPTS, MAX_DELAY_MS, MAX_LIST_LIMIT, MAX_PRIORITY, isFinal } from '../procedures/executions.js';
+import {
+  MAX_ATTEMPTS,
+  MAX_DELAY_MS,
+  MAX_LIST_LIMIT,
+  MAX_PRIORITY,
+  isFinal,
+} from '../procedures/executions.js';
 import { withRedisTimeout } from '../redis/errors.js';
 
 /** Longest `wait` a request may ask for. */
@@ -32,7 +38,9 @@ export function parseOr400<T>(schema: z.ZodType<T>, input: unknown, what: string
   const parsed = schema.safeParse(input ?? (what === 'body' ? undefined : {}));
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
-    const summary = issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+    const summary = issues
+      .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+      .join('; ');
     throw new ValidationError(`Bad ${what}: ${summary}`, { issues });
   }
   return parsed.data;

@@ -6,9 +6,14 @@ export function healthRoutes(app: FastifyInstance, node: SprocdNode): void {
   app.get('/healthz', async () => ({ status: 'ok', state: node.state, node: node.name }));
   app.get('/readyz', async (_request, reply) => {
     const timeout = new Promise<{ ready: false; reason: string }>((resolve) =>
-      setTimeout(() => resolve({ ready: false, reason: 'redis unavailable' }), node.settings.redisTimeoutMs).unref(),
+      setTimeout(
+        () => resolve({ ready: false, reason: 'redis unavailable' }),
+        node.settings.redisTimeoutMs,
+      ).unref(),
     );
     const { ready, reason } = await Promise.race([node.isReady(), timeout]);
-    return reply.status(ready ? 200 : 503).send(ready ? { status: 'ready' } : { status: 'not ready', reason });
+    return reply
+      .status(ready ? 200 : 503)
+      .send(ready ? { status: 'ready' } : { status: 'not ready', reason });
   });
 }

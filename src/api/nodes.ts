@@ -6,6 +6,9 @@ import { withRedisTimeout } from '../redis/errors.js';
 
 export function nodeRoutes(app: FastifyInstance, node: SprocdNode): void {
   app.get('/nodes', async () => ({
-    items: await withRedisTimeout(liveNodes(node.redis, node.keys, node.settings.nodeTimeoutMs), node.settings.redisTimeoutMs),
+    items: await withRedisTimeout(
+      liveNodes(node.redis, node.keys, node.settings.nodeTimeoutMs),
+      node.settings.redisTimeoutMs,
+    ),
   }));
 }

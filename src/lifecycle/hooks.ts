@@ -7,7 +7,13 @@ import { importDefault, listModules } from '../modules.js';
 import type { HookContext } from '../types.js';
 
 /** The hooks 4D calls database methods, by their file names. */
-export const HOOK_NAMES = ['onServerStartup', 'onServerShutdown', 'onBackupStartup', 'onBackupShutdown', 'onSystemEvent'] as const;
+export const HOOK_NAMES = [
+  'onServerStartup',
+  'onServerShutdown',
+  'onBackupStartup',
+  'onBackupShutdown',
+  'onSystemEvent',
+] as const;
 
 /** One of {@link HOOK_NAMES}. */
 export type HookName = (typeof HOOK_NAMES)[number];
@@ -34,7 +40,10 @@ export class LifecycleHooks {
       }
       const exported = await importDefault(file, generation);
       if (typeof exported !== 'function') {
-        throw new ModuleLoadError(file, `default export must be an async function (ctx${name === 'onBackupShutdown' ? ', status' : name === 'onSystemEvent' ? ', event' : ''}) => ...`);
+        throw new ModuleLoadError(
+          file,
+          `default export must be an async function (ctx${name === 'onBackupShutdown' ? ', status' : name === 'onSystemEvent' ? ', event' : ''}) => ...`,
+        );
       }
       next.set(name as HookName, exported as HookFunction);
     }

@@ -25,30 +25,47 @@ export interface ProcedureDefinition<P = unknown, R = unknown> {
 }
 
 /** A procedure as defineProcedure returns it. */
-export type Procedure<P = unknown, R = unknown> = ProcedureDefinition<P, R> & { readonly [PROCEDURE_MARK]: true };
+export type Procedure<P = unknown, R = unknown> = ProcedureDefinition<P, R> & {
+  readonly [PROCEDURE_MARK]: true;
+};
 
 /**
  * Declares a procedure: `export default defineProcedure({ params: z.object({...}), run: async (p, ctx) => ... })`.
  * Validates the options now, so a mistake stops the start with the file's path.
  */
-export function defineProcedure<P = JsonValue, R = unknown>(definition: ProcedureDefinition<P, R>): Procedure<P, R> {
+export function defineProcedure<P = JsonValue, R = unknown>(
+  definition: ProcedureDefinition<P, R>,
+): Procedure<P, R> {
   if (typeof definition !== 'object' || definition === null || typeof definition.run !== 'function') {
     throw new TypeError('defineProcedure needs an object with a run(params, ctx) function.');
   }
-  if (definition.attempts !== undefined && !(Number.isInteger(definition.attempts) && definition.attempts >= 1)) {
+  if (
+    definition.attempts !== undefined &&
+    !(Number.isInteger(definition.attempts) && definition.attempts >= 1)
+  ) {
     throw new TypeError('defineProcedure: attempts must be a whole number of 1 or more.');
   }
-  if (definition.timeoutMs !== undefined && !(Number.isFinite(definition.timeoutMs) && definition.timeoutMs > 0)) {
+  if (
+    definition.timeoutMs !== undefined &&
+    !(Number.isFinite(definition.timeoutMs) && definition.timeoutMs > 0)
+  ) {
     throw new TypeError('defineProcedure: timeoutMs must be a positive number of milliseconds.');
   }
   const backoff = definition.backoff;
   if (
     backoff !== undefined &&
-    !(typeof backoff === 'number' ? backoff >= 0 : backoff && typeof backoff.delayMs === 'number' && backoff.delayMs >= 0)
+    !(typeof backoff === 'number'
+      ? backoff >= 0
+      : backoff && typeof backoff.delayMs === 'number' && backoff.delayMs >= 0)
   ) {
-    throw new TypeError('defineProcedure: backoff must be a delay in ms or { type: "fixed" | "exponential", delayMs }.');
+    throw new TypeError(
+      'defineProcedure: backoff must be a delay in ms or { type: "fixed" | "exponential", delayMs }.',
+    );
   }
-  if (definition.params !== undefined && typeof (definition.params as { safeParse?: unknown }).safeParse !== 'function') {
+  if (
+    definition.params !== undefined &&
+    typeof (definition.params as { safeParse?: unknown }).safeParse !== 'function'
+  ) {
     throw new TypeError('defineProcedure: params must be a zod schema (import { z } from "sprocd").');
   }
   return Object.freeze({ ...definition, [PROCEDURE_MARK]: true as const });

@@ -7,7 +7,13 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Job, Queue, QueueEvents, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { AbortedError, ExecutionFinishedError, ExecutionNotFoundError, UnknownProcedureError, ValidationError } from '../errors.js';
+import {
+  AbortedError,
+  ExecutionFinishedError,
+  ExecutionNotFoundError,
+  UnknownProcedureError,
+  ValidationError,
+} from '../errors.js';
 import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '../types.js';
 import type { Backoff } from './define.js';
@@ -102,9 +108,16 @@ export class Executions {
     if (definition.params) {
       const parsed = definition.params.safeParse(params);
       if (!parsed.success) {
-        throw new ValidationError(`params do not match procedure "${procedure}": ${summarizeIssues(parsed.error.issues)}`, {
-          issues: parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message, code: i.code })),
-        });
+        throw new ValidationError(
+          `params do not match procedure "${procedure}": ${summarizeIssues(parsed.error.issues)}`,
+          {
+            issues: parsed.error.issues.map((i) => ({
+              path: i.path.map(String),
+              message: i.message,
+              code: i.code,
+            })),
+          },
+        );
       }
     }
     const name = options.name ?? '';
@@ -206,7 +219,12 @@ export class Executions {
     const depth = filtered ? Math.max(limit, 5000) : limit;
     const seen = new Map<number, ExecutionView>();
     for (const type of types) {
-      const jobs = await this.queue.getJobs([type], 0, depth - 1, type === 'waiting' || type === 'prioritized' ? true : false);
+      const jobs = await this.queue.getJobs(
+        [type],
+        0,
+        depth - 1,
+        type === 'waiting' || type === 'prioritized' ? true : false,
+      );
       for (const job of jobs) {
         const number = numberOfJobId(job?.id);
         if (!job || number === undefined) {
@@ -238,9 +256,11 @@ export class Executions {
   async abort(number: number): Promise<ExecutionView> {
     const jobId = jobIdOf(number);
     const bull = (suffix: string) => `${this.keys.bullPrefix}:${QUEUE_NAME}:${suffix}`;
-    const outcome = (await (this.redis as unknown as {
-      sprocdAbortWaiting(...args: (string | number)[]): Promise<string>;
-    }).sprocdAbortWaiting(
+    const outcome = (await (
+      this.redis as unknown as {
+        sprocdAbortWaiting(...args: (string | number)[]): Promise<string>;
+      }
+    ).sprocdAbortWaiting(
       this.keys.job(number),
       bull('wait'),
       bull('paused'),
@@ -321,7 +341,10 @@ export class Executions {
 
   private async queueEvents(): Promise<QueueEvents> {
     if (!this.events) {
-      this.events = new QueueEvents(QUEUE_NAME, { connection: this.openEventsConnection(), prefix: this.keys.bullPrefix });
+      this.events = new QueueEvents(QUEUE_NAME, {
+        connection: this.openEventsConnection(),
+        prefix: this.keys.bullPrefix,
+      });
       this.events.on('error', () => undefined);
     }
     return this.events;
@@ -345,7 +368,10 @@ function checkOptions(options: ExecuteOptions): void {
     throw new ValidationError('"unique" needs a "name": uniqueness is by process name.');
   }
   const intIn = (value: unknown, field: string, min: number, max: number) => {
-    if (value !== undefined && !(Number.isInteger(value) && (value as number) >= min && (value as number) <= max)) {
+    if (
+      value !== undefined &&
+      !(Number.isInteger(value) && (value as number) >= min && (value as number) <= max)
+    ) {
       throw new ValidationError(`"${field}" must be a whole number from ${min} to ${max}.`);
     }
   };
@@ -416,7 +442,10 @@ export function viewOf(job: Job<ExecutionData, JsonValue>, state: string, number
   if (mapped === 'completed') {
     view.result = (job.returnvalue ?? null) as JsonValue;
   }
-  if (error && (mapped === 'failed' || mapped === 'aborted' || mapped === 'delayed' || mapped === 'waiting')) {
+  if (
+    error &&
+    (mapped === 'failed' || mapped === 'aborted' || mapped === 'delayed' || mapped === 'waiting')
+  ) {
     view.error = error;
   }
   const progress = job.progress as unknown;

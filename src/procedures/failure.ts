@@ -25,7 +25,11 @@ export function decodeFailure(reason: string | undefined): StoredError | undefin
     try {
       const parsed = JSON.parse(reason) as Partial<StoredError>;
       if (typeof parsed.message === 'string') {
-        return { name: parsed.name ?? 'Error', message: parsed.message, ...(parsed.code ? { code: parsed.code } : {}) };
+        return {
+          name: parsed.name ?? 'Error',
+          message: parsed.message,
+          ...(parsed.code ? { code: parsed.code } : {}),
+        };
       }
     } catch {
       // plain text after all

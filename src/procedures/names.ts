@@ -11,10 +11,14 @@ const PROCEDURE_NAME = /^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*$/;
 /** Throws InvalidNameError unless `name` is a well-formed procedure name like "billing/sendInvoices". */
 export function assertProcedureName(name: unknown): asserts name is string {
   if (typeof name !== 'string' || name.length === 0) {
-    throw new InvalidNameError('"procedure" must be a non-empty string such as "hello" or "billing/sendInvoices".');
+    throw new InvalidNameError(
+      '"procedure" must be a non-empty string such as "hello" or "billing/sendInvoices".',
+    );
   }
   if (name.length > PROCEDURE_NAME_MAX) {
-    throw new InvalidNameError(`Procedure name is ${name.length} characters; at most ${PROCEDURE_NAME_MAX} are allowed.`);
+    throw new InvalidNameError(
+      `Procedure name is ${name.length} characters; at most ${PROCEDURE_NAME_MAX} are allowed.`,
+    );
   }
   if (!PROCEDURE_NAME.test(name)) {
     throw new InvalidNameError(
@@ -29,7 +33,9 @@ export function assertProcessName(name: unknown): asserts name is string {
     throw new InvalidNameError('"name" must be a non-empty string (1-255 characters).');
   }
   if (name.length > PROCESS_NAME_MAX) {
-    throw new InvalidNameError(`"name" is ${name.length} characters; at most ${PROCESS_NAME_MAX} are allowed.`);
+    throw new InvalidNameError(
+      `"name" is ${name.length} characters; at most ${PROCESS_NAME_MAX} are allowed.`,
+    );
   }
   if (name.startsWith('$')) {
     throw new InvalidNameError(

@@ -39,7 +39,10 @@ export class ProcedureRegistry {
         throw new ModuleLoadError(file, (err as Error).message);
       }
       if (next.has(name)) {
-        throw new ModuleLoadError(file, `another file also defines procedure "${name}" (${next.get(name)?.file})`);
+        throw new ModuleLoadError(
+          file,
+          `another file also defines procedure "${name}" (${next.get(name)?.file})`,
+        );
       }
       next.set(name, { ...toDefinition(file, await importDefault(file, generation)), name, file });
     }
@@ -82,8 +85,15 @@ function toDefinition(file: string, exported: unknown): ProcedureDefinition<unkn
   if (typeof exported === 'object' && exported !== null && PROCEDURE_MARK in exported) {
     return exported as unknown as ProcedureDefinition<unknown, unknown>;
   }
-  if (typeof exported === 'object' && exported !== null && typeof (exported as { run?: unknown }).run === 'function') {
-    throw new ModuleLoadError(file, 'default export has run() but was not made by defineProcedure; wrap it: export default defineProcedure({...})');
+  if (
+    typeof exported === 'object' &&
+    exported !== null &&
+    typeof (exported as { run?: unknown }).run === 'function'
+  ) {
+    throw new ModuleLoadError(
+      file,
+      'default export has run() but was not made by defineProcedure; wrap it: export default defineProcedure({...})',
+    );
   }
   throw new ModuleLoadError(
     file,

@@ -17,7 +17,10 @@ import type { ProcedureRegistry } from './registry.js';
 /** Raised into a running execution's signal when its node stops. */
 export class NodeStoppingError extends SprocdError {
   constructor() {
-    super('NODE_STOPPING', 'The node is stopping; the execution goes back to the queue unless it ends in time.');
+    super(
+      'NODE_STOPPING',
+      'The node is stopping; the execution goes back to the queue unless it ends in time.',
+    );
   }
 }
 
@@ -189,7 +192,9 @@ export class WorkerPool {
     const definition = o.registry.get(job.data.procedure);
     if (!definition) {
       throw new UnrecoverableError(
-        encodeFailure(new SprocdError('UNKNOWN_PROCEDURE', `No procedure "${job.data.procedure}" on node ${o.node}.`)),
+        encodeFailure(
+          new SprocdError('UNKNOWN_PROCEDURE', `No procedure "${job.data.procedure}" on node ${o.node}.`),
+        ),
       );
     }
     let settle!: (kind: 'abort' | 'giveback' | 'timeout') => void;
@@ -230,7 +235,10 @@ export class WorkerPool {
         const params = definition.params ? definition.params.parse(job.data.params) : job.data.params;
         return definition.run(params, ctx);
       })();
-      const raced = await Promise.race([work.then((value) => ({ value })), interrupted.then((kind) => ({ kind }))]);
+      const raced = await Promise.race([
+        work.then((value) => ({ value })),
+        interrupted.then((kind) => ({ kind })),
+      ]);
       if ('kind' in raced) {
         // The procedure is still running; its result no longer counts.
         work.catch(() => undefined);
@@ -268,7 +276,13 @@ export class WorkerPool {
       this.running.delete(number);
       if (logLines) {
         o.logger.info(
-          { execution: number, procedure: job.data.procedure, durationMs: Date.now() - started, outcome, attempt },
+          {
+            execution: number,
+            procedure: job.data.procedure,
+            durationMs: Date.now() - started,
+            outcome,
+            attempt,
+          },
           'execution ended',
         );
       }
@@ -306,7 +320,10 @@ export class WorkerPool {
         return { ...execution, existing };
       },
       progress: async (value) => {
-        if (!((typeof value === 'number' && value >= 0 && value <= 100) || (typeof value === 'object' && value !== null))) {
+        if (!(
+          (typeof value === 'number' && value >= 0 && value <= 100) ||
+          (typeof value === 'object' && value !== null)
+        )) {
           throw new TypeError('ctx.progress takes a number from 0 to 100 or a JSON object.');
         }
         assertJson(value, 'progress');

@@ -85,15 +85,24 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
 
   const launch = async (): Promise<void> => {
     const args = [
-      '--bind', '127.0.0.1',
-      '--port', String(port),
-      '--dir', dir,
-      '--save', '',
-      '--appendonly', options.appendonly === false ? 'no' : 'yes',
-      '--appendfsync', options.appendfsync ?? 'always',
-      '--pidfile', path.join(dir, 'redis.pid'),
-      '--logfile', '',
-      '--daemonize', 'no',
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      options.appendonly === false ? 'no' : 'yes',
+      '--appendfsync',
+      options.appendfsync ?? 'always',
+      '--pidfile',
+      path.join(dir, 'redis.pid'),
+      '--logfile',
+      '',
+      '--daemonize',
+      'no',
     ];
     const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
@@ -111,7 +120,12 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
       proc.stdout?.on('data', onData);
       proc.stderr?.on('data', (c: Buffer) => (output += c.toString()));
       proc.once('exit', (code) =>
-        reject(new SprocdError('REDIS_SERVER_FAILED', `redis-server exited (${code}) before it was ready: ${output.trim().slice(-500)}`)),
+        reject(
+          new SprocdError(
+            'REDIS_SERVER_FAILED',
+            `redis-server exited (${code}) before it was ready: ${output.trim().slice(-500)}`,
+          ),
+        ),
       );
     });
     fs.writeFileSync(path.join(dir, 'port'), String(port));

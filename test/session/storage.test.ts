@@ -312,6 +312,10 @@ describe('use', () => {
       d.list = [1];
       (d.list as unknown[]).length = 3;
     }, 'bad.list.length'],
+    ['a hole made by delete', (d) => {
+      d.list = [1, 2];
+      delete (d.list as unknown[])[0];
+    }, 'bad.list[0] is a hole'],
     ['a cycle', (d) => {
       const o: Record<string, unknown> = {};
       o.self = o;

@@ -32,7 +32,10 @@ export function testEnv(prefix: string, env: Record<string, string> = {}): Recor
 }
 
 /** A node in this process, started. */
-export async function startInProcessNode(prefix: string, env: Record<string, string> = {}): Promise<{
+export async function startInProcessNode(
+  prefix: string,
+  env: Record<string, string> = {},
+): Promise<{
   node: SprocdNode;
   client: SprocdClient;
   url: string;
@@ -54,7 +57,10 @@ export interface ChildNode {
   /** Resolves with the exit code (or signal name). */
   exited: Promise<number | string>;
   /** Waits for a log line that matches. */
-  waitForLine(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLine(
+    match: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   /** Sends SIGTERM and waits for the exit code. */
   stop(): Promise<number | string>;
   kill(signal?: NodeJS.Signals): Promise<number | string>;
@@ -117,12 +123,20 @@ export async function spawnNode(
           resolve(found);
         } else if (exitValue !== undefined) {
           cleanup();
-          reject(new Error(`node exited (${exitValue}) before the expected log line; stderr: ${stderr.slice(-2000)}; last lines: ${JSON.stringify(lines.slice(-5))}`));
+          reject(
+            new Error(
+              `node exited (${exitValue}) before the expected log line; stderr: ${stderr.slice(-2000)}; last lines: ${JSON.stringify(lines.slice(-5))}`,
+            ),
+          );
         }
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`no matching log line within ${timeoutMs} ms; last lines: ${JSON.stringify(lines.slice(-5))}`));
+        reject(
+          new Error(
+            `no matching log line within ${timeoutMs} ms; last lines: ${JSON.stringify(lines.slice(-5))}`,
+          ),
+        );
       }, timeoutMs);
       const cleanup = () => {
         clearTimeout(timer);
