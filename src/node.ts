@@ -10,6 +10,7 @@ import { buildApi, type Api } from './api/app.js';
 import type { Settings } from './config.js';
 import { NotReadyError, StoppingError } from './errors.js';
 import { LifecycleHooks, type HookName } from './lifecycle/hooks.js';
+import { startLifecycle, type LifecycleServices } from './lifecycle/index.js';
 import { Heartbeat } from './lifecycle/heartbeat.js';
 import { SystemEvents, type SystemEvent } from './lifecycle/system-events.js';
 import { redactUrl } from './logger.js';
@@ -41,6 +42,8 @@ export class SprocdNode {
   private workers: WorkerPool | undefined;
   private heartbeat: Heartbeat | undefined;
   private events: SystemEvents | undefined;
+  /** Backups, restore and schedules (src/lifecycle/index.ts). */
+  lifecycle: LifecycleServices | undefined;
   private readonly shutdownController = new AbortController();
   private stopPromise: Promise<void> | undefined;
 
@@ -167,6 +170,7 @@ export class SprocdNode {
       this.workers.start();
       this.heartbeat = new Heartbeat(this, this.command, () => this.workers?.activeCount ?? 0);
       await this.heartbeat.start();
+      this.lifecycle = await startLifecycle(this);
       this.state = 'ready';
       this.log.info({ url: this.api.url, node: this.name, concurrency: s.concurrency }, 'sprocd node ready');
     } catch (err) {
@@ -199,6 +203,7 @@ export class SprocdNode {
       );
     }
     this.shutdownController.abort();
+    await this.lifecycle?.close().catch((err: unknown) => this.log.error({ err }, 'closing backups and schedules failed'));
     this.workers?.signalAll();
     if (this.workers) {
       const { finished, givenBack } = await this.workers.stop(this.settings.shutdownGraceMs);
@@ -312,6 +317,7 @@ export class SprocdNode {
   }
 
   private async release(): Promise<void> {
+    await this.lifecycle?.close().catch(() => undefined);
     this.heartbeat?.stop();
     await this.heartbeat?.leave().catch(() => undefined);
     await this.workers?.close();

@@ -5,6 +5,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { SprocdNode } from '../node.js';
 import { bearerChecker } from './auth.js';
+import { backupRoutes } from './backups.js';
 import { toHttpError } from './errors.js';
 import { executionRoutes } from './executions.js';
 import { healthRoutes } from './health.js';
@@ -19,16 +20,6 @@ export interface Api {
   readonly url: string;
   listen(): Promise<void>;
   close(): Promise<void>;
-}
-
-/** Extra routes that other parts add under /v1 (backups, restore). */
-export type RouteRegistrar = (app: FastifyInstance, node: SprocdNode) => void;
-
-const extraRoutes: RouteRegistrar[] = [];
-
-/** Lets a part of sprocd add its routes under /v1 (used by the backup module). */
-export function registerRoutes(registrar: RouteRegistrar): void {
-  extraRoutes.push(registrar);
 }
 
 /** Builds the API of `node`. */
@@ -67,9 +58,7 @@ export async function buildApi(node: SprocdNode): Promise<Api> {
       procedureRoutes(v1, node);
       sessionRoutes(v1, node);
       nodeRoutes(v1, node);
-      for (const registrar of extraRoutes) {
-        registrar(v1, node);
-      }
+      backupRoutes(v1, node);
     },
     { prefix: '/v1' },
   );
