@@ -165,6 +165,7 @@ export class SprocdNode {
         concurrency: s.concurrency,
         executionLeaseMs: s.executionLeaseMs,
         maxRecoveries: s.maxRecoveries,
+        onRecovered: (number) => this.emitSystemEvent({ type: 'execution.recovered', execution: number }),
       });
       await this.subscribeControl();
       this.workers.start();

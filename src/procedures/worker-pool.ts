@@ -61,6 +61,8 @@ export interface WorkerPoolOptions {
   concurrency: number;
   executionLeaseMs: number;
   maxRecoveries: number;
+  /** Told when this node put back an execution whose node died (BullMQ's stalled check). */
+  onRecovered?: (number: number | undefined, jobId: string) => void;
 }
 
 /** Aborts that arrived before their execution started here; kept briefly (pub/sub and start race). */
@@ -95,9 +97,10 @@ export class WorkerPool {
       name: o.node,
     });
     this.worker.on('error', (err) => o.logger.debug({ err }, 'worker connection error'));
-    this.worker.on('stalled', (jobId) =>
-      o.logger.warn({ execution: numberOfJobId(jobId) }, 'execution of a dead node put back in the queue'),
-    );
+    this.worker.on('stalled', (jobId) => {
+      o.logger.warn({ execution: numberOfJobId(jobId) }, 'execution of a dead node put back in the queue');
+      o.onRecovered?.(numberOfJobId(jobId), jobId);
+    });
   }
 
   /** Handles a control message from any node. */

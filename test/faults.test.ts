@@ -1,0 +1,178 @@
+/**
+ * Redis trouble under real node processes, with a redis-server of this file's own that the tests
+ * stop, freeze and start: requests fail fast with 503, readiness follows Redis, the node never dies,
+ * system events arrive, and work resumes by itself.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, startRedisServer, type RedisServer } from '../src/redis/embedded.js';
+import type { SystemEvent } from '../src/lifecycle/system-events.js';
+import { FIXTURES, spawnNode, type ChildNode } from './support/node.js';
+import { uniquePrefix } from './support/redis.js';
+
+let redis: RedisServer;
+let tmp: string;
+const nodes: ChildNode[] = [];
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-faults-'));
+  redis = await startRedisServer({ dir: path.join(tmp, 'redis'), appendfsync: 'always' });
+});
+
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((n) => n.kill('SIGKILL')));
+});
+
+afterAll(async () => {
+  await redis?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function eventsFile(): string {
+  return path.join(tmp, `events-${Math.random().toString(36).slice(2)}.jsonl`);
+}
+
+function readEvents(file: string): SystemEvent[] {
+  try {
+    return fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as SystemEvent);
+  } catch {
+    return [];
+  }
+}
+
+async function waitFor<T>(fn: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) {
+      return v;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`condition not met within ${timeoutMs} ms (last: ${JSON.stringify(v)})`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function start(env: Record<string, string>, waitReady = true): Promise<ChildNode> {
+  const node = await spawnNode(
+    env.SPROCD_PREFIX ?? uniquePrefix('flt'),
+    {
+      REDIS_URL: redis.url,
+      SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle-events'),
+      SPROCD_REDIS_TIMEOUT_MS: '1000',
+      ...env,
+    },
+    { waitReady },
+  );
+  nodes.push(node);
+  return node;
+}
+
+const status = async (url: string) => (await fetch(url)).status;
+
+describe('Redis stopped and started under a running node', () => {
+  it('reports lost and back, answers 503 fast meanwhile, and resumes work by itself', async () => {
+    const file = eventsFile();
+    const node = await start({ TEST_EVENTS_FILE: file });
+    expect((await node.client.execute('echo', 'before', { wait: 5000 })).state).toBe('completed');
+
+    await redis.stop();
+    await waitFor(() => readEvents(file), (e) => e.some((x) => x.type === 'redis.lost'));
+    await waitFor(() => status(`${node.url}/readyz`), (s) => s === 503);
+    const t0 = Date.now();
+    await expect(node.client.execute('echo', 'during')).rejects.toMatchObject({ status: 503, code: 'REDIS_UNAVAILABLE' });
+    expect(Date.now() - t0).toBeLessThan(2500);
+    expect(await status(`${node.url}/healthz`)).toBe(200);
+
+    await redis.restart();
+    await waitFor(() => readEvents(file), (e) => e.some((x) => x.type === 'redis.back'));
+    await waitFor(() => status(`${node.url}/readyz`), (s) => s === 200);
+    const after = await node.client.execute('echo', 'after', { wait: 10_000 });
+    expect(after).toMatchObject({ state: 'completed', result: 'after' });
+    expect(node.proc.exitCode).toBeNull();
+    const lost = readEvents(file).find((e) => e.type === 'redis.lost');
+    expect(lost).toMatchObject({ node: expect.any(String), at: expect.any(String) });
+  });
+
+  it('keeps acknowledged executions across a Redis crash (AOF always)', async () => {
+    const node = await start({ SPROCD_CONCURRENCY: '1' });
+    const blocker = await node.client.execute('sleep', { ms: 1500 });
+    const queued = await Promise.all(Array.from({ length: 20 }, (_, i) => node.client.execute('echo', i)));
+    await redis.kill();
+    await redis.restart();
+    for (const q of queued) {
+      const done = await waitFor(() => node.client.get(q.number).catch(() => undefined), (v) => v?.state === 'completed');
+      expect(done?.result).toBe(q.params);
+    }
+    expect(await node.client.get(blocker.number)).toBeDefined();
+  });
+});
+
+describe('a frozen Redis', () => {
+  it('fails requests within SPROCD_REDIS_TIMEOUT_MS and recovers when it thaws', async () => {
+    const node = await start({});
+    expect((await node.client.execute('echo', 1, { wait: 5000 })).state).toBe('completed');
+    process.kill(redis.pid, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      await expect(node.client.execute('echo', 2)).rejects.toMatchObject({ status: 503, code: 'REDIS_UNAVAILABLE' });
+      await expect(node.client.list()).rejects.toMatchObject({ status: 503 });
+      expect(Date.now() - t0).toBeLessThan(3500);
+      expect(await status(`${node.url}/readyz`)).toBe(503);
+      expect(await status(`${node.url}/healthz`)).toBe(200);
+    } finally {
+      process.kill(redis.pid, 'SIGCONT');
+    }
+    await waitFor(() => status(`${node.url}/readyz`), (s) => s === 200);
+    expect((await node.client.execute('echo', 3, { wait: 10_000 })).state).toBe('completed');
+  });
+});
+
+describe('Redis absent when the node starts', () => {
+  it('answers /healthz, waits for Redis, then starts and works', async () => {
+    const port = await freePort();
+    const late = await startRedisServer({ dir: path.join(tmp, 'late'), port });
+    await late.stop();
+    const node = await start({ REDIS_URL: `redis://127.0.0.1:${port}`, PORT: '0' }, false);
+    const listening = await node.waitForLine((l) => l.msg === 'api listening');
+    const url = String(listening.url);
+    expect(await status(`${url}/healthz`)).toBe(200);
+    expect(await status(`${url}/readyz`)).toBe(503);
+    await node.waitForLine((l) => l.msg === 'waiting for Redis');
+    await late.restart();
+    try {
+      await node.waitForLine((l) => l.msg === 'sprocd node ready', 20_000);
+      expect(await status(`${url}/readyz`)).toBe(200);
+    } finally {
+      await node.kill();
+      await late.stop();
+    }
+  });
+});
+
+describe('a node killed', () => {
+  it('the others hear node.left and execution.recovered', async () => {
+    const prefix = uniquePrefix('flt');
+    const file = eventsFile();
+    const a = await start({ SPROCD_PREFIX: prefix });
+    const view = await a.client.execute('sleep', { ms: 4000 });
+    await waitFor(() => a.client.get(view.number), (v) => v.state === 'active');
+    const b = await start({ SPROCD_PREFIX: prefix, TEST_EVENTS_FILE: file });
+    await waitFor(() => b.client.nodes(), (n) => n.length === 2);
+    await a.kill('SIGKILL');
+    const events = await waitFor(
+      () => readEvents(file),
+      (e) => e.some((x) => x.type === 'node.left') && e.some((x) => x.type === 'execution.recovered'),
+    );
+    expect(events.find((e) => e.type === 'execution.recovered')).toMatchObject({ execution: view.number });
+    const done = await waitFor(() => b.client.get(view.number), (v) => v.state === 'completed');
+    expect(done.result).toMatchObject({ attempt: 2 });
+  });
+});
