@@ -1,5 +1,8 @@
-// Module hook: maps the bare specifier "sprocd" to this package's src/index.ts, so user modules share
-// the running server's copy of sprocd (and of zod) whether or not sprocd is installed in their folder.
+// Module hooks for user modules (jobs/, lifecycle/):
+// - the bare specifier "sprocd" resolves to this package's src/index.ts, so user modules share the
+//   running server's copy of sprocd (and of zod) whether or not sprocd is installed in their folder;
+// - a .ts file is ESM even in a folder whose package.json does not say "type": "module" (or has none):
+//   SPEC.md's modules `export default`, and CommonJS would forbid top-level await and import.meta.
 let index;
 
 export function initialize(data) {
@@ -7,8 +10,9 @@ export function initialize(data) {
 }
 
 export async function resolve(specifier, context, next) {
-  if (specifier === 'sprocd') {
-    return next(index, context);
+  const result = await next(specifier === 'sprocd' ? index : specifier, context);
+  if (result.format === 'commonjs' && /\.ts(\?|$)/.test(result.url) && !result.url.includes('/node_modules/')) {
+    return { ...result, format: 'module' };
   }
-  return next(specifier, context);
+  return result;
 }

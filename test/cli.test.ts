@@ -1,0 +1,170 @@
+/**
+ * The sprocd command as a user runs it (real processes): exec with --wait, ps, get, abort, wake,
+ * one-line errors with non-zero exits; the embedded Redis of `sprocd start`; SIGHUP reload; log lines.
+ */
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, spawnNode, type ChildNode } from './support/node.js';
+import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
+
+const run = promisify(execFile);
+const BIN = path.join(ROOT, 'bin', 'sprocd.js');
+const TOKEN = 'cli-test-token-0123456789';
+const prefix = uniquePrefix('cli');
+let node: ChildNode;
+const extra: ChildNode[] = [];
+
+async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, SPROCD_URL: node.url, SPROCD_TOKEN: TOKEN, ...env },
+      timeout: 30_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+beforeAll(async () => {
+  node = await spawnNode(prefix, { SPROCD_TOKEN: TOKEN });
+});
+
+afterEach(async () => {
+  await Promise.all(extra.splice(0).map((n) => n.kill('SIGKILL')));
+});
+
+afterAll(async () => {
+  await node?.kill('SIGKILL');
+  await deletePrefix(testClient(), prefix);
+  await closeTestClients();
+});
+
+describe('sprocd exec, ps, get, abort, wake', () => {
+  it('exec --wait prints the result', async () => {
+    const res = await cli(['exec', 'validated', '{"a":1,"b":2}', '--wait']);
+    expect(res).toMatchObject({ code: 0 });
+    expect(JSON.parse(res.stdout)).toEqual({ sum: 3 });
+  });
+
+  it('exec prints the execution; ps lists it; get shows it', async () => {
+    const res = await cli(['exec', 'echo', '[1,2]', '--name', 'cli-listed']);
+    expect(res.code).toBe(0);
+    const view = JSON.parse(res.stdout) as { number: number };
+    expect(view.number).toBeGreaterThan(0);
+    const ps = await cli(['ps', '--name', 'cli-listed']);
+    expect(ps.code).toBe(0);
+    expect(ps.stdout).toMatch(/NUMBER\s+STATE\s+PROCEDURE/);
+    expect(ps.stdout).toMatch(new RegExp(`^${view.number}\\s+\\w+\\s+echo\\s+cli-listed`, 'm'));
+    const get = await cli(['get', String(view.number)]);
+    expect(JSON.parse(get.stdout)).toMatchObject({ number: view.number, procedure: 'echo' });
+  });
+
+  it('abort and wake', async () => {
+    const delayed = JSON.parse((await cli(['exec', 'echo', '1', '--delay', '60000'])).stdout) as { number: number };
+    const abort = await cli(['abort', String(delayed.number)]);
+    expect(abort).toMatchObject({ code: 0 });
+    expect(abort.stdout).toMatch(/aborted/);
+    const again = await cli(['abort', String(delayed.number)]);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr.trim().split('\n')).toHaveLength(1);
+    expect(again.stderr).toMatch(/already finished.*EXECUTION_FINISHED/);
+
+    const slow = JSON.parse((await cli(['exec', 'sleep', '{"ms":30000}'])).stdout) as { number: number };
+    for (let i = 0; i < 100 && (await node.client.get(slow.number)).state !== 'active'; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect((await cli(['wake', String(slow.number)])).code).toBe(0);
+    for (let i = 0; i < 100 && (await node.client.get(slow.number)).state !== 'completed'; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect((await node.client.get(slow.number)).state).toBe('completed');
+  });
+
+  it('exec --wait of a failing procedure exits non-zero with the error', async () => {
+    const res = await cli(['exec', 'fail', 'null', '--attempts', '1', '--wait']);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/failed: boom on attempt 1/);
+  });
+
+  it('says in one line what is wrong: bad params, bad JSON, wrong token, no server', async () => {
+    const bad = await cli(['exec', 'validated', '{"a":"x"}']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/^sprocd: .*VALIDATION_FAILED\]\n$/);
+    const json = await cli(['exec', 'echo', '{nope']);
+    expect(json.stderr).toMatch(/PARAMS_JSON is not JSON/);
+    const token = await cli(['ps'], { SPROCD_TOKEN: 'wrong-token-wrong-token' });
+    expect(token.code).not.toBe(0);
+    expect(token.stderr).toMatch(/Wrong token.*UNAUTHORIZED/);
+    const down = await cli(['ps'], { SPROCD_URL: 'http://127.0.0.1:1' });
+    expect(down.code).not.toBe(0);
+    expect(down.stderr).toMatch(/^sprocd: cannot reach sprocd at http:\/\/127\.0\.0\.1:1 .*\n$/);
+  });
+});
+
+describe('sprocd start', () => {
+  it('logs one JSON line per execution start and end with number, procedure, duration and outcome', async () => {
+    const view = await node.client.execute('echo', 'logged', { wait: 5000 });
+    const end = await node.waitForLine((l) => l.execution === view.number && l.msg === 'execution ended');
+    expect(end).toMatchObject({ procedure: 'echo', outcome: 'completed', durationMs: expect.any(Number), level: 30 });
+    expect(node.lines.some((l) => l.execution === view.number && l.msg === 'execution started')).toBe(true);
+  });
+
+  it('reloads jobs/ on SIGHUP: new executions use the new code', async () => {
+    const jobs = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-jobs-'));
+    fs.writeFileSync(path.join(jobs, 'version.ts'), 'export default async () => 1;\n');
+    const n = await spawnNode(uniquePrefix('cli'), { SPROCD_JOBS_DIR: jobs });
+    extra.push(n);
+    expect((await n.client.execute('version', null, { wait: 5000 })).result).toBe(1);
+    fs.writeFileSync(path.join(jobs, 'version.ts'), 'export default async () => 2;\n');
+    fs.writeFileSync(path.join(jobs, 'added.ts'), 'export default async () => "new";\n');
+    n.proc.kill('SIGHUP');
+    await n.waitForLine((l) => l.msg === 'procedures and hooks reloaded');
+    expect((await n.client.execute('version', null, { wait: 5000 })).result).toBe(2);
+    expect((await n.client.execute('added', null, { wait: 5000 })).result).toBe('new');
+    // A broken file on reload keeps the old code in use.
+    fs.writeFileSync(path.join(jobs, 'added.ts'), 'export const nothing = 1;\n');
+    n.proc.kill('SIGHUP');
+    await n.waitForLine((l) => String(l.msg).startsWith('reload failed'));
+    expect((await n.client.execute('added', null, { wait: 5000 })).result).toBe('new');
+  });
+
+  it('starts and stops an embedded redis-server when no REDIS_URL is set', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-embedded-'));
+    fs.cpSync(path.join(ROOT, 'jobs'), path.join(dir, 'jobs'), { recursive: true });
+    const n = await spawnNode('ignored', { REDIS_URL: '', SPROCD_PREFIX: 'sprocd', SPROCD_JOBS_DIR: './jobs', SPROCD_LIFECYCLE_DIR: './lifecycle' }, { cwd: dir });
+    extra.push(n);
+    const hello = await n.client.execute('hello', { who: 'embedded' }, { wait: 10_000 });
+    expect(hello.result).toMatchObject({ greeting: 'Hello, embedded!' });
+    const started = n.lines.find((l) => l.msg === 'embedded redis-server started');
+    expect(started?.dir).toBe(path.join(dir, '.sprocd', 'redis'));
+    const pid = Number(fs.readFileSync(path.join(dir, '.sprocd', 'redis', 'redis.pid'), 'utf8'));
+    expect(fs.existsSync(path.join(dir, '.sprocd', 'redis', 'appendonlydir'))).toBe(true);
+    expect(await n.stop()).toBe(0);
+    expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
+    // The data survives: a new start in the same folder sees the session storage.
+    const again = await spawnNode('ignored', { REDIS_URL: '', SPROCD_PREFIX: 'sprocd', SPROCD_JOBS_DIR: './jobs', SPROCD_LIFECYCLE_DIR: './lifecycle' }, { cwd: dir });
+    extra.push(again);
+    expect(await again.client.storage('greetings')).toEqual({ count: 1 });
+  });
+
+  it('says what to install when there is no redis-server on PATH', async () => {
+    const proc = spawn(process.execPath, [BIN, 'start'], {
+      cwd: fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-nopath-')),
+      env: { PATH: '/nonexistent', PORT: '0', HOME: os.tmpdir() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const code = await new Promise<number | null>((r) => proc.once('exit', r));
+    expect(code).not.toBe(0);
+    expect(out).toMatch(/apt-get install redis-server/);
+    expect(out).toMatch(/REDIS_URL/);
+  });
+});
