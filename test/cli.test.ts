@@ -18,7 +18,10 @@ const prefix = uniquePrefix('cli');
 let node: ChildNode;
 const extra: ChildNode[] = [];
 
-async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
       env: { ...process.env, SPROCD_URL: node.url, SPROCD_TOKEN: TOKEN, ...env },
@@ -66,7 +69,9 @@ describe('sprocd exec, ps, get, abort, wake', () => {
   });
 
   it('abort and wake', async () => {
-    const delayed = JSON.parse((await cli(['exec', 'echo', '1', '--delay', '60000'])).stdout) as { number: number };
+    const delayed = JSON.parse((await cli(['exec', 'echo', '1', '--delay', '60000'])).stdout) as {
+      number: number;
+    };
     const abort = await cli(['abort', String(delayed.number)]);
     expect(abort).toMatchObject({ code: 0 });
     expect(abort.stdout).toMatch(/aborted/);
@@ -111,7 +116,12 @@ describe('sprocd start', () => {
   it('logs one JSON line per execution start and end with number, procedure, duration and outcome', async () => {
     const view = await node.client.execute('echo', 'logged', { wait: 5000 });
     const end = await node.waitForLine((l) => l.execution === view.number && l.msg === 'execution ended');
-    expect(end).toMatchObject({ procedure: 'echo', outcome: 'completed', durationMs: expect.any(Number), level: 30 });
+    expect(end).toMatchObject({
+      procedure: 'echo',
+      outcome: 'completed',
+      durationMs: expect.any(Number),
+      level: 30,
+    });
     expect(node.lines.some((l) => l.execution === view.number && l.msg === 'execution started')).toBe(true);
   });
 
@@ -137,7 +147,16 @@ describe('sprocd start', () => {
   it('starts and stops an embedded redis-server when no REDIS_URL is set', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-embedded-'));
     fs.cpSync(path.join(ROOT, 'jobs'), path.join(dir, 'jobs'), { recursive: true });
-    const n = await spawnNode('ignored', { REDIS_URL: '', SPROCD_PREFIX: 'sprocd', SPROCD_JOBS_DIR: './jobs', SPROCD_LIFECYCLE_DIR: './lifecycle' }, { cwd: dir });
+    const n = await spawnNode(
+      'ignored',
+      {
+        REDIS_URL: '',
+        SPROCD_PREFIX: 'sprocd',
+        SPROCD_JOBS_DIR: './jobs',
+        SPROCD_LIFECYCLE_DIR: './lifecycle',
+      },
+      { cwd: dir },
+    );
     extra.push(n);
     const hello = await n.client.execute('hello', { who: 'embedded' }, { wait: 10_000 });
     expect(hello.result).toMatchObject({ greeting: 'Hello, embedded!' });
@@ -148,7 +167,16 @@ describe('sprocd start', () => {
     expect(await n.stop()).toBe(0);
     expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
     // The data survives: a new start in the same folder sees the session storage.
-    const again = await spawnNode('ignored', { REDIS_URL: '', SPROCD_PREFIX: 'sprocd', SPROCD_JOBS_DIR: './jobs', SPROCD_LIFECYCLE_DIR: './lifecycle' }, { cwd: dir });
+    const again = await spawnNode(
+      'ignored',
+      {
+        REDIS_URL: '',
+        SPROCD_PREFIX: 'sprocd',
+        SPROCD_JOBS_DIR: './jobs',
+        SPROCD_LIFECYCLE_DIR: './lifecycle',
+      },
+      { cwd: dir },
+    );
     extra.push(again);
     expect(await again.client.storage('greetings')).toEqual({ count: 1 });
   });

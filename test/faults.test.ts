@@ -84,16 +84,31 @@ describe('Redis stopped and started under a running node', () => {
     expect((await node.client.execute('echo', 'before', { wait: 5000 })).state).toBe('completed');
 
     await redis.stop();
-    await waitFor(() => readEvents(file), (e) => e.some((x) => x.type === 'redis.lost'));
-    await waitFor(() => status(`${node.url}/readyz`), (s) => s === 503);
+    await waitFor(
+      () => readEvents(file),
+      (e) => e.some((x) => x.type === 'redis.lost'),
+    );
+    await waitFor(
+      () => status(`${node.url}/readyz`),
+      (s) => s === 503,
+    );
     const t0 = Date.now();
-    await expect(node.client.execute('echo', 'during')).rejects.toMatchObject({ status: 503, code: 'REDIS_UNAVAILABLE' });
+    await expect(node.client.execute('echo', 'during')).rejects.toMatchObject({
+      status: 503,
+      code: 'REDIS_UNAVAILABLE',
+    });
     expect(Date.now() - t0).toBeLessThan(2500);
     expect(await status(`${node.url}/healthz`)).toBe(200);
 
     await redis.restart();
-    await waitFor(() => readEvents(file), (e) => e.some((x) => x.type === 'redis.back'));
-    await waitFor(() => status(`${node.url}/readyz`), (s) => s === 200);
+    await waitFor(
+      () => readEvents(file),
+      (e) => e.some((x) => x.type === 'redis.back'),
+    );
+    await waitFor(
+      () => status(`${node.url}/readyz`),
+      (s) => s === 200,
+    );
     const after = await node.client.execute('echo', 'after', { wait: 10_000 });
     expect(after).toMatchObject({ state: 'completed', result: 'after' });
     expect(node.proc.exitCode).toBeNull();
@@ -108,7 +123,10 @@ describe('Redis stopped and started under a running node', () => {
     await redis.kill();
     await redis.restart();
     for (const q of queued) {
-      const done = await waitFor(() => node.client.get(q.number).catch(() => undefined), (v) => v?.state === 'completed');
+      const done = await waitFor(
+        () => node.client.get(q.number).catch(() => undefined),
+        (v) => v?.state === 'completed',
+      );
       expect(done?.result).toBe(q.params);
     }
     expect(await node.client.get(blocker.number)).toBeDefined();
@@ -122,7 +140,10 @@ describe('a frozen Redis', () => {
     process.kill(redis.pid, 'SIGSTOP');
     try {
       const t0 = Date.now();
-      await expect(node.client.execute('echo', 2)).rejects.toMatchObject({ status: 503, code: 'REDIS_UNAVAILABLE' });
+      await expect(node.client.execute('echo', 2)).rejects.toMatchObject({
+        status: 503,
+        code: 'REDIS_UNAVAILABLE',
+      });
       await expect(node.client.list()).rejects.toMatchObject({ status: 503 });
       expect(Date.now() - t0).toBeLessThan(3500);
       expect(await status(`${node.url}/readyz`)).toBe(503);
@@ -130,7 +151,10 @@ describe('a frozen Redis', () => {
     } finally {
       process.kill(redis.pid, 'SIGCONT');
     }
-    await waitFor(() => status(`${node.url}/readyz`), (s) => s === 200);
+    await waitFor(
+      () => status(`${node.url}/readyz`),
+      (s) => s === 200,
+    );
     expect((await node.client.execute('echo', 3, { wait: 10_000 })).state).toBe('completed');
   });
 });
@@ -163,16 +187,25 @@ describe('a node killed', () => {
     const file = eventsFile();
     const a = await start({ SPROCD_PREFIX: prefix });
     const view = await a.client.execute('sleep', { ms: 4000 });
-    await waitFor(() => a.client.get(view.number), (v) => v.state === 'active');
+    await waitFor(
+      () => a.client.get(view.number),
+      (v) => v.state === 'active',
+    );
     const b = await start({ SPROCD_PREFIX: prefix, TEST_EVENTS_FILE: file });
-    await waitFor(() => b.client.nodes(), (n) => n.length === 2);
+    await waitFor(
+      () => b.client.nodes(),
+      (n) => n.length === 2,
+    );
     await a.kill('SIGKILL');
     const events = await waitFor(
       () => readEvents(file),
       (e) => e.some((x) => x.type === 'node.left') && e.some((x) => x.type === 'execution.recovered'),
     );
     expect(events.find((e) => e.type === 'execution.recovered')).toMatchObject({ execution: view.number });
-    const done = await waitFor(() => b.client.get(view.number), (v) => v.state === 'completed');
+    const done = await waitFor(
+      () => b.client.get(view.number),
+      (v) => v.state === 'completed',
+    );
     expect(done.result).toMatchObject({ attempt: 2 });
   });
 });

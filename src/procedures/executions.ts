@@ -74,6 +74,7 @@ export interface ListFilter {
 export class Executions {
   readonly queue: Queue<ExecutionData, JsonValue>;
   private events: QueueEvents | undefined;
+  private readonly finishWaiters = new Map<string, Set<() => void>>();
   private nextNumber = 0;
   private blockEnd = 0;
   private refill: Promise<void> | undefined;
@@ -309,20 +310,13 @@ export class Executions {
     while (!isFinal(view.state) && Date.now() < deadline) {
       const remaining = deadline - Date.now();
       await new Promise<void>((resolve) => {
-        const done = (args: { jobId: string }) => {
-          if (args.jobId === jobId) {
-            finish();
-          }
-        };
         const finish = () => {
           clearTimeout(timer);
-          events.off('completed', done);
-          events.off('failed', done);
+          this.removeFinishWaiter(jobId, finish);
           resolve();
         };
         const timer = setTimeout(finish, Math.min(remaining, 1000));
-        events.on('completed', done);
-        events.on('failed', done);
+        this.addFinishWaiter(jobId, finish);
       });
       const next = await this.find(number);
       if (!next) {
@@ -339,6 +333,7 @@ export class Executions {
     await this.queue.close().catch(() => undefined);
   }
 
+  /** Opens the node's one QueueEvents reader on first use; it wakes the waiters of finished jobs. */
   private async queueEvents(): Promise<QueueEvents> {
     if (!this.events) {
       this.events = new QueueEvents(QUEUE_NAME, {
@@ -346,8 +341,28 @@ export class Executions {
         prefix: this.keys.bullPrefix,
       });
       this.events.on('error', () => undefined);
+      const wake = ({ jobId }: { jobId: string }) => this.finishWaiters.get(jobId)?.forEach((w) => w());
+      this.events.on('completed', wake);
+      this.events.on('failed', wake);
     }
     return this.events;
+  }
+
+  private addFinishWaiter(jobId: string, waiter: () => void): void {
+    let set = this.finishWaiters.get(jobId);
+    if (!set) {
+      set = new Set();
+      this.finishWaiters.set(jobId, set);
+    }
+    set.add(waiter);
+  }
+
+  private removeFinishWaiter(jobId: string, waiter: () => void): void {
+    const set = this.finishWaiters.get(jobId);
+    set?.delete(waiter);
+    if (set?.size === 0) {
+      this.finishWaiters.delete(jobId);
+    }
   }
 
   private async publish(message: ControlMessage): Promise<void> {
