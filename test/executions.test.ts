@@ -90,6 +90,13 @@ describe('Execute on server', () => {
     expect(child).toMatchObject({ result: 'from parent', name: `child-of-${parent.number}` });
   });
 
+  it('fails an execution that runs past its timeoutMs', async () => {
+    const t0 = Date.now();
+    const done = await client.execute('overtime', null, { wait: 10_000 });
+    expect(done).toMatchObject({ state: 'failed', error: { code: 'EXECUTION_TIMEOUT' } });
+    expect(Date.now() - t0).toBeLessThan(2500);
+  });
+
   it('fails an execution whose result is not JSON, with a clear error', async () => {
     const done = await client.execute('badresult', null, { wait: 10_000 });
     expect(done.state).toBe('failed');

@@ -3,6 +3,7 @@
  * stop, freeze and start: requests fail fast with 503, readiness follows Redis, the node never dies,
  * system events arrive, and work resumes by itself.
  */
+import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -207,5 +208,62 @@ describe('a node killed', () => {
       (v) => v.state === 'completed',
     );
     expect(done.result).toMatchObject({ attempt: 2 });
+  });
+});
+
+describe('REDIS_URL with a password and with TLS', () => {
+  it('connects with a password, and never logs it', async () => {
+    const secured = await startRedisServer({
+      dir: path.join(tmp, 'pw'),
+      args: ['--requirepass', 's3cret-pa55'],
+    });
+    try {
+      const node = await start({ REDIS_URL: `redis://:s3cret-pa55@127.0.0.1:${secured.port}` });
+      expect((await node.client.execute('echo', 'pw', { wait: 5000 })).result).toBe('pw');
+      expect(JSON.stringify(node.lines)).not.toMatch(/s3cret-pa55/);
+      await node.kill();
+    } finally {
+      await secured.stop();
+    }
+  });
+
+  it('connects over rediss:// to a TLS-only Redis', async () => {
+    const dir = path.join(tmp, 'tls');
+    fs.mkdirSync(dir, { recursive: true });
+    const ssl = (args: string) => execSync(`openssl ${args}`, { cwd: dir, stdio: 'pipe' });
+    ssl('req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca');
+    ssl('req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost');
+    fs.writeFileSync(path.join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+    ssl(
+      'x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile ext.cnf',
+    );
+    const tlsPort = await freePort();
+    const tls = await startRedisServer({
+      dir,
+      args: [
+        '--port',
+        '0',
+        '--tls-port',
+        String(tlsPort),
+        '--tls-cert-file',
+        path.join(dir, 'server.pem'),
+        '--tls-key-file',
+        path.join(dir, 'server.key'),
+        '--tls-ca-cert-file',
+        path.join(dir, 'ca.pem'),
+        '--tls-auth-clients',
+        'no',
+      ],
+    });
+    try {
+      const node = await start({
+        REDIS_URL: `rediss://127.0.0.1:${tlsPort}`,
+        NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.pem'),
+      });
+      expect((await node.client.execute('echo', 'tls', { wait: 5000 })).result).toBe('tls');
+      await node.kill();
+    } finally {
+      await tls.stop();
+    }
   });
 });

@@ -20,6 +20,8 @@ export interface RedisServerOptions {
   appendfsync?: 'always' | 'everysec' | 'no';
   /** The binary. @defaultValue "redis-server" from PATH */
   binary?: string;
+  /** More redis-server arguments (tests: a password, TLS). */
+  args?: string[];
 }
 
 /** A running redis-server child. */
@@ -103,6 +105,7 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
       '',
       '--daemonize',
       'no',
+      ...(options.args ?? []),
     ];
     const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
