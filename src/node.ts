@@ -152,6 +152,10 @@ export class SprocdNode {
       this.executions = new Executions(this.command, this.keys, this.registry, s, () => this.open('events'));
 
       await this.runHook('onServerStartup');
+      // A stop asked for while the startup hook ran: start nothing more (stop() releases what is open).
+      if (this.stopPromise) {
+        throw new StoppingError();
+      }
 
       this.workers = new WorkerPool({
         redisUrl: this.redisUrl,
@@ -175,6 +179,13 @@ export class SprocdNode {
       this.state = 'ready';
       this.log.info({ url: this.api.url, node: this.name, concurrency: s.concurrency }, 'sprocd node ready');
     } catch (err) {
+      if (this.stopPromise) {
+        // The caller asked for the stop, so this is not a failed start. stop() released what was open
+        // when it ran; release again for what the start opened after that (an embedded Redis, say).
+        await this.stopPromise;
+        await this.release();
+        return;
+      }
       this.state = 'stopped';
       await this.release();
       throw err;
@@ -324,7 +335,9 @@ export class SprocdNode {
     await this.workers?.close();
     await this.executions?.close();
     await this.sessionService?.close().catch(() => undefined);
-    await this.api?.close().catch(() => undefined);
+    const api = this.api;
+    this.api = undefined;
+    await api?.close().catch(() => undefined);
     this.events?.close();
     await Promise.all(this.connections.map((c) => closeConnection(c)));
     this.connections = [];

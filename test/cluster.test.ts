@@ -177,6 +177,17 @@ describe('starts that must fail or wait', () => {
     expect(JSON.stringify(b.lines)).toMatch(/nodefault\.ts.*no default export/);
   });
 
+  it('SIGTERM during onServerStartup stops the node cleanly without starting work', async () => {
+    const p = prefix();
+    const a = await start(p, { SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle-slow'), TEST_STARTUP_MS: '8000' }, false);
+    await a.waitForLine((l) => l.msg === 'connected to Redis');
+    const t0 = Date.now();
+    a.proc.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(a.lines.some((l) => l.msg === 'sprocd node ready')).toBe(false);
+  });
+
   it('/readyz and /v1 answer 503 until onServerStartup has finished', async () => {
     const a = await start(
       prefix(),
