@@ -1,45 +1,60 @@
 -- Ends a storage.use: checks that every lock is still held with its fencing token, then writes all
 -- changed entries at once and releases every lock, granting each to its next waiter. When any lock
 -- was lost (its lease ran out), nothing is written; the locks still held are released all the same.
+-- Waiters of the committing node that arrived while it held a key join that key's queue here, before
+-- the lock is handed on ("riders", see locks.ts).
 -- KEYS[1] fence counter, KEYS[2] data hash, then per entry i: KEYS[1+2i] its lock, KEYS[2+2i] its queue.
--- ARGV[1] storage prefix, ARGV[2] lease ms, ARGV[3] inbox ttl ms, ARGV[4] the committing node, then 4
--- per entry i, from ARGV[5+4(i-1)]: name, lock value, op ("s" set to the JSON that follows, "d"
--- delete, "k" keep), JSON.
+-- ARGV[1] storage prefix, ARGV[2] lease ms, ARGV[3] inbox ttl ms, ARGV[4] the committing node, then
+-- per entry, in KEYS order: name, lock value, op ("s" set to the JSON that follows, "d" delete, "k"
+-- keep), JSON, number of riders, rider waiter ids.
 -- Returns { ok (1 or 0), number of lost locks, lostName..., grant message for the committing node's
 -- own waiters... }: a lock passed to another waiter of the same node travels back in the reply.
 local prefix, lease, inboxTtl, selfNode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local FIRST = 5
 local n = (#KEYS - 2) / 2
-local lost = {}
-local owned = {}
+local entries = {}
+local cursor = 5
 for i = 1, n do
-  local base = FIRST + (i - 1) * 4
-  owned[i] = redis.call('GET', KEYS[1 + 2 * i]) == ARGV[base + 1]
-  if not owned[i] then
-    lost[#lost + 1] = ARGV[base]
+  local e = {
+    name = ARGV[cursor], lockValue = ARGV[cursor + 1], op = ARGV[cursor + 2], json = ARGV[cursor + 3],
+    lockKey = KEYS[1 + 2 * i], queueKey = KEYS[2 + 2 * i], riders = {},
+  }
+  local count = tonumber(ARGV[cursor + 4])
+  for r = 1, count do
+    e.riders[r] = ARGV[cursor + 4 + r]
+  end
+  cursor = cursor + 5 + count
+  e.owned = redis.call('GET', e.lockKey) == e.lockValue
+  entries[i] = e
+end
+local lost = {}
+for i = 1, n do
+  if not entries[i].owned then
+    lost[#lost + 1] = entries[i].name
   end
 end
 if #lost == 0 then
   for i = 1, n do
-    local base = FIRST + (i - 1) * 4
-    local op = ARGV[base + 2]
-    if op == 's' then
-      redis.call('HSET', KEYS[2], ARGV[base], ARGV[base + 3])
-    elseif op == 'd' then
-      redis.call('HDEL', KEYS[2], ARGV[base])
+    local e = entries[i]
+    if e.op == 's' then
+      redis.call('HSET', KEYS[2], e.name, e.json)
+    elseif e.op == 'd' then
+      redis.call('HDEL', KEYS[2], e.name)
     end
   end
 end
 local grants = {}
 for i = 1, n do
-  local lockKey, queueKey, name = KEYS[1 + 2 * i], KEYS[2 + 2 * i], ARGV[FIRST + (i - 1) * 4]
+  local e = entries[i]
+  if #e.riders > 0 then
+    redis.call('RPUSH', e.queueKey, unpack(e.riders))
+  end
   local granted = false
-  if owned[i] then
-    redis.call('DEL', lockKey)
-    granted = promote(prefix, KEYS[1], KEYS[2], lockKey, queueKey, name, lease, inboxTtl, selfNode)
-  elseif redis.call('EXISTS', lockKey) == 0 then
+  if e.owned then
+    redis.call('DEL', e.lockKey)
+    granted = promote(prefix, KEYS[1], KEYS[2], e.lockKey, e.queueKey, e.name, lease, inboxTtl, selfNode)
+  elseif redis.call('EXISTS', e.lockKey) == 0 then
     -- Our lease ran out and nobody took the lock yet: let the next waiter have it now.
-    granted = promote(prefix, KEYS[1], KEYS[2], lockKey, queueKey, name, lease, inboxTtl, selfNode)
+    granted = promote(prefix, KEYS[1], KEYS[2], e.lockKey, e.queueKey, e.name, lease, inboxTtl, selfNode)
   end
   if type(granted) == 'string' then
     grants[#grants + 1] = granted

@@ -53,8 +53,7 @@ export class DraftScope {
       needsCheck: false,
       proxy: undefined as unknown as Draft,
     };
-    const wrapper = new Wrapper(this, entry);
-    (entry as { proxy: Draft }).proxy = wrapper.wrap(raw, undefined, key) as Draft;
+    (entry as { proxy: Draft }).proxy = new Wrapper(this, entry).root() as Draft;
     this.entries.set(key, entry);
     return entry;
   }
@@ -72,15 +71,25 @@ export class DraftScope {
   }
 }
 
-/** Proxies handed out by any scope → their target and entry; lets values be unwrapped and copied. */
-const proxies = new WeakMap<object, { target: object; scope: DraftScope; key: string }>();
+/** Asked of a draft proxy, answers what is behind it (no other object answers it). */
+const UNWRAP: unique symbol = Symbol('sprocd.draft');
+
+interface Behind {
+  readonly target: object;
+  readonly scope: DraftScope;
+  readonly key: string;
+}
+
+function behind(value: object): Behind | undefined {
+  return (value as { [UNWRAP]?: Behind })[UNWRAP];
+}
 
 /** If `value` is a draft (or part of one), a plain deep copy of it; otherwise `value` itself. */
 export function detachIfDraft(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) {
     return value;
   }
-  const known = proxies.get(value);
+  const known = behind(value);
   if (known === undefined) {
     return value;
   }
@@ -89,7 +98,7 @@ export function detachIfDraft(value: unknown): unknown {
 
 /** Reads through our own proxies, so copying a draft into another draft reads its target. */
 function unwrap(obj: object): object {
-  const known = proxies.get(obj);
+  const known = behind(obj);
   if (known === undefined) {
     return obj;
   }
@@ -99,7 +108,7 @@ function unwrap(obj: object): object {
 
 /** Where an object sits in its entry, for error messages (computed only when one is thrown). */
 interface Place {
-  readonly parent: object | undefined;
+  readonly parent: object;
   readonly prop: string | number;
 }
 
@@ -108,7 +117,8 @@ interface Place {
  * opening a draft costs one Proxy and no closures.
  */
 class Wrapper implements ProxyHandler<object> {
-  private readonly proxies = new WeakMap<object, object>();
+  /** Proxies of nested objects (made on first access), so that identity holds. */
+  private nested: WeakMap<object, object> | undefined;
   private readonly places = new WeakMap<object, Place>();
 
   constructor(
@@ -116,15 +126,20 @@ class Wrapper implements ProxyHandler<object> {
     private readonly entry: DraftEntry,
   ) {}
 
-  wrap(target: object, parent: object | undefined, prop: string | number): object {
-    const cached = this.proxies.get(target);
+  /** The proxy of the entry's root object. */
+  root(): object {
+    return new Proxy(this.entry.raw, this);
+  }
+
+  private wrap(target: object, parent: object, prop: string | number): object {
+    this.nested ??= new WeakMap();
+    const cached = this.nested.get(target);
     if (cached !== undefined) {
       return cached;
     }
     const proxy = new Proxy(target, this);
-    this.proxies.set(target, proxy);
+    this.nested.set(target, proxy);
     this.places.set(target, { parent, prop });
-    proxies.set(proxy, { target, scope: this.scope, key: this.entry.key });
     return proxy;
   }
 
@@ -134,7 +149,7 @@ class Wrapper implements ProxyHandler<object> {
     let at: object | undefined = target;
     for (let guard = 0; at !== undefined && guard < 1000; guard++) {
       const place = this.places.get(at);
-      if (place === undefined || place.parent === undefined) {
+      if (place === undefined) {
         break;
       }
       steps.unshift(place.prop);
@@ -146,7 +161,11 @@ class Wrapper implements ProxyHandler<object> {
   private write(target: object, prop: string | symbol, value: unknown): boolean {
     const key = this.entry.key;
     if (typeof prop === 'symbol') {
-      throw new StorageValueInvalidError(key, this.path(target), `cannot have a symbol-keyed property (${String(prop)})`);
+      throw new StorageValueInvalidError(
+        key,
+        this.path(target),
+        `cannot have a symbol-keyed property (${String(prop)})`,
+      );
     }
     if (Array.isArray(target)) {
       if (prop === 'length') {
@@ -173,7 +192,11 @@ class Wrapper implements ProxyHandler<object> {
           );
         }
         if (value === undefined) {
-          throw new StorageValueInvalidError(key, this.path(target, index), 'is undefined in an array (use null)');
+          throw new StorageValueInvalidError(
+            key,
+            this.path(target, index),
+            'is undefined in an array (use null)',
+          );
         }
       }
     }
@@ -183,7 +206,10 @@ class Wrapper implements ProxyHandler<object> {
     }
     const kind = typeof value;
     const copy =
-      kind === 'string' || kind === 'boolean' || value === null || (kind === 'number' && Number.isFinite(value))
+      kind === 'string' ||
+      kind === 'boolean' ||
+      value === null ||
+      (kind === 'number' && Number.isFinite(value))
         ? value
         : copyJsonValue(
             value,
@@ -191,13 +217,26 @@ class Wrapper implements ProxyHandler<object> {
             this.path(target, Array.isArray(target) && /^\d+$/.test(prop) ? Number(prop) : prop),
             unwrap,
           );
-    return Reflect.defineProperty(target, prop, { value: copy, writable: true, enumerable: true, configurable: true });
+    return Reflect.defineProperty(target, prop, {
+      value: copy,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
   }
 
   get(target: object, prop: string | symbol): unknown {
+    if (prop === UNWRAP) {
+      return { target, scope: this.scope, key: this.entry.key } satisfies Behind;
+    }
     this.scope.assertAlive(this.entry.key);
     const value: unknown = Reflect.get(target, prop);
-    if (typeof value === 'object' && value !== null && typeof prop === 'string' && Object.hasOwn(target, prop)) {
+    if (
+      typeof value === 'object' &&
+      value !== null &&
+      typeof prop === 'string' &&
+      Object.hasOwn(target, prop)
+    ) {
       return this.wrap(value, target, Array.isArray(target) && /^\d+$/.test(prop) ? Number(prop) : prop);
     }
     return value;
@@ -222,7 +261,11 @@ class Wrapper implements ProxyHandler<object> {
   defineProperty(target: object, prop: string | symbol, desc: PropertyDescriptor): boolean {
     this.scope.assertAlive(this.entry.key);
     if (desc.get !== undefined || desc.set !== undefined) {
-      throw new StorageValueInvalidError(this.entry.key, this.path(target, String(prop)), 'cannot be a getter or setter');
+      throw new StorageValueInvalidError(
+        this.entry.key,
+        this.path(target, String(prop)),
+        'cannot be a getter or setter',
+      );
     }
     if (!('value' in desc)) {
       // Attribute-only change (e.g. Object.freeze): refuse rather than make the draft unwritable.

@@ -95,7 +95,10 @@ export class StorageKeyInvalidError extends SprocdError {
 /** The session service was closed (the node is stopping). */
 export class SessionClosedError extends SprocdError {
   constructor() {
-    super('SESSION_CLOSED', 'The session is closed (the node is stopping); storage.use is no longer possible here.');
+    super(
+      'SESSION_CLOSED',
+      'The session is closed (the node is stopping); storage.use is no longer possible here.',
+    );
   }
 }
 

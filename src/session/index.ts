@@ -85,11 +85,11 @@ interface Identity {
 
 async function ensureIdentity(redis: Redis, keys: Keys, machineName: string): Promise<Identity> {
   try {
-    const [id, createdAtMs] = (await scripts.identity.run(redis, [keys.session], [randomUUID(), machineName])) as [
-      string,
-      string,
-      number,
-    ];
+    const [id, createdAtMs] = (await scripts.identity.run(
+      redis,
+      [keys.session],
+      [randomUUID(), machineName],
+    )) as [string, string, number];
     return { id, createdAtMs: Number(createdAtMs) };
   } catch (err) {
     throw mapRedisError(err);

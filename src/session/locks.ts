@@ -9,6 +9,11 @@
  *   in the same script: the grant sets the lock for the waiter (with a fresh fencing token) and pushes
  *   a message with the entry's JSON to the inbox of the waiter's node. One blocking connection per
  *   node reads that inbox (BLPOP) and wakes the waiter: no polling, one connection however many wait.
+ *   A grant to a waiter of the committing node itself comes back in the commit's reply instead.
+ * - A waiter that arrives while its own node holds the key does not queue on its own: it joins the
+ *   queue inside that holder's commit (or after {@link RIDE_MAX_MS}, if the holder takes longer).
+ *   Queue order stays the order in which waiters reach Redis; a hot key then costs one round trip
+ *   per use instead of two.
  * - A holder's lease is renewed by the node's heartbeat (every lease/3), which also keeps the node's
  *   `alive` key. A holder that died stops renewing: its locks expire, and its queued waiters are
  *   skipped once its alive key has expired too. As the dead holder sends no wake-up, each waiter sets
@@ -64,19 +69,32 @@ interface Waiter {
   readonly keys: readonly string[];
   readonly deadline: number;
   readonly held: HeldLock[];
-  state: 'acquiring' | 'waiting' | 'done';
+  /**
+   * acquiring: acquire.lua on its way; deferred: waits to join the queue of `waitingKey` with the
+   * commit of this node's holder of it; riding: joining with that commit; waiting: in the queue.
+   */
+  state: 'acquiring' | 'deferred' | 'riding' | 'waiting' | 'done';
   waitingKey: string | undefined;
-  /** A grant that arrived while the acquire script's reply was still on its way. */
+  /** A grant that arrived before the reply of the script that queued the waiter. */
   pendingGrant: Grant | undefined;
   timedOut: boolean;
-  timeoutTimer: NodeJS.Timeout | undefined;
-  recheckTimer: NodeJS.Timeout | undefined;
+  /** When to check on the lock waited for (its lease should have run out by then), if queued. */
+  recheckAt: number | undefined;
+  /** One timer per waiter, for the earlier of its deadline and its recheck. */
+  timer: NodeJS.Timeout | undefined;
+  timerAt: number;
   resolve(held: HeldLock[]): void;
   reject(err: unknown): void;
 }
 
 /** Margin after a lease's expected end before a waiter checks on it. */
 const RECHECK_MARGIN_MS = 25;
+
+/**
+ * Longest a waiter waits to join a queue with its node's holder's commit before joining on its own;
+ * it bounds how far such a waiter can fall behind waiters of other nodes that arrived after it.
+ */
+export const RIDE_MAX_MS = 2;
 
 /** Maps connection-level failures of ioredis to RedisUnavailableError; leaves anything else alone. */
 export function mapRedisError(err: unknown): unknown {
@@ -101,6 +119,11 @@ export class LockManager {
   private readonly waiters = new Map<string, Waiter>();
   /** Locks this node holds → their entry, for lease renewal. */
   private readonly renewals = new Map<string, string>();
+  /** Keys a waiter of this node holds (from its grant to its commit's reply). */
+  private readonly localHeld = new Set<string>();
+  /** Waiters that will join a key's queue with this node's next commit of that key. */
+  private readonly deferred = new Map<string, Waiter[]>();
+  private readonly rideTimers = new Map<string, NodeJS.Timeout>();
   private seq = 0;
   private closed = false;
   /** Set by stopWaiting: no new acquisitions, and waiters are sent away. */
@@ -108,6 +131,7 @@ export class LockManager {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatBusy = false;
   private loop: Promise<void> | undefined;
+  private endInbox: (() => void) | undefined;
 
   constructor(options: LockManagerOptions) {
     this.o = options;
@@ -141,8 +165,9 @@ export class LockManager {
         waitingKey: undefined,
         pendingGrant: undefined,
         timedOut: false,
-        timeoutTimer: undefined,
-        recheckTimer: undefined,
+        recheckAt: undefined,
+        timer: undefined,
+        timerAt: 0,
         resolve,
         reject,
       };
@@ -176,7 +201,7 @@ export class LockManager {
   async stopWaiting(): Promise<void> {
     this.stopping = true;
     const pending = [...this.waiters.values()].filter((w) => w.state !== 'done');
-    await Promise.allSettled(pending.map((w) => this.cancel(w, new SessionClosedError())));
+    await Promise.allSettled(pending.map((w) => this.giveUp(w, new SessionClosedError())));
   }
 
   /** Stops waiting (see {@link stopWaiting}), the heartbeat and the inbox reader. */
@@ -189,21 +214,30 @@ export class LockManager {
     if (this.heartbeatTimer !== undefined) {
       clearInterval(this.heartbeatTimer);
     }
-    // The blocking read ends when its connection goes; the owner closes it after this returns.
+    for (const timer of this.rideTimers.values()) {
+      clearTimeout(timer);
+    }
+    // The blocking read ends here; the owner closes its connection after this returns.
+    this.endInbox?.();
     this.o.blocking.disconnect();
     await this.loop;
     // Let other nodes skip whatever this node still had queued (grants in flight, if any, expire).
     await this.o.redis.del(this.o.layout.alive(this.o.nodeId)).catch(() => undefined);
   }
 
-  /** Number of locks this node holds now (tests, diagnostics). */
-  get heldCount(): number {
-    return this.renewals.size;
-  }
-
   // ---- acquiring ---------------------------------------------------------------------------------
 
+  /** Goes for the next keys: defers when this node holds the next one, else runs acquire.lua. */
   private step(w: Waiter): void {
+    const next = w.keys[w.held.length] as string;
+    if (this.localHeld.has(next)) {
+      this.defer(w, next);
+      return;
+    }
+    this.sendAcquire(w);
+  }
+
+  private sendAcquire(w: Waiter): void {
     const rest = w.keys.slice(w.held.length);
     const { layout } = this.o;
     const keys: string[] = [layout.fence, layout.data];
@@ -229,8 +263,13 @@ export class LockManager {
       this.finish(w);
       return;
     }
+    this.queued(w, rest[values.length] as string, pttl);
+  }
+
+  /** `w` is now in the queue of `key` (acquire.lua or a commit put it there). */
+  private queued(w: Waiter, key: string, pttl: number): void {
     w.state = 'waiting';
-    w.waitingKey = rest[values.length];
+    w.waitingKey = key;
     if (w.pendingGrant !== undefined) {
       const grant = w.pendingGrant;
       w.pendingGrant = undefined;
@@ -242,22 +281,64 @@ export class LockManager {
       return;
     }
     if (w.timedOut || Date.now() >= w.deadline) {
-      this.onTimeout(w);
+      void this.cancel(w, new LockTimeoutError(key, this.o.timeoutMs));
       return;
     }
-    if (w.timeoutTimer === undefined) {
-      w.timeoutTimer = setTimeout(() => this.onTimeout(w), w.deadline - Date.now());
-    }
     this.scheduleRecheck(w, pttl);
+  }
+
+  /** Parks `w` until this node's holder of `key` commits (it then joins the queue in that script). */
+  private defer(w: Waiter, key: string): void {
+    w.state = 'deferred';
+    w.waitingKey = key;
+    const list = this.deferred.get(key);
+    if (list === undefined) {
+      this.deferred.set(key, [w]);
+    } else {
+      list.push(w);
+    }
+    this.arm(w);
+    if (!this.rideTimers.has(key)) {
+      const timer = setTimeout(() => {
+        this.rideTimers.delete(key);
+        this.flushDeferred(key);
+      }, RIDE_MAX_MS);
+      this.rideTimers.set(key, timer);
+    }
+  }
+
+  /** Takes the waiters deferred on `key` (to ride a commit, or to queue on their own). */
+  private takeDeferred(key: string): Waiter[] {
+    const list = this.deferred.get(key);
+    if (list === undefined) {
+      return [];
+    }
+    this.deferred.delete(key);
+    const timer = this.rideTimers.get(key);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.rideTimers.delete(key);
+    }
+    return list;
+  }
+
+  /** The holder is taking long, or let the key go: the deferred waiters queue on their own, in order. */
+  private flushDeferred(key: string): void {
+    for (const w of this.takeDeferred(key)) {
+      if (w.state === 'deferred') {
+        this.sendAcquire(w);
+      }
+    }
   }
 
   private hold(w: Waiter, lock: HeldLock): void {
     w.held.push(lock);
     this.renewals.set(lock.lockValue, lock.key);
+    this.localHeld.add(lock.key);
   }
 
   private onGrant(w: Waiter, grant: Grant): void {
-    if (w.state === 'acquiring') {
+    if (w.state === 'acquiring' || w.state === 'riding') {
       w.pendingGrant = grant;
       return;
     }
@@ -279,12 +360,54 @@ export class LockManager {
     }
   }
 
+  /** (Re)arms the waiter's one timer for the earlier of its deadline and its recheck. */
+  private arm(w: Waiter): void {
+    const at = Math.min(w.deadline, w.recheckAt ?? Infinity);
+    if (w.timer !== undefined) {
+      if (w.timerAt === at) {
+        return;
+      }
+      clearTimeout(w.timer);
+    }
+    w.timerAt = at;
+    w.timer = setTimeout(() => this.onTimer(w), Math.max(0, at - Date.now()));
+  }
+
+  private onTimer(w: Waiter): void {
+    w.timer = undefined;
+    if (w.state === 'done') {
+      return;
+    }
+    if (Date.now() >= w.deadline) {
+      this.onTimeout(w);
+    } else if (w.recheckAt !== undefined && Date.now() >= w.recheckAt) {
+      w.recheckAt = undefined;
+      this.arm(w);
+      void this.recheck(w);
+    } else {
+      this.arm(w);
+    }
+  }
+
   private onTimeout(w: Waiter): void {
     w.timedOut = true;
+    void this.giveUp(w, new LockTimeoutError(w.waitingKey ?? w.keys[w.held.length] ?? '', this.o.timeoutMs));
+  }
+
+  /** Ends a waiter that has not got all its keys, wherever it is. */
+  private async giveUp(w: Waiter, err: unknown): Promise<void> {
+    w.timedOut = true;
     if (w.state === 'waiting') {
-      void this.cancel(w, new LockTimeoutError(w.waitingKey ?? '', this.o.timeoutMs));
+      await this.cancel(w, err);
+    } else if (w.state === 'deferred') {
+      const list = this.deferred.get(w.waitingKey as string);
+      const at = list?.indexOf(w) ?? -1;
+      if (list !== undefined && at >= 0) {
+        list.splice(at, 1);
+      }
+      this.abandon(w, err);
     }
-    // 'acquiring': onAcquired sees timedOut when its reply comes.
+    // 'acquiring' and 'riding': queued() sees timedOut or stopping when the script's reply comes.
   }
 
   /**
@@ -292,15 +415,12 @@ export class LockManager {
    * script hands it on at once, and the grant message, when it comes, finds no waiter (orphan).
    */
   private async cancel(w: Waiter, err: unknown): Promise<void> {
-    if (w.state === 'done') {
+    const key = w.waitingKey;
+    if (w.state !== 'waiting' || key === undefined) {
       return;
     }
     w.timedOut = true;
     this.clearRecheck(w);
-    const key = w.waitingKey;
-    if (w.state !== 'waiting' || key === undefined) {
-      return; // 'acquiring': onAcquired sees timedOut or stopping when its reply comes
-    }
     const { layout } = this.o;
     try {
       await scripts.cancel.run(
@@ -309,7 +429,10 @@ export class LockManager {
         [layout.prefix, this.o.leaseMs, this.inboxTtlMs, key, w.id],
       );
     } catch (cancelErr) {
-      this.o.logger.warn({ err: cancelErr, key }, 'session: could not leave a lock queue; the entry is skipped once this node is gone');
+      this.o.logger.warn(
+        { err: cancelErr, key },
+        'session: could not leave a lock queue; the entry is skipped once this node is gone',
+      );
     }
     this.abandon(w, err);
   }
@@ -332,7 +455,10 @@ export class LockManager {
     this.forget(w);
     if (w.held.length > 0) {
       this.release(w.held).catch((releaseErr: unknown) =>
-        this.o.logger.warn({ err: releaseErr }, 'session: could not release locks; they expire with their lease'),
+        this.o.logger.warn(
+          { err: releaseErr },
+          'session: could not release locks; they expire with their lease',
+        ),
       );
     }
     w.reject(err);
@@ -340,30 +466,26 @@ export class LockManager {
 
   private forget(w: Waiter): void {
     this.waiters.delete(w.id);
-    this.clearRecheck(w);
-    if (w.timeoutTimer !== undefined) {
-      clearTimeout(w.timeoutTimer);
-      w.timeoutTimer = undefined;
+    w.recheckAt = undefined;
+    if (w.timer !== undefined) {
+      clearTimeout(w.timer);
+      w.timer = undefined;
     }
   }
 
   // ---- lease expiry of a dead holder --------------------------------------------------------------
 
   private scheduleRecheck(w: Waiter, pttl: number): void {
-    this.clearRecheck(w);
     const wait = Math.max(0, Math.min(pttl < 0 ? this.o.leaseMs : pttl, this.o.leaseMs)) + RECHECK_MARGIN_MS;
-    w.recheckTimer = setTimeout(() => void this.recheck(w), wait);
+    w.recheckAt = Date.now() + wait;
+    this.arm(w);
   }
 
   private clearRecheck(w: Waiter): void {
-    if (w.recheckTimer !== undefined) {
-      clearTimeout(w.recheckTimer);
-      w.recheckTimer = undefined;
-    }
+    w.recheckAt = undefined;
   }
 
   private async recheck(w: Waiter): Promise<void> {
-    w.recheckTimer = undefined;
     const key = w.waitingKey;
     if (w.state !== 'waiting' || key === undefined || this.closed) {
       return;
@@ -390,10 +512,17 @@ export class LockManager {
 
   private async readInbox(): Promise<void> {
     const inbox = this.o.layout.inbox(this.o.nodeId);
+    // disconnect() does not always settle a command queued while the connection was reconnecting,
+    // so the loop also ends on its own signal rather than waiting for that.
+    const closing = new Promise<null>((resolve) => {
+      this.endInbox = () => resolve(null);
+    });
     while (!this.closed) {
       let reply: [string, string] | null;
       try {
-        reply = await this.o.blocking.blpop(inbox, 5);
+        const read = this.o.blocking.blpop(inbox, 5);
+        read.catch(() => undefined);
+        reply = await Promise.race([read, closing]);
       } catch (err) {
         if (this.closed) {
           break;
@@ -433,17 +562,27 @@ export class LockManager {
   /** A grant nobody waits for any more: hand the lock straight on. */
   private releaseOrphan(grant: Grant): void {
     this.release([grant]).catch((err: unknown) =>
-      this.o.logger.warn({ err, key: grant.key }, 'session: could not pass on a lock; it expires with its lease'),
+      this.o.logger.warn(
+        { err, key: grant.key },
+        'session: could not pass on a lock; it expires with its lease',
+      ),
     );
   }
 
   // ---- committing and renewing --------------------------------------------------------------------
 
-  /** Runs commit.lua; returns the first lost key, or undefined when all was written. */
-  private async runCommit(held: readonly HeldLock[], ops: ReadonlyMap<string, CommitOp>): Promise<string | undefined> {
+  /**
+   * Runs commit.lua; returns the first lost key, or undefined when all was written. Waiters deferred
+   * on these keys join their queues in the same script, before the locks are handed on.
+   */
+  private async runCommit(
+    held: readonly HeldLock[],
+    ops: ReadonlyMap<string, CommitOp>,
+  ): Promise<string | undefined> {
     const { layout } = this.o;
     const keys: string[] = [layout.fence, layout.data];
     const args: (string | number)[] = [layout.prefix, this.o.leaseMs, this.inboxTtlMs, this.o.nodeId];
+    const riders: [string, Waiter[]][] = [];
     for (const lock of held) {
       this.renewals.delete(lock.lockValue);
       keys.push(layout.lock(lock.key), layout.queue(lock.key));
@@ -455,17 +594,48 @@ export class LockManager {
       } else {
         args.push(lock.key, lock.lockValue, 'd', '');
       }
+      const joining = this.takeDeferred(lock.key).filter((w) => w.state === 'deferred');
+      args.push(joining.length);
+      for (const w of joining) {
+        w.state = 'riding';
+        args.push(w.id);
+      }
+      riders.push([lock.key, joining]);
     }
     let reply: [number, number, ...string[]];
     try {
       reply = (await scripts.commit.run(this.o.redis, keys, args)) as [number, number, ...string[]];
     } catch (err) {
+      // Whether the script ran is unknown: the riders queue on their own. Should they now be in a
+      // queue twice, the second grant finds them done, or holding, and is passed on as an orphan.
+      for (const lock of held) {
+        this.localHeld.delete(lock.key);
+      }
+      for (const [, joining] of riders) {
+        for (const w of joining) {
+          this.sendAcquire(w);
+        }
+      }
       throw mapRedisError(err);
+    }
+    for (const lock of held) {
+      this.localHeld.delete(lock.key);
+    }
+    for (const [key, joining] of riders) {
+      for (const w of joining) {
+        this.queued(w, key, this.o.leaseMs);
+      }
     }
     const lostCount = reply[1];
     // Locks handed to this node's own waiters came back in the reply: wake them now.
     for (let i = 2 + lostCount; i < reply.length; i++) {
       this.onMessage(reply[i] as string);
+    }
+    // Waiters that arrived while this commit was on its way, for keys no waiter here holds now.
+    for (const lock of held) {
+      if (!this.localHeld.has(lock.key)) {
+        this.flushDeferred(lock.key);
+      }
     }
     return reply[0] === 1 ? undefined : String(reply[2]);
   }
@@ -496,7 +666,10 @@ export class LockManager {
       if (first) {
         throw mapRedisError(err);
       }
-      this.o.logger.warn({ err }, 'session: heartbeat failed; locks expire unless it recovers within the lease');
+      this.o.logger.warn(
+        { err },
+        'session: heartbeat failed; locks expire unless it recovers within the lease',
+      );
     } finally {
       this.heartbeatBusy = false;
     }

@@ -11,11 +11,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { ValidationError } from '../errors.js';
 import type { Draft, JsonValue, Storage } from '../types.js';
 import { DraftScope, detachIfDraft } from './drafts.js';
 import {
+  LockLostError,
   SessionClosedError,
-  StorageKeyInvalidError,
   StorageKeyNotHeldError,
   StorageReadOnlyError,
   StorageValueInvalidError,
@@ -37,7 +38,9 @@ export interface SessionStorageOptions {
 export class SessionStorage {
   private readonly o: SessionStorageOptions;
   private readonly chain = new AsyncLocalStorage<DraftScope>();
-  private readonly running = new Set<Promise<unknown>>();
+  /** Outermost uses under way (waiting or holding). */
+  private active = 0;
+  private drained: (() => void) | undefined;
   private closed = false;
   /** The read-only object handed to procedures and hooks. */
   readonly facade: Storage;
@@ -103,12 +106,9 @@ export class SessionStorage {
       entry.dirty = true;
       return;
     }
-    await this.outermost([key], (entryScope) => {
+    await this.outermost([key], true, (entryScope) => {
       const entry = entryScope.entries.get(key);
       if (entry !== undefined) {
-        for (const prop of Object.keys(entry.raw)) {
-          delete entry.raw[prop];
-        }
         entry.removed = true;
         entry.dirty = true;
       }
@@ -118,7 +118,7 @@ export class SessionStorage {
   async use(keyOrKeys: string | readonly string[], fn: (...drafts: Draft[]) => unknown): Promise<never> {
     const keys = normalizeKeys(keyOrKeys);
     if (typeof fn !== 'function') {
-      throw new StorageKeyInvalidError(keys[0], 'use() needs a function as its second argument');
+      throw new ValidationError('storage.use(key, fn): fn must be a function');
     }
     const scope = this.activeScope();
     if (scope !== undefined) {
@@ -132,8 +132,8 @@ export class SessionStorage {
       }
       return (await fn(...drafts)) as never;
     }
-    const sorted = [...new Set(keys)].sort();
-    return (await this.outermost(sorted, (s) =>
+    const sorted = keys.length === 1 ? keys : [...new Set(keys)].sort();
+    return (await this.outermost(sorted, false, (s) =>
       fn(...keys.map((key) => (s.entries.get(key) as { proxy: Draft }).proxy)),
     )) as never;
   }
@@ -145,12 +145,14 @@ export class SessionStorage {
   async close(graceMs: number): Promise<void> {
     this.closed = true;
     await this.o.locks.stopWaiting();
-    if (this.running.size === 0) {
+    if (this.active === 0) {
       return;
     }
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.allSettled([...this.running]),
+      new Promise<void>((r) => {
+        this.drained = r;
+      }),
       new Promise((r) => {
         timer = setTimeout(r, graceMs);
       }),
@@ -163,40 +165,43 @@ export class SessionStorage {
     return scope !== undefined && scope.active ? scope : undefined;
   }
 
-  /** The outermost use: lock, draft, run, commit (or release on a throw). */
-  private async outermost(sorted: readonly string[], run: (scope: DraftScope) => unknown): Promise<unknown> {
+  /**
+   * The outermost use: lock, draft, run, commit (or release on a throw). `blank` drafts every entry
+   * as {} without reading it (remove: the entry may not even be an object).
+   */
+  private async outermost(
+    sorted: readonly string[],
+    blank: boolean,
+    run: (scope: DraftScope) => unknown,
+  ): Promise<unknown> {
     if (this.closed) {
       throw new SessionClosedError();
     }
-    const task = this.runOutermost(sorted, run);
-    this.running.add(task);
+    this.active++;
     try {
-      return await task;
+      const held = await this.o.locks.acquire(sorted);
+      const scope = new DraftScope();
+      let result: unknown;
+      try {
+        for (const lock of held) {
+          scope.open(lock.key, blank ? {} : this.draftSource(lock), lock.json !== undefined);
+        }
+        result = await this.chain.run(scope, () => run(scope));
+        scope.end();
+        await this.o.locks.commit(held, this.commitOps(scope));
+      } catch (err) {
+        scope.end();
+        if (!(err instanceof LockLostError)) {
+          await this.releaseQuietly(held);
+        }
+        throw err;
+      }
+      return detachIfDraft(result);
     } finally {
-      this.running.delete(task);
-    }
-  }
-
-  private async runOutermost(sorted: readonly string[], run: (scope: DraftScope) => unknown): Promise<unknown> {
-    const held = await this.o.locks.acquire(sorted);
-    const scope = new DraftScope();
-    let result: unknown;
-    try {
-      for (const lock of held) {
-        scope.open(lock.key, this.draftSource(lock), lock.json !== undefined);
+      if (--this.active === 0) {
+        this.drained?.();
       }
-      result = await this.chain.run(scope, () => run(scope));
-      scope.end();
-      const ops = this.commitOps(scope);
-      await this.o.locks.commit(held, ops);
-    } catch (err) {
-      scope.end();
-      if (!(err instanceof Error && 'code' in err && err.code === 'LOCK_LOST')) {
-        await this.releaseQuietly(held);
-      }
-      throw err;
     }
-    return detachIfDraft(result);
   }
 
   private draftSource(lock: HeldLock): Record<string, unknown> {
@@ -231,7 +236,10 @@ export class SessionStorage {
     try {
       await this.o.locks.release(held);
     } catch (err) {
-      this.o.logger.warn({ err }, 'session: could not release locks after a failed use; they expire with their lease');
+      this.o.logger.warn(
+        { err },
+        'session: could not release locks after a failed use; they expire with their lease',
+      );
     }
   }
 }

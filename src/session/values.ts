@@ -130,14 +130,22 @@ function walk(
   try {
     if (Array.isArray(obj)) {
       if (Object.getPrototypeOf(obj) !== Array.prototype) {
-        throw new StorageValueInvalidError(key, path, 'is an instance of an Array subclass, not a plain array');
+        throw new StorageValueInvalidError(
+          key,
+          path,
+          'is an instance of an Array subclass, not a plain array',
+        );
       }
       const out: unknown[] | undefined = copy === undefined ? undefined : new Array<unknown>(obj.length);
       for (let i = 0; i < obj.length; i++) {
         const elementPath = pathStep(path, i);
         const desc = Object.getOwnPropertyDescriptor(obj, i);
         if (desc === undefined) {
-          throw new StorageValueInvalidError(key, elementPath, 'is a hole in an array (arrays cannot hold undefined)');
+          throw new StorageValueInvalidError(
+            key,
+            elementPath,
+            'is a hole in an array (arrays cannot hold undefined)',
+          );
         }
         if (desc.get !== undefined || desc.set !== undefined) {
           throw new StorageValueInvalidError(key, elementPath, 'is a getter or setter, not a data property');
@@ -178,7 +186,12 @@ function walk(
       const propValue = walk(desc.value, key, propPath, ancestors, depth + 1, copy);
       if (out !== undefined) {
         // defineProperty, not assignment: a "__proto__" key must stay an ordinary property.
-        Object.defineProperty(out, prop, { value: propValue, writable: true, enumerable: true, configurable: true });
+        Object.defineProperty(out, prop, {
+          value: propValue,
+          writable: true,
+          enumerable: true,
+          configurable: true,
+        });
       }
     }
     return out ?? obj;

@@ -20,10 +20,15 @@ export interface TestSession extends SessionService {
 /** Opens a session on `prefix` with quick test settings; `overrides` replace any option. */
 export async function openTestSession(
   prefix: string,
-  overrides: Partial<Omit<SessionServiceOptions, 'command' | 'keys'>> = {},
+  overrides: Partial<Omit<SessionServiceOptions, 'command' | 'keys'>> & { commandTimeoutMs?: number } = {},
 ): Promise<TestSession> {
-  const url = testRedisUrl();
-  const command = openConnection('command', { url, timeoutMs: 5000, name: `sprocd-test-${prefix}` });
+  const { commandTimeoutMs = 5000, ...options } = overrides;
+  const url = options.redisUrl ?? testRedisUrl();
+  const command = openConnection('command', {
+    url,
+    timeoutMs: commandTimeoutMs,
+    name: `sprocd-test-${prefix}`,
+  });
   try {
     const service = await openSession({
       command,
@@ -35,7 +40,7 @@ export async function openTestSession(
       maxEntryBytes: 64 * 1024,
       connectionName: `sprocd-test-${prefix}`,
       logger: pino({ level: 'silent' }),
-      ...overrides,
+      ...options,
     });
     return {
       ...service,
@@ -55,7 +60,11 @@ export async function openTestSession(
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls `check` (a test helper, not product code) until it is true or `timeoutMs` passes. */
-export async function until(check: () => Promise<boolean> | boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function until(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) {
@@ -137,7 +146,11 @@ export async function spawnAgent(): Promise<Agent> {
           resolve(found);
         } else if (proc.exitCode !== null || proc.signalCode !== null) {
           cleanup();
-          reject(new Error(`agent exited (${proc.exitCode ?? proc.signalCode}) before the message came; stderr:\n${errText}`));
+          reject(
+            new Error(
+              `agent exited (${proc.exitCode ?? proc.signalCode}) before the message came; stderr:\n${errText}`,
+            ),
+          );
         }
       };
       const timer = setTimeout(() => {

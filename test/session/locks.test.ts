@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeys } from '../../src/redis/keys.js';
 import { storageLayout } from '../../src/session/index.js';
+import { scripts } from '../../src/session/scripts.js';
 import type { Draft } from '../../src/types.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 import { openTestSession, rejection, sleep, until, type TestSession } from './helpers.js';
@@ -204,7 +205,10 @@ describe('several keys', () => {
 describe('leases and fencing', () => {
   it('a holder whose lease ran out cannot commit (LOCK_LOST) and writes nothing; the next holder goes on', async () => {
     let renew = true;
-    const paused = await openTestSession(prefix, { lockLeaseMs: 200, testHooks: { skipLockRenewal: () => !renew } });
+    const paused = await openTestSession(prefix, {
+      lockLeaseMs: 200,
+      testHooks: { skipLockRenewal: () => !renew },
+    });
     try {
       await a.session.storage.use('fenced', (d) => {
         d.v = 'initial';
@@ -272,5 +276,63 @@ describe('leases and fencing', () => {
     } finally {
       await quick.close();
     }
+  });
+});
+
+describe('hand-off corner cases', () => {
+  it('a grant whose waiter is gone is passed on at once to the next in line', async () => {
+    const redis = testClient();
+    const before = new Set(await redis.keys(`${layout.prefix}:alive:*`));
+    const x = await openTestSession(prefix);
+    try {
+      const xAlive = (await redis.keys(`${layout.prefix}:alive:*`)).find((k) => !before.has(k));
+      const xNode = xAlive?.split(':').pop();
+      expect(xNode).toMatch(/^[0-9a-f]{16}$/);
+      const h = await hold(a, 'handon');
+      // A waiter of node x that x no longer knows (as after a give-up racing its grant) ...
+      await redis.rpush(layout.queue('handon'), `${xNode}.999999`);
+      // ... queued before a real waiter on b.
+      let wokenAt = 0;
+      const next = b.session.storage.use('handon', (d) => {
+        wokenAt = Date.now();
+        d.ok = true;
+      });
+      await until(async () => (await queueLength('handon')) === 2);
+      const releasedAt = Date.now();
+      h.release();
+      await Promise.all([h.done, next]);
+      // far less than the 1000 ms lease the unknown waiter's lock would otherwise have kept it
+      expect(wokenAt - releasedAt).toBeLessThan(500);
+    } finally {
+      await x.close();
+    }
+  });
+
+  it('cancel.lua: a waiter granted the lock while giving up hands it straight on', async () => {
+    const redis = testClient();
+    const name = 'cancel-race';
+    await redis.set(layout.lock(name), '41:gone.1', 'PX', 5000);
+    await redis.rpush(layout.queue(name), 'next.1');
+    await redis.set(layout.alive('next'), '1', 'PX', 5000);
+    const cancel = (waiter: string) =>
+      scripts.cancel.run(
+        redis,
+        [layout.fence, layout.data, layout.lock(name), layout.queue(name)],
+        [layout.prefix, 5000, 60_000, name, waiter],
+      );
+    expect(await cancel('gone.1')).toBe(2);
+    expect(await redis.get(layout.lock(name))).toMatch(/^\d+:next\.1$/);
+    const message = await redis.lpop(layout.inbox('next'));
+    expect(message?.split('\n').slice(0, 3)).toEqual([
+      'next.1',
+      await redis.get(layout.lock(name)),
+      JSON.stringify(name),
+    ]);
+    // not queued, not holding: nothing to do
+    expect(await cancel('other.1')).toBe(0);
+    await redis.rpush(layout.queue(name), 'queued.1');
+    expect(await cancel('queued.1')).toBe(1);
+    expect(await redis.llen(layout.queue(name))).toBe(0);
+    await redis.del(layout.lock(name), layout.alive('next'));
   });
 });

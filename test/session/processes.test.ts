@@ -6,7 +6,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeys } from '../../src/redis/keys.js';
 import { closeTestClients, deletePrefix, testClient, testRedisUrl, uniquePrefix } from '../support/redis.js';
-import { killAgent, openTestSession, sleep, spawnAgent, until, type Agent, type TestSession } from './helpers.js';
+import {
+  killAgent,
+  openTestSession,
+  sleep,
+  spawnAgent,
+  until,
+  type Agent,
+  type TestSession,
+} from './helpers.js';
 
 const prefix = uniquePrefix('proc');
 const LEASE_MS = 500;
@@ -51,7 +59,9 @@ describe('across processes', () => {
     const total = 5000;
     for (const mode of ['one', 'many', 'pair']) {
       await Promise.all(
-        [agent(0), agent(1)].map((a) => a.call({ cmd: 'hammer', mode, n: total / 2, concurrency: 16 }, 60_000)),
+        [agent(0), agent(1)].map((a) =>
+          a.call({ cmd: 'hammer', mode, n: total / 2, concurrency: 16 }, 60_000),
+        ),
       );
     }
     expect(await storage.get('counter')).toEqual({ n: total });

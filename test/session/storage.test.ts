@@ -7,7 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeys } from '../../src/redis/keys.js';
 import { hostTypeOf, storageLayout } from '../../src/session/index.js';
 import type { Draft } from '../../src/types.js';
-import { countConnections, closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
+import {
+  countConnections,
+  closeTestClients,
+  deletePrefix,
+  testClient,
+  uniquePrefix,
+} from '../support/redis.js';
 import { openTestSession, rejection, sleep, type TestSession } from './helpers.js';
 
 const prefix = uniquePrefix('sess');
@@ -179,7 +185,6 @@ describe('storage is read-only outside use', () => {
   });
 
   it('the same even from sloppy-mode code', () => {
-    // eslint-disable-next-line @typescript-eslint/no-implied-eval
     const sloppy = new Function('s', 's.counter = 1;') as (s: unknown) => void;
     expect(() => sloppy(node.session.storage)).toThrow(/read-only/);
   });
@@ -246,7 +251,10 @@ describe('use', () => {
       expect(list.indexOf(list[1])).toBe(1);
       expect(JSON.parse(JSON.stringify(d))).toEqual({ list: [{ id: 3 }, { id: 1, tag: 'first' }], count: 2 });
     });
-    expect(await node.session.storage.get('arr')).toEqual({ list: [{ id: 3 }, { id: 1, tag: 'first' }], count: 2 });
+    expect(await node.session.storage.get('arr')).toEqual({
+      list: [{ id: 3 }, { id: 1, tag: 'first' }],
+      count: 2,
+    });
   });
 
   it('copies values assigned into a draft: later changes to the source do not leak in', async () => {
@@ -304,34 +312,53 @@ describe('use', () => {
     ['NaN', (d) => (d.n = NaN), 'bad.n is NaN'],
     ['a BigInt', (d) => (d.b = 1n), 'bad.b is a BigInt'],
     ['undefined in an array', (d) => (d.list = [1, undefined]), 'bad.list[1] is undefined in an array'],
-    ['undefined pushed into an array', (d) => {
-      d.list = [];
-      (d.list as unknown[]).push(undefined);
-    }, 'bad.list[0] is undefined in an array'],
-    ['a hole made through length', (d) => {
-      d.list = [1];
-      (d.list as unknown[]).length = 3;
-    }, 'bad.list.length'],
-    ['a hole made by delete', (d) => {
-      d.list = [1, 2];
-      delete (d.list as unknown[])[0];
-    }, 'bad.list[0] is a hole'],
-    ['a cycle', (d) => {
-      const o: Record<string, unknown> = {};
-      o.self = o;
-      d.o = o;
-    }, 'bad.o.self is a cycle'],
+    [
+      'undefined pushed into an array',
+      (d) => {
+        d.list = [];
+        (d.list as unknown[]).push(undefined);
+      },
+      'bad.list[0] is undefined in an array',
+    ],
+    [
+      'a hole made through length',
+      (d) => {
+        d.list = [1];
+        (d.list as unknown[]).length = 3;
+      },
+      'bad.list.length',
+    ],
+    [
+      'a hole made by delete',
+      (d) => {
+        d.list = [1, 2];
+        delete (d.list as unknown[])[0];
+      },
+      'bad.list[0] is a hole',
+    ],
+    [
+      'a cycle',
+      (d) => {
+        const o: Record<string, unknown> = {};
+        o.self = o;
+        d.o = o;
+      },
+      'bad.o.self is a cycle',
+    ],
     ['a nested bad value', (d) => (d.cfg = { deep: { fn: () => 1 } }), 'bad.cfg.deep.fn is a function'],
-  ])('refuses %s at the line that writes it, naming key and path, and writes nothing', async (_l, write, message) => {
-    await node.session.storage.use('bad', (d) => {
-      d.ok = true;
-    });
-    const err = await rejection(node.session.storage.use('bad', (d) => write(d)));
-    expect(err.code).toBe('STORAGE_VALUE_INVALID');
-    expect(err.message).toContain('storage "bad"');
-    expect(err.message).toContain(message);
-    expect(await node.session.storage.get('bad')).toEqual({ ok: true });
-  });
+  ])(
+    'refuses %s at the line that writes it, naming key and path, and writes nothing',
+    async (_l, write, message) => {
+      await node.session.storage.use('bad', (d) => {
+        d.ok = true;
+      });
+      const err = await rejection(node.session.storage.use('bad', (d) => write(d)));
+      expect(err.code).toBe('STORAGE_VALUE_INVALID');
+      expect(err.message).toContain('storage "bad"');
+      expect(err.message).toContain(message);
+      expect(await node.session.storage.get('bad')).toEqual({ ok: true });
+    },
+  );
 
   it('refuses a symbol-keyed property on a draft', async () => {
     const err = await rejection(
@@ -402,7 +429,9 @@ describe('use', () => {
   it('refuses bad keys', async () => {
     expect((await rejection(node.session.storage.use('', () => undefined))).code).toBe('STORAGE_KEY_INVALID');
     expect((await rejection(node.session.storage.use([], () => undefined))).code).toBe('STORAGE_KEY_INVALID');
-    expect((await rejection(node.session.storage.get(5 as unknown as string))).code).toBe('STORAGE_KEY_INVALID');
+    expect((await rejection(node.session.storage.get(5 as unknown as string))).code).toBe(
+      'STORAGE_KEY_INVALID',
+    );
   });
 });
 
@@ -477,6 +506,19 @@ describe('remove', () => {
     expect(await node.session.storage.keys()).not.toContain('rm');
     await node.session.storage.remove('rm');
     expect(await node.session.storage.get('rm')).toBeUndefined();
+  });
+});
+
+describe('entries written by others', () => {
+  it('an entry that is not an object (e.g. put back by hand) cannot be drafted, but can be read and removed', async () => {
+    const redis = testClient();
+    await redis.hset(layout.data, 'odd', '[1,2]');
+    expect(await node.session.storage.get('odd')).toEqual([1, 2]);
+    const err = await rejection(node.session.storage.use('odd', () => undefined));
+    expect(err.code).toBe('STORAGE_VALUE_INVALID');
+    expect(err.message).toContain('an array, not an object');
+    await node.session.storage.remove('odd');
+    expect(await node.session.storage.get('odd')).toBeUndefined();
   });
 });
 

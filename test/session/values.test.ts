@@ -3,7 +3,11 @@
  * error names the entry and the path.
  */
 import { describe, expect, it } from 'vitest';
-import { StorageEntryTooLargeError, StorageKeyInvalidError, StorageValueInvalidError } from '../../src/session/errors.js';
+import {
+  StorageEntryTooLargeError,
+  StorageKeyInvalidError,
+  StorageValueInvalidError,
+} from '../../src/session/errors.js';
 import {
   MAX_KEY_LENGTH,
   assertJsonValue,
@@ -27,7 +31,22 @@ describe('JSON values', () => {
   it('accepts JSON: null, booleans, strings, finite numbers, arrays, plain and null-prototype objects', () => {
     const nullProto = Object.create(null) as Record<string, unknown>;
     nullProto.a = 1;
-    for (const v of [null, true, false, '', 'é✓', 0, -0, 1.5, -1e300, [], [1, 'a', null], {}, { a: { b: [{}] } }, nullProto]) {
+    for (const v of [
+      null,
+      true,
+      false,
+      '',
+      'é✓',
+      0,
+      -0,
+      1.5,
+      -1e300,
+      [],
+      [1, 'a', null],
+      {},
+      { a: { b: [{}] } },
+      nullProto,
+    ]) {
       expect(() => assertJsonValue(v, 'k', 'k')).not.toThrow();
     }
   });
@@ -60,7 +79,9 @@ describe('JSON values', () => {
   });
 
   it('refuses undefined and holes in arrays, with the index in the path', () => {
-    expect(refusal({ list: [1, undefined] }, 'cfg', 'cfg').message).toContain('cfg.list[1] is undefined in an array');
+    expect(refusal({ list: [1, undefined] }, 'cfg', 'cfg').message).toContain(
+      'cfg.list[1] is undefined in an array',
+    );
     // eslint-disable-next-line no-sparse-arrays
     expect(refusal([1, , 3], 'cfg', 'cfg').message).toContain('cfg[1] is a hole');
   });
@@ -101,7 +122,10 @@ describe('JSON values', () => {
   });
 
   it('copies into fresh plain objects, and keeps "__proto__" as an ordinary key', () => {
-    const source = JSON.parse('{"__proto__": {"polluted": true}, "a": [1, {"b": 2}]}') as Record<string, unknown>;
+    const source = JSON.parse('{"__proto__": {"polluted": true}, "a": [1, {"b": 2}]}') as Record<
+      string,
+      unknown
+    >;
     const copy = copyJsonValue(source, 'k', 'k') as Record<string, unknown>;
     expect(copy).not.toBe(source);
     expect((copy.a as unknown[])[1]).not.toBe((source.a as unknown[])[1]);
