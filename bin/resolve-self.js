@@ -11,7 +11,11 @@ export function initialize(data) {
 
 export async function resolve(specifier, context, next) {
   const result = await next(specifier === 'sprocd' ? index : specifier, context);
-  if (result.format === 'commonjs' && /\.ts(\?|$)/.test(result.url) && !result.url.includes('/node_modules/')) {
+  if (
+    result.format === 'commonjs' &&
+    /\.ts(\?|$)/.test(result.url) &&
+    !result.url.includes('/node_modules/')
+  ) {
     return { ...result, format: 'module' };
   }
   return result;

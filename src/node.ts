@@ -215,7 +215,9 @@ export class SprocdNode {
       );
     }
     this.shutdownController.abort();
-    await this.lifecycle?.close().catch((err: unknown) => this.log.error({ err }, 'closing backups and schedules failed'));
+    await this.lifecycle
+      ?.close()
+      .catch((err: unknown) => this.log.error({ err }, 'closing backups and schedules failed'));
     this.workers?.signalAll();
     if (this.workers) {
       const { finished, givenBack } = await this.workers.stop(this.settings.shutdownGraceMs);

@@ -179,7 +179,11 @@ describe('starts that must fail or wait', () => {
 
   it('SIGTERM during onServerStartup stops the node cleanly without starting work', async () => {
     const p = prefix();
-    const a = await start(p, { SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle-slow'), TEST_STARTUP_MS: '8000' }, false);
+    const a = await start(
+      p,
+      { SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle-slow'), TEST_STARTUP_MS: '8000' },
+      false,
+    );
     await a.waitForLine((l) => l.msg === 'connected to Redis');
     const t0 = Date.now();
     a.proc.kill('SIGTERM');

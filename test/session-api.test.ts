@@ -34,15 +34,23 @@ describe('the session over HTTP and the CLI', () => {
       privileges: ['WebAdmin'],
     });
     expect(session.info.ID).toBe(session.id);
-    expect(new Set(results.map((r) => (r.result as { session: string }).session))).toEqual(new Set([session.id]));
+    expect(new Set(results.map((r) => (r.result as { session: string }).session))).toEqual(
+      new Set([session.id]),
+    );
     expect(results.every((r) => (r.result as { guest: boolean }).guest === false)).toBe(true);
     expect(await b.client.storage('counter')).toEqual({ n: 40 });
     expect(await a.client.storage()).toEqual({ counter: { n: 40 }, lifecycle: { startups: 2 } });
-    await expect(a.client.storage('absent')).rejects.toMatchObject({ status: 404, code: 'STORAGE_ENTRY_NOT_FOUND' });
+    await expect(a.client.storage('absent')).rejects.toMatchObject({
+      status: 404,
+      code: 'STORAGE_ENTRY_NOT_FOUND',
+    });
 
     const cli = async (args: string[]) =>
-      (await run(process.execPath, [path.join(ROOT, 'bin', 'sprocd.js'), ...args], { env: { ...process.env, SPROCD_URL: a.url } }))
-        .stdout;
+      (
+        await run(process.execPath, [path.join(ROOT, 'bin', 'sprocd.js'), ...args], {
+          env: { ...process.env, SPROCD_URL: a.url },
+        })
+      ).stdout;
     expect(JSON.parse(await cli(['session']))).toMatchObject({ id: session.id });
     expect(JSON.parse(await cli(['storage', 'counter']))).toEqual({ n: 40 });
     expect(JSON.parse(await cli(['storage']))).toMatchObject({ counter: { n: 40 } });

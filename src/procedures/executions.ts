@@ -305,7 +305,7 @@ export class Executions {
   async waitFor(number: number, ms: number): Promise<ExecutionView> {
     const deadline = Date.now() + ms;
     const jobId = jobIdOf(number);
-    const events = await this.queueEvents();
+    await this.queueEvents();
     let view = await this.get(number);
     while (!isFinal(view.state) && Date.now() < deadline) {
       const remaining = deadline - Date.now();
