@@ -4,14 +4,70 @@
  * workers, stopped before them.
  */
 import type { SprocdNode } from '../node.js';
+import { NotReadyError } from '../errors.js';
+import { BackupService } from './backup.js';
+import { restoreBackup, type RestoreSummary } from './restore.js';
+import { Schedules, procedureSchedules, type ProcedureSchedule } from './schedule.js';
+
+/** How long a start that fails on a bad schedule waits before the node tears down. */
+const START_FAILURE_SETTLE_MS = 500;
+
+export { BACKUP_STATUS, type BackupRecord, type BackupHookContext, type BackupTrigger } from './backup.js';
+export type { RestoreSummary } from './restore.js';
 
 /** What the node holds of the lifecycle services. */
 export interface LifecycleServices {
+  /** Backups: run one, read the history. */
+  readonly backups: BackupService;
+  /** The lifecycle queue, its worker and the schedulers. */
+  readonly schedules: Schedules;
+  /** Checks and restores a backup file's bytes (no backup hooks run). */
+  restore(bytes: Buffer): Promise<RestoreSummary>;
   /** Stops schedules and interrupts a running backup (it ends with status 1406). */
   close(): Promise<void>;
 }
 
-/** Starts the lifecycle services of `node`. */
-export async function startLifecycle(_node: SprocdNode): Promise<LifecycleServices> {
-  return { close: async () => undefined };
+/**
+ * Starts the lifecycle services of `node`: clears a stop of automatic backups (a node restart
+ * resumes them), sets up the schedulers and starts the lifecycle worker. A bad procedure
+ * `schedule` throws ModuleLoadError naming its file, which stops the start.
+ */
+export async function startLifecycle(node: SprocdNode): Promise<LifecycleServices> {
+  let procedures: Map<string, ProcedureSchedule>;
+  try {
+    procedures = procedureSchedules(node.registry);
+  } catch (err) {
+    // The node has just started its procedure workers, and closing a BullMQ worker while it is still
+    // connecting makes BullMQ reject (in-process) or crash (child process) before the reason is
+    // logged. Let it settle first. (Better: the node calls procedureSchedules() right after it loads
+    // jobs/, before it opens anything.)
+    await new Promise((r) => setTimeout(r, START_FAILURE_SETTLE_MS));
+    throw err;
+  }
+  const backups = new BackupService(node);
+  const schedules = new Schedules(node, backups, () => node.open('worker'));
+  try {
+    await backups.start();
+    await schedules.start(procedures);
+  } catch (err) {
+    await schedules.close();
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    backups,
+    schedules,
+    restore: (bytes) => {
+      const executions = node.executions;
+      if (!executions) {
+        throw new NotReadyError();
+      }
+      return restoreBackup(backups, executions.queue, bytes);
+    },
+    close() {
+      // The worker stops taking ticks, the running backup is interrupted (1406), then all closes.
+      closing ??= schedules.close().finally(() => backups.close());
+      return closing;
+    },
+  };
 }
