@@ -11,6 +11,7 @@ import type { Settings } from './config.js';
 import { NotReadyError, StoppingError } from './errors.js';
 import { LifecycleHooks, type HookName } from './lifecycle/hooks.js';
 import { startLifecycle, type LifecycleServices } from './lifecycle/index.js';
+import { procedureSchedules } from './lifecycle/schedule.js';
 import { Heartbeat } from './lifecycle/heartbeat.js';
 import { SystemEvents, type SystemEvent } from './lifecycle/system-events.js';
 import { redactUrl } from './logger.js';
@@ -123,6 +124,7 @@ export class SprocdNode {
         this.log.warn(`No SPROCD_TOKEN: the API listens on ${s.host} (loopback) only and asks for no token.`);
       }
       await this.registry.load();
+      procedureSchedules(this.registry); // a bad `schedule` stops the start before anything opens
       await this.hooks.load();
       this.log.info({ procedures: this.registry.names().length, jobsDir: s.jobsDir }, 'procedures loaded');
 
@@ -172,7 +174,7 @@ export class SprocdNode {
         onRecovered: (number) => this.emitSystemEvent({ type: 'execution.recovered', execution: number }),
       });
       await this.subscribeControl();
-      this.workers.start();
+      await this.workers.start();
       this.heartbeat = new Heartbeat(this, this.command, () => this.workers?.activeCount ?? 0);
       await this.heartbeat.start();
       this.lifecycle = await startLifecycle(this);
@@ -232,6 +234,7 @@ export class SprocdNode {
   async reload(): Promise<void> {
     await this.registry.load();
     await this.hooks.load();
+    await this.lifecycle?.schedules.sync();
     this.log.info({ procedures: this.registry.names().length }, 'procedures and hooks reloaded');
     this.emitSystemEvent({ type: 'procedures.reloaded', procedures: this.registry.names() });
   }
@@ -322,7 +325,12 @@ export class SprocdNode {
         return;
       }
       try {
-        this.workers?.onControl(JSON.parse(payload) as ControlMessage);
+        const message = JSON.parse(payload) as ControlMessage;
+        if (message.op === 'forget-numbers') {
+          this.executions?.forgetNumbers();
+          return;
+        }
+        this.workers?.onControl(message);
       } catch (err) {
         this.log.warn({ err, payload }, 'bad control message');
       }

@@ -9,9 +9,6 @@ import { BackupService } from './backup.js';
 import { restoreBackup, type RestoreSummary } from './restore.js';
 import { Schedules, procedureSchedules, type ProcedureSchedule } from './schedule.js';
 
-/** How long a start that fails on a bad schedule waits before the node tears down. */
-const START_FAILURE_SETTLE_MS = 500;
-
 export { BACKUP_STATUS, type BackupRecord, type BackupHookContext, type BackupTrigger } from './backup.js';
 export type { RestoreSummary } from './restore.js';
 
@@ -33,17 +30,8 @@ export interface LifecycleServices {
  * `schedule` throws ModuleLoadError naming its file, which stops the start.
  */
 export async function startLifecycle(node: SprocdNode): Promise<LifecycleServices> {
-  let procedures: Map<string, ProcedureSchedule>;
-  try {
-    procedures = procedureSchedules(node.registry);
-  } catch (err) {
-    // The node has just started its procedure workers, and closing a BullMQ worker while it is still
-    // connecting makes BullMQ reject (in-process) or crash (child process) before the reason is
-    // logged. Let it settle first. (Better: the node calls procedureSchedules() right after it loads
-    // jobs/, before it opens anything.)
-    await new Promise((r) => setTimeout(r, START_FAILURE_SETTLE_MS));
-    throw err;
-  }
+  // The node checked these right after loading jobs/ (a bad one stopped the start there).
+  const procedures: Map<string, ProcedureSchedule> = procedureSchedules(node.registry);
   const backups = new BackupService(node);
   const schedules = new Schedules(node, backups, () => node.open('worker'));
   try {
@@ -62,7 +50,11 @@ export async function startLifecycle(node: SprocdNode): Promise<LifecycleService
       if (!executions) {
         throw new NotReadyError();
       }
-      return restoreBackup(backups, executions.queue, bytes);
+      return restoreBackup(backups, executions.queue, bytes).then(async (summary) => {
+        // Numbers this cluster's nodes reserved may now belong to restored executions.
+        await executions.forgetNumbersEverywhere();
+        return summary;
+      });
     },
     close() {
       // The worker stops taking ticks, the running backup is interrupted (1406), then all closes.

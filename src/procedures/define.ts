@@ -22,7 +22,15 @@ export interface ProcedureDefinition<P = unknown, R = unknown> {
   timeoutMs?: number;
   /** One line shown by GET /v1/procedures. */
   description?: string;
+  /**
+   * Run on a cron schedule (cron-parser syntax, seconds allowed), once per tick in the whole cluster,
+   * as an execution named `schedule:<procedure>` (docs/BACKUPS.md). @defaultValue none
+   */
+  schedule?: ProcedureScheduleOption<P>;
 }
+
+/** A procedure's schedule: a cron expression, or one with its time zone and the params to run with. */
+export type ProcedureScheduleOption<P = unknown> = string | { cron: string; tz?: string; params?: P };
 
 /** A procedure as defineProcedure returns it. */
 export type Procedure<P = unknown, R = unknown> = ProcedureDefinition<P, R> & {

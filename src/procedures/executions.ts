@@ -32,7 +32,7 @@ export interface ExecutionData {
 
 /** A control message sent to every node over pub/sub. */
 export interface ControlMessage {
-  op: 'abort' | 'wake';
+  op: 'abort' | 'wake' | 'forget-numbers';
   number: number;
 }
 
@@ -181,6 +181,21 @@ export class Executions {
         this.refill = undefined;
       });
     return this.refill.then(() => this.allotNumber());
+  }
+
+  /** Drops this node's reserved numbers; the next execution takes a fresh block. */
+  forgetNumbers(): void {
+    this.blockEnd = 0;
+    this.nextNumber = 0;
+  }
+
+  /**
+   * After a restore raised the counter past restored numbers: every node drops its reserved block,
+   * so none hands out a number that a restored execution now has.
+   */
+  async forgetNumbersEverywhere(): Promise<void> {
+    this.forgetNumbers();
+    await this.publish({ op: 'forget-numbers', number: 0 });
   }
 
   /** The execution with that number; throws ExecutionNotFoundError. */

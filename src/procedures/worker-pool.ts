@@ -82,8 +82,8 @@ export class WorkerPool {
     return this.running.size;
   }
 
-  /** Starts taking executions. */
-  start(): void {
+  /** Starts taking executions; resolves once the worker's connections are up. */
+  async start(): Promise<void> {
     const o = this.opts;
     this.worker = new Worker<ExecutionData, JsonValue>(QUEUE_NAME, (job, token) => this.process(job, token), {
       connection: o.connection,
@@ -101,6 +101,8 @@ export class WorkerPool {
       o.logger.warn({ execution: numberOfJobId(jobId) }, 'execution of a dead node put back in the queue');
       o.onRecovered?.(numberOfJobId(jobId), jobId);
     });
+    // A failed start closes the worker; closing it while it still connects rejects unhandled.
+    await this.worker.waitUntilReady();
   }
 
   /** Handles a control message from any node. */
