@@ -326,8 +326,10 @@ export class SprocdNode {
       }
       try {
         const message = JSON.parse(payload) as ControlMessage;
-        if (message.op === 'forget-numbers') {
+        if (message.op === 'restored') {
+          // A restore raised the counter past restored numbers and may have put back another session.
           this.executions?.forgetNumbers();
+          this.sessionService?.describe().catch(() => undefined);
           return;
         }
         this.workers?.onControl(message);

@@ -32,7 +32,7 @@ export interface ExecutionData {
 
 /** A control message sent to every node over pub/sub. */
 export interface ControlMessage {
-  op: 'abort' | 'wake' | 'forget-numbers';
+  op: 'abort' | 'wake' | 'restored';
   number: number;
 }
 
@@ -195,7 +195,7 @@ export class Executions {
    */
   async forgetNumbersEverywhere(): Promise<void> {
     this.forgetNumbers();
-    await this.publish({ op: 'forget-numbers', number: 0 });
+    await this.publish({ op: 'restored', number: 0 });
   }
 
   /** The execution with that number; throws ExecutionNotFoundError. */
