@@ -181,7 +181,8 @@ export function buildCli(client: () => SprocdClient = () => new SprocdClient()):
       const record = await client().backup();
       print(record);
       if (record.status !== 0) {
-        throw new ApiError('BACKUP_FAILED', `backup ended with status ${String(record.status)}`, 0);
+        const why = typeof record.message === 'string' ? `: ${record.message}` : '';
+        throw new ApiError('BACKUP_FAILED', `backup ended with status ${String(record.status)}${why}`, 0);
       }
     });
 
