@@ -176,7 +176,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
   return s;
 }
 
-function isValidTimezone(tz: string): boolean {
+/** Whether `tz` is an IANA time zone this Node knows. */
+export function isValidTimezone(tz: string): boolean {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
     return true;

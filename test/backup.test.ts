@@ -17,6 +17,7 @@ import { jobIdOf } from '../src/redis/keys.js';
 import { storageLayout } from '../src/session/layout.js';
 import { FIXTURES, startInProcessNode } from './support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
+import { eventually as until } from './support/wait.js';
 
 const prefix = uniquePrefix('bk');
 const otherPrefix = uniquePrefix('bk2');
@@ -62,17 +63,6 @@ async function lastShutdownStatus(): Promise<number | undefined> {
 
 async function backup(): Promise<BackupRecord> {
   return (await client.backup()) as unknown as BackupRecord;
-}
-
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (ok(v) || Date.now() > deadline) {
-      return v;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 function ourFiles(): string[] {

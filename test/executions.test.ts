@@ -7,21 +7,11 @@ import type { SprocdClient } from '../src/client.js';
 import type { SprocdNode } from '../src/node.js';
 import { startInProcessNode } from './support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
+import { eventually as until } from './support/wait.js';
 
 const prefix = uniquePrefix('exec');
 let node: SprocdNode;
 let client: SprocdClient;
-
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (ok(v) || Date.now() > deadline) {
-      return v;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 beforeAll(async () => {
   ({ node, client } = await startInProcessNode(prefix, { SPROCD_CONCURRENCY: '8' }));

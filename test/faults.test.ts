@@ -12,6 +12,7 @@ import { freePort, startRedisServer, type RedisServer } from '../src/redis/embed
 import type { SystemEvent } from '../src/lifecycle/system-events.js';
 import { FIXTURES, spawnNode, type ChildNode } from './support/node.js';
 import { uniquePrefix } from './support/redis.js';
+import { eventually as waitFor } from './support/wait.js';
 
 let redis: RedisServer;
 let tmp: string;
@@ -44,20 +45,6 @@ function readEvents(file: string): SystemEvent[] {
       .map((l) => JSON.parse(l) as SystemEvent);
   } catch {
     return [];
-  }
-}
-
-async function waitFor<T>(fn: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) {
-      return v;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`condition not met within ${timeoutMs} ms (last: ${JSON.stringify(v)})`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

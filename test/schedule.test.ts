@@ -13,6 +13,7 @@ import { storageLayout } from '../src/session/layout.js';
 import { createKeys } from '../src/redis/keys.js';
 import { FIXTURES, spawnNode, startInProcessNode, type ChildNode } from './support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
+import { eventually as until } from './support/wait.js';
 
 const prefixes: string[] = [];
 const children: ChildNode[] = [];
@@ -44,20 +45,6 @@ async function entry<T>(p: string, key: string): Promise<T | undefined> {
 async function history(p: string): Promise<BackupRecord[]> {
   const lines = await testClient().lrange(backupKeys(createKeys(p)).history, 0, -1);
   return lines.map((l) => JSON.parse(l) as BackupRecord).reverse();
-}
-
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) {
-      return v;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(v)}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));

@@ -14,6 +14,7 @@
  * - a failed scheduled backup is retried after SPROCD_BACKUP_RETRY_DELAY_MS, up to
  *   SPROCD_BACKUP_RETRIES times; the failure count and the stop are in backup.ts.
  */
+import { isValidTimezone } from '../config.js';
 import { Job, Queue, WaitingError, Worker, type RepeatStrategy } from 'bullmq';
 import { CronExpressionParser } from 'cron-parser';
 import type { Redis } from 'ioredis';
@@ -106,7 +107,7 @@ export function procedureSchedules(registry: ProcedureRegistry): Map<string, Pro
     } else {
       return fail('must be a cron string or { cron, tz?, params? }');
     }
-    if (schedule.tz !== undefined && !isTimezone(schedule.tz)) {
+    if (schedule.tz !== undefined && !isValidTimezone(schedule.tz)) {
       fail(`tz ${JSON.stringify(schedule.tz)} is not a known IANA time zone`);
     }
     try {
@@ -489,14 +490,5 @@ export class Schedules {
       'scheduled execution queued',
     );
     return { execution: execution.number };
-  }
-}
-
-function isTimezone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
   }
 }
