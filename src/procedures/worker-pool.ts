@@ -8,45 +8,21 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
-import type { ExecuteOptions, JsonValue, ProcedureContext, Session } from '../types.js';
+import type { JsonValue, Session } from '../types.js';
 import type { ControlMessage, ExecutionData, Executions } from './executions.js';
+import {
+  ExecutionContext,
+  ExecutionRun,
+  ExecutionTimeoutError,
+  Interruption,
+  NodeStoppingError,
+  type RunServices,
+} from './execution-run.js';
 import { encodeFailure } from './failure.js';
 import { assertJson } from './json.js';
 import type { ProcedureRegistry } from './registry.js';
 
-/** Raised into a running execution's signal when its node stops. */
-export class NodeStoppingError extends SprocdError {
-  constructor() {
-    super(
-      'NODE_STOPPING',
-      'The node is stopping; the execution goes back to the queue unless it ends in time.',
-    );
-  }
-}
-
-/** Raised when an execution runs past its procedure's timeoutMs. */
-export class ExecutionTimeoutError extends SprocdError {
-  constructor(ms: number) {
-    super('EXECUTION_TIMEOUT', `The execution ran longer than its timeoutMs (${ms} ms).`);
-  }
-}
-
-/** One execution running on this node. */
-interface Running {
-  number: number;
-  job: Job<ExecutionData, JsonValue>;
-  token: string;
-  /** Made on first use of ctx.signal or ctx.delay: most executions never look at it. */
-  controller?: AbortController;
-  /** Why the signal fired (or will fire, once made). */
-  reason?: Error;
-  /** Why it was interrupted: a user's abort, or the node stopping. */
-  interruption?: 'abort' | 'shutdown';
-  /** Settles the processor's race at once (abort or give-back). */
-  interrupt: (kind: 'abort' | 'giveback') => void;
-  /** Wakes the current ctx.delay, if any. */
-  wakers: Set<() => void>;
-}
+export { ExecutionTimeoutError, NodeStoppingError } from './execution-run.js';
 
 /** What the pool needs from the node. */
 export interface WorkerPoolOptions {
@@ -71,11 +47,20 @@ const EARLY_ABORT_TTL_MS = 60_000;
 /** Runs executions from the queue on this node. */
 export class WorkerPool {
   private worker: Worker<ExecutionData, JsonValue> | undefined;
-  private readonly running = new Map<number, Running>();
+  private readonly running = new Map<number, ExecutionRun>();
   private readonly earlyAborts = new Map<number, number>();
   private stopping = false;
 
-  constructor(private readonly opts: WorkerPoolOptions) {}
+  private readonly services: RunServices;
+
+  constructor(private readonly opts: WorkerPoolOptions) {
+    this.services = {
+      node: opts.node,
+      logger: opts.logger,
+      executions: opts.executions,
+      session: opts.session,
+    };
+  }
 
   /** Number of executions running here now. */
   get activeCount(): number {
@@ -109,11 +94,11 @@ export class WorkerPool {
   onControl(message: ControlMessage): void {
     const running = this.running.get(message.number);
     if (message.op === 'wake') {
-      running?.wakers.forEach((wake) => wake());
+      running?.wake();
       return;
     }
     if (running) {
-      this.interrupt(running, 'abort');
+      running.abort();
     } else {
       this.earlyAborts.set(message.number, Date.now());
       this.pruneEarlyAborts();
@@ -131,7 +116,7 @@ export class WorkerPool {
     for (const running of this.running.values()) {
       if (!running.interruption) {
         running.interruption = 'shutdown';
-        fire(running, new NodeStoppingError());
+        running.fire(new NodeStoppingError());
       }
     }
   }
@@ -165,15 +150,6 @@ export class WorkerPool {
     await this.worker?.close(true).catch(() => undefined);
   }
 
-  private interrupt(running: Running, kind: 'abort'): void {
-    if (running.interruption === 'abort') {
-      return;
-    }
-    running.interruption = kind;
-    fire(running, new AbortedError());
-    running.interrupt('abort');
-  }
-
   private pruneEarlyAborts(): void {
     const cutoff = Date.now() - EARLY_ABORT_TTL_MS;
     for (const [number, at] of this.earlyAborts) {
@@ -202,15 +178,7 @@ export class WorkerPool {
         ),
       );
     }
-    let settle!: (kind: 'abort' | 'giveback' | 'timeout') => void;
-    const interrupted = new Promise<'abort' | 'giveback' | 'timeout'>((resolve) => (settle = resolve));
-    const running: Running = {
-      number,
-      job,
-      token,
-      interrupt: (kind) => settle(kind),
-      wakers: new Set(),
-    };
+    const running = new ExecutionRun(number, job, token);
     this.running.set(number, running);
     const started = Date.now();
     const attempt = job.attemptsStarted;
@@ -223,39 +191,16 @@ export class WorkerPool {
     }
 
     let outcome = 'completed';
-    let timer: NodeJS.Timeout | undefined;
     try {
       if (this.earlyAborts.delete(number) || (attempt > 1 && (await this.abortFlagged(number)))) {
-        this.interrupt(running, 'abort');
+        running.abort();
       }
-      if (definition.timeoutMs) {
-        const ms = definition.timeoutMs;
-        timer = setTimeout(() => {
-          fire(running, new ExecutionTimeoutError(ms));
-          settle('timeout');
-        }, ms);
-      }
-      const ctx = this.contextFor(job, number, running);
-      const work = (async () => {
-        const params = definition.params ? definition.params.parse(job.data.params) : job.data.params;
-        return definition.run(params, ctx);
-      })();
-      const raced = await Promise.race([
-        work.then((value) => ({ value })),
-        interrupted.then((kind) => ({ kind })),
-      ]);
-      if ('kind' in raced) {
-        // The procedure is still running; its result no longer counts.
-        work.catch(() => undefined);
-        if (raced.kind === 'timeout') {
-          throw new ExecutionTimeoutError(definition.timeoutMs ?? 0);
-        }
-        throw raced.kind === 'giveback' ? new NodeStoppingError() : new AbortedError();
-      }
+      running.start(definition, new ExecutionContext(running, this.services));
+      const value = await running.outcome;
       if (running.interruption === 'abort') {
-        throw new AbortedError();
+        throw new Interruption('abort');
       }
-      const result = raced.value === undefined ? null : raced.value;
+      const result = value === undefined ? null : value;
       assertJson(result, 'result');
       return result as JsonValue;
     } catch (err) {
@@ -263,21 +208,23 @@ export class WorkerPool {
         outcome = 'aborted';
         throw new UnrecoverableError(encodeFailure(new AbortedError()));
       }
-      if (running.interruption === 'shutdown' || err instanceof NodeStoppingError) {
+      if (running.interruption === 'shutdown' || (err instanceof Interruption && err.kind === 'giveback')) {
         outcome = 'given back';
         await job.moveToWait(token);
         throw new WaitingError();
       }
       outcome = 'failed';
-      const described = describeError(err);
-      o.logger.warn({ execution: number, procedure: job.data.procedure, err: described }, 'execution threw');
-      if (err instanceof UnrecoverableError) {
-        throw new UnrecoverableError(encodeFailure(err));
+      const cause = err instanceof Interruption ? new ExecutionTimeoutError(definition.timeoutMs ?? 0) : err;
+      o.logger.warn(
+        { execution: number, procedure: job.data.procedure, err: describeError(cause) },
+        'execution threw',
+      );
+      if (cause instanceof UnrecoverableError) {
+        throw new UnrecoverableError(encodeFailure(cause));
       }
-      const wrapped = new Error(encodeFailure(err));
-      throw wrapped;
+      throw new Error(encodeFailure(cause));
     } finally {
-      clearTimeout(timer);
+      running.finish();
       this.running.delete(number);
       if (logLines) {
         o.logger.info(
@@ -297,85 +244,4 @@ export class WorkerPool {
   private async abortFlagged(number: number): Promise<boolean> {
     return (await this.opts.connection.hget(this.opts.keys.job(number), 'sprocdAbort')) === '1';
   }
-
-  private contextFor(job: Job<ExecutionData, JsonValue>, number: number, running: Running): ProcedureContext {
-    const o = this.opts;
-    let log: Logger | undefined;
-    return {
-      get session() {
-        return o.session();
-      },
-      get log() {
-        log ??= o.logger.child({ execution: number, procedure: job.data.procedure });
-        return log;
-      },
-      get signal() {
-        return signalOf(running);
-      },
-      node: o.node,
-      process: {
-        number,
-        id: job.data.id,
-        name: job.data.name,
-        procedure: job.data.procedure,
-        attempt: job.attemptsStarted,
-      },
-      executeOnServer: async (procedure: string, params?: unknown, options?: ExecuteOptions) => {
-        const { execution, existing } = await o.executions.execute(procedure, params, options);
-        return { ...execution, existing };
-      },
-      progress: async (value) => {
-        if (!(
-          (typeof value === 'number' && value >= 0 && value <= 100) ||
-          (typeof value === 'object' && value !== null)
-        )) {
-          throw new TypeError('ctx.progress takes a number from 0 to 100 or a JSON object.');
-        }
-        assertJson(value, 'progress');
-        await job.updateProgress(value as number | object);
-      },
-      delay: (ms: number) =>
-        new Promise<void>((resolve, reject) => {
-          const signal = signalOf(running);
-          if (signal.aborted) {
-            reject(signal.reason);
-            return;
-          }
-          const done = () => {
-            clearTimeout(timer);
-            running.wakers.delete(done);
-            signal.removeEventListener('abort', onAbort);
-            resolve();
-          };
-          const onAbort = () => {
-            clearTimeout(timer);
-            running.wakers.delete(done);
-            reject(signal.reason);
-          };
-          const timer = setTimeout(done, Math.max(0, ms));
-          running.wakers.add(done);
-          signal.addEventListener('abort', onAbort, { once: true });
-        }),
-    };
-  }
-}
-
-/** The execution's AbortSignal, made on first use (already fired if it was interrupted before). */
-function signalOf(running: Running): AbortSignal {
-  if (!running.controller) {
-    running.controller = new AbortController();
-    if (running.reason) {
-      running.controller.abort(running.reason);
-    }
-  }
-  return running.controller.signal;
-}
-
-/** Fires the execution's signal with `reason` (or remembers it until the signal is made). */
-function fire(running: Running, reason: Error): void {
-  if (running.reason) {
-    return;
-  }
-  running.reason = reason;
-  running.controller?.abort(reason);
 }

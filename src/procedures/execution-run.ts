@@ -1,0 +1,263 @@
+/**
+ * One execution while it runs on this node: its outcome (the procedure's, or an interruption that
+ * wins over it), its AbortSignal, its ctx.delay sleepers, and the `ctx` the procedure gets.
+ *
+ * Both are classes with their methods on the prototype, and what most procedures never touch
+ * (the signal, the child logger, bound ctx functions) is made on first use: this runs once per
+ * execution, on the hot path of every node.
+ */
+import type { Job } from 'bullmq';
+import type { Logger } from 'pino';
+import { AbortedError, SprocdError } from '../errors.js';
+import type {
+  ExecuteOptions,
+  ExecutionView,
+  JsonValue,
+  ProcedureContext,
+  ProcessInfo,
+  Session,
+} from '../types.js';
+import type { ProcedureDefinition } from './define.js';
+import type { ExecutionData, Executions } from './executions.js';
+import { assertJson } from './json.js';
+
+/** Raised into a running execution's signal when its node stops. */
+export class NodeStoppingError extends SprocdError {
+  constructor() {
+    super(
+      'NODE_STOPPING',
+      'The node is stopping; the execution goes back to the queue unless it ends in time.',
+    );
+  }
+}
+
+/** Raised when an execution runs past its procedure's timeoutMs. */
+export class ExecutionTimeoutError extends SprocdError {
+  constructor(ms: number) {
+    super('EXECUTION_TIMEOUT', `The execution ran longer than its timeoutMs (${ms} ms).`);
+  }
+}
+
+/** Why an execution's outcome was decided without waiting for its procedure. */
+export class Interruption {
+  constructor(readonly kind: 'abort' | 'giveback' | 'timeout') {}
+}
+
+/** What a run needs from its node. */
+export interface RunServices {
+  readonly node: string;
+  readonly logger: Logger;
+  readonly executions: Executions;
+  session(): Session;
+}
+
+/** An execution running here. */
+export class ExecutionRun {
+  /** Why it was interrupted: a user's abort, or the node stopping. */
+  interruption: 'abort' | 'shutdown' | undefined;
+  /** Settles with the procedure's result, or rejects with its error or an {@link Interruption}. */
+  readonly outcome: Promise<unknown>;
+  private resolveOutcome!: (value: unknown) => void;
+  private rejectOutcome!: (reason: unknown) => void;
+  private controller: AbortController | undefined;
+  private reason: Error | undefined;
+  private sleepers: Set<Sleeper> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly number: number,
+    readonly job: Job<ExecutionData, JsonValue>,
+    readonly token: string,
+  ) {
+    this.outcome = new Promise((resolve, reject) => {
+      this.resolveOutcome = resolve;
+      this.rejectOutcome = reject;
+    });
+  }
+
+  /** Starts the procedure; its settlement decides the outcome unless an interruption came first. */
+  start(definition: ProcedureDefinition<unknown, unknown>, ctx: ProcedureContext): void {
+    if (definition.timeoutMs) {
+      this.timer = setTimeout(this.onTimeout, definition.timeoutMs, this, definition.timeoutMs);
+    }
+    let result: unknown;
+    try {
+      const data = this.job.data;
+      result = definition.run(definition.params ? definition.params.parse(data.params) : data.params, ctx);
+    } catch (err) {
+      this.rejectOutcome(err);
+      return;
+    }
+    // Later settlements of an interrupted procedure land on a settled promise: no unhandled rejection.
+    Promise.resolve(result).then(this.resolveOutcome, this.rejectOutcome);
+  }
+
+  /** Ends the wait for the procedure now (its code may go on; its result no longer counts). */
+  interrupt(kind: Interruption['kind']): void {
+    this.rejectOutcome(new Interruption(kind));
+  }
+
+  /** Clears the timeout timer. */
+  finish(): void {
+    clearTimeout(this.timer);
+  }
+
+  /** The execution's AbortSignal, made on first use (already fired if it was interrupted before). */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason) {
+        this.controller.abort(this.reason);
+      }
+    }
+    return this.controller.signal;
+  }
+
+  /** Fires the signal with `reason` (the first reason wins). */
+  fire(reason: Error): void {
+    if (this.reason) {
+      return;
+    }
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+
+  /** A user's abort: fires the signal and ends the wait at once. */
+  abort(): void {
+    if (this.interruption === 'abort') {
+      return;
+    }
+    this.interruption = 'abort';
+    this.fire(new AbortedError());
+    this.interrupt('abort');
+  }
+
+  /** Ends the current ctx.delay, if any (DELAY PROCESS with 0). */
+  wake(): void {
+    this.sleepers?.forEach((s) => s.done());
+  }
+
+  /** DELAY PROCESS: sleeps `ms`, ends early on wake, rejects when the signal fires. */
+  delay(ms: number): Promise<void> {
+    const signal = this.signal;
+    if (signal.aborted) {
+      return Promise.reject(signal.reason);
+    }
+    return new Promise<void>((resolve, reject) => {
+      const sleeper = new Sleeper(this, signal, resolve, reject, ms);
+      (this.sleepers ??= new Set()).add(sleeper);
+    });
+  }
+
+  /** @internal */
+  forget(sleeper: Sleeper): void {
+    this.sleepers?.delete(sleeper);
+  }
+
+  private onTimeout(this: void, run: ExecutionRun, ms: number): void {
+    run.fire(new ExecutionTimeoutError(ms));
+    run.interrupt('timeout');
+  }
+}
+
+/** One pending ctx.delay. */
+class Sleeper {
+  private readonly timer: NodeJS.Timeout;
+  private readonly onAbort = (): void => this.settle(false);
+
+  constructor(
+    private readonly run: ExecutionRun,
+    private readonly signal: AbortSignal,
+    private readonly resolve: () => void,
+    private readonly reject: (reason: unknown) => void,
+    ms: number,
+  ) {
+    this.timer = setTimeout(() => this.settle(true), Math.max(0, ms));
+    signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  done(): void {
+    this.settle(true);
+  }
+
+  private settle(ok: boolean): void {
+    clearTimeout(this.timer);
+    this.signal.removeEventListener('abort', this.onAbort);
+    this.run.forget(this);
+    if (ok) {
+      this.resolve();
+    } else {
+      this.reject(this.signal.reason);
+    }
+  }
+}
+
+/** The `ctx` of an execution. Functions are bound on first access, so `const { delay } = ctx` works. */
+export class ExecutionContext implements ProcedureContext {
+  private logger: Logger | undefined;
+  private info: ProcessInfo | undefined;
+  private bound: Partial<Pick<ProcedureContext, 'delay' | 'progress' | 'executeOnServer'>> = {};
+
+  constructor(
+    private readonly run: ExecutionRun,
+    private readonly services: RunServices,
+  ) {}
+
+  get session(): Session {
+    return this.services.session();
+  }
+
+  get log(): Logger {
+    return (this.logger ??= this.services.logger.child({
+      execution: this.run.number,
+      procedure: this.run.job.data.procedure,
+    }));
+  }
+
+  get signal(): AbortSignal {
+    return this.run.signal;
+  }
+
+  get node(): string {
+    return this.services.node;
+  }
+
+  get process(): ProcessInfo {
+    const data = this.run.job.data;
+    return (this.info ??= Object.freeze({
+      number: this.run.number,
+      id: data.id,
+      name: data.name,
+      procedure: data.procedure,
+      attempt: this.run.job.attemptsStarted,
+    }));
+  }
+
+  get delay(): ProcedureContext['delay'] {
+    return (this.bound.delay ??= (ms: number) => this.run.delay(ms));
+  }
+
+  get progress(): ProcedureContext['progress'] {
+    return (this.bound.progress ??= async (value) => {
+      if (!(
+        (typeof value === 'number' && value >= 0 && value <= 100) ||
+        (typeof value === 'object' && value !== null)
+      )) {
+        throw new TypeError('ctx.progress takes a number from 0 to 100 or a JSON object.');
+      }
+      assertJson(value, 'progress');
+      await this.run.job.updateProgress(value as number | object);
+    });
+  }
+
+  get executeOnServer(): ProcedureContext['executeOnServer'] {
+    return (this.bound.executeOnServer ??= async (
+      procedure: string,
+      params?: unknown,
+      options?: ExecuteOptions,
+    ): Promise<ExecutionView & { existing?: boolean }> => {
+      const { execution, existing } = await this.services.executions.execute(procedure, params, options);
+      return { ...execution, existing };
+    });
+  }
+}
