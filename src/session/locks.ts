@@ -87,6 +87,9 @@ interface Waiter {
   reject(err: unknown): void;
 }
 
+/** Most grants one inbox read takes. */
+const INBOX_BATCH = 128;
+
 /** Margin after a lease's expected end before a waiter checks on it. */
 const RECHECK_MARGIN_MS = 25;
 
@@ -517,22 +520,37 @@ export class LockManager {
     const closing = new Promise<null>((resolve) => {
       this.endInbox = () => resolve(null);
     });
+    // BLMPOP (Redis 7) hands over every grant waiting in the inbox at once, where BLPOP takes one per
+    // round trip; with many keys contended across nodes, that round trip was the bottleneck.
+    let batch = true;
     while (!this.closed) {
-      let reply: [string, string] | null;
+      let messages: string[] | null;
       try {
-        const read = this.o.blocking.blpop(inbox, 5);
+        const read: Promise<string[] | null> = batch
+          ? (
+              this.o.blocking.call('BLMPOP', 5, 1, inbox, 'LEFT', 'COUNT', INBOX_BATCH) as Promise<
+                [string, string[]] | null
+              >
+            ).then((r) => (r === null ? null : r[1]))
+          : this.o.blocking.blpop(inbox, 5).then((r) => (r === null ? null : [r[1]]));
         read.catch(() => undefined);
-        reply = await Promise.race([read, closing]);
+        messages = await Promise.race([read, closing]);
       } catch (err) {
         if (this.closed) {
           break;
+        }
+        if (batch && err instanceof Error && /unknown command/i.test(err.message)) {
+          batch = false; // Redis before 7: one grant per read
+          continue;
         }
         this.o.logger.warn({ err }, 'session: inbox read failed; retrying');
         await new Promise((r) => setTimeout(r, 200));
         continue;
       }
-      if (reply !== null) {
-        this.onMessage(reply[1]);
+      if (messages !== null) {
+        for (const message of messages) {
+          this.onMessage(message);
+        }
       }
     }
   }
