@@ -167,18 +167,25 @@ describe('sprocd start', () => {
     expect(await n.stop()).toBe(0);
     expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
     // The data survives: a new start in the same folder sees the session storage.
-    const again = await spawnNode(
-      'ignored',
-      {
-        REDIS_URL: '',
-        SPROCD_PREFIX: 'sprocd',
-        SPROCD_JOBS_DIR: './jobs',
-        SPROCD_LIFECYCLE_DIR: './lifecycle',
-      },
-      { cwd: dir },
-    );
-    extra.push(again);
+    const env = {
+      REDIS_URL: '',
+      SPROCD_PREFIX: 'sprocd',
+      SPROCD_JOBS_DIR: './jobs',
+      SPROCD_LIFECYCLE_DIR: './lifecycle',
+    };
+    const again = await spawnNode('ignored', env, { cwd: dir });
     expect(await again.client.storage('greetings')).toEqual({ count: 1 });
+    // A node killed with SIGKILL cannot stop its redis-server; the next start in that folder does.
+    await again.kill('SIGKILL');
+    const orphan = Number(fs.readFileSync(path.join(dir, '.sprocd', 'redis', 'redis.pid'), 'utf8'));
+    expect(fs.existsSync(`/proc/${orphan}`)).toBe(true);
+    const third = await spawnNode('ignored', env, { cwd: dir });
+    expect(await third.client.storage('greetings')).toEqual({ count: 1 });
+    const stat = fs.existsSync(`/proc/${orphan}/stat`) ? fs.readFileSync(`/proc/${orphan}/stat`, 'utf8') : '';
+    expect(stat === '' || / Z /.test(stat)).toBe(true); // gone, or a zombie of init's
+    const current = Number(fs.readFileSync(path.join(dir, '.sprocd', 'redis', 'redis.pid'), 'utf8'));
+    expect(await third.stop()).toBe(0);
+    expect(fs.existsSync(`/proc/${current}`)).toBe(false);
   });
 
   it('says what to install when there is no redis-server on PATH', async () => {
