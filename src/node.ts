@@ -160,7 +160,6 @@ export class SprocdNode {
       }
 
       this.workers = new WorkerPool({
-        redisUrl: this.redisUrl,
         connection: this.open('worker'),
         keys: this.keys,
         registry: this.registry,

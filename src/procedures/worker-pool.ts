@@ -26,7 +26,6 @@ export { ExecutionTimeoutError, NodeStoppingError } from './execution-run.js';
 
 /** What the pool needs from the node. */
 export interface WorkerPoolOptions {
-  redisUrl: string;
   connection: Redis;
   keys: Keys;
   registry: ProcedureRegistry;

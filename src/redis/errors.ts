@@ -11,7 +11,7 @@ export function isRedisError(err: unknown): boolean {
   }
   return (
     err.name === 'MaxRetriesPerRequestError' ||
-    /Command timed out|Connection is closed|ECONNREFUSED|ECONNRESET|Stream isn't writeable|enableOfflineQueue|Reached the max retries|Connection timeout/.test(
+    /timed out|Connection is closed|MaxRetriesPerRequest|ECONNREFUSED|ECONNRESET|Stream isn't writeable|enableOfflineQueue|Reached the max retries|Connection timeout/i.test(
       err.message,
     )
   );

@@ -25,6 +25,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RedisUnavailableError, SprocdError } from '../errors.js';
+import { isRedisError } from '../redis/errors.js';
 import { LockLostError, LockTimeoutError, SessionClosedError } from './errors.js';
 import type { StorageLayout } from './layout.js';
 import { scripts } from './scripts.js';
@@ -101,18 +102,9 @@ export const RIDE_MAX_MS = 2;
 
 /** Maps connection-level failures of ioredis to RedisUnavailableError; leaves anything else alone. */
 export function mapRedisError(err: unknown): unknown {
-  if (err instanceof SprocdError || !(err instanceof Error)) {
-    return err;
-  }
-  if (
-    /timed out|Connection is closed|MaxRetriesPerRequest|ECONNREFUSED|ECONNRESET|Stream isn't writeable|enableOfflineQueue/i.test(
-      err.message,
-    ) ||
-    err.name === 'MaxRetriesPerRequestError'
-  ) {
-    return new RedisUnavailableError(err);
-  }
-  return err;
+  return err instanceof Error && !(err instanceof SprocdError) && isRedisError(err)
+    ? new RedisUnavailableError(err)
+    : err;
 }
 
 /** The locks of one node (one open session service). */
