@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, spawnNode, type ChildNode } from './support/node.js';
+import { ROOT, spawnNode, testEnv, type ChildNode } from './support/node.js';
+import { eventually } from './support/wait.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
 
 const run = promisify(execFile);
@@ -186,6 +187,28 @@ describe('sprocd start', () => {
     const current = Number(fs.readFileSync(path.join(dir, '.sprocd', 'redis', 'redis.pid'), 'utf8'));
     expect(await third.stop()).toBe(0);
     expect(fs.existsSync(`/proc/${current}`)).toBe(false);
+  });
+
+  it('logs readable lines, not JSON, at LOG_LEVEL=debug', async () => {
+    const proc = spawn(process.execPath, [BIN, 'start'], {
+      cwd: ROOT,
+      env: { ...process.env, ...testEnv(uniquePrefix('cli'), { LOG_LEVEL: 'debug' }) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    try {
+      await eventually(
+        () => out,
+        (o) => o.includes('sprocd node ready'),
+      );
+    } finally {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+    const line = out.split('\n').find((l) => l.includes('sprocd node ready')) ?? '';
+    expect(line).toMatch(/INFO/);
+    expect(() => JSON.parse(line)).toThrow();
   });
 
   it('says what to install when there is no redis-server on PATH', async () => {
