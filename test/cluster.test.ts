@@ -141,6 +141,18 @@ describe('faults and restarts', () => {
     }
   });
 
+  it('a request waiting for an execution does not hold the stop', async () => {
+    const a = await start(prefix(), { SPROCD_SHUTDOWN_GRACE_MS: '300' });
+    const waiting = a.client.execute('stubborn', { ms: 60_000 }, { wait: 60_000 });
+    await a.waitForLine((l) => l.msg === 'execution started');
+    const t0 = Date.now();
+    a.proc.kill('SIGTERM');
+    const answer = await waiting;
+    expect(answer.state).not.toBe('completed');
+    expect(await a.exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(8000);
+  });
+
   it('refuses new executions while stopping and runs onServerShutdown', async () => {
     const p = prefix();
     const a = await start(p, {

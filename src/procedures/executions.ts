@@ -75,6 +75,7 @@ export class Executions {
   readonly queue: Queue<ExecutionData, JsonValue>;
   private events: QueueEvents | undefined;
   private readonly finishWaiters = new Map<string, Set<() => void>>();
+  private closed = false;
   private nextNumber = 0;
   private blockEnd = 0;
   private refill: Promise<void> | undefined;
@@ -322,7 +323,7 @@ export class Executions {
     const jobId = jobIdOf(number);
     await this.queueEvents();
     let view = await this.get(number);
-    while (!isFinal(view.state) && Date.now() < deadline) {
+    while (!isFinal(view.state) && Date.now() < deadline && !this.closed) {
       const remaining = deadline - Date.now();
       await new Promise<void>((resolve) => {
         const finish = () => {
@@ -333,6 +334,9 @@ export class Executions {
         const timer = setTimeout(finish, Math.min(remaining, 1000));
         this.addFinishWaiter(jobId, finish);
       });
+      if (this.closed) {
+        break; // the node is stopping: answer with what is known now rather than hold the stop
+      }
       const next = await this.find(number);
       if (!next) {
         break; // retention dropped it the moment it finished (SPROCD_KEEP_FINISHED=0)
@@ -344,6 +348,10 @@ export class Executions {
 
   /** Closes what this object opened (not the shared connection). */
   async close(): Promise<void> {
+    this.closed = true;
+    for (const waiters of this.finishWaiters.values()) {
+      waiters.forEach((wake) => wake());
+    }
     await this.events?.close().catch(() => undefined);
     await this.queue.close().catch(() => undefined);
   }
