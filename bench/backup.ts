@@ -24,6 +24,7 @@ import { closeConnection, openConnection } from '../src/redis/connections.js';
 import { createKeys, jobIdOf, QUEUE_NAME, type Keys } from '../src/redis/keys.js';
 import { openSession, storageLayout, type SessionService } from '../src/session/index.js';
 import type { HookContext } from '../src/types.js';
+import { deleteDeploymentKeys } from '../src/redis/cleanup.js';
 
 /** One figure. */
 export interface Row {
@@ -98,17 +99,6 @@ async function close(d: Deployment): Promise<void> {
   await d.session.close();
   await d.queue.close();
   await closeConnection(d.command);
-}
-
-async function deletePrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length > 0) {
-      await redis.unlink(...keys);
-    }
-  } while (cursor !== '0');
 }
 
 /** Queues the executions as Execute on server does (same data and options), in addBulk batches. */
@@ -313,8 +303,8 @@ export async function benchBackup(redisUrl: string): Promise<Row[]> {
       { name: '  median storage.use commit without a backup', value: withoutBackup.p50, unit: 'ms' },
     ];
   } finally {
-    await deletePrefix(a.command, source).catch(() => undefined);
-    await deletePrefix(a.command, target).catch(() => undefined);
+    await deleteDeploymentKeys(a.command, source).catch(() => undefined);
+    await deleteDeploymentKeys(a.command, target).catch(() => undefined);
     await close(a);
     await close(b);
     fs.rmSync(dir, { recursive: true, force: true });

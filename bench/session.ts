@@ -19,6 +19,7 @@ import { closeConnection, openConnection } from '../src/redis/connections.js';
 import { createKeys } from '../src/redis/keys.js';
 import { openSession, type SessionService } from '../src/session/index.js';
 import type { Draft } from '../src/types.js';
+import { deleteDeploymentKeys } from '../src/redis/cleanup.js';
 
 /** One figure. */
 export interface BenchRow {
@@ -278,14 +279,7 @@ export async function benchSession(redisUrl: string): Promise<{ rows: BenchRow[]
     }
     await local.service.close();
     await closeConnection(local.command);
-    let cursor = '0';
-    do {
-      const [next, keys] = await plain.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) {
-        await plain.unlink(...keys);
-      }
-    } while (cursor !== '0');
+    await deleteDeploymentKeys(plain, prefix);
     await closeConnection(plain);
   }
 }

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import { Redis } from 'ioredis';
+import { deleteDeploymentKeys } from '../../src/redis/cleanup.js';
 
 /** The Redis URL of this test run (set by the global setup). */
 export function testRedisUrl(): string {
@@ -33,16 +34,7 @@ export async function closeTestClients(): Promise<void> {
 }
 
 /** Deletes every key under `{prefix}` (and only those). */
-export async function deletePrefix(client: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) {
-      await client.unlink(...keys);
-    }
-  } while (cursor !== '0');
-}
+export const deletePrefix = deleteDeploymentKeys;
 
 /** Number of connections to the test Redis whose CLIENT SETNAME starts with `namePrefix`. */
 export async function countConnections(client: Redis, namePrefix: string): Promise<number> {
