@@ -11,6 +11,20 @@ const print = (value: unknown): void => {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 };
 
+function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes)) {
+    return '? bytes';
+  }
+  const units = ['bytes', 'KiB', 'MiB', 'GiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
 function parseJsonArg(raw: string | undefined): unknown {
   if (raw === undefined) {
     return undefined;
@@ -175,15 +189,36 @@ export function buildCli(client: () => SprocdClient = () => new SprocdClient()):
 
   program
     .command('backup')
-    .description('run a backup now (through the backup hooks)')
-    .action(async () => {
-      process.stderr.write('backup running...\n');
-      const record = await client().backup();
-      print(record);
+    .description('run a backup now on the node (through the backup hooks)')
+    .option('--json', 'print the backup record as JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const started = Date.now();
+      process.stderr.write('backup running...');
+      const ticker = setInterval(() => {
+        process.stderr.write(` ${Math.round((Date.now() - started) / 1000)} s`);
+      }, 1000);
+      let record: Record<string, unknown>;
+      try {
+        record = await client().backup();
+      } finally {
+        clearInterval(ticker);
+        process.stderr.write('\n');
+      }
+      if (opts.json) {
+        print(record);
+      }
+      const seconds = (Number(record.durationMs ?? Date.now() - started) / 1000).toFixed(1);
       if (record.status !== 0) {
         const why = typeof record.message === 'string' ? `: ${record.message}` : '';
-        throw new ApiError('BACKUP_FAILED', `backup ended with status ${String(record.status)}${why}`, 0);
+        throw new ApiError(
+          'BACKUP_FAILED',
+          `backup ${String(record.number)} ended with status ${String(record.status)} after ${seconds} s${why}`,
+          0,
+        );
       }
+      process.stdout.write(
+        `backup ${String(record.number)} done in ${seconds} s: ${String(record.file)} (${formatBytes(Number(record.size))})\n`,
+      );
     });
 
   program

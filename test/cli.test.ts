@@ -35,8 +35,10 @@ async function cli(
   }
 }
 
+const backupDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-cli-backups-'));
+
 beforeAll(async () => {
-  node = await spawnNode(prefix, { SPROCD_TOKEN: TOKEN });
+  node = await spawnNode(prefix, { SPROCD_TOKEN: TOKEN, SPROCD_BACKUP_DIR: backupDir });
 });
 
 afterEach(async () => {
@@ -110,6 +112,36 @@ describe('sprocd exec, ps, get, abort, wake', () => {
     const down = await cli(['ps'], { SPROCD_URL: 'http://127.0.0.1:1' });
     expect(down.code).not.toBe(0);
     expect(down.stderr).toMatch(/^sprocd: cannot reach sprocd at http:\/\/127\.0\.0\.1:1 .*\n$/);
+  });
+});
+
+describe('sprocd backup and restore', () => {
+  it('backup ends with the file and its size; restore takes it back; a damaged file is refused', async () => {
+    const backup = await cli(['backup']);
+    expect(backup.code).toBe(0);
+    expect(backup.stderr).toMatch(/backup running/);
+    const match = /^backup (\d+) done in [\d.]+ s: (\S+) \((\d+(\.\d)? (bytes|KiB|MiB))\)\n$/.exec(
+      backup.stdout,
+    );
+    expect(match).not.toBeNull();
+    const file = match![2]!;
+    expect(path.dirname(file)).toBe(backupDir);
+    expect(fs.existsSync(file)).toBe(true);
+
+    const restore = await cli(['restore', file]);
+    expect(restore.code).toBe(0);
+    expect(JSON.parse(restore.stdout)).toMatchObject({ entries: expect.any(Number) });
+
+    const damaged = path.join(backupDir, 'damaged.bin');
+    const bytes = fs.readFileSync(file);
+    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    fs.writeFileSync(damaged, bytes);
+    const refused = await cli(['restore', damaged]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    expect(refused.stderr).toMatch(/BACKUP_INVALID/);
+    const missing = await cli(['restore', path.join(backupDir, 'nope.backup')]);
+    expect(missing.stderr).toMatch(/cannot read .*nope\.backup: ENOENT/);
   });
 });
 
