@@ -62,6 +62,14 @@ describe('bearer token', () => {
     expect(await ready.json()).toEqual({ status: 'ready' });
   });
 
+  it('answers a URL that does not decode with the error shape', async () => {
+    const res = await fetch(`${url}/v1/session/storage/%ff`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('BAD_REQUEST');
+  });
+
   it('answers unknown routes with the error shape', async () => {
     const res = await fetch(`${url}/v1/nothing`, { headers: { authorization: `Bearer ${TOKEN}` } });
     expect(res.status).toBe(404);

@@ -134,7 +134,8 @@ describe('sprocd backup and restore', () => {
 
     const damaged = path.join(backupDir, 'damaged.bin');
     const bytes = fs.readFileSync(file);
-    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    const middle = Math.floor(bytes.length / 2);
+    bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
     fs.writeFileSync(damaged, bytes);
     const refused = await cli(['restore', damaged]);
     expect(refused.code).not.toBe(0);

@@ -118,6 +118,13 @@ describe('refused requests queue nothing', () => {
     ['a negative delay', { procedure: 'echo', delayMs: -1 }, 400, 'VALIDATION_FAILED', /delayMs/],
     ['an unknown field', { procedure: 'echo', delay: 5 }, 400, 'VALIDATION_FAILED', /delay/],
     ['a fractional priority', { procedure: 'echo', priority: 1.5 }, 400, 'VALIDATION_FAILED', /priority/],
+    [
+      'params nested too deep',
+      { procedure: 'echo', params: JSON.parse('['.repeat(300) + ']'.repeat(300)) as unknown },
+      400,
+      'VALIDATION_FAILED',
+      /nested deeper than 256 levels/,
+    ],
   ])('%s', async (_label, body, status, code, message) => {
     const before = await queued();
     const seq = await node.redis.get(node.keys.sequence);

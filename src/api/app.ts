@@ -2,7 +2,7 @@
  * The HTTP API (fastify): health routes that answer from the first moment, and /v1 behind the bearer
  * token. Routes live one file per resource; errors are mapped once, in ./errors.ts.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { SprocdNode } from '../node.js';
 import { bearerChecker } from './auth.js';
 import { backupRoutes } from './backups.js';
@@ -31,6 +31,11 @@ export async function buildApi(node: SprocdNode): Promise<Api> {
     logger: false,
     // Request ids are for logs only; no header in, no header out.
     return503OnClosing: true,
+    // Errors fastify raises before a route runs (a URL that does not decode) get our error shape too.
+    frameworkErrors: (err, _request, reply) => {
+      const { status, body } = toHttpError(err);
+      void (reply as unknown as FastifyReply).status(status).send(body);
+    },
   });
   app.removeContentTypeParser('text/plain');
   const log = node.log.child({ part: 'api' });
