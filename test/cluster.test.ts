@@ -118,6 +118,21 @@ describe('faults and restarts', () => {
     );
   });
 
+  it('SIGKILL of the only node: its next start runs the execution again', async () => {
+    const p = prefix();
+    const a = await start(p);
+    const view = await a.client.execute('sleep', { ms: 2000 });
+    await until(a.client, view.number, (v) => v.state === 'active');
+    const queued = await a.client.execute('echo', 'queued behind');
+    await a.kill('SIGKILL');
+    const b = await start(p);
+    const done = await until(b.client, view.number, (v) => v.state === 'completed', 30_000);
+    expect(done.result).toMatchObject({ attempt: 2 });
+    expect((await until(b.client, queued.number, (v) => v.state === 'completed')).result).toBe(
+      'queued behind',
+    );
+  });
+
   it('SIGTERM keeps waiting work and gives back running work; a restart runs all of it', async () => {
     const p = prefix();
     const env = { SPROCD_CONCURRENCY: '1', SPROCD_SHUTDOWN_GRACE_MS: '300' };
