@@ -12,7 +12,7 @@ import { NotReadyError, StoppingError } from './errors.js';
 import { LifecycleHooks, type HookName } from './lifecycle/hooks.js';
 import { startLifecycle, type LifecycleServices } from './lifecycle/index.js';
 import { procedureSchedules } from './lifecycle/schedule.js';
-import { Heartbeat } from './lifecycle/heartbeat.js';
+import { Heartbeat, liveNodes } from './lifecycle/heartbeat.js';
 import { SystemEvents, type SystemEvent } from './lifecycle/system-events.js';
 import { redactUrl } from './logger.js';
 import { Executions, type ControlMessage } from './procedures/executions.js';
@@ -171,6 +171,10 @@ export class SprocdNode {
         executionLeaseMs: s.executionLeaseMs,
         maxRecoveries: s.maxRecoveries,
         onRecovered: (number) => this.emitSystemEvent({ type: 'execution.recovered', execution: number }),
+        elsewhere: async (procedure) =>
+          (await liveNodes(this.redis, this.keys, s.nodeTimeoutMs)).some(
+            (n) => n.node !== this.name && n.procedures?.includes(procedure),
+          ),
       });
       await this.subscribeControl();
       await this.workers.start();

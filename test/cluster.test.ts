@@ -9,6 +9,7 @@ import type { SprocdClient } from '../src/client.js';
 import type { ExecutionView } from '../src/types.js';
 import { FIXTURES, spawnNode, type ChildNode } from './support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
+import { eventually } from './support/wait.js';
 
 const nodes: ChildNode[] = [];
 const prefixes: string[] = [];
@@ -85,6 +86,39 @@ describe('two nodes', () => {
     );
     expect(new Set(results.map((r) => r.number)).size).toBe(1);
     expect(results.filter((r) => !r.existing).length).toBe(1);
+  });
+
+  it('hand an execution to the node that has its procedure (a rolling deploy)', async () => {
+    const p = prefix();
+    const newer = await start(p, {
+      SPROCD_CONCURRENCY: '1',
+      SPROCD_JOBS_DIR: path.join(FIXTURES, 'jobs-newer'),
+    });
+    const older = await start(p, { SPROCD_CONCURRENCY: '4' });
+    await eventually(
+      () => older.client.nodes(),
+      (n) => n.length === 2,
+    );
+    // The newer node is busy, so the older one takes the execution first and must hand it over.
+    const busy = await newer.client.execute('sleep', { ms: 1500 });
+    await until(newer.client, busy.number, (v) => v.state === 'active');
+    const view = await newer.client.execute('added');
+    const done = await until(newer.client, view.number, (v) => v.state === 'completed');
+    const newerName = String(newer.lines.find((l) => l.msg === 'sprocd node ready')?.node);
+    expect(done.result).toEqual({ node: newerName, attempt: 1 });
+    expect(
+      older.lines.some(
+        (l) => l.execution === view.number && String(l.msg).startsWith('execution handed over'),
+      ),
+    ).toBe(true);
+    // A procedure that no live node has fails at once.
+    await newer.kill('SIGKILL');
+    await eventually(
+      () => older.client.nodes(),
+      (n) => n.length === 1,
+      10_000,
+    );
+    await expect(older.client.execute('added')).rejects.toMatchObject({ status: 404 });
   });
 
   it('abort an execution that runs on the other node', async () => {

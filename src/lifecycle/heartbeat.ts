@@ -16,12 +16,15 @@ export interface NodeRecord {
   heartbeatAt: string;
   active: number;
   concurrency: number;
+  /** The procedures this node has loaded (a node without one hands its executions to one with it). */
+  procedures: string[];
 }
 
 interface HeartbeatOwner {
   name: string;
   keys: Keys;
   settings: { heartbeatMs: number; nodeTimeoutMs: number; concurrency: number };
+  registry: { names(): string[] };
   emitSystemEvent(event: { type: string } & Record<string, unknown>): void;
 }
 
@@ -76,6 +79,7 @@ export class Heartbeat {
       heartbeatAt: new Date().toISOString(),
       active: this.active(),
       concurrency: o.settings.concurrency,
+      procedures: o.registry.names(),
     };
     await this.redis.hset(o.keys.nodes, o.name, JSON.stringify(record));
     const all = await this.redis.hgetall(o.keys.nodes);

@@ -3,7 +3,7 @@
  * table of executions running here (for abort, wake and shutdown), and the give-back of unfinished
  * work when the node stops.
  */
-import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
@@ -36,9 +36,14 @@ export interface WorkerPoolOptions {
   concurrency: number;
   executionLeaseMs: number;
   maxRecoveries: number;
+  /** Whether another live node has this procedure (this one does not: a rolling deploy). */
+  elsewhere?: (procedure: string) => Promise<boolean>;
   /** Told when this node put back an execution whose node died (BullMQ's stalled check). */
   onRecovered?: (number: number | undefined, jobId: string) => void;
 }
+
+/** How long an execution of a procedure this node lacks waits before another node may take it. */
+const HANDOFF_DELAY_MS = 250;
 
 /** Aborts that arrived before their execution started here; kept briefly (pub/sub and start race). */
 const EARLY_ABORT_TTL_MS = 60_000;
@@ -170,6 +175,17 @@ export class WorkerPool {
       throw new WaitingError();
     }
     const definition = o.registry.get(job.data.procedure);
+    if (!definition && (await o.elsewhere?.(job.data.procedure))) {
+      // A rolling deploy: the procedure is newer than this node. Hand the execution to the queue again
+      // for a node that has it; the hand-off is not a start, so the start count is put back.
+      o.logger.info(
+        { execution: number, procedure: job.data.procedure },
+        'execution handed over: another node has its procedure',
+      );
+      await job.moveToDelayed(Date.now() + HANDOFF_DELAY_MS, token);
+      await o.connection.hincrby(o.keys.job(number), 'ats', -1);
+      throw new DelayedError();
+    }
     if (!definition) {
       throw new UnrecoverableError(
         encodeFailure(
