@@ -244,6 +244,20 @@ describe('sprocd start', () => {
     expect(() => JSON.parse(line)).toThrow();
   });
 
+  it('a bad setting stops the start with a message that names it', async () => {
+    const proc = spawn(process.execPath, [BIN, 'start'], {
+      cwd: ROOT,
+      env: { ...process.env, SPROCD_CONCURRENCY: 'many', SPROCD_BACKUP_CRON: 'at noon' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    proc.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const code = await new Promise<number | null>((r) => proc.once('exit', r));
+    expect(code).not.toBe(0);
+    expect(err).toMatch(/SPROCD_CONCURRENCY="many": must be a whole number/);
+    expect(err).toMatch(/SPROCD_BACKUP_CRON="at noon"/);
+  });
+
   it('says what to install when there is no redis-server on PATH', async () => {
     const proc = spawn(process.execPath, [BIN, 'start'], {
       cwd: fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-nopath-')),

@@ -336,6 +336,42 @@ describe('listing and retention', () => {
     expect(completed.every((i) => i.state === 'completed' && i.procedure === 'echo')).toBe(true);
   });
 
+  it('drops finished executions older than SPROCD_KEEP_FINISHED_S', async () => {
+    const short = await startInProcessNode(uniquePrefix('age'), { SPROCD_KEEP_FINISHED_S: '1' });
+    try {
+      const old = await short.client.execute('echo', 'old', { wait: 5000 });
+      await new Promise((r) => setTimeout(r, 1500));
+      // BullMQ trims by age when the next execution finishes.
+      await short.client.execute('echo', 'new', { wait: 5000 });
+      await expect(short.client.get(old.number)).rejects.toMatchObject({ status: 404 });
+    } finally {
+      await short.node.stop();
+      await deletePrefix(testClient(), short.node.settings.prefix);
+    }
+  });
+
+  it('keeps two deployments with other prefixes on one Redis apart', async () => {
+    const other = await startInProcessNode(uniquePrefix('other'));
+    try {
+      await other.node.session.storage.use('shared-name', (d) => {
+        d.owner = 'other';
+      });
+      await node.session.storage.use('shared-name', (d) => {
+        d.owner = 'this';
+      });
+      expect(await other.client.storage('shared-name')).toEqual({ owner: 'other' });
+      expect(await client.storage('shared-name')).toEqual({ owner: 'this' });
+      expect((await other.client.session()).id).not.toBe((await client.session()).id);
+      const mine = await client.execute('echo', 'mine', { name: 'apart', delayMs: 60_000 });
+      expect(await other.client.list({ name: 'apart' })).toEqual([]);
+      await expect(other.client.abort(mine.number)).rejects.toMatchObject({ status: 404 });
+      expect((await client.get(mine.number)).state).toBe('delayed');
+    } finally {
+      await other.node.stop();
+      await deletePrefix(testClient(), other.node.settings.prefix);
+    }
+  });
+
   it('keeps only SPROCD_KEEP_FINISHED finished executions', async () => {
     const small = await startInProcessNode(uniquePrefix('keep'), { SPROCD_KEEP_FINISHED: '2' });
     try {
