@@ -7,8 +7,16 @@ export {
   defineProcedure,
   type Procedure,
   type ProcedureDefinition,
+  type ProcedureScheduleOption,
   type Backoff,
 } from './procedures/define.js';
+export {
+  BACKUP_STATUS,
+  type BackupRecord,
+  type BackupHookContext,
+  type BackupTrigger,
+  type RestoreSummary,
+} from './lifecycle/index.js';
 export type {
   JsonValue,
   Draft,
