@@ -109,9 +109,6 @@ const SCHEMA = {
   dataDir: ['SPROCD_DATA_DIR', nonEmpty, './.sprocd'],
 } as const satisfies Record<keyof Settings, readonly [string, z.ZodType, string | undefined]>;
 
-/** Variable names of all settings, for docs and for `sprocd start --help`. */
-export const SETTING_VARIABLES = Object.values(SCHEMA).map(([name]) => name);
-
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 /** Whether `host` only accepts connections from this machine. */

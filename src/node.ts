@@ -2,7 +2,6 @@
  * A sprocd node: wires settings, Redis, the session, procedures, hooks, workers and the API, and
  * owns the order in which they start and stop (DESIGN.md, "A node's life").
  */
-import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -359,6 +358,3 @@ export class SprocdNode {
     await this.embedded?.stop();
   }
 }
-
-/** Host facts for Session.info. */
-export const machineName = (): string => os.hostname();
