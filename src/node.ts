@@ -224,7 +224,7 @@ export class SprocdNode {
       .catch((err: unknown) => this.log.error({ err }, 'closing backups and schedules failed'));
     this.workers?.signalAll();
     if (this.workers) {
-      const { finished, givenBack } = await this.workers.stop(this.settings.shutdownGraceMs);
+      const { finished, givenBack } = await this.workers.stop(this.settings.shutdownGraceMs, this.settings.redisTimeoutMs);
       this.log.info({ finished, givenBack }, 'executions settled');
     }
     await this.release();

@@ -258,6 +258,25 @@ describe('sprocd start', () => {
     expect(err).toMatch(/SPROCD_BACKUP_CRON="at noon"/);
   });
 
+  it('Ctrl-C (SIGINT to the process group) stops the node in order before its embedded Redis', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-ctrlc-'));
+    const env = {
+      REDIS_URL: '',
+      SPROCD_PREFIX: 'sprocd',
+      SPROCD_JOBS_DIR: path.join(ROOT, 'test', 'fixtures', 'jobs'),
+      SPROCD_LIFECYCLE_DIR: path.join(ROOT, 'test', 'fixtures', 'lifecycle-slowstop'),
+    };
+    const n = await spawnNode('ignored', env, { cwd: dir, detached: true });
+    extra.push(n);
+    process.kill(-(n.proc.pid ?? 0), 'SIGINT');
+    expect(await n.exited).toBe(0);
+    expect(n.lines.some((l) => l.hook === 'onServerShutdown' && l.msg === 'hook done')).toBe(true);
+    const again = await spawnNode('ignored', env, { cwd: dir });
+    extra.push(again);
+    expect(await again.client.storage('lifecycle')).toEqual({ startups: 2, shutdowns: 1 });
+    expect(await again.stop()).toBe(0);
+  });
+
   it('says what to install when there is no redis-server on PATH', async () => {
     const proc = spawn(process.execPath, [BIN, 'start'], {
       cwd: fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-nopath-')),

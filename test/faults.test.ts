@@ -121,6 +121,38 @@ describe('Redis stopped and started under a running node', () => {
   });
 });
 
+describe('a node stopped while Redis is down', () => {
+  it('still stops, and exits 0, within its grace period and a few Redis time-outs', async () => {
+    const node = await start({
+      SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle-record'),
+      SPROCD_SHUTDOWN_GRACE_MS: '500',
+    });
+    const running = await node.client.execute('stubborn', { ms: 60_000 });
+    await waitFor(
+      () => node.client.get(running.number),
+      (v) => v.state === 'active',
+    );
+    await redis.stop();
+    const t0 = Date.now();
+    node.proc.kill('SIGTERM');
+    const code = await Promise.race([
+      node.exited,
+      new Promise((r) => setTimeout(() => r('timeout'), 20_000)),
+    ]);
+    if (code === 'timeout') {
+      console.log(
+        node.lines
+          .filter((l) => typeof l.time === 'number' && (l.time as number) >= t0)
+          .map((l) => `${(l.time as number) - t0} ${String(l.msg)}`)
+          .join('\n'),
+      );
+    }
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    await redis.restart();
+  });
+});
+
 describe('a frozen Redis', () => {
   it('fails requests within SPROCD_REDIS_TIMEOUT_MS and recovers when it thaws', async () => {
     const node = await start({});

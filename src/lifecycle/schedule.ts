@@ -18,6 +18,7 @@ import { isValidTimezone } from '../config.js';
 import { Job, Queue, WaitingError, Worker, type RepeatStrategy } from 'bullmq';
 import { CronExpressionParser } from 'cron-parser';
 import type { Redis } from 'ioredis';
+import { settleWithin } from '../redis/connections.js';
 import { ModuleLoadError, describeError } from '../errors.js';
 import type { SprocdNode } from '../node.js';
 import { assertJson } from '../procedures/json.js';
@@ -213,10 +214,11 @@ export class Schedules {
    */
   async close(): Promise<void> {
     this.stopping = true;
-    const worker = this.worker?.close().catch(() => undefined);
+    const ms = this.node.settings.redisTimeoutMs;
+    const worker = settleWithin(this.worker?.close(), ms);
     await this.backups.close();
     await worker;
-    await this.queue.close().catch(() => undefined);
+    await settleWithin(this.queue.close(), ms);
   }
 
   private async syncBackup(): Promise<void> {

@@ -14,6 +14,7 @@ import {
   UnknownProcedureError,
   ValidationError,
 } from '../errors.js';
+import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '../types.js';
 import type { Backoff } from './define.js';
@@ -48,6 +49,9 @@ export const MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000;
 export const MAX_PRIORITY = 2_097_152;
 /** Most attempts one execution may ask for. */
 export const MAX_ATTEMPTS = 1000;
+/** Longest wait for BullMQ's queue and event reader to close (they wait on Redis). */
+const CLOSE_WAIT_MS = 2000;
+
 /** Execution numbers a node takes from the cluster's counter at once. */
 export const NUMBER_BLOCK = 20;
 /** Most executions one list call returns. */
@@ -352,8 +356,8 @@ export class Executions {
     for (const waiters of this.finishWaiters.values()) {
       waiters.forEach((wake) => wake());
     }
-    await this.events?.close().catch(() => undefined);
-    await this.queue.close().catch(() => undefined);
+    await settleWithin(this.events?.close(), CLOSE_WAIT_MS);
+    await settleWithin(this.queue.close(), CLOSE_WAIT_MS);
   }
 
   /** Opens the node's one QueueEvents reader on first use; it wakes the waiters of finished jobs. */

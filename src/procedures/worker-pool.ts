@@ -7,6 +7,7 @@ import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
+import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
 import type { JsonValue, Session } from '../types.js';
 import type { ControlMessage, ExecutionData, Executions } from './executions.js';
@@ -129,7 +130,7 @@ export class WorkerPool {
    * Waits up to `graceMs` for running executions to end, gives the rest back to the queue (as
    * waiting, not counted as failed), and closes the worker.
    */
-  async stop(graceMs: number): Promise<{ finished: number; givenBack: number }> {
+  async stop(graceMs: number, settleMs: number): Promise<{ finished: number; givenBack: number }> {
     this.stopping = true;
     const deadline = Date.now() + graceMs;
     const before = this.running.size;
@@ -140,18 +141,24 @@ export class WorkerPool {
     for (const running of this.running.values()) {
       running.interrupt('giveback');
     }
-    // The processors settle right away now; give them a moment to move their jobs back.
-    const settle = Date.now() + 5000;
+    // The processors settle right away now; give them a moment to move their jobs back. With Redis
+    // away that cannot happen: their leases run out instead and another node (or the next start)
+    // recovers them, so wait no longer than a Redis time-out.
+    const settle = Date.now() + settleMs;
     while (this.running.size > 0 && Date.now() < settle) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    await this.worker?.close(true).catch(() => undefined);
+    await this.closeWorker(settleMs);
     return { finished: before - givenBack, givenBack };
   }
 
   /** Closes the worker without the stop sequence (tests, failed starts). */
   async close(): Promise<void> {
-    await this.worker?.close(true).catch(() => undefined);
+    await this.closeWorker(2000);
+  }
+
+  private async closeWorker(ms: number): Promise<void> {
+    await settleWithin(this.worker?.close(true), ms);
   }
 
   private pruneEarlyAborts(): void {

@@ -73,3 +73,18 @@ export async function closeConnection(redis: Redis): Promise<void> {
   }
   redis.disconnect();
 }
+
+/**
+ * Waits for `closing` (a BullMQ close, say) at most `ms`. Such closes wait for Redis to answer, which
+ * never happens while it is away; past `ms` the node goes on, and drops its connections itself.
+ */
+export async function settleWithin(closing: Promise<unknown> | undefined, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    closing?.catch(() => undefined),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}

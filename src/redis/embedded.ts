@@ -107,7 +107,10 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
       'no',
       ...(options.args ?? []),
     ];
-    const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group: a Ctrl-C in the terminal (SIGINT to the whole foreground group) must reach
+    // only the node, which still needs Redis for onServerShutdown and to give work back; the node
+    // stops this server last.
+    const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     child = proc;
     exited = new Promise((resolve) => proc.once('exit', () => resolve()));
     await new Promise<void>((resolve, reject) => {

@@ -70,7 +70,7 @@ export interface ChildNode {
 export async function spawnNode(
   prefix: string,
   env: Record<string, string> = {},
-  options: { waitReady?: boolean; cwd?: string } = {},
+  options: { waitReady?: boolean; cwd?: string; detached?: boolean } = {},
 ): Promise<ChildNode> {
   const fullEnv = { ...process.env, ...testEnv(prefix, { LOG_LEVEL: 'info', ...env }) };
   delete fullEnv.VITEST;
@@ -81,6 +81,8 @@ export async function spawnNode(
     cwd: options.cwd ?? ROOT,
     env: fullEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
+    // A process group of its own, so a test can signal the group as a terminal's Ctrl-C does.
+    detached: options.detached ?? false,
   });
   const lines: Record<string, unknown>[] = [];
   const waiters = new Set<() => void>();
