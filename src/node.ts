@@ -14,6 +14,8 @@ import { procedureSchedules } from './lifecycle/schedule.js';
 import { Heartbeat, liveNodes } from './lifecycle/heartbeat.js';
 import { SystemEvents, type SystemEvent } from './lifecycle/system-events.js';
 import { redactUrl } from './logger.js';
+import { NodeMetrics } from './metrics.js';
+import { withRedisTimeout } from './redis/errors.js';
 import { Executions, type ControlMessage } from './procedures/executions.js';
 import { ProcedureRegistry } from './procedures/registry.js';
 import { WorkerPool } from './procedures/worker-pool.js';
@@ -42,6 +44,8 @@ export class SprocdNode {
   private workers: WorkerPool | undefined;
   private heartbeat: Heartbeat | undefined;
   private events: SystemEvents | undefined;
+  /** Prometheus metrics (GET /metrics). */
+  readonly metrics: NodeMetrics;
   /** Backups, restore and schedules (src/lifecycle/index.ts). */
   lifecycle: LifecycleServices | undefined;
   private readonly shutdownController = new AbortController();
@@ -54,6 +58,23 @@ export class SprocdNode {
     this.keys = createKeys(settings.prefix);
     this.registry = new ProcedureRegistry(settings.jobsDir);
     this.hooks = new LifecycleHooks(settings.lifecycleDir);
+    this.metrics = new NodeMetrics(
+      settings.nodeName,
+      async () => {
+        const queue = this.executions?.queue;
+        if (!queue) {
+          return {};
+        }
+        // Redis away: the scrape still answers, without the queue's depth.
+        const counts = await withRedisTimeout(
+          queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'),
+          settings.redisTimeoutMs,
+        ).catch(() => ({}) as Record<string, number>);
+        const { prioritized = 0, ...rest } = counts;
+        return Object.keys(rest).length ? { ...rest, waiting: (rest.waiting ?? 0) + prioritized } : {};
+      },
+      () => this.workers?.activeCount ?? 0,
+    );
   }
 
   /** The node's name (SPROCD_NODE_NAME, or host-pid). */
@@ -169,6 +190,7 @@ export class SprocdNode {
         concurrency: s.concurrency,
         executionLeaseMs: s.executionLeaseMs,
         maxRecoveries: s.maxRecoveries,
+        observer: this.metrics,
         onRecovered: (number) => this.emitSystemEvent({ type: 'execution.recovered', execution: number }),
         elsewhere: async (procedure) =>
           (await liveNodes(this.redis, this.keys, s.nodeTimeoutMs)).some(
@@ -224,7 +246,10 @@ export class SprocdNode {
       .catch((err: unknown) => this.log.error({ err }, 'closing backups and schedules failed'));
     this.workers?.signalAll();
     if (this.workers) {
-      const { finished, givenBack } = await this.workers.stop(this.settings.shutdownGraceMs, this.settings.redisTimeoutMs);
+      const { finished, givenBack } = await this.workers.stop(
+        this.settings.shutdownGraceMs,
+        this.settings.redisTimeoutMs,
+      );
       this.log.info({ finished, givenBack }, 'executions settled');
     }
     await this.release();

@@ -77,6 +77,43 @@ describe('bearer token', () => {
   });
 });
 
+describe('GET /metrics', () => {
+  it('counts executions by procedure and outcome, behind the token', async () => {
+    expect((await fetch(`${url}/metrics`)).status).toBe(401);
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const run = async (body: unknown) =>
+      fetch(`${url}/v1/executions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth },
+        body: JSON.stringify(body),
+      });
+    await run({ procedure: 'echo', params: 1, wait: 5000 });
+    await run({ procedure: 'fail', attempts: 1, wait: 5000 });
+    await run({ procedure: 'echo', delayMs: 60_000 });
+    const res = await fetch(`${url}/metrics`, { headers: auth });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    const text = await res.text();
+    const series = (name: string, ...labels: string[]) =>
+      text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.every((label) => l.includes(label)));
+    expect(series('sprocd_execution_duration_seconds_count', 'procedure="fail"', 'outcome="failed"')).toMatch(
+      / 1$/,
+    );
+    const bucket = text
+      .split('\n')
+      .find(
+        (l) =>
+          l.startsWith('sprocd_execution_duration_seconds_bucket{') &&
+          l.includes('procedure="echo"') &&
+          l.includes('outcome="completed"'),
+      );
+    expect(bucket).toBeDefined();
+    expect(text).toMatch(/sprocd_queue_executions\{state="delayed",node="[^"]+"\} 1/);
+    expect(text).toMatch(/sprocd_executions_active\{node="[^"]+"\} 0/);
+    expect(text).toMatch(/sprocd_process_resident_memory_bytes/);
+  });
+});
+
 describe('settings', () => {
   it('refuses a public HOST without a token', () => {
     expect(() => loadSettings(testEnv('x', { HOST: '0.0.0.0' }))).toThrow(/HOST="0.0.0.0".*SPROCD_TOKEN/);

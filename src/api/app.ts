@@ -54,6 +54,12 @@ export async function buildApi(node: SprocdNode): Promise<Api> {
 
   healthRoutes(app, node);
   const checkToken = bearerChecker(s.token);
+  // Prometheus scrapes with the same bearer token as /v1 (scrape_configs: authorization).
+  app.get('/metrics', async (request, reply) => {
+    checkToken(request.headers.authorization);
+    const body = await node.metrics.registry.metrics();
+    return reply.type(node.metrics.registry.contentType).send(body);
+  });
   await app.register(
     async (v1) => {
       v1.addHook('onRequest', async (request) => {

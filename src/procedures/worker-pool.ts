@@ -37,6 +37,8 @@ export interface WorkerPoolOptions {
   concurrency: number;
   executionLeaseMs: number;
   maxRecoveries: number;
+  /** Told when an execution ends here (metrics). */
+  observer?: { onEnd(procedure: string, outcome: string, ms: number): void };
   /** Whether another live node has this procedure (this one does not: a rolling deploy). */
   elsewhere?: (procedure: string) => Promise<boolean>;
   /** Told when this node put back an execution whose node died (BullMQ's stalled check). */
@@ -248,6 +250,7 @@ export class WorkerPool {
     } finally {
       running.finish();
       this.running.delete(number);
+      o.observer?.onEnd(job.data.procedure, outcome, Date.now() - started);
       if (logLines) {
         o.logger.info(
           {
