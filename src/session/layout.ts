@@ -19,7 +19,7 @@ export interface StorageLayout {
   queue(name: string): string;
   /** String with a PX lease, renewed by a node's heartbeat while it runs; absent = node dead. */
   alive(node: string): string;
-  /** List of grant messages for a node's waiters, read by its blocking connection (BLPOP). */
+  /** List of grant messages for a node's waiters, read by its blocking connection (BLMPOP, or BLPOP before Redis 7). */
   inbox(node: string): string;
 }
 

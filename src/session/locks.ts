@@ -8,7 +8,7 @@
  * - Releasing (commit.lua) writes the changes, deletes the lock and grants it to the next live waiter
  *   in the same script: the grant sets the lock for the waiter (with a fresh fencing token) and pushes
  *   a message with the entry's JSON to the inbox of the waiter's node. One blocking connection per
- *   node reads that inbox (BLPOP) and wakes the waiter: no polling, one connection however many wait.
+ *   node reads that inbox (BLMPOP: every waiting grant at once) and wakes the waiter: no polling, one connection however many wait.
  *   A grant to a waiter of the committing node itself comes back in the commit's reply instead.
  * - A waiter that arrives while its own node holds the key does not queue on its own: it joins the
  *   queue inside that holder's commit (or after {@link RIDE_MAX_MS}, if the holder takes longer).
