@@ -60,19 +60,11 @@ export class SprocdNode {
     this.hooks = new LifecycleHooks(settings.lifecycleDir);
     this.metrics = new NodeMetrics(
       settings.nodeName,
-      async () => {
-        const queue = this.executions?.queue;
-        if (!queue) {
-          return {};
-        }
-        // Redis away: the scrape still answers, without the queue's depth.
-        const counts = await withRedisTimeout(
-          queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'),
-          settings.redisTimeoutMs,
-        ).catch(() => ({}) as Record<string, number>);
-        const { prioritized = 0, ...rest } = counts;
-        return Object.keys(rest).length ? { ...rest, waiting: (rest.waiting ?? 0) + prioritized } : {};
-      },
+      // Redis away: the scrape still answers, without the queue's depth.
+      async () =>
+        this.executions
+          ? await withRedisTimeout(this.executions.counts(), settings.redisTimeoutMs).catch(() => ({}))
+          : {},
       () => this.workers?.activeCount ?? 0,
     );
   }

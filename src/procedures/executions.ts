@@ -270,6 +270,19 @@ export class Executions {
       .slice(0, limit);
   }
 
+  /** How many executions the queue holds in each state (prioritized ones count as waiting). */
+  async counts(): Promise<Record<string, number>> {
+    const { prioritized = 0, ...rest } = await this.queue.getJobCounts(
+      'waiting',
+      'prioritized',
+      'delayed',
+      'active',
+      'completed',
+      'failed',
+    );
+    return { ...rest, waiting: (rest.waiting ?? 0) + prioritized };
+  }
+
   /**
    * Aborts an execution wherever it is: one that has not started is filed as aborted at once; an
    * active one is flagged and its node is told to fire `ctx.signal`.

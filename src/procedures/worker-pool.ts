@@ -23,8 +23,6 @@ import { encodeFailure } from './failure.js';
 import { assertJson } from './json.js';
 import type { ProcedureRegistry } from './registry.js';
 
-export { ExecutionTimeoutError, NodeStoppingError } from './execution-run.js';
-
 /** What the pool needs from the node. */
 export interface WorkerPoolOptions {
   connection: Redis;
