@@ -159,17 +159,44 @@ describe('sprocd start', () => {
     expect(node.lines.some((l) => l.execution === view.number && l.msg === 'execution started')).toBe(true);
   });
 
-  it('reloads jobs/ on SIGHUP: new executions use the new code', async () => {
+  it('reloads jobs/ on SIGHUP: new executions use the new code, running ones finish on the old', async () => {
     const jobs = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-jobs-'));
-    fs.writeFileSync(path.join(jobs, 'version.ts'), 'export default async () => 1;\n');
-    const n = await spawnNode(uniquePrefix('cli'), { SPROCD_JOBS_DIR: jobs });
+    const events = path.join(jobs, '..', `${path.basename(jobs)}-events.jsonl`);
+    const versioned = (v: number) =>
+      `export default async (p: { ms?: number } | null, ctx: { delay(ms: number): Promise<void> }) => {\n  await ctx.delay(p?.ms ?? 0);\n  return ${v};\n};\n`;
+    fs.writeFileSync(path.join(jobs, 'version.ts'), versioned(1));
+    const n = await spawnNode(uniquePrefix('cli'), {
+      SPROCD_JOBS_DIR: jobs,
+      SPROCD_LIFECYCLE_DIR: path.join(ROOT, 'test', 'fixtures', 'lifecycle-events'),
+      TEST_EVENTS_FILE: events,
+    });
     extra.push(n);
     expect((await n.client.execute('version', null, { wait: 5000 })).result).toBe(1);
-    fs.writeFileSync(path.join(jobs, 'version.ts'), 'export default async () => 2;\n');
+    const running = await n.client.execute('version', { ms: 1500 });
+    await eventually(
+      () => n.client.get(running.number),
+      (v) => v.state === 'active',
+    );
+    fs.writeFileSync(path.join(jobs, 'version.ts'), versioned(2));
     fs.writeFileSync(path.join(jobs, 'added.ts'), 'export default async () => "new";\n');
     n.proc.kill('SIGHUP');
     await n.waitForLine((l) => l.msg === 'procedures and hooks reloaded');
     expect((await n.client.execute('version', null, { wait: 5000 })).result).toBe(2);
+    const old = await eventually(
+      () => n.client.get(running.number),
+      (v) => v.state === 'completed',
+    );
+    expect(old.result).toBe(1);
+    const reloaded = await eventually(
+      () => (fs.existsSync(events) ? fs.readFileSync(events, 'utf8') : ''),
+      (text) => text.includes('procedures.reloaded'),
+    );
+    expect(
+      JSON.parse(reloaded.split('\n').find((l) => l.includes('procedures.reloaded')) ?? '{}'),
+    ).toMatchObject({
+      type: 'procedures.reloaded',
+      procedures: ['added', 'version'],
+    });
     expect((await n.client.execute('added', null, { wait: 5000 })).result).toBe('new');
     // A broken file on reload keeps the old code in use.
     fs.writeFileSync(path.join(jobs, 'added.ts'), 'export const nothing = 1;\n');

@@ -202,10 +202,11 @@ describe('Redis absent when the node starts', () => {
 });
 
 describe('a node killed', () => {
-  it('the others hear node.left and execution.recovered', async () => {
+  it('the others hear node.joined, node.left and execution.recovered', async () => {
     const prefix = uniquePrefix('flt');
     const file = eventsFile();
-    const a = await start({ SPROCD_PREFIX: prefix });
+    const aFile = eventsFile();
+    const a = await start({ SPROCD_PREFIX: prefix, TEST_EVENTS_FILE: aFile });
     const view = await a.client.execute('sleep', { ms: 4000 });
     await waitFor(
       () => a.client.get(view.number),
@@ -216,6 +217,12 @@ describe('a node killed', () => {
       () => b.client.nodes(),
       (n) => n.length === 2,
     );
+    const joined = await waitFor(
+      () => readEvents(aFile),
+      (e) => e.some((x) => x.type === 'node.joined'),
+    );
+    const bName = String(b.lines.find((l) => l.msg === 'sprocd node ready')?.node);
+    expect(joined.find((e) => e.type === 'node.joined')).toMatchObject({ joined: bName });
     await a.kill('SIGKILL');
     const events = await waitFor(
       () => readEvents(file),
