@@ -171,6 +171,12 @@ export class Schedules {
       concurrency: 1,
       settings: { repeatStrategy },
       name: this.node.name,
+      // BullMQ schedules a scheduler's next tick just after a worker takes the current one. A node
+      // killed in between leaves the tick active and the schedule without a next one until the tick's
+      // lease runs out: keep that lease as short as the executions' (SPROCD_EXECUTION_LEASE_MS).
+      lockDuration: this.node.settings.executionLeaseMs,
+      stalledInterval: this.node.settings.executionLeaseMs,
+      maxStalledCount: this.node.settings.maxRecoveries,
     });
     this.worker.on('error', (err) => this.node.log.debug({ err }, 'lifecycle worker connection error'));
     // As for the queue: a worker closed while its connections are still being set up leaves a
