@@ -3,11 +3,11 @@
  * results, validation, unique names, delay, priority, retries, abort, wake, progress, retention.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SprocdClient } from '../src/client.js';
-import type { SprocdNode } from '../src/node.js';
-import { startInProcessNode } from './support/node.js';
-import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
-import { eventually as until } from './support/wait.js';
+import type { SprocdClient } from '../../src/client.js';
+import type { SprocdNode } from '../../src/node.js';
+import { startInProcessNode } from '../support/node.js';
+import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
+import { eventually as until } from '../support/wait.js';
 
 const prefix = uniquePrefix('exec');
 let node: SprocdNode;

@@ -1,9 +1,9 @@
 /** The API's edge: bearer token, health routes, error shape, settings that refuse to start. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSettings } from '../src/config.js';
-import type { SprocdNode } from '../src/node.js';
-import { startInProcessNode, testEnv } from './support/node.js';
-import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
+import { loadSettings } from '../../src/config.js';
+import type { SprocdNode } from '../../src/node.js';
+import { startInProcessNode, testEnv } from '../support/node.js';
+import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const prefix = uniquePrefix('auth');

@@ -1,7 +1,7 @@
 /** Connection hygiene: a node opens a fixed set of connections, does not grow them with work, and closes all. */
 import { afterAll, describe, expect, it } from 'vitest';
-import { startInProcessNode } from './support/node.js';
-import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
+import { startInProcessNode } from '../support/node.js';
+import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefix = uniquePrefix('conn');
 

@@ -8,11 +8,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startRedisServer, type RedisServer } from '../src/redis/embedded.js';
-import type { SystemEvent } from '../src/lifecycle/system-events.js';
-import { FIXTURES, spawnNode, type ChildNode } from './support/node.js';
-import { uniquePrefix } from './support/redis.js';
-import { eventually as waitFor } from './support/wait.js';
+import { freePort, startRedisServer, type RedisServer } from '../../src/redis/embedded.js';
+import type { SystemEvent } from '../../src/lifecycle/system-events.js';
+import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
+import { uniquePrefix } from '../support/redis.js';
+import { eventually as waitFor } from '../support/wait.js';
 
 let redis: RedisServer;
 let tmp: string;

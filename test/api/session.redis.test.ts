@@ -3,8 +3,8 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FIXTURES, ROOT, spawnNode, type ChildNode } from './support/node.js';
-import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
+import { FIXTURES, ROOT, spawnNode, type ChildNode } from '../support/node.js';
+import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const run = promisify(execFile);
 const prefix = uniquePrefix('sapi');

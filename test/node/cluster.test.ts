@@ -5,11 +5,11 @@
  */
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { SprocdClient } from '../src/client.js';
-import type { ExecutionView } from '../src/types.js';
-import { FIXTURES, spawnNode, type ChildNode } from './support/node.js';
-import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
-import { eventually } from './support/wait.js';
+import type { SprocdClient } from '../../src/client.js';
+import type { ExecutionView } from '../../src/types.js';
+import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
+import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
+import { eventually } from '../support/wait.js';
 
 const nodes: ChildNode[] = [];
 const prefixes: string[] = [];
