@@ -1,5 +1,5 @@
 # sprocd node image. The steps are the README's: install with npm ci, start with npm start.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
