@@ -2,7 +2,7 @@
 // - the bare specifier "sprocd" resolves to this package's src/index.ts, so user modules share the
 //   running server's copy of sprocd (and of zod) whether or not sprocd is installed in their folder;
 // - a .ts file is ESM even in a folder whose package.json does not say "type": "module" (or has none):
-//   SPEC.md's modules `export default`, and CommonJS would forbid top-level await and import.meta.
+//   procedure and hook modules `export default`, and CommonJS would forbid top-level await and import.meta.
 let index;
 
 export function initialize(data) {
