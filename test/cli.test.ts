@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { waitForState } from './support/executions.js';
 import { ROOT, spawnNode, testEnv, type ChildNode } from './support/node.js';
-import { eventually } from './support/wait.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
 
 const run = promisify(execFile);
@@ -84,14 +84,9 @@ describe('sprocd exec, ps, get, abort, wake', () => {
     expect(again.stderr).toMatch(/already finished.*EXECUTION_FINISHED/);
 
     const slow = JSON.parse((await cli(['exec', 'sleep', '{"ms":30000}'])).stdout) as { number: number };
-    for (let i = 0; i < 100 && (await node.client.get(slow.number)).state !== 'active'; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitForState(node.client, slow.number, 'active', 5000);
     expect((await cli(['wake', String(slow.number)])).code).toBe(0);
-    for (let i = 0; i < 100 && (await node.client.get(slow.number)).state !== 'completed'; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect((await node.client.get(slow.number)).state).toBe('completed');
+    expect((await waitForState(node.client, slow.number, 'completed', 5000)).state).toBe('completed');
   });
 
   it('exec --wait of a failing procedure exits non-zero with the error', async () => {
@@ -173,23 +168,21 @@ describe('sprocd start', () => {
     extra.push(n);
     expect((await n.client.execute('version', null, { wait: 5000 })).result).toBe(1);
     const running = await n.client.execute('version', { ms: 1500 });
-    await eventually(
-      () => n.client.get(running.number),
-      (v) => v.state === 'active',
-    );
+    await waitForState(n.client, running.number, 'active');
     fs.writeFileSync(path.join(jobs, 'version.ts'), versioned(2));
     fs.writeFileSync(path.join(jobs, 'added.ts'), 'export default async () => "new";\n');
     n.proc.kill('SIGHUP');
     await n.waitForLine((l) => l.msg === 'procedures and hooks reloaded');
     expect((await n.client.execute('version', null, { wait: 5000 })).result).toBe(2);
-    const old = await eventually(
-      () => n.client.get(running.number),
-      (v) => v.state === 'completed',
-    );
+    const old = await waitForState(n.client, running.number, 'completed');
     expect(old.result).toBe(1);
-    const reloaded = await eventually(
-      () => (fs.existsSync(events) ? fs.readFileSync(events, 'utf8') : ''),
-      (text) => text.includes('procedures.reloaded'),
+    const reloaded = await vi.waitFor(
+      () => {
+        const text = fs.existsSync(events) ? fs.readFileSync(events, 'utf8') : '';
+        expect(text).toContain('procedures.reloaded');
+        return text;
+      },
+      { timeout: 15_000, interval: 25 },
     );
     expect(
       JSON.parse(reloaded.split('\n').find((l) => l.includes('procedures.reloaded')) ?? '{}'),
@@ -258,10 +251,7 @@ describe('sprocd start', () => {
     let out = '';
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
     try {
-      await eventually(
-        () => out,
-        (o) => o.includes('sprocd node ready'),
-      );
+      await expect.poll(() => out, { timeout: 15_000 }).toContain('sprocd node ready');
     } finally {
       proc.kill('SIGTERM');
       await new Promise((r) => proc.once('exit', r));

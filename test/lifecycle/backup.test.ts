@@ -17,7 +17,6 @@ import { jobIdOf } from '../../src/redis/keys.js';
 import { storageLayout } from '../../src/session/layout.js';
 import { FIXTURES, startInProcessNode } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
-import { eventually as until } from '../support/wait.js';
 
 const prefix = uniquePrefix('bk');
 const otherPrefix = uniquePrefix('bk2');
@@ -132,11 +131,14 @@ describe('a backup through the hooks', () => {
     expect(record).toMatchObject({ status: 1410, outcome: 'failed' });
     expect(record.message).toMatch(/not-a-folder/);
     expect(await lastShutdownStatus()).toBe(1410);
-    const events = await until(
-      () => node.session.storage.get<{ list?: { status: number; number: number }[] }>('backupEvents'),
-      (e) => (e?.list ?? []).some((x) => x.number === record.number),
-    );
-    expect(events?.list).toContainEqual({ status: 1410, number: record.number });
+    await expect
+      .poll(
+        async () =>
+          (await node.session.storage.get<{ list?: { status: number; number: number }[] }>('backupEvents'))
+            ?.list,
+        { timeout: 15_000 },
+      )
+      .toContainEqual({ status: 1410, number: record.number });
 
     // The same node checks restore uploads against its small SPROCD_RESTORE_MAX_BYTES.
     const big = await fetch(`${otherClient.url}/v1/restore`, {
@@ -170,10 +172,9 @@ describe('a backup through the hooks', () => {
   it('one at a time in the cluster: a second request gets 409 and who runs it', async () => {
     await control({ mode: 'allow', ms: 1500 });
     const first = backup();
-    await until(
-      () => client.backups() as Promise<{ running?: unknown }>,
-      (s) => s.running !== undefined,
-    );
+    await expect
+      .poll(async () => ((await client.backups()) as { running?: unknown }).running, { timeout: 15_000 })
+      .toBeDefined();
     const second = await client.backup().then(
       () => undefined,
       (err: unknown) =>
@@ -190,10 +191,11 @@ describe('a backup through the hooks', () => {
     const { node: stopping } = await startInProcessNode(prefix, env);
     await control({ mode: 'allow', ms: 1500 });
     const running = stopping.lifecycle?.backups.run('manual');
-    await until(
-      () => client.backups() as Promise<{ running?: { node: string } }>,
-      (s) => s.running?.node === stopping.name,
-    );
+    await expect
+      .poll(async () => ((await client.backups()) as { running?: { node: string } }).running?.node, {
+        timeout: 15_000,
+      })
+      .toBe(stopping.name);
     await stopping.stop();
     expect(await running).toMatchObject({ status: 1406, outcome: 'failed' });
     expect(await lastShutdownStatus()).toBe(1406);
@@ -225,10 +227,7 @@ describe('consistency', () => {
       }
       return more;
     })();
-    await until(
-      async () => commits,
-      (c) => c > 20,
-    );
+    await expect.poll(() => commits, { timeout: 15_000 }).toBeGreaterThan(20);
     const commitsBefore = commits;
     const record = await backup();
     const commitsDuring = commits - commitsBefore;

@@ -6,14 +6,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { backupKeys, type BackupRecord } from '../../src/lifecycle/backup.js';
 import type { SprocdNode } from '../../src/node.js';
 import { storageLayout } from '../../src/session/layout.js';
 import { createKeys } from '../../src/redis/keys.js';
 import { FIXTURES, spawnNode, startInProcessNode, type ChildNode } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
-import { eventually as until } from '../support/wait.js';
 
 const prefixes: string[] = [];
 const children: ChildNode[] = [];
@@ -45,6 +44,18 @@ async function entry<T>(p: string, key: string): Promise<T | undefined> {
 async function history(p: string): Promise<BackupRecord[]> {
   const lines = await testClient().lrange(backupKeys(createKeys(p)).history, 0, -1);
   return lines.map((l) => JSON.parse(l) as BackupRecord).reverse();
+}
+
+/** Waits until the backup history of `p` passes `check` (an assertion) and returns it. */
+function historyWhen(p: string, check: (records: BackupRecord[]) => void): Promise<BackupRecord[]> {
+  return vi.waitFor(
+    async () => {
+      const records = await history(p);
+      check(records);
+      return records;
+    },
+    { timeout: 15_000, interval: 25 },
+  );
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
@@ -147,10 +158,7 @@ describe('the backup schedule', () => {
 
     // A node without SPROCD_BACKUP_CRON leaves the schedule as it is and takes the late tick.
     const second = await startNode(p, {});
-    const records = await until(
-      () => history(p),
-      (h) => h.some((r) => r.trigger === 'missed'),
-    );
+    const records = await historyWhen(p, (h) => expect(h.map((r) => r.trigger)).toContain('missed'));
     expect(records.map((r) => [r.trigger, r.status, r.scheduledAt])).toEqual([
       ['schedule', 1402, next],
       ['missed', 0, next],
@@ -177,10 +185,7 @@ describe('the backup schedule', () => {
       SPROCD_BACKUP_RETRY_DELAY_MS: '300',
       SPROCD_BACKUP_MAX_FAILURES: '3',
     });
-    const records = await until(
-      () => history(p),
-      (h) => h.some((r) => r.status === 1401),
-    );
+    const records = await historyWhen(p, (h) => expect(h.map((r) => r.status)).toContain(1401));
     expect(records.map((r) => [r.trigger, r.attempt, r.status])).toEqual([
       ['schedule', 0, 1411],
       ['retry', 1, 1411],
@@ -223,10 +228,7 @@ describe('the backup schedule', () => {
       'PX',
       60_000,
     );
-    const records = await until(
-      () => history(p),
-      (h) => h.length >= 2,
-    );
+    const records = await historyWhen(p, (h) => expect(h.length).toBeGreaterThanOrEqual(2));
     expect(records.map((r) => [r.trigger, r.attempt, r.status, r.scheduledAt])).toEqual([
       ['schedule', 0, 1406, next],
       ['retry', 1, 0, next],
@@ -241,10 +243,13 @@ describe('scheduled procedures', () => {
   it('queue one execution per tick, named schedule:<procedure>, with the schedule params', async () => {
     const p = prefix();
     const { client } = await startNode(p, { SPROCD_JOBS_DIR: path.join(FIXTURES, 'schedule-jobs') });
-    const runs = await until(
-      () => client.list({ name: 'schedule:ticker' }),
-      (items) => items.filter((x) => x.state === 'completed').length >= 3,
-      10_000,
+    const runs = await vi.waitFor(
+      async () => {
+        const items = await client.list({ name: 'schedule:ticker' });
+        expect(items.filter((x) => x.state === 'completed').length).toBeGreaterThanOrEqual(3);
+        return items;
+      },
+      { timeout: 10_000, interval: 25 },
     );
     for (const run of runs.filter((x) => x.state === 'completed')) {
       expect(run).toMatchObject({

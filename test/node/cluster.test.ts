@@ -5,12 +5,12 @@
  */
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { SprocdClient } from '../../src/client.js';
-import type { ExecutionView } from '../../src/types.js';
+import { waitForState } from '../support/executions.js';
 import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
-import { eventually } from '../support/wait.js';
 
+/** How long an execution may take to reach the state a test waits for, across processes. */
+const WAIT_MS = 20_000;
 const nodes: ChildNode[] = [];
 const prefixes: string[] = [];
 
@@ -24,25 +24,6 @@ async function start(p: string, env: Record<string, string> = {}, waitReady = tr
   const node = await spawnNode(p, env, { waitReady });
   nodes.push(node);
   return node;
-}
-
-async function until(
-  client: SprocdClient,
-  number: number,
-  ok: (v: ExecutionView) => boolean,
-  timeoutMs = 20_000,
-) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await client.get(number);
-    if (ok(v)) {
-      return v;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`execution ${number} still ${v.state} after ${timeoutMs} ms`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 afterEach(async () => {
@@ -67,9 +48,7 @@ describe('two nodes', () => {
     const views = await Promise.all(
       Array.from({ length: 24 }, (_, i) => (i % 2 ? a : b).client.execute('sleep', { ms: 200 })),
     );
-    const done = await Promise.all(
-      views.map((v) => until(a.client, v.number, (x) => x.state === 'completed')),
-    );
+    const done = await Promise.all(views.map((v) => waitForState(a.client, v.number, 'completed', WAIT_MS)));
     const ranOn = new Set(done.map((d) => (d.result as { node: string }).node));
     expect(ranOn.size).toBe(2);
     const nodesSeen = (await a.client.nodes()) as { node: string }[];
@@ -95,15 +74,12 @@ describe('two nodes', () => {
       SPROCD_JOBS_DIR: path.join(FIXTURES, 'jobs-newer'),
     });
     const older = await start(p, { SPROCD_CONCURRENCY: '4' });
-    await eventually(
-      () => older.client.nodes(),
-      (n) => n.length === 2,
-    );
+    await expect.poll(() => older.client.nodes(), { timeout: 15_000 }).toHaveLength(2);
     // The newer node is busy, so the older one takes the execution first and must hand it over.
     const busy = await newer.client.execute('sleep', { ms: 1500 });
-    await until(newer.client, busy.number, (v) => v.state === 'active');
+    await waitForState(newer.client, busy.number, 'active', WAIT_MS);
     const view = await newer.client.execute('added');
-    const done = await until(newer.client, view.number, (v) => v.state === 'completed');
+    const done = await waitForState(newer.client, view.number, 'completed', WAIT_MS);
     const newerName = String(newer.lines.find((l) => l.msg === 'sprocd node ready')?.node);
     expect(done.result).toEqual({ node: newerName, attempt: 1 });
     expect(
@@ -113,11 +89,7 @@ describe('two nodes', () => {
     ).toBe(true);
     // A procedure that no live node has fails at once.
     await newer.kill('SIGKILL');
-    await eventually(
-      () => older.client.nodes(),
-      (n) => n.length === 1,
-      10_000,
-    );
+    await expect.poll(() => older.client.nodes(), { timeout: 10_000 }).toHaveLength(1);
     await expect(older.client.execute('added')).rejects.toMatchObject({ status: 404 });
   });
 
@@ -125,12 +97,12 @@ describe('two nodes', () => {
     const p = prefix();
     const a = await start(p, { SPROCD_CONCURRENCY: '2' });
     const view = await a.client.execute('sleep', { ms: 60_000 });
-    await until(a.client, view.number, (v) => v.state === 'active');
+    await waitForState(a.client, view.number, 'active', WAIT_MS);
     const b = await start(p, { SPROCD_CONCURRENCY: '2' });
     const waiting = await b.client.execute('echo', 'x', { delayMs: 60_000 });
     await b.client.abort(view.number);
     await b.client.abort(waiting.number);
-    const aborted = await until(b.client, view.number, (v) => v.state === 'aborted', 5000);
+    const aborted = await waitForState(b.client, view.number, 'aborted', 5000);
     expect(aborted.error?.code).toBe('ABORTED');
     expect((await a.client.get(waiting.number)).state).toBe('aborted');
     expect(a.lines.some((l) => l.execution === view.number && l.outcome === 'aborted')).toBe(true);
@@ -142,10 +114,10 @@ describe('faults and restarts', () => {
     const p = prefix();
     const a = await start(p);
     const view = await a.client.execute('sleep', { ms: 3000 });
-    await until(a.client, view.number, (v) => v.state === 'active');
+    await waitForState(a.client, view.number, 'active', WAIT_MS);
     const b = await start(p);
     await a.kill('SIGKILL');
-    const done = await until(b.client, view.number, (v) => v.state === 'completed', 30_000);
+    const done = await waitForState(b.client, view.number, 'completed', 30_000);
     expect(done.result).toMatchObject({ attempt: 2 });
     expect((done.result as { node: string }).node).not.toBe(
       a.lines.find((l) => l.msg === 'sprocd node ready')?.node,
@@ -156,15 +128,13 @@ describe('faults and restarts', () => {
     const p = prefix();
     const a = await start(p);
     const view = await a.client.execute('sleep', { ms: 2000 });
-    await until(a.client, view.number, (v) => v.state === 'active');
+    await waitForState(a.client, view.number, 'active', WAIT_MS);
     const queued = await a.client.execute('echo', 'queued behind');
     await a.kill('SIGKILL');
     const b = await start(p);
-    const done = await until(b.client, view.number, (v) => v.state === 'completed', 30_000);
+    const done = await waitForState(b.client, view.number, 'completed', 30_000);
     expect(done.result).toMatchObject({ attempt: 2 });
-    expect((await until(b.client, queued.number, (v) => v.state === 'completed')).result).toBe(
-      'queued behind',
-    );
+    expect((await waitForState(b.client, queued.number, 'completed', WAIT_MS)).result).toBe('queued behind');
   });
 
   it('SIGTERM keeps waiting work and gives back running work; a restart runs all of it', async () => {
@@ -172,7 +142,7 @@ describe('faults and restarts', () => {
     const env = { SPROCD_CONCURRENCY: '1', SPROCD_SHUTDOWN_GRACE_MS: '300' };
     const a = await start(p, env);
     const running = await a.client.execute('stubborn', { ms: 4000 });
-    await until(a.client, running.number, (v) => v.state === 'active');
+    await waitForState(a.client, running.number, 'active', WAIT_MS);
     const queued = await Promise.all(Array.from({ length: 5 }, (_, i) => a.client.execute('echo', i)));
     const delayed = await a.client.execute('echo', 'delayed', { delayMs: 1500 });
     expect(await a.stop()).toBe(0);
@@ -183,10 +153,10 @@ describe('faults and restarts', () => {
 
     const b = await start(p, env);
     // Given back, not failed: it runs again from the start.
-    const again = await until(b.client, running.number, (v) => v.state === 'completed', 20_000);
+    const again = await waitForState(b.client, running.number, 'completed', 20_000);
     expect(again.result).toMatchObject({ attempt: 2 });
     for (const q of [...queued, delayed]) {
-      expect((await until(b.client, q.number, (v) => v.state === 'completed')).state).toBe('completed');
+      expect((await waitForState(b.client, q.number, 'completed', WAIT_MS)).state).toBe('completed');
     }
   });
 
@@ -209,7 +179,7 @@ describe('faults and restarts', () => {
       SPROCD_SHUTDOWN_GRACE_MS: '3000',
     });
     const coop = await a.client.execute('cooperative');
-    await until(a.client, coop.number, (v) => v.state === 'active');
+    await waitForState(a.client, coop.number, 'active', WAIT_MS);
     a.proc.kill('SIGTERM');
     await a.waitForLine((l) => l.msg === 'stopping: new executions are refused');
     await expect(a.client.execute('echo', 1)).rejects.toMatchObject({ status: 503 });

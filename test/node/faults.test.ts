@@ -7,12 +7,12 @@ import { execSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { freePort, startRedisServer, type RedisServer } from '../../src/redis/embedded.js';
 import type { SystemEvent } from '../../src/lifecycle/system-events.js';
+import { waitForState } from '../support/executions.js';
 import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
 import { uniquePrefix } from '../support/redis.js';
-import { eventually as waitFor } from '../support/wait.js';
 
 let redis: RedisServer;
 let tmp: string;
@@ -63,6 +63,18 @@ async function start(env: Record<string, string>, waitReady = true): Promise<Chi
   return node;
 }
 
+/** Waits until `file` holds an event of each of `types`, and returns every event in it. */
+function waitForEvents(file: string, ...types: string[]): Promise<SystemEvent[]> {
+  return vi.waitFor(
+    () => {
+      const events = readEvents(file);
+      expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(types));
+      return events;
+    },
+    { timeout: 15_000, interval: 25 },
+  );
+}
+
 const status = async (url: string) => (await fetch(url)).status;
 
 describe('Redis stopped and started under a running node', () => {
@@ -72,14 +84,8 @@ describe('Redis stopped and started under a running node', () => {
     expect((await node.client.execute('echo', 'before', { wait: 5000 })).state).toBe('completed');
 
     await redis.stop();
-    await waitFor(
-      () => readEvents(file),
-      (e) => e.some((x) => x.type === 'redis.lost'),
-    );
-    await waitFor(
-      () => status(`${node.url}/readyz`),
-      (s) => s === 503,
-    );
+    await waitForEvents(file, 'redis.lost');
+    await expect.poll(() => status(`${node.url}/readyz`), { timeout: 15_000 }).toBe(503);
     const t0 = Date.now();
     await expect(node.client.execute('echo', 'during')).rejects.toMatchObject({
       status: 503,
@@ -89,14 +95,8 @@ describe('Redis stopped and started under a running node', () => {
     expect(await status(`${node.url}/healthz`)).toBe(200);
 
     await redis.restart();
-    await waitFor(
-      () => readEvents(file),
-      (e) => e.some((x) => x.type === 'redis.back'),
-    );
-    await waitFor(
-      () => status(`${node.url}/readyz`),
-      (s) => s === 200,
-    );
+    await waitForEvents(file, 'redis.back');
+    await expect.poll(() => status(`${node.url}/readyz`), { timeout: 15_000 }).toBe(200);
     const after = await node.client.execute('echo', 'after', { wait: 10_000 });
     expect(after).toMatchObject({ state: 'completed', result: 'after' });
     expect(node.proc.exitCode).toBeNull();
@@ -111,11 +111,8 @@ describe('Redis stopped and started under a running node', () => {
     await redis.kill();
     await redis.restart();
     for (const q of queued) {
-      const done = await waitFor(
-        () => node.client.get(q.number).catch(() => undefined),
-        (v) => v?.state === 'completed',
-      );
-      expect(done?.result).toBe(q.params);
+      const done = await waitForState(node.client, q.number, 'completed');
+      expect(done.result).toBe(q.params);
     }
     expect(await node.client.get(blocker.number)).toBeDefined();
   });
@@ -128,10 +125,7 @@ describe('a node stopped while Redis is down', () => {
       SPROCD_SHUTDOWN_GRACE_MS: '500',
     });
     const running = await node.client.execute('stubborn', { ms: 60_000 });
-    await waitFor(
-      () => node.client.get(running.number),
-      (v) => v.state === 'active',
-    );
+    await waitForState(node.client, running.number, 'active');
     await redis.stop();
     const t0 = Date.now();
     node.proc.kill('SIGTERM');
@@ -171,10 +165,7 @@ describe('a frozen Redis', () => {
     } finally {
       process.kill(redis.pid, 'SIGCONT');
     }
-    await waitFor(
-      () => status(`${node.url}/readyz`),
-      (s) => s === 200,
-    );
+    await expect.poll(() => status(`${node.url}/readyz`), { timeout: 15_000 }).toBe(200);
     expect((await node.client.execute('echo', 3, { wait: 10_000 })).state).toBe('completed');
   });
 });
@@ -208,31 +199,16 @@ describe('a node killed', () => {
     const aFile = eventsFile();
     const a = await start({ SPROCD_PREFIX: prefix, TEST_EVENTS_FILE: aFile });
     const view = await a.client.execute('sleep', { ms: 4000 });
-    await waitFor(
-      () => a.client.get(view.number),
-      (v) => v.state === 'active',
-    );
+    await waitForState(a.client, view.number, 'active');
     const b = await start({ SPROCD_PREFIX: prefix, TEST_EVENTS_FILE: file });
-    await waitFor(
-      () => b.client.nodes(),
-      (n) => n.length === 2,
-    );
-    const joined = await waitFor(
-      () => readEvents(aFile),
-      (e) => e.some((x) => x.type === 'node.joined'),
-    );
+    await expect.poll(() => b.client.nodes(), { timeout: 15_000 }).toHaveLength(2);
+    const joined = await waitForEvents(aFile, 'node.joined');
     const bName = String(b.lines.find((l) => l.msg === 'sprocd node ready')?.node);
     expect(joined.find((e) => e.type === 'node.joined')).toMatchObject({ joined: bName });
     await a.kill('SIGKILL');
-    const events = await waitFor(
-      () => readEvents(file),
-      (e) => e.some((x) => x.type === 'node.left') && e.some((x) => x.type === 'execution.recovered'),
-    );
+    const events = await waitForEvents(file, 'node.left', 'execution.recovered');
     expect(events.find((e) => e.type === 'execution.recovered')).toMatchObject({ execution: view.number });
-    const done = await waitFor(
-      () => b.client.get(view.number),
-      (v) => v.state === 'completed',
-    );
+    const done = await waitForState(b.client, view.number, 'completed');
     expect(done.result).toMatchObject({ attempt: 2 });
   });
 });

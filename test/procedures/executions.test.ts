@@ -2,12 +2,12 @@
  * Execute on server through the HTTP API of an in-process node, against the real test Redis:
  * results, validation, unique names, delay, priority, retries, abort, wake, progress, retention.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
+import { waitForState } from '../support/executions.js';
 import { startInProcessNode } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
-import { eventually as until } from '../support/wait.js';
 
 const prefix = uniquePrefix('exec');
 let node: SprocdNode;
@@ -30,10 +30,7 @@ describe('Execute on server', () => {
     expect(started.number).toBeGreaterThan(0);
     expect(started.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(['waiting', 'active', 'completed']).toContain(started.state);
-    const done = await until(
-      () => client.get(started.number),
-      (v) => v.state === 'completed',
-    );
+    const done = await waitForState(client, started.number, 'completed');
     expect(done).toMatchObject({
       state: 'completed',
       result: { hello: [1, 2, 3] },
@@ -73,10 +70,7 @@ describe('Execute on server', () => {
   it('starts another execution from inside one (ctx.executeOnServer)', async () => {
     const parent = await client.execute('spawner', { value: 'from parent' }, { wait: 10_000 });
     const childNumber = (parent.result as { child: number }).child;
-    const child = await until(
-      () => client.get(childNumber),
-      (v) => v.state === 'completed',
-    );
+    const child = await waitForState(client, childNumber, 'completed');
     expect(child).toMatchObject({ result: 'from parent', name: `child-of-${parent.number}` });
   });
 
@@ -187,10 +181,7 @@ describe('unique process names', () => {
     expect(results.filter((r) => r.existing).length).toBe(19);
     const [number] = numbers;
     // Once it has finished, the name is free again.
-    await until(
-      () => client.get(number!),
-      (v) => v.state === 'completed',
-    );
+    await waitForState(client, number!, 'completed');
     const again = await client.execute('sleep', { ms: 1 }, { name: 'only-one', unique: true });
     expect(again.number).not.toBe(number);
     expect(again.existing).toBeUndefined();
@@ -212,10 +203,7 @@ describe('delay, priority and retries', () => {
     const started = Date.now();
     const view = await client.execute('echo', 'later', { delayMs: 800 });
     expect(view.state).toBe('delayed');
-    const done = await until(
-      () => client.get(view.number),
-      (v) => v.state === 'completed',
-    );
+    const done = await waitForState(client, view.number, 'completed');
     expect(Date.parse(done.startedAt!)).toBeGreaterThanOrEqual(started + 750);
   });
 
@@ -235,20 +223,11 @@ describe('delay, priority and retries', () => {
   it('runs urgent executions first', async () => {
     // Fill every slot, then queue low and high priority work behind it.
     const blockers = await Promise.all(Array.from({ length: 8 }, () => client.execute('sleep', { ms: 600 })));
-    await until(
-      () => client.get(blockers[7]!.number),
-      (v) => v.state === 'active',
-    );
+    await waitForState(client, blockers[7]!.number, 'active');
     const low = await client.execute('echo', 'low', { priority: 100 });
     const high = await client.execute('echo', 'high', { priority: 1 });
-    const lowDone = await until(
-      () => client.get(low.number),
-      (v) => v.state === 'completed',
-    );
-    const highDone = await until(
-      () => client.get(high.number),
-      (v) => v.state === 'completed',
-    );
+    const lowDone = await waitForState(client, low.number, 'completed');
+    const highDone = await waitForState(client, high.number, 'completed');
     expect(Date.parse(highDone.startedAt!)).toBeLessThanOrEqual(Date.parse(lowDone.startedAt!));
   });
 });
@@ -268,26 +247,12 @@ describe('abort, wake, progress', () => {
   it('aborts an active execution through ctx.signal, even one that ignores it', async () => {
     const coop = await client.execute('cooperative');
     const stubborn = await client.execute('stubborn', { ms: 20_000 });
-    await until(
-      () => client.get(stubborn.number),
-      (v) => v.state === 'active',
-    );
-    await until(
-      () => client.get(coop.number),
-      (v) => v.state === 'active',
-    );
+    await waitForState(client, stubborn.number, 'active');
+    await waitForState(client, coop.number, 'active');
     await client.abort(coop.number);
     await client.abort(stubborn.number);
-    const a = await until(
-      () => client.get(coop.number),
-      (v) => v.state === 'aborted',
-      5000,
-    );
-    const b = await until(
-      () => client.get(stubborn.number),
-      (v) => v.state === 'aborted',
-      5000,
-    );
+    const a = await waitForState(client, coop.number, 'aborted', 5000);
+    const b = await waitForState(client, stubborn.number, 'aborted', 5000);
     expect(a.state).toBe('aborted');
     expect(b).toMatchObject({ state: 'aborted', error: { code: 'ABORTED' } });
   });
@@ -301,17 +266,17 @@ describe('abort, wake, progress', () => {
 
   it('shows progress and ends ctx.delay early on wake', async () => {
     const view = await client.execute('progress');
-    const active = await until(
-      () => client.get(view.number),
-      (v) => v.progress === 42,
+    const active = await vi.waitFor(
+      async () => {
+        const v = await client.get(view.number);
+        expect(v.progress).toBe(42);
+        return v;
+      },
+      { timeout: 15_000, interval: 25 },
     );
     expect(active.state).toBe('active');
     await client.wake(view.number);
-    const done = await until(
-      () => client.get(view.number),
-      (v) => v.state === 'completed',
-      5000,
-    );
+    const done = await waitForState(client, view.number, 'completed', 5000);
     expect(done).toMatchObject({ result: 'woken', progress: { phase: 'done' } });
     await expect(client.wake(view.number)).rejects.toMatchObject({ status: 409 });
   });
@@ -321,14 +286,8 @@ describe('listing and retention', () => {
   it('lists newest first with filters', async () => {
     const a = await client.execute('echo', 1, { name: 'list-me' });
     const b = await client.execute('echo', 2, { name: 'list-me' });
-    await until(
-      () => client.get(b.number),
-      (v) => v.state === 'completed',
-    );
-    await until(
-      () => client.get(a.number),
-      (v) => v.state === 'completed',
-    );
+    await waitForState(client, b.number, 'completed');
+    await waitForState(client, a.number, 'completed');
     const items = await client.list({ name: 'list-me' });
     expect(items.map((i) => i.number)).toEqual([b.number, a.number]);
     const completed = await client.list({ state: 'completed', procedure: 'echo', limit: 2 });

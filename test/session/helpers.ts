@@ -59,21 +59,6 @@ export async function openTestSession(
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls `check` (a test helper, not product code) until it is true or `timeoutMs` passes. */
-export async function until(
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 5000,
-  what = 'condition',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await sleep(5);
-  }
-}
-
 /** Catches the rejection of `p` (fails when it resolves). */
 export async function rejection(p: Promise<unknown>): Promise<Error & { code?: string; details?: unknown }> {
   try {

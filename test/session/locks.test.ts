@@ -9,7 +9,7 @@ import { storageLayout } from '../../src/session/index.js';
 import { scripts } from '../../src/session/scripts.js';
 import type { Draft } from '../../src/types.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
-import { openTestSession, rejection, sleep, until, type TestSession } from './helpers.js';
+import { openTestSession, rejection, sleep, type TestSession } from './helpers.js';
 
 const prefix = uniquePrefix('lock');
 const layout = storageLayout(createKeys(prefix));
@@ -94,7 +94,9 @@ describe('waiting', () => {
           d.last = i;
         }),
       );
-      await until(async () => (await queueLength('fifo')) === i, 5000, `waiter ${i} queued`);
+      await expect
+        .poll(() => queueLength('fifo'), { timeout: 5000, interval: 5, message: `waiter ${i} queued` })
+        .toBe(i);
     }
     h.release();
     await Promise.all([h.done, ...waiters]);
@@ -151,7 +153,7 @@ describe('waiting', () => {
     const leaving = await openTestSession(prefix);
     const h = await hold(a, 'closing');
     const waiting = rejection(leaving.session.storage.use('closing', () => undefined));
-    await until(async () => (await queueLength('closing')) === 1);
+    await expect.poll(() => queueLength('closing'), { timeout: 5000, interval: 5 }).toBe(1);
     const started = Date.now();
     await leaving.close();
     expect(Date.now() - started).toBeLessThan(500);
@@ -190,12 +192,12 @@ describe('several keys', () => {
       d1.by = 'both';
       d2.by = 'both';
     });
-    await until(async () => (await queueLength('k2')) === 1);
+    await expect.poll(() => queueLength('k2'), { timeout: 5000, interval: 5 }).toBe(1);
     const order: string[] = [];
     const onlyK1 = a.session.storage.use('k1', (d) => {
       order.push(`k1 saw ${String(d.by)}`);
     });
-    await until(async () => (await queueLength('k1')) === 1);
+    await expect.poll(() => queueLength('k1'), { timeout: 5000, interval: 5 }).toBe(1);
     h.release();
     await Promise.all([h.done, both, onlyK1]);
     expect(order).toEqual(['k1 saw both']);
@@ -265,7 +267,7 @@ describe('leases and fencing', () => {
         await sleep(500);
         d.by = 'holder';
       });
-      await until(() => waiterStarted.at > 0);
+      await expect.poll(() => waiterStarted.at, { timeout: 5000, interval: 5 }).toBeGreaterThan(0);
       await b.session.storage.use('renewed', (d) => {
         expect(d.by).toBe('holder');
         d.by = 'waiter';
@@ -297,7 +299,7 @@ describe('hand-off corner cases', () => {
         wokenAt = Date.now();
         d.ok = true;
       });
-      await until(async () => (await queueLength('handon')) === 2);
+      await expect.poll(() => queueLength('handon'), { timeout: 5000, interval: 5 }).toBe(2);
       const releasedAt = Date.now();
       h.release();
       await Promise.all([h.done, next]);

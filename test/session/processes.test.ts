@@ -6,15 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeys } from '../../src/redis/keys.js';
 import { closeTestClients, deletePrefix, testClient, testRedisUrl, uniquePrefix } from '../support/redis.js';
-import {
-  killAgent,
-  openTestSession,
-  sleep,
-  spawnAgent,
-  until,
-  type Agent,
-  type TestSession,
-} from './helpers.js';
+import { killAgent, openTestSession, sleep, spawnAgent, type Agent, type TestSession } from './helpers.js';
 
 const prefix = uniquePrefix('proc');
 const LEASE_MS = 500;
@@ -92,7 +84,9 @@ describe('across processes', () => {
       expect(d.value).toBe('before');
       d.value = 'after';
     });
-    await until(async () => (await testClient().llen(`{${prefix}}:storage:queue:victim`)) === 1);
+    await expect
+      .poll(() => testClient().llen(`{${prefix}}:storage:queue:victim`), { timeout: 5000, interval: 5 })
+      .toBe(1);
     await killAgent(victim, 'SIGKILL');
     await next;
     expect(waited).toBeLessThan(LEASE_MS * 3 + 1000);

@@ -49,15 +49,9 @@ describe('a Redis restart', () => {
     await server.restart();
 
     // Commands fail fast while the connections come back; then everything works again.
-    let ok = false;
-    for (let i = 0; i < 100 && !ok; i++) {
-      try {
-        ok = (await first.session.storage.get('kept')) !== undefined;
-      } catch {
-        await sleep(50);
-      }
-    }
-    expect(ok).toBe(true);
+    await expect
+      .poll(() => first.session.storage.get('kept'), { timeout: 10_000, interval: 50 })
+      .toBeDefined();
     expect(await first.session.storage.get('kept')).toEqual({ v: 1 });
     expect((await first.describe()).id).toBe(id);
 
