@@ -1,50 +1,143 @@
 /**
- * Every Redis key sprocd uses, in one place. All of them share the `{prefix}` hash tag, so that
+ * Every Redis key sprocd names itself, in one place. All of them share the `{prefix}` hash tag, so that
  * multi-key Lua scripts also run on Redis Cluster, and two deployments with other prefixes never meet.
+ * The keys BullMQ makes under `bullPrefix` are BullMQ's: see bullmq-internals.ts.
  */
 
 /** Name of the single BullMQ queue all procedures travel through. */
 export const QUEUE_NAME = 'procedures';
 
+/**
+ * The keys of the session storage (docs/SESSION.md). Backup and restore read this layout too: the
+ * entries are the fields of one hash, `data`; everything else is lock state a restore does not need.
+ */
+export interface StorageKeys {
+  /** The common prefix (`{prefix}:storage`): a SCAN pattern for the storage's keys. */
+  readonly prefix: string;
+  /** Hash: entry name → the entry's JSON. Every committed entry, nothing else. */
+  readonly data: string;
+  /** Counter: each lock grant takes the next value as its fencing token (INCR). */
+  readonly fence: string;
+  /** `alive(node)` is this followed by the node id; the lock scripts build it from this. */
+  readonly alivePrefix: string;
+  /** `inbox(node)` is this followed by the node id; the lock scripts build it from this. */
+  readonly inboxPrefix: string;
+  /** String "<token>:<waiter id>" with a PX lease: who holds the lock on entry `name`. */
+  lock(name: string): string;
+  /** List of waiter ids queued for the lock on entry `name`, oldest first. */
+  queue(name: string): string;
+  /** String with a PX lease, renewed by a node's heartbeat while it runs; absent = node dead. */
+  alive(node: string): string;
+  /** List of grant messages for a node's waiters, read by its blocking connection (BLMPOP, or BLPOP before Redis 7). */
+  inbox(node: string): string;
+}
+
+/** The keys of backups and schedules (docs/BACKUPS.md). */
+export interface BackupKeys {
+  /** String with a PX lease: the running backup or restore (JSON of what runs, with a token). */
+  readonly lock: string;
+  /** List of history records (JSON), newest first. */
+  readonly history: string;
+  /** Counter giving backup numbers. */
+  readonly number: string;
+  /** Consecutive failed automatic backups. */
+  readonly failures: string;
+  /** Present (JSON) while automatic backups are stopped (1401). */
+  readonly stopped: string;
+  /** Time (ms) of the last backup that ended with 0. */
+  readonly lastSuccess: string;
+  /** Counts restores; raised by each one. */
+  readonly restores: string;
+  /** Short lock serializing the schedule set-up of nodes starting together. */
+  readonly scheduleSync: string;
+  /** The snapshot copy of `part` (`data` or a BullMQ list name) made by backup `n`. */
+  snapshot(n: number, part: string): string;
+  /** Staged storage entries of the restore holding `token`. */
+  staged(token: string): string;
+  /** Marks a schedule tick as taken (so that it fires once). */
+  tick(scheduler: string, millis: number): string;
+}
+
 /** The keys of one deployment. */
 export interface Keys {
-  /** BullMQ's `prefix` option: its keys become `{prefix}:procedures:*`. */
+  /** BullMQ's `prefix` option: its keys become `{prefix}:<queue>:*` (see bullmq-internals.ts). */
   readonly bullPrefix: string;
   /** Counter that allots execution numbers (INCR). */
   readonly sequence: string;
   /** Pub/sub channel carrying abort and wake requests to whichever node runs the execution. */
   readonly controlChannel: string;
-  /** Hash holding the session's identity (id, creationDateTime, ...). */
+  /** Hash holding the session's identity (id, createdAtMs, createdBy). */
   readonly session: string;
-  /** Everything the session storage owns starts with this. */
-  readonly storagePrefix: string;
   /** Hash of live nodes → heartbeat JSON. */
   readonly nodes: string;
-  /** Pub/sub channel for system events. */
-  readonly eventsChannel: string;
-  /** Everything backups own starts with this. */
+  /** The session storage. */
+  readonly storage: StorageKeys;
+  /** Backups, restores and schedule ticks. */
+  readonly backup: BackupKeys;
+  /**
+   * Everything backups own starts with this.
+   * @deprecated Use {@link Keys.backup}; kept until src/lifecycle stops building backup keys itself.
+   */
   readonly backupPrefix: string;
-  /** A BullMQ job key for an execution number. */
+  /**
+   * A BullMQ job key for an execution number.
+   * @deprecated Use `executionJobKey` of bullmq-internals.ts; kept until src/lifecycle uses it.
+   */
   job(number: number): string;
-  /** Any other key under the prefix. */
-  other(name: string): string;
 }
 
 /** Keys for the deployment named by `prefix`. */
 export function createKeys(prefix: string): Keys {
   const tag = `{${prefix}}`;
+  const backupPrefix = `${tag}:backup`;
   return {
     bullPrefix: tag,
     sequence: `${tag}:seq`,
     controlChannel: `${tag}:control`,
     session: `${tag}:session`,
-    storagePrefix: `${tag}:storage`,
     nodes: `${tag}:nodes`,
-    eventsChannel: `${tag}:events`,
-    backupPrefix: `${tag}:backup`,
+    storage: storageKeys(`${tag}:storage`),
+    backup: backupKeys(backupPrefix),
+    backupPrefix,
     job: (number) => `${tag}:${QUEUE_NAME}:${jobIdOf(number)}`,
-    other: (name) => `${tag}:${name}`,
   };
+}
+
+function storageKeys(prefix: string): StorageKeys {
+  const alivePrefix = `${prefix}:alive:`;
+  const inboxPrefix = `${prefix}:inbox:`;
+  return {
+    prefix,
+    data: `${prefix}:data`,
+    fence: `${prefix}:fence`,
+    alivePrefix,
+    inboxPrefix,
+    lock: (name) => `${prefix}:lock:${name}`,
+    queue: (name) => `${prefix}:queue:${name}`,
+    alive: (node) => `${alivePrefix}${node}`,
+    inbox: (node) => `${inboxPrefix}${node}`,
+  };
+}
+
+function backupKeys(p: string): BackupKeys {
+  return {
+    lock: `${p}:lock`,
+    history: `${p}:history`,
+    number: `${p}:number`,
+    failures: `${p}:failures`,
+    stopped: `${p}:stopped`,
+    lastSuccess: `${p}:last-success`,
+    restores: `${p}:restores`,
+    scheduleSync: `${p}:schedule-sync`,
+    snapshot: (n, part) => `${p}:snap:${n}:${part}`,
+    staged: (token) => `${p}:restore:${token}`,
+    tick: (scheduler, millis) => `${p}:tick:${scheduler}:${millis}`,
+  };
+}
+
+/** The SCAN pattern matching every key of the deployment named by `prefix`, and nothing else. */
+export function deploymentPattern(prefix: string): string {
+  return `{${prefix}}*`;
 }
 
 /**
