@@ -1,0 +1,140 @@
+/**
+ * Everything sprocd relies on below BullMQ's public API, in one place: the names of the keys BullMQ
+ * keeps for a queue, the fields of its job hashes, the score of its delayed set and the ids of the
+ * jobs its schedulers make. Aborting a waiting execution (abortWaiting-7.lua), backups (which copy
+ * and read the job lists and hashes) and the rolling-deploy hand-off need them.
+ *
+ * test/redis/bullmq-internals.test.ts runs real BullMQ Queues and Workers and checks every name
+ * here against what BullMQ writes: a BullMQ upgrade that changes one of them fails that test.
+ */
+import type { Redis } from 'ioredis';
+import { QUEUE_NAME, jobIdOf, type Keys } from './keys.js';
+
+/** The keys BullMQ keeps for one queue (`<bullPrefix>:<queue>:<suffix>`). */
+export interface BullQueueKeys {
+  /** List of waiting job ids (also while the queue is paused: BullMQ 6 only flags `meta`). */
+  readonly wait: string;
+  /** List of job ids of a queue paused by BullMQ before 5; BullMQ 6 reads it on resume only. */
+  readonly paused: string;
+  /** List of the job ids workers hold now. */
+  readonly active: string;
+  /** Sorted set of waiting jobs with a priority. */
+  readonly prioritized: string;
+  /** Sorted set of delayed jobs, scored by {@link delayedScoreDueAt}. */
+  readonly delayed: string;
+  /** Sorted set of completed job ids, scored by finish time (ms). */
+  readonly completed: string;
+  /** Sorted set of failed job ids, scored by finish time (ms). */
+  readonly failed: string;
+  /** Stream of job events (what QueueEvents reads). */
+  readonly events: string;
+  /** Hash of queue settings (`paused` and others). */
+  readonly meta: string;
+  /** A deduplication key is this followed by the deduplication id; it holds the live job's id. */
+  readonly deduplicationPrefix: string;
+  /** Hash of the job `jobId`. */
+  job(jobId: string): string;
+}
+
+/** BullMQ's keys for `queue` (the procedures queue unless named) of the deployment `keys`. */
+export function bullQueueKeys(keys: Keys, queue: string = QUEUE_NAME): BullQueueKeys {
+  const base = `${keys.bullPrefix}:${queue}:`;
+  return {
+    wait: `${base}wait`,
+    paused: `${base}paused`,
+    active: `${base}active`,
+    prioritized: `${base}prioritized`,
+    delayed: `${base}delayed`,
+    completed: `${base}completed`,
+    failed: `${base}failed`,
+    events: `${base}events`,
+    meta: `${base}meta`,
+    deduplicationPrefix: `${base}de:`,
+    job: (jobId) => `${base}${jobId}`,
+  };
+}
+
+/** The job hash of execution `number`. */
+export function executionJobKey(keys: Keys, number: number): string {
+  return bullQueueKeys(keys).job(jobIdOf(number));
+}
+
+/** The lists and sorted sets that hold every unfinished job, and their Redis types. */
+export const UNFINISHED_JOB_SETS: readonly {
+  part: 'active' | 'wait' | 'paused' | 'prioritized' | 'delayed';
+  kind: 'list' | 'zset';
+}[] = [
+  { part: 'active', kind: 'list' },
+  { part: 'wait', kind: 'list' },
+  { part: 'paused', kind: 'list' },
+  { part: 'prioritized', kind: 'zset' },
+  { part: 'delayed', kind: 'zset' },
+];
+
+/** Fields of a BullMQ job hash that sprocd reads or writes itself. */
+export const JOB_FIELDS = {
+  /** The job name (sprocd: the procedure). */
+  name: 'name',
+  /** JSON of the job data. */
+  data: 'data',
+  /** JSON of the job options, with BullMQ's short keys (decode with `Job.optsFromJSON`). */
+  opts: 'opts',
+  /** Creation time (ms). */
+  timestamp: 'timestamp',
+  /** Priority, when one was given. */
+  priority: 'priority',
+  /** When the current attempt started (ms). */
+  processedOn: 'processedOn',
+  /** When it completed or failed (ms); absent while unfinished. */
+  finishedOn: 'finishedOn',
+  /** The error message of a failure. */
+  failedReason: 'failedReason',
+  /** JSON of the result of a completed job. */
+  returnvalue: 'returnvalue',
+  /** Attempts started (Job.attemptsStarted): raised each time a worker takes the job. */
+  attemptsStarted: 'ats',
+  /** Attempts that ended (Job.attemptsMade). */
+  attemptsMade: 'atm',
+  /** The deduplication id of a job added with `deduplication` (its key: deduplicationPrefix + id). */
+  deduplicationId: 'deid',
+} as const;
+
+/**
+ * sprocd's own field in a job hash: "1" once an abort was asked for. BullMQ leaves fields it does not
+ * know alone, so the flag lives and dies with the job.
+ */
+export const ABORT_FIELD = 'sprocdAbort';
+
+/** BullMQ scores a delayed job `due time (ms) * 0x1000 + a counter`. */
+const DELAYED_SCORE_FACTOR = 0x1000;
+
+/** The due time (ms) of a delayed job from its score in the delayed set. */
+export function delayedScoreDueAt(score: number): number {
+  return Math.floor(score / DELAYED_SCORE_FACTOR);
+}
+
+/** The id of the job a job scheduler makes for its tick at `millis`. */
+export function schedulerJobId(scheduler: string, millis: number): string {
+  return `repeat:${scheduler}:${millis}`;
+}
+
+/** The scheduler and tick time of a job id made by a job scheduler, or undefined for other ids. */
+export function parseSchedulerJobId(
+  jobId: string | undefined,
+): { scheduler: string; millis: number } | undefined {
+  const match = /^repeat:(.+):(\d+)$/.exec(jobId ?? '');
+  return match ? { scheduler: match[1] as string, millis: Number(match[2]) } : undefined;
+}
+
+/** Whether an abort was asked for execution `number` (see {@link ABORT_FIELD}). */
+export async function abortRequested(redis: Redis, keys: Keys, number: number): Promise<boolean> {
+  return (await redis.hget(executionJobKey(keys, number), ABORT_FIELD)) === '1';
+}
+
+/**
+ * Takes back the start BullMQ counted when a worker took execution `number`: for a hand-off that was
+ * not a start (the job was moved back before its procedure ran).
+ */
+export async function uncountStart(redis: Redis, keys: Keys, number: number): Promise<void> {
+  await redis.hincrby(executionJobKey(keys, number), JOB_FIELDS.attemptsStarted, -1);
+}
