@@ -3,8 +3,6 @@
  * reading executions back, abort, wake, and waiting for an execution to finish.
  */
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Job, Queue, QueueEvents, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
@@ -16,6 +14,7 @@ import {
 } from '../errors.js';
 import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
+import { abortWaiting } from '../redis/scripts.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '../types.js';
 import type { Backoff } from './define.js';
 import { decodeFailure, encodeFailure } from './failure.js';
@@ -57,8 +56,6 @@ export const NUMBER_BLOCK = 20;
 /** Most executions one list call returns. */
 export const MAX_LIST_LIMIT = 1000;
 
-const ABORT_SCRIPT = fs.readFileSync(fileURLToPath(new URL('./abort-waiting.lua', import.meta.url)), 'utf8');
-
 /** The result of Execute on server. */
 export interface ExecuteResult {
   execution: ExecutionView;
@@ -93,7 +90,6 @@ export class Executions {
   ) {
     this.queue = new Queue(QUEUE_NAME, { connection: redis, prefix: keys.bullPrefix });
     this.queue.on('error', () => undefined);
-    redis.defineCommand('sprocdAbortWaiting', { numberOfKeys: 7, lua: ABORT_SCRIPT });
   }
 
   /**
@@ -288,25 +284,13 @@ export class Executions {
    * active one is flagged and its node is told to fire `ctx.signal`.
    */
   async abort(number: number): Promise<ExecutionView> {
-    const jobId = jobIdOf(number);
-    const bull = (suffix: string) => `${this.keys.bullPrefix}:${QUEUE_NAME}:${suffix}`;
-    const outcome = (await (
-      this.redis as unknown as {
-        sprocdAbortWaiting(...args: (string | number)[]): Promise<string>;
-      }
-    ).sprocdAbortWaiting(
-      this.keys.job(number),
-      bull('wait'),
-      bull('paused'),
-      bull('delayed'),
-      bull('prioritized'),
-      bull('failed'),
-      bull('events'),
-      jobId,
+    const outcome = await abortWaiting(
+      this.redis,
+      this.keys,
+      number,
       encodeFailure(new AbortedError('The execution was aborted before it started.')),
       Date.now(),
-      bull('de:'),
-    )) as 'missing' | 'finished' | 'aborted' | 'active';
+    );
     if (outcome === 'missing') {
       throw new ExecutionNotFoundError(number);
     }

@@ -9,10 +9,10 @@ import type { Redis } from 'ioredis';
 import type pino from 'pino';
 import { closeConnection, openConnection, waitReady } from '../redis/connections.js';
 import type { Keys } from '../redis/keys.js';
+import { sessionIdentity } from '../redis/scripts.js';
 import type { Session, SessionInfo } from '../types.js';
 import { storageLayout } from './layout.js';
 import { LockManager, mapRedisError } from './locks.js';
-import { scripts } from './scripts.js';
 import { SessionStorage } from './storage.js';
 
 export * from './errors.js';
@@ -85,12 +85,8 @@ interface Identity {
 
 async function ensureIdentity(redis: Redis, keys: Keys, machineName: string): Promise<Identity> {
   try {
-    const [id, createdAtMs] = (await scripts.identity.run(
-      redis,
-      [keys.session],
-      [randomUUID(), machineName],
-    )) as [string, string, number];
-    return { id, createdAtMs: Number(createdAtMs) };
+    const { id, createdAtMs } = await sessionIdentity(redis, keys, randomUUID(), machineName);
+    return { id, createdAtMs };
   } catch (err) {
     throw mapRedisError(err);
   }

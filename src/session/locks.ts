@@ -1,11 +1,11 @@
 /**
  * Cluster-wide exclusive locks on storage entries, with FIFO hand-off, leases and fencing.
  *
- * - Taking locks (acquire.lua) takes every free lock of a `use` in one round trip, in sorted key
+ * - Taking locks (lockAcquire-n.lua) takes every free lock of a `use` in one round trip, in sorted key
  *   order, and returns the entries' JSON with them. When a lock is held, the waiter is appended to
  *   that lock's queue (a Redis list) and waits; it holds the keys before it, never any after it, so
  *   two uses on overlapping keys cannot deadlock.
- * - Releasing (commit.lua) writes the changes, deletes the lock and grants it to the next live waiter
+ * - Releasing (lockCommit-n.lua) writes the changes, deletes the lock and grants it to the next live waiter
  *   in the same script: the grant sets the lock for the waiter (with a fresh fencing token) and pushes
  *   a message with the entry's JSON to the inbox of the waiter's node. One blocking connection per
  *   node reads that inbox (BLMPOP: every waiting grant at once) and wakes the waiter: no polling, one connection however many wait.
@@ -17,7 +17,7 @@
  * - A holder's lease is renewed by the node's heartbeat (every lease/3), which also keeps the node's
  *   `alive` key. A holder that died stops renewing: its locks expire, and its queued waiters are
  *   skipped once its alive key has expired too. As the dead holder sends no wake-up, each waiter sets
- *   one timer for the moment the lease it waits on should run out and then checks (recheck.lua): a
+ *   one timer for the moment the lease it waits on should run out and then checks (lockRecheck-4.lua): a
  *   bounded check per lease, not a polling loop.
  * - A commit checks that each lock still carries the holder's token; if any lease ran out meanwhile
  *   nothing is written and the caller gets LockLostError.
@@ -26,9 +26,19 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RedisUnavailableError, SprocdError } from '../errors.js';
 import { isRedisError } from '../redis/errors.js';
+import {
+  lockAcquire,
+  lockCancel,
+  lockCommit,
+  lockHeartbeat,
+  lockRecheck,
+  type AcquireReply,
+  type CommitEntry,
+  type CommitReply,
+  type LockTimes,
+} from '../redis/scripts.js';
 import { LockLostError, LockTimeoutError, SessionClosedError } from './errors.js';
 import type { StorageLayout } from './layout.js';
-import { scripts } from './scripts.js';
 
 /** A lock taken by a `use`, with the entry's JSON as it was when the lock was taken. */
 export interface HeldLock {
@@ -71,7 +81,7 @@ interface Waiter {
   readonly deadline: number;
   readonly held: HeldLock[];
   /**
-   * acquiring: acquire.lua on its way; deferred: waits to join the queue of `waitingKey` with the
+   * acquiring: lockAcquire-n.lua on its way; deferred: waits to join the queue of `waitingKey` with the
    * commit of this node's holder of it; riding: joining with that commit; waiting: in the queue.
    */
   state: 'acquiring' | 'deferred' | 'riding' | 'waiting' | 'done';
@@ -110,7 +120,7 @@ export function mapRedisError(err: unknown): unknown {
 /** The locks of one node (one open session service). */
 export class LockManager {
   private readonly o: LockManagerOptions;
-  private readonly inboxTtlMs: number;
+  private readonly times: LockTimes;
   private readonly waiters = new Map<string, Waiter>();
   /** Locks this node holds → their entry, for lease renewal. */
   private readonly renewals = new Map<string, string>();
@@ -130,7 +140,7 @@ export class LockManager {
 
   constructor(options: LockManagerOptions) {
     this.o = options;
-    this.inboxTtlMs = Math.max(10 * options.leaseMs, 60_000);
+    this.times = { leaseMs: options.leaseMs, inboxTtlMs: Math.max(10 * options.leaseMs, 60_000) };
   }
 
   /** Marks the node alive and starts the heartbeat and the inbox reader. */
@@ -222,7 +232,7 @@ export class LockManager {
 
   // ---- acquiring ---------------------------------------------------------------------------------
 
-  /** Goes for the next keys: defers when this node holds the next one, else runs acquire.lua. */
+  /** Goes for the next keys: defers when this node holds the next one, else runs lockAcquire-n.lua. */
   private step(w: Waiter): void {
     const next = w.keys[w.held.length] as string;
     if (this.localHeld.has(next)) {
@@ -234,34 +244,26 @@ export class LockManager {
 
   private sendAcquire(w: Waiter): void {
     const rest = w.keys.slice(w.held.length);
-    const { layout } = this.o;
-    const keys: string[] = [layout.fence, layout.data];
-    for (const key of rest) {
-      keys.push(layout.lock(key), layout.queue(key));
-    }
     w.state = 'acquiring';
-    scripts.acquire
-      .run(this.o.redis, keys, [layout.prefix, w.id, this.o.leaseMs, this.inboxTtlMs, ...rest])
-      .then(
-        (reply) => this.onAcquired(w, rest, reply as [number, string, number, ...string[]]),
-        (err: unknown) => this.abandon(w, mapRedisError(err)),
-      );
+    lockAcquire(this.o.redis, this.o.layout, this.times, w.id, rest).then(
+      (reply) => this.onAcquired(w, rest, reply),
+      (err: unknown) => this.abandon(w, mapRedisError(err)),
+    );
   }
 
-  private onAcquired(w: Waiter, rest: readonly string[], reply: [number, string, number, ...string[]]): void {
-    const [status, lockValue, pttl, ...values] = reply;
+  private onAcquired(w: Waiter, rest: readonly string[], reply: AcquireReply): void {
+    const { lockValue, values } = reply;
     for (let i = 0; i < values.length; i++) {
-      const key = rest[i] as string;
-      this.hold(w, { key, lockValue, json: values[i] === '' ? undefined : values[i] });
+      this.hold(w, { key: rest[i] as string, lockValue, json: values[i] });
     }
-    if (status === 1) {
+    if (reply.complete) {
       this.finish(w);
       return;
     }
-    this.queued(w, rest[values.length] as string, pttl);
+    this.queued(w, rest[values.length] as string, reply.pttl);
   }
 
-  /** `w` is now in the queue of `key` (acquire.lua or a commit put it there). */
+  /** `w` is now in the queue of `key` (lockAcquire-n.lua or a commit put it there). */
   private queued(w: Waiter, key: string, pttl: number): void {
     w.state = 'waiting';
     w.waitingKey = key;
@@ -416,13 +418,8 @@ export class LockManager {
     }
     w.timedOut = true;
     this.clearRecheck(w);
-    const { layout } = this.o;
     try {
-      await scripts.cancel.run(
-        this.o.redis,
-        [layout.fence, layout.data, layout.lock(key), layout.queue(key)],
-        [layout.prefix, this.o.leaseMs, this.inboxTtlMs, key, w.id],
-      );
+      await lockCancel(this.o.redis, this.o.layout, this.times, key, w.id);
     } catch (cancelErr) {
       this.o.logger.warn(
         { err: cancelErr, key },
@@ -485,14 +482,9 @@ export class LockManager {
     if (w.state !== 'waiting' || key === undefined || this.closed) {
       return;
     }
-    const { layout } = this.o;
     try {
-      const [code, pttl] = (await scripts.recheck.run(
-        this.o.redis,
-        [layout.fence, layout.data, layout.lock(key), layout.queue(key)],
-        [layout.prefix, this.o.leaseMs, this.inboxTtlMs, key, w.id],
-      )) as [number, number];
-      if (code === 1 && w.state === 'waiting' && w.waitingKey === key) {
+      const { granted, pttl } = await lockRecheck(this.o.redis, this.o.layout, this.times, key, w.id);
+      if (!granted && w.state === 'waiting' && w.waitingKey === key) {
         this.scheduleRecheck(w, pttl);
       }
     } catch (err) {
@@ -582,39 +574,34 @@ export class LockManager {
   // ---- committing and renewing --------------------------------------------------------------------
 
   /**
-   * Runs commit.lua; returns the first lost key, or undefined when all was written. Waiters deferred
+   * Runs lockCommit-n.lua; returns the first lost key, or undefined when all was written. Waiters deferred
    * on these keys join their queues in the same script, before the locks are handed on.
    */
   private async runCommit(
     held: readonly HeldLock[],
     ops: ReadonlyMap<string, CommitOp>,
   ): Promise<string | undefined> {
-    const { layout } = this.o;
-    const keys: string[] = [layout.fence, layout.data];
-    const args: (string | number)[] = [layout.prefix, this.o.leaseMs, this.inboxTtlMs, this.o.nodeId];
+    const entries: CommitEntry[] = [];
     const riders: [string, Waiter[]][] = [];
     for (const lock of held) {
       this.renewals.delete(lock.lockValue);
-      keys.push(layout.lock(lock.key), layout.queue(lock.key));
-      const op = ops.get(lock.key);
-      if (op === undefined) {
-        args.push(lock.key, lock.lockValue, 'k', '');
-      } else if (op.op === 'set') {
-        args.push(lock.key, lock.lockValue, 's', op.json);
-      } else {
-        args.push(lock.key, lock.lockValue, 'd', '');
-      }
       const joining = this.takeDeferred(lock.key).filter((w) => w.state === 'deferred');
-      args.push(joining.length);
       for (const w of joining) {
         w.state = 'riding';
-        args.push(w.id);
       }
+      const op = ops.get(lock.key);
+      entries.push({
+        name: lock.key,
+        lockValue: lock.lockValue,
+        op: op === undefined ? 'keep' : op.op,
+        json: op?.op === 'set' ? op.json : undefined,
+        riders: joining.map((w) => w.id),
+      });
       riders.push([lock.key, joining]);
     }
-    let reply: [number, number, ...string[]];
+    let reply: CommitReply;
     try {
-      reply = (await scripts.commit.run(this.o.redis, keys, args)) as [number, number, ...string[]];
+      reply = await lockCommit(this.o.redis, this.o.layout, this.times, this.o.nodeId, entries);
     } catch (err) {
       // Whether the script ran is unknown: the riders queue on their own. Should they now be in a
       // queue twice, the second grant finds them done, or holding, and is passed on as an orphan.
@@ -636,10 +623,9 @@ export class LockManager {
         this.queued(w, key, this.o.leaseMs);
       }
     }
-    const lostCount = reply[1];
     // Locks handed to this node's own waiters came back in the reply: wake them now.
-    for (let i = 2 + lostCount; i < reply.length; i++) {
-      this.onMessage(reply[i] as string);
+    for (const message of reply.grants) {
+      this.onMessage(message);
     }
     // Waiters that arrived while this commit was on its way, for keys no waiter here holds now.
     for (const lock of held) {
@@ -647,7 +633,7 @@ export class LockManager {
         this.flushDeferred(lock.key);
       }
     }
-    return reply[0] === 1 ? undefined : String(reply[2]);
+    return reply.ok ? undefined : reply.lost[0];
   }
 
   private async heartbeat(first: boolean): Promise<void> {
@@ -655,16 +641,17 @@ export class LockManager {
       return;
     }
     this.heartbeatBusy = true;
-    const { layout } = this.o;
     const renew = this.o.skipLockRenewal?.() === true ? [] : [...this.renewals];
     try {
-      const lost = (await scripts.heartbeat.run(
+      const lost = await lockHeartbeat(
         this.o.redis,
-        [layout.alive(this.o.nodeId), ...renew.map(([, key]) => layout.lock(key))],
-        [this.o.leaseMs, ...renew.map(([lockValue]) => lockValue)],
-      )) as number[];
+        this.o.layout,
+        this.o.leaseMs,
+        this.o.nodeId,
+        renew.map(([lockValue, name]) => ({ name, lockValue })),
+      );
       for (const index of lost) {
-        const entry = renew[index - 1];
+        const entry = renew[index];
         if (entry !== undefined && this.renewals.has(entry[0])) {
           this.o.logger.warn(
             { key: entry[1] },

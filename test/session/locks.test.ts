@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeys } from '../../src/redis/keys.js';
 import { storageLayout } from '../../src/session/index.js';
-import { scripts } from '../../src/session/scripts.js';
+import { lockCancel } from '../../src/redis/scripts.js';
 import type { Draft } from '../../src/types.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 import { openTestSession, rejection, sleep, type TestSession } from './helpers.js';
@@ -310,19 +310,15 @@ describe('hand-off corner cases', () => {
     }
   });
 
-  it('cancel.lua: a waiter granted the lock while giving up hands it straight on', async () => {
+  it('lockCancel-4.lua: a waiter granted the lock while giving up hands it straight on', async () => {
     const redis = testClient();
     const name = 'cancel-race';
     await redis.set(layout.lock(name), '41:gone.1', 'PX', 5000);
     await redis.rpush(layout.queue(name), 'next.1');
     await redis.set(layout.alive('next'), '1', 'PX', 5000);
     const cancel = (waiter: string) =>
-      scripts.cancel.run(
-        redis,
-        [layout.fence, layout.data, layout.lock(name), layout.queue(name)],
-        [layout.prefix, 5000, 60_000, name, waiter],
-      );
-    expect(await cancel('gone.1')).toBe(2);
+      lockCancel(redis, layout, { leaseMs: 5000, inboxTtlMs: 60_000 }, name, waiter);
+    expect(await cancel('gone.1')).toBe('released');
     expect(await redis.get(layout.lock(name))).toMatch(/^\d+:next\.1$/);
     const message = await redis.lpop(layout.inbox('next'));
     expect(message?.split('\n').slice(0, 3)).toEqual([
@@ -331,9 +327,9 @@ describe('hand-off corner cases', () => {
       JSON.stringify(name),
     ]);
     // not queued, not holding: nothing to do
-    expect(await cancel('other.1')).toBe(0);
+    expect(await cancel('other.1')).toBe('none');
     await redis.rpush(layout.queue(name), 'queued.1');
-    expect(await cancel('queued.1')).toBe(1);
+    expect(await cancel('queued.1')).toBe('dequeued');
     expect(await redis.llen(layout.queue(name))).toBe(0);
     await redis.del(layout.lock(name), layout.alive('next'));
   });

@@ -2,10 +2,15 @@
   Aborts an execution that has not started: takes it out of whichever list holds it and files it
   as failed with the ABORTED reason, atomically, so that no worker can pick it up in between.
   An execution that is active gets a flag instead and the caller signals the node running it.
+  It writes BullMQ's own structures the way BullMQ's moveToFinished does for a failure; every
+  name it relies on is listed in redis/bullmq-internals.ts and checked by its contract test.
 
-  KEYS: 1 job hash, 2 wait, 3 paused, 4 delayed, 5 prioritized, 6 failed, 7 events
-  ARGV: 1 job id, 2 failedReason, 3 now (ms), 4 deduplication key prefix
-  Returns: "missing" | "finished" | "aborted" | "active"
+  Input:
+    KEYS[1] job hash, KEYS[2] wait, KEYS[3] paused, KEYS[4] delayed, KEYS[5] prioritized,
+    KEYS[6] failed, KEYS[7] events stream
+    ARGV[1] job id, ARGV[2] failedReason, ARGV[3] now (ms), ARGV[4] deduplication key prefix
+  Output:
+    "missing" | "finished" | "aborted" | "active"
 ]]
 local rcall = redis.call
 local jobKey = KEYS[1]

@@ -1,18 +1,31 @@
--- Ends a storage.use: checks that every lock is still held with its fencing token, then writes all
--- changed entries at once and releases every lock, granting each to its next waiter. When any lock
--- was lost (its lease ran out), nothing is written; the locks still held are released all the same.
--- Waiters of the committing node that arrived while it held a key join that key's queue here, before
--- the lock is handed on ("riders", see locks.ts).
--- KEYS[1] fence counter, KEYS[2] data hash, then per entry i: KEYS[1+2i] its lock, KEYS[2+2i] its queue.
--- ARGV[1] storage prefix, ARGV[2] lease ms, ARGV[3] inbox ttl ms, ARGV[4] the committing node, then
--- per entry, in KEYS order: name, lock value, op ("s" set to the JSON that follows, "d" delete, "k"
--- keep), JSON, number of riders, rider waiter ids.
--- Returns { ok (1 or 0), number of lost locks, lostName..., grant message for the committing node's
--- own waiters... }: a lock passed to another waiter of the same node travels back in the reply.
-local prefix, lease, inboxTtl, selfNode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+--[[
+  Ends a storage.use: checks that every lock is still held with its fencing token, then writes all
+  changed entries at once and releases every lock, granting each to its next waiter. When any lock
+  was lost (its lease ran out), nothing is written; the locks still held are released all the same.
+  Waiters of the committing node that arrived while it held a key join that key's queue here, before
+  the lock is handed on ("riders", see session/locks.ts).
+
+  Input:
+    KEYS[1] fence counter
+    KEYS[2] entries hash
+    KEYS[1+2i], KEYS[2+2i] lock and queue of entry i (i = 1..n)
+    ARGV[1] alive key prefix, ARGV[2] inbox key prefix (a node id follows each)
+    ARGV[3] lease ms, ARGV[4] inbox ttl ms
+    ARGV[5] the committing node
+    then per entry, in KEYS order: name, lock value, op ("s" set to the JSON that follows, "d" delete,
+    "k" keep), JSON, number of riders r, then r rider waiter ids.
+  Output:
+    { ok (1 or 0), number of lost locks, lostName..., grant message for the committing node's own
+    waiters... }: a lock passed to another waiter of the same node travels back in the reply.
+]]
+--- @include "includes/promote"
+local ctx = {
+  alive = ARGV[1], inbox = ARGV[2], fence = KEYS[1], data = KEYS[2],
+  lease = ARGV[3], inboxTtl = ARGV[4], self = ARGV[5],
+}
 local n = (#KEYS - 2) / 2
 local entries = {}
-local cursor = 5
+local cursor = 6
 for i = 1, n do
   local e = {
     name = ARGV[cursor], lockValue = ARGV[cursor + 1], op = ARGV[cursor + 2], json = ARGV[cursor + 3],
@@ -51,10 +64,10 @@ for i = 1, n do
   local granted = false
   if e.owned then
     redis.call('DEL', e.lockKey)
-    granted = promote(prefix, KEYS[1], KEYS[2], e.lockKey, e.queueKey, e.name, lease, inboxTtl, selfNode)
+    granted = promote(ctx, e.lockKey, e.queueKey, e.name)
   elseif redis.call('EXISTS', e.lockKey) == 0 then
     -- Our lease ran out and nobody took the lock yet: let the next waiter have it now.
-    granted = promote(prefix, KEYS[1], KEYS[2], e.lockKey, e.queueKey, e.name, lease, inboxTtl, selfNode)
+    granted = promote(ctx, e.lockKey, e.queueKey, e.name)
   end
   if type(granted) == 'string' then
     grants[#grants + 1] = granted

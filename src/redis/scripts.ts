@@ -1,0 +1,367 @@
+/**
+ * Every Lua script of sprocd, in one place, loaded one way.
+ *
+ * The scripts are the files of ./lua/, each named `name-<numberOfKeys>.lua` (`-n` when the caller
+ * passes as many keys as it needs) and opening with an Input/Output header; a line
+ * `--- @include "includes/x"` pulls in ./lua/includes/x.lua, once. Each script is registered with
+ * ioredis `defineCommand` on the connection it first runs on, under `sprocd:<name>:<version>`, the
+ * version being a hash of its text: a node running other script text (a rolling deploy, or two copies
+ * of sprocd sharing a connection) registers another name, so no caller ever runs a script it was not
+ * written for. ioredis sends EVALSHA, and the script text once per connection when Redis does not
+ * know it (after a restart too).
+ *
+ * Callers never pass raw KEYS or ARGV: each script has one typed wrapper below, which builds both
+ * from redis/keys.ts (and bullmq-internals.ts) and decodes the reply.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import type { Redis } from 'ioredis';
+import { bullQueueKeys } from './bullmq-internals.js';
+import { jobIdOf, type Keys, type StorageKeys } from './keys.js';
+
+/** One script of ./lua/, ready to register. */
+export interface LuaScript {
+  /** From the file name: `lockCommit` for lockCommit-n.lua. */
+  readonly name: string;
+  /** Fixed number of keys, or undefined when the caller passes the count (`-n`). */
+  readonly numberOfKeys: number | undefined;
+  /** The text sent to Redis, includes resolved. */
+  readonly lua: string;
+  /** The ioredis command name: `sprocd:<name>:<first 8 hex of the text's SHA-1>`. */
+  readonly command: string;
+}
+
+const LUA_DIR = new URL('./lua/', import.meta.url);
+const FILE_NAME = /^([a-z][A-Za-z]*)-(\d+|n)\.lua$/;
+const INCLUDE = /^--- @include "([\w/-]+)"[ \t]*$/gm;
+
+function readLua(path: string): string {
+  return fs.readFileSync(new URL(`${path}.lua`, LUA_DIR), 'utf8');
+}
+
+/** `source` with each include line replaced by the included file (each file once). */
+function resolveIncludes(source: string, seen: Set<string>): string {
+  return source.replace(INCLUDE, (_line, path: string) => {
+    if (seen.has(path)) {
+      return '';
+    }
+    seen.add(path);
+    return resolveIncludes(readLua(path), seen);
+  });
+}
+
+/** Reads every script of ./lua/ (not its includes). Exported for tests. */
+export function loadScripts(): ReadonlyMap<string, LuaScript> {
+  const scripts = new Map<string, LuaScript>();
+  for (const file of fs.readdirSync(LUA_DIR).sort()) {
+    const match = FILE_NAME.exec(file);
+    if (!match) {
+      continue; // the includes folder
+    }
+    const name = match[1] as string;
+    const lua = resolveIncludes(readLua(file.slice(0, -'.lua'.length)), new Set());
+    const version = createHash('sha1').update(lua).digest('hex').slice(0, 8);
+    scripts.set(name, {
+      name,
+      numberOfKeys: match[2] === 'n' ? undefined : Number(match[2]),
+      lua,
+      command: `sprocd:${name}:${version}`,
+    });
+  }
+  return scripts;
+}
+
+const SCRIPTS = loadScripts();
+/** Connections on which every script is registered. */
+const registered = new WeakSet<Redis>();
+
+type ScriptCommand = (...args: (string | number)[]) => Promise<unknown>;
+
+/** Registers every script on `redis` (once per connection). */
+export function defineScripts(redis: Redis): void {
+  if (registered.has(redis)) {
+    return;
+  }
+  for (const script of SCRIPTS.values()) {
+    redis.defineCommand(script.command, { lua: script.lua, numberOfKeys: script.numberOfKeys });
+  }
+  registered.add(redis);
+}
+
+/** Runs script `name` with `keys` and `args` on `redis`. */
+function run(
+  redis: Redis,
+  name: string,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  const script = SCRIPTS.get(name);
+  if (script === undefined) {
+    throw new Error(`no Lua script ${name} in ${LUA_DIR.pathname}`);
+  }
+  if (script.numberOfKeys !== undefined && script.numberOfKeys !== keys.length) {
+    throw new Error(`Lua script ${name} takes ${script.numberOfKeys} keys, not ${keys.length}`);
+  }
+  defineScripts(redis);
+  const command = (redis as unknown as Record<string, ScriptCommand>)[script.command] as ScriptCommand;
+  return script.numberOfKeys === undefined
+    ? command.call(redis, keys.length, ...keys, ...args)
+    : command.call(redis, ...keys, ...args);
+}
+
+// ---- session storage locks (session/locks.ts) ---------------------------------------------------
+
+/** Lease settings every lock script gets. */
+export interface LockTimes {
+  /** Lock lease (ms). */
+  readonly leaseMs: number;
+  /** How long a node's inbox outlives its last grant message (ms). */
+  readonly inboxTtlMs: number;
+}
+
+/** The reply of {@link lockAcquire}. */
+export interface AcquireReply {
+  /** True when every lock was taken; false when the waiter now queues on the next one. */
+  readonly complete: boolean;
+  /** "<fencing token>:<waiter id>" of the locks taken ('' when none was). */
+  readonly lockValue: string;
+  /** When queued: the remaining lease (ms) of the lock it waits for. */
+  readonly pttl: number;
+  /** The JSON of each entry taken, in order (undefined: no such entry). */
+  readonly values: (string | undefined)[];
+}
+
+/** lockAcquire-n.lua: takes the free locks of `names` (sorted) in order, queueing on the first held one. */
+export async function lockAcquire(
+  redis: Redis,
+  storage: StorageKeys,
+  times: LockTimes,
+  waiter: string,
+  names: readonly string[],
+): Promise<AcquireReply> {
+  const keys = [storage.fence, storage.data];
+  for (const name of names) {
+    keys.push(storage.lock(name), storage.queue(name));
+  }
+  const [status, lockValue, pttl, ...values] = (await run(redis, 'lockAcquire', keys, [
+    storage.alivePrefix,
+    storage.inboxPrefix,
+    waiter,
+    times.leaseMs,
+    times.inboxTtlMs,
+    ...names,
+  ])) as [number, string, number, ...string[]];
+  return {
+    complete: status === 1,
+    lockValue,
+    pttl,
+    values: values.map((json) => (json === '' ? undefined : json)),
+  };
+}
+
+/** One entry of a {@link lockCommit}. */
+export interface CommitEntry {
+  readonly name: string;
+  /** The value its lock must still hold. */
+  readonly lockValue: string;
+  /** `json` set: write it; delete: remove the entry; keep: leave it as it is. */
+  readonly op: 'set' | 'delete' | 'keep';
+  readonly json?: string;
+  /** Waiter ids of the committing node that join the entry's queue before the lock is handed on. */
+  readonly riders: readonly string[];
+}
+
+/** The reply of {@link lockCommit}. */
+export interface CommitReply {
+  /** True when every lock was still held and the changes were written. */
+  readonly ok: boolean;
+  /** Entries whose lock was lost (nothing was written then). */
+  readonly lost: string[];
+  /** Grant messages for waiters of the committing node (as its inbox would carry them). */
+  readonly grants: string[];
+}
+
+/** lockCommit-n.lua: writes the entries' changes when every lock is still held, releases and hands on each. */
+export async function lockCommit(
+  redis: Redis,
+  storage: StorageKeys,
+  times: LockTimes,
+  node: string,
+  entries: readonly CommitEntry[],
+): Promise<CommitReply> {
+  const keys = [storage.fence, storage.data];
+  const args: (string | number)[] = [
+    storage.alivePrefix,
+    storage.inboxPrefix,
+    times.leaseMs,
+    times.inboxTtlMs,
+    node,
+  ];
+  for (const e of entries) {
+    keys.push(storage.lock(e.name), storage.queue(e.name));
+    const op = e.op === 'set' ? 's' : e.op === 'delete' ? 'd' : 'k';
+    args.push(e.name, e.lockValue, op, e.op === 'set' ? (e.json ?? '') : '', e.riders.length, ...e.riders);
+  }
+  const reply = (await run(redis, 'lockCommit', keys, args)) as [number, number, ...string[]];
+  const lostCount = reply[1];
+  return {
+    ok: reply[0] === 1,
+    lost: reply.slice(2, 2 + lostCount) as string[],
+    grants: reply.slice(2 + lostCount) as string[],
+  };
+}
+
+/** lockRecheck-4.lua: hands on the lock of `name` if its holder's lease ran out; keeps `waiter` queued. */
+export async function lockRecheck(
+  redis: Redis,
+  storage: StorageKeys,
+  times: LockTimes,
+  name: string,
+  waiter: string,
+): Promise<{ granted: boolean; pttl: number }> {
+  const [code, pttl] = (await run(
+    redis,
+    'lockRecheck',
+    [storage.fence, storage.data, storage.lock(name), storage.queue(name)],
+    [storage.alivePrefix, storage.inboxPrefix, times.leaseMs, times.inboxTtlMs, name, waiter],
+  )) as [number, number];
+  return { granted: code === 2, pttl };
+}
+
+/**
+ * lockCancel-4.lua: `waiter` gives up its wait for `name`. Returns "dequeued" (it left the queue),
+ * "released" (the lock had been granted to it: handed on) or "none" (neither queued nor holding).
+ */
+export async function lockCancel(
+  redis: Redis,
+  storage: StorageKeys,
+  times: LockTimes,
+  name: string,
+  waiter: string,
+): Promise<'dequeued' | 'released' | 'none'> {
+  const code = await run(
+    redis,
+    'lockCancel',
+    [storage.fence, storage.data, storage.lock(name), storage.queue(name)],
+    [storage.alivePrefix, storage.inboxPrefix, times.leaseMs, times.inboxTtlMs, name, waiter],
+  );
+  return code === 1 ? 'dequeued' : code === 2 ? 'released' : 'none';
+}
+
+/**
+ * lockHeartbeat-n.lua: marks `node` alive for a lease and renews each lock still holding its value.
+ * Returns the positions (0-based, in `locks`) of the locks no longer held.
+ */
+export async function lockHeartbeat(
+  redis: Redis,
+  storage: StorageKeys,
+  leaseMs: number,
+  node: string,
+  locks: readonly { readonly name: string; readonly lockValue: string }[],
+): Promise<number[]> {
+  const lost = (await run(
+    redis,
+    'lockHeartbeat',
+    [storage.alive(node), ...locks.map((l) => storage.lock(l.name))],
+    [leaseMs, ...locks.map((l) => l.lockValue)],
+  )) as number[];
+  return lost.map((i) => i - 1);
+}
+
+// ---- session identity (session/index.ts) --------------------------------------------------------
+
+/** sessionIdentity-1.lua: the session identity, created with `id` when Redis has none. */
+export async function sessionIdentity(
+  redis: Redis,
+  keys: Keys,
+  id: string,
+  machineName: string,
+): Promise<{ id: string; createdAtMs: number; created: boolean }> {
+  const [stored, createdAtMs, created] = (await run(
+    redis,
+    'sessionIdentity',
+    [keys.session],
+    [id, machineName],
+  )) as [string, string, number];
+  return { id: stored, createdAtMs: Number(createdAtMs), created: created === 1 };
+}
+
+// ---- executions (procedures/executions.ts) ------------------------------------------------------
+
+/**
+ * abortWaiting-7.lua: files execution `number` as failed with `failedReason` when it has not started;
+ * flags it when it is active. Returns what it found.
+ */
+export async function abortWaiting(
+  redis: Redis,
+  keys: Keys,
+  number: number,
+  failedReason: string,
+  now: number,
+): Promise<'missing' | 'finished' | 'aborted' | 'active'> {
+  const bull = bullQueueKeys(keys);
+  const jobId = jobIdOf(number);
+  return (await run(
+    redis,
+    'abortWaiting',
+    [bull.job(jobId), bull.wait, bull.paused, bull.delayed, bull.prioritized, bull.failed, bull.events],
+    [jobId, failedReason, now, bull.deduplicationPrefix],
+  )) as 'missing' | 'finished' | 'aborted' | 'active';
+}
+
+// ---- backups (lifecycle) ------------------------------------------------------------------------
+
+/**
+ * backupLock-1.lua: renews (for `leaseMs`) or releases the backup lock, only while it still holds
+ * `value`. Returns false when it no longer does (its lease ran out).
+ */
+export async function backupLock(
+  redis: Redis,
+  keys: Keys,
+  op: 'renew' | 'release',
+  value: string,
+  leaseMs: number,
+): Promise<boolean> {
+  return (await run(redis, 'backupLock', [keys.backup.lock], [op, value, leaseMs])) === 1;
+}
+
+/** What {@link restoreSwap} puts back. */
+export interface RestoreSwap {
+  /** The hash the entries were staged in, or undefined when the backup has none (the storage empties). */
+  readonly staged: string | undefined;
+  /** Entries whose locks are broken (those stored now and those coming back). */
+  readonly lockedEntries: Iterable<string>;
+  /** The execution counter is raised to this when lower. */
+  readonly sequenceFloor: number;
+  /** The session identity hash, field by field. */
+  readonly identity: Readonly<Record<string, string>>;
+}
+
+/**
+ * restoreSwap-n.lua: swaps the staged entries in, writes the identity, raises the counter and breaks
+ * the storage locks, at once. Returns the restore counter; rejects with a reply starting with
+ * RESTORE_STAGING_LOST when the staged hash expired first.
+ */
+export async function restoreSwap(redis: Redis, keys: Keys, swap: RestoreSwap): Promise<number> {
+  const storage = keys.storage;
+  const locks = [...swap.lockedEntries].map((name) => storage.lock(name));
+  return Number(
+    await run(
+      redis,
+      'restoreSwap',
+      [
+        storage.data,
+        swap.staged ?? keys.backup.staged('none'),
+        keys.session,
+        keys.sequence,
+        keys.backup.restores,
+        ...locks,
+      ],
+      [
+        swap.staged === undefined ? '0' : '1',
+        String(swap.sequenceFloor),
+        ...Object.entries(swap.identity).flat(),
+      ],
+    ),
+  );
+}
