@@ -2,37 +2,23 @@
  * The sprocd command as a user runs it (real processes): exec with --wait, ps, get, abort, wake,
  * one-line errors with non-zero exits; the embedded Redis of `sprocd start`; SIGHUP reload; log lines.
  */
-import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { waitForState } from './support/executions.js';
-import { ROOT, spawnNode, testEnv, type ChildNode } from './support/node.js';
+import { ROOT, spawnNode, type ChildNode } from './support/node.js';
+import { BIN, childEnv, runSprocd, startProcess, type CommandResult } from './support/process.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from './support/redis.js';
 
-const run = promisify(execFile);
-const BIN = path.join(ROOT, 'bin', 'sprocd.js');
 const TOKEN = 'cli-test-token-0123456789';
 const prefix = uniquePrefix('cli');
 let node: ChildNode;
 const extra: ChildNode[] = [];
 
-async function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      env: { ...process.env, SPROCD_URL: node.url, SPROCD_TOKEN: TOKEN, ...env },
-      timeout: 30_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+/** Runs the sprocd command against the shared node. */
+function cli(args: string[], env: Record<string, string> = {}): Promise<CommandResult> {
+  return runSprocd(args, { env: { SPROCD_URL: node.url, SPROCD_TOKEN: TOKEN, ...env } });
 }
 
 const backupDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-cli-backups-'));
@@ -228,12 +214,14 @@ describe('sprocd start', () => {
       SPROCD_LIFECYCLE_DIR: './lifecycle',
     };
     const again = await spawnNode('ignored', env, { cwd: dir });
+    extra.push(again);
     expect(await again.client.storage('greetings')).toEqual({ count: 1 });
     // A node killed with SIGKILL cannot stop its redis-server; the next start in that folder does.
     await again.kill('SIGKILL');
     const orphan = Number(fs.readFileSync(path.join(dir, '.sprocd', 'redis', 'redis.pid'), 'utf8'));
     expect(fs.existsSync(`/proc/${orphan}`)).toBe(true);
     const third = await spawnNode('ignored', env, { cwd: dir });
+    extra.push(third);
     expect(await third.client.storage('greetings')).toEqual({ count: 1 });
     const stat = fs.existsSync(`/proc/${orphan}/stat`) ? fs.readFileSync(`/proc/${orphan}/stat`, 'utf8') : '';
     expect(stat === '' || / Z /.test(stat)).toBe(true); // gone, or a zombie of init's
@@ -243,34 +231,28 @@ describe('sprocd start', () => {
   });
 
   it('logs readable lines, not JSON, at LOG_LEVEL=debug', async () => {
-    const proc = spawn(process.execPath, [BIN, 'start'], {
-      cwd: ROOT,
-      env: { ...process.env, ...testEnv(uniquePrefix('cli'), { LOG_LEVEL: 'debug' }) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const n = await spawnNode(uniquePrefix('cli'), { LOG_LEVEL: 'debug' }, { waitReady: false });
+    extra.push(n);
     try {
-      await expect.poll(() => out, { timeout: 15_000 }).toContain('sprocd node ready');
+      await expect.poll(() => n.stdout(), { timeout: 15_000 }).toContain('sprocd node ready');
     } finally {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
+      await n.stop();
     }
-    const line = out.split('\n').find((l) => l.includes('sprocd node ready')) ?? '';
+    const line =
+      n
+        .stdout()
+        .split('\n')
+        .find((l) => l.includes('sprocd node ready')) ?? '';
     expect(line).toMatch(/INFO/);
     expect(() => JSON.parse(line)).toThrow();
   });
 
   it('a bad setting stops the start with a message that names it', async () => {
-    const proc = spawn(process.execPath, [BIN, 'start'], {
-      cwd: ROOT,
-      env: { ...process.env, SPROCD_CONCURRENCY: 'many', SPROCD_BACKUP_CRON: 'at noon' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const start = startProcess(BIN, ['start'], {
+      env: childEnv({ SPROCD_CONCURRENCY: 'many', SPROCD_BACKUP_CRON: 'at noon' }),
     });
-    let err = '';
-    proc.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const code = await new Promise<number | null>((r) => proc.once('exit', r));
-    expect(code).not.toBe(0);
+    expect(await start.exited).not.toBe(0);
+    const err = start.stderr();
     expect(err).toMatch(/SPROCD_CONCURRENCY="many": must be a whole number/);
     expect(err).toMatch(/SPROCD_BACKUP_CRON="at noon"/);
   });
@@ -295,16 +277,12 @@ describe('sprocd start', () => {
   });
 
   it('says what to install when there is no redis-server on PATH', async () => {
-    const proc = spawn(process.execPath, [BIN, 'start'], {
+    const start = startProcess(BIN, ['start'], {
       cwd: fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-nopath-')),
       env: { PATH: '/nonexistent', PORT: '0', HOME: os.tmpdir() },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let out = '';
-    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    const code = await new Promise<number | null>((r) => proc.once('exit', r));
-    expect(code).not.toBe(0);
+    expect(await start.exited).not.toBe(0);
+    const out = start.stdout() + start.stderr();
     expect(out).toMatch(/apt-get install redis-server/);
     expect(out).toMatch(/REDIS_URL/);
   });

@@ -1,12 +1,10 @@
 /** The session over HTTP and the CLI, and the same session in procedures, hooks and every node. */
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FIXTURES, ROOT, spawnNode, type ChildNode } from '../support/node.js';
+import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
+import { runSprocd } from '../support/process.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
-const run = promisify(execFile);
 const prefix = uniquePrefix('sapi');
 const nodes: ChildNode[] = [];
 
@@ -45,12 +43,11 @@ describe('the session over HTTP and the CLI', () => {
       code: 'STORAGE_ENTRY_NOT_FOUND',
     });
 
-    const cli = async (args: string[]) =>
-      (
-        await run(process.execPath, [path.join(ROOT, 'bin', 'sprocd.js'), ...args], {
-          env: { ...process.env, SPROCD_URL: a.url },
-        })
-      ).stdout;
+    const cli = async (args: string[]) => {
+      const res = await runSprocd(args, { env: { SPROCD_URL: a.url } });
+      expect(res, res.stderr).toMatchObject({ code: 0 });
+      return res.stdout;
+    };
     expect(JSON.parse(await cli(['session']))).toMatchObject({ id: session.id });
     expect(JSON.parse(await cli(['storage', 'counter']))).toEqual({ n: 40 });
     expect(JSON.parse(await cli(['storage']))).toMatchObject({ counter: { n: 40 } });

@@ -1,15 +1,16 @@
 /**
  * Helpers of the session tests: sessions opened in this process (each one a "node" of its own, with
  * its own blocking connection and node id), and agents: real node processes running
- * fixtures/agent.ts, driven line by line over stdin/stdout.
+ * fixtures/agent.ts, driven line by line over stdin/stdout (started by support/process.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import type { Redis } from 'ioredis';
 import { closeConnection, openConnection } from '../../src/redis/connections.js';
 import { createKeys } from '../../src/redis/keys.js';
 import { openSession, type SessionService, type SessionServiceOptions } from '../../src/session/index.js';
+import { childEnv, startProcess, type OutputLine } from '../support/process.js';
 import { testRedisUrl } from '../support/redis.js';
 
 /** A session service opened in this process, with the command connection it runs on. */
@@ -72,9 +73,9 @@ export async function rejection(p: Promise<unknown>): Promise<Error & { code?: s
 const AGENT = fileURLToPath(new URL('./fixtures/agent.ts', import.meta.url));
 
 /** A message from an agent (see fixtures/agent.ts). */
-export type AgentMessage = Record<string, unknown> & { id?: number; event?: string };
+export type AgentMessage = OutputLine & { id?: number; event?: string };
 
-/** A real node process running fixtures/agent.ts. */
+/** A real node process running fixtures/agent.ts (started with support/process.ts). */
 export interface Agent {
   proc: ChildProcess;
   /** Sends a command and resolves with its reply (`{ id, ... }`). */
@@ -90,87 +91,34 @@ export interface Agent {
 
 /** Starts an agent process; resolves once it is ready for commands. */
 export async function spawnAgent(): Promise<Agent> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', AGENT], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
-  const messages: AgentMessage[] = [];
-  const listeners = new Set<() => void>();
-  let buffer = '';
-  let errText = '';
-  proc.stdout?.setEncoding('utf8');
-  proc.stdout?.on('data', (chunk: string) => {
-    buffer += chunk;
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      if (line.trim() !== '') {
-        messages.push(JSON.parse(line) as AgentMessage);
-        listeners.forEach((l) => l());
-      }
-    }
-  });
-  proc.stderr?.setEncoding('utf8');
-  proc.stderr?.on('data', (chunk: string) => {
-    errText += chunk;
-  });
-  const exited = new Promise<number | string>((resolve) => {
-    proc.once('exit', (code, signal) => {
-      resolve(signal ?? code ?? -1);
-      listeners.forEach((l) => l());
-    });
+  const child = startProcess(AGENT, [], {
+    env: childEnv(),
+    nodeArgs: ['--import', 'tsx'],
+    stdin: true,
+    label: 'agent',
   });
   let nextId = 1;
-  const waitFor = (match: (m: AgentMessage) => boolean, timeoutMs = 20_000) =>
-    new Promise<AgentMessage>((resolve, reject) => {
-      const check = () => {
-        const found = messages.find(match);
-        if (found !== undefined) {
-          cleanup();
-          resolve(found);
-        } else if (proc.exitCode !== null || proc.signalCode !== null) {
-          cleanup();
-          reject(
-            new Error(
-              `agent exited (${proc.exitCode ?? proc.signalCode}) before the message came; stderr:\n${errText}`,
-            ),
-          );
-        }
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`agent: no matching message within ${timeoutMs} ms; stderr:\n${errText}`));
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        listeners.delete(check);
-      };
-      listeners.add(check);
-      check();
-    });
   const send = (command: Record<string, unknown>) => {
     const id = nextId++;
-    proc.stdin?.write(`${JSON.stringify({ ...command, id })}\n`);
+    child.send({ ...command, id });
     return id;
   };
   const agent: Agent = {
-    proc,
+    proc: child.proc,
     send,
-    call: (command, timeoutMs) => {
+    call: async (command, timeoutMs) => {
       const id = send(command);
-      return waitFor((m) => m.id === id, timeoutMs).then((m) => {
-        if (typeof m.error === 'string') {
-          throw new Error(`agent: ${m.error}`);
-        }
-        return m;
-      });
+      const m: AgentMessage = await child.waitForLine((l) => l.id === id, timeoutMs);
+      if (typeof m.error === 'string') {
+        throw new Error(`agent: ${m.error}`);
+      }
+      return m;
     },
-    waitFor,
-    exited,
-    stderr: () => errText,
+    waitFor: child.waitForLine,
+    exited: child.exited,
+    stderr: child.stderr,
   };
-  await waitFor((m) => m.event === 'started');
+  await agent.waitFor((m) => m.event === 'started');
   return agent;
 }
 

@@ -2,16 +2,16 @@
  * Starting nodes in tests: in this process (fast, for API and queue behaviour) or as real child
  * processes of bin/sprocd.js (for anything that crosses processes: two nodes, kill, stop, restart).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadSettings } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { SprocdNode } from '../../src/node.js';
 import { SprocdClient } from '../../src/client.js';
+import { BIN, ROOT, childEnv, startProcess, type TestProcess } from './process.js';
 import { testRedisUrl } from './redis.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export { ROOT };
+/** The fixture folders (jobs/, lifecycle hooks) of the tests. */
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 
 /** Settings for a test node: the test Redis, a free port, silent logs, quick leases. */
@@ -47,23 +47,11 @@ export async function startInProcessNode(
   return { node, url, client: new SprocdClient({ url, token: env.SPROCD_TOKEN ?? '' }) };
 }
 
-/** A node running as its own process. */
-export interface ChildNode {
-  proc: ChildProcess;
+/** A node running as its own process (see support/process.ts for the output and signals). */
+export interface ChildNode extends TestProcess {
+  /** The node's HTTP address, once ready ('' when started with `waitReady: false`). */
   url: string;
   client: SprocdClient;
-  /** Every log line so far (JSON objects). */
-  lines: Record<string, unknown>[];
-  /** Resolves with the exit code (or signal name). */
-  exited: Promise<number | string>;
-  /** Waits for a log line that matches. */
-  waitForLine(
-    match: (line: Record<string, unknown>) => boolean,
-    timeoutMs?: number,
-  ): Promise<Record<string, unknown>>;
-  /** Sends SIGTERM and waits for the exit code. */
-  stop(): Promise<number | string>;
-  kill(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
 /** Spawns `bin/sprocd.js start` with the test settings and waits until it is ready (or exits). */
@@ -72,101 +60,16 @@ export async function spawnNode(
   env: Record<string, string> = {},
   options: { waitReady?: boolean; cwd?: string; detached?: boolean } = {},
 ): Promise<ChildNode> {
-  const fullEnv = { ...process.env, ...testEnv(prefix, { LOG_LEVEL: 'info', ...env }) };
-  delete fullEnv.VITEST;
-  delete fullEnv.VITEST_WORKER_ID;
-  delete fullEnv.VITEST_POOL_ID;
-  delete fullEnv.NODE_OPTIONS;
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'sprocd.js'), 'start'], {
-    cwd: options.cwd ?? ROOT,
-    env: fullEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // A process group of its own, so a test can signal the group as a terminal's Ctrl-C does.
-    detached: options.detached ?? false,
+  const child = startProcess(BIN, ['start'], {
+    env: childEnv(testEnv(prefix, { LOG_LEVEL: 'info', ...env })),
+    cwd: options.cwd,
+    detached: options.detached,
+    label: 'node',
   });
-  const lines: Record<string, unknown>[] = [];
-  const waiters = new Set<() => void>();
-  let buffer = '';
-  let stderr = '';
-  proc.stdout?.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      const raw = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(raw) as Record<string, unknown>);
-      } catch {
-        lines.push({ msg: raw });
-      }
-      waiters.forEach((w) => w());
-    }
-  });
-  proc.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-    lines.push({ stderr: chunk.toString() });
-    waiters.forEach((w) => w());
-  });
-  const exited = new Promise<number | string>((resolve) =>
-    proc.once('exit', (code, signal) => {
-      resolve(code ?? signal ?? -1);
-      waiters.forEach((w) => w());
-    }),
-  );
-  let exitValue: number | string | undefined;
-  void exited.then((v) => (exitValue = v));
-
-  const waitForLine = (match: (line: Record<string, unknown>) => boolean, timeoutMs = 20_000) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => {
-      const check = () => {
-        const found = lines.find(match);
-        if (found) {
-          cleanup();
-          resolve(found);
-        } else if (exitValue !== undefined) {
-          cleanup();
-          reject(
-            new Error(
-              `node exited (${exitValue}) before the expected log line; stderr: ${stderr.slice(-2000)}; last lines: ${JSON.stringify(lines.slice(-5))}`,
-            ),
-          );
-        }
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(
-          new Error(
-            `no matching log line within ${timeoutMs} ms; last lines: ${JSON.stringify(lines.slice(-5))}`,
-          ),
-        );
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        waiters.delete(check);
-      };
-      waiters.add(check);
-      check();
-    });
-
   let url = '';
   if (options.waitReady !== false) {
-    const ready = await waitForLine((l) => l.msg === 'sprocd node ready', 30_000);
+    const ready = await child.waitForLine((l) => l.msg === 'sprocd node ready', 30_000);
     url = String(ready.url);
   }
-  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
-    if (exitValue === undefined) {
-      proc.kill(signal);
-    }
-    return exited;
-  };
-  return {
-    proc,
-    url,
-    client: new SprocdClient({ url, token: env.SPROCD_TOKEN ?? '' }),
-    lines,
-    exited,
-    waitForLine,
-    stop: () => kill('SIGTERM'),
-    kill,
-  };
+  return { ...child, url, client: new SprocdClient({ url, token: env.SPROCD_TOKEN ?? '' }) };
 }
