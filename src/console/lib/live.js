@@ -1,0 +1,154 @@
+/* global AbortController, Event, setTimeout, clearTimeout, setInterval, clearInterval, document */
+/**
+ * What keeps every page live without a reload: one event stream per tab (GET /v1/events) shared by all
+ * views, and `useLoad`, which loads a page's data and loads it again when a matching event arrives, or
+ * on a timer when the stream is not there (an older node, a proxy that buffers).
+ */
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { apiUrl, authEvents, authHeaders } from './api.js';
+import { followEvents } from './sse.js';
+
+const listeners = new Set();
+const statusListeners = new Set();
+let status = 'connecting';
+let controller;
+
+/** Starts the tab's event stream (again, e.g. after sign-in). */
+export function startEvents() {
+  controller?.abort();
+  controller = new AbortController();
+  followEvents({
+    url: () => apiUrl('/events'),
+    headers: () => authHeaders(),
+    signal: controller.signal,
+    onStatus: (next) => {
+      status = next;
+      statusListeners.forEach((fn) => fn(next));
+      if (next === 'unauthorized') {
+        authEvents.dispatchEvent(new Event('unauthorized'));
+      }
+    },
+    onEvent: ({ id, event, data }) => {
+      let payload;
+      try {
+        payload = JSON.parse(data);
+      } catch {
+        payload = data;
+      }
+      const message = { id, type: event, data: payload };
+      listeners.forEach((fn) => fn(message));
+    },
+  });
+}
+
+/** Stops the event stream (sign out). */
+export function stopEvents() {
+  controller?.abort();
+  controller = undefined;
+}
+
+/** Calls `fn({ id, type, data })` for each event whose type is in `types` while the view is shown. */
+export function useEvents(types, fn) {
+  const ref = useRef(fn);
+  ref.current = fn;
+  const key = types.join(',');
+  useEffect(() => {
+    const wanted = new Set(key.split(','));
+    const listener = (message) => {
+      if (wanted.has(message.type) || wanted.has('*')) {
+        ref.current(message);
+      }
+    };
+    listeners.add(listener);
+    return () => listeners.delete(listener);
+  }, [key]);
+}
+
+/** The stream's status: "connecting", "live", "unavailable" or "unauthorized". */
+export function useEventStatus() {
+  const [value, setValue] = useState(status);
+  useEffect(() => {
+    statusListeners.add(setValue);
+    setValue(status);
+    return () => statusListeners.delete(setValue);
+  }, []);
+  return value;
+}
+
+/**
+ * Loads data with `loader(signal)` when `deps` change, keeps the last good data while it reloads,
+ * reloads (at most once per `throttleMs`) on events of `events` that `match` accepts, and every `pollMs` — every
+ * `fallbackMs` instead while the event stream is not live. Returns `{ data, error, loading, reload }`.
+ */
+export function useLoad(
+  loader,
+  deps,
+  { events = [], match, pollMs = 0, fallbackMs = 2000, throttleMs = 300 } = {},
+) {
+  const [state, setState] = useState({ data: undefined, error: undefined, loading: true });
+  const loaderRef = useRef(loader);
+  loaderRef.current = loader;
+  const inflight = useRef();
+  const timer = useRef();
+  const streamStatus = useEventStatus();
+
+  const reload = useCallback(() => {
+    inflight.current?.abort();
+    const ctl = new AbortController();
+    inflight.current = ctl;
+    setState((s) => ({ ...s, loading: true }));
+    return Promise.resolve()
+      .then(() => loaderRef.current(ctl.signal))
+      .then(
+        (data) => !ctl.signal.aborted && setState({ data, error: undefined, loading: false }),
+        (error) => {
+          if (!ctl.signal.aborted && error?.name !== 'AbortError') {
+            setState((s) => ({ data: s.data, error, loading: false }));
+          }
+        },
+      );
+  }, deps);
+
+  useEffect(() => {
+    setState({ data: undefined, error: undefined, loading: true });
+    void reload();
+    return () => inflight.current?.abort();
+  }, [reload]);
+
+  useEvents(events, (message) => {
+    if (match && !match(message)) {
+      return;
+    }
+    // Throttled, not debounced: under a steady stream of events a debounce would never fire.
+    timer.current ??= setTimeout(() => {
+      timer.current = undefined;
+      void reload();
+    }, throttleMs);
+  });
+  useEffect(() => () => clearTimeout(timer.current), []);
+
+  const every = streamStatus === 'live' || events.length === 0 ? pollMs : fallbackMs;
+  useEffect(() => {
+    if (!every) {
+      return undefined;
+    }
+    const id = setInterval(() => {
+      if (document.visibilityState !== 'hidden') {
+        void reload();
+      }
+    }, every);
+    return () => clearInterval(id);
+  }, [every, reload]);
+
+  return { ...state, reload };
+}
+
+/** A value that re-renders the view every `ms` (for "12 s ago" and lease countdowns). */
+export function useNow(ms = 1000) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const id = setInterval(() => setNow(Date.now()), ms);
+    return () => clearInterval(id);
+  }, [ms]);
+  return now;
+}
