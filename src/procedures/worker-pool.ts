@@ -7,6 +7,7 @@ import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
+import { abortRequested, uncountStart } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
 import type { JsonValue, Session } from '../types.js';
@@ -190,7 +191,7 @@ export class WorkerPool {
         'execution handed over: another node has its procedure',
       );
       await job.moveToDelayed(Date.now() + HANDOFF_DELAY_MS, token);
-      await o.connection.hincrby(o.keys.job(number), 'ats', -1);
+      await uncountStart(o.connection, o.keys, number);
       throw new DelayedError();
     }
     if (!definition) {
@@ -214,7 +215,10 @@ export class WorkerPool {
 
     let outcome = 'completed';
     try {
-      if (this.earlyAborts.delete(number) || (attempt > 1 && (await this.abortFlagged(number)))) {
+      if (
+        this.earlyAborts.delete(number) ||
+        (attempt > 1 && (await abortRequested(o.connection, o.keys, number)))
+      ) {
         running.abort();
       }
       running.start(definition, new ExecutionContext(running, this.services));
@@ -262,9 +266,5 @@ export class WorkerPool {
         );
       }
     }
-  }
-
-  private async abortFlagged(number: number): Promise<boolean> {
-    return (await this.opts.connection.hget(this.opts.keys.job(number), 'sprocdAbort')) === '1';
   }
 }

@@ -1,0 +1,247 @@
+/**
+ * Contract test of src/redis/bullmq-internals.ts: real BullMQ Queues, Workers and job schedulers put
+ * jobs in every state, and each name the module claims (keys, job hash fields, delayed score,
+ * scheduler job ids) is checked against what BullMQ really wrote. A BullMQ upgrade that changes one
+ * of them fails here, before abortWaiting-7.lua, backups or the hand-off misread a job.
+ */
+import { Job, Queue, QueueEvents, Worker, type Processor } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  ABORT_FIELD,
+  JOB_FIELDS,
+  UNFINISHED_JOB_SETS,
+  abortRequested,
+  bullQueueKeys,
+  delayedScoreDueAt,
+  executionJobKey,
+  parseSchedulerJobId,
+  schedulerJobId,
+  uncountStart,
+} from '../../src/redis/bullmq-internals.js';
+import { QUEUE_NAME, createKeys, jobIdOf, type Keys } from '../../src/redis/keys.js';
+import { abortWaiting } from '../../src/redis/scripts.js';
+import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
+
+const prefixes: string[] = [];
+const closers: (() => Promise<unknown>)[] = [];
+
+/** A fresh deployment with a Queue on the procedures queue (no worker yet). */
+async function deployment(label: string): Promise<{ keys: Keys; queue: Queue }> {
+  const prefix = uniquePrefix(label);
+  prefixes.push(prefix);
+  const keys = createKeys(prefix);
+  const queue = new Queue(QUEUE_NAME, { connection: testClient(), prefix: keys.bullPrefix });
+  closers.push(() => queue.close());
+  await queue.waitUntilReady();
+  return { keys, queue };
+}
+
+function startWorker(keys: Keys, processor: Processor): Worker {
+  const worker = new Worker(QUEUE_NAME, processor, {
+    connection: testClient(),
+    prefix: keys.bullPrefix,
+    concurrency: 4,
+  });
+  closers.push(() => worker.close(true));
+  return worker;
+}
+
+const hash = (key: string) => testClient().hgetall(key);
+
+afterAll(async () => {
+  for (const close of closers.reverse()) {
+    await close().catch(() => undefined);
+  }
+  for (const prefix of prefixes) {
+    await deletePrefix(testClient(), prefix);
+  }
+  await closeTestClients();
+});
+
+describe('unfinished jobs', () => {
+  let keys: Keys;
+  let queue: Queue;
+  const bull = () => bullQueueKeys(keys);
+
+  beforeAll(async () => {
+    ({ keys, queue } = await deployment('bi-waiting'));
+    await queue.add('p', { n: 1 }, { jobId: jobIdOf(1), attempts: 3 });
+    await queue.add('p', { n: 2 }, { jobId: jobIdOf(2), delay: 60_000 });
+    await queue.add('p', { n: 3 }, { jobId: jobIdOf(3), priority: 7 });
+    await queue.add('p', { n: 4 }, { jobId: jobIdOf(4), deduplication: { id: 'name:four' } });
+  });
+
+  it('a waiting job is in the wait list, its hash at executionJobKey', async () => {
+    expect(await testClient().lrange(bull().wait, 0, -1)).toContain(jobIdOf(1));
+    expect(executionJobKey(keys, 1)).toBe(bull().job(jobIdOf(1)));
+    const raw = await hash(executionJobKey(keys, 1));
+    const job = (await Job.fromId(queue, jobIdOf(1))) as Job;
+    expect(raw[JOB_FIELDS.name]).toBe('p');
+    expect(JSON.parse(raw[JOB_FIELDS.data] as string)).toEqual({ n: 1 });
+    expect(Number(raw[JOB_FIELDS.timestamp])).toBe(job.timestamp);
+    expect(Job.optsFromJSON(raw[JOB_FIELDS.opts])).toMatchObject({ attempts: 3 });
+    expect(raw[JOB_FIELDS.finishedOn]).toBeUndefined();
+  });
+
+  it('a delayed job is in the delayed set, scored by its due time', async () => {
+    const score = await testClient().zscore(bull().delayed, jobIdOf(2));
+    expect(score).not.toBeNull();
+    const job = (await Job.fromId(queue, jobIdOf(2))) as Job;
+    expect(delayedScoreDueAt(Number(score))).toBe(job.timestamp + 60_000);
+  });
+
+  it('a job with a priority is in the prioritized set, its priority in the hash', async () => {
+    expect(await testClient().zscore(bull().prioritized, jobIdOf(3))).not.toBeNull();
+    expect((await hash(executionJobKey(keys, 3)))[JOB_FIELDS.priority]).toBe('7');
+  });
+
+  it('a deduplicated job names its deduplication id, whose key holds the job id', async () => {
+    expect((await hash(executionJobKey(keys, 4)))[JOB_FIELDS.deduplicationId]).toBe('name:four');
+    expect(await testClient().get(`${bull().deduplicationPrefix}name:four`)).toBe(jobIdOf(4));
+  });
+
+  it('a paused queue keeps its jobs in the wait list (the legacy paused list stays empty)', async () => {
+    const { keys: k, queue: q } = await deployment('bi-paused');
+    await q.pause();
+    await q.add('p', {}, { jobId: jobIdOf(1) });
+    expect(await testClient().hexists(bullQueueKeys(k).meta, 'paused')).toBe(1);
+    expect(await testClient().lrange(bullQueueKeys(k).wait, 0, -1)).toEqual([jobIdOf(1)]);
+    expect(await testClient().exists(bullQueueKeys(k).paused)).toBe(0);
+  });
+
+  it('every unfinished job is in one of UNFINISHED_JOB_SETS, each of the Redis type it claims', async () => {
+    const found = new Set<string>();
+    for (const { part, kind } of UNFINISHED_JOB_SETS) {
+      const key = bull()[part];
+      const type = await testClient().type(key);
+      if (type !== 'none') {
+        expect(type).toBe(kind);
+      }
+      const ids =
+        kind === 'list' ? await testClient().lrange(key, 0, -1) : await testClient().zrange(key, 0, -1);
+      ids.forEach((id) => found.add(id));
+    }
+    expect([...found].sort()).toEqual([1, 2, 3, 4].map(jobIdOf).sort());
+  });
+
+  it('abortWaiting files waiting, delayed, prioritized and deduplicated jobs as failed, as BullMQ would', async () => {
+    const events = new QueueEvents(QUEUE_NAME, { connection: testClient(), prefix: keys.bullPrefix });
+    closers.push(() => events.close());
+    await events.waitUntilReady();
+    const failedEvents: string[] = [];
+    events.on('failed', ({ jobId }) => failedEvents.push(jobId));
+    for (const n of [1, 2, 3, 4]) {
+      expect(await abortWaiting(testClient(), keys, n, `aborted ${n}`, Date.now())).toBe('aborted');
+      expect(await queue.getJobState(jobIdOf(n))).toBe('failed');
+      const job = (await Job.fromId(queue, jobIdOf(n))) as Job;
+      expect(job.failedReason).toBe(`aborted ${n}`);
+      expect(job.finishedOn).toBeGreaterThan(0);
+    }
+    await expect.poll(() => failedEvents.sort()).toEqual([1, 2, 3, 4].map(jobIdOf).sort());
+    // The deduplication key went with the job: the same id now makes a new job.
+    expect(await testClient().exists(`${bull().deduplicationPrefix}name:four`)).toBe(0);
+    const again = await queue.add('p', {}, { jobId: jobIdOf(5), deduplication: { id: 'name:four' } });
+    expect(again.id).toBe(jobIdOf(5));
+    expect(await abortWaiting(testClient(), keys, 1, 'again', Date.now())).toBe('finished');
+    expect(await abortWaiting(testClient(), keys, 99, 'none', Date.now())).toBe('missing');
+  });
+});
+
+describe('jobs workers took', () => {
+  let keys: Keys;
+  let queue: Queue;
+  const release = new Map<string, () => void>();
+
+  beforeAll(async () => {
+    ({ keys, queue } = await deployment('bi-worked'));
+    startWorker(keys, async (job) => {
+      const n = (job.data as { n: number }).n;
+      if (n === 2) {
+        throw new Error('boom');
+      }
+      if (n === 3 || n === 4) {
+        // Held active until the test lets it go; number 4 then fails once, to be retried.
+        await new Promise<void>((resolve) => release.set(job.id as string, resolve));
+        if (n === 4 && job.attemptsMade === 0) {
+          throw new Error('once');
+        }
+      }
+      return { ok: n };
+    });
+    await queue.add('p', { n: 1 }, { jobId: jobIdOf(1), deduplication: { id: 'name:one' } });
+    await queue.add('p', { n: 2 }, { jobId: jobIdOf(2) });
+    await queue.add('p', { n: 3 }, { jobId: jobIdOf(3) });
+    await queue.add('p', { n: 4 }, { jobId: jobIdOf(4), attempts: 2 });
+    await vi.waitFor(async () => {
+      expect(await queue.getJobState(jobIdOf(1))).toBe('completed');
+      expect(await queue.getJobState(jobIdOf(2))).toBe('failed');
+      expect(release.size).toBe(2);
+    });
+  });
+
+  it('a completed job: completed set, returnvalue, finishedOn, attempts, and its events', async () => {
+    const b = bullQueueKeys(keys);
+    expect(await testClient().zscore(b.completed, jobIdOf(1))).not.toBeNull();
+    const raw = await hash(executionJobKey(keys, 1));
+    const job = (await Job.fromId(queue, jobIdOf(1))) as Job;
+    expect(JSON.parse(raw[JOB_FIELDS.returnvalue] as string)).toEqual({ ok: 1 });
+    expect(Number(raw[JOB_FIELDS.finishedOn])).toBe(job.finishedOn);
+    expect(Number(raw[JOB_FIELDS.processedOn])).toBe(job.processedOn);
+    expect(Number(raw[JOB_FIELDS.attemptsStarted])).toBe(job.attemptsStarted);
+    expect(Number(raw[JOB_FIELDS.attemptsMade])).toBe(job.attemptsMade);
+    expect(job.attemptsStarted).toBe(1);
+    expect(await testClient().exists(`${b.deduplicationPrefix}name:one`)).toBe(0);
+    const entries = await testClient().xrange(b.events, '-', '+');
+    const completed = entries.map(([, fields]) => fields).filter((f) => f.includes('completed'));
+    expect(completed.some((f) => f[f.indexOf('jobId') + 1] === jobIdOf(1))).toBe(true);
+  });
+
+  it('a failed job: failed set and failedReason', async () => {
+    expect(await testClient().zscore(bullQueueKeys(keys).failed, jobIdOf(2))).not.toBeNull();
+    expect((await hash(executionJobKey(keys, 2)))[JOB_FIELDS.failedReason]).toBe('boom');
+  });
+
+  it('an active job: active list; abortWaiting flags it, and the flag outlives a retry', async () => {
+    expect(await testClient().lrange(bullQueueKeys(keys).active, 0, -1)).toEqual(
+      expect.arrayContaining([jobIdOf(3), jobIdOf(4)]),
+    );
+    expect(await queue.getJobState(jobIdOf(3))).toBe('active');
+    expect(await abortRequested(testClient(), keys, 4)).toBe(false);
+    expect(await abortWaiting(testClient(), keys, 4, 'x', Date.now())).toBe('active');
+    expect((await hash(executionJobKey(keys, 4)))[ABORT_FIELD]).toBe('1');
+    release.get(jobIdOf(4))?.();
+    release.delete(jobIdOf(4));
+    // Attempt 2 starts (and waits again): BullMQ kept sprocd's field through the retry.
+    await expect.poll(() => release.has(jobIdOf(4))).toBe(true);
+    expect((await Job.fromId(queue, jobIdOf(4)))?.attemptsStarted).toBe(2);
+    expect(await abortRequested(testClient(), keys, 4)).toBe(true);
+    release.get(jobIdOf(4))?.();
+    await expect.poll(() => queue.getJobState(jobIdOf(4))).toBe('completed');
+  });
+
+  it('uncountStart takes back one start of Job.attemptsStarted', async () => {
+    expect((await Job.fromId(queue, jobIdOf(3)))?.attemptsStarted).toBe(1);
+    await uncountStart(testClient(), keys, 3);
+    expect((await Job.fromId(queue, jobIdOf(3)))?.attemptsStarted).toBe(0);
+    release.get(jobIdOf(3))?.();
+    await expect.poll(() => queue.getJobState(jobIdOf(3))).toBe('completed');
+  });
+});
+
+describe('job schedulers', () => {
+  it('make their tick jobs with the ids schedulerJobId builds and parseSchedulerJobId reads', async () => {
+    const { keys } = await deployment('bi-sched');
+    const lifecycle = new Queue('lifecycle', { connection: testClient(), prefix: keys.bullPrefix });
+    closers.push(() => lifecycle.close());
+    await lifecycle.upsertJobScheduler('procedure@tick', { pattern: '0 0 1 1 *', tz: 'UTC' }, { name: 't' });
+    const scheduler = await lifecycle.getJobScheduler('procedure@tick');
+    const next = Number(scheduler?.next);
+    expect(next).toBeGreaterThan(Date.now());
+    const id = schedulerJobId('procedure@tick', next);
+    const job = await lifecycle.getJob(id);
+    expect(job?.id).toBe(id);
+    expect(parseSchedulerJobId(job?.id)).toEqual({ scheduler: 'procedure@tick', millis: next });
+    expect(await testClient().zscore(bullQueueKeys(keys, 'lifecycle').delayed, id)).not.toBeNull();
+    expect(parseSchedulerJobId(jobIdOf(1))).toBeUndefined();
+  });
+});
