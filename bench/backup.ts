@@ -23,7 +23,6 @@ import { restoreBackup } from '../src/lifecycle/restore.js';
 import { closeConnection, openConnection } from '../src/redis/connections.js';
 import { createKeys, jobIdOf, QUEUE_NAME, type Keys } from '../src/redis/keys.js';
 import { openSession, storageLayout, type SessionService } from '../src/session/index.js';
-import type { HookContext } from '../src/types.js';
 import { deleteDeploymentKeys } from '../src/redis/cleanup.js';
 
 /** One figure. */
@@ -84,10 +83,7 @@ async function open(url: string, prefix: string, backupDir: string): Promise<Dep
     keys,
     redis: command,
     log,
-    hooks: { has: () => false, run: async () => undefined },
-    hookContext: (): HookContext => {
-      throw new Error('no hooks in the benchmark');
-    },
+    runHook: async () => undefined,
     emitSystemEvent: () => undefined,
   };
   const queue = new Queue(QUEUE_NAME, { connection: command, prefix: keys.bullPrefix });

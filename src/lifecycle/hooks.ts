@@ -2,6 +2,7 @@
  * The lifecycle hooks from lifecycle/: loaded like procedures, each run inside the stored-procedure
  * session with the same context shape as a procedure's (session, log, signal).
  */
+import type { Logger } from 'pino';
 import { ModuleLoadError } from '../errors.js';
 import { importDefault, listModules } from '../modules.js';
 import type { HookContext } from '../types.js';
@@ -55,9 +56,30 @@ export class LifecycleHooks {
     return this.hooks.has(name);
   }
 
-  /** Runs a hook and returns what it returned (undefined when there is none). */
-  async run(name: HookName, ctx: HookContext, ...args: unknown[]): Promise<unknown> {
+  /**
+   * Runs hook `name` with the ctx `context` builds for its logger (`parent.child({ hook: name })`),
+   * logs 'hook done' or 'hook threw' with its duration, and returns what it returned; rethrows what
+   * it threw. A missing hook returns undefined (and logs nothing).
+   */
+  async run(
+    name: HookName,
+    parent: Logger,
+    context: (log: Logger) => HookContext,
+    ...args: unknown[]
+  ): Promise<unknown> {
     const hook = this.hooks.get(name);
-    return hook ? await hook(ctx, ...args) : undefined;
+    if (!hook) {
+      return undefined;
+    }
+    const log = parent.child({ hook: name });
+    const started = Date.now();
+    try {
+      const result = await hook(context(log), ...args);
+      log.info({ durationMs: Date.now() - started }, 'hook done');
+      return result;
+    } catch (err) {
+      log.error({ err, durationMs: Date.now() - started }, 'hook threw');
+      throw err;
+    }
   }
 }

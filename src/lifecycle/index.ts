@@ -5,11 +5,15 @@
  */
 import type { SprocdNode } from '../node.js';
 import { NotReadyError } from '../errors.js';
-import { BackupService } from './backup.js';
+import { AutomaticBackupPolicy } from './automatic-backups.js';
+import { BackupService, type BackupHost } from './backup.js';
+import { checkProcedureSchedules } from './procedure-schedules.js';
 import { restoreBackup, type RestoreSummary } from './restore.js';
-import { Schedules, procedureSchedules, type ProcedureSchedule } from './schedule.js';
+import { Schedules, type ScheduleHost } from './schedule.js';
 
-export { BACKUP_STATUS, type BackupRecord, type BackupHookContext, type BackupTrigger } from './backup.js';
+export { BACKUP_STATUS, type BackupTrigger } from './backup-status.js';
+export type { BackupRecord } from './backup-history.js';
+export type { BackupHookContext } from './backup.js';
 export type { RestoreSummary } from './restore.js';
 
 /** What the node holds of the lifecycle services. */
@@ -30,13 +34,30 @@ export interface LifecycleServices {
  * `schedule` throws ModuleLoadError naming its file, which stops the start.
  */
 export async function startLifecycle(node: SprocdNode): Promise<LifecycleServices> {
-  // The node checked these right after loading jobs/ (a bad one stopped the start there).
-  const procedures: Map<string, ProcedureSchedule> = procedureSchedules(node.registry);
-  const backups = new BackupService(node);
-  const schedules = new Schedules(node, backups, () => node.open('worker'));
+  const executions = node.executions;
+  if (!executions) {
+    throw new NotReadyError();
+  }
+  const host: BackupHost & ScheduleHost = {
+    name: node.name,
+    settings: node.settings,
+    keys: node.keys,
+    redis: node.redis,
+    log: node.log,
+    runHook: (name, log, extra, ...args) =>
+      node.hooks.run(name, log, (l) => ({ ...node.hookContext(l), ...extra }), ...args),
+    emitSystemEvent: (event) => node.emitSystemEvent(event),
+    openWorkerConnection: () => node.open('worker'),
+    procedureSchedules: () => checkProcedureSchedules(node.registry),
+    hasProcedure: (name) => node.registry.get(name) !== undefined,
+    executions,
+  };
+  const policy = new AutomaticBackupPolicy(host);
+  const backups = new BackupService(host, policy);
+  const schedules = new Schedules(host, backups, policy);
   try {
-    await backups.start();
-    await schedules.start(procedures);
+    await policy.resume();
+    await schedules.start();
   } catch (err) {
     await schedules.close();
     throw err;
@@ -45,17 +66,12 @@ export async function startLifecycle(node: SprocdNode): Promise<LifecycleService
   return {
     backups,
     schedules,
-    restore: (bytes) => {
-      const executions = node.executions;
-      if (!executions) {
-        throw new NotReadyError();
-      }
-      return restoreBackup(backups, executions.queue, bytes).then(async (summary) => {
+    restore: (bytes) =>
+      restoreBackup(backups, executions.queue, bytes).then(async (summary) => {
         // Numbers this cluster's nodes reserved may now belong to restored executions.
         await executions.forgetNumbersEverywhere();
         return summary;
-      });
-    },
+      }),
     close() {
       // The worker stops taking ticks, the running backup is interrupted (1406), then all closes.
       closing ??= schedules.close().finally(() => backups.close());

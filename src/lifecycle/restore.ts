@@ -16,9 +16,8 @@ import { fileURLToPath } from 'node:url';
 import type { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { jobIdOf } from '../redis/keys.js';
-import { storageLayout } from '../session/layout.js';
 import { parseBackup, type ExecutionLine, type ParsedBackup } from './backup-format.js';
-import { backupKeys, type BackupService } from './backup.js';
+import type { BackupService } from './backup.js';
 
 /** What POST /v1/restore answers. */
 export interface RestoreSummary {
@@ -82,8 +81,8 @@ export async function restoreBackup(
 /** Stages the entries, then swaps storage, identity and counter in at once. Returns the counter. */
 async function swap(backups: BackupService, parsed: ParsedBackup, signal: AbortSignal): Promise<number> {
   const { redis, keys } = backups.host;
-  const bk = backupKeys(keys);
-  const layout = storageLayout(keys);
+  const bk = keys.backup;
+  const layout = keys.storage;
   const staged = bk.staged(randomBytes(8).toString('hex'));
   let batch: string[] = [];
   let batchBytes = 0;

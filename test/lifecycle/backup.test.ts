@@ -11,7 +11,7 @@ import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import { parseBackup } from '../../src/lifecycle/backup-format.js';
-import type { BackupRecord } from '../../src/lifecycle/backup.js';
+import type { BackupRecord } from '../../src/lifecycle/backup-history.js';
 import type { SprocdNode } from '../../src/node.js';
 import { jobIdOf } from '../../src/redis/keys.js';
 import { storageLayout } from '../../src/session/layout.js';

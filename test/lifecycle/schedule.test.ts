@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { backupKeys, type BackupRecord } from '../../src/lifecycle/backup.js';
+import type { BackupRecord } from '../../src/lifecycle/backup-history.js';
 import type { SprocdNode } from '../../src/node.js';
 import { storageLayout } from '../../src/session/layout.js';
 import { createKeys } from '../../src/redis/keys.js';
@@ -42,7 +42,7 @@ async function entry<T>(p: string, key: string): Promise<T | undefined> {
 }
 
 async function history(p: string): Promise<BackupRecord[]> {
-  const lines = await testClient().lrange(backupKeys(createKeys(p)).history, 0, -1);
+  const lines = await testClient().lrange(createKeys(p).backup.history, 0, -1);
   return lines.map((l) => JSON.parse(l) as BackupRecord).reverse();
 }
 
@@ -207,7 +207,7 @@ describe('the backup schedule', () => {
     expect(await client.backups()).toMatchObject({ automaticStopped: false, consecutiveFailures: 0 });
 
     // So does a node start.
-    await testClient().set(backupKeys(createKeys(p)).stopped, '{}');
+    await testClient().set(createKeys(p).backup.stopped, '{}');
     expect(await client.backups()).toMatchObject({ automaticStopped: true });
     const restarted = await startNode(p, {});
     expect(await restarted.client.backups()).toMatchObject({ automaticStopped: false });
@@ -222,12 +222,7 @@ describe('the backup schedule', () => {
     });
     const next = (await client.backups()).nextScheduledAt as string;
     // As if a node that has since died had claimed this tick and started its backup.
-    await testClient().set(
-      backupKeys(createKeys(p)).tick('backup', Date.parse(next)),
-      'ghost-node',
-      'PX',
-      60_000,
-    );
+    await testClient().set(createKeys(p).backup.tick('backup', Date.parse(next)), 'ghost-node', 'PX', 60_000);
     const records = await historyWhen(p, (h) => expect(h.length).toBeGreaterThanOrEqual(2));
     expect(records.map((r) => [r.trigger, r.attempt, r.status, r.scheduledAt])).toEqual([
       ['schedule', 0, 1406, next],

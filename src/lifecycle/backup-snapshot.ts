@@ -1,0 +1,238 @@
+/**
+ * The snapshot a backup reads: one MULTI takes the session identity, the execution counter and
+ * server-side COPYs of the storage entries hash and of BullMQ's unfinished-job lists. That MULTI is
+ * the only moment storage commits wait (4D holds writes during a backup the same way); the file's
+ * lines are then read from the private copies, in batches, while everything else runs on
+ * (docs/ARCHITECTURE.md#backups-and-restore).
+ */
+import { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
+import type { BackupEncoder, BackupHeader, ExecutionLine, SourceList } from './backup-format.js';
+import { BackupReadError } from './backup-status.js';
+
+/** Job ids read per Redis round trip. */
+const READ_BATCH = 500;
+/** Storage entries asked per HSCAN call. */
+const SCAN_BATCH = 100;
+/** The copies vanish by themselves after this if a node dies mid-backup. */
+const SNAPSHOT_TTL_MS = 3_600_000;
+/** BullMQ's delayed score is `due ms * 0x1000 + a counter`. */
+const DELAYED_SCORE_FACTOR = 0x1000;
+/** Job options a restore puts back (the others are set again from the line itself). */
+const KEPT_OPTIONS = ['attempts', 'backoff', 'removeOnComplete', 'removeOnFail', 'deduplication'] as const;
+
+/** BullMQ's lists of unfinished jobs, as the snapshot copies them. */
+const JOB_LISTS: readonly { part: SourceList; kind: 'list' | 'zset' }[] = [
+  { part: 'active', kind: 'list' },
+  { part: 'wait', kind: 'list' },
+  { part: 'paused', kind: 'list' },
+  { part: 'prioritized', kind: 'zset' },
+  { part: 'delayed', kind: 'zset' },
+];
+
+/** The consistent moment of backup `number` and the reading of it. */
+export class BackupSnapshot {
+  private session: Record<string, string> = {};
+  private sequence = 0;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly number: number,
+  ) {}
+
+  /**
+   * Takes the snapshot: identity, counter and copies of the entries hash and of the job lists, in
+   * one MULTI. Copies of keys that do not exist are simply absent. Throws BackupReadError.
+   */
+  async take(): Promise<void> {
+    const keys = this.keys;
+    const bull = (suffix: string) => `${keys.bullPrefix}:${QUEUE_NAME}:${suffix}`;
+    const m = this.redis.multi().hgetall(keys.session).get(keys.sequence);
+    const sources: [string, string][] = [
+      [keys.storage.data, this.copy('data')],
+      ...JOB_LISTS.map((l): [string, string] => [bull(l.part), this.copy(l.part)]),
+    ];
+    for (const [source, copy] of sources) {
+      m.copy(source, copy, 'REPLACE').pexpire(copy, SNAPSHOT_TTL_MS);
+    }
+    let res: [Error | null, unknown][] | null;
+    try {
+      res = await m.exec();
+    } catch (err) {
+      throw new BackupReadError(err);
+    }
+    if (!res) {
+      throw new BackupReadError(new Error('the snapshot transaction was aborted'));
+    }
+    for (const [err] of res) {
+      if (err) {
+        throw new BackupReadError(err);
+      }
+    }
+    this.session = (res[0]?.[1] ?? {}) as Record<string, string>;
+    this.sequence = Number(res[1]?.[1] ?? 0);
+  }
+
+  /** Removes the copies (also when {@link take} failed half-way); never throws. */
+  async discard(): Promise<void> {
+    const parts = ['data', ...JOB_LISTS.map((l) => l.part)];
+    await this.redis.unlink(...parts.map((part) => this.copy(part))).catch(() => undefined);
+  }
+
+  /** The lines of the file, read from the copies in batches; Redis failures throw BackupReadError. */
+  async *lines(header: BackupHeader, encoder: BackupEncoder, signal: AbortSignal): AsyncGenerator<Buffer> {
+    yield Buffer.concat([
+      encoder.line(header),
+      encoder.line({ t: 'session', fields: this.session }),
+      encoder.line({ t: 'sequence', value: this.sequence }),
+    ]);
+    yield* this.entryLines(encoder, signal);
+    const seen = new Set<number>();
+    for (const { part, kind } of JOB_LISTS) {
+      yield* this.executionLines(part, kind, seen, encoder, signal);
+    }
+    yield encoder.trailer();
+  }
+
+  private copy(part: string): string {
+    return this.keys.backup.snapshot(this.number, part);
+  }
+
+  private async *entryLines(encoder: BackupEncoder, signal: AbortSignal): AsyncGenerator<Buffer> {
+    const copy = this.copy('data');
+    const seen = new Set<string>();
+    let cursor = '0';
+    do {
+      signal.throwIfAborted();
+      const [next, flat] = await read(this.redis.hscan(copy, cursor, 'COUNT', SCAN_BATCH));
+      cursor = next;
+      const chunk: Buffer[] = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        const key = flat[i] as string;
+        const json = flat[i + 1] as string;
+        if (seen.has(key)) {
+          continue; // HSCAN may return an element twice
+        }
+        seen.add(key);
+        try {
+          JSON.parse(json);
+        } catch {
+          throw new BackupReadError(new Error(`storage entry "${key}" does not hold JSON`));
+        }
+        chunk.push(encoder.entry(key, json));
+      }
+      if (chunk.length > 0) {
+        yield Buffer.concat(chunk);
+      }
+    } while (cursor !== '0');
+  }
+
+  private async *executionLines(
+    part: SourceList,
+    kind: 'list' | 'zset',
+    seen: Set<number>,
+    encoder: BackupEncoder,
+    signal: AbortSignal,
+  ): AsyncGenerator<Buffer> {
+    const copy = this.copy(part);
+    for (let start = 0; ; start += READ_BATCH) {
+      signal.throwIfAborted();
+      const stop = start + READ_BATCH - 1;
+      let ids: string[];
+      let scores: number[] | undefined;
+      if (kind === 'list') {
+        ids = await read(this.redis.lrange(copy, start, stop));
+      } else {
+        const flat = await read(this.redis.zrange(copy, start, stop, 'WITHSCORES'));
+        ids = [];
+        scores = [];
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          ids.push(flat[i] as string);
+          scores.push(Number(flat[i + 1]));
+        }
+      }
+      if (ids.length === 0) {
+        return;
+      }
+      const lines = await read(this.readJobs(ids, scores, part, seen));
+      if (lines.length > 0) {
+        yield Buffer.concat(lines.map((line) => encoder.execution(line)));
+      }
+      if (ids.length < READ_BATCH) {
+        return;
+      }
+    }
+  }
+
+  /** Reads the job hashes of `ids` in one pipeline and turns them into execution lines. */
+  private async readJobs(
+    ids: string[],
+    scores: number[] | undefined,
+    from: SourceList,
+    seen: Set<number>,
+  ): Promise<ExecutionLine[]> {
+    const numbers = ids.map((id) => numberOfJobId(id));
+    const pipe = this.redis.pipeline();
+    for (const n of numbers) {
+      if (n !== undefined) {
+        pipe.hgetall(this.keys.job(n));
+      }
+    }
+    const replies = (await pipe.exec()) ?? [];
+    const lines: ExecutionLine[] = [];
+    let r = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const n = numbers[i];
+      if (n === undefined) {
+        continue; // not an execution (foreign job id)
+      }
+      const [err, raw] = replies[r++] ?? [null, null];
+      if (err) {
+        throw err;
+      }
+      const hash = raw as Record<string, string> | null;
+      if (seen.has(n) || !hash || hash.data === undefined) {
+        continue; // gone since the snapshot (its retention dropped it once it finished)
+      }
+      seen.add(n);
+      const opts = Job.optsFromJSON(hash.opts) as Record<string, unknown>;
+      const kept: Record<string, unknown> = {};
+      for (const option of KEPT_OPTIONS) {
+        if (opts[option] !== undefined) {
+          kept[option] = opts[option];
+        }
+      }
+      const line: ExecutionLine = {
+        t: 'execution',
+        n,
+        state: from === 'delayed' ? 'delayed' : 'waiting',
+        from,
+        name: hash.name ?? '',
+        data: JSON.parse(hash.data) as unknown,
+        opts: kept,
+        timestamp: Number(hash.timestamp ?? 0),
+      };
+      const score = scores?.[i];
+      if (from === 'delayed' && score !== undefined) {
+        line.dueAt = Math.floor(score / DELAYED_SCORE_FACTOR);
+      }
+      const priority = Number(hash.priority ?? 0);
+      if (priority > 0) {
+        line.priority = priority;
+      }
+      lines.push(line);
+    }
+    return lines;
+  }
+}
+
+/** A Redis read of the snapshot: its failure is the backup's Redis failure (1407). */
+async function read<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    throw new BackupReadError(err);
+  }
+}
