@@ -1,13 +1,12 @@
 /**
  * The scheduled side of the lifecycle: backups (with onBackupStartup / onBackupShutdown), restore,
  * and cron schedules that fire once per tick in the whole cluster. Started by the node after its
- * workers, stopped before them.
+ * workers, stopped before them. The node hands it a {@link LifecycleHost}: the lifecycle sees
+ * nothing else of the node (docs/ARCHITECTURE.md#backups-and-restore).
  */
-import type { SprocdNode } from '../node.js';
-import { NotReadyError } from '../errors.js';
+import type { Queue } from 'bullmq';
 import { AutomaticBackupPolicy } from './automatic-backups.js';
 import { BackupService, type BackupHost } from './backup.js';
-import { checkProcedureSchedules } from './procedure-schedules.js';
 import { restoreBackup, type RestoreSummary } from './restore.js';
 import { Schedules, type ScheduleHost } from './schedule.js';
 
@@ -15,6 +14,30 @@ export { BACKUP_STATUS, type BackupTrigger } from './backup-status.js';
 export type { BackupRecord } from './backup-history.js';
 export type { BackupHookContext } from './backup.js';
 export type { RestoreSummary } from './restore.js';
+
+/** What the lifecycle needs of the node's executions (the node's Executions fits as it is). */
+export interface LifecycleExecutions {
+  /** Queues an execution: a scheduled procedure's tick. */
+  execute(
+    procedure: string,
+    params: unknown,
+    options: { name: string },
+  ): Promise<{ execution: { number: number } }>;
+  /** The procedures queue: a restore queues the backed-up executions there again. */
+  readonly queue: Queue;
+  /** Makes every node forget the execution numbers it reserved (after a restore raised the counter). */
+  forgetNumbersEverywhere(): Promise<void>;
+}
+
+/**
+ * What the lifecycle (backups, restore, schedules) needs of its node; node.ts builds one. The
+ * union of what the backups ({@link BackupHost}) and the schedules ({@link ScheduleHost}) declare,
+ * with the executions a restore puts back.
+ */
+export interface LifecycleHost extends BackupHost, ScheduleHost {
+  readonly settings: BackupHost['settings'] & ScheduleHost['settings'];
+  readonly executions: LifecycleExecutions;
+}
 
 /** What the node holds of the lifecycle services. */
 export interface LifecycleServices {
@@ -29,29 +52,10 @@ export interface LifecycleServices {
 }
 
 /**
- * Starts the lifecycle services of `node`: clears a stop of automatic backups (a node restart
- * resumes them), sets up the schedulers and starts the lifecycle worker. A bad procedure
- * `schedule` throws ModuleLoadError naming its file, which stops the start.
+ * Starts the lifecycle services on `host`: clears a stop of automatic backups (a node restart
+ * resumes them), sets up the schedulers and starts the lifecycle worker.
  */
-export async function startLifecycle(node: SprocdNode): Promise<LifecycleServices> {
-  const executions = node.executions;
-  if (!executions) {
-    throw new NotReadyError();
-  }
-  const host: BackupHost & ScheduleHost = {
-    name: node.name,
-    settings: node.settings,
-    keys: node.keys,
-    redis: node.redis,
-    log: node.log,
-    runHook: (name, log, extra, ...args) =>
-      node.hooks.run(name, log, (l) => ({ ...node.hookContext(l), ...extra }), ...args),
-    emitSystemEvent: (event) => node.emitSystemEvent(event),
-    openWorkerConnection: () => node.open('worker'),
-    procedureSchedules: () => checkProcedureSchedules(node.registry),
-    hasProcedure: (name) => node.registry.get(name) !== undefined,
-    executions,
-  };
+export async function startLifecycle(host: LifecycleHost): Promise<LifecycleServices> {
   const policy = new AutomaticBackupPolicy(host);
   const backups = new BackupService(host, policy);
   const schedules = new Schedules(host, backups, policy);
@@ -66,12 +70,12 @@ export async function startLifecycle(node: SprocdNode): Promise<LifecycleService
   return {
     backups,
     schedules,
-    restore: (bytes) =>
-      restoreBackup(backups, executions.queue, bytes).then(async (summary) => {
-        // Numbers this cluster's nodes reserved may now belong to restored executions.
-        await executions.forgetNumbersEverywhere();
-        return summary;
-      }),
+    restore: async (bytes) => {
+      const summary = await restoreBackup(backups, host.executions.queue, bytes);
+      // Numbers this cluster's nodes reserved may now belong to restored executions.
+      await host.executions.forgetNumbersEverywhere();
+      return summary;
+    },
     close() {
       // The worker stops taking ticks, the running backup is interrupted (1406), then all closes.
       closing ??= schedules.close().finally(() => backups.close());
