@@ -8,6 +8,9 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     reporters: ['default', './test/support/summary-reporter.ts'],
     globalSetup: ['test/support/global-setup.ts'],
+    // A test that asserts nothing, or an `.only` left behind, fails the run instead of passing quietly.
+    expect: { requireAssertions: true },
+    allowOnly: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Two cores: more forks than that only makes process-crossing tests slower and flakier.
