@@ -4,6 +4,8 @@
  * (concurrency 1). BullMQ keeps exactly one pending job per scheduler and creates the next when a
  * worker takes the current one, so a tick goes to one node; on top of that each tick is claimed
  * with SET NX before it runs, so a job delivered twice (a node killed mid-tick) never fires twice.
+ * BullMQ computes the ticks with the cron-parser it bundles, the very version the settings and the
+ * procedures' schedules are checked with when a node starts (package.json pins both alike).
  *
  * A node started with SPROCD_BACKUP_CRON sets the cluster's schedule when it differs from the
  * stored one (an identical one is left alone: re-upserting would replace the pending tick), `off`
@@ -11,8 +13,7 @@
  * after too many failures) is the automatic-backup policy's (automatic-backups.ts).
  * See docs/ARCHITECTURE.md#schedules.
  */
-import { Job, Queue, WaitingError, Worker, type RepeatStrategy } from 'bullmq';
-import { CronExpressionParser } from 'cron-parser';
+import { Job, Queue, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Settings } from '../config.js';
@@ -46,18 +47,6 @@ type LifecycleJobData =
   | { kind: 'backup' }
   | { kind: 'procedure'; procedure: string; params?: unknown }
   | ({ kind: 'backup-retry' } & BackupRetry);
-
-/** Next occurrence after `millis`, with cron-parser 5 (the parser config.ts checks the setting with). */
-const repeatStrategy: RepeatStrategy = (millis, opts) => {
-  if (!opts.pattern) {
-    return undefined;
-  }
-  const expression = CronExpressionParser.parse(opts.pattern, {
-    currentDate: new Date(millis),
-    ...(opts.tz ? { tz: opts.tz } : {}),
-  });
-  return expression.next().getTime();
-};
 
 /** What the schedules need of their node. */
 export interface ScheduleHost {
@@ -106,7 +95,6 @@ export class Schedules {
     this.queue = new Queue<LifecycleJobData>(LIFECYCLE_QUEUE, {
       connection: host.redis,
       prefix: host.keys.bullPrefix,
-      settings: { repeatStrategy },
     });
     this.queue.on('error', () => undefined);
     this.actions = {
@@ -126,7 +114,6 @@ export class Schedules {
       connection: this.host.openWorkerConnection(),
       prefix: this.host.keys.bullPrefix,
       concurrency: 1,
-      settings: { repeatStrategy },
       name: this.host.name,
       // BullMQ schedules a scheduler's next tick just after a worker takes the current one. A node
       // killed in between leaves the tick active and the schedule without a next one until the tick's
