@@ -2,8 +2,11 @@
 import { SprocdError } from './errors.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue, SessionInfo } from './types.js';
 
-/** An error answer from the API, or no answer at all. */
-export class ApiError extends SprocdError {
+/**
+ * An error answer from the API, or no answer at all: `code` is what the server sent (an ErrorCode
+ * of this version, or another version's), `UNREACHABLE`, or `HTTP_<status>`.
+ */
+export class ApiError extends SprocdError<string> {
   constructor(
     code: string,
     message: string,

@@ -6,45 +6,75 @@ import os from 'node:os';
 import path from 'node:path';
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
-import { ConfigError } from './errors.js';
+import { ConfigError, formatZodError } from './errors.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** Typed settings of one node. */
+/** Typed settings of one node; each names its variable (defaults in SCHEMA below). */
 export interface Settings {
   /** `REDIS_URL`; undefined starts the embedded redis-server. */
   redisUrl: string | undefined;
-  /** `SPROCD_PREFIX`: every Redis key lives under `{prefix}`. @defaultValue "sprocd" */
+  /** `SPROCD_PREFIX`: every Redis key lives under `{prefix}`. */
   prefix: string;
+  /** `HOST`: the API's address; beyond loopback it needs a token. */
   host: string;
+  /** `PORT`: the API's port (0 picks a free one). */
   port: number;
+  /** `SPROCD_TOKEN`: the bearer token of /v1 and /metrics; undefined asks for none. */
   token: string | undefined;
+  /** `SPROCD_CONCURRENCY`: executions this node runs at once. */
   concurrency: number;
+  /** `SPROCD_JOBS_DIR`: the procedures (absolute once loaded). */
   jobsDir: string;
+  /** `SPROCD_LIFECYCLE_DIR`: the lifecycle hooks (absolute once loaded). */
   lifecycleDir: string;
+  /** `SPROCD_SHUTDOWN_GRACE_MS`: how long a stop waits for running executions. */
   shutdownGraceMs: number;
+  /** `SPROCD_BACKUP_CRON`: automatic backups; undefined keeps the stored schedule, "off" removes it. */
   backupCron: string | undefined;
+  /** `SPROCD_BACKUP_TZ`: the time zone of the backup cron. */
   backupTimezone: string | undefined;
+  /** `SPROCD_BACKUP_DIR`: where backup files go (absolute once loaded). */
   backupDir: string;
+  /** `SPROCD_BACKUP_KEEP`: backup files kept per prefix. */
   backupKeep: number;
+  /** `SPROCD_BACKUP_RETRIES`: retries of a failed automatic backup. */
   backupRetries: number;
+  /** `SPROCD_BACKUP_RETRY_DELAY_MS`: the delay between those retries. */
   backupRetryDelayMs: number;
+  /** `SPROCD_BACKUP_MAX_FAILURES`: failed automatic backups in a row that stop them. */
   backupMaxFailures: number;
+  /** `LOG_LEVEL`. */
   logLevel: (typeof LOG_LEVELS)[number];
+  /** `SPROCD_USER_NAME`: the session's `userName`. */
   userName: string;
+  /** `SPROCD_LOCK_LEASE_MS`: a storage lock's lease, renewed while its holder lives. */
   lockLeaseMs: number;
+  /** `SPROCD_LOCK_TIMEOUT_MS`: the longest `storage.use` waits for a lock. */
   lockTimeoutMs: number;
+  /** `SPROCD_STORAGE_MAX_ENTRY_BYTES`: the largest storage entry, as JSON. */
   storageMaxEntryBytes: number;
+  /** `SPROCD_KEEP_FINISHED`: finished executions kept. */
   keepFinished: number;
+  /** `SPROCD_KEEP_FINISHED_S`: how long finished executions are kept. */
   keepFinishedSeconds: number;
+  /** `SPROCD_BODY_LIMIT`: the largest JSON body the API takes. */
   bodyLimit: number;
+  /** `SPROCD_RESTORE_MAX_BYTES`: the largest backup file POST /v1/restore takes. */
   restoreMaxBytes: number;
+  /** `SPROCD_REDIS_TIMEOUT_MS`: a request waits no longer for Redis (then 503 REDIS_UNAVAILABLE). */
   redisTimeoutMs: number;
+  /** `SPROCD_EXECUTION_LEASE_MS`: an execution whose node stops renewing this is recovered. */
   executionLeaseMs: number;
+  /** `SPROCD_MAX_RECOVERIES`: recoveries after which an execution fails. */
   maxRecoveries: number;
+  /** `SPROCD_HEARTBEAT_MS`: how often a node writes its heartbeat. */
   heartbeatMs: number;
+  /** `SPROCD_NODE_TIMEOUT_MS`: a node silent this long has left. */
   nodeTimeoutMs: number;
+  /** `SPROCD_NODE_NAME` (host-pid by default). */
   nodeName: string;
+  /** `SPROCD_DATA_DIR`: the embedded Redis's folder (absolute once loaded). */
   dataDir: string;
 }
 
@@ -133,35 +163,33 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     if (parsed.success) {
       out[key] = parsed.data;
     } else {
-      const reason = parsed.error.issues.map((i) => i.message).join('; ');
-      problems.push(`${variable}=${JSON.stringify(raw)}: ${reason}`);
+      problems.push(`${variable}=${JSON.stringify(raw)}: ${formatZodError(parsed.error)}`);
     }
   }
+  // The rules between settings; a setting that failed its own check above is undefined here.
   const s = out as unknown as Settings;
-  {
-    if (s.backupCron !== undefined && s.backupCron !== 'off') {
-      try {
-        CronExpressionParser.parse(s.backupCron, s.backupTimezone ? { tz: s.backupTimezone } : {});
-      } catch (err) {
-        problems.push(`SPROCD_BACKUP_CRON=${JSON.stringify(s.backupCron)}: ${(err as Error).message}`);
-      }
+  if (s.backupCron !== undefined && s.backupCron !== 'off') {
+    try {
+      CronExpressionParser.parse(s.backupCron, s.backupTimezone ? { tz: s.backupTimezone } : {});
+    } catch (err) {
+      problems.push(`SPROCD_BACKUP_CRON=${JSON.stringify(s.backupCron)}: ${(err as Error).message}`);
     }
-    if (s.backupTimezone !== undefined && !isValidTimezone(s.backupTimezone)) {
-      problems.push(`SPROCD_BACKUP_TZ=${JSON.stringify(s.backupTimezone)}: not a known IANA time zone`);
-    }
-    if (
-      s.host !== undefined &&
-      !isLoopbackHost(s.host) &&
-      s.token === undefined &&
-      !problems.some((p) => p.startsWith('SPROCD_TOKEN'))
-    ) {
-      problems.push(
-        `HOST=${JSON.stringify(s.host)}: listening beyond loopback needs SPROCD_TOKEN (anyone could run procedures)`,
-      );
-    }
-    if (s.nodeTimeoutMs !== undefined && s.heartbeatMs !== undefined && s.nodeTimeoutMs <= s.heartbeatMs) {
-      problems.push('SPROCD_NODE_TIMEOUT_MS: must be longer than SPROCD_HEARTBEAT_MS');
-    }
+  }
+  if (s.backupTimezone !== undefined && !isValidTimezone(s.backupTimezone)) {
+    problems.push(`SPROCD_BACKUP_TZ=${JSON.stringify(s.backupTimezone)}: not a known IANA time zone`);
+  }
+  if (
+    s.host !== undefined &&
+    !isLoopbackHost(s.host) &&
+    s.token === undefined &&
+    !problems.some((p) => p.startsWith('SPROCD_TOKEN'))
+  ) {
+    problems.push(
+      `HOST=${JSON.stringify(s.host)}: listening beyond loopback needs SPROCD_TOKEN (anyone could run procedures)`,
+    );
+  }
+  if (s.nodeTimeoutMs !== undefined && s.heartbeatMs !== undefined && s.nodeTimeoutMs <= s.heartbeatMs) {
+    problems.push('SPROCD_NODE_TIMEOUT_MS: must be longer than SPROCD_HEARTBEAT_MS');
   }
   if (problems.length > 0) {
     throw new ConfigError(`Bad settings:\n  ${problems.join('\n  ')}`, { problems });

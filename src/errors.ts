@@ -3,13 +3,68 @@
  * that clients can switch on; the API layer maps codes to HTTP statuses in one place
  * (src/api/errors.ts), so nothing else in the code base knows about HTTP.
  */
+import { z } from 'zod';
 
-/** Base of all sprocd errors: a stable machine-readable `code`, a message for people, optional details. */
-export class SprocdError extends Error {
-  readonly code: string;
+/**
+ * Every code sprocd's own errors carry. A closed list: src/api/errors.ts maps it with a
+ * `Record<ErrorCode, number>`, so a new code does not compile until it has an HTTP status.
+ */
+export const ERROR_CODES = [
+  // requests
+  'VALIDATION_FAILED',
+  'INVALID_NAME',
+  'BAD_JSON',
+  'BAD_REQUEST',
+  'UNAUTHORIZED',
+  'NOT_FOUND',
+  'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'INTERNAL',
+  // the node and Redis
+  'NOT_READY',
+  'STOPPING',
+  'REDIS_UNAVAILABLE',
+  'CONFIG_INVALID',
+  'MODULE_LOAD_FAILED',
+  'REDIS_SERVER_MISSING',
+  'REDIS_SERVER_FAILED',
+  'REDIS_DIR_IN_USE',
+  // executions
+  'UNKNOWN_PROCEDURE',
+  'EXECUTION_NOT_FOUND',
+  'EXECUTION_FINISHED',
+  'EXECUTION_TIMEOUT',
+  'NODE_STOPPING',
+  'ABORTED',
+  // the session and its storage
+  'STORAGE_ENTRY_NOT_FOUND',
+  'STORAGE_KEY_INVALID',
+  'STORAGE_VALUE_INVALID',
+  'STORAGE_ENTRY_TOO_LARGE',
+  'STORAGE_READ_ONLY',
+  'STORAGE_KEY_NOT_HELD',
+  'DRAFT_EXPIRED',
+  'LOCK_TIMEOUT',
+  'LOCK_LOST',
+  'SESSION_CLOSED',
+  // backups
+  'BACKUP_INVALID',
+  'BACKUP_RUNNING',
+] as const;
+
+/** One of {@link ERROR_CODES}. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/**
+ * Base of all sprocd errors: a stable machine-readable `code`, a message for people, optional details.
+ * sprocd's own errors use an {@link ErrorCode}; `Code` is wider only for errors that carry a code
+ * from elsewhere (the client's ApiError: an answer of another version, a procedure's own code).
+ */
+export class SprocdError<Code extends string = ErrorCode> extends Error {
+  readonly code: Code;
   readonly details?: unknown;
 
-  constructor(code: string, message: string, options?: { details?: unknown; cause?: unknown }) {
+  constructor(code: Code, message: string, options?: { details?: unknown; cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -24,6 +79,26 @@ export class ValidationError extends SprocdError {
   constructor(message: string, details?: unknown) {
     super('VALIDATION_FAILED', message, { details });
   }
+
+  /** The error for a failed zod parse: `what` (e.g. "Bad body"), then zod's issues on one line. */
+  static fromZod(what: string, error: z.core.$ZodError): ValidationError {
+    return new ValidationError(`${what}: ${formatZodError(error)}`, {
+      issues: error.issues.map((i) => ({ path: i.path.map(String), message: i.message, code: i.code })),
+    });
+  }
+}
+
+/**
+ * A zod error on one line, for people: each issue as `path: message` with zod's own path notation
+ * (`a.b[0]`, `["odd key"]`), the first five, separated by "; ". One line because the CLI prints an
+ * error as one line, and a log line stays greppable.
+ */
+export function formatZodError(error: z.core.$ZodError): string {
+  const shown = error.issues
+    .slice(0, 5)
+    .map((i) => (i.path.length > 0 ? `${z.core.toDotPath(i.path)}: ${i.message}` : i.message));
+  const more = error.issues.length - shown.length;
+  return more > 0 ? `${shown.join('; ')}; and ${more} more` : shown.join('; ');
 }
 
 /** A procedure or process name that breaks the naming rules. */
@@ -120,7 +195,7 @@ export class ModuleLoadError extends SprocdError {
 
 /** A conflicting request, e.g. a second backup while one runs. */
 export class ConflictError extends SprocdError {
-  constructor(code: string, message: string, details?: unknown) {
+  constructor(code: ErrorCode, message: string, details?: unknown) {
     super(code, message, { details });
   }
 }

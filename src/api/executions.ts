@@ -3,26 +3,17 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import type { SprocdNode } from '../node.js';
-import {
-  MAX_ATTEMPTS,
-  MAX_DELAY_MS,
-  MAX_LIST_LIMIT,
-  MAX_PRIORITY,
-  isFinal,
-} from '../procedures/executions.js';
+import { ExecuteOptionsSchema } from '../procedures/execute.js';
+import { MAX_LIST_LIMIT, isFinal } from '../procedures/executions.js';
 import { withRedisTimeout } from '../redis/errors.js';
 
 /** Longest `wait` a request may ask for. */
 export const MAX_WAIT_MS = 10 * 60 * 1000;
 
-const ExecuteBody = z.strictObject({
+/** The body of POST /v1/executions: Execute on server's options, with the procedure, params and `wait`. */
+const ExecuteBody = ExecuteOptionsSchema.extend({
   procedure: z.string(),
   params: z.unknown().optional(),
-  name: z.string().optional(),
-  unique: z.boolean().optional(),
-  delayMs: z.number().int().min(0).max(MAX_DELAY_MS).optional(),
-  priority: z.number().int().min(0).max(MAX_PRIORITY).optional(),
-  attempts: z.number().int().min(1).max(MAX_ATTEMPTS).optional(),
   wait: z.number().int().min(0).max(MAX_WAIT_MS).optional(),
 });
 
@@ -33,15 +24,11 @@ const ListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
 });
 
-/** Parses `input` with `schema`, or throws a ValidationError listing the issues. */
-export function parseOr400<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+/** Parses `input` with `schema`, or throws a ValidationError with zod's issues ("Bad body: ..."). */
+export function parseOr400<T>(schema: z.ZodType<T>, input: unknown, what: 'body' | 'query'): T {
   const parsed = schema.safeParse(input ?? (what === 'body' ? undefined : {}));
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => ({ path: i.path.map(String), message: i.message }));
-    const summary = issues
-      .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
-      .join('; ');
-    throw new ValidationError(`Bad ${what}: ${summary}`, { issues });
+    throw ValidationError.fromZod(`Bad ${what}`, parsed.error);
   }
   return parsed.data;
 }

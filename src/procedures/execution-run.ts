@@ -9,15 +9,9 @@
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError } from '../errors.js';
-import type {
-  ExecuteOptions,
-  ExecutionView,
-  JsonValue,
-  ProcedureContext,
-  ProcessInfo,
-  Session,
-} from '../types.js';
+import type { JsonValue, ProcedureContext, ProcessInfo, Session } from '../types.js';
 import type { ProcedureDefinition } from './define.js';
+import { executeOnServerWith } from './execute.js';
 import type { ExecutionData, Executions } from './executions.js';
 import { assertJson } from './json.js';
 
@@ -251,13 +245,6 @@ export class ExecutionContext implements ProcedureContext {
   }
 
   get executeOnServer(): ProcedureContext['executeOnServer'] {
-    return (this.bound.executeOnServer ??= async (
-      procedure: string,
-      params?: unknown,
-      options?: ExecuteOptions,
-    ): Promise<ExecutionView & { existing?: boolean }> => {
-      const { execution, existing } = await this.services.executions.execute(procedure, params, options);
-      return { ...execution, existing };
-    });
+    return (this.bound.executeOnServer ??= executeOnServerWith(() => this.services.executions));
   }
 }

@@ -18,7 +18,8 @@ import { abortWaiting } from '../redis/scripts.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '../types.js';
 import type { Backoff } from './define.js';
 import { decodeFailure, encodeFailure } from './failure.js';
-import { assertProcedureName, assertProcessName } from './names.js';
+import { parseExecuteOptions } from './execute.js';
+import { assertProcedureName } from './names.js';
 import type { ProcedureRegistry } from './registry.js';
 import { assertJson } from './json.js';
 
@@ -42,12 +43,6 @@ export interface ExecutionSettings {
   keepFinishedSeconds: number;
 }
 
-/** Largest `delayMs` accepted (about 10 years); beyond that it is surely a mistake. */
-export const MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000;
-/** BullMQ's priority range. */
-export const MAX_PRIORITY = 2_097_152;
-/** Most attempts one execution may ask for. */
-export const MAX_ATTEMPTS = 1000;
 /** Longest wait for BullMQ's queue and event reader to close (they wait on Redis). */
 const CLOSE_WAIT_MS = 2000;
 
@@ -96,13 +91,13 @@ export class Executions {
    * Execute on server: checks the request, allots the execution number and queues it. Nothing is
    * queued when anything is wrong with the request.
    */
-  async execute(procedure: unknown, params: unknown, options: ExecuteOptions = {}): Promise<ExecuteResult> {
+  async execute(procedure: unknown, params: unknown, requested?: ExecuteOptions): Promise<ExecuteResult> {
     assertProcedureName(procedure);
     const definition = this.registry.get(procedure);
     if (!definition) {
       throw new UnknownProcedureError(procedure);
     }
-    checkOptions(options);
+    const options = parseExecuteOptions(requested);
     if (params !== undefined) {
       assertJson(params, 'params');
     }
@@ -110,16 +105,7 @@ export class Executions {
     if (definition.params) {
       const parsed = definition.params.safeParse(params);
       if (!parsed.success) {
-        throw new ValidationError(
-          `params do not match procedure "${procedure}": ${summarizeIssues(parsed.error.issues)}`,
-          {
-            issues: parsed.error.issues.map((i) => ({
-              path: i.path.map(String),
-              message: i.message,
-              code: i.code,
-            })),
-          },
-        );
+        throw ValidationError.fromZod(`params do not match procedure "${procedure}"`, parsed.error);
       }
     }
     const name = options.name ?? '';
@@ -397,33 +383,6 @@ export class Executions {
 /** Whether an execution in `state` has finished for good. */
 export function isFinal(state: ExecutionState): boolean {
   return state === 'completed' || state === 'failed' || state === 'aborted';
-}
-
-function checkOptions(options: ExecuteOptions): void {
-  if (options.name !== undefined) {
-    assertProcessName(options.name);
-  }
-  if (options.unique && options.name === undefined) {
-    throw new ValidationError('"unique" needs a "name": uniqueness is by process name.');
-  }
-  const intIn = (value: unknown, field: string, min: number, max: number) => {
-    if (
-      value !== undefined &&
-      !(Number.isInteger(value) && (value as number) >= min && (value as number) <= max)
-    ) {
-      throw new ValidationError(`"${field}" must be a whole number from ${min} to ${max}.`);
-    }
-  };
-  intIn(options.delayMs, 'delayMs', 0, MAX_DELAY_MS);
-  intIn(options.priority, 'priority', 0, MAX_PRIORITY);
-  intIn(options.attempts, 'attempts', 1, MAX_ATTEMPTS);
-}
-
-function summarizeIssues(issues: readonly { path: PropertyKey[]; message: string }[]): string {
-  return issues
-    .slice(0, 5)
-    .map((i) => (i.path.length ? `${i.path.map(String).join('.')}: ${i.message}` : i.message))
-    .join('; ');
 }
 
 function toBullBackoff(backoff: Backoff | undefined): JobsOptions['backoff'] {
