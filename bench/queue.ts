@@ -111,7 +111,7 @@ async function sprocd(
   );
   const node = new SprocdNode(settings, createLogger('silent', { pretty: false }));
   await node.start();
-  const executions = node.executions!;
+  const executions = node.internals().executions;
   let done = 0;
   let allDone!: () => void;
   const finished = new Promise<void>((r) => (allDone = r));

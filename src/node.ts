@@ -1,59 +1,73 @@
 /**
  * A sprocd node: wires settings, Redis, the session, procedures, hooks, workers and the API, and
- * owns the order in which they start and stop (DESIGN.md, "A node's life").
+ * owns the order in which they start and stop (docs/ARCHITECTURE.md, "A node's life").
+ *
+ * This is the one module that sees the whole node. Every other part gets the small interface it
+ * declares (the API an {@link ApiContext}, the lifecycle a {@link LifecycleHost}, the workers their
+ * options), built here; the node's own fields stay private. The file is long because of that: the
+ * start and stop order and every interface it hands out stay together, so a change to what a part
+ * sees of the node, or when, is made and read in one place.
  */
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { buildApi, type Api } from './api/app.js';
+import { buildApi, type Api, type ApiContext } from './api/app.js';
 import type { Settings } from './config.js';
 import { NotReadyError, StoppingError } from './errors.js';
-import { LifecycleHooks, type HookName } from './lifecycle/hooks.js';
-import { startLifecycle, type LifecycleServices } from './lifecycle/index.js';
-import { procedureSchedules } from './lifecycle/schedule.js';
 import { Heartbeat, liveNodes } from './lifecycle/heartbeat.js';
+import { LifecycleHooks, type HookName } from './lifecycle/hooks.js';
+import { startLifecycle, type LifecycleHost, type LifecycleServices } from './lifecycle/index.js';
+import { checkProcedureSchedules, type ProcedureSchedule } from './lifecycle/procedure-schedules.js';
 import { SystemEvents, type SystemEvent } from './lifecycle/system-events.js';
 import { redactUrl } from './logger.js';
 import { NodeMetrics } from './metrics.js';
-import { withRedisTimeout } from './redis/errors.js';
+import { assertServes, type Access, type NodeState } from './node-state.js';
+import { executeOnServerWith } from './procedures/execute.js';
 import { Executions, type ControlMessage } from './procedures/executions.js';
 import { ProcedureRegistry } from './procedures/registry.js';
 import { WorkerPool } from './procedures/worker-pool.js';
 import { closeConnection, openConnection, type ConnectionRole } from './redis/connections.js';
 import { startRedisServer, type RedisServer } from './redis/embedded.js';
+import { withRedisTimeout } from './redis/errors.js';
 import { createKeys, type Keys } from './redis/keys.js';
 import { openSession, type SessionService } from './session/index.js';
-import type { ExecuteOptions, HookContext, Session } from './types.js';
+import type { HookContext, Session } from './types.js';
 
-/** Where a node is in its life. */
-export type NodeState = 'starting' | 'ready' | 'stopping' | 'stopped';
-
-/** A running node. */
-export class SprocdNode {
-  state: NodeState = 'starting';
+/** The node's parts, for this repository's tests and benchmarks only (see {@link SprocdNode.internals}). */
+export interface NodeInternals {
+  readonly redis: Redis;
   readonly keys: Keys;
-  readonly registry: ProcedureRegistry;
-  readonly hooks: LifecycleHooks;
-  api: Api | undefined;
-  executions: Executions | undefined;
-  sessionService: SessionService | undefined;
-  redisUrl: string | undefined;
+  readonly executions: Executions;
+  readonly lifecycle: LifecycleServices | undefined;
+}
+
+/** A node: create it with `createNode`, then `start()`, and `stop()` it. */
+export class SprocdNode {
+  private current: NodeState = 'starting';
+  private readonly keys: Keys;
+  private readonly registry: ProcedureRegistry;
+  private readonly hooks: LifecycleHooks;
+  private readonly metrics: NodeMetrics;
+  /** The procedures' schedules, checked each time jobs/ loads. */
+  private schedules: ReadonlyMap<string, ProcedureSchedule> = new Map();
+  private api: Api | undefined;
+  private executions: Executions | undefined;
+  private sessionService: SessionService | undefined;
+  private lifecycle: LifecycleServices | undefined;
+  private redisUrl: string | undefined;
   private embedded: RedisServer | undefined;
   private connections: Redis[] = [];
   private command: Redis | undefined;
   private workers: WorkerPool | undefined;
   private heartbeat: Heartbeat | undefined;
   private events: SystemEvents | undefined;
-  /** Prometheus metrics (GET /metrics). */
-  readonly metrics: NodeMetrics;
-  /** Backups, restore and schedules (src/lifecycle/index.ts). */
-  lifecycle: LifecycleServices | undefined;
   private readonly shutdownController = new AbortController();
   private stopPromise: Promise<void> | undefined;
 
   constructor(
-    readonly settings: Settings,
-    readonly log: Logger,
+    /** The settings it runs with. */
+    readonly settings: Readonly<Settings>,
+    private readonly log: Logger,
   ) {
     this.keys = createKeys(settings.prefix);
     this.registry = new ProcedureRegistry(settings.jobsDir);
@@ -74,52 +88,46 @@ export class SprocdNode {
     return this.settings.nodeName;
   }
 
+  /** Where the node is in its life. */
+  get state(): NodeState {
+    return this.current;
+  }
+
+  /** The URL its API listens on; empty before start() has opened it. */
+  get url(): string {
+    return this.api?.url ?? '';
+  }
+
   /** The shared session; throws NotReadyError before the node has opened it. */
   get session(): Session {
-    if (!this.sessionService) {
-      throw new NotReadyError();
-    }
-    return this.sessionService.session;
-  }
-
-  /** The command connection; throws NotReadyError before Redis is set up. */
-  get redis(): Redis {
-    if (!this.command) {
-      throw new NotReadyError();
-    }
-    return this.command;
-  }
-
-  /** Executions, once the node can queue them; refuses while starting and stopping. */
-  executionsForRequests(): Executions {
-    if (this.state === 'stopping' || this.state === 'stopped') {
-      throw new StoppingError();
-    }
-    if (this.state !== 'ready' || !this.executions) {
-      throw new NotReadyError();
-    }
-    return this.executions;
-  }
-
-  /** Executions for reads, abort and wake: allowed while stopping, not before the start is done. */
-  executionsReadable(): Executions {
-    if (!this.executions || this.state === 'starting' || this.state === 'stopped') {
-      throw new NotReadyError();
-    }
-    return this.executions;
+    return this.part(this.sessionService).session;
   }
 
   /** Whether the node answers /readyz with 200: started, not stopping, and Redis answering. */
   async isReady(): Promise<{ ready: boolean; reason?: string }> {
-    if (this.state !== 'ready') {
-      return { ready: false, reason: this.state };
+    if (this.current !== 'ready') {
+      return { ready: false, reason: this.current };
     }
     try {
-      await this.redis.ping();
+      await this.redis().ping();
       return { ready: true };
     } catch {
       return { ready: false, reason: 'redis unavailable' };
     }
+  }
+
+  /**
+   * The node's parts, for this repository's tests and benchmarks; not part of the public API.
+   * Throws NotReadyError before the start has opened them.
+   * @internal
+   */
+  internals(): NodeInternals {
+    return {
+      redis: this.redis(),
+      keys: this.keys,
+      executions: this.part(this.executions),
+      lifecycle: this.lifecycle,
+    };
   }
 
   /**
@@ -129,14 +137,13 @@ export class SprocdNode {
   async start(): Promise<void> {
     const s = this.settings;
     try {
-      this.api = await buildApi(this);
+      this.api = await buildApi(this.apiContext());
       await this.api.listen();
       this.log.info({ url: this.api.url }, 'api listening');
       if (!s.token) {
         this.log.warn(`No SPROCD_TOKEN: the API listens on ${s.host} (loopback) only and asks for no token.`);
       }
-      await this.registry.load();
-      procedureSchedules(this.registry); // a bad `schedule` stops the start before anything opens
+      await this.loadProcedures(); // a bad `schedule` stops the start before anything opens
       await this.hooks.load();
       this.log.info({ procedures: this.registry.names().length, jobsDir: s.jobsDir }, 'procedures loaded');
 
@@ -147,13 +154,14 @@ export class SprocdNode {
         this.redisUrl = this.embedded.url;
         this.log.info({ dir: this.embedded.dir, port: this.embedded.port }, 'embedded redis-server started');
       }
-      this.command = this.open('command');
-      this.events = new SystemEvents(this, this.command);
+      const command = this.open('command');
+      this.command = command;
+      this.events = new SystemEvents({ emitSystemEvent: (event) => this.emitSystemEvent(event) }, command);
       await this.waitForRedis();
       this.log.info({ redis: redactUrl(this.redisUrl) }, 'connected to Redis');
 
       this.sessionService = await openSession({
-        command: this.command,
+        command,
         redisUrl: this.redisUrl,
         keys: this.keys,
         userName: s.userName,
@@ -163,7 +171,8 @@ export class SprocdNode {
         connectionName: `sprocd:${s.prefix}:${this.name}`,
         logger: this.log.child({ part: 'session' }),
       });
-      this.executions = new Executions(this.command, this.keys, this.registry, s, () => this.open('events'));
+      const executions = new Executions(command, this.keys, this.registry, s, () => this.open('events'));
+      this.executions = executions;
 
       await this.runHook('onServerStartup');
       // A stop asked for while the startup hook ran: start nothing more (stop() releases what is open).
@@ -175,7 +184,7 @@ export class SprocdNode {
         connection: this.open('worker'),
         keys: this.keys,
         registry: this.registry,
-        executions: this.executions,
+        executions,
         session: () => this.session,
         logger: this.log,
         node: this.name,
@@ -185,16 +194,26 @@ export class SprocdNode {
         observer: this.metrics,
         onRecovered: (number) => this.emitSystemEvent({ type: 'execution.recovered', execution: number }),
         elsewhere: async (procedure) =>
-          (await liveNodes(this.redis, this.keys, s.nodeTimeoutMs)).some(
+          (await liveNodes(command, this.keys, s.nodeTimeoutMs)).some(
             (n) => n.node !== this.name && n.procedures?.includes(procedure),
           ),
       });
       await this.subscribeControl();
       await this.workers.start();
-      this.heartbeat = new Heartbeat(this, this.command, () => this.workers?.activeCount ?? 0);
+      this.heartbeat = new Heartbeat(
+        {
+          name: this.name,
+          keys: this.keys,
+          settings: s,
+          registry: this.registry,
+          emitSystemEvent: (event) => this.emitSystemEvent(event),
+        },
+        command,
+        () => this.workers?.activeCount ?? 0,
+      );
       await this.heartbeat.start();
-      this.lifecycle = await startLifecycle(this);
-      this.state = 'ready';
+      this.lifecycle = await startLifecycle(this.lifecycleHost(command, executions));
+      this.current = 'ready';
       this.log.info({ url: this.api.url, node: this.name, concurrency: s.concurrency }, 'sprocd node ready');
     } catch (err) {
       if (this.stopPromise) {
@@ -204,7 +223,7 @@ export class SprocdNode {
         await this.release();
         return;
       }
-      this.state = 'stopped';
+      this.current = 'stopped';
       await this.release();
       throw err;
     }
@@ -219,12 +238,21 @@ export class SprocdNode {
     return this.stopPromise;
   }
 
+  /** Reloads jobs/ and lifecycle/ (SIGHUP): new executions use the new code, running ones keep the old. */
+  async reload(): Promise<void> {
+    await this.loadProcedures();
+    await this.hooks.load();
+    await this.lifecycle?.schedules.sync();
+    this.log.info({ procedures: this.registry.names().length }, 'procedures and hooks reloaded');
+    this.emitSystemEvent({ type: 'procedures.reloaded', procedures: this.registry.names() });
+  }
+
   private async doStop(): Promise<void> {
-    if (this.state === 'stopped') {
+    if (this.current === 'stopped') {
       return;
     }
-    const wasReady = this.state === 'ready';
-    this.state = 'stopping';
+    const wasReady = this.current === 'ready';
+    this.current = 'stopping';
     this.log.info('stopping: new executions are refused');
     await this.workers?.beginStop();
     if (wasReady) {
@@ -245,38 +273,91 @@ export class SprocdNode {
       this.log.info({ finished, givenBack }, 'executions settled');
     }
     await this.release();
-    this.state = 'stopped';
+    this.current = 'stopped';
     this.log.info('stopped');
   }
 
-  /** Reloads jobs/ and lifecycle/ (SIGHUP): new executions use the new code, running ones keep the old. */
-  async reload(): Promise<void> {
+  /** Loads jobs/ and checks the procedures' schedules (a bad one throws, naming its file). */
+  private async loadProcedures(): Promise<void> {
     await this.registry.load();
-    await this.hooks.load();
-    await this.lifecycle?.schedules.sync();
-    this.log.info({ procedures: this.registry.names().length }, 'procedures and hooks reloaded');
-    this.emitSystemEvent({ type: 'procedures.reloaded', procedures: this.registry.names() });
+    this.schedules = checkProcedureSchedules(this.registry);
   }
 
-  /** Runs a lifecycle hook in the stored-procedure session. */
-  async runHook(name: HookName, ...args: unknown[]): Promise<unknown> {
-    if (!this.hooks.has(name)) {
-      return undefined;
+  /**
+   * `part` when the node serves `access` now (see assertServes, the one readiness rule); without
+   * `access`, only that the part exists (hooks use the session and executions while starting).
+   */
+  private part<T>(part: T | undefined, access?: Access): T {
+    if (access !== undefined) {
+      assertServes(this.current, access);
     }
-    const log = this.log.child({ hook: name });
-    const started = Date.now();
-    try {
-      const result = await this.hooks.run(name, this.hookContext(log), ...args);
-      log.info({ durationMs: Date.now() - started }, 'hook done');
-      return result;
-    } catch (err) {
-      log.error({ err, durationMs: Date.now() - started }, 'hook threw');
-      throw err;
+    if (part === undefined) {
+      throw new NotReadyError();
     }
+    return part;
+  }
+
+  /** The command connection; throws NotReadyError before Redis is set up. */
+  private redis(): Redis {
+    return this.part(this.command);
+  }
+
+  /** What the API needs of the node. */
+  private apiContext(): ApiContext {
+    const s = this.settings;
+    return {
+      name: this.name,
+      settings: s,
+      log: this.log.child({ part: 'api' }),
+      redisTimeoutMs: s.redisTimeoutMs,
+      restoreMaxBytes: s.restoreMaxBytes,
+      metrics: this.metrics.registry,
+      state: () => this.current,
+      isReady: () => this.isReady(),
+      executions: (access) => this.part(this.executions, access),
+      procedures: () => this.registry.list(),
+      session: () => {
+        const service = this.part(this.sessionService, 'read');
+        return { describe: () => service.describe(), storage: service.session.storage };
+      },
+      liveNodes: () => liveNodes(this.part(this.command, 'read'), this.keys, s.nodeTimeoutMs),
+      backups: (access) => {
+        const lifecycle = this.part(this.lifecycle, access);
+        return {
+          status: (limit) => lifecycle.backups.status(limit),
+          nextBackupAt: () => lifecycle.schedules.nextBackupAt(),
+          runManual: () => lifecycle.backups.run('manual'),
+          restore: (bytes) => lifecycle.restore(bytes),
+        };
+      },
+    };
+  }
+
+  /** What the lifecycle (backups, restore, schedules) needs of the node. */
+  private lifecycleHost(command: Redis, executions: Executions): LifecycleHost {
+    return {
+      name: this.name,
+      settings: this.settings,
+      keys: this.keys,
+      redis: command,
+      log: this.log,
+      runHook: (name, log, extra, ...args) =>
+        this.hooks.run(name, log, (l) => ({ ...this.hookContext(l), ...extra }), ...args),
+      emitSystemEvent: (event) => this.emitSystemEvent(event),
+      openWorkerConnection: () => this.open('worker'),
+      procedureSchedules: () => this.schedules,
+      hasProcedure: (name) => this.registry.get(name) !== undefined,
+      executions,
+    };
+  }
+
+  /** Runs a lifecycle hook of the node (onServerStartup, onServerShutdown, onSystemEvent). */
+  private runHook(name: HookName, ...args: unknown[]): Promise<unknown> {
+    return this.hooks.run(name, this.log, (log) => this.hookContext(log), ...args);
   }
 
   /** Emits a system event to this node's onSystemEvent hook (never throws). */
-  emitSystemEvent(event: { type: string } & Record<string, unknown>): void {
+  private emitSystemEvent(event: { type: string } & Record<string, unknown>): void {
     const full: SystemEvent = { ...event, at: new Date().toISOString(), node: this.name };
     this.log.info({ event: full }, `system event ${event.type}`);
     if (this.hooks.has('onSystemEvent') && this.sessionService) {
@@ -285,24 +366,19 @@ export class SprocdNode {
   }
 
   /** The context a hook gets. */
-  hookContext(log: Logger): HookContext {
+  private hookContext(log: Logger): HookContext {
     return {
       session: this.session,
       log,
       signal: this.shutdownController.signal,
       node: this.name,
-      executeOnServer: async (procedure: string, params?: unknown, options?: ExecuteOptions) => {
-        if (!this.executions) {
-          throw new NotReadyError();
-        }
-        const { execution, existing } = await this.executions.execute(procedure, params, options);
-        return { ...execution, existing };
-      },
+      // Hooks may queue while the node starts (onServerStartup) and stops (onServerShutdown).
+      executeOnServer: executeOnServerWith(() => this.part(this.executions)),
     };
   }
 
   /** Opens a connection of `role`, counted so the node closes all it opened. */
-  open(role: ConnectionRole): Redis {
+  private open(role: ConnectionRole): Redis {
     if (!this.redisUrl) {
       throw new NotReadyError();
     }
@@ -322,7 +398,7 @@ export class SprocdNode {
         throw new StoppingError();
       }
       try {
-        await this.redis.ping();
+        await this.redis().ping();
         return;
       } catch (err) {
         if (!warned) {

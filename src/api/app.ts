@@ -1,17 +1,38 @@
 /**
- * The HTTP API (fastify): health routes that answer from the first moment, and /v1 behind the bearer
- * token. Routes live one file per resource; errors are mapped once, in ./errors.ts.
+ * The HTTP API (fastify): health routes that answer from the first moment, and /metrics and /v1
+ * behind the bearer token. Routes live one plugin per resource, each declaring what it needs of the
+ * node as its options; node.ts assembles them into one {@link ApiContext}. Errors are mapped once,
+ * in ./errors.ts.
  */
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import type { SprocdNode } from '../node.js';
+import type { Logger } from 'pino';
+import type { Settings } from '../config.js';
 import { bearerChecker } from './auth.js';
-import { backupRoutes } from './backups.js';
-import { toHttpError } from './errors.js';
-import { executionRoutes } from './executions.js';
-import { healthRoutes } from './health.js';
-import { nodeRoutes } from './nodes.js';
-import { procedureRoutes } from './procedures.js';
-import { sessionRoutes } from './session.js';
+import { backupRoutes, type BackupsRouteDeps } from './backups.js';
+import { consoleRoutes } from './console.js';
+import { fail, toHttpError } from './errors.js';
+import { executionRoutes, type ExecutionsRouteDeps } from './executions.js';
+import { healthRoutes, type HealthRouteDeps } from './health.js';
+import { metricsRoutes, type MetricsRouteDeps } from './metrics.js';
+import { nodeRoutes, type NodesRouteDeps } from './nodes.js';
+import { procedureRoutes, type ProceduresRouteDeps } from './procedures.js';
+import { sessionRoutes, type SessionRouteDeps } from './session.js';
+
+/** Everything the API needs of its node: what each route plugin declares, and how to listen. */
+export interface ApiContext
+  extends
+    HealthRouteDeps,
+    MetricsRouteDeps,
+    ExecutionsRouteDeps,
+    ProceduresRouteDeps,
+    SessionRouteDeps,
+    NodesRouteDeps,
+    BackupsRouteDeps {
+  /** Where to listen, the body limit, and the bearer token (none: every request passes). */
+  readonly settings: Pick<Settings, 'host' | 'port' | 'token' | 'bodyLimit'>;
+  /** Unexpected errors (500) are logged here. */
+  readonly log: Logger;
+}
 
 /** The node's HTTP server. */
 export interface Api {
@@ -22,14 +43,13 @@ export interface Api {
   close(): Promise<void>;
 }
 
-/** Builds the API of `node`. */
-export async function buildApi(node: SprocdNode): Promise<Api> {
-  const s = node.settings;
+/** Builds the API on `ctx` (not listening yet). */
+export async function buildApi(ctx: ApiContext): Promise<Api> {
+  const s = ctx.settings;
   const app = Fastify({
     bodyLimit: s.bodyLimit,
     // Requests are not logged one by one (executions are); unexpected errors are, below.
     logger: false,
-    // Request ids are for logs only; no header in, no header out.
     return503OnClosing: true,
     // Errors fastify raises before a route runs (a URL that does not decode) get our error shape too.
     frameworkErrors: (err, _request, reply) => {
@@ -38,41 +58,37 @@ export async function buildApi(node: SprocdNode): Promise<Api> {
     },
   });
   app.removeContentTypeParser('text/plain');
-  const log = node.log.child({ part: 'api' });
   app.setErrorHandler((err, request, reply) => {
     const { status, body } = toHttpError(err);
-    if (status >= 500 && body.error.code === 'INTERNAL') {
-      log.error({ err, method: request.method, url: request.url }, 'request failed');
+    if (body.error.code === 'INTERNAL') {
+      ctx.log.error({ err, method: request.method, url: request.url }, 'request failed');
     }
     void reply.status(status).send(body);
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply
-      .status(404)
-      .send({ error: { code: 'NOT_FOUND', message: `No route ${request.method} ${request.url}.` } });
+    const { status, body } = fail('NOT_FOUND', `No route ${request.method} ${request.url}.`);
+    void reply.status(status).send(body);
   });
 
-  healthRoutes(app, node);
-  const checkToken = bearerChecker(s.token);
-  // Prometheus scrapes with the same bearer token as /v1 (scrape_configs: authorization).
-  app.get('/metrics', async (request, reply) => {
-    checkToken(request.headers.authorization);
-    const body = await node.metrics.registry.metrics();
-    return reply.type(node.metrics.registry.contentType).send(body);
+  await app.register(healthRoutes, ctx);
+  await app.register(consoleRoutes);
+  await app.register(async (secured) => {
+    const checkToken = bearerChecker(s.token);
+    secured.addHook('onRequest', async (request) => {
+      checkToken(request.headers.authorization);
+    });
+    await secured.register(metricsRoutes, ctx);
+    await secured.register(
+      async (v1) => {
+        await v1.register(executionRoutes, ctx);
+        await v1.register(procedureRoutes, ctx);
+        await v1.register(sessionRoutes, ctx);
+        await v1.register(nodeRoutes, ctx);
+        await v1.register(backupRoutes, ctx);
+      },
+      { prefix: '/v1' },
+    );
   });
-  await app.register(
-    async (v1) => {
-      v1.addHook('onRequest', async (request) => {
-        checkToken(request.headers.authorization);
-      });
-      executionRoutes(v1, node);
-      procedureRoutes(v1, node);
-      sessionRoutes(v1, node);
-      nodeRoutes(v1, node);
-      backupRoutes(v1, node);
-    },
-    { prefix: '/v1' },
-  );
 
   let url = '';
   return {

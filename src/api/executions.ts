@@ -1,14 +1,28 @@
 /** /v1/executions: Execute on server, read, list, abort, wake. */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { ValidationError } from '../errors.js';
-import type { SprocdNode } from '../node.js';
+import type { Access } from '../node-state.js';
 import { ExecuteOptionsSchema } from '../procedures/execute.js';
-import { MAX_LIST_LIMIT, isFinal } from '../procedures/executions.js';
+import { MAX_LIST_LIMIT, isFinal, type Executions } from '../procedures/executions.js';
 import { withRedisTimeout } from '../redis/errors.js';
 
 /** Longest `wait` a request may ask for. */
 export const MAX_WAIT_MS = 10 * 60 * 1000;
+
+/** The part of the executions the routes use. */
+export type ExecutionsApi = Pick<Executions, 'execute' | 'waitFor' | 'list' | 'get' | 'abort' | 'wake'>;
+
+/** What the execution routes need of the node. */
+export interface ExecutionsRouteDeps {
+  /**
+   * The executions for `access`: `work` to queue one, `read` to read, list, abort or wake. Throws
+   * NotReadyError or StoppingError when the node does not serve that now.
+   */
+  executions(access: Access): ExecutionsApi;
+  /** SPROCD_REDIS_TIMEOUT_MS: longer is answered 503 REDIS_UNAVAILABLE. */
+  readonly redisTimeoutMs: number;
+}
 
 /** The body of POST /v1/executions: Execute on server's options, with the procedure, params and `wait`. */
 const ExecuteBody = ExecuteOptionsSchema.extend({
@@ -41,53 +55,48 @@ export function parseNumber(raw: string): number {
   return Number(raw);
 }
 
-export function executionRoutes(app: FastifyInstance, node: SprocdNode): void {
-  const timeout = node.settings.redisTimeoutMs;
+/** The execution routes, as a fastify plugin. */
+export const executionRoutes: FastifyPluginAsync<ExecutionsRouteDeps> = async (app, deps) => {
+  const timeout = deps.redisTimeoutMs;
 
   app.post('/executions', async (request, reply) => {
     if (request.body === undefined || request.body === null) {
       throw new ValidationError('Send a JSON body such as {"procedure":"hello","params":{"who":"world"}}.');
     }
-    const body = parseOr400(ExecuteBody, request.body, 'body');
-    const executions = node.executionsForRequests();
+    const { procedure, params, wait, ...options } = parseOr400(ExecuteBody, request.body, 'body');
+    const executions = deps.executions('work');
     const { execution, existing } = await withRedisTimeout(
-      executions.execute(body.procedure, body.params, {
-        name: body.name,
-        unique: body.unique,
-        delayMs: body.delayMs,
-        priority: body.priority,
-        attempts: body.attempts,
-      }),
+      executions.execute(procedure, params, options),
       timeout,
     );
     let view = execution;
-    if (body.wait && !isFinal(view.state)) {
-      view = await withRedisTimeout(executions.waitFor(view.number, body.wait), body.wait + timeout);
+    if (wait && !isFinal(view.state)) {
+      view = await withRedisTimeout(executions.waitFor(view.number, wait), wait + timeout);
     }
-    const status = isFinal(view.state) && body.wait !== undefined ? 200 : existing ? 200 : 202;
+    const status = isFinal(view.state) && wait !== undefined ? 200 : existing ? 200 : 202;
     return reply.status(status).send(existing ? { ...view, existing: true } : view);
   });
 
   app.get('/executions', async (request) => {
     const query = parseOr400(ListQuery, request.query, 'query');
-    const items = await withRedisTimeout(node.executionsReadable().list(query), timeout);
+    const items = await withRedisTimeout(deps.executions('read').list(query), timeout);
     return { items };
   });
 
   app.get<{ Params: { number: string } }>('/executions/:number', async (request) => {
     const number = parseNumber(request.params.number);
-    return withRedisTimeout(node.executionsReadable().get(number), timeout);
+    return withRedisTimeout(deps.executions('read').get(number), timeout);
   });
 
   app.post<{ Params: { number: string } }>('/executions/:number/abort', async (request, reply) => {
     const number = parseNumber(request.params.number);
-    const view = await withRedisTimeout(node.executionsReadable().abort(number), timeout);
+    const view = await withRedisTimeout(deps.executions('read').abort(number), timeout);
     return reply.status(202).send(view);
   });
 
   app.post<{ Params: { number: string } }>('/executions/:number/wake', async (request, reply) => {
     const number = parseNumber(request.params.number);
-    const view = await withRedisTimeout(node.executionsReadable().wake(number), timeout);
+    const view = await withRedisTimeout(deps.executions('read').wake(number), timeout);
     return reply.status(202).send(view);
   });
-}
+};

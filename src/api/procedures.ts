@@ -1,7 +1,14 @@
 /** /v1/procedures: what jobs/ holds, with params as JSON Schema. */
-import type { FastifyInstance } from 'fastify';
-import type { SprocdNode } from '../node.js';
+import type { FastifyPluginAsync } from 'fastify';
+import type { ProcedureListing } from '../procedures/registry.js';
 
-export function procedureRoutes(app: FastifyInstance, node: SprocdNode): void {
-  app.get('/procedures', async () => ({ items: node.registry.list() }));
+/** What the procedure routes need of the node. */
+export interface ProceduresRouteDeps {
+  /** The loaded procedures as GET /v1/procedures lists them. */
+  procedures(): ProcedureListing[];
 }
+
+/** The procedure routes, as a fastify plugin. */
+export const procedureRoutes: FastifyPluginAsync<ProceduresRouteDeps> = async (app, deps) => {
+  app.get('/procedures', async () => ({ items: deps.procedures() }));
+};

@@ -1,26 +1,35 @@
 /** /v1/session: the stored-procedure session and its storage (read only). */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { SprocdError } from '../errors.js';
-import type { SprocdNode } from '../node.js';
 import { withRedisTimeout } from '../redis/errors.js';
+import type { Storage } from '../types.js';
 
-export function sessionRoutes(app: FastifyInstance, node: SprocdNode): void {
-  const timeout = node.settings.redisTimeoutMs;
-  const service = () => {
-    if (!node.sessionService) {
-      throw new SprocdError('NOT_READY', 'The node is starting; retry shortly.');
-    }
-    return node.sessionService;
-  };
-  app.get('/session', async () => withRedisTimeout(service().describe(), timeout));
-  app.get('/session/storage', async () => withRedisTimeout(service().session.storage.snapshot(), timeout));
+/** The session as its routes read it. */
+export interface SessionReader {
+  /** The session as stored now (GET /v1/session). */
+  describe(): Promise<object>;
+  readonly storage: Pick<Storage, 'get' | 'snapshot'>;
+}
+
+/** What the session routes need of the node. */
+export interface SessionRouteDeps {
+  /** The session; throws NotReadyError (or another SprocdError) when the node cannot serve it. */
+  session(): SessionReader;
+  /** SPROCD_REDIS_TIMEOUT_MS: longer is answered 503 REDIS_UNAVAILABLE. */
+  readonly redisTimeoutMs: number;
+}
+
+/** The session routes, as a fastify plugin. */
+export const sessionRoutes: FastifyPluginAsync<SessionRouteDeps> = async (app, deps) => {
+  const timeout = deps.redisTimeoutMs;
+  app.get('/session', async () => withRedisTimeout(deps.session().describe(), timeout));
+  app.get('/session/storage', async () => withRedisTimeout(deps.session().storage.snapshot(), timeout));
   app.get<{ Params: { key: string } }>('/session/storage/:key', async (request) => {
-    const value = await withRedisTimeout(service().session.storage.get(request.params.key), timeout);
+    const key = request.params.key;
+    const value = await withRedisTimeout(deps.session().storage.get(key), timeout);
     if (value === undefined) {
-      throw new SprocdError('STORAGE_ENTRY_NOT_FOUND', `No storage entry "${request.params.key}".`, {
-        details: { key: request.params.key },
-      });
+      throw new SprocdError('STORAGE_ENTRY_NOT_FOUND', `No storage entry "${key}".`, { details: { key } });
     }
     return value;
   });
-}
+};

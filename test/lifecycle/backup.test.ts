@@ -190,7 +190,7 @@ describe('a backup through the hooks', () => {
   it('a node that stops mid-backup ends it with 1406, given to onBackupShutdown', async () => {
     const { node: stopping } = await startInProcessNode(prefix, env);
     await control({ mode: 'allow', ms: 1500 });
-    const running = stopping.lifecycle?.backups.run('manual');
+    const running = stopping.internals().lifecycle?.backups.run('manual');
     await expect
       .poll(async () => ((await client.backups()) as { running?: { node: string } }).running?.node, {
         timeout: 15_000,
@@ -283,13 +283,13 @@ describe('restore', () => {
     await storage.use('rt3', (d) => {
       d.added = true;
     });
-    const queue = node.executions!.queue;
+    const queue = node.internals().executions.queue;
     for (const k of kept) {
       await queue.remove(jobIdOf(k.number));
     }
     const added = await client.execute('echo', 'after the backup', { delayMs: DELAY_MS });
     const redis = testClient();
-    const sequenceBefore = Number(await redis.get(node.keys.sequence));
+    const sequenceBefore = Number(await redis.get(node.internals().keys.sequence));
 
     const summary = (await client.restore(bytes)) as {
       session: string;
@@ -307,7 +307,7 @@ describe('restore', () => {
     expect(await storage.get('rt1')).toEqual({ v: 1 });
     expect(await storage.get('rt3')).toBeUndefined();
     // Executions: back with their numbers, params, creation and due times; the new one untouched.
-    const delayedKey = `${node.keys.bullPrefix}:procedures:delayed`;
+    const delayedKey = `${node.internals().keys.bullPrefix}:procedures:delayed`;
     for (const k of kept) {
       const view = await client.get(k.number);
       expect(view).toMatchObject({
@@ -323,7 +323,9 @@ describe('restore', () => {
     }
     expect((await client.get(added.number)).state).toBe('delayed');
     // The counter never goes down.
-    expect(Number(await redis.get(node.keys.sequence))).toBe(Math.max(sequenceBefore, summary.sequence));
+    expect(Number(await redis.get(node.internals().keys.sequence))).toBe(
+      Math.max(sequenceBefore, summary.sequence),
+    );
     expect(summary.sequence).toBeGreaterThanOrEqual(sequenceBefore);
   });
 
@@ -349,12 +351,12 @@ describe('restore', () => {
 
   it('refuses a damaged or foreign file with 400 BACKUP_INVALID and changes nothing', async () => {
     const redis = testClient();
-    const layout = storageLayout(node.keys);
+    const layout = storageLayout(node.internals().keys);
     const state = async () => ({
       storage: await redis.hgetall(layout.data),
-      session: await redis.hgetall(node.keys.session),
-      sequence: await redis.get(node.keys.sequence),
-      jobs: await node.executions!.queue.getJobCounts(),
+      session: await redis.hgetall(node.internals().keys.session),
+      sequence: await redis.get(node.internals().keys.sequence),
+      jobs: await node.internals().executions.queue.getJobCounts(),
     });
     const before = await state();
     const text = zlib.gunzipSync(bytes);

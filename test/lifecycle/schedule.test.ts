@@ -258,7 +258,9 @@ describe('scheduled procedures', () => {
 
     // A node started without that procedure removes its schedule ("the last node started sets it").
     const other = await startNode(p, { SPROCD_JOBS_DIR: path.join(FIXTURES, 'jobs') });
-    const scheduler = await other.node.lifecycle?.schedules.queue.getJobScheduler('procedure@ticker');
+    const scheduler = await other.node
+      .internals()
+      .lifecycle?.schedules.queue.getJobScheduler('procedure@ticker');
     expect(scheduler).toBeUndefined();
   });
 

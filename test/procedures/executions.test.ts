@@ -90,7 +90,7 @@ describe('Execute on server', () => {
 
 describe('refused requests queue nothing', () => {
   async function queued(): Promise<number> {
-    const counts = await node.executions!.queue.getJobCounts();
+    const counts = await node.internals().executions.queue.getJobCounts();
     return Object.values(counts).reduce((a, b) => a + b, 0);
   }
 
@@ -121,7 +121,7 @@ describe('refused requests queue nothing', () => {
     ],
   ])('%s', async (_label, body, status, code, message) => {
     const before = await queued();
-    const seq = await node.redis.get(node.keys.sequence);
+    const seq = await node.internals().redis.get(node.internals().keys.sequence);
     const res = await fetch(`${client.url}/v1/executions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -132,7 +132,7 @@ describe('refused requests queue nothing', () => {
     expect(json.error.code).toBe(code);
     expect(json.error.message).toMatch(message);
     expect(await queued()).toBe(before);
-    expect(await node.redis.get(node.keys.sequence)).toBe(seq);
+    expect(await node.internals().redis.get(node.internals().keys.sequence)).toBe(seq);
   });
 
   it('refuses malformed JSON and other content types', async () => {
@@ -340,7 +340,9 @@ describe('listing and retention', () => {
       }
       await expect(small.client.get(views[0]!.number)).rejects.toMatchObject({ status: 404 });
       expect((await small.client.get(views[4]!.number)).state).toBe('completed');
-      expect((await small.node.executions!.queue.getJobCounts('completed')).completed).toBeLessThanOrEqual(2);
+      expect(
+        (await small.node.internals().executions.queue.getJobCounts('completed')).completed,
+      ).toBeLessThanOrEqual(2);
     } finally {
       await small.node.stop();
       await deletePrefix(testClient(), small.node.settings.prefix);

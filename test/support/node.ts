@@ -43,7 +43,7 @@ export async function startInProcessNode(
   const settings = loadSettings(testEnv(prefix, env), ROOT);
   const node = new SprocdNode(settings, createLogger(settings.logLevel, { pretty: false }));
   await node.start();
-  const url = node.api?.url ?? '';
+  const url = node.url;
   return { node, url, client: new SprocdClient({ url, token: env.SPROCD_TOKEN ?? '' }) };
 }
 

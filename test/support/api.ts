@@ -1,0 +1,125 @@
+/**
+ * The API without a node or Redis: a fake {@link ApiContext} whose parts a test replaces, an
+ * in-memory executions fake, and the built app to call with fastify's `inject`.
+ */
+import { pino } from 'pino';
+import { afterEach } from 'vitest';
+import { buildApi, type Api, type ApiContext } from '../../src/api/app.js';
+import type { ExecutionsApi } from '../../src/api/executions.js';
+import { ExecutionFinishedError, ExecutionNotFoundError, NotReadyError } from '../../src/errors.js';
+import type { ExecuteResult, ListFilter } from '../../src/procedures/executions.js';
+import type { ExecuteOptions, ExecutionView } from '../../src/types.js';
+
+/** A context for a ready node that has nothing yet: replace the parts a test uses. */
+export function fakeContext(overrides: Partial<ApiContext> = {}): ApiContext {
+  return {
+    name: 'fake-node',
+    state: () => 'ready',
+    isReady: async () => ({ ready: true }),
+    redisTimeoutMs: 500,
+    restoreMaxBytes: 1024,
+    metrics: {
+      contentType: 'text/plain; version=0.0.4; charset=utf-8',
+      metrics: async () => 'sprocd_up 1\n',
+    },
+    executions: () => {
+      throw new NotReadyError();
+    },
+    procedures: () => [],
+    session: () => {
+      throw new NotReadyError();
+    },
+    liveNodes: async () => [],
+    backups: () => {
+      throw new NotReadyError();
+    },
+    settings: { host: '127.0.0.1', port: 0, token: undefined, bodyLimit: 64 * 1024 },
+    log: pino({ level: 'silent' }),
+    ...overrides,
+  };
+}
+
+const opened: Api[] = [];
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((api) => api.close()));
+});
+
+/** Builds the API on `ctx` (closed after the test); call it with `app.inject`. */
+export async function fakeApi(ctx: ApiContext = fakeContext()): Promise<Api['app']> {
+  const api = await buildApi(ctx);
+  opened.push(api);
+  await api.app.ready();
+  return api.app;
+}
+
+/** Executions in memory: what the routes call, recorded; a test sets what they answer. */
+export class FakeExecutions implements ExecutionsApi {
+  readonly views = new Map<number, ExecutionView>();
+  readonly requests: { procedure: unknown; params: unknown; options: ExecuteOptions | undefined }[] = [];
+  readonly filters: ListFilter[] = [];
+  readonly signals: { op: 'abort' | 'wake'; number: number }[] = [];
+  /** The state an execution has when a request waits for it. */
+  finishAs: ExecutionView['state'] = 'completed';
+  private next = 1;
+
+  async execute(procedure: unknown, params: unknown, options?: ExecuteOptions): Promise<ExecuteResult> {
+    this.requests.push({ procedure, params, options });
+    const live = [...this.views.values()].find(
+      (v) =>
+        options?.unique && v.name === options.name && !['completed', 'failed', 'aborted'].includes(v.state),
+    );
+    if (live) {
+      return { execution: live, existing: true };
+    }
+    const view: ExecutionView = {
+      number: this.next++,
+      id: `id-${this.next}`,
+      procedure: String(procedure),
+      name: options?.name ?? '',
+      state: options?.delayMs ? 'delayed' : 'waiting',
+      params: (params ?? null) as ExecutionView['params'],
+      attempt: 0,
+      createdAt: new Date(0).toISOString(),
+    };
+    this.views.set(view.number, view);
+    return { execution: view, existing: false };
+  }
+
+  async waitFor(number: number): Promise<ExecutionView> {
+    const view = await this.get(number);
+    const done: ExecutionView = { ...view, state: this.finishAs, result: 'done' };
+    this.views.set(number, done);
+    return done;
+  }
+
+  async list(filter: ListFilter = {}): Promise<ExecutionView[]> {
+    this.filters.push(filter);
+    return [...this.views.values()].filter((v) => !filter.state || v.state === filter.state);
+  }
+
+  async get(number: number): Promise<ExecutionView> {
+    const view = this.views.get(number);
+    if (!view) {
+      throw new ExecutionNotFoundError(number);
+    }
+    return view;
+  }
+
+  async abort(number: number): Promise<ExecutionView> {
+    return this.signal('abort', number);
+  }
+
+  async wake(number: number): Promise<ExecutionView> {
+    return this.signal('wake', number);
+  }
+
+  private async signal(op: 'abort' | 'wake', number: number): Promise<ExecutionView> {
+    const view = await this.get(number);
+    if (['completed', 'failed', 'aborted'].includes(view.state)) {
+      throw new ExecutionFinishedError(number, view.state);
+    }
+    this.signals.push({ op, number });
+    return view;
+  }
+}
