@@ -162,7 +162,7 @@ export function Problem({ error, what }) {
   }
   if (error.notAvailable) {
     return html`<div class="notice notice-muted" data-problem="not-available">
-      ${what ?? 'This view'} is not available on this node (it answers 404 for the route it needs).
+      ${what ?? 'This view'}: not available on this node (its API has no route for it yet).
     </div>`;
   }
   return html`<div class="notice notice-error" role="alert">
@@ -193,7 +193,11 @@ export function Toasts() {
     return () => (toastSink = undefined);
   }, []);
   return html`<div class="toasts" aria-live="polite">
-    ${items.map((t) => html`<div key=${t.id} class=${`toast toast-${t.kind}`}>${t.message}</div>`)}
+    ${items.map(
+      (t) =>
+        html`<div key=${t.id} class=${`toast toast-${t.kind}`} role="status" title="Click to dismiss"
+          onClick=${() => setItems((list) => list.filter((i) => i !== t))}>${t.message}</div>`,
+    )}
   </div>`;
 }
 
