@@ -4,9 +4,9 @@
  * its renewals loses it and is told so (docs/ARCHITECTURE.md#backups-and-restore).
  */
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
+import type { Keys } from '../redis/keys.js';
+import { backupLock } from '../redis/scripts.js';
 import type { BackupTrigger } from './backup-status.js';
 
 /** The backup (or restore) holding the cluster's lock. */
@@ -20,8 +20,6 @@ export interface RunningBackup {
 /** How long the backup lock lives without renewal; renewed every third of it. */
 const LEASE_MS = 15_000;
 
-const LOCK_SCRIPT = fs.readFileSync(fileURLToPath(new URL('./backup-lock.lua', import.meta.url)), 'utf8');
-
 /** The cluster-wide lock held by the running backup or restore, its lease renewed while held. */
 export class BackupLock {
   private readonly timer: NodeJS.Timeout;
@@ -29,7 +27,7 @@ export class BackupLock {
 
   private constructor(
     private readonly redis: Redis,
-    private readonly key: string,
+    private readonly keys: Keys,
     private readonly value: string,
     onLost: () => void,
   ) {
@@ -48,18 +46,18 @@ export class BackupLock {
   }
 
   /**
-   * Takes the lock at `key` for `info`, or returns undefined when another backup or restore holds
-   * it. `onLost` runs if the lease runs out while held.
+   * Takes the lock for `info`, or returns undefined when another backup or restore holds it.
+   * `onLost` runs if the lease runs out while held.
    */
   static async acquire(
     redis: Redis,
-    key: string,
+    keys: Keys,
     info: RunningBackup,
     onLost: () => void,
   ): Promise<BackupLock | undefined> {
     const value = JSON.stringify({ ...info, token: randomBytes(8).toString('hex') });
-    const ok = await redis.set(key, value, 'PX', LEASE_MS, 'NX');
-    return ok === 'OK' ? new BackupLock(redis, key, value, onLost) : undefined;
+    const ok = await redis.set(keys.backup.lock, value, 'PX', LEASE_MS, 'NX');
+    return ok === 'OK' ? new BackupLock(redis, keys, value, onLost) : undefined;
   }
 
   /** Gives the lock back (only if it is still this holder's). */
@@ -69,15 +67,14 @@ export class BackupLock {
     await this.call('release');
   }
 
-  private async call(op: 'renew' | 'release'): Promise<boolean> {
-    const r = await this.redis.eval(LOCK_SCRIPT, 1, this.key, op, this.value, LEASE_MS);
-    return r === 1;
+  private call(op: 'renew' | 'release'): Promise<boolean> {
+    return backupLock(this.redis, this.keys, op, this.value, LEASE_MS);
   }
 }
 
-/** What holds the lock at `key` now, if anything. */
-export async function runningBackup(redis: Redis, key: string): Promise<RunningBackup | undefined> {
-  return parseRunning(await redis.get(key));
+/** What holds the backup lock now, if anything. */
+export async function runningBackup(redis: Redis, keys: Keys): Promise<RunningBackup | undefined> {
+  return parseRunning(await redis.get(keys.backup.lock));
 }
 
 /** Reads the lock's value; undefined when free or unreadable. */

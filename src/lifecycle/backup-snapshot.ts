@@ -7,7 +7,14 @@
  */
 import { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
+import {
+  JOB_FIELDS,
+  UNFINISHED_JOB_SETS,
+  bullQueueKeys,
+  delayedScoreDueAt,
+  executionJobKey,
+} from '../redis/bullmq-internals.js';
+import { numberOfJobId, type Keys } from '../redis/keys.js';
 import type { BackupEncoder, BackupHeader, ExecutionLine, SourceList } from './backup-format.js';
 import { BackupReadError } from './backup-status.js';
 
@@ -17,19 +24,8 @@ const READ_BATCH = 500;
 const SCAN_BATCH = 100;
 /** The copies vanish by themselves after this if a node dies mid-backup. */
 const SNAPSHOT_TTL_MS = 3_600_000;
-/** BullMQ's delayed score is `due ms * 0x1000 + a counter`. */
-const DELAYED_SCORE_FACTOR = 0x1000;
 /** Job options a restore puts back (the others are set again from the line itself). */
 const KEPT_OPTIONS = ['attempts', 'backoff', 'removeOnComplete', 'removeOnFail', 'deduplication'] as const;
-
-/** BullMQ's lists of unfinished jobs, as the snapshot copies them. */
-const JOB_LISTS: readonly { part: SourceList; kind: 'list' | 'zset' }[] = [
-  { part: 'active', kind: 'list' },
-  { part: 'wait', kind: 'list' },
-  { part: 'paused', kind: 'list' },
-  { part: 'prioritized', kind: 'zset' },
-  { part: 'delayed', kind: 'zset' },
-];
 
 /** The consistent moment of backup `number` and the reading of it. */
 export class BackupSnapshot {
@@ -48,11 +44,11 @@ export class BackupSnapshot {
    */
   async take(): Promise<void> {
     const keys = this.keys;
-    const bull = (suffix: string) => `${keys.bullPrefix}:${QUEUE_NAME}:${suffix}`;
+    const bull = bullQueueKeys(keys);
     const m = this.redis.multi().hgetall(keys.session).get(keys.sequence);
     const sources: [string, string][] = [
       [keys.storage.data, this.copy('data')],
-      ...JOB_LISTS.map((l): [string, string] => [bull(l.part), this.copy(l.part)]),
+      ...UNFINISHED_JOB_SETS.map((l): [string, string] => [bull[l.part], this.copy(l.part)]),
     ];
     for (const [source, copy] of sources) {
       m.copy(source, copy, 'REPLACE').pexpire(copy, SNAPSHOT_TTL_MS);
@@ -77,7 +73,7 @@ export class BackupSnapshot {
 
   /** Removes the copies (also when {@link take} failed half-way); never throws. */
   async discard(): Promise<void> {
-    const parts = ['data', ...JOB_LISTS.map((l) => l.part)];
+    const parts = ['data', ...UNFINISHED_JOB_SETS.map((l) => l.part)];
     await this.redis.unlink(...parts.map((part) => this.copy(part))).catch(() => undefined);
   }
 
@@ -90,7 +86,7 @@ export class BackupSnapshot {
     ]);
     yield* this.entryLines(encoder, signal);
     const seen = new Set<number>();
-    for (const { part, kind } of JOB_LISTS) {
+    for (const { part, kind } of UNFINISHED_JOB_SETS) {
       yield* this.executionLines(part, kind, seen, encoder, signal);
     }
     yield encoder.trailer();
@@ -177,7 +173,7 @@ export class BackupSnapshot {
     const pipe = this.redis.pipeline();
     for (const n of numbers) {
       if (n !== undefined) {
-        pipe.hgetall(this.keys.job(n));
+        pipe.hgetall(executionJobKey(this.keys, n));
       }
     }
     const replies = (await pipe.exec()) ?? [];
@@ -193,11 +189,12 @@ export class BackupSnapshot {
         throw err;
       }
       const hash = raw as Record<string, string> | null;
-      if (seen.has(n) || !hash || hash.data === undefined) {
+      const data = hash?.[JOB_FIELDS.data];
+      if (seen.has(n) || !hash || data === undefined) {
         continue; // gone since the snapshot (its retention dropped it once it finished)
       }
       seen.add(n);
-      const opts = Job.optsFromJSON(hash.opts) as Record<string, unknown>;
+      const opts = Job.optsFromJSON(hash[JOB_FIELDS.opts]) as Record<string, unknown>;
       const kept: Record<string, unknown> = {};
       for (const option of KEPT_OPTIONS) {
         if (opts[option] !== undefined) {
@@ -209,16 +206,16 @@ export class BackupSnapshot {
         n,
         state: from === 'delayed' ? 'delayed' : 'waiting',
         from,
-        name: hash.name ?? '',
-        data: JSON.parse(hash.data) as unknown,
+        name: hash[JOB_FIELDS.name] ?? '',
+        data: JSON.parse(data) as unknown,
         opts: kept,
-        timestamp: Number(hash.timestamp ?? 0),
+        timestamp: Number(hash[JOB_FIELDS.timestamp] ?? 0),
       };
       const score = scores?.[i];
       if (from === 'delayed' && score !== undefined) {
-        line.dueAt = Math.floor(score / DELAYED_SCORE_FACTOR);
+        line.dueAt = delayedScoreDueAt(score);
       }
-      const priority = Number(hash.priority ?? 0);
+      const priority = Number(hash[JOB_FIELDS.priority] ?? 0);
       if (priority > 0) {
         line.priority = priority;
       }

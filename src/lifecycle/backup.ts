@@ -82,7 +82,7 @@ export class BackupService {
     const { redis, keys } = this.host;
     const [items, running, state] = await Promise.all([
       readHistory(redis, keys.backup.history, limit),
-      runningBackup(redis, keys.backup.lock),
+      runningBackup(redis, keys),
       this.policy.state(),
     ]);
     return running ? { items, running, ...state } : { items, ...state };
@@ -103,12 +103,12 @@ export class BackupService {
     const controller = new AbortController();
     const lock = await BackupLock.acquire(
       redis,
-      keys.backup.lock,
+      keys,
       { number, node: name, trigger, startedAt: new Date(started).toISOString() },
       () => controller.abort(new Error('lost the backup lock (its lease ran out)')),
     );
     if (!lock) {
-      const running = await runningBackup(redis, keys.backup.lock);
+      const running = await runningBackup(redis, keys);
       const who = running
         ? `${running.trigger === 'restore' ? 'a restore' : `backup ${running.number}`} is running on node ${running.node} since ${running.startedAt}`
         : 'another backup is running';
@@ -148,12 +148,12 @@ export class BackupService {
     const controller = new AbortController();
     const lock = await BackupLock.acquire(
       redis,
-      keys.backup.lock,
+      keys,
       { number: 0, node: name, trigger: 'restore', startedAt: new Date().toISOString() },
       () => controller.abort(new Error('lost the backup lock (its lease ran out)')),
     );
     if (!lock) {
-      const running = await runningBackup(redis, keys.backup.lock);
+      const running = await runningBackup(redis, keys);
       throw new ConflictError(
         'BACKUP_RUNNING',
         running

@@ -3,19 +3,20 @@
  * version, checksum, every line), so a damaged or foreign file changes nothing. Then, holding the
  * cluster's backup lock (no backup or second restore meanwhile) and without the backup hooks:
  * 1. the storage entries are staged in a temporary hash, in batches;
- * 2. one script (restore-swap.lua) swaps the staged hash in for the entries hash, writes the session
+ * 2. one script (restoreSwap in redis/scripts.ts) swaps the staged hash in for the entries hash, writes the session
  *    identity, raises the execution counter past every number in the file (never lowers it), and
  *    breaks the storage locks held at that moment so that no `use` that read the old entries can
  *    commit over the restored ones;
  * 3. the unfinished executions are queued again with their numbers, in batches; one whose job
  *    exists (or whose unique name is live again) is skipped.
+ * See docs/ARCHITECTURE.md#backups-and-restore.
  */
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { jobIdOf } from '../redis/keys.js';
+import { executionJobKey } from '../redis/bullmq-internals.js';
+import { jobIdOf, type Keys } from '../redis/keys.js';
+import { restoreSwap } from '../redis/scripts.js';
 import { parseBackup, type ExecutionLine, type ParsedBackup } from './backup-format.js';
 import type { BackupService } from './backup.js';
 
@@ -35,7 +36,6 @@ export interface RestoreSummary {
   from: { prefix: string; node: string; number: number; createdAt: string };
 }
 
-const SWAP_SCRIPT = fs.readFileSync(fileURLToPath(new URL('./restore-swap.lua', import.meta.url)), 'utf8');
 /** Staged entries are removed by Redis if a restore dies before its swap. */
 const STAGING_TTL_MS = 3_600_000;
 /** Entries per staging HSET, and the most bytes in one. */
@@ -59,7 +59,8 @@ export async function restoreBackup(
       'restore started',
     );
     const sequence = await swap(backups, parsed, signal);
-    const { queued, skipped } = await requeue(backups.host.redis, queue, parsed.executions, signal);
+    const { redis, keys } = backups.host;
+    const { queued, skipped } = await requeue(redis, keys, queue, parsed.executions, signal);
     const summary: RestoreSummary = {
       session: parsed.session.id as string,
       entries: parsed.entries.size,
@@ -81,9 +82,7 @@ export async function restoreBackup(
 /** Stages the entries, then swaps storage, identity and counter in at once. Returns the counter. */
 async function swap(backups: BackupService, parsed: ParsedBackup, signal: AbortSignal): Promise<number> {
   const { redis, keys } = backups.host;
-  const bk = keys.backup;
-  const layout = keys.storage;
-  const staged = bk.staged(randomBytes(8).toString('hex'));
+  const staged = keys.backup.staged(randomBytes(8).toString('hex'));
   let batch: string[] = [];
   let batchBytes = 0;
   const flush = async () => {
@@ -109,25 +108,17 @@ async function swap(backups: BackupService, parsed: ParsedBackup, signal: AbortS
     await flush();
     signal.throwIfAborted();
     // Every entry that may be locked now: those stored now and those coming back.
-    const names = new Set([...(await redis.hkeys(layout.data)), ...parsed.entries.keys()]);
+    const names = new Set([...(await redis.hkeys(keys.storage.data)), ...parsed.entries.keys()]);
     let floor = parsed.sequence;
     for (const x of parsed.executions) {
       floor = Math.max(floor, x.n);
     }
-    const identity = Object.entries(parsed.session).flat();
-    await redis.eval(
-      SWAP_SCRIPT,
-      5 + names.size,
-      layout.data,
-      staged,
-      keys.session,
-      keys.sequence,
-      bk.restores,
-      ...[...names].map((name) => layout.lock(name)),
-      parsed.entries.size > 0 ? '1' : '0',
-      String(floor),
-      ...identity,
-    );
+    await restoreSwap(redis, keys, {
+      staged: parsed.entries.size > 0 ? staged : undefined,
+      lockedEntries: names,
+      sequenceFloor: floor,
+      identity: parsed.session,
+    });
   } catch (err) {
     await redis.unlink(staged).catch(() => undefined);
     throw err;
@@ -138,6 +129,7 @@ async function swap(backups: BackupService, parsed: ParsedBackup, signal: AbortS
 /** Queues the executions again, oldest number first; skips those whose job exists. */
 async function requeue(
   redis: Redis,
+  keys: Keys,
   queue: Queue,
   executions: readonly ExecutionLine[],
   signal: AbortSignal,
@@ -150,7 +142,7 @@ async function requeue(
     const batch = sorted.slice(i, i + QUEUE_BATCH);
     const pipe = redis.pipeline();
     for (const x of batch) {
-      pipe.exists(queue.toKey(jobIdOf(x.n)));
+      pipe.exists(executionJobKey(keys, x.n));
     }
     const exists = (await pipe.exec()) ?? [];
     const fresh = batch.filter((_, j) => exists[j]?.[1] !== 1);

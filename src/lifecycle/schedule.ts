@@ -18,6 +18,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Settings } from '../config.js';
 import { describeError } from '../errors.js';
+import { parseSchedulerJobId, schedulerJobId } from '../redis/bullmq-internals.js';
 import type { Keys } from '../redis/keys.js';
 import { settleWithin } from '../redis/connections.js';
 import type { AutomaticBackupPolicy, BackupRetry, PolicyActions } from './automatic-backups.js';
@@ -253,7 +254,7 @@ export class Schedules {
     if (!existing?.pattern || existing.next === undefined) {
       return;
     }
-    const state = await this.queue.getJobState(`repeat:${id}:${existing.next}`);
+    const state = await this.queue.getJobState(schedulerJobId(id, existing.next));
     if (state === 'unknown' || state === 'completed' || state === 'failed') {
       await this.queue
         .upsertJobScheduler(
@@ -298,12 +299,11 @@ export class Schedules {
         const { scheduledAt, attempt, failedAt } = data;
         return await this.policy.onRetry(this.actions, { scheduledAt, attempt, failedAt });
       }
-      const tick = /^repeat:(.+):(\d+)$/.exec(job.id ?? '');
+      const tick = parseSchedulerJobId(job.id);
       if (!tick) {
         return { ignored: 'not a schedule tick' };
       }
-      const scheduler = tick[1] as string;
-      const millis = Number(tick[2]);
+      const { scheduler, millis } = tick;
       const claim = await this.claim(scheduler, millis);
       if (claim === 'done' || claim === 'running') {
         return { ignored: `tick already ${claim}` };
