@@ -100,6 +100,24 @@ describe('followEvents', () => {
     expect(statuses).toContain('live');
   });
 
+  it('starts after the id it is given (a stream followed before, with other filters)', async () => {
+    const ids: (string | undefined)[] = [];
+    const url = await serve((req, res) => {
+      ids.push(req.headers['last-event-id'] as string | undefined);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(': ping\n\n');
+    });
+    followEvents({
+      url: () => url,
+      headers: () => ({}),
+      lastEventId: '41-0',
+      onEvent: () => undefined,
+      onStatus: () => undefined,
+      signal: controller.signal,
+    });
+    await vi.waitFor(() => expect(ids).toEqual(['41-0']));
+  });
+
   it('reports a node without the route as unavailable, and a refused token as unauthorized', async () => {
     let status = 404;
     const url = await serve((_req, res) => {

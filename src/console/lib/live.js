@@ -10,16 +10,27 @@ import { followEvents } from './sse.js';
 
 const listeners = new Set();
 const statusListeners = new Set();
+/** Event types the mounted views listen to, with how many listen to each. */
+const wanted = new Map();
 let status = 'connecting';
 let controller;
+let running = false;
+let streamTypes = '';
+let lastId = '';
+let retune;
 
-/** Starts the tab's event stream (again, e.g. after sign-in). */
-export function startEvents() {
+/**
+ * (Re)connects with the types the shown views want, so a tab on the overview is not sent every
+ * execution's progress. Resumes after the last event seen, so changing page loses nothing.
+ */
+function connect() {
   controller?.abort();
   controller = new AbortController();
+  const types = streamTypes;
   followEvents({
-    url: () => apiUrl('/events'),
+    url: () => apiUrl('/events', { types }),
     headers: () => authHeaders(),
+    lastEventId: lastId,
     signal: controller.signal,
     onStatus: (next) => {
       status = next;
@@ -29,6 +40,9 @@ export function startEvents() {
       }
     },
     onEvent: ({ id, event, data }) => {
+      if (id) {
+        lastId = id;
+      }
       let payload;
       try {
         payload = JSON.parse(data);
@@ -41,8 +55,38 @@ export function startEvents() {
   });
 }
 
+/** The types to ask for: what the views want, and system events (rare) so the stream always has a use. */
+function typesWanted() {
+  const types = new Set(['system']);
+  for (const [type, n] of wanted) {
+    if (n > 0 && type !== 'reset') {
+      types.add(type);
+    }
+  }
+  return [...types].sort().join(',');
+}
+
+function scheduleRetune() {
+  clearTimeout(retune);
+  retune = setTimeout(() => {
+    const types = typesWanted();
+    if (running && types !== streamTypes) {
+      streamTypes = types;
+      connect();
+    }
+  }, 50);
+}
+
+/** Starts the tab's event stream (again, e.g. after sign-in). */
+export function startEvents() {
+  running = true;
+  streamTypes = typesWanted();
+  connect();
+}
+
 /** Stops the event stream (sign out). */
 export function stopEvents() {
+  running = false;
   controller?.abort();
   controller = undefined;
 }
@@ -53,14 +97,24 @@ export function useEvents(types, fn) {
   ref.current = fn;
   const key = types.join(',');
   useEffect(() => {
-    const wanted = new Set(key.split(','));
+    const mine = key ? key.split(',') : [];
+    if (mine.length === 0) {
+      return undefined;
+    }
+    const set = new Set(mine);
     const listener = (message) => {
-      if (wanted.has(message.type) || wanted.has('*')) {
+      if (set.has(message.type)) {
         ref.current(message);
       }
     };
     listeners.add(listener);
-    return () => listeners.delete(listener);
+    mine.forEach((t) => wanted.set(t, (wanted.get(t) ?? 0) + 1));
+    scheduleRetune();
+    return () => {
+      listeners.delete(listener);
+      mine.forEach((t) => wanted.set(t, (wanted.get(t) ?? 1) - 1));
+      scheduleRetune();
+    };
   }, [key]);
 }
 
@@ -115,8 +169,9 @@ export function useLoad(
     return () => inflight.current?.abort();
   }, [reload]);
 
-  useEvents(events, (message) => {
-    if (match && !match(message)) {
+  // `reset`: the node no longer has the events after the last one seen, so what is shown may be stale.
+  useEvents(events.length ? [...events, 'reset'] : [], (message) => {
+    if (message.type !== 'reset' && match && !match(message)) {
       return;
     }
     // Throttled, not debounced: under a steady stream of events a debounce would never fire.
@@ -126,6 +181,15 @@ export function useLoad(
     }, throttleMs);
   });
   useEffect(() => () => clearTimeout(timer.current), []);
+
+  // Events that came between this view's first load and the stream going live are caught up once.
+  const wasLive = useRef(streamStatus === 'live');
+  useEffect(() => {
+    if (streamStatus === 'live' && !wasLive.current && events.length) {
+      void reload();
+    }
+    wasLive.current = streamStatus === 'live';
+  }, [streamStatus]);
 
   const every = streamStatus === 'live' || events.length === 0 ? pollMs : fallbackMs;
   useEffect(() => {

@@ -24,4 +24,6 @@ export function followEvents(options: {
   onEvent: (message: SseMessage) => void;
   onStatus: (status: SseStatus) => void;
   signal: AbortSignal;
+  /** Resume after this id (from a stream followed before). */
+  lastEventId?: string;
 }): void;

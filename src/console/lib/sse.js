@@ -72,10 +72,11 @@ export function createSseParser(onEvent) {
 /**
  * Follows `url` for as long as `signal` allows: calls `onEvent` per event and `onStatus(status)` with
  * "connecting", "live", "unavailable" (the node has no such route; retried slowly) or "unauthorized".
- * `headers()` gives the request headers each time (the token may change).
+ * `headers()` gives the request headers each time (the token may change); `lastEventId` resumes a
+ * stream followed before.
  */
-export function followEvents({ url, headers, onEvent, onStatus, signal }) {
-  let lastId = '';
+export function followEvents({ url, headers, onEvent, onStatus, signal, lastEventId = '' }) {
+  let lastId = lastEventId;
   let failures = 0;
 
   const sleep = (ms) =>

@@ -154,7 +154,7 @@ export function ExecutionsPage({ query }) {
     (signal) => get('/executions', { ...filter, cursor, limit: PAGE }, { signal }),
     [key, cursor],
     {
-      events: ['execution.state', 'execution.progress', 'execution.removed'],
+      events: ['execution.state', 'execution.removed'],
       pollMs: 15_000,
       throttleMs: 1000,
     },
