@@ -51,8 +51,9 @@ function parseNumberArg(raw: string): number {
   return Number(raw);
 }
 
-/** Builds the command tree (exported for tests). */
-export function buildCli(client: () => SprocdClient = () => new SprocdClient()): Command {
+/** Builds the command tree; each command makes its client from SPROCD_URL and SPROCD_TOKEN when it runs. */
+function buildCli(): Command {
+  const client = (): SprocdClient => new SprocdClient();
   const program = new Command('sprocd')
     .description('sprocd: stored procedures on BullMQ and Redis, the 4D Server way')
     .showHelpAfterError()

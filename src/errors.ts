@@ -64,7 +64,9 @@ export class SprocdError<Code extends string = ErrorCode> extends Error {
   readonly code: Code;
   readonly details?: unknown;
 
-  constructor(code: Code, message: string, options?: { details?: unknown; cause?: unknown }) {
+  // NoInfer: `new SprocdError('X', ...)` is checked against ErrorCode instead of inferring Code = 'X';
+  // a wider code is asked for by name (`SprocdError<string>`).
+  constructor(code: NoInfer<Code>, message: string, options?: { details?: unknown; cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;

@@ -1,6 +1,10 @@
 /**
  * sprocd's public API: what a procedure or hook module imports (`defineProcedure`, `z`, the types),
  * `createNode` to embed a node, and a typed HTTP client.
+ *
+ * An embedded node (`const node = createNode(loadSettings())`) offers `start()`, `stop()` and
+ * `reload()`, and reads `name`, `state` ({@link NodeState}), `url` (its API), `settings`, `session`
+ * (the shared Session, once started) and `isReady()`; everything else about it stays inside.
  */
 export { z } from 'zod';
 export {
@@ -31,9 +35,10 @@ export type {
   ProcedureContext,
 } from './types.js';
 export type { SystemEvent } from './lifecycle/system-events.js';
-export { SprocdError, AbortedError, ValidationError } from './errors.js';
+export { SprocdError, AbortedError, ValidationError, type ErrorCode } from './errors.js';
 export { UnrecoverableError } from 'bullmq';
 export { SprocdClient, ApiError, type ClientOptions } from './client.js';
 export { loadSettings, type Settings } from './config.js';
 export { createNode } from './start.js';
 export type { SprocdNode } from './node.js';
+export type { NodeState } from './node-state.js';

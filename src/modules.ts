@@ -8,12 +8,12 @@ import { pathToFileURL } from 'node:url';
 import { ModuleLoadError } from './errors.js';
 
 /** File extensions a module may have. */
-export const MODULE_EXTENSIONS = ['.ts', '.mts', '.js', '.mjs'] as const;
+const MODULE_EXTENSIONS = ['.ts', '.mts', '.js', '.mjs'] as const;
 
 let tsxRegistered = false;
 
 /** Registers tsx's ESM loader once per process, so `import()` of a .ts file works on plain Node. */
-export async function ensureTypeScriptLoader(): Promise<void> {
+async function ensureTypeScriptLoader(): Promise<void> {
   if (tsxRegistered || process.env.VITEST) {
     // vitest transforms TypeScript itself; a second loader would only slow it down.
     tsxRegistered = true;

@@ -104,11 +104,15 @@ export interface ProcessInfo {
 
 /** What every lifecycle hook gets. */
 export interface HookContext {
+  /** The one stored-procedure session. */
   session: Session;
+  /** A logger whose lines name the hook (or the execution). */
   log: Logger;
+  /** Fires when the node stops (for a procedure: also on abort and timeout). */
   signal: AbortSignal;
   /** The node this runs on. */
   node: string;
+  /** Execute on server: queues `procedure` and answers its execution (`existing` with `unique`). */
   executeOnServer(
     procedure: string,
     params?: unknown,

@@ -8,7 +8,7 @@ import { MAX_LIST_LIMIT, isFinal, type Executions } from '../procedures/executio
 import { withRedisTimeout } from '../redis/errors.js';
 
 /** Longest `wait` a request may ask for. */
-export const MAX_WAIT_MS = 10 * 60 * 1000;
+const MAX_WAIT_MS = 10 * 60 * 1000;
 
 /** The part of the executions the routes use. */
 export type ExecutionsApi = Pick<Executions, 'execute' | 'waitFor' | 'list' | 'get' | 'abort' | 'wake'>;
@@ -48,7 +48,7 @@ export function parseOr400<T>(schema: z.ZodType<T>, input: unknown, what: 'body'
 }
 
 /** Parses an execution number from the URL. */
-export function parseNumber(raw: string): number {
+function parseNumber(raw: string): number {
   if (!/^[1-9]\d{0,15}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
     throw new ValidationError(`Execution numbers are positive integers; got ${JSON.stringify(raw)}.`);
   }

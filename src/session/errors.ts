@@ -1,7 +1,7 @@
 /**
- * The errors of the Session and its storage. Each class means one thing and carries a stable `code`;
- * `details` always names the storage key concerned, so that a log line or an API answer says which
- * entry was involved.
+ * The errors of the Session and its storage. Each class means one thing and carries a stable `code`
+ * (an ErrorCode of src/errors.ts); `details` names the storage key concerned whenever there is one, so
+ * that a log line or an API answer says which entry was involved.
  */
 import { SprocdError } from '../errors.js';
 
