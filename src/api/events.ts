@@ -1,0 +1,166 @@
+/**
+ * GET /v1/events: the node's events as Server-Sent Events. Filters: `type` (or `types`), `procedure`,
+ * `number`, each repeated or comma-separated. `Last-Event-ID` resumes after an event the client saw;
+ * when what followed it is no longer kept, the client gets a `reset` event first and should reload.
+ */
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { ValidationError } from '../errors.js';
+import { MAX_FILTER_VALUES, listParam } from '../events/filter.js';
+import type { EventSink, Subscription } from '../events/hub.js';
+import { parsePosition, type Position } from '../events/ids.js';
+import { EVENT_TYPES, type EventFilter } from '../events/types.js';
+
+/** What the route needs: the node's event hub. */
+export interface EventsRouteDeps {
+  /** Resolves once events can be read (throws while Redis is away, which answers 503). */
+  ready(): Promise<void>;
+  /** Subscribes a sink to the events that pass the filter, from now or after `from`. */
+  subscribe(filter: EventFilter, sink: EventSink, from?: Position): Promise<Subscription>;
+  /**
+   * How often an idle stream gets a comment, so proxies and clients see it is alive.
+   * @defaultValue 15000
+   */
+  heartbeatMs?: number;
+}
+
+/** Type filters accepted besides the event types themselves: their families. */
+const FAMILIES = ['execution', 'backup'];
+
+/** The filter of a GET /v1/events query; throws ValidationError for a bad one. */
+export function parseEventFilter(query: Record<string, unknown>): EventFilter {
+  const filter: EventFilter = {};
+  const unknownKeys = Object.keys(query).filter(
+    (k) => !['type', 'types', 'procedure', 'number', 'numbers', 'procedures'].includes(k),
+  );
+  if (unknownKeys.length) {
+    throw new ValidationError(
+      `Bad query: unknown parameter ${unknownKeys.map((k) => `"${k}"`).join(', ')}; use type, procedure, number.`,
+    );
+  }
+  const list = (...names: string[]): string[] | undefined => {
+    const values = names.flatMap((n) => listParam(query[n]) ?? []);
+    if (values.length > MAX_FILTER_VALUES) {
+      throw new ValidationError(`Bad query: at most ${MAX_FILTER_VALUES} values per filter.`);
+    }
+    return values.length ? values : undefined;
+  };
+  const types = list('type', 'types');
+  if (types) {
+    const known = new Set<string>([...EVENT_TYPES, ...FAMILIES]);
+    const bad = types.filter((t) => !known.has(t));
+    if (bad.length) {
+      throw new ValidationError(
+        `Bad query: unknown event type ${bad.map((t) => `"${t}"`).join(', ')}; known: ${[...EVENT_TYPES, ...FAMILIES].join(', ')}.`,
+      );
+    }
+    filter.types = types;
+  }
+  const procedures = list('procedure', 'procedures');
+  if (procedures) {
+    filter.procedures = procedures;
+  }
+  const numbers = list('number', 'numbers');
+  if (numbers) {
+    filter.numbers = numbers.map((raw) => {
+      if (!/^[1-9]\d{0,15}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+        throw new ValidationError(
+          `Bad query: number: execution numbers are positive integers; got "${raw}".`,
+        );
+      }
+      return Number(raw);
+    });
+  }
+  return filter;
+}
+
+/** The /v1/events route (a fastify plugin; register it under /v1, behind the token check). */
+export const eventRoutes: FastifyPluginAsync<EventsRouteDeps> = async (app, opts) => {
+  const open = new Set<{ reply: FastifyReply; end: () => void }>();
+  const heartbeat = setInterval(() => {
+    for (const stream of open) {
+      stream.reply.raw.write(': ping\n\n');
+    }
+  }, opts.heartbeatMs ?? 15_000);
+  heartbeat.unref();
+  // Open streams would keep the server from closing: end them first.
+  app.addHook('preClose', async () => {
+    clearInterval(heartbeat);
+    for (const stream of open) {
+      stream.end();
+    }
+  });
+
+  app.get('/events', async (request, reply) => {
+    const filter = parseEventFilter(request.query as Record<string, unknown>);
+    const header = request.headers['last-event-id'];
+    const lastId = Array.isArray(header) ? header[0] : header;
+    const from = parsePosition(lastId);
+    await opts.ready();
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      // nginx and similar proxies would otherwise hold events back in their buffers.
+      'x-accel-buffering': 'no',
+    });
+    res.write('retry: 1000\n\n');
+    if (lastId !== undefined && lastId !== '' && !from) {
+      res.write('event: reset\ndata: {}\n\n');
+    }
+    let subscription: Subscription | undefined;
+    let ended = false;
+    const stream = {
+      reply,
+      end: () => {
+        if (ended) {
+          return;
+        }
+        ended = true;
+        open.delete(stream);
+        subscription?.close();
+        if (!res.writableEnded) {
+          res.end();
+        }
+      },
+    };
+    const sink: EventSink = {
+      write: (frame) => {
+        if (!ended) {
+          res.write(frame);
+        }
+      },
+      get backlog() {
+        return res.writableLength;
+      },
+      drained: () =>
+        new Promise<void>((resolve) => {
+          if (ended || res.writableLength === 0) {
+            resolve();
+            return;
+          }
+          res.once('drain', resolve);
+          res.once('close', resolve);
+        }),
+      close: (reason) => {
+        if (!ended && reason === 'slow') {
+          res.write(': closed: the client did not keep up; reconnect to resume\n\n');
+        }
+        stream.end();
+      },
+    };
+    open.add(stream);
+    res.on('close', stream.end);
+    try {
+      subscription = await opts.subscribe(filter, sink, from);
+    } catch (err) {
+      request.log.warn({ err }, 'event subscription failed');
+      stream.end();
+      return;
+    }
+    if (ended) {
+      subscription.close();
+    }
+  });
+};

@@ -1,0 +1,288 @@
+/**
+ * The event hub against a real Redis and real BullMQ queues and workers: execution events in order,
+ * filters, resuming after a position (and `reset` when that position was trimmed away), the event
+ * log, slow subscribers dropped, and one reader that stops when nobody listens.
+ */
+import { Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { EventLog } from '../../src/events/event-log.js';
+import { EventHub, type EventSink, type HubStreams } from '../../src/events/hub.js';
+import { parsePosition, type Position } from '../../src/events/ids.js';
+import type { EventFilter } from '../../src/events/types.js';
+import { bullQueueKeys, executionJobKey } from '../../src/redis/bullmq-internals.js';
+import { QUEUE_NAME, createKeys, jobIdOf } from '../../src/redis/keys.js';
+import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
+
+const prefix = uniquePrefix('hub');
+const keys = createKeys(prefix);
+const streams: HubStreams = {
+  bull: bullQueueKeys(keys).events,
+  log: `{${prefix}}:eventlog`,
+  job: (n) => executionJobKey(keys, n),
+};
+let redis: Redis;
+let queue: Queue;
+let worker: Worker;
+let log: EventLog;
+const hubs: EventHub[] = [];
+
+/** A sink that keeps what it gets, parsed. */
+class Recorder implements EventSink {
+  readonly frames: string[] = [];
+  closedWith: string | undefined;
+  backlog = 0;
+  write(frame: string): void {
+    this.frames.push(frame);
+  }
+  drained(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(reason: 'slow' | 'closing'): void {
+    this.closedWith = reason;
+  }
+  /** The events (not the bare id frames), parsed. */
+  get events(): { id: string; type: string; data: Record<string, unknown> }[] {
+    return this.frames
+      .filter((f) => f.includes('\nevent: '))
+      .map((f) => {
+        const lines = Object.fromEntries(
+          f
+            .trim()
+            .split('\n')
+            .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
+        );
+        return {
+          id: lines.id,
+          type: lines.event,
+          data: JSON.parse(lines.data ?? '{}') as Record<string, unknown>,
+        };
+      });
+  }
+  /** The id of the last frame that had one. */
+  get lastId(): string | undefined {
+    const last = [...this.frames].reverse().find((f) => f.startsWith('id: '));
+    return last?.slice(4, last.indexOf('\n'));
+  }
+}
+
+function newHub(maxBacklogBytes?: number): EventHub {
+  const hub = new EventHub({
+    redis,
+    openReader: () => testClient(),
+    streams,
+    maxBacklogBytes,
+  });
+  hubs.push(hub);
+  return hub;
+}
+
+let next = 1;
+/** Queues execution-like job `e<n>` of `procedure`; the worker completes it (or fails it for "fail"). */
+async function add(procedure: string, opts: { delay?: number } = {}): Promise<number> {
+  const n = next++;
+  await queue.add(procedure, { procedure }, { jobId: jobIdOf(n), ...opts });
+  return n;
+}
+
+const states = (r: Recorder, n: number) =>
+  r.events.filter((e) => e.data.number === n && e.type === 'execution.state').map((e) => e.data.state);
+
+beforeAll(async () => {
+  redis = testClient();
+  queue = new Queue(QUEUE_NAME, { connection: testClient(), prefix: keys.bullPrefix });
+  worker = new Worker(
+    QUEUE_NAME,
+    async (job) => {
+      if (job.name === 'fail') {
+        throw new Error(JSON.stringify({ name: 'Error', message: 'boom', code: 'BOOM' }));
+      }
+      await job.updateProgress(50);
+      return { ok: job.name };
+    },
+    { connection: testClient(), prefix: keys.bullPrefix, concurrency: 4 },
+  );
+  await worker.waitUntilReady();
+  log = new EventLog(redis, streams.log);
+});
+
+afterEach(() => {
+  hubs.splice(0).forEach((h) => h.close());
+});
+
+afterAll(async () => {
+  await worker.close();
+  await queue.close();
+  await deletePrefix(redis, prefix);
+  await closeTestClients();
+});
+
+describe('EventHub', () => {
+  it("gives a subscriber each execution's states and progress in order, with ids and the procedure", async () => {
+    const hub = newHub();
+    const r = new Recorder();
+    await hub.subscribe({}, r);
+    expect(r.frames[0]).toMatch(/^id: \d+-\d+_\d+-\d+\n\n$/);
+    const n = await add('echo');
+    await vi.waitFor(() => expect(states(r, n)).toEqual(['waiting', 'active', 'completed']), {
+      timeout: 5000,
+    });
+    const mine = r.events.filter((e) => e.data.number === n);
+    expect(mine.map((e) => e.type)).toEqual([
+      'execution.state',
+      'execution.state',
+      'execution.progress',
+      'execution.state',
+    ]);
+    expect(mine[1]?.data).toMatchObject({ procedure: 'echo', state: 'active', attempt: 1 });
+    expect(mine[2]?.data).toMatchObject({ procedure: 'echo', progress: 50 });
+    expect(mine.every((e) => parsePosition(e.id) !== undefined)).toBe(true);
+    expect(new Set(mine.map((e) => e.id)).size).toBe(mine.length);
+  });
+
+  it('reports failures with their code, and delays with their due time', async () => {
+    const hub = newHub();
+    const r = new Recorder();
+    await hub.subscribe({}, r);
+    const failed = await add('fail');
+    const delayed = await add('echo', { delay: 60_000 });
+    await vi.waitFor(() => expect(states(r, failed)).toContain('failed'), { timeout: 5000 });
+    await vi.waitFor(() => expect(states(r, delayed)).toEqual(['delayed']), { timeout: 5000 });
+    const fail = r.events.find((e) => e.data.number === failed && e.data.state === 'failed');
+    expect(fail?.data.error).toEqual({ code: 'BOOM', message: 'boom' });
+    const delay = r.events.find((e) => e.data.number === delayed);
+    expect(Date.parse(String(delay?.data.delayedUntil))).toBeGreaterThan(Date.now() + 50_000);
+  });
+
+  it('filters by type, family, procedure and number', async () => {
+    const hub = newHub();
+    const subscribe = async (filter: EventFilter) => {
+      const r = new Recorder();
+      await hub.subscribe(filter, r);
+      return r;
+    };
+    const byType = await subscribe({ types: ['execution.progress'] });
+    const byFamily = await subscribe({ types: ['system'] });
+    const byProcedure = await subscribe({ procedures: ['other'] });
+    const all = await subscribe({});
+    const a = await add('echo');
+    const b = await add('other');
+    const byNumber = await subscribe({ numbers: [a] });
+    log.append('system', { type: 'node.joined', at: new Date().toISOString(), node: 'x' });
+    await vi.waitFor(
+      () => {
+        expect(states(all, a)).toContain('completed');
+        expect(states(all, b)).toContain('completed');
+        expect(all.events.some((e) => e.type === 'system')).toBe(true);
+      },
+      { timeout: 5000 },
+    );
+    expect(byType.events.map((e) => e.type)).toEqual(['execution.progress', 'execution.progress']);
+    expect(byFamily.events.map((e) => e.type)).toEqual(['system']);
+    expect(byProcedure.events.filter((e) => e.type !== 'system').every((e) => e.data.number === b)).toBe(
+      true,
+    );
+    expect(byProcedure.events.some((e) => e.data.number === b)).toBe(true);
+    // number filters execution events only: the system event passes
+    expect(byNumber.events.filter((e) => e.type !== 'system').every((e) => e.data.number === a)).toBe(true);
+  });
+
+  it('resumes after a position: the missed events first, in order, then live ones, none twice', async () => {
+    const hub = newHub();
+    const first = new Recorder();
+    const sub = await hub.subscribe({}, first);
+    const a = await add('echo');
+    await vi.waitFor(() => expect(states(first, a)).toContain('completed'), { timeout: 5000 });
+    const seen = first.lastId;
+    sub.close();
+    const missed = await add('echo');
+    log.append('backup.progress', { number: 1, phase: 'write', done: 1, total: 2 });
+    await vi.waitFor(async () => {
+      const view = await queue.getJobState(jobIdOf(missed));
+      expect(view).toBe('completed');
+    });
+    const again = new Recorder();
+    await hub.subscribe({}, again, parsePosition(seen) as Position);
+    const live = await add('echo');
+    await vi.waitFor(() => expect(states(again, live)).toContain('completed'), { timeout: 5000 });
+    expect(states(again, a)).toEqual([]);
+    expect(states(again, missed)).toEqual(['waiting', 'active', 'completed']);
+    expect(states(again, live)).toEqual(['waiting', 'active', 'completed']);
+    expect(again.events.some((e) => e.type === 'backup.progress')).toBe(true);
+    const ids = again.events.map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    // a replayed start is not counted again: replayed events carry no attempt
+    expect(
+      again.events.find((e) => e.data.number === missed && e.data.state === 'active')?.data.attempt,
+    ).toBe(undefined);
+  });
+
+  it('resumes on a hub that was not running (another node, or after a restart of this one)', async () => {
+    const one = newHub();
+    const r = new Recorder();
+    const sub = await one.subscribe({}, r);
+    const seen = r.lastId;
+    sub.close();
+    const missed = await add('echo');
+    await vi.waitFor(async () => expect(await queue.getJobState(jobIdOf(missed))).toBe('completed'));
+    const other = newHub();
+    const again = new Recorder();
+    await other.subscribe({ numbers: [missed] }, again, parsePosition(seen) as Position);
+    expect(states(again, missed)).toEqual(['waiting', 'active', 'completed']);
+    expect(again.events.find((e) => e.data.number === missed)?.data.procedure).toBe('echo');
+  });
+
+  it('sends reset when what followed the position was trimmed away', async () => {
+    const hub = newHub();
+    const r = new Recorder();
+    const sub = await hub.subscribe({}, r);
+    const n = await add('echo');
+    await vi.waitFor(() => expect(states(r, n)).toContain('completed'), { timeout: 5000 });
+    const seen = r.lastId;
+    sub.close();
+    await add('echo');
+    await vi.waitFor(async () => expect(await redis.xlen(streams.bull)).toBeGreaterThan(0));
+    await redis.xtrim(streams.bull, 'MAXLEN', 1);
+    const again = new Recorder();
+    await hub.subscribe({}, again, parsePosition(seen) as Position);
+    expect(again.events[0]?.type).toBe('reset');
+  });
+
+  it('drops a subscriber that does not keep up', async () => {
+    const hub = newHub(100);
+    const slow = new Recorder();
+    slow.backlog = 1000;
+    await hub.subscribe({}, slow);
+    await add('echo');
+    await vi.waitFor(() => expect(slow.closedWith).toBe('slow'), { timeout: 5000 });
+    expect(hub.size).toBe(0);
+  });
+
+  it('reads with one connection for all subscribers, and stops reading when the last one leaves', async () => {
+    let readers = 0;
+    const hub = new EventHub({
+      redis,
+      openReader: () => {
+        readers++;
+        return testClient();
+      },
+      streams,
+    });
+    hubs.push(hub);
+    const subs = await Promise.all([1, 2, 3].map(() => hub.subscribe({}, new Recorder())));
+    expect(readers).toBe(1);
+    expect(hub.reading).toBe(true);
+    subs.forEach((s) => s.close());
+    expect(hub.size).toBe(0);
+    await vi.waitFor(() => expect(hub.reading).toBe(false), { timeout: 5000 });
+  });
+
+  it('ends every subscription when it closes', async () => {
+    const hub = newHub();
+    const r = new Recorder();
+    await hub.subscribe({}, r);
+    hub.close();
+    expect(r.closedWith).toBe('closing');
+    expect(hub.size).toBe(0);
+  });
+});
