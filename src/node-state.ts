@@ -1,6 +1,6 @@
 /**
  * Where a node is in its life, and the one rule that says what it serves in each state
- * (docs/ARCHITECTURE.md, "A node's life"). node.ts applies it to every part it hands out.
+ * (docs/ARCHITECTURE.md#a-nodes-life). node.ts applies it to every part it hands out.
  */
 import { NotReadyError, StoppingError } from './errors.js';
 

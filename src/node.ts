@@ -1,6 +1,6 @@
 /**
  * A sprocd node: wires settings, Redis, the session, procedures, hooks, workers and the API, and
- * owns the order in which they start and stop (docs/ARCHITECTURE.md, "A node's life").
+ * owns the order in which they start and stop (docs/ARCHITECTURE.md#a-nodes-life).
  *
  * This is the one module that sees the whole node. Every other part gets the small interface it
  * declares (the API an {@link ApiContext}, the lifecycle a {@link LifecycleHost}, the workers their
