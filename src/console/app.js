@@ -1,4 +1,4 @@
-/* global document, window, location, URLSearchParams */
+/* global document, window, location, fetch, URLSearchParams */
 /**
  * The console's shell: sign-in gate, sidebar, hash routes (#/executions/12), and the tab's event stream.
  * Routes live in the hash so the server serves one page and no token or data ever reaches a URL path.
@@ -160,7 +160,9 @@ function App() {
       await get('/nodes');
       setPhase('in');
       startEvents();
-      get('/../healthz')
+      // The node serving the console (health routes live beside /v1, not under it).
+      fetch(new URL('../healthz', document.baseURI))
+        .then((r) => r.json())
         .then((h) => setNode(h.node))
         .catch(() => undefined);
     } catch (err) {

@@ -220,6 +220,29 @@ describe('the console', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('removes every execution a filter matches, after a confirmation that states the count', async () => {
+    const more = [await execute('fail'), await execute('fail')];
+    await waitUntil(async () => {
+      for (const { number } of more) {
+        expect(await stateOf(number)).toBe('failed');
+      }
+    });
+    const { items } = await api<{ items: unknown[] }>('GET', '/executions?state=failed&procedure=fail');
+    expect(items.length).toBeGreaterThanOrEqual(3);
+    await show('#/executions?state=failed&procedure=fail');
+    await page.locator(`#executions-table tr[data-number="${more[1]!.number}"]`).waitFor();
+    await page.click('.page-actions button:has-text("Remove all")');
+    const dialog = page.locator('.dialog');
+    await dialog.locator(`[data-bulk-count="${items.length}"]`).waitFor();
+    expect(await dialog.locator('h3').textContent()).toBe(`Remove ${items.length} executions?`);
+    await dialog.locator('button.btn-danger').click();
+    await page.getByText('No execution matches.').waitFor();
+    expect((await api<{ items: unknown[] }>('GET', '/executions?state=failed&procedure=fail')).items).toEqual(
+      [],
+    );
+    expect(pageErrors).toEqual([]);
+  });
+
   it('runs a procedure from the form generated from its params schema', async () => {
     await show('#/procedures/greet');
     await page.locator('form.schema-form').waitFor();
