@@ -65,7 +65,7 @@ export interface PolicyHost {
 }
 
 /** What a tick or retry handler returns to the lifecycle job (kept as the job's result). */
-export type TickResult = BackupRecord | { ignored: string };
+type TickResult = BackupRecord | { ignored: string };
 
 /** True when a tick taken at `now` is late and every live node started after it (nobody could take it on time). */
 export function isMissedTick(tickAt: number, now: number, nodesStartedAt: readonly number[]): boolean {

@@ -1,5 +1,6 @@
 /**
- * The backup file format (docs/BACKUPS.md): a gzip stream of JSON lines.
+ * The backup file format: a gzip stream of JSON lines (docs/ARCHITECTURE.md#backups-and-restore;
+ * docs/BACKUPS.md for operators).
  *
  * ```
  * {"format":"sprocd-backup","version":1,...}              header
@@ -17,7 +18,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { z } from 'zod';
-import { SprocdError } from '../errors.js';
+import { SprocdError, formatZodError } from '../errors.js';
 
 /** The `format` of the header line. */
 export const BACKUP_FORMAT = 'sprocd-backup';
@@ -26,7 +27,7 @@ export const BACKUP_VERSION = 1;
 /** File name ending of backup files. */
 export const BACKUP_EXTENSION = '.sprocd.gz';
 /** Largest uncompressed backup a restore accepts (a gzip bomb stops here). */
-export const MAX_UNCOMPRESSED_BYTES = 4 * 1024 ** 3;
+const MAX_UNCOMPRESSED_BYTES = 4 * 1024 ** 3;
 
 const gunzip = promisify(zlib.gunzip);
 
@@ -276,10 +277,7 @@ function parseLine(text: Buffer, start: number, end: number, what: string): unkn
 function checked<T>(schema: z.ZodType<T>, value: unknown, lineNo: number): T {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new BackupInvalidError(
-      `line ${lineNo} is malformed (${issue ? `${issue.path.join('.')}: ${issue.message}` : 'bad shape'})`,
-    );
+    throw new BackupInvalidError(`line ${lineNo} is malformed (${formatZodError(parsed.error)})`);
   }
   return parsed.data;
 }

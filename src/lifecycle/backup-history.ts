@@ -51,7 +51,7 @@ export interface WrittenFile {
 }
 
 /** The facts of one backup run that its record is made of. */
-export interface RunFacts {
+interface RunFacts {
   number: number;
   trigger: BackupTrigger;
   node: string;

@@ -32,11 +32,8 @@ import {
 } from './backup-status.js';
 import type { HookName } from './hooks.js';
 
-// TODO(R2): drop once src/api/backups.ts imports it from backup-history.ts.
-export { HISTORY_LIMIT } from './backup-history.js';
-
 /** What onBackupStartup and onBackupShutdown find in `ctx.backup`. */
-export interface BackupHookInfo {
+interface BackupHookInfo {
   number: number;
   trigger: BackupTrigger;
   scheduledAt?: string;
@@ -46,8 +43,8 @@ export interface BackupHookInfo {
 /** The context of the backup hooks: the usual hook context plus `backup`. */
 export type BackupHookContext = HookContext & { backup: BackupHookInfo };
 
-/** What GET /v1/backups shows (without the schedule, which schedule.ts adds). */
-export interface BackupStatus {
+/** What GET /v1/backups shows, but the next scheduled time (Schedules.nextBackupAt has it). */
+interface BackupStatus {
   items: BackupRecord[];
   running?: RunningBackup;
   automaticStopped: boolean;
@@ -72,6 +69,7 @@ export class BackupService {
   private current: { controller: AbortController; task: Promise<BackupRecord> } | undefined;
   private closed = false;
 
+  /** `policy` defaults to one of its own on `host` (the lifecycle shares one with the schedules). */
   constructor(
     readonly host: BackupHost,
     private readonly policy = new AutomaticBackupPolicy(host),

@@ -8,7 +8,7 @@ import { importDefault, listModules } from '../modules.js';
 import type { HookContext } from '../types.js';
 
 /** The hooks 4D calls database methods, by their file names. */
-export const HOOK_NAMES = [
+const HOOK_NAMES = [
   'onServerStartup',
   'onServerShutdown',
   'onBackupStartup',

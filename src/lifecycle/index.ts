@@ -16,7 +16,7 @@ export type { BackupHookContext } from './backup.js';
 export type { RestoreSummary } from './restore.js';
 
 /** What the lifecycle needs of the node's executions (the node's Executions fits as it is). */
-export interface LifecycleExecutions {
+interface LifecycleExecutions {
   /** Queues an execution: a scheduled procedure's tick. */
   execute(
     procedure: string,

@@ -4,7 +4,7 @@
  */
 import { CronExpressionParser } from 'cron-parser';
 import { isValidTimezone } from '../config.js';
-import { ModuleLoadError } from '../errors.js';
+import { ModuleLoadError, formatZodError } from '../errors.js';
 import { assertJson } from '../procedures/json.js';
 import type { ProcedureRegistry } from '../procedures/registry.js';
 
@@ -53,11 +53,7 @@ export function checkProcedureSchedules(
     if (definition.params) {
       const parsed = definition.params.safeParse(schedule.params);
       if (!parsed.success) {
-        fail(
-          `params do not match the procedure's params schema: ${parsed.error.issues
-            .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
-            .join('; ')}`,
-        );
+        fail(`params do not match the procedure's params schema: ${formatZodError(parsed.error)}`);
       }
     }
     out.set(name, schedule);

@@ -13,6 +13,7 @@ import type { SprocdClient } from '../../src/client.js';
 import { parseBackup } from '../../src/lifecycle/backup-format.js';
 import type { BackupRecord } from '../../src/lifecycle/backup-history.js';
 import type { SprocdNode } from '../../src/node.js';
+import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
 import { jobIdOf } from '../../src/redis/keys.js';
 import { storageLayout } from '../../src/session/layout.js';
 import { FIXTURES, startInProcessNode } from '../support/node.js';
@@ -307,7 +308,7 @@ describe('restore', () => {
     expect(await storage.get('rt1')).toEqual({ v: 1 });
     expect(await storage.get('rt3')).toBeUndefined();
     // Executions: back with their numbers, params, creation and due times; the new one untouched.
-    const delayedKey = `${node.internals().keys.bullPrefix}:procedures:delayed`;
+    const delayedKey = bullQueueKeys(node.internals().keys).delayed;
     for (const k of kept) {
       const view = await client.get(k.number);
       expect(view).toMatchObject({
