@@ -20,10 +20,15 @@ export type Access = 'work' | 'read';
  * still answers about the executions it finishes. NotReadyError otherwise.
  */
 export function assertServes(state: NodeState, access: Access): void {
-  if (access === 'work' && (state === 'stopping' || state === 'stopped')) {
-    throw new StoppingError();
+  if (serves(state, access)) {
+    return;
   }
-  if (state === 'starting' || state === 'stopped') {
-    throw new NotReadyError();
-  }
+  throw access === 'work' && (state === 'stopping' || state === 'stopped')
+    ? new StoppingError()
+    : new NotReadyError();
+}
+
+/** Whether a node in `state` serves `access` (the rule {@link assertServes} explains). */
+export function serves(state: NodeState, access: Access): boolean {
+  return state === 'ready' || (access === 'read' && state === 'stopping');
 }

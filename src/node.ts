@@ -21,7 +21,7 @@ import { checkProcedureSchedules, type ProcedureSchedule } from './lifecycle/pro
 import { SystemEvents, type SystemEvent } from './lifecycle/system-events.js';
 import { redactUrl } from './logger.js';
 import { NodeMetrics } from './metrics.js';
-import { assertServes, type Access, type NodeState } from './node-state.js';
+import { assertServes, serves, type Access, type NodeState } from './node-state.js';
 import { executeOnServerWith } from './procedures/execute.js';
 import { Executions, type ControlMessage } from './procedures/executions.js';
 import { ProcedureRegistry } from './procedures/registry.js';
@@ -105,7 +105,7 @@ export class SprocdNode {
 
   /** Whether the node answers /readyz with 200: started, not stopping, and Redis answering. */
   async isReady(): Promise<{ ready: boolean; reason?: string }> {
-    if (this.current !== 'ready') {
+    if (!serves(this.current, 'work')) {
       return { ready: false, reason: this.current };
     }
     try {
