@@ -13,6 +13,7 @@ import type { EventFilter } from '../../src/events/types.js';
 import { bullQueueKeys, executionJobKey } from '../../src/redis/bullmq-internals.js';
 import { QUEUE_NAME, createKeys, jobIdOf } from '../../src/redis/keys.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
+import { parseFrame, type SseEvent } from '../support/sse.js';
 
 const prefix = uniquePrefix('hub');
 const keys = createKeys(prefix);
@@ -42,22 +43,8 @@ class Recorder implements EventSink {
     this.closedWith = reason;
   }
   /** The events (not the bare id frames), parsed. */
-  get events(): { id: string; type: string; data: Record<string, unknown> }[] {
-    return this.frames
-      .filter((f) => f.includes('\nevent: '))
-      .map((f) => {
-        const lines = Object.fromEntries(
-          f
-            .trim()
-            .split('\n')
-            .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
-        );
-        return {
-          id: lines.id,
-          type: lines.event,
-          data: JSON.parse(lines.data ?? '{}') as Record<string, unknown>,
-        };
-      });
+  get events(): SseEvent[] {
+    return this.frames.filter((f) => f.includes('\nevent: ')).map(parseFrame);
   }
   /** The id of the last frame that had one. */
   get lastId(): string | undefined {
