@@ -74,6 +74,8 @@ export interface Keys {
   readonly storage: StorageKeys;
   /** Backups, restores and schedule ticks. */
   readonly backup: BackupKeys;
+  /** Stream of sprocd's own events (system events, backups) beside BullMQ's job events (src/events). */
+  readonly eventLog: string;
   /**
    * Everything backups own starts with this.
    * @deprecated Use {@link Keys.backup}; kept until src/lifecycle stops building backup keys itself.
@@ -98,6 +100,7 @@ export function createKeys(prefix: string): Keys {
     nodes: `${tag}:nodes`,
     storage: storageKeys(`${tag}:storage`),
     backup: backupKeys(backupPrefix),
+    eventLog: `${tag}:eventlog`,
     backupPrefix,
     job: (number) => `${tag}:${QUEUE_NAME}:${jobIdOf(number)}`,
   };
