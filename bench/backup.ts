@@ -20,6 +20,7 @@ import pino from 'pino';
 import { loadSettings } from '../src/config.js';
 import { BackupService, type BackupHost } from '../src/lifecycle/backup.js';
 import { restoreBackup } from '../src/lifecycle/restore.js';
+import { executionJobKey } from '../src/redis/bullmq-internals.js';
 import { closeConnection, openConnection } from '../src/redis/connections.js';
 import { createKeys, jobIdOf, QUEUE_NAME, type Keys } from '../src/redis/keys.js';
 import { openSession, storageLayout, type SessionService } from '../src/session/index.js';
@@ -153,7 +154,7 @@ async function bareRead(d: Deployment): Promise<number> {
   for (let first = 1; first <= EXECUTIONS; first += BATCH) {
     const p = d.command.pipeline();
     for (let n = first; n < first + BATCH && n <= EXECUTIONS; n++) {
-      p.hgetall(d.keys.job(n));
+      p.hgetall(executionJobKey(d.keys, n));
     }
     await p.exec();
   }

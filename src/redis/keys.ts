@@ -76,22 +76,11 @@ export interface Keys {
   readonly backup: BackupKeys;
   /** Stream of sprocd's own events (system events, backups) beside BullMQ's job events (src/events). */
   readonly eventLog: string;
-  /**
-   * Everything backups own starts with this.
-   * @deprecated Use {@link Keys.backup}; kept until src/lifecycle stops building backup keys itself.
-   */
-  readonly backupPrefix: string;
-  /**
-   * A BullMQ job key for an execution number.
-   * @deprecated Use `executionJobKey` of bullmq-internals.ts; kept until src/lifecycle uses it.
-   */
-  job(number: number): string;
 }
 
 /** Keys for the deployment named by `prefix`. */
 export function createKeys(prefix: string): Keys {
   const tag = `{${prefix}}`;
-  const backupPrefix = `${tag}:backup`;
   return {
     bullPrefix: tag,
     sequence: `${tag}:seq`,
@@ -99,10 +88,8 @@ export function createKeys(prefix: string): Keys {
     session: `${tag}:session`,
     nodes: `${tag}:nodes`,
     storage: storageKeys(`${tag}:storage`),
-    backup: backupKeys(backupPrefix),
+    backup: backupKeys(`${tag}:backup`),
     eventLog: `${tag}:eventlog`,
-    backupPrefix,
-    job: (number) => `${tag}:${QUEUE_NAME}:${jobIdOf(number)}`,
   };
 }
 
