@@ -14,6 +14,8 @@ import type { Logger } from 'pino';
 import { buildApi, type Api, type ApiContext } from './api/app.js';
 import type { Settings } from './config.js';
 import { NotReadyError, StoppingError } from './errors.js';
+import { EventLog } from './events/event-log.js';
+import { EventHub, hubStreams } from './events/hub.js';
 import { Heartbeat, liveNodes } from './lifecycle/heartbeat.js';
 import { LifecycleHooks, type HookName } from './lifecycle/hooks.js';
 import { startLifecycle, type LifecycleHost, type LifecycleServices } from './lifecycle/index.js';
@@ -61,6 +63,9 @@ export class SprocdNode {
   private workers: WorkerPool | undefined;
   private heartbeat: Heartbeat | undefined;
   private events: SystemEvents | undefined;
+  /** GET /v1/events: the one reader of the event streams, and sprocd's own event log. */
+  private eventHub: EventHub | undefined;
+  private eventLog: EventLog | undefined;
   private readonly shutdownController = new AbortController();
   private stopPromise: Promise<void> | undefined;
 
@@ -157,6 +162,13 @@ export class SprocdNode {
       const command = this.open('command');
       this.command = command;
       this.events = new SystemEvents({ emitSystemEvent: (event) => this.emitSystemEvent(event) }, command);
+      this.eventLog = new EventLog(command, this.keys.eventLog, this.log);
+      this.eventHub = new EventHub({
+        redis: command,
+        openReader: () => this.open('events'),
+        streams: hubStreams(this.keys),
+        logger: this.log.child({ part: 'events' }),
+      });
       await this.waitForRedis();
       this.log.info({ redis: redactUrl(this.redisUrl) }, 'connected to Redis');
 
@@ -321,6 +333,7 @@ export class SprocdNode {
         return { describe: () => service.describe(), storage: service.session.storage };
       },
       liveNodes: () => liveNodes(this.part(this.command, 'read'), this.keys, s.nodeTimeoutMs),
+      events: () => this.part(this.eventHub, 'read'),
       backups: (access) => {
         const lifecycle = this.part(this.lifecycle, access);
         return {
@@ -360,6 +373,7 @@ export class SprocdNode {
   private emitSystemEvent(event: { type: string } & Record<string, unknown>): void {
     const full: SystemEvent = { ...event, at: new Date().toISOString(), node: this.name };
     this.log.info({ event: full }, `system event ${event.type}`);
+    this.eventLog?.append('system', full);
     if (this.hooks.has('onSystemEvent') && this.sessionService) {
       this.runHook('onSystemEvent', full).catch(() => undefined);
     }
@@ -442,6 +456,7 @@ export class SprocdNode {
     await this.workers?.close();
     await this.executions?.close();
     await this.sessionService?.close().catch(() => undefined);
+    this.eventHub?.close();
     const api = this.api;
     this.api = undefined;
     await api?.close().catch(() => undefined);

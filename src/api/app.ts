@@ -11,6 +11,7 @@ import { bearerChecker } from './auth.js';
 import { backupRoutes, type BackupsRouteDeps } from './backups.js';
 import { consoleRoutes } from './console.js';
 import { fail, toHttpError } from './errors.js';
+import { eventRoutes, type EventsRouteDeps } from './events.js';
 import { executionRoutes, type ExecutionsRouteDeps } from './executions.js';
 import { healthRoutes, type HealthRouteDeps } from './health.js';
 import { metricsRoutes, type MetricsRouteDeps } from './metrics.js';
@@ -27,7 +28,8 @@ export interface ApiContext
     ProceduresRouteDeps,
     SessionRouteDeps,
     NodesRouteDeps,
-    BackupsRouteDeps {
+    BackupsRouteDeps,
+    EventsRouteDeps {
   /** Where to listen, the body limit, and the bearer token (none: every request passes). */
   readonly settings: Pick<Settings, 'host' | 'port' | 'token' | 'bodyLimit'>;
   /** Unexpected errors (500) are logged here. */
@@ -85,6 +87,7 @@ export async function buildApi(ctx: ApiContext): Promise<Api> {
         await v1.register(sessionRoutes, ctx);
         await v1.register(nodeRoutes, ctx);
         await v1.register(backupRoutes, ctx);
+        await v1.register(eventRoutes, ctx);
       },
       { prefix: '/v1' },
     );

@@ -10,17 +10,23 @@ import type { EventSink, Subscription } from '../events/hub.js';
 import { parsePosition, type Position } from '../events/ids.js';
 import { EVENT_TYPES, type EventFilter } from '../events/types.js';
 
-/** What the route needs: the node's event hub. */
-export interface EventsRouteDeps {
+/** The node's event hub, as the route uses it. */
+export interface EventSource {
   /** Resolves once events can be read (throws while Redis is away, which answers 503). */
-  ready(): Promise<void>;
+  start(): Promise<void>;
   /** Subscribes a sink to the events that pass the filter, from now or after `from`. */
   subscribe(filter: EventFilter, sink: EventSink, from?: Position): Promise<Subscription>;
+}
+
+/** What the event route needs of the node. */
+export interface EventsRouteDeps {
+  /** The event hub; throws NotReadyError until the node can read events. */
+  events(): EventSource;
   /**
    * How often an idle stream gets a comment, so proxies and clients see it is alive.
    * @defaultValue 15000
    */
-  heartbeatMs?: number;
+  readonly eventHeartbeatMs?: number;
 }
 
 /** Type filters accepted besides the event types themselves: their families. */
@@ -80,7 +86,7 @@ export const eventRoutes: FastifyPluginAsync<EventsRouteDeps> = async (app, opts
     for (const stream of open) {
       stream.reply.raw.write(': ping\n\n');
     }
-  }, opts.heartbeatMs ?? 15_000);
+  }, opts.eventHeartbeatMs ?? 15_000);
   heartbeat.unref();
   // Open streams would keep the server from closing: end them first.
   app.addHook('preClose', async () => {
@@ -95,7 +101,8 @@ export const eventRoutes: FastifyPluginAsync<EventsRouteDeps> = async (app, opts
     const header = request.headers['last-event-id'];
     const lastId = Array.isArray(header) ? header[0] : header;
     const from = parsePosition(lastId);
-    await opts.ready();
+    const events = opts.events();
+    await events.start();
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -153,7 +160,7 @@ export const eventRoutes: FastifyPluginAsync<EventsRouteDeps> = async (app, opts
     open.add(stream);
     res.on('close', stream.end);
     try {
-      subscription = await opts.subscribe(filter, sink, from);
+      subscription = await events.subscribe(filter, sink, from);
     } catch (err) {
       request.log.warn({ err }, 'event subscription failed');
       stream.end();

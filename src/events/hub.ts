@@ -10,6 +10,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { bullQueueKeys } from '../redis/bullmq-internals.js';
+import { jobIdOf, type Keys } from '../redis/keys.js';
 import { entryNumber, fieldsOf, mapBullEntry, type EntryFields, type ExecutionMeta } from './bull-events.js';
 import { logEntryOf } from './event-log.js';
 import { matches } from './filter.js';
@@ -568,4 +570,10 @@ function fieldsOfInfo(raw: unknown[] | undefined): Record<string, unknown> {
     out[String(raw[i])] = raw[i + 1];
   }
   return out;
+}
+
+/** The streams of the deployment `keys`. */
+export function hubStreams(keys: Keys): HubStreams {
+  const bull = bullQueueKeys(keys);
+  return { bull: bull.events, log: keys.eventLog, job: (n) => bull.job(jobIdOf(n)) };
 }

@@ -30,6 +30,9 @@ export function fakeContext(overrides: Partial<ApiContext> = {}): ApiContext {
       throw new NotReadyError();
     },
     liveNodes: async () => [],
+    events: () => {
+      throw new NotReadyError();
+    },
     backups: () => {
       throw new NotReadyError();
     },
