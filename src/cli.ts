@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { followExecution, watchCommand } from './cli-events.js';
 import { ApiError, SprocdClient } from './client.js';
 import { runNode } from './start.js';
 
@@ -77,6 +78,7 @@ function buildCli(): Command {
     .option('--priority <n>', '1 is the most urgent', (v) => Number(v))
     .option('--attempts <n>', 'starts at most when it fails', (v) => Number(v))
     .option('--wait [ms]', 'wait for the result (default 60000 ms) and print it')
+    .option('--follow', 'show its progress live until it ends, then print the result')
     .action(async (procedure: string, paramsJson: string | undefined, opts) => {
       const wait = opts.wait === undefined ? undefined : opts.wait === true ? 60_000 : Number(opts.wait);
       const view = await client().execute(procedure, parseJsonArg(paramsJson), {
@@ -85,8 +87,12 @@ function buildCli(): Command {
         delayMs: opts.delay,
         priority: opts.priority,
         attempts: opts.attempts,
-        wait,
+        wait: opts.follow ? undefined : wait,
       });
+      if (opts.follow) {
+        print((await followExecution(client(), view.number)).result ?? null);
+        return;
+      }
       if (wait === undefined) {
         print(view);
         return;
@@ -152,7 +158,16 @@ function buildCli(): Command {
     .command('get')
     .description('show one execution')
     .argument('<n>', 'execution number')
-    .action(async (n: string) => print(await client().get(parseNumberArg(n))));
+    .option('--follow', 'show its progress live until it ends, then print it')
+    .action(async (n: string, opts: { follow?: boolean }) =>
+      print(
+        opts.follow
+          ? await followExecution(client(), parseNumberArg(n))
+          : await client().get(parseNumberArg(n)),
+      ),
+    );
+
+  program.addCommand(watchCommand(client));
 
   program
     .command('abort')

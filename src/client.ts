@@ -1,5 +1,6 @@
 /** A typed client for a node's HTTP API; the CLI is built on it. */
 import { SprocdError } from './errors.js';
+import { readEventStream, type EventStreamOptions, type StreamEvent } from './events/sse-reader.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue, SessionInfo } from './types.js';
 
 /**
@@ -15,6 +16,14 @@ export class ApiError extends SprocdError<string> {
   ) {
     super(code, message, { details });
   }
+}
+
+/** Filters of {@link SprocdClient.events}: each a value or a list. */
+export interface EventQuery {
+  /** Event types or families (`execution`, `backup`). */
+  type?: string | readonly string[];
+  procedure?: string | readonly string[];
+  number?: number | readonly number[];
 }
 
 /** Options of {@link SprocdClient}. */
@@ -100,6 +109,30 @@ export class SprocdClient {
 
   restore(bytes: Uint8Array): Promise<Record<string, unknown>> {
     return this.request('POST', '/v1/restore', bytes);
+  }
+
+  /**
+   * The node's events (GET /v1/events) as they come: `for await (const e of client.events({ number: 12 }))`.
+   * Reconnects and resumes by itself; ends when `options.signal` fires or the loop breaks.
+   */
+  events(filter: EventQuery = {}, options: EventStreamOptions = {}): AsyncGenerator<StreamEvent> {
+    const query = new URLSearchParams();
+    for (const [name, value] of Object.entries(filter)) {
+      for (const v of [value as unknown].flat()) {
+        if (v !== undefined) {
+          query.append(name, String(v));
+        }
+      }
+    }
+    const qs = query.toString();
+    return readEventStream(
+      {
+        url: `${this.url}/v1/events${qs ? `?${qs}` : ''}`,
+        token: this.token,
+        error: (code, message, status, details) => new ApiError(code, message, status, details),
+      },
+      options,
+    );
   }
 
   /** Sends one request; throws ApiError with the server's code and message, or UNREACHABLE. */

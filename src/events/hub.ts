@@ -389,7 +389,8 @@ export class EventHub {
   /**
    * Maps BullMQ entries, looking up the procedure of executions first seen here in one round trip.
    * Live reads use the hub's memory of executions; a catch-up passes its own (`replay`), since
-   * replayed `active` entries must not count starts again: replayed events carry no attempt.
+   * replayed `active` entries must not count starts again: a replayed event carries an attempt only
+   * when the replay began before its execution was added.
    */
   private async mapBull(rows: [string, string[]][], replay?: Map<number, ExecutionMeta>): Promise<Entry[]> {
     if (rows.length === 0) {
@@ -417,12 +418,13 @@ export class EventHub {
       const fields = fieldsOf(raw);
       const number = entryNumber(fields);
       parsed.push({ sid, fields, number });
-      if (number === undefined || known(number)) {
+      if (number === undefined) {
         continue;
       }
-      if (fields.event === 'added') {
-        this.remember(number, { procedure: fields.name, attempt: replay ? undefined : 0 }, replay);
-      } else {
+      // From its `added` entry on, every start of an execution is in the stream: count them.
+      if (fields.event === 'added' && (replay || !this.meta.has(number))) {
+        this.remember(number, { procedure: fields.name, attempt: 0 }, replay);
+      } else if (!known(number)) {
         unknown.add(number);
       }
     }
