@@ -152,8 +152,9 @@ describe('the console', () => {
     const cookies = await page.context().cookies();
     expect(cookies).toEqual([]);
     expect(page.url()).not.toContain(TOKEN);
-    // The live nodes table shows this node.
+    // The live nodes table shows this node, and the event stream (fetch with the bearer header) is up.
     await page.locator('#nodes td', { hasText: node.name }).waitFor();
+    await page.locator('.sidebar [data-live="live"]').waitFor();
     expect(pageErrors).toEqual([]);
   });
 

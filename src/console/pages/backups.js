@@ -37,10 +37,10 @@ const OUTCOME_STATE = { done: 'completed', failed: 'failed', cancelled: 'aborted
 
 function Schedules({ now }) {
   const { data, error } = useLoad((signal) => get('/schedules', {}, { signal }), [], {
-    events: ['backup.finished', 'execution.state'],
-    match: (m) => m.type !== 'execution.state' || String(m.data?.name ?? '').startsWith('schedule:'),
-    throttleMs: 2000,
-    pollMs: 30_000,
+    // Ticks are seconds to hours apart: a poll keeps "next" and "last run" current without following
+    // every execution's events.
+    events: ['backup.finished'],
+    pollMs: 10_000,
     fallbackMs: 15_000,
   });
   const items = data?.items ?? [];
