@@ -42,7 +42,7 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/CMD \["npm", "start"\]/);
     expect(readme).toMatch(/npm ci/);
     expect(readme).toMatch(/npm start/);
-    expect(dockerfile).toMatch(/FROM node:20/);
+    expect(dockerfile).toMatch(/FROM node:24/);
   });
 });
 
