@@ -357,6 +357,7 @@ export class SprocdNode {
       runHook: (name, log, extra, ...args) =>
         this.hooks.run(name, log, (l) => ({ ...this.hookContext(l), ...extra }), ...args),
       emitSystemEvent: (event) => this.emitSystemEvent(event),
+      publish: (type, data) => this.eventLog?.append(type, data),
       openWorkerConnection: () => this.open('worker'),
       procedureSchedules: () => this.schedules,
       hasProcedure: (name) => this.registry.get(name) !== undefined,

@@ -71,6 +71,23 @@ export class BackupSnapshot {
     this.sequence = Number(res[1]?.[1] ?? 0);
   }
 
+  /**
+   * How many storage entries and executions the copies hold: the lines still to come (at most: an
+   * execution in two lists is written once). Throws BackupReadError.
+   */
+  async size(): Promise<number> {
+    const m = this.redis.pipeline().hlen(this.copy('data'));
+    for (const { part, kind } of UNFINISHED_JOB_SETS) {
+      if (kind === 'list') {
+        m.llen(this.copy(part));
+      } else {
+        m.zcard(this.copy(part));
+      }
+    }
+    const res = await read(m.exec());
+    return (res ?? []).reduce((sum, [err, n]) => sum + (err ? 0 : Number(n)), 0);
+  }
+
   /** Removes the copies (also when {@link take} failed half-way); never throws. */
   async discard(): Promise<void> {
     const parts = ['data', ...UNFINISHED_JOB_SETS.map((l) => l.part)];

@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import type { Settings } from '../config.js';
 import { ConflictError, StoppingError, describeError } from '../errors.js';
+import { BackupProgress, type PublishEvent } from '../events/backup-progress.js';
 import type { HookContext } from '../types.js';
 import { AutomaticBackupPolicy, type PolicyHost, type RunOptions } from './automatic-backups.js';
 import { backupFileName, pruneBackups, writeBackupFile } from './backup-file.js';
@@ -62,6 +63,8 @@ export interface BackupHost extends PolicyHost {
   runHook(name: HookName, log: Logger, extra: object, ...args: unknown[]): Promise<unknown>;
   /** Emits a system event to this node's onSystemEvent hook. */
   emitSystemEvent(event: { type: string } & Record<string, unknown>): void;
+  /** Sends an event to GET /v1/events (backup.started, backup.progress, backup.finished). */
+  readonly publish?: PublishEvent;
 }
 
 /** The backups of one node. */
@@ -192,18 +195,21 @@ export class BackupService {
       info.attempt = options.attempt;
     }
     log.info({ trigger, scheduledAt: info.scheduledAt, attempt: options.attempt }, 'backup started');
+    const progress = new BackupProgress(this.host.publish, { number, node: this.host.name });
+    progress.started({ trigger, startedAt: new Date(run.started).toISOString() });
     let verdict: Verdict;
     let written: WrittenFile | undefined;
     if (options.failWith) {
       verdict = { status: options.failWith.status, outcome: 'failed', message: options.failWith.message };
     } else {
+      progress.report('hook');
       verdict = startupVerdict(await this.startupHook(info, log));
       if (verdict.outcome === 'done') {
         if (signal.aborted) {
           verdict = interruptedVerdict(signal.reason);
         } else {
           try {
-            written = await this.write(number, trigger, signal, log);
+            written = await this.write(number, trigger, signal, log, progress);
           } catch (err) {
             verdict = failureVerdict(err, signal);
           }
@@ -250,6 +256,7 @@ export class BackupService {
         `backup ${record.outcome}`,
       );
     }
+    progress.finished(record);
     return record;
   }
 
@@ -267,6 +274,7 @@ export class BackupService {
     trigger: BackupTrigger,
     signal: AbortSignal,
     log: Logger,
+    progress: BackupProgress,
   ): Promise<WrittenFile> {
     const { settings: s, redis, keys, name } = this.host;
     const now = new Date();
@@ -289,9 +297,14 @@ export class BackupService {
         backupFileName(s.prefix, now, number),
         async () => {
           const snapshotStarted = performance.now();
+          progress.report('snapshot', 0, 0, true);
           await snapshot.take();
           snapshotMs = Math.round((performance.now() - snapshotStarted) * 10) / 10;
-          return snapshot.lines(header, encoder, signal);
+          return progress.track(
+            snapshot.lines(header, encoder, signal),
+            () => encoder.entries + encoder.executions,
+            await snapshot.size(),
+          );
         },
         signal,
       );

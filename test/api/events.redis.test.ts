@@ -2,6 +2,9 @@
  * GET /v1/events over HTTP on a real node: an execution's events in order, filters, resuming with
  * Last-Event-ID, system events, the token, and a client that goes away is forgotten.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SprocdNode } from '../../src/node.js';
 import { EventHub, hubStreams } from '../../src/events/hub.js';
@@ -34,7 +37,10 @@ const statesOf = (s: SseStream, n: number) =>
     .map((e) => e.data.state);
 
 beforeAll(async () => {
-  ({ node, client, url } = await startInProcessNode(prefix, { SPROCD_TOKEN: TOKEN }));
+  ({ node, client, url } = await startInProcessNode(prefix, {
+    SPROCD_TOKEN: TOKEN,
+    SPROCD_BACKUP_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-events-backups-')),
+  }));
 });
 
 afterAll(async () => {
@@ -156,6 +162,30 @@ describe('GET /v1/events', () => {
     } finally {
       hub.close();
     }
+  });
+
+  it("carries a backup's start, progress by phase, and end", async () => {
+    await node.session.storage.use('events-backup', (d) => {
+      d.n = 1;
+    });
+    const stream = await open('?type=backup');
+    const record = await client.backup();
+    await vi.waitFor(() => expect(stream.events().some((e) => e.type === 'backup.finished')).toBe(true));
+    const events = stream.events();
+    expect(events[0]).toMatchObject({
+      type: 'backup.started',
+      data: { number: record.number, trigger: 'manual' },
+    });
+    const phases = events.filter((e) => e.type === 'backup.progress').map((e) => e.data.phase);
+    expect([...new Set(phases)]).toEqual(['hook', 'snapshot', 'write']);
+    const last = events.filter((e) => e.type === 'backup.progress').at(-1);
+    expect(last?.data).toMatchObject({ phase: 'write', number: record.number });
+    expect(last?.data.done).toBeGreaterThanOrEqual(1);
+    expect(last?.data.done).toBe(last?.data.total);
+    expect(events.at(-1)).toMatchObject({
+      type: 'backup.finished',
+      data: { number: record.number, status: 0 },
+    });
   });
 
   it('carries system events, and ends the streams when the node stops', async () => {
