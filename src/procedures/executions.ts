@@ -12,6 +12,7 @@ import {
   UnknownProcedureError,
   ValidationError,
 } from '../errors.js';
+import { JOB_EVENTS_MAX_LEN } from '../events/retention.js';
 import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
 import { abortWaiting } from '../redis/scripts.js';
@@ -83,7 +84,11 @@ export class Executions {
     private readonly settings: ExecutionSettings,
     private readonly openEventsConnection: () => Redis,
   ) {
-    this.queue = new Queue(QUEUE_NAME, { connection: redis, prefix: keys.bullPrefix });
+    this.queue = new Queue(QUEUE_NAME, {
+      connection: redis,
+      prefix: keys.bullPrefix,
+      streams: { events: { maxLen: JOB_EVENTS_MAX_LEN } },
+    });
     this.queue.on('error', () => undefined);
   }
 

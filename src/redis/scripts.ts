@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { Redis } from 'ioredis';
+import { JOB_EVENTS_MAX_LEN } from '../events/retention.js';
 import { bullQueueKeys } from './bullmq-internals.js';
 import { jobIdOf, type Keys, type StorageKeys } from './keys.js';
 
@@ -305,7 +306,7 @@ export async function abortWaiting(
     redis,
     'abortWaiting',
     [bull.job(jobId), bull.wait, bull.paused, bull.delayed, bull.prioritized, bull.failed, bull.events],
-    [jobId, failedReason, now, bull.deduplicationPrefix],
+    [jobId, failedReason, now, bull.deduplicationPrefix, JOB_EVENTS_MAX_LEN],
   )) as 'missing' | 'finished' | 'aborted' | 'active';
 }
 

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SprocdNode } from '../../src/node.js';
 import { EventHub, hubStreams } from '../../src/events/hub.js';
+import { JOB_EVENTS_MAX_LEN } from '../../src/events/retention.js';
+import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
 import { createKeys } from '../../src/redis/keys.js';
 import type { SprocdClient } from '../../src/client.js';
 import { fakeApi, fakeContext } from '../support/api.js';
@@ -133,6 +135,11 @@ describe('GET /v1/events', () => {
       .filter((e) => e.type === 'execution.state')
       .map((e) => e.data.number);
     expect(numbers.indexOf(missed.number)).toBeLessThan(numbers.indexOf(after.number));
+  });
+
+  it('keeps more job events than BullMQ does by default (clients resume after minutes, not seconds)', async () => {
+    const meta = await testClient().hget(bullQueueKeys(createKeys(prefix)).meta, 'opts.maxLenEvents');
+    expect(Number(meta)).toBe(JOB_EVENTS_MAX_LEN);
   });
 
   it('says reset for an id it cannot read, then streams live', async () => {

@@ -8,7 +8,8 @@
   Input:
     KEYS[1] job hash, KEYS[2] wait, KEYS[3] paused, KEYS[4] delayed, KEYS[5] prioritized,
     KEYS[6] failed, KEYS[7] events stream
-    ARGV[1] job id, ARGV[2] failedReason, ARGV[3] now (ms), ARGV[4] deduplication key prefix
+    ARGV[1] job id, ARGV[2] failedReason, ARGV[3] now (ms), ARGV[4] deduplication key prefix,
+    ARGV[5] the events stream's length (the queue's streams.events.maxLen)
   Output:
     "missing" | "finished" | "aborted" | "active"
 ]]
@@ -33,7 +34,7 @@ if removed > 0 then
       rcall("DEL", dedupKey)
     end
   end
-  rcall("XADD", KEYS[7], "MAXLEN", "~", 10000, "*", "event", "failed", "jobId", jobId,
+  rcall("XADD", KEYS[7], "MAXLEN", "~", tonumber(ARGV[5]), "*", "event", "failed", "jobId", jobId,
     "failedReason", ARGV[2], "prev", "waiting")
   return "aborted"
 end
