@@ -1,7 +1,7 @@
 /**
- * Redis connections. A node opens one connection per role and shares it (DESIGN.md: connection
- * leaks are a known failure of peers); this module makes each role's connection with the options
- * that role needs.
+ * Redis connections. A node opens one connection per role and shares it, so their number does not
+ * grow with the work (docs/ARCHITECTURE.md#connections); this module makes each role's connection
+ * with the options that role needs.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 
