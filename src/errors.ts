@@ -36,6 +36,7 @@ export const ERROR_CODES = [
   'EXECUTION_TIMEOUT',
   'NODE_STOPPING',
   'ABORTED',
+  'PARAMS_MISMATCH',
   // the session and its storage
   'STORAGE_ENTRY_NOT_FOUND',
   'STORAGE_KEY_INVALID',
