@@ -14,6 +14,7 @@ import type { ProcedureDefinition } from './define.js';
 import { executeOnServerWith } from './execute.js';
 import type { ExecutionData, Executions } from './executions.js';
 import { assertJson } from './json.js';
+import { runParams } from './params.js';
 
 /** Raised into a running execution's signal when its node stops. */
 export class NodeStoppingError extends SprocdError {
@@ -77,7 +78,7 @@ export class ExecutionRun {
     let result: unknown;
     try {
       const data = this.job.data;
-      result = definition.run(definition.params ? definition.params.parse(data.params) : data.params, ctx);
+      result = definition.run(runParams(data.procedure, definition.params, data.params), ctx);
     } catch (err) {
       this.rejectOutcome(err);
       return;

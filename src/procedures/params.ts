@@ -66,8 +66,8 @@ export function requestParams(procedure: string, schema: z.ZodType | undefined, 
   }
   const output = parsed.data === undefined ? null : parsed.data;
   assertJson(output, `params (as procedure "${procedure}"'s schema produced them)`);
-  const again = schema.safeParse(output);
-  if (!again.success || JSON.stringify(again.data) !== JSON.stringify(output)) {
+  const again = parseStored(schema, output);
+  if (!again.success || JSON.stringify(again.data ?? null) !== JSON.stringify(output)) {
     throw new ValidationError(
       `procedure "${procedure}"'s params schema does not accept its own output unchanged; sprocd stores the parsed params and checks them again when the execution starts, so declare the params as the procedure receives them (defaults, coercions and refinements work; a transform that changes the value does not)`,
     );
@@ -84,15 +84,19 @@ export function runParams(procedure: string, schema: z.ZodType | undefined, stor
   if (!schema) {
     return stored;
   }
-  const parsed = schema.safeParse(stored);
+  const parsed = parseStored(schema, stored);
   if (parsed.success) {
     return parsed.data;
   }
-  if (stored === null) {
-    const none = parse(schema, undefined);
-    if (none.success) {
-      return none.data;
-    }
-  }
   throw new ParamsMismatchError(procedure, parsed.error);
+}
+
+/** Parses stored params; a stored null also stands for "no params" (see {@link runParams}). */
+function parseStored(schema: z.ZodType, stored: JsonValue): z.ZodSafeParseResult<unknown> {
+  const parsed = schema.safeParse(stored);
+  if (parsed.success || stored !== null) {
+    return parsed;
+  }
+  const none = parse(schema, undefined);
+  return none.success ? none : parsed;
 }

@@ -68,7 +68,8 @@ export class ProcedureRegistry {
       }
       if (p.params) {
         try {
-          listing.params = z.toJSONSchema(p.params as z.ZodType, { unrepresentable: 'any' });
+          // The INPUT: what a caller may send (a field with a default is optional), not what run() gets.
+          listing.params = z.toJSONSchema(p.params as z.ZodType, { unrepresentable: 'any', io: 'input' });
         } catch {
           listing.params = {};
         }

@@ -22,6 +22,7 @@ import {
 } from './execution-run.js';
 import { encodeFailure } from './failure.js';
 import { assertJson } from './json.js';
+import { ParamsMismatchError } from './params.js';
 import type { ProcedureRegistry } from './registry.js';
 
 /** What the pool needs from the node. */
@@ -245,7 +246,8 @@ export class WorkerPool {
         { execution: number, procedure: job.data.procedure, err: describeError(cause) },
         'execution threw',
       );
-      if (cause instanceof UnrecoverableError) {
+      // Retrying cannot help these: the procedure said so, or its stored params no longer fit.
+      if (cause instanceof UnrecoverableError || cause instanceof ParamsMismatchError) {
         throw new UnrecoverableError(encodeFailure(cause));
       }
       throw new Error(encodeFailure(cause));
