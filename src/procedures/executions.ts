@@ -10,19 +10,19 @@ import {
   ExecutionFinishedError,
   ExecutionNotFoundError,
   UnknownProcedureError,
-  ValidationError,
 } from '../errors.js';
 import { JOB_EVENTS_MAX_LEN } from '../events/retention.js';
 import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
+import { JOB_FIELDS, bullQueueKeys } from '../redis/bullmq-internals.js';
 import { abortWaiting } from '../redis/scripts.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '../types.js';
 import type { Backoff } from './define.js';
 import { decodeFailure, encodeFailure } from './failure.js';
 import { parseExecuteOptions } from './execute.js';
 import { assertProcedureName } from './names.js';
+import { requestParams } from './params.js';
 import type { ProcedureRegistry } from './registry.js';
-import { assertJson } from './json.js';
 
 /** What travels in the BullMQ job. */
 export interface ExecutionData {
@@ -76,6 +76,8 @@ export class Executions {
   private nextNumber = 0;
   private blockEnd = 0;
   private refill: Promise<void> | undefined;
+  /** Failed jobs already read by {@link countAborted}: `jobId@finish time` → aborted. */
+  private abortedJobs = new Map<string, boolean>();
 
   constructor(
     private readonly redis: Redis,
@@ -103,16 +105,7 @@ export class Executions {
       throw new UnknownProcedureError(procedure);
     }
     const options = parseExecuteOptions(requested);
-    if (params !== undefined) {
-      assertJson(params, 'params');
-    }
-    const jsonParams = (params === undefined ? null : params) as JsonValue;
-    if (definition.params) {
-      const parsed = definition.params.safeParse(params);
-      if (!parsed.success) {
-        throw ValidationError.fromZod(`params do not match procedure "${procedure}"`, parsed.error);
-      }
-    }
+    const jsonParams = requestParams(procedure, definition.params, params);
     const name = options.name ?? '';
     const number = await this.allotNumber();
     const jobId = jobIdOf(number);
@@ -257,17 +250,64 @@ export class Executions {
       .slice(0, limit);
   }
 
-  /** How many executions the queue holds in each state (prioritized ones count as waiting). */
-  async counts(): Promise<Record<string, number>> {
-    const { prioritized = 0, ...rest } = await this.queue.getJobCounts(
-      'waiting',
-      'prioritized',
-      'delayed',
-      'active',
-      'completed',
-      'failed',
-    );
-    return { ...rest, waiting: (rest.waiting ?? 0) + prioritized };
+  /**
+   * How many executions the queue holds in each state, as the API names them: prioritized ones count
+   * as waiting, aborted ones as aborted, not failed (BullMQ files both in its failed set).
+   */
+  async counts(): Promise<Record<ExecutionState, number>> {
+    const [bull, aborted] = await Promise.all([
+      this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'),
+      this.countAborted(),
+    ]);
+    return {
+      waiting: (bull.waiting ?? 0) + (bull.prioritized ?? 0),
+      delayed: bull.delayed ?? 0,
+      active: bull.active ?? 0,
+      completed: bull.completed ?? 0,
+      failed: Math.max(0, (bull.failed ?? 0) - aborted),
+      aborted,
+    };
+  }
+
+  /**
+   * How many of BullMQ's failed jobs are aborted executions. Only a job's failedReason tells, so each
+   * job is read once: what was learned is kept by job id and finish time until the job leaves the
+   * failed set (retention, or a retry that files it again). A scrape then reads the set's ids (at
+   * most SPROCD_KEEP_FINISHED) and the reasons of the jobs that failed since the last one.
+   */
+  private async countAborted(): Promise<number> {
+    const failedKey = bullQueueKeys(this.keys).failed;
+    const entries = await this.redis.zrange(failedKey, 0, -1, 'WITHSCORES');
+    const known = new Map<string, boolean>();
+    const unknown: { key: string; jobId: string }[] = [];
+    for (let i = 0; i + 1 < entries.length; i += 2) {
+      const jobId = entries[i] as string;
+      const key = `${jobId}@${entries[i + 1]}`;
+      const aborted = this.abortedJobs.get(key);
+      if (aborted === undefined) {
+        unknown.push({ key, jobId });
+      } else {
+        known.set(key, aborted);
+      }
+    }
+    if (unknown.length > 0) {
+      const jobKey = bullQueueKeys(this.keys).job;
+      const pipeline = this.redis.pipeline();
+      for (const { jobId } of unknown) {
+        pipeline.hget(jobKey(jobId), JOB_FIELDS.failedReason);
+      }
+      const replies = (await pipeline.exec()) ?? [];
+      unknown.forEach(({ key }, i) => {
+        const reason = replies[i]?.[1];
+        known.set(key, decodeFailure(typeof reason === 'string' ? reason : undefined)?.code === 'ABORTED');
+      });
+    }
+    this.abortedJobs = known;
+    let count = 0;
+    for (const aborted of known.values()) {
+      count += aborted ? 1 : 0;
+    }
+    return count;
   }
 
   /**
