@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { followExecution, watchCommand } from './cli-events.js';
 import { ApiError, SprocdClient } from './client.js';
+import { initCommand } from './init/command.js';
 import { runNode } from './start.js';
 
 const print = (value: unknown): void => {
@@ -168,6 +169,7 @@ function buildCli(): Command {
     );
 
   program.addCommand(watchCommand(client));
+  program.addCommand(initCommand());
 
   program
     .command('abort')
@@ -241,7 +243,11 @@ function buildCli(): Command {
     .command('restore')
     .description('restore the session and unfinished executions from a backup FILE')
     .argument('<file>', 'a backup file')
-    .action(async (file: string) => {
+    .option(
+      '--allow-unsigned',
+      'restore a file the node cannot verify (unsigned, signed with another key, format 1): only one you trust',
+    )
+    .action(async (file: string, opts: { allowUnsigned?: boolean }) => {
       let bytes: Buffer;
       try {
         bytes = fs.readFileSync(file);
@@ -252,7 +258,7 @@ function buildCli(): Command {
           0,
         );
       }
-      print(await client().restore(bytes));
+      print(await client().restore(bytes, { allowUnsigned: opts.allowUnsigned === true }));
     });
 
   return program;
