@@ -66,7 +66,7 @@ export function requestParams(procedure: string, schema: z.ZodType | undefined, 
   }
   const output = parsed.data === undefined ? null : parsed.data;
   assertJson(output, `params (as procedure "${procedure}"'s schema produced them)`);
-  const again = parseStored(schema, output);
+  const again = parseStored(schema, output as JsonValue);
   if (!again.success || JSON.stringify(again.data ?? null) !== JSON.stringify(output)) {
     throw new ValidationError(
       `procedure "${procedure}"'s params schema does not accept its own output unchanged; sprocd stores the parsed params and checks them again when the execution starts, so declare the params as the procedure receives them (defaults, coercions and refinements work; a transform that changes the value does not)`,
