@@ -57,6 +57,8 @@ async function open(url: string, prefix: string, backupDir: string): Promise<Dep
       SPROCD_JOBS_DIR: path.join(HERE, 'jobs'),
       SPROCD_LIFECYCLE_DIR: path.join(HERE, 'no-lifecycle'),
       SPROCD_REDIS_TIMEOUT_MS: '10000',
+      // Both deployments share it: the restore verifies the signature as a real one does.
+      SPROCD_BACKUP_KEY: 'sprocd-benchmark-backup-key-0123456789abcdef',
       LOG_LEVEL: 'warn',
     },
     HERE,
@@ -256,9 +258,9 @@ export async function benchBackup(redisUrl: string): Promise<Row[]> {
     if (record.status !== 0 || !record.file) {
       throw new Error(`the benchmark backup failed: ${JSON.stringify(record)}`);
     }
-    const bytes = fs.readFileSync(record.file);
     const restoreStarted = performance.now();
-    const summary = await restoreBackup(b.backups, b.queue, bytes);
+    const body = fs.createReadStream(record.file);
+    const summary = await restoreBackup(b.backups, b.queue, { body, allowUnsigned: false });
     const restoreMs = performance.now() - restoreStarted;
     if (summary.executions !== EXECUTIONS) {
       throw new Error(`the benchmark restore queued ${summary.executions} executions, not ${EXECUTIONS}`);

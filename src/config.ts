@@ -44,6 +44,11 @@ export interface Settings {
   backupRetryDelayMs: number;
   /** `SPROCD_BACKUP_MAX_FAILURES`: failed automatic backups in a row that stop them. */
   backupMaxFailures: number;
+  /**
+   * `SPROCD_BACKUP_KEY` (a secret, never printed): signs backup files (HMAC-SHA256) and verifies
+   * restored ones; undefined writes unsigned files and restores only with the admin's override.
+   */
+  backupKey: string | undefined;
   /** `LOG_LEVEL`. */
   logLevel: (typeof LOG_LEVELS)[number];
   /** `SPROCD_USER_NAME`: the session's `userName`. */
@@ -77,6 +82,12 @@ export interface Settings {
   /** `SPROCD_DATA_DIR`: the embedded Redis's folder (absolute once loaded). */
   dataDir: string;
 }
+
+/** Shortest SPROCD_BACKUP_KEY, in bytes. */
+const MIN_BACKUP_KEY_BYTES = 32;
+
+/** Settings whose value a message never shows. */
+const SECRETS: ReadonlySet<string> = new Set(['SPROCD_BACKUP_KEY']);
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -117,6 +128,16 @@ const SCHEMA = {
   backupRetries: ['SPROCD_BACKUP_RETRIES', int(0, 100), '3'],
   backupRetryDelayMs: ['SPROCD_BACKUP_RETRY_DELAY_MS', int(0), '60000'],
   backupMaxFailures: ['SPROCD_BACKUP_MAX_FAILURES', int(1, 1000), '5'],
+  backupKey: [
+    'SPROCD_BACKUP_KEY',
+    z
+      .string()
+      .refine(
+        (key) => Buffer.byteLength(key, 'utf8') >= MIN_BACKUP_KEY_BYTES,
+        `must be at least ${MIN_BACKUP_KEY_BYTES} bytes (HMAC-SHA256 needs that much; e.g. openssl rand -hex 32)`,
+      ),
+    undefined,
+  ],
   logLevel: ['LOG_LEVEL', z.enum(LOG_LEVELS), 'info'],
   userName: ['SPROCD_USER_NAME', nonEmpty, 'sprocd'],
   lockLeaseMs: ['SPROCD_LOCK_LEASE_MS', int(100), '10000'],
@@ -163,7 +184,8 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     if (parsed.success) {
       out[key] = parsed.data;
     } else {
-      problems.push(`${variable}=${JSON.stringify(raw)}: ${formatZodError(parsed.error)}`);
+      const shown = SECRETS.has(variable) ? '(hidden)' : JSON.stringify(raw);
+      problems.push(`${variable}=${shown}: ${formatZodError(parsed.error)}`);
     }
   }
   // The rules between settings; a setting that failed its own check above is undefined here.

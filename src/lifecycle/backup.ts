@@ -13,6 +13,7 @@ import type { HookContext } from '../types.js';
 import { AutomaticBackupPolicy, type PolicyHost, type RunOptions } from './automatic-backups.js';
 import { backupFileName, pruneBackups, writeBackupFile } from './backup-file.js';
 import { BACKUP_FORMAT, BACKUP_VERSION, BackupEncoder, type BackupHeader } from './backup-format.js';
+import { backupKey, type BackupKey } from './backup-signature.js';
 import {
   backupRecord,
   pushHistory,
@@ -55,7 +56,17 @@ interface BackupStatus {
 /** What the backup service needs of its node (the lifecycle host fits; the benchmark builds a small one). */
 export interface BackupHost extends PolicyHost {
   readonly name: string;
-  readonly settings: PolicyHost['settings'] & Pick<Settings, 'prefix' | 'backupDir' | 'backupKeep'>;
+  readonly settings: PolicyHost['settings'] &
+    Pick<
+      Settings,
+      | 'prefix'
+      | 'backupDir'
+      | 'backupKeep'
+      | 'backupKey'
+      | 'restoreMaxBytes'
+      | 'storageMaxEntryBytes'
+      | 'bodyLimit'
+    >;
   /**
    * Runs lifecycle hook `name` in the session with the usual hook context plus `extra`, logging
    * under `log`; undefined when the hook does not exist; rethrows what the hook throws.
@@ -71,12 +82,16 @@ export interface BackupHost extends PolicyHost {
 export class BackupService {
   private current: { controller: AbortController; task: Promise<BackupRecord> } | undefined;
   private closed = false;
+  /** SPROCD_BACKUP_KEY: signs the files written here, verifies the files restored here. */
+  readonly key: BackupKey | undefined;
 
   /** `policy` defaults to one of its own on `host` (the lifecycle shares one with the schedules). */
   constructor(
     readonly host: BackupHost,
     private readonly policy = new AutomaticBackupPolicy(host),
-  ) {}
+  ) {
+    this.key = backupKey(host.settings.backupKey);
+  }
 
   /** The history, newest first, with the running backup and the failure policy's state. */
   async status(limit = 50): Promise<BackupStatus> {
@@ -279,7 +294,7 @@ export class BackupService {
     const { settings: s, redis, keys, name } = this.host;
     const now = new Date();
     const snapshot = new BackupSnapshot(redis, keys, number);
-    const encoder = new BackupEncoder();
+    const encoder = new BackupEncoder(this.key);
     let snapshotMs = 0;
     const header: BackupHeader = {
       format: BACKUP_FORMAT,
@@ -289,6 +304,7 @@ export class BackupService {
       node: name,
       number,
       trigger,
+      ...encoder.signature(),
     };
     let written: { file: string; size: number };
     try {

@@ -7,13 +7,13 @@
 import type { Queue } from 'bullmq';
 import { AutomaticBackupPolicy } from './automatic-backups.js';
 import { BackupService, type BackupHost } from './backup.js';
-import { restoreBackup, type RestoreSummary } from './restore.js';
+import { restoreBackup, type RestoreRequest, type RestoreSummary } from './restore.js';
 import { Schedules, type ScheduleHost } from './schedule.js';
 
 export { BACKUP_STATUS, type BackupTrigger } from './backup-status.js';
 export type { BackupRecord } from './backup-history.js';
 export type { BackupHookContext } from './backup.js';
-export type { RestoreSummary } from './restore.js';
+export type { RestoreRequest, RestoreSummary } from './restore.js';
 
 /** What the lifecycle needs of the node's executions (the node's Executions fits as it is). */
 interface LifecycleExecutions {
@@ -45,8 +45,8 @@ export interface LifecycleServices {
   readonly backups: BackupService;
   /** The lifecycle queue, its worker and the schedulers. */
   readonly schedules: Schedules;
-  /** Checks and restores a backup file's bytes (no backup hooks run). */
-  restore(bytes: Buffer): Promise<RestoreSummary>;
+  /** Checks and restores the backup file the request streams (no backup hooks run). */
+  restore(request: RestoreRequest): Promise<RestoreSummary>;
   /** Stops schedules and interrupts a running backup (it ends with status 1406). */
   close(): Promise<void>;
 }
@@ -58,6 +58,11 @@ export interface LifecycleServices {
 export async function startLifecycle(host: LifecycleHost): Promise<LifecycleServices> {
   const policy = new AutomaticBackupPolicy(host);
   const backups = new BackupService(host, policy);
+  if (!backups.key) {
+    host.log.warn(
+      'SPROCD_BACKUP_KEY is not set: backups are written unsigned, and a restore needs the explicit allowUnsigned override',
+    );
+  }
   const schedules = new Schedules(host, backups, policy);
   try {
     await policy.resume();
@@ -70,8 +75,8 @@ export async function startLifecycle(host: LifecycleHost): Promise<LifecycleServ
   return {
     backups,
     schedules,
-    restore: async (bytes) => {
-      const summary = await restoreBackup(backups, host.executions.queue, bytes);
+    restore: async (request) => {
+      const summary = await restoreBackup(backups, host.executions.queue, request);
       // Numbers this cluster's nodes reserved may now belong to restored executions.
       await host.executions.forgetNumbersEverywhere();
       return summary;

@@ -1,24 +1,43 @@
 /**
- * Restore: puts back what a backup file holds. The file is read and checked whole first (format,
- * version, checksum, every line), so a damaged or foreign file changes nothing. Then, holding the
- * cluster's backup lock (no backup or second restore meanwhile) and without the backup hooks:
- * 1. the storage entries are staged in a temporary hash, in batches;
- * 2. one script (restoreSwap in redis/scripts.ts) swaps the staged hash in for the entries hash, writes the session
- *    identity, raises the execution counter past every number in the file (never lowers it), and
- *    breaks the storage locks held at that moment so that no `use` that read the old entries can
- *    commit over the restored ones;
- * 3. the unfinished executions are queued again with their numbers, in batches; one whose job
+ * Restore: puts back what a backup file holds, trusting nothing in it. Holding the cluster's backup
+ * lock from the first moment (a second restore, or a backup, is refused before its body is read),
+ * and without the backup hooks:
+ * 1. the upload is copied to a private temporary file while it is read and checked whole: gzip,
+ *    header and trust (signature under SPROCD_BACKUP_KEY, or the admin's explicit override), every
+ *    line against the API's rules, the seals, the counts (restore-upload.ts). A file that fails
+ *    changes nothing;
+ * 2. the temporary file is read again, checked again on the way (the same bytes, or a refusal), and
+ *    its storage entries are staged in a temporary hash, in batches;
+ * 3. one script (restoreSwap in redis/scripts.ts) swaps the staged hash in for the entries hash,
+ *    writes the session identity, raises the execution counter past every number in the file
+ *    (never lowers it), and breaks the storage locks of the old and restored entries, so that no
+ *    `use` that read the old entries can commit over the restored ones;
+ * 4. the unfinished executions are queued again with their numbers, in batches; one whose job
  *    exists (or whose unique name is live again) is skipped.
- * See docs/ARCHITECTURE.md#backups-and-restore.
+ * Every refusal and failure is logged with its cause. See docs/ARCHITECTURE.md#backups-and-restore.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import type { JobsOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { ConflictError, SprocdError } from '../errors.js';
 import { executionJobKey } from '../redis/bullmq-internals.js';
-import { jobIdOf, type Keys } from '../redis/keys.js';
+import { jobIdOf } from '../redis/keys.js';
 import { restoreSwap } from '../redis/scripts.js';
-import { parseBackup, type ExecutionLine, type ParsedBackup } from './backup-format.js';
+import { BackupInvalidError, type ExecutionLine } from './backup-format.js';
+import { readBackup, type ReadOptions, type Trust } from './backup-reader.js';
 import type { BackupService } from './backup.js';
+import { receiveUpload, uploadFile, type CheckedUpload } from './restore-upload.js';
+
+/** A restore as the API asks for it. */
+export interface RestoreRequest {
+  /** The backup file's bytes as they arrive; not read before the backup lock is held. */
+  readonly body: Readable;
+  /** The admin's explicit override: restore a file this node cannot verify (logged). */
+  readonly allowUnsigned: boolean;
+}
 
 /** What POST /v1/restore answers. */
 export interface RestoreSummary {
@@ -32,6 +51,8 @@ export interface RestoreSummary {
   skipped: number;
   /** The execution counter after the restore. */
   sequence: number;
+  /** How far the file was trusted: `verified` unless the override let it in. */
+  signature: Trust;
   /** Where the file came from. */
   from: { prefix: string; node: string; number: number; createdAt: string };
 }
@@ -44,49 +65,81 @@ const STAGE_BYTES = 1024 * 1024;
 /** Executions queued per round trip. */
 const QUEUE_BATCH = 500;
 
-/** Checks `bytes` and restores them; throws BackupInvalidError (400) or ConflictError (409). */
+/**
+ * Restores the file `request.body` carries. Throws ConflictError (409) when a backup or restore
+ * runs, BackupInvalidError (400) for a file it refuses, PAYLOAD_TOO_LARGE (413).
+ */
 export async function restoreBackup(
   backups: BackupService,
   queue: Queue,
-  bytes: Buffer,
+  request: RestoreRequest,
 ): Promise<RestoreSummary> {
-  const parsed = await parseBackup(bytes);
-  return backups.exclusive(async (signal) => {
-    const started = Date.now();
-    const log = backups.host.log.child({ part: 'restore' });
-    log.info(
-      { from: parsed.header, entries: parsed.entries.size, executions: parsed.executions.length },
-      'restore started',
-    );
-    const sequence = await swap(backups, parsed, signal);
-    const { redis, keys } = backups.host;
-    const { queued, skipped } = await requeue(redis, keys, queue, parsed.executions, signal);
-    const summary: RestoreSummary = {
-      session: parsed.session.id as string,
-      entries: parsed.entries.size,
-      executions: queued,
-      skipped,
-      sequence,
-      from: {
-        prefix: parsed.header.prefix,
-        node: parsed.header.node,
-        number: parsed.header.number,
-        createdAt: parsed.header.createdAt,
-      },
-    };
-    log.info({ ...summary, durationMs: Date.now() - started }, 'restore done');
-    return summary;
-  });
+  const { settings: s, keys } = backups.host;
+  const log = backups.host.log.child({ part: 'restore' });
+  const options: ReadOptions = {
+    key: backups.key,
+    allowUnsigned: request.allowUnsigned,
+    limits: { maxEntryBytes: s.storageMaxEntryBytes, maxParamsBytes: s.bodyLimit },
+  };
+  const started = Date.now();
+  const file = uploadFile(s.backupDir, s.prefix);
+  try {
+    return await backups.exclusive(async (signal) => {
+      log.info({ allowUnsigned: request.allowUnsigned }, 'restore started');
+      const upload = await receiveUpload(request.body, file, s.restoreMaxBytes, options, signal);
+      const fields = { from: upload.header, signature: upload.trust, bytes: upload.bytes };
+      if (upload.trust !== 'verified') {
+        log.warn(
+          fields,
+          `restoring a backup whose signature is not verified (${upload.trust}): allowUnsigned was given`,
+        );
+      }
+      log.info({ ...fields, entries: upload.entries, executions: upload.executions }, 'restore file checked');
+      const summary = await apply(backups, queue, upload, options, signal);
+      log.info({ ...summary, durationMs: Date.now() - started }, 'restore done');
+      return summary;
+    });
+  } catch (err) {
+    logFailure(log, err, Date.now() - started, keys.backup.lock);
+    throw err;
+  } finally {
+    await fsp.rm(file, { force: true }).catch(() => undefined);
+  }
 }
 
-/** Stages the entries, then swaps storage, identity and counter in at once. Returns the counter. */
-async function swap(backups: BackupService, parsed: ParsedBackup, signal: AbortSignal): Promise<number> {
+function logFailure(log: Logger, err: unknown, durationMs: number, lock: string): void {
+  if (err instanceof BackupInvalidError) {
+    log.warn(
+      { reason: (err.details as { reason: string }).reason, durationMs },
+      'restore refused: the file is not restorable',
+    );
+  } else if (err instanceof ConflictError) {
+    log.warn({ running: err.details, lock }, 'restore refused: a backup or restore is running');
+  } else if (err instanceof SprocdError) {
+    log.warn({ code: err.code, message: err.message, durationMs }, 'restore refused');
+  } else {
+    log.error({ err, durationMs }, 'restore failed; nothing was swapped in unless "restore done" was logged');
+  }
+}
+
+/** The second pass: stage, swap, queue again. */
+async function apply(
+  backups: BackupService,
+  queue: Queue,
+  upload: CheckedUpload,
+  options: ReadOptions,
+  signal: AbortSignal,
+): Promise<Omit<RestoreSummary, 'signature' | 'from'> & Pick<RestoreSummary, 'signature' | 'from'>> {
   const { redis, keys } = backups.host;
   const staged = keys.backup.staged(randomBytes(8).toString('hex'));
+  let session: Record<string, string> | undefined;
+  let floor = 0;
+  const executions: ExecutionLine[] = [];
   let batch: string[] = [];
   let batchBytes = 0;
   const flush = async () => {
     if (batch.length > 0) {
+      signal.throwIfAborted();
       await redis
         .multi()
         .hset(staged, ...batch)
@@ -96,45 +149,73 @@ async function swap(backups: BackupService, parsed: ParsedBackup, signal: AbortS
       batchBytes = 0;
     }
   };
+  let sequence: number;
   try {
-    for (const [name, json] of parsed.entries) {
-      batch.push(name, json);
-      batchBytes += name.length + json.length;
-      if (batch.length >= STAGE_BATCH * 2 || batchBytes >= STAGE_BYTES) {
-        signal.throwIfAborted();
-        await flush();
+    // Read again from the private copy: any byte that differs from the first pass is refused here.
+    for await (const item of readBackup(fs.createReadStream(upload.file), options)) {
+      switch (item.t) {
+        case 'session':
+          session = item.fields;
+          break;
+        case 'sequence':
+          floor = Math.max(floor, item.value);
+          break;
+        case 'entry':
+          batch.push(item.name, item.json);
+          batchBytes += item.name.length + item.json.length;
+          if (batch.length >= STAGE_BATCH * 2 || batchBytes >= STAGE_BYTES) {
+            await flush();
+          }
+          break;
+        case 'execution':
+          executions.push(item.line);
+          floor = Math.max(floor, item.line.n);
+          break;
+        default:
+          break;
       }
     }
     await flush();
-    signal.throwIfAborted();
-    // Every entry that may be locked now: those stored now and those coming back.
-    const names = new Set([...(await redis.hkeys(keys.storage.data)), ...parsed.entries.keys()]);
-    let floor = parsed.sequence;
-    for (const x of parsed.executions) {
-      floor = Math.max(floor, x.n);
+    if (!session) {
+      throw new BackupInvalidError('it holds no session identity');
     }
+    const distinct = upload.entries === 0 ? 0 : await redis.hlen(staged);
+    if (distinct !== upload.entries) {
+      throw new BackupInvalidError(`it holds ${upload.entries} entry lines but ${distinct} distinct keys`);
+    }
+    signal.throwIfAborted();
     await restoreSwap(redis, keys, {
-      staged: parsed.entries.size > 0 ? staged : undefined,
-      lockedEntries: names,
+      staged: upload.entries > 0 ? staged : undefined,
       sequenceFloor: floor,
-      identity: parsed.session,
+      identity: session,
     });
+    sequence = Number((await redis.get(keys.sequence)) ?? 0);
   } catch (err) {
     await redis.unlink(staged).catch(() => undefined);
     throw err;
   }
-  return Number((await redis.get(keys.sequence)) ?? 0);
+  const { queued, skipped } = await requeue(backups, queue, executions, signal);
+  const h = upload.header;
+  return {
+    session: session.id as string,
+    entries: upload.entries,
+    executions: queued,
+    skipped,
+    sequence,
+    signature: upload.trust,
+    from: { prefix: h.prefix, node: h.node, number: h.number, createdAt: h.createdAt },
+  };
 }
 
 /** Queues the executions again, oldest number first; skips those whose job exists. */
 async function requeue(
-  redis: Redis,
-  keys: Keys,
+  backups: BackupService,
   queue: Queue,
-  executions: readonly ExecutionLine[],
+  executions: ExecutionLine[],
   signal: AbortSignal,
 ): Promise<{ queued: number; skipped: number }> {
-  const sorted = [...executions].sort((a, b) => a.n - b.n);
+  const { redis, keys } = backups.host;
+  const sorted = executions.sort((a, b) => a.n - b.n);
   let queued = 0;
   let skipped = 0;
   for (let i = 0; i < sorted.length; i += QUEUE_BATCH) {

@@ -330,8 +330,6 @@ export async function backupLock(
 export interface RestoreSwap {
   /** The hash the entries were staged in, or undefined when the backup has none (the storage empties). */
   readonly staged: string | undefined;
-  /** Entries whose locks are broken (those stored now and those coming back). */
-  readonly lockedEntries: Iterable<string>;
   /** The execution counter is raised to this when lower. */
   readonly sequenceFloor: number;
   /** The session identity hash, field by field. */
@@ -339,13 +337,12 @@ export interface RestoreSwap {
 }
 
 /**
- * restoreSwap-n.lua: swaps the staged entries in, writes the identity, raises the counter and breaks
- * the storage locks, at once. Returns the restore counter; rejects with a reply starting with
- * RESTORE_STAGING_LOST when the staged hash expired first.
+ * restoreSwap-5.lua: swaps the staged entries in, writes the identity, raises the counter and breaks
+ * the storage locks of the old and the restored entries, at once. Returns the restore counter;
+ * rejects with a reply starting with RESTORE_STAGING_LOST when the staged hash expired first.
  */
 export async function restoreSwap(redis: Redis, keys: Keys, swap: RestoreSwap): Promise<number> {
   const storage = keys.storage;
-  const locks = [...swap.lockedEntries].map((name) => storage.lock(name));
   return Number(
     await run(
       redis,
@@ -356,11 +353,11 @@ export async function restoreSwap(redis: Redis, keys: Keys, swap: RestoreSwap): 
         keys.session,
         keys.sequence,
         keys.backup.restores,
-        ...locks,
       ],
       [
         swap.staged === undefined ? '0' : '1',
         String(swap.sequenceFloor),
+        storage.lock(''), // the lock key of entry `name` is this followed by `name`
         ...Object.entries(swap.identity).flat(),
       ],
     ),

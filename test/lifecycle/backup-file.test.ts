@@ -13,12 +13,8 @@ import {
   pruneBackups,
   writeBackupFile,
 } from '../../src/lifecycle/backup-file.js';
-import {
-  BACKUP_FORMAT,
-  BACKUP_VERSION,
-  BackupEncoder,
-  parseBackup,
-} from '../../src/lifecycle/backup-format.js';
+import { BACKUP_FORMAT, BACKUP_VERSION, BackupEncoder } from '../../src/lifecycle/backup-format.js';
+import { parseBackup } from '../../src/lifecycle/backup-reader.js';
 import { BackupWriteError } from '../../src/lifecycle/backup-status.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-backup-file-test-'));
@@ -36,7 +32,7 @@ function folder(name: string): string {
 }
 
 async function* lines(): AsyncGenerator<Buffer> {
-  const encoder = new BackupEncoder();
+  const encoder = new BackupEncoder(undefined);
   yield encoder.line({
     format: BACKUP_FORMAT,
     version: BACKUP_VERSION,
@@ -45,8 +41,9 @@ async function* lines(): AsyncGenerator<Buffer> {
     node: 'n',
     number: 1,
     trigger: 'manual',
+    ...encoder.signature(),
   });
-  yield encoder.line({ t: 'session', fields: { id: 's' } });
+  yield encoder.line({ t: 'session', fields: { id: 's', createdAtMs: '1' } });
   yield encoder.line({ t: 'sequence', value: 3 });
   yield encoder.entry('k', '{"v":1}');
   yield encoder.trailer();
@@ -75,7 +72,7 @@ describe('writeBackupFile', () => {
     const { file, size } = await writeBackupFile(dir, 'acme-backup.sprocd.gz', async () => lines(), never);
     expect(file).toBe(path.join(dir, 'acme-backup.sprocd.gz'));
     expect(size).toBe(fs.statSync(file).size);
-    const parsed = await parseBackup(fs.readFileSync(file));
+    const parsed = await parseBackup(fs.readFileSync(file), { allowUnsigned: true });
     expect(parsed.entries.get('k')).toBe('{"v":1}');
     expect(fs.readdirSync(dir)).toEqual(['acme-backup.sprocd.gz']);
   });

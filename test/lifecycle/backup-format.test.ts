@@ -1,7 +1,8 @@
 /**
  * The backup file format, without Redis: what BackupEncoder writes parses back to the same content,
  * and every kind of damage (not gzip, truncated, altered, foreign, another version, a bad line) is
- * refused with BACKUP_INVALID before anything could be restored.
+ * refused with BACKUP_INVALID before anything could be restored. Signatures and the field rules
+ * have their own file (backup-trust.test.ts).
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -9,11 +10,14 @@ import {
   BACKUP_FORMAT,
   BACKUP_VERSION,
   BackupEncoder,
-  BackupInvalidError,
-  parseBackup,
   type BackupHeader,
   type ExecutionLine,
 } from '../../src/lifecycle/backup-format.js';
+import { parseBackup } from '../../src/lifecycle/backup-reader.js';
+import { CHECK_INTERVAL_BYTES, backupKey } from '../../src/lifecycle/backup-signature.js';
+import { reason } from '../support/backups.js';
+
+const key = backupKey('k'.repeat(32));
 
 const header: BackupHeader = {
   format: BACKUP_FORMAT,
@@ -31,8 +35,8 @@ const waiting: ExecutionLine = {
   state: 'waiting',
   from: 'active',
   name: 'echo',
-  data: { procedure: 'echo', params: { a: 1 } },
-  opts: { attempts: 3 },
+  data: { procedure: 'echo', params: { a: 1 }, id: '0b8f4a6e-2c1d-4e5f-9a7b-3c2d1e0f9a8b', name: '' },
+  opts: { attempts: 3, backoff: { type: 'exponential', delay: 1000 } },
   timestamp: 1_700_000_000_000,
 };
 
@@ -41,20 +45,31 @@ const delayed: ExecutionLine = {
   n: 13,
   state: 'delayed',
   from: 'delayed',
-  name: 'sleep',
-  data: { procedure: 'sleep' },
-  opts: {},
+  name: 'reports/sleep',
+  data: {
+    procedure: 'reports/sleep',
+    params: null,
+    id: '1b8f4a6e-2c1d-4e5f-9a7b-3c2d1e0f9a8b',
+    name: 'nightly',
+  },
+  opts: {
+    removeOnComplete: { count: 1000, age: 86_400 },
+    removeOnFail: { count: 1000, age: 86_400 },
+    deduplication: { id: 'name:nightly' },
+  },
   timestamp: 1_700_000_000_000,
   dueAt: 1_700_000_060_000,
   priority: 2,
 };
 
+const session = { id: 'session-1', createdAtMs: '1', createdBy: 'host-a' };
+
 /** The uncompressed text of a backup, written line by line as the backup service writes it. */
 function text(options: { entries?: [string, string][]; executions?: ExecutionLine[] } = {}): Buffer {
-  const encoder = new BackupEncoder();
+  const encoder = new BackupEncoder(key);
   const parts = [
-    encoder.line(header),
-    encoder.line({ t: 'session', fields: { id: 'session-1', createdAtMs: '1' } }),
+    encoder.line({ ...header, ...encoder.signature() }),
+    encoder.line({ t: 'session', fields: session }),
     encoder.line({ t: 'sequence', value: 40 }),
     ...(options.entries ?? []).map(([name, json]) => encoder.entry(name, json)),
     ...(options.executions ?? []).map((x) => encoder.execution(x)),
@@ -63,22 +78,14 @@ function text(options: { entries?: [string, string][]; executions?: ExecutionLin
   return Buffer.concat(parts);
 }
 
-/** A backup's text with its trailer recomputed, as if written so (to test checks behind the checksum). */
-function resealed(lines: unknown[]): Buffer {
-  const encoder = new BackupEncoder();
-  const body = lines.map((line) => encoder.line(line));
+/** A backup signed with `key` made of `lines` after the header, sealed as if written so. */
+function sealed(lines: unknown[], top: unknown = undefined): Buffer {
+  const encoder = new BackupEncoder(key);
+  const body = [top ?? { ...header, ...encoder.signature() }, ...lines].map((line) => encoder.line(line));
   return gzipSync(Buffer.concat([...body, encoder.trailer()]));
 }
 
-async function reason(bytes: Buffer): Promise<string> {
-  const err = await parseBackup(bytes).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(BackupInvalidError);
-  expect((err as BackupInvalidError).code).toBe('BACKUP_INVALID');
-  return ((err as BackupInvalidError).details as { reason: string }).reason;
-}
+const read = (bytes: Buffer) => parseBackup(bytes, { key });
 
 describe('a backup file', () => {
   it('parses back to what was written: header, session, counter, entries and executions', async () => {
@@ -87,26 +94,45 @@ describe('a backup file', () => {
       ['odd "name"\n', '"a string"'],
       ['n', '42'],
     ];
-    const parsed = await parseBackup(gzipSync(text({ entries, executions: [waiting, delayed] })));
-    expect(parsed.header).toEqual(header);
-    expect(parsed.session).toEqual({ id: 'session-1', createdAtMs: '1' });
+    const parsed = await read(gzipSync(text({ entries, executions: [waiting, delayed] })));
+    expect(parsed.header).toEqual({ ...header, signature: 'hmac-sha256', keyId: key?.id });
+    expect(parsed.trust).toBe('verified');
+    expect(parsed.session).toEqual(session);
     expect(parsed.sequence).toBe(40);
     expect([...parsed.entries]).toEqual(entries);
     expect(parsed.executions).toEqual([waiting, delayed]);
   });
 
-  it('counts what it encodes', () => {
-    const encoder = new BackupEncoder();
+  it('counts what it encodes, and seals the counts with the content', () => {
+    const encoder = new BackupEncoder(key);
     encoder.entry('a', '1');
     encoder.entry('b', '2');
     encoder.execution(waiting);
     const trailer = JSON.parse(encoder.trailer().toString()) as Record<string, unknown>;
     expect(trailer).toMatchObject({ t: 'end', entries: 2, executions: 1 });
     expect(trailer.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(trailer.hmac).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('puts a checkpoint after every MiB of lines, and reads a large file back', async () => {
+    const big = JSON.stringify({ blob: 'x'.repeat(100_000) });
+    const entries = Array.from({ length: 40 }, (_, i): [string, string] => [`e${i}`, big]);
+    const plain = text({ entries });
+    const checks = plain
+      .toString()
+      .split('\n')
+      .filter((l) => l.startsWith('{"t":"check"'));
+    expect(checks.length).toBe(Math.floor((40 * big.length) / CHECK_INTERVAL_BYTES));
+    expect(JSON.parse(checks[0] as string)).toMatchObject({
+      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      hmac: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    const parsed = await read(gzipSync(plain));
+    expect(parsed.entries.size).toBe(40);
   });
 
   it('holds an empty storage and no executions', async () => {
-    const parsed = await parseBackup(gzipSync(text()));
+    const parsed = await read(gzipSync(text()));
     expect(parsed.entries.size).toBe(0);
     expect(parsed.executions).toEqual([]);
   });
@@ -116,64 +142,78 @@ describe('a file that is not a sound backup', () => {
   const good = text({ entries: [['k', '{"v":1}']], executions: [waiting] });
 
   it('is refused when it is not gzip', async () => {
-    expect(await reason(good)).toMatch(/not gzip/);
-    expect(await reason(Buffer.alloc(0))).toMatch(/not gzip/);
+    expect(await reason(read(good))).toMatch(/not gzip/);
+    expect(await reason(read(Buffer.alloc(0)))).toMatch(/not gzip/);
   });
 
   it('is refused when the gzip data is cut', async () => {
     const zipped = gzipSync(good);
-    expect(await reason(zipped.subarray(0, zipped.length - 10))).toMatch(/damaged or truncated/);
+    expect(await reason(read(zipped.subarray(0, zipped.length - 10)))).toMatch(/damaged or truncated/);
   });
 
   it('is refused when the text ends before the trailer', async () => {
     const cut = good.subarray(0, good.lastIndexOf(10, good.length - 2) + 1);
-    expect(await reason(gzipSync(cut))).toMatch(/truncated|last line is not the trailer/);
-    expect(await reason(gzipSync(good.subarray(0, good.length - 1)))).toMatch(/truncated/);
+    expect(await reason(read(gzipSync(cut)))).toMatch(/truncated/);
+    expect(await reason(read(gzipSync(good.subarray(0, good.length - 1))))).toMatch(/truncated/);
   });
 
   it('is refused when one byte changed', async () => {
     const altered = Buffer.from(good);
     const at = altered.indexOf('"v":1');
     altered.write('"v":2', at);
-    expect(await reason(gzipSync(altered))).toMatch(/checksum does not match/);
+    expect(await reason(read(gzipSync(altered)))).toMatch(/checksum does not match at line 6/);
+  });
+
+  it('is refused when lines are added after the trailer', async () => {
+    const more = Buffer.concat([good, Buffer.from('{"t":"sequence","value":1}\n')]);
+    expect(await reason(read(gzipSync(more)))).toMatch(/line 7 follows the trailer/);
   });
 
   it('is refused when it comes from something else, or from another format version', async () => {
-    expect(await reason(gzipSync(Buffer.from('{"hello":"world"}\n')))).toMatch(/foreign/);
-    expect(await reason(gzipSync(Buffer.from('not json\n')))).toMatch(/header is not JSON/);
-    expect(await reason(gzipSync(Buffer.from('no newline at all')))).toMatch(/no header line/);
+    expect(await reason(read(gzipSync(Buffer.from('{"hello":"world"}\n'))))).toMatch(/foreign/);
+    expect(await reason(read(gzipSync(Buffer.from('not json\n'))))).toMatch(/header is not JSON/);
+    expect(await reason(read(gzipSync(Buffer.from('no newline at all'))))).toMatch(/no header line/);
+    expect(await reason(read(gzipSync(Buffer.alloc(0))))).toMatch(/empty/);
+    expect(await reason(read(sealed([], { ...header, version: BACKUP_VERSION + 1 })))).toMatch(
+      `format version ${BACKUP_VERSION + 1}`,
+    );
+    const { node: _node, ...incomplete } = header;
+    expect(await reason(read(sealed([], { ...incomplete, signature: 'none' })))).toMatch(
+      /header is incomplete or malformed \(node: /,
+    );
+  });
+
+  it('is refused when a line behind good seals is malformed, unknown, repeated or missing', async () => {
+    const s = { t: 'session', fields: session };
+    const q = { t: 'sequence', value: 1 };
+    expect(await reason(read(sealed([s, q, { t: 'surprise' }])))).toMatch(/line 4 is of an unknown kind/);
+    expect(await reason(read(sealed([s, q, [1, 2]])))).toMatch(/line 4 is not a JSON object/);
+    expect(await reason(read(sealed([s, q, { ...waiting, n: -1 }])))).toMatch(/line 4 is malformed \(n: /);
+    expect(await reason(read(sealed([s, q, s])))).toMatch(/line 4 is a second session line/);
+    expect(await reason(read(sealed([s, q, q])))).toMatch(/line 4 is a second sequence line/);
+    expect(await reason(read(sealed([q])))).toMatch(/no session identity/);
+    expect(await reason(read(sealed([s])))).toMatch(/no execution counter/);
+  });
+
+  it('is refused when its trailer counts differ from its content, sealed or not', async () => {
+    // An entry line written as a plain line is not counted: the sealed trailer claims 0 entries.
     expect(
       await reason(
-        resealed([
-          { ...header, version: BACKUP_VERSION + 1 },
-          { t: 'sequence', value: 1 },
-        ]),
+        read(
+          sealed([
+            { t: 'session', fields: session },
+            { t: 'sequence', value: 1 },
+            { t: 'entry', k: 'k', v: 1 },
+          ]),
+        ),
       ),
-    ).toMatch(`format version ${BACKUP_VERSION + 1}`);
-    const { node: _node, ...incomplete } = header;
-    expect(await reason(resealed([incomplete]))).toMatch(/header is incomplete/);
-  });
-
-  it('is refused when a line behind a good checksum is malformed, unknown or missing', async () => {
-    const session = { t: 'session', fields: { id: 's' } };
-    const sequence = { t: 'sequence', value: 1 };
-    expect(await reason(resealed([header, session, sequence, { t: 'surprise' }]))).toMatch(
-      /line 4 is of an unknown kind/,
-    );
-    expect(await reason(resealed([header, session, sequence, { ...waiting, n: -1 }]))).toMatch(
-      /line 4 is malformed \(n: /,
-    );
-    expect(await reason(resealed([header, sequence]))).toMatch(/no session identity/);
-    expect(await reason(resealed([header, session]))).toMatch(/no execution counter/);
-  });
-
-  it('is refused when its trailer counts differ from its content', async () => {
-    const zipped = gzipSync(good);
-    const unzipped = gunzipSync(zipped);
-    const lines = unzipped.toString().trimEnd().split('\n');
+    ).toMatch(/counts do not match/);
+    // Counts changed after sealing break the seal.
+    const lines = gunzipSync(gzipSync(good)).toString().trimEnd().split('\n');
     const trailer = JSON.parse(lines.pop() as string) as { entries: number };
-    // Same checksum (it covers the lines before the trailer), one entry more claimed.
     lines.push(JSON.stringify({ ...trailer, entries: trailer.entries + 1 }));
-    expect(await reason(gzipSync(Buffer.from(`${lines.join('\n')}\n`)))).toMatch(/counts do not match/);
+    expect(await reason(read(gzipSync(Buffer.from(`${lines.join('\n')}\n`))))).toMatch(
+      /checksum does not match/,
+    );
   });
 });
