@@ -328,6 +328,7 @@ export class SprocdNode {
       isReady: () => this.isReady(),
       executions: (access) => this.part(this.executions, access),
       procedures: () => this.registry.list(),
+      procedureSchemas: () => this.registry.names().flatMap((name) => this.registry.get(name) ?? []),
       session: () => {
         const service = this.part(this.sessionService, 'read');
         return { describe: () => service.describe(), storage: service.session.storage };

@@ -2,9 +2,10 @@
  * The HTTP API (fastify): health routes that answer from the first moment, and /metrics and /v1
  * behind the bearer token. Routes live one plugin per resource, each declaring what it needs of the
  * node as its options; node.ts assembles them into one {@link ApiContext}. Errors are mapped once,
- * in ./errors.ts.
+ * in ./errors.ts. Requests are checked by the routes' zod schemas (./schemas/), which also make the
+ * OpenAPI document (./openapi.ts).
  */
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type RouteOptions } from 'fastify';
 import type { Logger } from 'pino';
 import type { Settings } from '../config.js';
 import { bearerChecker } from './auth.js';
@@ -16,8 +17,10 @@ import { executionRoutes, type ExecutionsRouteDeps } from './executions.js';
 import { healthRoutes, type HealthRouteDeps } from './health.js';
 import { metricsRoutes, type MetricsRouteDeps } from './metrics.js';
 import { nodeRoutes, type NodesRouteDeps } from './nodes.js';
+import { registerOpenApi, type OpenApiRouteDeps } from './openapi.js';
 import { procedureRoutes, type ProceduresRouteDeps } from './procedures.js';
 import { sessionRoutes, type SessionRouteDeps } from './session.js';
+import { jsonSerializerCompiler, zodValidatorCompiler } from './validation.js';
 
 /** Everything the API needs of its node: what each route plugin declares, and how to listen. */
 export interface ApiContext
@@ -29,7 +32,8 @@ export interface ApiContext
     SessionRouteDeps,
     NodesRouteDeps,
     BackupsRouteDeps,
-    EventsRouteDeps {
+    EventsRouteDeps,
+    OpenApiRouteDeps {
   /** Where to listen, the body limit, and the bearer token (none: every request passes). */
   readonly settings: Pick<Settings, 'host' | 'port' | 'token' | 'bodyLimit'>;
   /** Unexpected errors (500) are logged here. */
@@ -45,8 +49,14 @@ export interface Api {
   close(): Promise<void>;
 }
 
+/** Options of {@link buildApi}. */
+export interface BuildOptions {
+  /** Called for each route as it is registered (the OpenAPI test checks every one is documented). */
+  onRoute?: (route: RouteOptions) => void;
+}
+
 /** Builds the API on `ctx` (not listening yet). */
-export async function buildApi(ctx: ApiContext): Promise<Api> {
+export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Promise<Api> {
   const s = ctx.settings;
   const app = Fastify({
     bodyLimit: s.bodyLimit,
@@ -59,7 +69,12 @@ export async function buildApi(ctx: ApiContext): Promise<Api> {
       void (reply as unknown as FastifyReply).status(status).send(body);
     },
   });
+  if (options.onRoute) {
+    app.addHook('onRoute', options.onRoute);
+  }
   app.removeContentTypeParser('text/plain');
+  app.setValidatorCompiler(zodValidatorCompiler);
+  app.setSerializerCompiler(jsonSerializerCompiler);
   app.setErrorHandler((err, request, reply) => {
     const { status, body } = toHttpError(err);
     if (body.error.code === 'INTERNAL') {
@@ -72,6 +87,8 @@ export async function buildApi(ctx: ApiContext): Promise<Api> {
     void reply.status(status).send(body);
   });
 
+  // First: the document's generator sees only the routes registered after it.
+  await registerOpenApi(app, ctx);
   await app.register(healthRoutes, ctx);
   await app.register(consoleRoutes);
   await app.register(async (secured) => {

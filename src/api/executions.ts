@@ -1,14 +1,17 @@
 /** /v1/executions: Execute on server, read, list, abort, wake. */
-import type { FastifyPluginAsync } from 'fastify';
-import { z } from 'zod';
-import { ValidationError } from '../errors.js';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Access } from '../node-state.js';
-import { ExecuteOptionsSchema } from '../procedures/execute.js';
-import { MAX_LIST_LIMIT, isFinal, type Executions } from '../procedures/executions.js';
+import { isFinal, type Executions } from '../procedures/executions.js';
 import { withRedisTimeout } from '../redis/errors.js';
-
-/** Longest `wait` a request may ask for. */
-const MAX_WAIT_MS = 10 * 60 * 1000;
+import { errors, ok } from './schemas/common.js';
+import {
+  ExecuteBodySchema,
+  ExecuteResponseSchema,
+  ExecutionListQuerySchema,
+  ExecutionListSchema,
+  ExecutionNumberParams,
+  ExecutionViewSchema,
+} from './schemas/executions.js';
 
 /** The part of the executions the routes use. */
 export type ExecutionsApi = Pick<Executions, 'execute' | 'waitFor' | 'list' | 'get' | 'abort' | 'wake'>;
@@ -24,79 +27,101 @@ export interface ExecutionsRouteDeps {
   readonly redisTimeoutMs: number;
 }
 
-/** The body of POST /v1/executions: Execute on server's options, with the procedure, params and `wait`. */
-const ExecuteBody = ExecuteOptionsSchema.extend({
-  procedure: z.string(),
-  params: z.unknown().optional(),
-  wait: z.number().int().min(0).max(MAX_WAIT_MS).optional(),
-});
-
-const ListQuery = z.strictObject({
-  state: z.enum(['waiting', 'delayed', 'active', 'completed', 'failed', 'aborted']).optional(),
-  name: z.string().optional(),
-  procedure: z.string().optional(),
-  limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).optional(),
-});
-
-/** Parses `input` with `schema`, or throws a ValidationError with zod's issues ("Bad body: ..."). */
-export function parseOr400<T>(schema: z.ZodType<T>, input: unknown, what: 'body' | 'query'): T {
-  const parsed = schema.safeParse(input ?? (what === 'body' ? undefined : {}));
-  if (!parsed.success) {
-    throw ValidationError.fromZod(`Bad ${what}`, parsed.error);
-  }
-  return parsed.data;
-}
-
-/** Parses an execution number from the URL. */
-function parseNumber(raw: string): number {
-  if (!/^[1-9]\d{0,15}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
-    throw new ValidationError(`Execution numbers are positive integers; got ${JSON.stringify(raw)}.`);
-  }
-  return Number(raw);
-}
-
 /** The execution routes, as a fastify plugin. */
-export const executionRoutes: FastifyPluginAsync<ExecutionsRouteDeps> = async (app, deps) => {
+export const executionRoutes: FastifyPluginAsyncZod<ExecutionsRouteDeps> = async (app, deps) => {
   const timeout = deps.redisTimeoutMs;
 
-  app.post('/executions', async (request, reply) => {
-    if (request.body === undefined || request.body === null) {
-      throw new ValidationError('Send a JSON body such as {"procedure":"hello","params":{"who":"world"}}.');
-    }
-    const { procedure, params, wait, ...options } = parseOr400(ExecuteBody, request.body, 'body');
-    const executions = deps.executions('work');
-    const { execution, existing } = await withRedisTimeout(
-      executions.execute(procedure, params, options),
-      timeout,
-    );
-    let view = execution;
-    if (wait && !isFinal(view.state)) {
-      view = await withRedisTimeout(executions.waitFor(view.number, wait), wait + timeout);
-    }
-    const status = isFinal(view.state) && wait !== undefined ? 200 : existing ? 200 : 202;
-    return reply.status(status).send(existing ? { ...view, existing: true } : view);
-  });
+  app.post(
+    '/executions',
+    {
+      schema: {
+        operationId: 'execute',
+        summary: 'Execute on server: queue an execution of a procedure.',
+        description:
+          '202 with the queued execution; 200 when `wait` saw it finish, or when `unique` found a live ' +
+          'execution of that name (`existing: true`). The body has one variant per loaded procedure.',
+        body: ExecuteBodySchema,
+        response: {
+          200: ok('It finished within `wait`, or `unique` found a live one.', ExecuteResponseSchema),
+          202: ok('Queued.', ExecuteResponseSchema),
+          ...errors(400, 401, 404, 413, 415),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { procedure, params, wait, ...options } = request.body;
+      const executions = deps.executions('work');
+      const { execution, existing } = await withRedisTimeout(
+        executions.execute(procedure, params, options),
+        timeout,
+      );
+      let view = execution;
+      if (wait && !isFinal(view.state)) {
+        view = await withRedisTimeout(executions.waitFor(view.number, wait), wait + timeout);
+      }
+      const status = isFinal(view.state) && wait !== undefined ? 200 : existing ? 200 : 202;
+      return reply.status(status).send(existing ? { ...view, existing: true as const } : view);
+    },
+  );
 
-  app.get('/executions', async (request) => {
-    const query = parseOr400(ListQuery, request.query, 'query');
-    const items = await withRedisTimeout(deps.executions('read').list(query), timeout);
-    return { items };
-  });
+  app.get(
+    '/executions',
+    {
+      schema: {
+        operationId: 'listExecutions',
+        summary: 'List executions, newest first.',
+        querystring: ExecutionListQuerySchema,
+        response: { 200: ok('The executions.', ExecutionListSchema), ...errors(400, 401) },
+      },
+    },
+    async (request) => {
+      const items = await withRedisTimeout(deps.executions('read').list(request.query), timeout);
+      return { items };
+    },
+  );
 
-  app.get<{ Params: { number: string } }>('/executions/:number', async (request) => {
-    const number = parseNumber(request.params.number);
-    return withRedisTimeout(deps.executions('read').get(number), timeout);
-  });
+  app.get(
+    '/executions/:number',
+    {
+      schema: {
+        operationId: 'getExecution',
+        summary: 'One execution.',
+        params: ExecutionNumberParams,
+        response: { 200: ok('The execution.', ExecutionViewSchema), ...errors(400, 401, 404) },
+      },
+    },
+    async (request) => withRedisTimeout(deps.executions('read').get(request.params.number), timeout),
+  );
 
-  app.post<{ Params: { number: string } }>('/executions/:number/abort', async (request, reply) => {
-    const number = parseNumber(request.params.number);
-    const view = await withRedisTimeout(deps.executions('read').abort(number), timeout);
-    return reply.status(202).send(view);
-  });
+  app.post(
+    '/executions/:number/abort',
+    {
+      schema: {
+        operationId: 'abortExecution',
+        summary: 'Abort an execution wherever it runs (a waiting or delayed one ends at once).',
+        params: ExecutionNumberParams,
+        response: { 202: ok('Abort requested.', ExecutionViewSchema), ...errors(400, 401, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const view = await withRedisTimeout(deps.executions('read').abort(request.params.number), timeout);
+      return reply.status(202).send(view);
+    },
+  );
 
-  app.post<{ Params: { number: string } }>('/executions/:number/wake', async (request, reply) => {
-    const number = parseNumber(request.params.number);
-    const view = await withRedisTimeout(deps.executions('read').wake(number), timeout);
-    return reply.status(202).send(view);
-  });
+  app.post(
+    '/executions/:number/wake',
+    {
+      schema: {
+        operationId: 'wakeExecution',
+        summary: "End an execution's current ctx.delay (or its start delay) early.",
+        params: ExecutionNumberParams,
+        response: { 202: ok('Woken.', ExecutionViewSchema), ...errors(400, 401, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const view = await withRedisTimeout(deps.executions('read').wake(request.params.number), timeout);
+      return reply.status(202).send(view);
+    },
+  );
 };

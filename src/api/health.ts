@@ -1,6 +1,8 @@
 /** /healthz (the process is alive) and /readyz (it takes work): no token, answer from the start. */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { NodeState } from '../node-state.js';
+import { HealthSchema, NotReadySchema, ReadySchema } from './schemas/cluster.js';
+import { errors, ok } from './schemas/common.js';
 
 /** What the health routes need of the node. */
 export interface HealthRouteDeps {
@@ -15,9 +17,29 @@ export interface HealthRouteDeps {
 }
 
 /** The health routes, as a fastify plugin. */
-export const healthRoutes: FastifyPluginAsync<HealthRouteDeps> = async (app, deps) => {
-  app.get('/healthz', async () => ({ status: 'ok', state: deps.state(), node: deps.name }));
-  app.get('/readyz', async (_request, reply) => {
+export const healthRoutes: FastifyPluginAsyncZod<HealthRouteDeps> = async (app, deps) => {
+  const { 500: internal } = errors();
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        operationId: 'health',
+        summary: 'The process is alive (no token).',
+        response: { 200: ok('Alive.', HealthSchema), 500: internal },
+      },
+    },
+    async () => ({ status: 'ok' as const, state: deps.state(), node: deps.name }),
+  );
+  const ready = {
+    operationId: 'ready',
+    summary: 'The node takes work: started, not stopping, Redis answering (no token).',
+    response: {
+      200: ok('Ready.', ReadySchema),
+      503: ok('Not ready, and why.', NotReadySchema),
+      500: internal,
+    },
+  };
+  app.get('/readyz', { schema: ready }, async (_request, reply) => {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<{ ready: false; reason: string }>((resolve) => {
       timer = setTimeout(() => resolve({ ready: false, reason: 'redis unavailable' }), deps.redisTimeoutMs);
@@ -27,6 +49,6 @@ export const healthRoutes: FastifyPluginAsync<HealthRouteDeps> = async (app, dep
     );
     return reply
       .status(ready ? 200 : 503)
-      .send(ready ? { status: 'ready' } : { status: 'not ready', reason });
+      .send(ready ? { status: 'ready' as const } : { status: 'not ready' as const, reason });
   });
 };

@@ -1,7 +1,9 @@
 /** /v1/nodes: the live nodes of the cluster with their heartbeat. */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { NodeRecord } from '../lifecycle/heartbeat.js';
 import { withRedisTimeout } from '../redis/errors.js';
+import { NodeListSchema } from './schemas/cluster.js';
+import { errors, ok } from './schemas/common.js';
 
 /** What the node routes need of the node. */
 export interface NodesRouteDeps {
@@ -12,8 +14,13 @@ export interface NodesRouteDeps {
 }
 
 /** The node routes, as a fastify plugin. */
-export const nodeRoutes: FastifyPluginAsync<NodesRouteDeps> = async (app, deps) => {
-  app.get('/nodes', async () => ({
+export const nodeRoutes: FastifyPluginAsyncZod<NodesRouteDeps> = async (app, deps) => {
+  const schema = {
+    operationId: 'listNodes',
+    summary: 'The live nodes of the cluster, with their heartbeat.',
+    response: { 200: ok('The live nodes.', NodeListSchema), ...errors(401) },
+  };
+  app.get('/nodes', { schema }, async () => ({
     items: await withRedisTimeout(deps.liveNodes(), deps.redisTimeoutMs),
   }));
 };

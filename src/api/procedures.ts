@@ -1,6 +1,8 @@
 /** /v1/procedures: what jobs/ holds, with params as JSON Schema. */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ProcedureListing } from '../procedures/registry.js';
+import { ProcedureListSchema } from './schemas/cluster.js';
+import { errors, ok } from './schemas/common.js';
 
 /** What the procedure routes need of the node. */
 export interface ProceduresRouteDeps {
@@ -9,6 +11,11 @@ export interface ProceduresRouteDeps {
 }
 
 /** The procedure routes, as a fastify plugin. */
-export const procedureRoutes: FastifyPluginAsync<ProceduresRouteDeps> = async (app, deps) => {
-  app.get('/procedures', async () => ({ items: deps.procedures() }));
+export const procedureRoutes: FastifyPluginAsyncZod<ProceduresRouteDeps> = async (app, deps) => {
+  const schema = {
+    operationId: 'listProcedures',
+    summary: 'The procedures of jobs/, with the JSON Schema of their params.',
+    response: { 200: ok('The procedures.', ProcedureListSchema), ...errors(401) },
+  };
+  app.get('/procedures', { schema }, async () => ({ items: deps.procedures() }));
 };

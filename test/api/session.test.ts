@@ -5,9 +5,19 @@ import type { SessionReader } from '../../src/api/session.js';
 import type { JsonValue } from '../../src/types.js';
 import { fakeApi, fakeContext } from '../support/api.js';
 
+const INFO = {
+  type: 'storedProcedure',
+  ID: 'sid',
+  userName: 'sprocd',
+  machineName: 'host',
+  hostType: 'linux',
+  creationDateTime: '2025-01-01T00:00:00.000Z',
+  state: 'active',
+} as const;
+
 function fakeSession(entries: Record<string, JsonValue>): SessionReader {
   return {
-    describe: async () => ({ id: 'sid', privileges: ['WebAdmin'] }),
+    describe: async () => ({ id: 'sid', info: { ...INFO }, privileges: ['WebAdmin'] }),
     storage: {
       get: async <T = JsonValue>(key: string) => entries[key] as T | undefined,
       snapshot: async () => ({ ...entries }),
@@ -22,7 +32,7 @@ describe('/v1/session', () => {
     const app = await withSession(fakeSession({}));
     const res = await app.inject({ url: '/v1/session' });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual({ id: 'sid', privileges: ['WebAdmin'] });
+    expect(res.json()).toEqual({ id: 'sid', info: INFO, privileges: ['WebAdmin'] });
   });
 
   it('shows the whole storage, and one entry by its key (URL-decoded)', async () => {

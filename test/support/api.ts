@@ -4,11 +4,12 @@
  */
 import { pino } from 'pino';
 import { afterEach } from 'vitest';
-import { buildApi, type Api, type ApiContext } from '../../src/api/app.js';
+import { buildApi, type Api, type ApiContext, type BuildOptions } from '../../src/api/app.js';
 import type { ExecutionsApi } from '../../src/api/executions.js';
 import { ExecutionFinishedError, ExecutionNotFoundError, NotReadyError } from '../../src/errors.js';
 import type { ExecuteResult, ListFilter } from '../../src/procedures/executions.js';
 import type { ExecuteOptions, ExecutionView } from '../../src/types.js';
+import { checkAnswers } from './openapi.js';
 
 /** A context for a ready node that has nothing yet: replace the parts a test uses. */
 export function fakeContext(overrides: Partial<ApiContext> = {}): ApiContext {
@@ -26,6 +27,7 @@ export function fakeContext(overrides: Partial<ApiContext> = {}): ApiContext {
       throw new NotReadyError();
     },
     procedures: () => [],
+    procedureSchemas: () => [],
     session: () => {
       throw new NotReadyError();
     },
@@ -48,11 +50,15 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((api) => api.close()));
 });
 
-/** Builds the API on `ctx` (closed after the test); call it with `app.inject`. */
-export async function fakeApi(ctx: ApiContext = fakeContext()): Promise<Api['app']> {
-  const api = await buildApi(ctx);
+/**
+ * Builds the API on `ctx` (closed after the test); call it with `app.inject`, which checks each
+ * answer against the API's /openapi.json.
+ */
+export async function fakeApi(ctx: ApiContext = fakeContext(), options?: BuildOptions): Promise<Api['app']> {
+  const api = await buildApi(ctx, options);
   opened.push(api);
   await api.app.ready();
+  checkAnswers(api.app);
   return api.app;
 }
 

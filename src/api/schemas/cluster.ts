@@ -1,0 +1,68 @@
+/** Schemas of the node and cluster routes: health, nodes, procedures. */
+import { z } from 'zod';
+import type { NodeRecord } from '../../lifecycle/heartbeat.js';
+import type { ProcedureListing } from '../../procedures/registry.js';
+import { IsoTime } from './common.js';
+
+/** Where a node is in its life. */
+const NodeStateSchema = z.enum(['starting', 'ready', 'stopping', 'stopped']);
+
+/** The answer of GET /healthz. */
+export const HealthSchema = z
+  .object({ status: z.literal('ok'), state: NodeStateSchema, node: z.string() })
+  .meta({ id: 'Health' });
+
+/** The answers of GET /readyz. */
+export const ReadySchema = z.object({ status: z.literal('ready') }).meta({ id: 'Ready' });
+export const NotReadySchema = z
+  .object({ status: z.literal('not ready'), reason: z.string().optional() })
+  .meta({ id: 'NotReady' });
+
+/** One live node as its heartbeat shows it. */
+export const NodeRecordSchema = z
+  .object({
+    node: z.string(),
+    host: z.string(),
+    pid: z.number().int(),
+    startedAt: IsoTime,
+    heartbeatAt: IsoTime,
+    active: z.number().int().min(0).describe('Executions running there now.'),
+    concurrency: z.number().int().min(1),
+    procedures: z.array(z.string()).describe('The procedures the node has loaded.'),
+    version: z.string().optional().describe("The node's sprocd version."),
+  })
+  .meta({ id: 'Node' }) satisfies z.ZodType<NodeRecord, unknown>;
+
+/** The answer of GET /v1/nodes. */
+export const NodeListSchema = z.object({ items: z.array(NodeRecordSchema) }).meta({ id: 'NodeList' });
+
+const StateCounts = z.object({
+  waiting: z.number().int().min(0),
+  delayed: z.number().int().min(0),
+  active: z.number().int().min(0),
+  completed: z.number().int().min(0),
+  failed: z.number().int().min(0),
+  aborted: z.number().int().min(0),
+});
+
+/** One procedure as GET /v1/procedures lists it. */
+export const ProcedureSchema = z
+  .object({
+    name: z.string(),
+    description: z.string().optional(),
+    params: z
+      .unknown()
+      .meta({ type: 'object', description: 'The JSON Schema of its params, as a request gives them.' })
+      .optional(),
+    attempts: z.number().int().min(1).optional(),
+    timeoutMs: z.number().positive().optional(),
+    schedule: z.object({ cron: z.string(), tz: z.string().optional(), next: z.array(IsoTime) }).optional(),
+    counts: StateCounts.optional().describe('Retained executions by state.'),
+    failureRate: z.number().min(0).max(1).nullable().optional(),
+  })
+  .meta({ id: 'Procedure' }) satisfies z.ZodType<ProcedureListing, unknown>;
+
+/** The answer of GET /v1/procedures. */
+export const ProcedureListSchema = z
+  .object({ items: z.array(ProcedureSchema) })
+  .meta({ id: 'ProcedureList' });

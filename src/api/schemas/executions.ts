@@ -1,0 +1,122 @@
+/** Schemas of /v1/executions: Execute on server's body, the list's query, the execution as shown. */
+import { z } from 'zod';
+import { ExecuteOptionsSchema } from '../../procedures/execute.js';
+import { MAX_LIST_LIMIT } from '../../procedures/executions.js';
+import type { ExecutionView } from '../../types.js';
+import { IsoTime, JsonValueSchema } from './common.js';
+
+/** Longest `wait` a request may ask for. */
+export const MAX_WAIT_MS = 10 * 60 * 1000;
+
+/** The states an execution moves through. */
+export const ExecutionStateSchema = z
+  .enum(['waiting', 'delayed', 'active', 'completed', 'failed', 'aborted'])
+  .meta({ id: 'ExecutionState' });
+
+/** Fields of POST /v1/executions besides the procedure and its params: Execute on server's options and `wait`. */
+export const ExecuteFields = ExecuteOptionsSchema.extend({
+  wait: z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_WAIT_MS)
+    .optional()
+    .describe('Wait up to this many ms for the end, and answer 200 with the result when it came.'),
+});
+
+// The error of a missing body says what to send, not just "expected object".
+const EMPTY_BODY = 'Send a JSON body such as {"procedure":"hello","params":{"who":"world"}}.';
+
+/**
+ * The body of POST /v1/executions. /openapi.json replaces it by one variant per loaded procedure,
+ * with that procedure's params schema.
+ */
+export const ExecuteBodySchema = z
+  .strictObject(
+    {
+      procedure: z.string().describe('The procedure: its path under jobs/ without the extension.'),
+      params: JsonValueSchema.optional().describe("The procedure's params (JSON); checked by its schema."),
+      ...ExecuteFields.shape,
+    },
+    { error: (issue) => (issue.input === undefined || issue.input === null ? EMPTY_BODY : undefined) },
+  )
+  .meta({ id: 'ExecuteRequest' });
+
+/** The query of GET /v1/executions. */
+export const ExecutionListQuerySchema = z.strictObject({
+  state: ExecutionStateSchema.optional(),
+  name: z.string().optional().describe('Only executions with this process name.'),
+  procedure: z.string().optional().describe('Only executions of this procedure.'),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_LIST_LIMIT)
+    .optional()
+    .describe(`How many at most (default 50, at most ${MAX_LIST_LIMIT}).`),
+});
+
+/** The execution number in a URL: a positive integer that fits in a double exactly. */
+export const ExecutionNumberParams = z.strictObject({
+  number: z
+    .string()
+    .regex(/^[1-9]\d{0,15}$/, {
+      error: (issue) => `Execution numbers are positive integers; got ${JSON.stringify(issue.input)}.`,
+    })
+    .refine((raw) => Number.isSafeInteger(Number(raw)), {
+      error: (issue) => `Execution numbers are positive integers; got ${JSON.stringify(issue.input)}.`,
+    })
+    .transform(Number)
+    .describe('The execution number.'),
+});
+
+/** An execution as the API shows it. */
+export const ExecutionViewSchema = z
+  .object({
+    number: z.number().int().positive().describe('The execution number (4D process number), cluster-wide.'),
+    id: z.string(),
+    procedure: z.string(),
+    name: z.string().describe('The process name ("" when none was given).'),
+    state: ExecutionStateSchema,
+    params: JsonValueSchema,
+    result: JsonValueSchema.optional().describe("The procedure's result, once completed."),
+    error: z
+      .object({
+        name: z.string(),
+        message: z.string(),
+        code: z.string().optional(),
+        stack: z.string().optional(),
+      })
+      .optional()
+      .describe('Why it failed or was aborted.'),
+    progress: JsonValueSchema.optional().describe('The last ctx.progress: a number 0-100 or an object.'),
+    attempt: z.number().int().min(0).describe('Starts so far.'),
+    attempts: z.number().int().min(1).optional().describe('Starts allowed.'),
+    createdAt: IsoTime,
+    startedAt: IsoTime.optional(),
+    finishedAt: IsoTime.optional(),
+    delayedUntil: IsoTime.optional(),
+    node: z.string().optional().describe('The node that runs or ran the last attempt.'),
+    parent: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('The execution that started it (executeOnServer).'),
+    retryOf: z.number().int().positive().optional(),
+    retriedBy: z.number().int().positive().optional(),
+  })
+  .meta({ id: 'Execution' }) satisfies z.ZodType<ExecutionView, unknown>;
+
+/** The answer of POST /v1/executions: the execution, with `existing` when `unique` found a live one. */
+export const ExecuteResponseSchema = ExecutionViewSchema.extend({
+  existing: z.literal(true).optional().describe('Set when `unique` found a live execution of that name.'),
+}).meta({ id: 'ExecuteResponse' });
+
+/** The answer of GET /v1/executions: newest first. */
+export const ExecutionListSchema = z
+  .object({
+    items: z.array(ExecutionViewSchema),
+    nextCursor: z.string().nullable().optional().describe('The next page, when there is one.'),
+  })
+  .meta({ id: 'ExecutionList' });
