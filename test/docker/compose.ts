@@ -209,8 +209,8 @@ async function checkStack(stack: Stack): Promise<void> {
     // The shape of the container: an init as PID 1, node as the unprivileged user, API on loopback.
     assert.equal(d.inspect('{{.HostConfig.Init}}'), 'true', 'compose runs the node behind an init');
     assert.equal(d.inspect('{{.Config.User}}'), 'node');
-    const procs = run(['docker', 'top', id, '-o', 'uid,args']);
-    assert.match(procs, /^\s*1000\s+node .*sprocd\.js start/m, `node runs as uid 1000:\n${procs}`);
+    const procs = run(['docker', 'top', id, '-o', 'pid,uid,args']);
+    assert.match(procs, /^\s*\d+\s+1000\s+node .*sprocd\.js start/m, `node runs as uid 1000:\n${procs}`);
     assert.doesNotMatch(procs, /\bnpm\b/, 'no npm between the init and node');
     const published = d.inspect('{{json .NetworkSettings.Ports}}');
     assert.match(published, /"HostIp":"127\.0\.0\.1"/, `published on loopback only: ${published}`);
