@@ -48,73 +48,84 @@ export function entryNumber(fields: EntryFields): number | undefined {
 
 /**
  * The sprocd event of one BullMQ entry written at `at` (ms), or undefined for entries that map to
- * none. Updates `meta` (the procedure from `added`, the attempt from `active`).
+ * none. Updates `meta` (the procedure from `added`, the attempt from `active`). This runs for every
+ * entry while anyone listens: it builds plain objects, without spreads.
  */
 export function mapBullEntry(fields: EntryFields, at: number, meta: ExecutionMeta): EventDraft | undefined {
   const number = numberOfJobId(fields.jobId);
   if (number === undefined) {
     return undefined;
   }
-  const base = { number, procedure: meta.procedure, at: new Date(at).toISOString() };
   switch (fields.event) {
     case 'added':
       meta.procedure = fields.name ?? meta.procedure;
       return undefined;
-    case 'waiting':
-      return state(base, 'waiting', meta, fields.prev ? { prev: fields.prev } : {});
+    case 'waiting': {
+      const data = stateData(number, meta, at, 'waiting');
+      if (fields.prev) {
+        data.prev = fields.prev;
+      }
+      return draft('execution.state', number, meta, data);
+    }
     case 'delayed': {
+      const data = stateData(number, meta, at, 'delayed');
       const until = Number(fields.delay);
-      return state(
-        base,
-        'delayed',
-        meta,
-        Number.isFinite(until) && until > 0 ? { delayedUntil: new Date(until).toISOString() } : {},
-      );
+      if (Number.isFinite(until) && until > 0) {
+        data.delayedUntil = new Date(until).toISOString();
+      }
+      return draft('execution.state', number, meta, data);
     }
     case 'active':
       if (meta.attempt !== undefined) {
         meta.attempt += 1;
       }
-      return state(base, 'active', meta, {});
+      return draft('execution.state', number, meta, stateData(number, meta, at, 'active'));
     case 'completed':
-      return state(base, 'completed', meta, {});
+      return draft('execution.state', number, meta, stateData(number, meta, at, 'completed'));
     case 'failed': {
       const error = decodeFailure(fields.failedReason);
-      const aborted = error?.code === 'ABORTED';
-      const shown = error && { ...(error.code ? { code: error.code } : {}), message: error.message };
-      return state(base, aborted ? 'aborted' : 'failed', meta, shown ? { error: shown } : {});
+      const data = stateData(number, meta, at, error?.code === 'ABORTED' ? 'aborted' : 'failed');
+      if (error) {
+        data.error = error.code ? { code: error.code, message: error.message } : { message: error.message };
+      }
+      return draft('execution.state', number, meta, data);
     }
     case 'progress':
-      return {
-        type: 'execution.progress',
+      return draft('execution.progress', number, meta, {
         number,
         procedure: meta.procedure,
-        data: { ...base, progress: parseJson(fields.data) },
-      };
+        at: isoTime(at),
+        progress: parseJson(fields.data),
+      });
     case 'removed':
-      return { type: 'execution.removed', number, procedure: meta.procedure, data: { number, at: base.at } };
+      return draft('execution.removed', number, meta, { number, at: isoTime(at) });
     default:
       return undefined;
   }
 }
 
-function state(
-  base: { number: number; procedure: string | undefined; at: string },
-  name: string,
-  meta: ExecutionMeta,
-  extra: Record<string, unknown>,
-): EventDraft {
-  return {
-    type: 'execution.state',
-    number: base.number,
-    procedure: base.procedure,
-    data: {
-      ...base,
-      state: name,
-      ...(meta.attempt === undefined ? {} : { attempt: meta.attempt }),
-      ...extra,
-    },
-  };
+function draft(type: string, number: number, meta: ExecutionMeta, data: Record<string, unknown>): EventDraft {
+  return { type, number, procedure: meta.procedure, data };
+}
+
+function stateData(number: number, meta: ExecutionMeta, at: number, state: string): Record<string, unknown> {
+  const data: Record<string, unknown> = { number, procedure: meta.procedure, at: isoTime(at), state };
+  if (meta.attempt !== undefined) {
+    data.attempt = meta.attempt;
+  }
+  return data;
+}
+
+let lastMs = -1;
+let lastIso = '';
+
+/** The ISO form of `ms`; the last one is kept, since the entries of one read share their milliseconds. */
+function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
 }
 
 function parseJson(raw: string | undefined): unknown {

@@ -73,6 +73,8 @@ export interface Subscription {
 const READ_COUNT = 1000;
 /** How long one blocking read waits; also how long the reader goes on after the last client left. */
 const BLOCK_MS = 2000;
+/** Pause after a read that found entries, so busy streams are read in batches (adds at most this latency). */
+const BATCH_PACE_MS = 15;
 /** Executions the hub remembers the procedure of. */
 const META_CAPACITY = 50_000;
 /** Live events kept aside for a subscriber that is still catching up. */
@@ -96,6 +98,8 @@ interface LiveFrame extends Entry {
 class Subscriber {
   /** Live frames kept aside while the subscriber catches up; undefined once it is live. */
   pending: LiveFrame[] | undefined;
+  /** Frames of the current read, sent in one write at its end (a write per event costs more). */
+  outbox = '';
   closed = false;
 
   constructor(
@@ -252,6 +256,9 @@ export class EventHub {
         }
         if (reply) {
           await this.dispatch(reply);
+          // While events flow, read them in batches: a reader blocked on the stream is woken by
+          // every entry, which would cost Redis work per entry written.
+          await new Promise((r) => setTimeout(r, BATCH_PACE_MS));
         }
       } while (!this.closed && this.subs.size > 0);
     } finally {
@@ -271,14 +278,36 @@ export class EventHub {
     }
     const entries = merge(await this.mapBull(bullRows), mapLog(logRows));
     for (const entry of entries) {
-      this.position = { ...this.position, [entry.stream]: entry.sid };
+      const { bull, log } = this.position;
+      this.position = entry.stream === 'bull' ? { bull: entry.sid, log } : { bull, log: entry.sid };
       if (!entry.draft || this.subs.size === 0) {
         continue;
       }
-      const frame: LiveFrame = { ...entry, position: this.position, text: undefined };
+      const frame: LiveFrame = {
+        stream: entry.stream,
+        sid: entry.sid,
+        draft: entry.draft,
+        position: this.position,
+        text: undefined,
+      };
       for (const sub of this.subs) {
         this.deliverLive(sub, frame);
       }
+    }
+    for (const sub of this.subs) {
+      this.flush(sub);
+    }
+  }
+
+  /** Sends what the subscriber's outbox holds; drops a subscriber that does not keep up. */
+  private flush(sub: Subscriber): void {
+    if (sub.outbox === '' || sub.closed) {
+      return;
+    }
+    sub.sink.write(sub.outbox);
+    sub.outbox = '';
+    if (sub.sink.backlog > this.maxBacklog) {
+      this.drop(sub, 'slow');
     }
   }
 
@@ -295,10 +324,7 @@ export class EventHub {
       return;
     }
     frame.text ??= eventFrame(frame.position, frame.draft);
-    sub.sink.write(frame.text);
-    if (sub.sink.backlog > this.maxBacklog) {
-      this.drop(sub, 'slow');
-    }
+    sub.outbox += frame.text;
   }
 
   /** Hands a caught-up subscriber the live frames kept aside, then the live stream. */
@@ -313,6 +339,7 @@ export class EventHub {
         this.deliverLive(sub, frame);
       }
     }
+    this.flush(sub);
   }
 
   /** Sends `sub` what came after `from` up to `upTo`, or a `reset` when some of it is gone. */
@@ -331,16 +358,32 @@ export class EventHub {
         mapLog(rows),
       ),
     };
+    let out = '';
     for (;;) {
+      if ((readers.bull.waiting || readers.log.waiting) && out !== '') {
+        sub.sink.write(out); // what was read so far, before the next round trip
+        out = '';
+      }
       const [b, l] = await Promise.all([readers.bull.peek(), readers.log.peek()]);
       const next = !b ? l : !l ? b : compareStreamIds(l.sid, b.sid) < 0 ? l : b;
       if (!next || sub.closed) {
+        if (!sub.closed && out !== '') {
+          sub.sink.write(out);
+        }
         return;
       }
       readers[next.stream].take();
-      sub.cursor = { ...sub.cursor, [next.stream]: next.sid };
+      sub.cursor =
+        next.stream === 'bull'
+          ? { bull: next.sid, log: sub.cursor.log }
+          : { bull: sub.cursor.bull, log: next.sid };
       if (next.draft && matches(sub.filter, next.draft)) {
-        sub.sink.write(eventFrame(sub.cursor, next.draft));
+        out += eventFrame(sub.cursor, next.draft);
+        if (out.length < 64 * 1024) {
+          continue;
+        }
+        sub.sink.write(out);
+        out = '';
         if (sub.sink.backlog > this.maxBacklog / 2) {
           const drained = await Promise.race([
             sub.sink.drained().then(() => true),
@@ -515,6 +558,11 @@ class RangeReader {
 
   take(): void {
     this.buffer.shift();
+  }
+
+  /** Whether the next peek reads from Redis (its buffer is empty and the range not done). */
+  get waiting(): boolean {
+    return this.buffer.length === 0 && !this.done;
   }
 }
 

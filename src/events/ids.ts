@@ -19,16 +19,18 @@ export interface Position {
 /** The id before every entry of a stream. */
 export const ZERO: StreamId = Object.freeze({ ms: 0, seq: 0 });
 
-const STREAM_ID = /^(\d{1,16})-(\d{1,16})$/;
+const DIGITS = /^\d{1,16}$/;
 
 /** Parses a Redis stream id (`<ms>-<seq>`), or returns undefined. */
 export function parseStreamId(raw: string): StreamId | undefined {
-  const m = STREAM_ID.exec(raw);
-  if (!m) {
+  const dash = raw.indexOf('-');
+  const msText = raw.slice(0, dash);
+  const seqText = raw.slice(dash + 1);
+  if (dash < 0 || !DIGITS.test(msText) || !DIGITS.test(seqText)) {
     return undefined;
   }
-  const ms = Number(m[1]);
-  const seq = Number(m[2]);
+  const ms = Number(msText);
+  const seq = Number(seqText);
   return Number.isSafeInteger(ms) && Number.isSafeInteger(seq) ? { ms, seq } : undefined;
 }
 

@@ -13,7 +13,7 @@ import type { EventFilter } from '../../src/events/types.js';
 import { bullQueueKeys, executionJobKey } from '../../src/redis/bullmq-internals.js';
 import { QUEUE_NAME, createKeys, jobIdOf } from '../../src/redis/keys.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
-import { parseFrame, type SseEvent } from '../support/sse.js';
+import { parseFrame, splitFrames, type SseEvent } from '../support/sse.js';
 
 const prefix = uniquePrefix('hub');
 const keys = createKeys(prefix);
@@ -33,8 +33,8 @@ class Recorder implements EventSink {
   readonly frames: string[] = [];
   closedWith: string | undefined;
   backlog = 0;
-  write(frame: string): void {
-    this.frames.push(frame);
+  write(text: string): void {
+    this.frames.push(...splitFrames(text).map((f) => `${f}\n\n`));
   }
   drained(): Promise<void> {
     return Promise.resolve();
