@@ -1,15 +1,30 @@
 /**
  * The node's pino logger: JSON lines by default, readable lines when LOG_LEVEL=debug/trace or when
- * stdout is a terminal (no extra set-up), with tokens and passwords redacted.
+ * stdout is a terminal (no extra set-up), with tokens and passwords redacted. While tracing is on, a
+ * line written inside a span carries its `trace_id`, `span_id` and `trace_flags` (the names
+ * OpenTelemetry gives them in logs), so a line leads to its trace and back.
  */
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
+import { traceLogFields } from './tracing/spans.js';
+
+/** How {@link createLogger} writes. */
+export interface LoggerOptions {
+  /** Readable lines instead of JSON. @defaultValue on a terminal, or at debug/trace */
+  pretty?: boolean;
+  name?: string;
+  /** Where JSON lines go (tests read them). @defaultValue stdout */
+  destination?: DestinationStream;
+}
 
 /** Creates the root logger for a node. */
-export function createLogger(level: string, options: { pretty?: boolean; name?: string } = {}): Logger {
-  const pretty = options.pretty ?? (process.stdout.isTTY === true || level === 'debug' || level === 'trace');
-  return pino({
+export function createLogger(level: string, options: LoggerOptions = {}): Logger {
+  const pretty =
+    options.destination === undefined &&
+    (options.pretty ?? (process.stdout.isTTY === true || level === 'debug' || level === 'trace'));
+  const settings: pino.LoggerOptions = {
     level,
     name: options.name ?? 'sprocd',
+    mixin: traceLogFields,
     redact: {
       paths: [
         'token',
@@ -34,7 +49,8 @@ export function createLogger(level: string, options: { pretty?: boolean; name?: 
           },
         }
       : {}),
-  });
+  };
+  return options.destination === undefined ? pino(settings) : pino(settings, options.destination);
 }
 
 /** A Redis URL with its password hidden, for logs. */

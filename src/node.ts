@@ -33,6 +33,7 @@ import { startRedisServer, type RedisServer } from './redis/embedded.js';
 import { withRedisTimeout } from './redis/errors.js';
 import { createKeys, type Keys } from './redis/keys.js';
 import { openSession, type SessionService } from './session/index.js';
+import { startTracing, type Tracing } from './tracing/index.js';
 import type { HookContext, Session } from './types.js';
 
 /** The node's parts, for this repository's tests and benchmarks only (see {@link SprocdNode.internals}). */
@@ -66,6 +67,8 @@ export class SprocdNode {
   /** GET /v1/events: the one reader of the event streams, and sprocd's own event log. */
   private eventHub: EventHub | undefined;
   private eventLog: EventLog | undefined;
+  /** Tracing, when the OTEL_* variables turn it on (src/tracing). */
+  private tracing: Tracing | undefined;
   private readonly shutdownController = new AbortController();
   private stopPromise: Promise<void> | undefined;
 
@@ -142,6 +145,7 @@ export class SprocdNode {
   async start(): Promise<void> {
     const s = this.settings;
     try {
+      this.tracing = await startTracing();
       this.api = await buildApi(this.apiContext());
       await this.api.listen();
       this.log.info({ url: this.api.url }, 'api listening');
@@ -183,7 +187,14 @@ export class SprocdNode {
         connectionName: `sprocd:${s.prefix}:${this.name}`,
         logger: this.log.child({ part: 'session' }),
       });
-      const executions = new Executions(command, this.keys, this.registry, s, () => this.open('events'));
+      const executions = new Executions(
+        command,
+        this.keys,
+        this.registry,
+        s,
+        () => this.open('events'),
+        this.tracing?.bullmq,
+      );
       this.executions = executions;
 
       await this.runHook('onServerStartup');
@@ -204,6 +215,7 @@ export class SprocdNode {
         executionLeaseMs: s.executionLeaseMs,
         maxRecoveries: s.maxRecoveries,
         observer: this.metrics,
+        telemetry: this.tracing?.bullmq,
         onRecovered: (number) => this.emitSystemEvent({ type: 'execution.recovered', execution: number }),
         elsewhere: async (procedure) =>
           (await liveNodes(command, this.keys, s.nodeTimeoutMs)).some(
@@ -323,7 +335,9 @@ export class SprocdNode {
       log: this.log.child({ part: 'api' }),
       redisTimeoutMs: s.redisTimeoutMs,
       restoreMaxBytes: s.restoreMaxBytes,
-      metrics: this.metrics.registry,
+      metrics: this.metrics.exposition,
+      observeRequest: (method, route, status, ms) => this.metrics.onRequest(method, route, status, ms),
+      tracing: this.tracing?.fastify,
       state: () => this.current,
       isReady: () => this.isReady(),
       executions: (access) => this.part(this.executions, access),
@@ -466,5 +480,6 @@ export class SprocdNode {
     await Promise.all(this.connections.map((c) => closeConnection(c)));
     this.connections = [];
     await this.embedded?.stop();
+    await this.tracing?.flush().catch(() => undefined);
   }
 }

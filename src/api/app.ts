@@ -5,7 +5,12 @@
  * in ./errors.ts. Requests are checked by the routes' zod schemas (./schemas/), which also make the
  * OpenAPI document (./openapi.ts).
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type RouteOptions } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyPluginCallback,
+  type FastifyReply,
+  type RouteOptions,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { Settings } from '../config.js';
 import { bearerChecker } from './auth.js';
@@ -38,6 +43,10 @@ export interface ApiContext
   readonly settings: Pick<Settings, 'host' | 'port' | 'token' | 'bodyLimit'>;
   /** Unexpected errors (500) are logged here. */
   readonly log: Logger;
+  /** Told of every answer (metrics): the route's pattern (undefined when none matched), never the URL. */
+  readonly observeRequest?: (method: string, route: string | undefined, status: number, ms: number) => void;
+  /** While tracing is on (src/tracing), the @fastify/otel plugin: one span per request. */
+  readonly tracing?: FastifyPluginCallback;
 }
 
 /** The node's HTTP server. */
@@ -87,6 +96,17 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
     void reply.status(status).send(body);
   });
 
+  const observe = ctx.observeRequest;
+  if (observe) {
+    app.addHook('onResponse', (request, reply, done) => {
+      observe(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime);
+      done();
+    });
+  }
+  // Before any route: the plugin wraps the routes registered after it.
+  if (ctx.tracing) {
+    await app.register(ctx.tracing);
+  }
   // First: the document's generator sees only the routes registered after it.
   await registerOpenApi(app, ctx);
   await app.register(healthRoutes, ctx);

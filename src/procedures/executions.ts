@@ -3,7 +3,7 @@
  * reading executions back, abort, wake, and waiting for an execution to finish.
  */
 import { randomUUID } from 'node:crypto';
-import { Job, Queue, QueueEvents, type JobsOptions } from 'bullmq';
+import { Job, Queue, QueueEvents, type JobsOptions, type Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   AbortedError,
@@ -14,9 +14,9 @@ import {
 import { JOB_EVENTS_MAX_LEN } from '../events/retention.js';
 import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
-import { JOB_FIELDS, bullQueueKeys } from '../redis/bullmq-internals.js';
 import { abortWaiting } from '../redis/scripts.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '../types.js';
+import { ExecutionCounts } from './counts.js';
 import type { Backoff } from './define.js';
 import { decodeFailure, encodeFailure } from './failure.js';
 import { parseExecuteOptions } from './execute.js';
@@ -76,8 +76,7 @@ export class Executions {
   private nextNumber = 0;
   private blockEnd = 0;
   private refill: Promise<void> | undefined;
-  /** Failed jobs already read by {@link countAborted}: `jobId@finish time` → aborted. */
-  private abortedJobs = new Map<string, boolean>();
+  private readonly counter: ExecutionCounts;
 
   constructor(
     private readonly redis: Redis,
@@ -85,13 +84,17 @@ export class Executions {
     private readonly registry: ProcedureRegistry,
     private readonly settings: ExecutionSettings,
     private readonly openEventsConnection: () => Redis,
+    /** BullMQ's tracing (src/tracing): each job carries the trace of the request that queued it. */
+    telemetry?: Telemetry,
   ) {
     this.queue = new Queue(QUEUE_NAME, {
       connection: redis,
       prefix: keys.bullPrefix,
       streams: { events: { maxLen: JOB_EVENTS_MAX_LEN } },
+      ...(telemetry ? { telemetry } : {}),
     });
     this.queue.on('error', () => undefined);
+    this.counter = new ExecutionCounts(redis, keys, this.queue);
   }
 
   /**
@@ -250,64 +253,9 @@ export class Executions {
       .slice(0, limit);
   }
 
-  /**
-   * How many executions the queue holds in each state, as the API names them: prioritized ones count
-   * as waiting, aborted ones as aborted, not failed (BullMQ files both in its failed set).
-   */
-  async counts(): Promise<Record<ExecutionState, number>> {
-    const [bull, aborted] = await Promise.all([
-      this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'),
-      this.countAborted(),
-    ]);
-    return {
-      waiting: (bull.waiting ?? 0) + (bull.prioritized ?? 0),
-      delayed: bull.delayed ?? 0,
-      active: bull.active ?? 0,
-      completed: bull.completed ?? 0,
-      failed: Math.max(0, (bull.failed ?? 0) - aborted),
-      aborted,
-    };
-  }
-
-  /**
-   * How many of BullMQ's failed jobs are aborted executions. Only a job's failedReason tells, so each
-   * job is read once: what was learned is kept by job id and finish time until the job leaves the
-   * failed set (retention, or a retry that files it again). A scrape then reads the set's ids (at
-   * most SPROCD_KEEP_FINISHED) and the reasons of the jobs that failed since the last one.
-   */
-  private async countAborted(): Promise<number> {
-    const failedKey = bullQueueKeys(this.keys).failed;
-    const entries = await this.redis.zrange(failedKey, 0, -1, 'WITHSCORES');
-    const known = new Map<string, boolean>();
-    const unknown: { key: string; jobId: string }[] = [];
-    for (let i = 0; i + 1 < entries.length; i += 2) {
-      const jobId = entries[i] as string;
-      const key = `${jobId}@${entries[i + 1]}`;
-      const aborted = this.abortedJobs.get(key);
-      if (aborted === undefined) {
-        unknown.push({ key, jobId });
-      } else {
-        known.set(key, aborted);
-      }
-    }
-    if (unknown.length > 0) {
-      const jobKey = bullQueueKeys(this.keys).job;
-      const pipeline = this.redis.pipeline();
-      for (const { jobId } of unknown) {
-        pipeline.hget(jobKey(jobId), JOB_FIELDS.failedReason);
-      }
-      const replies = (await pipeline.exec()) ?? [];
-      unknown.forEach(({ key }, i) => {
-        const reason = replies[i]?.[1];
-        known.set(key, decodeFailure(typeof reason === 'string' ? reason : undefined)?.code === 'ABORTED');
-      });
-    }
-    this.abortedJobs = known;
-    let count = 0;
-    for (const aborted of known.values()) {
-      count += aborted ? 1 : 0;
-    }
-    return count;
+  /** How many executions the queue holds in each state (see ./counts.ts). */
+  counts(): Promise<Record<ExecutionState, number>> {
+    return this.counter.counts();
   }
 
   /**

@@ -3,13 +3,14 @@
  * table of executions running here (for abort, wake and shutdown), and the give-back of unfinished
  * work when the node stops.
  */
-import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
 import { abortRequested, uncountStart } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
+import { startSpan } from '../tracing/spans.js';
 import type { JsonValue, Session } from '../types.js';
 import type { ControlMessage, ExecutionData, Executions } from './executions.js';
 import {
@@ -43,6 +44,8 @@ export interface WorkerPoolOptions {
   elsewhere?: (procedure: string) => Promise<boolean>;
   /** Told when this node put back an execution whose node died (BullMQ's stalled check). */
   onRecovered?: (number: number | undefined, jobId: string) => void;
+  /** BullMQ's tracing (src/tracing): the worker continues the trace each job carries. */
+  telemetry?: Telemetry;
 }
 
 /** How long an execution of a procedure this node lacks waits before another node may take it. */
@@ -87,6 +90,7 @@ export class WorkerPool {
       // Retention is set per job when it is queued; the worker must not override it.
       autorun: true,
       name: o.node,
+      ...(o.telemetry ? { telemetry: o.telemetry } : {}),
     });
     this.worker.on('error', (err) => o.logger.debug({ err }, 'worker connection error'));
     this.worker.on('stalled', (jobId) => {
@@ -215,6 +219,16 @@ export class WorkerPool {
     }
 
     let outcome = 'completed';
+    let failure: unknown;
+    // The execution's span, under BullMQ's `process` span: the procedure's code runs in it, so its
+    // executeOnServer children, storage.use and log lines join the trace.
+    const span = startSpan(`execution ${job.data.procedure}`, {
+      'sprocd.execution.number': number,
+      'sprocd.execution.name': job.data.name || undefined,
+      'sprocd.execution.attempt': attempt,
+      'sprocd.procedure': job.data.procedure,
+      'sprocd.node': o.node,
+    });
     try {
       if (
         this.earlyAborts.delete(number) ||
@@ -222,7 +236,12 @@ export class WorkerPool {
       ) {
         running.abort();
       }
-      running.start(definition, new ExecutionContext(running, this.services));
+      const ctx = new ExecutionContext(running, this.services);
+      if (span) {
+        span.with(() => running.start(definition, ctx));
+      } else {
+        running.start(definition, ctx);
+      }
       const value = await running.outcome;
       if (running.interruption === 'abort') {
         throw new Interruption('abort');
@@ -242,6 +261,7 @@ export class WorkerPool {
       }
       outcome = 'failed';
       const cause = err instanceof Interruption ? new ExecutionTimeoutError(definition.timeoutMs ?? 0) : err;
+      failure = cause;
       o.logger.warn(
         { execution: number, procedure: job.data.procedure, err: describeError(cause) },
         'execution threw',
@@ -255,6 +275,8 @@ export class WorkerPool {
       running.finish();
       this.running.delete(number);
       o.observer?.onEnd(job.data.procedure, outcome, Date.now() - started);
+      span?.set({ 'sprocd.execution.outcome': outcome });
+      span?.end(failure);
       if (logLines) {
         o.logger.info(
           {

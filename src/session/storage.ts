@@ -12,6 +12,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ValidationError } from '../errors.js';
+import { inSpan } from '../tracing/spans.js';
 import type { Draft, JsonValue, Storage } from '../types.js';
 import { DraftScope, detachIfDraft } from './drafts.js';
 import {
@@ -133,8 +134,10 @@ export class SessionStorage {
       return (await fn(...drafts)) as never;
     }
     const sorted = keys.length === 1 ? keys : [...new Set(keys)].sort();
-    return (await this.outermost(sorted, false, (s) =>
-      fn(...keys.map((key) => (s.entries.get(key) as { proxy: Draft }).proxy)),
+    return (await inSpan('storage.use', { 'sprocd.storage.keys': sorted }, () =>
+      this.outermost(sorted, false, (s) =>
+        fn(...keys.map((key) => (s.entries.get(key) as { proxy: Draft }).proxy)),
+      ),
     )) as never;
   }
 
@@ -179,7 +182,9 @@ export class SessionStorage {
     }
     this.active++;
     try {
-      const held = await this.o.locks.acquire(sorted);
+      // Traced (src/tracing): the lock wait and the commit each get a span.
+      const attributes = { 'sprocd.storage.keys': sorted };
+      const held = await inSpan('storage.lock', attributes, () => this.o.locks.acquire(sorted));
       const scope = new DraftScope();
       let result: unknown;
       try {
@@ -188,7 +193,7 @@ export class SessionStorage {
         }
         result = await this.chain.run(scope, () => run(scope));
         scope.end();
-        await this.o.locks.commit(held, this.commitOps(scope));
+        await inSpan('storage.commit', attributes, () => this.o.locks.commit(held, this.commitOps(scope)));
       } catch (err) {
         scope.end();
         if (!(err instanceof LockLostError)) {

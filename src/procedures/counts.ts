@@ -1,0 +1,78 @@
+/**
+ * How many executions the queue holds in each state, as the API names them: prioritized ones count
+ * as waiting, and aborted ones as aborted, not failed, although BullMQ files both in its failed set.
+ */
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { JOB_FIELDS, bullQueueKeys } from '../redis/bullmq-internals.js';
+import type { Keys } from '../redis/keys.js';
+import type { ExecutionState } from '../types.js';
+import { decodeFailure } from './failure.js';
+
+/** Counts executions by state for the metrics and the API. */
+export class ExecutionCounts {
+  /** Failed jobs already read: `jobId@finish time` → aborted. */
+  private abortedJobs = new Map<string, boolean>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly queue: Pick<Queue, 'getJobCounts'>,
+  ) {}
+
+  /** The number of executions in each state now. */
+  async counts(): Promise<Record<ExecutionState, number>> {
+    const [bull, aborted] = await Promise.all([
+      this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'),
+      this.countAborted(),
+    ]);
+    return {
+      waiting: (bull.waiting ?? 0) + (bull.prioritized ?? 0),
+      delayed: bull.delayed ?? 0,
+      active: bull.active ?? 0,
+      completed: bull.completed ?? 0,
+      failed: Math.max(0, (bull.failed ?? 0) - aborted),
+      aborted,
+    };
+  }
+
+  /**
+   * How many of BullMQ's failed jobs are aborted executions. Only a job's failedReason tells, so each
+   * job is read once: what was learned is kept by job id and finish time until the job leaves the
+   * failed set (retention, or a retry that files it again). A count then reads the set's ids (at
+   * most SPROCD_KEEP_FINISHED) and the reasons of the jobs that failed since the last count.
+   */
+  private async countAborted(): Promise<number> {
+    const queueKeys = bullQueueKeys(this.keys);
+    const entries = await this.redis.zrange(queueKeys.failed, 0, -1, 'WITHSCORES');
+    const known = new Map<string, boolean>();
+    const unknown: { key: string; jobId: string }[] = [];
+    for (let i = 0; i + 1 < entries.length; i += 2) {
+      const jobId = entries[i] as string;
+      const key = `${jobId}@${entries[i + 1]}`;
+      const aborted = this.abortedJobs.get(key);
+      if (aborted === undefined) {
+        unknown.push({ key, jobId });
+      } else {
+        known.set(key, aborted);
+      }
+    }
+    if (unknown.length > 0) {
+      const pipeline = this.redis.pipeline();
+      for (const { jobId } of unknown) {
+        pipeline.hget(queueKeys.job(jobId), JOB_FIELDS.failedReason);
+      }
+      const replies = (await pipeline.exec()) ?? [];
+      unknown.forEach(({ key }, i) => {
+        const reason = replies[i]?.[1];
+        known.set(key, decodeFailure(typeof reason === 'string' ? reason : undefined)?.code === 'ABORTED');
+      });
+    }
+    this.abortedJobs = known;
+    let count = 0;
+    for (const aborted of known.values()) {
+      count += aborted ? 1 : 0;
+    }
+    return count;
+  }
+}
