@@ -110,6 +110,22 @@ export function checkSequence(value: unknown, lineNo: number): number {
   return checked(SequenceLine, value, lineNo).value;
 }
 
+/** A refusal of an entry's value, before the line number and key are added. */
+class EntryValueError extends Error {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+/** One options object for every entry: nothing is made per line unless the line is refused. */
+const ENTRY_CHECK = {
+  path: 'v',
+  refuse: (path: string, reason: string) => new EntryValueError(path, reason),
+};
+
 /**
  * An entry line: a valid storage key and a JSON value of at most `maxEntryBytes`. Returns the
  * entry's JSON text as the storage keeps it. Written by hand: a storage may hold 250,000 of these.
@@ -128,10 +144,12 @@ export function checkEntry(
   } catch (err) {
     throw new BackupInvalidError(`line ${lineNo}: ${(err as Error).message}`);
   }
-  checkJson(v, {
-    path: JSON.stringify(k),
-    refuse: (path, reason) => new BackupInvalidError(`line ${lineNo}: storage entry ${path} ${reason}`),
-  });
+  try {
+    checkJson(v, ENTRY_CHECK);
+  } catch (err) {
+    const { path, reason } = err as EntryValueError;
+    throw new BackupInvalidError(`line ${lineNo}: storage entry ${JSON.stringify(k)} at ${path} ${reason}`);
+  }
   const json = JSON.stringify(v);
   const bytes = json.length * 3 > limits.maxEntryBytes ? Buffer.byteLength(json) : json.length;
   if (bytes > limits.maxEntryBytes) {

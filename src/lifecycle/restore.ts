@@ -21,11 +21,12 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { JobsOptions, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConflictError, SprocdError } from '../errors.js';
 import { executionJobKey } from '../redis/bullmq-internals.js';
-import { jobIdOf } from '../redis/keys.js';
-import { restoreSwap } from '../redis/scripts.js';
+import { jobIdOf, type Keys } from '../redis/keys.js';
+import { restoreSwap, type RestoreSwap } from '../redis/scripts.js';
 import { BackupInvalidError, type ExecutionLine } from './backup-format.js';
 import { readBackup, type ReadOptions, type Trust } from './backup-reader.js';
 import type { BackupService } from './backup.js';
@@ -184,7 +185,7 @@ async function apply(
       throw new BackupInvalidError(`it holds ${upload.entries} entry lines but ${distinct} distinct keys`);
     }
     signal.throwIfAborted();
-    await restoreSwap(redis, keys, {
+    await swapIn(redis, keys, {
       staged: upload.entries > 0 ? staged : undefined,
       sequenceFloor: floor,
       identity: session,
@@ -205,6 +206,23 @@ async function apply(
     signature: upload.trust,
     from: { prefix: h.prefix, node: h.node, number: h.number, createdAt: h.createdAt },
   };
+}
+
+/**
+ * Runs the swap script on a connection of its own without the command time-out: the script's work
+ * grows with the storage (about a second for 250,000 entries), and a time-out on the node's command
+ * connection would report a failure for a swap that Redis goes on to make.
+ */
+async function swapIn(redis: Redis, keys: Keys, swap: RestoreSwap): Promise<void> {
+  const connection = redis.duplicate({
+    commandTimeout: undefined,
+    connectionName: `${redis.options.connectionName ?? 'sprocd'}:restore`,
+  });
+  try {
+    await restoreSwap(connection, keys, swap);
+  } finally {
+    await connection.quit().catch(() => connection.disconnect());
+  }
 }
 
 /** Queues the executions again, oldest number first; skips those whose job exists. */
