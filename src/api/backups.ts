@@ -1,10 +1,12 @@
 /** /v1/backups and /v1/restore. */
+import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { z } from 'zod';
+import type { Logger } from 'pino';
+import { z } from 'zod';
 import { SprocdError, ValidationError } from '../errors.js';
+import type { RestoreRequest } from '../lifecycle/restore.js';
 import type { Access } from '../node-state.js';
 import { withRedisTimeout } from '../redis/errors.js';
-import { toHttpError } from './errors.js';
 import {
   BackupFileBody,
   BackupListQuerySchema,
@@ -22,8 +24,11 @@ export interface BackupsApi {
   nextBackupAt(): Promise<string | undefined>;
   /** Runs a manual backup here; resolves when it has ended (done, cancelled or failed). */
   runManual(): Promise<z.output<typeof BackupRecordSchema>>;
-  /** Checks and restores a backup file's bytes. */
-  restore(bytes: Buffer): Promise<z.output<typeof RestoreSummarySchema>>;
+  /**
+   * Restores the backup file the request streams: takes the backup lock first (ConflictError
+   * before the body is read), then checks the file whole before it changes anything.
+   */
+  restore(request: RestoreRequest): Promise<z.output<typeof RestoreSummarySchema>>;
 }
 
 /** What the backup routes need of the node. */
@@ -34,7 +39,19 @@ export interface BackupsRouteDeps {
   readonly restoreMaxBytes: number;
   /** SPROCD_REDIS_TIMEOUT_MS: longer is answered 503 REDIS_UNAVAILABLE. */
   readonly redisTimeoutMs: number;
+  /** Where the route's own refusals of a restore are logged (the restore logs the rest). */
+  readonly log: Logger;
 }
+
+/** The query of POST /v1/restore. */
+const RestoreQuerySchema = z.strictObject({
+  allowUnsigned: z
+    .enum(['true', 'false'])
+    .optional()
+    .describe(
+      'true: restore a file this node cannot verify (unsigned, signed with another key, format 1). Logged.',
+    ),
+});
 
 const SEND_BYTES = 'Send the backup file as the body, with Content-Type: application/octet-stream.';
 
@@ -68,45 +85,56 @@ export const backupRoutes: FastifyPluginAsyncZod<BackupsRouteDeps> = async (app,
   };
   app.post('/backups', { schema: run }, async () => deps.backups('work').runManual());
 
-  // The restore takes raw bytes, up to SPROCD_RESTORE_MAX_BYTES: its own parser and limit, here only.
+  // The restore takes the body as a stream, read only once the restore holds the backup lock (a
+  // second restore is refused before its body is read); SPROCD_RESTORE_MAX_BYTES is counted here.
   await app.register(async (scope) => {
     const limit = deps.restoreMaxBytes;
-    scope.addContentTypeParser(
-      'application/octet-stream',
-      { parseAs: 'buffer', bodyLimit: limit },
-      (_req, body, done) => done(null, body),
-    );
-    scope.setErrorHandler((err, _request, reply) => {
-      const code = (err as { code?: string }).code;
-      const mapped =
-        code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-          ? new SprocdError(
-              'PAYLOAD_TOO_LARGE',
-              `The backup file is larger than SPROCD_RESTORE_MAX_BYTES (${limit} bytes).`,
-            )
-          : code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-            ? new SprocdError('UNSUPPORTED_MEDIA_TYPE', SEND_BYTES)
-            : err;
-      const { status, body } = toHttpError(mapped);
-      void reply.status(status).send(body);
+    const refuse = (err: SprocdError): never => {
+      deps.log.warn({ part: 'restore', code: err.code, reason: err.message }, 'restore refused');
+      throw err;
+    };
+    scope.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+    scope.setErrorHandler((err, request, reply) => {
+      if (!request.raw.readableEnded) {
+        // What is left of the upload is not read: the connection closes after the answer.
+        void reply.header('connection', 'close');
+      }
+      if ((err as { code?: string }).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+        refuse(new SprocdError('UNSUPPORTED_MEDIA_TYPE', SEND_BYTES));
+      }
+      throw err; // the API's own handler answers (and logs what is unexpected)
     });
     const restore = {
       operationId: 'restore',
       summary: 'Restore the session and unfinished executions from a backup file.',
+      description:
+        "The file must be signed with this node's SPROCD_BACKUP_KEY unless allowUnsigned=true. One restore or backup at a time in the deployment (409).",
       consumes: ['application/octet-stream'],
+      querystring: RestoreQuerySchema,
       body: BackupFileBody,
       response: { 200: ok('Restored.', RestoreSummarySchema), ...errors(400, 401, 409, 413, 415) },
     };
-    scope.post('/restore', { bodyLimit: limit, schema: restore }, async (request) => {
+    scope.post('/restore', { schema: restore }, async (request) => {
       const backups = deps.backups('work');
-      const body = request.body;
-      if (body !== undefined && body !== null && !Buffer.isBuffer(body)) {
-        throw new SprocdError('UNSUPPORTED_MEDIA_TYPE', SEND_BYTES);
+      const body: unknown = request.body;
+      if (!(body instanceof Readable)) {
+        return refuse(new SprocdError('UNSUPPORTED_MEDIA_TYPE', SEND_BYTES));
       }
-      if (!body || body.length === 0) {
-        throw new ValidationError('Send the bytes of a backup file (sprocd restore FILE does).');
+      const length = Number(request.headers['content-length'] ?? Number.NaN);
+      if (length === 0) {
+        return refuse(new ValidationError('Send the bytes of a backup file (sprocd restore FILE does).'));
       }
-      return backups.restore(body);
+      if (length > limit) {
+        return refuse(
+          new SprocdError(
+            'PAYLOAD_TOO_LARGE',
+            `The backup file is larger than SPROCD_RESTORE_MAX_BYTES (${limit} bytes).`,
+          ),
+        );
+      }
+      // Checked by the schema above (this scope has fastify's own types, not the zod provider's).
+      const query = request.query as z.output<typeof RestoreQuerySchema>;
+      return backups.restore({ body, allowUnsigned: query.allowUnsigned === 'true' });
     });
   });
 };

@@ -69,6 +69,11 @@ export const RestoreSummarySchema = z
     executions: z.number().int().min(0).describe('Executions queued again.'),
     skipped: z.number().int().min(0).describe('Executions left alone because they exist.'),
     sequence: z.number().int().min(0).describe('The execution counter after the restore.'),
+    signature: z
+      .enum(['verified', 'unsigned', 'other-key', 'version-1'])
+      .describe(
+        "How far the file was trusted: verified (signed with this node's SPROCD_BACKUP_KEY) unless allowUnsigned let it in.",
+      ),
     from: z.object({
       prefix: z.string(),
       node: z.string(),
