@@ -3,12 +3,16 @@
  * `number`, each repeated or comma-separated. `Last-Event-ID` resumes after an event the client saw;
  * when what followed it is no longer kept, the client gets a `reset` event first and should reload.
  */
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyReply } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import { MAX_FILTER_VALUES, listParam } from '../events/filter.js';
 import type { EventSink, Subscription } from '../events/hub.js';
 import { parsePosition, type Position } from '../events/ids.js';
 import { EVENT_TYPES, type EventFilter } from '../events/types.js';
+import { errors, otherContent } from './schemas/common.js';
+import { EventsQuerySchema } from './schemas/events.js';
 
 /** The node's event hub, as the route uses it. */
 export interface EventSource {
@@ -32,25 +36,17 @@ export interface EventsRouteDeps {
 /** Type filters accepted besides the event types themselves: their families. */
 const FAMILIES = ['execution', 'backup'];
 
-/** The filter of a GET /v1/events query; throws ValidationError for a bad one. */
-export function parseEventFilter(query: Record<string, unknown>): EventFilter {
+/** The filter of a GET /v1/events query (its shape checked by the schema); throws ValidationError. */
+export function parseEventFilter(query: z.output<typeof EventsQuerySchema>): EventFilter {
   const filter: EventFilter = {};
-  const unknownKeys = Object.keys(query).filter(
-    (k) => !['type', 'types', 'procedure', 'number', 'numbers', 'procedures'].includes(k),
-  );
-  if (unknownKeys.length) {
-    throw new ValidationError(
-      `Bad query: unknown parameter ${unknownKeys.map((k) => `"${k}"`).join(', ')}; use type, procedure, number.`,
-    );
-  }
-  const list = (...names: string[]): string[] | undefined => {
-    const values = names.flatMap((n) => listParam(query[n]) ?? []);
-    if (values.length > MAX_FILTER_VALUES) {
+  const list = (...values: unknown[]): string[] | undefined => {
+    const all = values.flatMap((v) => listParam(v) ?? []);
+    if (all.length > MAX_FILTER_VALUES) {
       throw new ValidationError(`Bad query: at most ${MAX_FILTER_VALUES} values per filter.`);
     }
-    return values.length ? values : undefined;
+    return all.length ? all : undefined;
   };
-  const types = list('type', 'types');
+  const types = list(query.type, query.types);
   if (types) {
     const known = new Set<string>([...EVENT_TYPES, ...FAMILIES]);
     const bad = types.filter((t) => !known.has(t));
@@ -61,11 +57,11 @@ export function parseEventFilter(query: Record<string, unknown>): EventFilter {
     }
     filter.types = types;
   }
-  const procedures = list('procedure', 'procedures');
+  const procedures = list(query.procedure);
   if (procedures) {
     filter.procedures = procedures;
   }
-  const numbers = list('number', 'numbers');
+  const numbers = list(query.number);
   if (numbers) {
     filter.numbers = numbers.map((raw) => {
       if (!/^[1-9]\d{0,15}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
@@ -79,8 +75,17 @@ export function parseEventFilter(query: Record<string, unknown>): EventFilter {
   return filter;
 }
 
+const DESCRIPTION = [
+  'Server-Sent Events: `execution.state` `{ number, procedure?, state, at, attempt?, prev?, delayedUntil?, error? }`,',
+  '`execution.progress` `{ number, procedure?, progress, at }`, `execution.removed` `{ number, at }`,',
+  '`system` (a system event as onSystemEvent gets it), `backup.started`, `backup.progress`',
+  '`{ number, node, phase, done, total, at }`, `backup.finished` (the backup record), and `reset` when',
+  'events after `Last-Event-ID` are no longer kept (reload what you show). Send the last `id:` seen as',
+  'the `Last-Event-ID` header to resume; a comment line comes every 15 s.',
+].join(' ');
+
 /** The /v1/events route (a fastify plugin; register it under /v1, behind the token check). */
-export const eventRoutes: FastifyPluginAsync<EventsRouteDeps> = async (app, opts) => {
+export const eventRoutes: FastifyPluginAsyncZod<EventsRouteDeps> = async (app, opts) => {
   const open = new Set<{ reply: FastifyReply; end: () => void }>();
   const heartbeat = setInterval(() => {
     for (const stream of open) {
@@ -96,8 +101,15 @@ export const eventRoutes: FastifyPluginAsync<EventsRouteDeps> = async (app, opts
     }
   });
 
-  app.get('/events', async (request, reply) => {
-    const filter = parseEventFilter(request.query as Record<string, unknown>);
+  const schema = {
+    operationId: 'events',
+    summary: "The node's live events (Server-Sent Events), filtered, resumable.",
+    description: DESCRIPTION,
+    querystring: EventsQuerySchema,
+    response: { 200: otherContent('The event stream.', 'text/event-stream'), ...errors(400, 401) },
+  };
+  app.get('/events', { schema }, async (request, reply) => {
+    const filter = parseEventFilter(request.query);
     const header = request.headers['last-event-id'];
     const lastId = Array.isArray(header) ? header[0] : header;
     const from = parsePosition(lastId);
