@@ -37,7 +37,7 @@ export type {
 export type { SystemEvent } from './lifecycle/system-events.js';
 export { SprocdError, AbortedError, ValidationError, type ErrorCode } from './errors.js';
 export { UnrecoverableError } from 'bullmq';
-export { SprocdClient, ApiError, type ClientOptions } from './client.js';
+export { SprocdClient, ApiError, SprocdApiError, type ClientOptions } from './client.js';
 export { loadSettings, type Settings } from './config.js';
 export { createNode } from './start.js';
 export type { SprocdNode } from './node.js';

@@ -143,25 +143,34 @@ const optionsJson = z.toJSONSchema(ExecuteFields, { io: 'input', target: 'draft-
 const variants = new WeakMap<object, { id: string; schema: Record<string, unknown> }>();
 
 /**
+ * Whether a request may leave out the params of a procedure with `schema`: the node then runs it
+ * with what the schema makes of undefined, or of {} (src/procedures/params.ts).
+ */
+function runsWithoutParams(schema: z.ZodType): boolean {
+  try {
+    return schema.safeParse(undefined).success || schema.safeParse({}).success;
+  } catch {
+    return false; // an async refinement: it says nothing here
+  }
+}
+
+/**
  * The request body of POST /v1/executions for one procedure: Execute on server's options with
- * `procedure` fixed and `params` as the procedure's input schema (required unless it accepts none).
+ * `procedure` fixed and `params` as the procedure's input schema (required unless it runs without).
  */
 export function procedureRequestSchema(procedure: DocumentedProcedure, id: string): Record<string, unknown> {
   let params: Record<string, unknown> = { description: 'Any JSON value (the procedure declares no schema).' };
   let required = false;
   if (procedure.params) {
     try {
-      // Wrapped in an object so zod says itself whether `params` may be left out (optional, default).
-      const json = z.toJSONSchema(z.object({ params: procedure.params as z.ZodType }), {
+      const schema = procedure.params as z.ZodType;
+      params = z.toJSONSchema(schema, {
         io: 'input',
         unrepresentable: 'any',
         target: 'draft-2020-12',
-      }) as { properties?: { params?: Record<string, unknown> }; required?: string[]; $defs?: unknown };
-      params = { ...json.properties?.params };
-      if (json.$defs) {
-        params.$defs = json.$defs;
-      }
-      required = json.required?.includes('params') ?? false;
+      }) as Record<string, unknown>;
+      delete params.$schema;
+      required = !runsWithoutParams(schema);
     } catch {
       params = {};
     }
@@ -179,8 +188,11 @@ export function procedureRequestSchema(procedure: DocumentedProcedure, id: strin
     additionalProperties: false,
   };
   // References inside the params schema point at its own $defs, which now live under the component.
+  const at = `#/components/schemas/${id}/properties/params`;
   return JSON.parse(
-    JSON.stringify(schema).replaceAll('"#/$defs/', `"#/components/schemas/${id}/properties/params/$defs/`),
+    JSON.stringify(schema)
+      .replaceAll('"#/$defs/', `"${at}/$defs/`)
+      .replaceAll('"$ref":"#"', `"$ref":"${at}"`),
   ) as Record<string, unknown>;
 }
 

@@ -8,10 +8,13 @@ export const PROCEDURE_MARK = Symbol.for('sprocd.procedure');
 /** How long to wait between attempts. A number is a fixed delay in ms. */
 export type Backoff = number | { type: 'fixed' | 'exponential'; delayMs: number };
 
-/** What a procedure module declares. */
-export interface ProcedureDefinition<P = unknown, R = unknown> {
+/**
+ * What a procedure module declares. `P` is what `run` gets (the schema's output), `I` what a request
+ * gives (its input: a field with a default may be left out); the typed client reads `I`.
+ */
+export interface ProcedureDefinition<P = unknown, R = unknown, I = P> {
   /** Checked when the execution is requested; a bad request is refused and nothing is queued. */
-  params?: z.ZodType<P>;
+  params?: z.ZodType<P, I>;
   /** The work. Its result must be JSON; it is kept with the execution. */
   run: (params: P, ctx: ProcedureContext) => R | Promise<R>;
   /** How many starts at most when it throws. @defaultValue 1 (no retry) */
@@ -33,7 +36,7 @@ export interface ProcedureDefinition<P = unknown, R = unknown> {
 export type ProcedureScheduleOption<P = unknown> = string | { cron: string; tz?: string; params?: P };
 
 /** A procedure as defineProcedure returns it. */
-export type Procedure<P = unknown, R = unknown> = ProcedureDefinition<P, R> & {
+export type Procedure<P = unknown, R = unknown, I = P> = ProcedureDefinition<P, R, I> & {
   readonly [PROCEDURE_MARK]: true;
 };
 
@@ -41,9 +44,9 @@ export type Procedure<P = unknown, R = unknown> = ProcedureDefinition<P, R> & {
  * Declares a procedure: `export default defineProcedure({ params: z.object({...}), run: async (p, ctx) => ... })`.
  * Validates the options now, so a mistake stops the start with the file's path.
  */
-export function defineProcedure<P = JsonValue, R = unknown>(
-  definition: ProcedureDefinition<P, R>,
-): Procedure<P, R> {
+export function defineProcedure<P = JsonValue, R = unknown, I = P>(
+  definition: ProcedureDefinition<P, R, I>,
+): Procedure<P, R, I> {
   if (typeof definition !== 'object' || definition === null || typeof definition.run !== 'function') {
     throw new TypeError('defineProcedure needs an object with a run(params, ctx) function.');
   }

@@ -24,8 +24,12 @@ const nested: DocumentedProcedure = {
   params: z.object({ month: z.string().regex(/^\d{4}-\d{2}$/) }).optional(),
 };
 const free: DocumentedProcedure = { name: 'free' };
+const defaults: DocumentedProcedure = {
+  name: 'defaults',
+  params: z.object({ who: z.string().default('world') }),
+};
 
-async function documented(procedures: DocumentedProcedure[] = [hello, nested, free]) {
+async function documented(procedures: DocumentedProcedure[] = [hello, nested, free, defaults]) {
   const routes: RouteOptions[] = [];
   let current = procedures;
   const app = await fakeApi(
@@ -121,6 +125,7 @@ describe('/openapi.json', () => {
         { $ref: '#/components/schemas/Execute.hello' },
         { $ref: '#/components/schemas/Execute.reports.monthly' },
         { $ref: '#/components/schemas/Execute.free' },
+        { $ref: '#/components/schemas/Execute.defaults' },
       ],
       discriminator: {
         propertyName: 'procedure',
@@ -128,6 +133,7 @@ describe('/openapi.json', () => {
           hello: '#/components/schemas/Execute.hello',
           'reports/monthly': '#/components/schemas/Execute.reports.monthly',
           free: '#/components/schemas/Execute.free',
+          defaults: '#/components/schemas/Execute.defaults',
         },
       },
     });
@@ -145,8 +151,9 @@ describe('/openapi.json', () => {
         priority: { type: 'integer' },
       },
     });
-    // An optional params schema: the body may leave params out.
+    // An optional params schema, or one whose fields all have defaults: the body may leave params out.
     expect(doc.components?.schemas?.['Execute.reports.monthly']).toMatchObject({ required: ['procedure'] });
+    expect(doc.components?.schemas?.['Execute.defaults']).toMatchObject({ required: ['procedure'] });
 
     const ajv = new Ajv2020({ strict: false });
     ajv.addSchema(doc, 'openapi.json');
@@ -159,6 +166,34 @@ describe('/openapi.json', () => {
     expect(check({ procedure: 'reports/monthly' })).toBe(true);
     expect(check({ procedure: 'free', params: [1, 'x'] })).toBe(true);
     expect(check({ procedure: 'nope' })).toBe(false);
+    expect(check({ procedure: 'defaults' })).toBe(true);
+  });
+
+  it('keeps the references of a recursive params schema valid inside the document', async () => {
+    const Node: z.ZodType<{ name: string; children?: unknown[] }> = z.object({
+      name: z.string(),
+      get children() {
+        return z.array(Node).optional();
+      },
+    });
+    const Wrapper = z.object({ root: Node, extra: Node.optional() });
+    const { read } = await documented([
+      { name: 'tree', params: Node },
+      { name: 'forest', params: Wrapper },
+    ]);
+    const doc = await read();
+    const result = await validate(structuredClone(doc) as never);
+    expect(result.valid, result.valid ? '' : compileErrors(result)).toBe(true);
+    const ajv = new Ajv2020({ strict: false });
+    ajv.addSchema(doc, 'openapi.json');
+    const check = ajv.compile({
+      $ref: 'openapi.json#/paths/~1v1~1executions/post/requestBody/content/application~1json/schema',
+    });
+    const tree = { name: 'a', children: [{ name: 'b', children: [{ name: 'c' }] }] };
+    expect(check({ procedure: 'tree', params: tree })).toBe(true);
+    expect(check({ procedure: 'tree', params: { name: 'a', children: [{ name: 1 }] } })).toBe(false);
+    expect(check({ procedure: 'forest', params: { root: tree, extra: { name: 'x' } } })).toBe(true);
+    expect(check({ procedure: 'forest', params: { root: { children: [] } } })).toBe(false);
   });
 
   it('follows the procedures as they are reloaded; without any, the body is the generic one', async () => {

@@ -7,6 +7,7 @@ import { loadSettings } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { SprocdNode } from '../../src/node.js';
 import { SprocdClient } from '../../src/client.js';
+import { checkedFetch } from './openapi.js';
 import { BIN, ROOT, childEnv, startProcess, type TestProcess } from './process.js';
 import { testRedisUrl } from './redis.js';
 
@@ -31,6 +32,11 @@ export function testEnv(prefix: string, env: Record<string, string> = {}): Recor
   };
 }
 
+/** A client of the node at `url` that checks every answer against the node's /openapi.json. */
+function testClient(url: string, env: Record<string, string>): SprocdClient {
+  return new SprocdClient({ url, token: env.SPROCD_TOKEN ?? '', fetch: url ? checkedFetch(url) : undefined });
+}
+
 /** A node in this process, started. */
 export async function startInProcessNode(
   prefix: string,
@@ -44,7 +50,7 @@ export async function startInProcessNode(
   const node = new SprocdNode(settings, createLogger(settings.logLevel, { pretty: false }));
   await node.start();
   const url = node.url;
-  return { node, url, client: new SprocdClient({ url, token: env.SPROCD_TOKEN ?? '' }) };
+  return { node, url, client: testClient(url, env) };
 }
 
 /** A node running as its own process (see support/process.ts for the output and signals). */
@@ -71,5 +77,5 @@ export async function spawnNode(
     const ready = await child.waitForLine((l) => l.msg === 'sprocd node ready', 30_000);
     url = String(ready.url);
   }
-  return { ...child, url, client: new SprocdClient({ url, token: env.SPROCD_TOKEN ?? '' }) };
+  return { ...child, url, client: testClient(url, env) };
 }

@@ -1,0 +1,283 @@
+/**
+ * SprocdClient: one method per route of a node's HTTP API, typed from the API's own schemas, and
+ * `execute` typed from a procedure's `defineProcedure` when the caller names its type.
+ */
+import type { ErrorCode } from '../errors.js';
+import { readEventStream, type EventStreamOptions, type StreamEvent } from '../events/sse-reader.js';
+import type { JsonValue } from '../types.js';
+import { SprocdApiError, type ApiErrorCode } from './errors.js';
+import type {
+  BackupListQuery,
+  BackupRecord,
+  BackupStatus,
+  Execution,
+  ExecutionListQuery,
+  ExecutionOf,
+  ExecutionPage,
+  ExecuteArgs,
+  HealthAnswer,
+  NodeInfo,
+  ProcedureFor,
+  ProcedureInfo,
+  ReadyAnswer,
+  RestoreSummary,
+  SessionAnswer,
+  StorageSnapshot,
+} from './types.js';
+
+/** Filters of {@link SprocdClient.events}: each a value or a list. */
+export interface EventQuery {
+  /** Event types or families (`execution`, `backup`). */
+  type?: string | readonly string[];
+  procedure?: string | readonly string[];
+  number?: number | readonly number[];
+}
+
+/** Options of {@link SprocdClient}. */
+export interface ClientOptions {
+  /** @defaultValue process.env.SPROCD_URL ?? "http://127.0.0.1:8080" */
+  url?: string;
+  /** @defaultValue process.env.SPROCD_TOKEN */
+  token?: string;
+  /** The fetch to send requests with (a proxy agent, a test's checks). @defaultValue globalThis.fetch */
+  fetch?: typeof fetch;
+}
+
+/** A request of {@link SprocdClient.request}. */
+interface RequestOptions {
+  /** JSON (any value) or raw bytes (sent as application/octet-stream). */
+  body?: unknown;
+  /** Statuses besides 2xx whose body is an answer, not an error (/readyz's 503). */
+  accept?: readonly number[];
+}
+
+/**
+ * Talks to one node over HTTP. `Procedures` maps procedure names to their types, so that
+ * `execute('hello', params)` checks the params and types the result:
+ *
+ * ```ts
+ * type Procedures = { hello: typeof import('./jobs/hello.js').default };
+ * const client = new SprocdClient<Procedures>({ url, token });
+ * const run = await client.execute('hello', { who: 'world' }, { wait: 5000 });
+ * ```
+ *
+ * or one call at a time: `client.execute<typeof hello>('hello', { who: 'world' })`.
+ * Errors are {@link SprocdApiError}s whose `code` is the API's.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- no procedure known by default
+export class SprocdClient<Procedures extends object = {}> {
+  /** The node's base URL, without a trailing slash. */
+  readonly url: string;
+  private readonly token: string | undefined;
+  private readonly fetch: typeof fetch;
+
+  constructor(options: ClientOptions = {}) {
+    this.url = (options.url ?? process.env.SPROCD_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+    this.token = options.token ?? process.env.SPROCD_TOKEN;
+    this.fetch = options.fetch ?? ((input, init) => fetch(input, init));
+  }
+
+  /**
+   * Execute on server (POST /v1/executions): queues `procedure` with `params`. With `wait` (ms) it
+   * answers when the execution finished or the wait ran out; `existing` is set when `unique` found
+   * a live execution of that name.
+   */
+  execute<T = never, N extends string = string>(
+    procedure: N,
+    ...[params, options]: ExecuteArgs<ProcedureFor<Procedures, N, T>>
+  ): Promise<ExecutionOf<ProcedureFor<Procedures, N, T>>> {
+    return this.request('POST', '/v1/executions', { body: { procedure, params, ...options } });
+  }
+
+  /** One execution (GET /v1/executions/{number}). */
+  get(number: number): Promise<Execution> {
+    return this.request('GET', `/v1/executions/${number}`);
+  }
+
+  /** Executions, newest first: the items of {@link SprocdClient.listPage}. */
+  async list(query: ExecutionListQuery = {}): Promise<Execution[]> {
+    return (await this.listPage(query)).items;
+  }
+
+  /** A page of executions (GET /v1/executions), with `nextCursor` when there are more. */
+  listPage(query: ExecutionListQuery = {}): Promise<ExecutionPage> {
+    return this.request('GET', `/v1/executions${queryString(query)}`);
+  }
+
+  /** Aborts an execution wherever it runs (POST /v1/executions/{number}/abort). */
+  abort(number: number): Promise<Execution> {
+    return this.request('POST', `/v1/executions/${number}/abort`);
+  }
+
+  /** Ends an execution's current ctx.delay early (POST /v1/executions/{number}/wake). */
+  wake(number: number): Promise<Execution> {
+    return this.request('POST', `/v1/executions/${number}/wake`);
+  }
+
+  /** The procedures of jobs/ with their params' JSON Schema (GET /v1/procedures). */
+  async procedures(): Promise<ProcedureInfo[]> {
+    return (await this.request<{ items: ProcedureInfo[] }>('GET', '/v1/procedures')).items;
+  }
+
+  /** The stored-procedure session (GET /v1/session). */
+  session(): Promise<SessionAnswer> {
+    return this.request('GET', '/v1/session');
+  }
+
+  /** Every storage entry, or the entry `key` (GET /v1/session/storage[/{key}]). */
+  storage(): Promise<StorageSnapshot>;
+  storage<T = JsonValue>(key: string): Promise<T>;
+  storage(key?: string): Promise<StorageSnapshot | JsonValue>;
+  storage(key?: string): Promise<unknown> {
+    return this.request(
+      'GET',
+      key === undefined ? '/v1/session/storage' : `/v1/session/storage/${encodeURIComponent(key)}`,
+    );
+  }
+
+  /** The live nodes (GET /v1/nodes). */
+  async nodes(): Promise<NodeInfo[]> {
+    return (await this.request<{ items: NodeInfo[] }>('GET', '/v1/nodes')).items;
+  }
+
+  /** Runs a backup on the node; resolves with its record when it has ended (POST /v1/backups). */
+  backup(): Promise<BackupRecord> {
+    return this.request('POST', '/v1/backups');
+  }
+
+  /** The backup history, the running backup, the automatic-backup state (GET /v1/backups). */
+  backups(query: BackupListQuery = {}): Promise<BackupStatus> {
+    return this.request('GET', `/v1/backups${queryString(query)}`);
+  }
+
+  /**
+   * Restores a backup file's bytes (POST /v1/restore). `allowUnsigned`: restore a file the node
+   * cannot verify (unsigned, another key, format 1).
+   */
+  restore(bytes: Uint8Array, options: { allowUnsigned?: boolean } = {}): Promise<RestoreSummary> {
+    const qs = options.allowUnsigned ? '?allowUnsigned=true' : '';
+    return this.request('POST', `/v1/restore${qs}`, { body: bytes });
+  }
+
+  /** Whether the process is alive (GET /healthz; no token). */
+  health(): Promise<HealthAnswer> {
+    return this.request('GET', '/healthz');
+  }
+
+  /** Whether the node takes work, and why not (GET /readyz; no token). */
+  ready(): Promise<ReadyAnswer> {
+    return this.request('GET', '/readyz', { accept: [503] });
+  }
+
+  /** The Prometheus metrics, as text (GET /metrics). */
+  metrics(): Promise<string> {
+    return this.request('GET', '/metrics');
+  }
+
+  /** The node's OpenAPI 3.1 document (GET /openapi.json). */
+  openapi(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/openapi.json');
+  }
+
+  /**
+   * The node's events (GET /v1/events) as they come: `for await (const e of client.events({ number: 12 }))`.
+   * Reconnects and resumes by itself; ends when `options.signal` fires or the loop breaks.
+   */
+  events(filter: EventQuery = {}, options: EventStreamOptions = {}): AsyncGenerator<StreamEvent> {
+    const query = new URLSearchParams();
+    for (const [name, value] of Object.entries(filter)) {
+      for (const v of [value as unknown].flat()) {
+        if (v !== undefined) {
+          query.append(name, String(v));
+        }
+      }
+    }
+    const qs = query.toString();
+    return readEventStream(
+      {
+        url: `${this.url}/v1/events${qs ? `?${qs}` : ''}`,
+        token: this.token,
+        error: (code, message, status, details) => new SprocdApiError(asCode(code), message, status, details),
+      },
+      options,
+    );
+  }
+
+  /**
+   * Sends one request and parses the answer (JSON, or text for other types). Throws
+   * {@link SprocdApiError}: the node's error answer, UNREACHABLE, or BAD_RESPONSE.
+   */
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (this.token) {
+      headers.authorization = `Bearer ${this.token}`;
+    }
+    let payload: string | Uint8Array | undefined;
+    if (options.body instanceof Uint8Array) {
+      headers['content-type'] = 'application/octet-stream';
+      payload = options.body;
+    } else if (options.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(options.body);
+    }
+    let response: Response;
+    try {
+      response = await this.fetch(`${this.url}${path}`, { method, headers, body: payload });
+    } catch (err) {
+      // fetch rejects with a TypeError when no answer came; anything else is not ours to rename.
+      if (!(err instanceof TypeError)) {
+        throw err;
+      }
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? err.message;
+      throw new SprocdApiError(
+        'UNREACHABLE',
+        `cannot reach sprocd at ${this.url} (${cause}); is it running? (SPROCD_URL)`,
+        0,
+      );
+    }
+    const text = await response.text();
+    const json = response.headers.get('content-type')?.includes('json') ?? false;
+    let parsed: unknown = text;
+    if (json && text !== '') {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw new SprocdApiError(
+          'BAD_RESPONSE',
+          `${method} ${path}: the answer is not JSON`,
+          response.status,
+        );
+      }
+    } else if (text === '') {
+      parsed = undefined;
+    }
+    if (!response.ok && !options.accept?.includes(response.status)) {
+      const error = (parsed as { error?: { code?: string; message?: string; details?: unknown } } | undefined)
+        ?.error;
+      throw new SprocdApiError(
+        error?.code ? asCode(error.code) : 'BAD_RESPONSE',
+        error?.message ?? `HTTP ${response.status}: ${text.slice(0, 200)}`,
+        response.status,
+        error?.details,
+      );
+    }
+    return parsed as T;
+  }
+}
+
+/** A code as sent; `HTTP_<status>` (no error shape in the answer) is the client's BAD_RESPONSE. */
+function asCode(code: string): ApiErrorCode {
+  return (code.startsWith('HTTP_') ? 'BAD_RESPONSE' : code) as ErrorCode;
+}
+
+/** `?a=1&b=x` of the defined values of `query`, or "". */
+function queryString(query: Record<string, unknown>): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined) {
+      params.set(key, String(value));
+    }
+  }
+  const qs = params.toString();
+  return qs ? `?${qs}` : '';
+}

@@ -1,0 +1,105 @@
+/**
+ * The client's types, inferred from the zod schemas the API validates and documents with
+ * (src/api/schemas), so the client and /openapi.json cannot drift apart; and the types of a
+ * procedure's params and result, read from its `defineProcedure`.
+ */
+import type { z } from 'zod';
+import type {
+  BackupListQuerySchema,
+  BackupRecordSchema,
+  BackupStatusSchema,
+  RestoreSummarySchema,
+} from '../api/schemas/backups.js';
+import type {
+  HealthSchema,
+  NodeRecordSchema,
+  NotReadySchema,
+  ProcedureSchema,
+  ReadySchema,
+} from '../api/schemas/cluster.js';
+import type {
+  ExecuteBodySchema,
+  ExecuteResponseSchema,
+  ExecutionListQuerySchema,
+  ExecutionListSchema,
+  ExecutionViewSchema,
+} from '../api/schemas/executions.js';
+import type { SessionSchema, StorageSnapshotSchema } from '../api/schemas/session.js';
+import type { ProcedureDefinition } from '../procedures/define.js';
+import type { JsonValue } from '../types.js';
+
+/** An execution as the API shows it (GET /v1/executions/{number}). */
+export type Execution = z.output<typeof ExecutionViewSchema>;
+/** The answer of POST /v1/executions: the execution, `existing` when `unique` found a live one. */
+export type ExecuteAnswer = z.output<typeof ExecuteResponseSchema>;
+/** Execute on server's options, and `wait` (ms) to answer when it finished. */
+export type ExecuteRequestOptions = Omit<z.input<typeof ExecuteBodySchema>, 'procedure' | 'params'>;
+/** Filters of GET /v1/executions. */
+export type ExecutionListQuery = z.output<typeof ExecutionListQuerySchema>;
+/** A page of GET /v1/executions. */
+export type ExecutionPage = z.output<typeof ExecutionListSchema>;
+/** A procedure as GET /v1/procedures lists it. */
+export type ProcedureInfo = z.output<typeof ProcedureSchema>;
+/** The answer of GET /v1/session. */
+export type SessionAnswer = z.output<typeof SessionSchema>;
+/** Every storage entry (GET /v1/session/storage). */
+export type StorageSnapshot = z.output<typeof StorageSnapshotSchema>;
+/** A live node (GET /v1/nodes). */
+export type NodeInfo = z.output<typeof NodeRecordSchema>;
+/** GET /v1/backups. */
+export type BackupStatus = z.output<typeof BackupStatusSchema>;
+/** Filters of GET /v1/backups. */
+export type BackupListQuery = z.output<typeof BackupListQuerySchema>;
+/** One backup of the history (and the answer of POST /v1/backups). */
+export type BackupRecord = z.output<typeof BackupRecordSchema>;
+/** The answer of POST /v1/restore. */
+export type RestoreSummary = z.output<typeof RestoreSummarySchema>;
+/** GET /healthz. */
+export type HealthAnswer = z.output<typeof HealthSchema>;
+/** GET /readyz: ready, or not and why. */
+export type ReadyAnswer = z.output<typeof ReadySchema> | z.output<typeof NotReadySchema>;
+
+/** A procedure module's default export: `typeof import('./jobs/hello.js').default`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any procedure, whatever its types
+export type AnyProcedure = ProcedureDefinition<any, any, any> | ((params: any, ctx: any) => unknown);
+
+/** Procedure names and their types: `{ hello: typeof import('./jobs/hello.js').default }`. */
+export type ProcedureTypes = Record<string, AnyProcedure>;
+
+/** What a request gives as the params of `T` (its schema's input: defaulted fields optional). */
+export type ParamsOf<T> =
+  T extends ProcedureDefinition<infer _P, infer _R, infer I>
+    ? I
+    : T extends (params: infer P, ...rest: never[]) => unknown
+      ? P
+      : unknown;
+
+/** What `T`'s run resolves to: the execution's result once it completed. */
+export type ResultOf<T> =
+  T extends ProcedureDefinition<infer _P, infer R, infer _I>
+    ? Awaited<R>
+    : T extends (...args: never[]) => infer R
+      ? Awaited<R>
+      : JsonValue;
+
+/** An execution of `T`, its result typed. */
+export type ExecutionOf<T> = Omit<ExecuteAnswer, 'result'> & { result?: ResultOf<T> };
+
+/** The procedure `execute(name, ...)` is typed by: the type argument, else the client's map, else none. */
+export type ProcedureFor<Map, N extends string, T> = [T] extends [never]
+  ? N extends keyof Map
+    ? Map[N]
+    : (params: unknown) => JsonValue
+  : T;
+
+/**
+ * `execute`'s arguments after the name: params may be left out when the procedure runs without
+ * (its schema takes undefined, or `{}`: every field optional or defaulted), as the node does.
+ */
+export type ExecuteArgs<T> =
+  undefined extends ParamsOf<T>
+    ? [params?: ParamsOf<T>, options?: ExecuteRequestOptions]
+    : // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- "an empty object fits"
+      {} extends ParamsOf<T>
+      ? [params?: ParamsOf<T>, options?: ExecuteRequestOptions]
+      : [params: ParamsOf<T>, options?: ExecuteRequestOptions];
