@@ -24,7 +24,11 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<CommandR
 const backupDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-cli-backups-'));
 
 beforeAll(async () => {
-  node = await spawnNode(prefix, { SPROCD_TOKEN: TOKEN, SPROCD_BACKUP_DIR: backupDir });
+  node = await spawnNode(prefix, {
+    SPROCD_TOKEN: TOKEN,
+    SPROCD_BACKUP_DIR: backupDir,
+    SPROCD_BACKUP_KEY: 'cli-test-backup-key-0123456789abcdef',
+  });
 });
 
 afterEach(async () => {

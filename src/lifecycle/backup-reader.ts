@@ -69,6 +69,12 @@ export interface ParsedBackup {
   executions: ExecutionLine[];
 }
 
+/** How far reading went (for the log of a refusal, and for tests of early refusal). */
+export interface ReadProgress {
+  /** Uncompressed bytes inflated so far. */
+  inflatedBytes: number;
+}
+
 /** One checked item of a backup, in file order. */
 export type BackupItem =
   | { t: 'header'; header: BackupHeader; trust: Trust }
@@ -85,11 +91,13 @@ export type BackupItem =
 export async function* readBackup(
   gzipped: AsyncIterable<Buffer> | Iterable<Buffer>,
   options: ReadOptions,
+  progress: ReadProgress = { inflatedBytes: 0 },
 ): AsyncGenerator<BackupItem> {
   const state = new ReaderState(options);
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   for await (const chunk of inflate(gzipped)) {
+    progress.inflatedBytes += chunk.length;
     let start = 0;
     while (start < chunk.length) {
       const newline = chunk.indexOf(10, start);

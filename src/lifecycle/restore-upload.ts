@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Transform, finished, type Readable } from 'node:stream';
 import { SprocdError } from '../errors.js';
 import { BackupInvalidError, type BackupHeader } from './backup-format.js';
-import { readBackup, type ReadOptions, type Trust } from './backup-reader.js';
+import { readBackup, type ReadOptions, type ReadProgress, type Trust } from './backup-reader.js';
 
 /** What the first pass found in a sound file. */
 export interface CheckedUpload {
@@ -22,6 +22,11 @@ export interface CheckedUpload {
   readonly executions: number;
   /** Compressed bytes received. */
   readonly bytes: number;
+}
+
+/** How far an upload went: compressed bytes received and bytes inflated (logged with a refusal). */
+export interface UploadProgress extends ReadProgress {
+  bytes: number;
 }
 
 /** The place of the temporary copy of a restore's upload (stale ones go with backup-file.ts's retention). */
@@ -41,16 +46,16 @@ export async function receiveUpload(
   maxBytes: number,
   options: ReadOptions,
   signal: AbortSignal,
+  progress: UploadProgress = { bytes: 0, inflatedBytes: 0 },
 ): Promise<CheckedUpload> {
   await fsp.mkdir(path.dirname(file), { recursive: true });
   const handle = await fsp.open(file, 'wx', 0o600);
   const out = handle.createWriteStream();
-  let bytes = 0;
   // Every chunk the reader is given is on disk first; the reader's pace is the upload's pace.
   const copy = new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      bytes += chunk.length;
-      if (bytes > maxBytes) {
+      progress.bytes += chunk.length;
+      if (progress.bytes > maxBytes) {
         done(
           new SprocdError(
             'PAYLOAD_TOO_LARGE',
@@ -76,7 +81,7 @@ export async function receiveUpload(
   let trust: Trust = 'unsigned';
   let counts = { entries: 0, executions: 0 };
   try {
-    for await (const item of readBackup(copy, options)) {
+    for await (const item of readBackup(copy, options, progress)) {
       signal.throwIfAborted();
       if (item.t === 'header') {
         ({ header, trust } = item);
@@ -96,5 +101,5 @@ export async function receiveUpload(
   if (!header) {
     throw new BackupInvalidError('it has no header line');
   }
-  return { file, header, trust, ...counts, bytes };
+  return { file, header, trust, ...counts, bytes: progress.bytes };
 }

@@ -30,7 +30,7 @@ import { restoreSwap, type RestoreSwap } from '../redis/scripts.js';
 import { BackupInvalidError, type ExecutionLine } from './backup-format.js';
 import { readBackup, type ReadOptions, type Trust } from './backup-reader.js';
 import type { BackupService } from './backup.js';
-import { receiveUpload, uploadFile, type CheckedUpload } from './restore-upload.js';
+import { receiveUpload, uploadFile, type CheckedUpload, type UploadProgress } from './restore-upload.js';
 
 /** A restore as the API asks for it. */
 export interface RestoreRequest {
@@ -75,7 +75,7 @@ export async function restoreBackup(
   queue: Queue,
   request: RestoreRequest,
 ): Promise<RestoreSummary> {
-  const { settings: s, keys } = backups.host;
+  const { settings: s } = backups.host;
   const log = backups.host.log.child({ part: 'restore' });
   const options: ReadOptions = {
     key: backups.key,
@@ -84,10 +84,11 @@ export async function restoreBackup(
   };
   const started = Date.now();
   const file = uploadFile(s.backupDir, s.prefix);
+  const progress: UploadProgress = { bytes: 0, inflatedBytes: 0 };
   try {
     return await backups.exclusive(async (signal) => {
       log.info({ allowUnsigned: request.allowUnsigned }, 'restore started');
-      const upload = await receiveUpload(request.body, file, s.restoreMaxBytes, options, signal);
+      const upload = await receiveUpload(request.body, file, s.restoreMaxBytes, options, signal, progress);
       const fields = { from: upload.header, signature: upload.trust, bytes: upload.bytes };
       if (upload.trust !== 'verified') {
         log.warn(
@@ -101,25 +102,30 @@ export async function restoreBackup(
       return summary;
     });
   } catch (err) {
-    logFailure(log, err, Date.now() - started, keys.backup.lock);
+    logFailure(log, err, {
+      ...progress,
+      allowUnsigned: request.allowUnsigned,
+      durationMs: Date.now() - started,
+    });
     throw err;
   } finally {
     await fsp.rm(file, { force: true }).catch(() => undefined);
   }
 }
 
-function logFailure(log: Logger, err: unknown, durationMs: number, lock: string): void {
+function logFailure(log: Logger, err: unknown, fields: object): void {
   if (err instanceof BackupInvalidError) {
-    log.warn(
-      { reason: (err.details as { reason: string }).reason, durationMs },
-      'restore refused: the file is not restorable',
-    );
+    const { reason } = err.details as { reason: string };
+    log.warn({ ...fields, reason }, 'restore refused: the file is not restorable');
   } else if (err instanceof ConflictError) {
-    log.warn({ running: err.details, lock }, 'restore refused: a backup or restore is running');
+    log.warn(
+      { ...fields, running: (err.details as { running?: unknown }).running },
+      'restore refused: a backup or restore is running',
+    );
   } else if (err instanceof SprocdError) {
-    log.warn({ code: err.code, message: err.message, durationMs }, 'restore refused');
+    log.warn({ ...fields, code: err.code, reason: err.message }, 'restore refused');
   } else {
-    log.error({ err, durationMs }, 'restore failed; nothing was swapped in unless "restore done" was logged');
+    log.error({ ...fields, err }, 'restore failed');
   }
 }
 
@@ -130,7 +136,7 @@ async function apply(
   upload: CheckedUpload,
   options: ReadOptions,
   signal: AbortSignal,
-): Promise<Omit<RestoreSummary, 'signature' | 'from'> & Pick<RestoreSummary, 'signature' | 'from'>> {
+): Promise<RestoreSummary> {
   const { redis, keys } = backups.host;
   const staged = keys.backup.staged(randomBytes(8).toString('hex'));
   let session: Record<string, string> | undefined;
