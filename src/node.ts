@@ -16,6 +16,7 @@ import type { Settings } from './config.js';
 import { NotReadyError, StoppingError } from './errors.js';
 import { EventLog } from './events/event-log.js';
 import { EventHub, hubStreams } from './events/hub.js';
+import { SeriesRecorder, readSeries } from './stats/series.js';
 import { Heartbeat, liveNodes } from './lifecycle/heartbeat.js';
 import { LifecycleHooks, type HookName } from './lifecycle/hooks.js';
 import { startLifecycle, type LifecycleHost, type LifecycleServices } from './lifecycle/index.js';
@@ -67,6 +68,8 @@ export class SprocdNode {
   /** GET /v1/events: the one reader of the event streams, and sprocd's own event log. */
   private eventHub: EventHub | undefined;
   private eventLog: EventLog | undefined;
+  /** Executions ended here, added to the cluster's history in Redis (GET /v1/stats). */
+  private series: SeriesRecorder | undefined;
   /** Tracing, when the OTEL_* variables turn it on (src/tracing). */
   private tracing: Tracing | undefined;
   private readonly shutdownController = new AbortController();
@@ -167,6 +170,8 @@ export class SprocdNode {
       this.command = command;
       this.events = new SystemEvents({ emitSystemEvent: (event) => this.emitSystemEvent(event) }, command);
       this.eventLog = new EventLog(command, this.keys.eventLog, this.log);
+      this.series = new SeriesRecorder(command, this.keys.stats, this.log);
+      this.series.start();
       this.eventHub = new EventHub({
         redis: command,
         openReader: () => this.open('events'),
@@ -214,7 +219,12 @@ export class SprocdNode {
         concurrency: s.concurrency,
         executionLeaseMs: s.executionLeaseMs,
         maxRecoveries: s.maxRecoveries,
-        observer: this.metrics,
+        observer: {
+          onEnd: (procedure, outcome, ms) => {
+            this.metrics.onEnd(procedure, outcome, ms);
+            this.series?.onEnd(procedure, outcome, ms);
+          },
+        },
         telemetry: this.tracing?.bullmq,
         onRecovered: (number) => this.emitSystemEvent({ type: 'execution.recovered', execution: number }),
         elsewhere: async (procedure) =>
@@ -349,6 +359,21 @@ export class SprocdNode {
       },
       liveNodes: () => liveNodes(this.part(this.command, 'read'), this.keys, s.nodeTimeoutMs),
       events: () => this.part(this.eventHub, 'read'),
+      stats: () => {
+        const command = this.part(this.command, 'read');
+        const executions = this.part(this.executions, 'read');
+        const log = this.part(this.eventLog, 'read');
+        return {
+          counts: () => executions.counts(),
+          // This node's own counts go to Redis first, so what it just ran shows at once.
+          series: async (minutes) => {
+            await this.series?.flush();
+            return readSeries(command, this.keys.stats, minutes);
+          },
+          systemEvents: async (limit) =>
+            (await log.newest('system', limit)).map((e) => e.data as unknown as SystemEvent),
+        };
+      },
       backups: (access) => {
         const lifecycle = this.part(this.lifecycle, access);
         return {
@@ -473,6 +498,7 @@ export class SprocdNode {
     await this.executions?.close();
     await this.sessionService?.close().catch(() => undefined);
     this.eventHub?.close();
+    await this.series?.stop().catch(() => undefined);
     const api = this.api;
     this.api = undefined;
     await api?.close().catch(() => undefined);

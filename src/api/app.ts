@@ -18,6 +18,7 @@ import { backupRoutes, type BackupsRouteDeps } from './backups.js';
 import { consoleRoutes } from './console.js';
 import { fail, toHttpError } from './errors.js';
 import { eventRoutes, type EventsRouteDeps } from './events.js';
+import { statsRoutes, type StatsRouteDeps } from './stats.js';
 import { executionRoutes, type ExecutionsRouteDeps } from './executions.js';
 import { healthRoutes, type HealthRouteDeps } from './health.js';
 import { metricsRoutes, type MetricsRouteDeps } from './metrics.js';
@@ -38,6 +39,7 @@ export interface ApiContext
     NodesRouteDeps,
     BackupsRouteDeps,
     EventsRouteDeps,
+    StatsRouteDeps,
     OpenApiRouteDeps {
   /** Where to listen, the body limit, and the bearer token (none: every request passes). */
   readonly settings: Pick<Settings, 'host' | 'port' | 'token' | 'bodyLimit'>;
@@ -125,6 +127,7 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
         await v1.register(nodeRoutes, ctx);
         await v1.register(backupRoutes, ctx);
         await v1.register(eventRoutes, ctx);
+        await v1.register(statsRoutes, ctx);
       },
       { prefix: '/v1' },
     );

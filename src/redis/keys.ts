@@ -76,6 +76,8 @@ export interface Keys {
   readonly backup: BackupKeys;
   /** Stream of sprocd's own events (system events, backups) beside BullMQ's job events (src/events). */
   readonly eventLog: string;
+  /** Hash of the executions that ended in the 10-second bucket starting at `t` (src/stats). */
+  stats(t: number): string;
 }
 
 /** Keys for the deployment named by `prefix`. */
@@ -90,6 +92,7 @@ export function createKeys(prefix: string): Keys {
     storage: storageKeys(`${tag}:storage`),
     backup: backupKeys(`${tag}:backup`),
     eventLog: `${tag}:eventlog`,
+    stats: (t) => `${tag}:stats:${t}`,
   };
 }
 

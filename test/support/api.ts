@@ -35,6 +35,9 @@ export function fakeContext(overrides: Partial<ApiContext> = {}): ApiContext {
     events: () => {
       throw new NotReadyError();
     },
+    stats: () => {
+      throw new NotReadyError();
+    },
     backups: () => {
       throw new NotReadyError();
     },
