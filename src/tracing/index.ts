@@ -10,6 +10,7 @@
  * (bullmq-otel) carries the context through the job to the worker, and the SDK's context manager
  * (AsyncLocalStorage) carries it through a procedure's code to its children and its storage.use.
  */
+import { trace, type TracerProvider } from '@opentelemetry/api';
 import type { Tracing, TracingOptions } from './types.js';
 
 export type { Tracing, TracingOptions } from './types.js';
@@ -33,18 +34,32 @@ export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
 }
 
+/**
+ * Whether the process registered a tracer provider already: a program that embeds a node and set up
+ * OpenTelemetry itself. (@opentelemetry/api is loaded anyway: prom-client reads the active span.)
+ */
+export function providerRegistered(): boolean {
+  const provider = trace.getTracerProvider() as TracerProvider & {
+    getDelegateTracer?: (name: string) => unknown;
+  };
+  return provider.getDelegateTracer === undefined || provider.getDelegateTracer('sprocd') !== undefined;
+}
+
 let started: Promise<Tracing | undefined> | undefined;
 
 /**
- * Starts tracing for this process when process.env asks for it (see {@link tracingRequested}), or
- * when `options` bring span processors; resolves with undefined, having loaded nothing, otherwise.
+ * Starts tracing for this process when process.env asks for it (see {@link tracingRequested}), when
+ * the process has a tracer provider already (then sprocd uses it and starts no SDK), or when
+ * `options` bring span processors; resolves with undefined, having loaded nothing, otherwise.
  * Once per process: the first call decides, later ones (every node's start) get the same answer.
- * A tracer provider the embedding program registered before is used as it is.
  */
 export function startTracing(options: TracingOptions = {}): Promise<Tracing | undefined> {
-  started ??=
-    options.spanProcessors !== undefined || tracingRequested(process.env)
-      ? import('./sdk.js').then((sdk) => sdk.createTracing(options))
-      : Promise.resolve(undefined);
+  if (started === undefined) {
+    const existing = providerRegistered();
+    started =
+      existing || options.spanProcessors !== undefined || tracingRequested(process.env)
+        ? import('./sdk.js').then((sdk) => sdk.createTracing(options, !existing))
+        : Promise.resolve(undefined);
+  }
   return started;
 }

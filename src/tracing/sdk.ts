@@ -15,9 +15,9 @@ function ignored(url: string): boolean {
   return url === '/healthz' || url === '/readyz' || url === '/metrics' || url.startsWith('/console');
 }
 
-/** Starts tracing; see ./index.ts. */
-export function createTracing(options: TracingOptions): Tracing {
-  const sdk = hasProvider() ? undefined : startSdk(options);
+/** Starts tracing, and the SDK when `ownSdk` (no provider registered yet); see ./index.ts. */
+export function createTracing(options: TracingOptions, ownSdk: boolean): Tracing {
+  const sdk = ownSdk ? startSdk(options) : undefined;
   const tracer = trace.getTracer('sprocd');
   installSpanHooks({
     start(name, attributes): SpanHandle {
@@ -87,14 +87,6 @@ function startSdk(options: TracingOptions): NodeSDK {
 function delegate(): TracerProvider {
   const provider = trace.getTracerProvider() as TracerProvider & { getDelegate?: () => TracerProvider };
   return provider.getDelegate?.() ?? provider;
-}
-
-/** Whether the process registered a tracer provider already (an embedding program's own SDK). */
-function hasProvider(): boolean {
-  const provider = trace.getTracerProvider() as TracerProvider & {
-    getDelegateTracer?: (name: string) => unknown;
-  };
-  return provider.getDelegateTracer === undefined || provider.getDelegateTracer('sprocd') !== undefined;
 }
 
 /** The attributes without the undefined ones (OpenTelemetry warns about those). */
