@@ -47,7 +47,7 @@ export const BackupStatusSchema = z
     items: z.array(BackupRecordSchema).describe('The history, newest first.'),
     running: z
       .object({
-        number: z.number().int().positive(),
+        number: z.number().int().min(0).describe('The backup number; 0 for a restore.'),
         node: z.string(),
         trigger: z.enum(['manual', 'schedule', 'retry', 'missed', 'restore']),
         startedAt: IsoTime,
