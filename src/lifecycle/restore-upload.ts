@@ -70,6 +70,10 @@ export async function receiveUpload(
       out.end((err?: Error | null) => done(err ?? null));
     },
   });
+  // Their failures reach the reader through the write callbacks and the pipe; once reading has
+  // stopped, a late one (a write in flight when the copy is dropped) has nobody to tell.
+  out.on('error', () => undefined);
+  copy.on('error', () => undefined);
   // The body is piped, not owned: a refusal stops reading it without destroying the request.
   const stopCut = finished(body, (err) => {
     if (err) {

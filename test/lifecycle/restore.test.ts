@@ -4,6 +4,7 @@
  * refused early, 250,000 storage entries backed up and restored (with the locks held at the swap
  * broken), and every failure logged with its cause (child nodes, their JSON log lines).
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -184,6 +185,29 @@ describe('a restore trusts nothing', () => {
     expect(JSON.parse(allowed.stdout)).toMatchObject({ signature: 'unsigned' });
     // Signed files need no override.
     expect(await client.restore(await backupOf(client))).toMatchObject({ signature: 'verified' });
+  });
+
+  it('refuses a large unsigned upload at its header, and the answer reaches the client', async () => {
+    const encoder = new BackupEncoder(undefined);
+    const header = JSON.parse(
+      zlib
+        .gunzipSync(await backupOf(keyless.client))
+        .toString()
+        .split('\n')[0] as string,
+    );
+    const parts = [encoder.line(header)];
+    for (let i = 0; i < 1000; i++) {
+      parts.push(encoder.entry(`noise-${i}`, JSON.stringify(randomBytes(6000).toString('base64'))));
+    }
+    parts.push(encoder.trailer());
+    const large = zlib.gzipSync(Buffer.concat(parts)); // about 8 MB: refused long before its end
+    expect(large.length).toBeGreaterThan(4 * 1024 * 1024);
+    for (let i = 0; i < 3; i++) {
+      const err = await refusal(client.restore(large));
+      expect(err).toMatchObject({ status: 400, code: 'BACKUP_INVALID' });
+      expect(err?.message).toMatch(/it is not signed/);
+    }
+    expect(await client.backups()).toMatchObject({ items: expect.any(Array) });
   });
 
   it('refuses a second restore with 409 before reading its body', async () => {
