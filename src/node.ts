@@ -34,6 +34,9 @@ import { startRedisServer, type RedisServer } from './redis/embedded.js';
 import { withRedisTimeout } from './redis/errors.js';
 import { createKeys, type Keys } from './redis/keys.js';
 import { openSession, type SessionService } from './session/index.js';
+import { replaceEntry } from './session/entry-edit.js';
+import { lockLabel } from './session/lock-owner.js';
+import { storageReport } from './session/lock-report.js';
 import { startTracing, type Tracing } from './tracing/index.js';
 import type { HookContext, Session } from './types.js';
 
@@ -191,6 +194,7 @@ export class SprocdNode {
         maxEntryBytes: s.storageMaxEntryBytes,
         connectionName: `sprocd:${s.prefix}:${this.name}`,
         logger: this.log.child({ part: 'session' }),
+        lockLabel: () => lockLabel(this.name),
       });
       const executions = new Executions(
         command,
@@ -359,6 +363,15 @@ export class SprocdNode {
       },
       liveNodes: () => liveNodes(this.part(this.command, 'read'), this.keys, s.nodeTimeoutMs),
       events: () => this.part(this.eventHub, 'read'),
+      lockTimeoutMs: s.lockTimeoutMs,
+      storageAdmin: () => {
+        const service = this.part(this.sessionService, 'read');
+        const command = this.part(this.command, 'read');
+        return {
+          entries: () => storageReport(command, this.keys.storage),
+          replace: (key, value, expect) => replaceEntry(service.session.storage, key, value, expect),
+        };
+      },
       stats: () => {
         const command = this.part(this.command, 'read');
         const executions = this.part(this.executions, 'read');

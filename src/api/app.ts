@@ -19,6 +19,7 @@ import { consoleRoutes } from './console.js';
 import { fail, toHttpError } from './errors.js';
 import { eventRoutes, type EventsRouteDeps } from './events.js';
 import { statsRoutes, type StatsRouteDeps } from './stats.js';
+import { sessionEntriesRoutes, type SessionEntriesRouteDeps } from './session-entries.js';
 import { executionRoutes, type ExecutionsRouteDeps } from './executions.js';
 import { healthRoutes, type HealthRouteDeps } from './health.js';
 import { metricsRoutes, type MetricsRouteDeps } from './metrics.js';
@@ -40,6 +41,7 @@ export interface ApiContext
     BackupsRouteDeps,
     EventsRouteDeps,
     StatsRouteDeps,
+    SessionEntriesRouteDeps,
     OpenApiRouteDeps {
   /** Where to listen, the body limit, and the bearer token (none: every request passes). */
   readonly settings: Pick<Settings, 'host' | 'port' | 'token' | 'bodyLimit'>;
@@ -128,6 +130,7 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
         await v1.register(backupRoutes, ctx);
         await v1.register(eventRoutes, ctx);
         await v1.register(statsRoutes, ctx);
+        await v1.register(sessionEntriesRoutes, ctx);
       },
       { prefix: '/v1' },
     );

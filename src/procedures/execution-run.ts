@@ -9,6 +9,7 @@
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError } from '../errors.js';
+import { runAsLockOwner } from '../session/lock-owner.js';
 import type { JsonValue, ProcedureContext, ProcessInfo, Session } from '../types.js';
 import type { ProcedureDefinition } from './define.js';
 import { executeOnServerWith } from './execute.js';
@@ -78,7 +79,10 @@ export class ExecutionRun {
     let result: unknown;
     try {
       const data = this.job.data;
-      result = definition.run(runParams(data.procedure, definition.params, data.params), ctx);
+      // The storage locks it takes name this execution (the console shows who holds a lock).
+      result = runAsLockOwner({ execution: this.number }, () =>
+        definition.run(runParams(data.procedure, definition.params, data.params), ctx),
+      );
     } catch (err) {
       this.rejectOutcome(err);
       return;

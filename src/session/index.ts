@@ -38,6 +38,8 @@ export interface SessionServiceOptions {
   logger: pino.Logger;
   /** For tests only. */
   testHooks?: SessionTestHooks;
+  /** Names who takes each lock (see lock-owner.ts). */
+  lockLabel?: () => string;
 }
 
 /** Hooks that let tests provoke what is otherwise hard to time. */
@@ -125,6 +127,7 @@ export async function openSession(opts: SessionServiceOptions): Promise<SessionS
     timeoutMs: opts.lockTimeoutMs,
     logger,
     skipLockRenewal: opts.testHooks?.skipLockRenewal,
+    label: opts.lockLabel,
   });
   try {
     await waitReady(blocking, Math.max(timeoutMs, 5000));

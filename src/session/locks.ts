@@ -66,6 +66,8 @@ export interface LockManagerOptions {
   logger: Logger;
   /** Test hook: while it returns true, the heartbeat does not renew lock leases. */
   skipLockRenewal?: () => boolean;
+  /** Appended to waiter ids after a ".": who waits (see lock-owner.ts); no "\n" in it. */
+  label?: () => string;
 }
 
 interface Grant {
@@ -162,7 +164,7 @@ export class LockManager {
     }
     return new Promise<HeldLock[]>((resolve, reject) => {
       const waiter: Waiter = {
-        id: `${this.o.nodeId}.${++this.seq}`,
+        id: `${this.o.nodeId}.${++this.seq}${this.o.label ? `.${this.o.label()}` : ''}`,
         keys,
         deadline: Date.now() + this.o.timeoutMs,
         held: [],

@@ -38,6 +38,10 @@ export function fakeContext(overrides: Partial<ApiContext> = {}): ApiContext {
     stats: () => {
       throw new NotReadyError();
     },
+    storageAdmin: () => {
+      throw new NotReadyError();
+    },
+    lockTimeoutMs: 1000,
     backups: () => {
       throw new NotReadyError();
     },
