@@ -300,8 +300,7 @@ async function checkStack(stack: Stack): Promise<void> {
 }
 
 /** A project written by `sprocd init`, depending on this repository packed as a tarball in vendor/. */
-function initProject(): Stack {
-  const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-compose-init-')), 'app');
+function initProject(dir: string): Stack {
   run([process.execPath, path.join(ROOT, 'bin', 'sprocd.js'), 'init', dir]);
   say('init: packing this repository');
   const tarball = run(['npm', 'pack', '--silent', '--pack-destination', path.join(dir, 'vendor')], {
@@ -358,11 +357,11 @@ for (const label of runs) {
       procedure: { name: 'hello', params: { who: 'Ada' }, result: { greeting: 'Hello, Ada!' } },
     });
   } else if (label === 'init') {
-    const stack = initProject();
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-compose-init-'));
     try {
-      await checkStack(stack);
+      await checkStack(initProject(path.join(scratch, 'app')));
     } finally {
-      fs.rmSync(path.dirname(stack.dir), { recursive: true, force: true });
+      fs.rmSync(scratch, { recursive: true, force: true });
     }
   } else {
     throw new Error(`unknown stack ${label}; name repo or init`);
