@@ -69,7 +69,7 @@ describe('sprocd exec, ps, get, abort, wake', () => {
     expect(abort).toMatchObject({ code: 0 });
     expect(abort.stdout).toMatch(/aborted/);
     const again = await cli(['abort', String(delayed.number)]);
-    expect(again.code).not.toBe(0);
+    expect(again.code).toBe(4); // refused: 409
     expect(again.stderr.trim().split('\n')).toHaveLength(1);
     expect(again.stderr).toMatch(/already finished.*EXECUTION_FINISHED/);
 
@@ -81,21 +81,22 @@ describe('sprocd exec, ps, get, abort, wake', () => {
 
   it('exec --wait of a failing procedure exits non-zero with the error', async () => {
     const res = await cli(['exec', 'fail', 'null', '--attempts', '1', '--wait']);
-    expect(res.code).not.toBe(0);
+    expect(res.code).toBe(5); // failed execution
     expect(res.stderr).toMatch(/failed: boom on attempt 1/);
   });
 
   it('says in one line what is wrong: bad params, bad JSON, wrong token, no server', async () => {
     const bad = await cli(['exec', 'validated', '{"a":"x"}']);
-    expect(bad.code).not.toBe(0);
+    expect(bad.code).toBe(4); // refused: 400
     expect(bad.stderr).toMatch(/^sprocd: .*VALIDATION_FAILED\]\n$/);
     const json = await cli(['exec', 'echo', '{nope']);
     expect(json.stderr).toMatch(/PARAMS_JSON is not JSON/);
+    expect(json.code).toBe(2); // usage
     const token = await cli(['ps'], { SPROCD_TOKEN: 'wrong-token-wrong-token' });
-    expect(token.code).not.toBe(0);
+    expect(token.code).toBe(4); // refused: 401
     expect(token.stderr).toMatch(/Wrong token.*UNAUTHORIZED/);
     const down = await cli(['ps'], { SPROCD_URL: 'http://127.0.0.1:1' });
-    expect(down.code).not.toBe(0);
+    expect(down.code).toBe(7); // unreachable
     expect(down.stderr).toMatch(/^sprocd: cannot reach sprocd at http:\/\/127\.0\.0\.1:1 .*\n$/);
   });
 });
@@ -113,7 +114,7 @@ describe('sprocd backup and restore', () => {
     expect(path.dirname(file)).toBe(backupDir);
     expect(fs.existsSync(file)).toBe(true);
 
-    const restore = await cli(['restore', file]);
+    const restore = await cli(['restore', file, '--yes']);
     expect(restore.code).toBe(0);
     expect(JSON.parse(restore.stdout)).toMatchObject({ entries: expect.any(Number) });
 
@@ -122,12 +123,13 @@ describe('sprocd backup and restore', () => {
     const middle = Math.floor(bytes.length / 2);
     bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
     fs.writeFileSync(damaged, bytes);
-    const refused = await cli(['restore', damaged]);
-    expect(refused.code).not.toBe(0);
+    const refused = await cli(['restore', damaged, '--yes']);
+    expect(refused.code).toBe(4); // refused: 400 BACKUP_INVALID
     expect(refused.stderr.trim().split('\n')).toHaveLength(1);
     expect(refused.stderr).toMatch(/BACKUP_INVALID/);
     const missing = await cli(['restore', path.join(backupDir, 'nope.backup')]);
     expect(missing.stderr).toMatch(/cannot read .*nope\.backup: ENOENT/);
+    expect(missing.code).toBe(2); // usage: the file cannot be read
   });
 });
 

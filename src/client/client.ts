@@ -228,7 +228,7 @@ export class SprocdClient<Procedures extends object = {}> {
       if (!(err instanceof TypeError)) {
         throw err;
       }
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? err.message;
+      const cause = causeOf(err);
       throw new SprocdApiError(
         'UNREACHABLE',
         `cannot reach sprocd at ${this.url} (${cause}); is it running? (SPROCD_URL)`,
@@ -263,6 +263,12 @@ export class SprocdClient<Procedures extends object = {}> {
     }
     return parsed as T;
   }
+}
+
+/** Why fetch got no answer: the system's code (ECONNREFUSED, ENOTFOUND, ...) when it says one. */
+function causeOf(err: TypeError): string {
+  const cause = err.cause as { code?: string; errors?: { code?: string }[]; message?: string } | undefined;
+  return cause?.code ?? cause?.errors?.find((e) => e.code)?.code ?? cause?.message ?? err.message;
 }
 
 /** A code as sent; `HTTP_<status>` (no error shape in the answer) is the client's BAD_RESPONSE. */

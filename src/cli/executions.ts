@@ -1,0 +1,147 @@
+/** `sprocd exec`, `ps`, `get`, `abort`, `wake`: executions. */
+import { Command, Option } from 'commander';
+import { followExecution } from '../cli-events.js';
+import type { Execution } from '../client/index.js';
+import { MAX_ATTEMPTS, MAX_DELAY_MS, MAX_PRIORITY } from '../procedures/execute.js';
+import { MAX_LIST_LIMIT } from '../procedures/executions.js';
+import { MAX_WAIT_MS } from '../api/schemas/executions.js';
+import { executionNumber, jsonValue, wholeNumber } from './args.js';
+import type { CliContext } from './context.js';
+import { CliError, EXIT } from './exit.js';
+import { printJson, printTable } from './output.js';
+
+const STATES = ['waiting', 'delayed', 'active', 'completed', 'failed', 'aborted'] as const;
+const DEFAULT_WAIT_MS = 60_000;
+
+/** Throws the outcome of an execution that did not complete (exit 5), or is still running (exit 6). */
+function assertCompleted(view: Execution, waitedMs: number): void {
+  if (view.state === 'failed' || view.state === 'aborted') {
+    const code = view.error?.code ?? 'EXECUTION_FAILED';
+    throw new CliError(
+      code,
+      `execution ${view.number} ${view.state}: ${view.error?.message ?? ''}`,
+      EXIT.failed,
+    );
+  }
+  if (view.state !== 'completed') {
+    throw new CliError(
+      'WAIT_TIMEOUT',
+      `execution ${view.number} is still ${view.state} after ${waitedMs} ms (sprocd get ${view.number} --follow)`,
+      EXIT.timeout,
+    );
+  }
+}
+
+/** The execution commands. */
+export function executionCommands(ctx: CliContext): Command[] {
+  const exec = new Command('exec')
+    .description('Execute on server: start PROCEDURE with PARAMS_JSON; prints the execution')
+    .argument('<procedure>', 'procedure name, e.g. hello or billing/sendInvoices')
+    .argument('[params_json]', 'params as JSON, e.g. \'{"who":"world"}\' or \'[1,2]\'', jsonValue)
+    .option('--name <name>', 'process name')
+    .option('--unique', 'start nothing when a live execution of --name exists')
+    .option('--delay <ms>', 'start after this many milliseconds', wholeNumber(0, MAX_DELAY_MS))
+    .option('--priority <n>', '1 is the most urgent (0: none)', wholeNumber(0, MAX_PRIORITY))
+    .option('--attempts <n>', 'starts at most when it fails', wholeNumber(1, MAX_ATTEMPTS))
+    .option(
+      '--wait [ms]',
+      `wait for the end (default ${DEFAULT_WAIT_MS} ms) and print the result (--json: the execution)`,
+      wholeNumber(0, MAX_WAIT_MS),
+    )
+    .option('--follow', 'show its progress live until it ends, then print the result')
+    .action(async (procedure: string, params: unknown, opts) => {
+      const o = opts as {
+        name?: string;
+        unique?: boolean;
+        delay?: number;
+        priority?: number;
+        attempts?: number;
+        wait?: number | true;
+        follow?: boolean;
+      };
+      const wait = o.wait === undefined ? undefined : o.wait === true ? DEFAULT_WAIT_MS : o.wait;
+      const client = ctx.client();
+      let view: Execution = await client.execute(procedure, params, {
+        name: o.name,
+        unique: o.unique,
+        delayMs: o.delay,
+        priority: o.priority,
+        attempts: o.attempts,
+        wait: o.follow ? undefined : wait,
+      });
+      if (o.follow) {
+        view = await followExecution(client, view.number);
+      } else if (wait === undefined) {
+        printJson(ctx.io, view);
+        return;
+      }
+      if (ctx.json()) {
+        printJson(ctx.io, view);
+      }
+      assertCompleted(view, wait ?? 0);
+      if (!ctx.json()) {
+        printJson(ctx.io, view.result ?? null);
+      }
+    });
+
+  const ps = new Command('ps')
+    .description('list executions, newest first')
+    .addOption(new Option('--state <state>', 'only in this state').choices(STATES))
+    .option('--name <name>', 'only with this process name')
+    .option('--procedure <procedure>', 'only of this procedure')
+    .option('--limit <n>', `how many (default 50, at most ${MAX_LIST_LIMIT})`, wholeNumber(1, MAX_LIST_LIMIT))
+    .action(
+      async (opts: {
+        state?: (typeof STATES)[number];
+        name?: string;
+        procedure?: string;
+        limit?: number;
+      }) => {
+        const items = await ctx.client().list(opts);
+        if (ctx.json()) {
+          printJson(ctx.io, items);
+          return;
+        }
+        printTable(
+          ctx.io,
+          ['NUMBER', 'STATE', 'PROCEDURE', 'NAME', 'ATTEMPT', 'CREATED'],
+          items.map((e) => [String(e.number), e.state, e.procedure, e.name, String(e.attempt), e.createdAt]),
+        );
+      },
+    );
+
+  const get = new Command('get')
+    .description('show one execution')
+    .argument('<n>', 'execution number', executionNumber)
+    .option('--follow', 'show its progress live until it ends, then print it')
+    .action(async (n: number, opts: { follow?: boolean }) => {
+      const client = ctx.client();
+      printJson(ctx.io, opts.follow ? await followExecution(client, n) : await client.get(n));
+    });
+
+  const abort = new Command('abort')
+    .description('abort execution N wherever it runs')
+    .argument('<n>', 'execution number', executionNumber)
+    .action(async (n: number) => {
+      const view = await ctx.client().abort(n);
+      if (ctx.json()) {
+        printJson(ctx.io, view);
+      } else {
+        ctx.io.out.write(`execution ${view.number}: abort requested (${view.state})\n`);
+      }
+    });
+
+  const wake = new Command('wake')
+    .description("end execution N's current ctx.delay early")
+    .argument('<n>', 'execution number', executionNumber)
+    .action(async (n: number) => {
+      const view = await ctx.client().wake(n);
+      if (ctx.json()) {
+        printJson(ctx.io, view);
+      } else {
+        ctx.io.out.write(`execution ${view.number}: woken\n`);
+      }
+    });
+
+  return [exec, ps, get, abort, wake];
+}
