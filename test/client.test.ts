@@ -79,6 +79,38 @@ describe('SprocdClient', () => {
     expect(await client.openapi()).toMatchObject({ openapi: '3.1.0' });
   });
 
+  it('reads the overview and the storage views, and writes an entry', async () => {
+    const writes: unknown[] = [];
+    const counts = { waiting: 1, delayed: 0, active: 2, completed: 3, failed: 0, aborted: 0 };
+    const app = await fakeApi(
+      fakeContext({
+        stats: () => ({
+          counts: async () => counts,
+          series: async () => [{ t: 0, completed: 3, failed: 0, aborted: 0, p50Ms: 5, p99Ms: 9 }],
+          systemEvents: async () => [{ type: 'node.started', at: new Date(0).toISOString(), node: 'n1' }],
+        }),
+        storageAdmin: () => ({
+          entries: async () => [{ key: 'config', size: 12 }],
+          replace: async (...args) => {
+            writes.push(args);
+          },
+        }),
+      }),
+    );
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const client = new SprocdClient({ url, fetch: checkedFetch(url) });
+    expect(await client.stats({ minutes: 5 })).toMatchObject({ counts, series: [{ p99Ms: 9 }] });
+    expect(await client.systemEvents({ limit: 1 })).toEqual([
+      { type: 'node.started', at: new Date(0).toISOString(), node: 'n1' },
+    ]);
+    expect(await client.storageEntries()).toEqual([{ key: 'config', size: 12 }]);
+    expect(await client.writeStorage('config', { greeting: 'Hi' }, { expect: null })).toEqual({
+      key: 'config',
+      size: 17,
+    });
+    expect(writes).toEqual([['config', { greeting: 'Hi' }, null]]);
+  });
+
   it('throws SprocdApiError with the code, status and details the API sent', async () => {
     const { client } = await serve();
     const missing = await client.get(42).catch((err: unknown) => err);

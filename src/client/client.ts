@@ -22,7 +22,13 @@ import type {
   ReadyAnswer,
   RestoreSummary,
   SessionAnswer,
+  Stats,
+  StatsQuery,
+  StorageEntry,
   StorageSnapshot,
+  StorageWrite,
+  SystemEvent,
+  SystemEventsQuery,
 } from './types.js';
 
 /** Filters of {@link SprocdClient.events}: each a value or a list. */
@@ -133,6 +139,37 @@ export class SprocdClient<Procedures extends object = {}> {
       'GET',
       key === undefined ? '/v1/session/storage' : `/v1/session/storage/${encodeURIComponent(key)}`,
     );
+  }
+
+  /** Each storage entry's size, and each lock's holder, lease and waiters (GET /v1/session/entries). */
+  async storageEntries(): Promise<StorageEntry[]> {
+    return (await this.request<{ items: StorageEntry[] }>('GET', '/v1/session/entries')).items;
+  }
+
+  /**
+   * Replaces the storage entry `key` through `use`, locked and fenced like any writer (PUT
+   * /v1/session/storage/{key}). With `expect`, writes only when the entry is that (null: none),
+   * else STORAGE_ENTRY_CHANGED (409).
+   */
+  writeStorage(
+    key: string,
+    value: Record<string, JsonValue>,
+    options: { expect?: Record<string, JsonValue> | null } = {},
+  ): Promise<StorageWrite> {
+    return this.request('PUT', `/v1/session/storage/${encodeURIComponent(key)}`, {
+      body: { value, ...options },
+    });
+  }
+
+  /** Queue depth now, executions ended and their run time per 10 s (GET /v1/stats). */
+  stats(query: StatsQuery = {}): Promise<Stats> {
+    return this.request('GET', `/v1/stats${queryString(query)}`);
+  }
+
+  /** The newest system events of the cluster (GET /v1/system-events). */
+  async systemEvents(query: SystemEventsQuery = {}): Promise<SystemEvent[]> {
+    return (await this.request<{ items: SystemEvent[] }>('GET', `/v1/system-events${queryString(query)}`))
+      .items;
   }
 
   /** The live nodes (GET /v1/nodes). */

@@ -25,6 +25,13 @@ import type {
   ExecutionViewSchema,
 } from '../api/schemas/executions.js';
 import type { SessionSchema, StorageSnapshotSchema } from '../api/schemas/session.js';
+import type { StorageEntriesSchema, StorageWriteSchema } from '../api/schemas/session-entries.js';
+import type {
+  StatsQuerySchema,
+  StatsSchema,
+  SystemEventListSchema,
+  SystemEventsQuerySchema,
+} from '../api/schemas/stats.js';
 import type { ProcedureDefinition } from '../procedures/define.js';
 import type { JsonValue } from '../types.js';
 
@@ -44,6 +51,18 @@ export type ProcedureInfo = z.output<typeof ProcedureSchema>;
 export type SessionAnswer = z.output<typeof SessionSchema>;
 /** Every storage entry (GET /v1/session/storage). */
 export type StorageSnapshot = z.output<typeof StorageSnapshotSchema>;
+/** Each storage entry's size, and each lock's holder and waiters (GET /v1/session/entries). */
+export type StorageEntry = z.output<typeof StorageEntriesSchema>['items'][number];
+/** The answer of PUT /v1/session/storage/{key}. */
+export type StorageWrite = z.output<typeof StorageWriteSchema>;
+/** GET /v1/stats: queue depth now and the recent series. */
+export type Stats = z.output<typeof StatsSchema>;
+/** The query of GET /v1/stats. */
+export type StatsQuery = z.output<typeof StatsQuerySchema>;
+/** One system event (GET /v1/system-events). */
+export type SystemEvent = z.output<typeof SystemEventListSchema>['items'][number];
+/** The query of GET /v1/system-events. */
+export type SystemEventsQuery = z.output<typeof SystemEventsQuerySchema>;
 /** A live node (GET /v1/nodes). */
 export type NodeInfo = z.output<typeof NodeRecordSchema>;
 /** GET /v1/backups. */
