@@ -5,14 +5,20 @@
  */
 import { validate, compileErrors } from '@readme/openapi-parser';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import path from 'node:path';
 import type { RouteOptions } from 'fastify';
+import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { DocumentedProcedure } from '../../src/api/openapi.js';
+import { ProcedureRegistry } from '../../src/procedures/registry.js';
 import { FakeExecutions, fakeApi, fakeContext } from '../support/api.js';
+import { ROOT } from '../support/node.js';
 import { ResponseChecker, type OpenApiDocument } from '../support/openapi.js';
 
 const TOKEN = 'openapi-test-token-0123456789';
+/** Debian's chromium, as the console's tests use it. */
+const CHROMIUM = '/usr/bin/chromium';
 
 const hello: DocumentedProcedure = {
   name: 'hello',
@@ -64,6 +70,25 @@ describe('/openapi.json', () => {
     expect(doc.openapi).toBe('3.1.0');
     const result = await validate(structuredClone(doc) as never);
     expect(result.valid, result.valid ? '' : compileErrors(result)).toBe(true);
+  });
+
+  it("is valid with the fixture procedures' own schemas, each one a body variant", async () => {
+    const registry = new ProcedureRegistry(path.join(ROOT, 'test', 'fixtures', 'jobs'));
+    await registry.load();
+    const procedures = registry.names().map((name) => registry.get(name)!);
+    const doc = await (await documented(procedures)).read();
+    const result = await validate(structuredClone(doc) as never);
+    expect(result.valid, result.valid ? '' : compileErrors(result)).toBe(true);
+    const mapping = (
+      doc.paths['/v1/executions']?.post as unknown as {
+        requestBody: { content: { 'application/json': { schema: { discriminator: { mapping: object } } } } };
+      }
+    ).requestBody.content['application/json'].schema.discriminator.mapping;
+    expect(Object.keys(mapping).sort()).toEqual(registry.names().sort());
+    expect(doc.components?.schemas?.['Execute.validated']).toMatchObject({
+      properties: { params: { properties: { a: { type: 'integer' }, b: { type: 'integer' } } } },
+      required: ['procedure', 'params'],
+    });
   });
 
   it('documents every route the API registers (HEAD comes with GET; the docs UI hides its files)', async () => {
@@ -231,6 +256,38 @@ describe('/docs', () => {
     // The UI reads the same document, procedures included.
     const json = await app.inject({ url: '/docs/json' });
     expect(json.json().components.schemas).toHaveProperty(['Execute.hello']);
+  });
+});
+
+describe('/docs in a real browser', () => {
+  it('renders every operation from node_modules alone, with no script or CSP error', async () => {
+    const { app } = await documented();
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') {
+          problems.push(m.text());
+        }
+      });
+      page.on('pageerror', (e) => problems.push(String(e)));
+      const outside: string[] = [];
+      page.on('request', (r) => {
+        if (!r.url().startsWith(url) && !r.url().startsWith('data:')) {
+          outside.push(r.url());
+        }
+      });
+      await page.goto(`${url}/docs/`);
+      await page.waitForSelector('.opblock-summary-path', { timeout: 20_000 });
+      const paths = await page.$$eval('.opblock-summary-path', (els) => els.map((e) => e.textContent));
+      expect(paths).toEqual(expect.arrayContaining(['/v1/executions', '/openapi.json']));
+      expect(problems).toEqual([]);
+      expect(outside).toEqual([]);
+    } finally {
+      await browser.close();
+    }
   });
 });
 
