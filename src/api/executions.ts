@@ -75,8 +75,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionsRouteDeps> = async
       },
     },
     async (request) => {
-      const items = await withRedisTimeout(deps.executions('read').list(request.query), timeout);
-      return { items };
+      return withRedisTimeout(deps.executions('read').list(request.query), timeout);
     },
   );
 

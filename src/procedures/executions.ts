@@ -17,6 +17,7 @@ import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js'
 import { abortWaiting } from '../redis/scripts.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '../types.js';
 import { ExecutionCounts } from './counts.js';
+import { listPage, type ExecutionPage, type PageQuery } from './execution-pages.js';
 import type { Backoff } from './define.js';
 import { decodeFailure, encodeFailure } from './failure.js';
 import { parseExecuteOptions } from './execute.js';
@@ -60,12 +61,7 @@ export interface ExecuteResult {
 }
 
 /** Filters of GET /v1/executions. */
-export interface ListFilter {
-  state?: ExecutionState;
-  name?: string;
-  procedure?: string;
-  limit?: number;
-}
+export type ListFilter = PageQuery;
 
 /** Executions on the queue: the one place that knows how an execution maps onto a BullMQ job. */
 export class Executions {
@@ -214,43 +210,17 @@ export class Executions {
     return viewOf(job, state, number);
   }
 
-  /** Executions, newest first, filtered. */
-  async list(filter: ListFilter = {}): Promise<ExecutionView[]> {
-    const limit = Math.min(filter.limit ?? 50, MAX_LIST_LIMIT);
-    const types = bullTypesOf(filter.state);
-    const filtered = filter.name !== undefined || filter.procedure !== undefined;
-    // Without filters the newest `limit` of each list are enough; with filters look deeper, but bounded.
-    const depth = filtered ? Math.max(limit, 5000) : limit;
-    const seen = new Map<number, ExecutionView>();
-    for (const type of types) {
-      const jobs = await this.queue.getJobs(
-        [type],
-        0,
-        depth - 1,
-        type === 'waiting' || type === 'prioritized' ? true : false,
-      );
-      for (const job of jobs) {
-        const number = numberOfJobId(job?.id);
-        if (!job || number === undefined) {
-          continue;
-        }
-        const view = viewOf(job, type, number);
-        if (filter.state && view.state !== filter.state) {
-          continue;
-        }
-        if (filter.name !== undefined && view.name !== filter.name) {
-          continue;
-        }
-        if (filter.procedure !== undefined && view.procedure !== filter.procedure) {
-          continue;
-        }
-        seen.set(number, view);
-      }
-    }
-    // Nodes take numbers in blocks, so creation time orders the cluster's executions; the number breaks ties.
-    return [...seen.values()]
-      .sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || b.number - a.number)
-      .slice(0, limit);
+  /** A page of executions, filtered (see ./execution-pages.ts). */
+  list(query: ListFilter = {}): Promise<ExecutionPage> {
+    return listPage(
+      this.redis,
+      this.keys,
+      async (jobId, state, number) => {
+        const job = await Job.fromId<ExecutionData, JsonValue>(this.queue, jobId);
+        return job && viewOf(job, state, number);
+      },
+      query,
+    );
   }
 
   /** How many executions the queue holds in each state (see ./counts.ts). */
@@ -386,21 +356,6 @@ function toBullBackoff(backoff: Backoff | undefined): JobsOptions['backoff'] {
     return { type: 'fixed', delay: backoff };
   }
   return { type: backoff.type, delay: backoff.delayMs };
-}
-
-type BullType = 'waiting' | 'prioritized' | 'delayed' | 'active' | 'completed' | 'failed';
-
-function bullTypesOf(state: ExecutionState | undefined): BullType[] {
-  switch (state) {
-    case undefined:
-      return ['active', 'waiting', 'prioritized', 'delayed', 'completed', 'failed'];
-    case 'waiting':
-      return ['waiting', 'prioritized'];
-    case 'aborted':
-      return ['failed'];
-    default:
-      return [state];
-  }
 }
 
 /** The API's view of a BullMQ job in BullMQ state `state`. */

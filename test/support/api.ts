@@ -7,6 +7,7 @@ import { afterEach } from 'vitest';
 import { buildApi, type Api, type ApiContext, type BuildOptions } from '../../src/api/app.js';
 import type { ExecutionsApi } from '../../src/api/executions.js';
 import { ExecutionFinishedError, ExecutionNotFoundError, NotReadyError } from '../../src/errors.js';
+import type { ExecutionPage } from '../../src/procedures/execution-pages.js';
 import type { ExecuteResult, ListFilter } from '../../src/procedures/executions.js';
 import type { ExecuteOptions, ExecutionView } from '../../src/types.js';
 import { checkAnswers } from './openapi.js';
@@ -109,9 +110,9 @@ export class FakeExecutions implements ExecutionsApi {
     return done;
   }
 
-  async list(filter: ListFilter = {}): Promise<ExecutionView[]> {
+  async list(filter: ListFilter = {}): Promise<ExecutionPage> {
     this.filters.push(filter);
-    return [...this.views.values()].filter((v) => !filter.state || v.state === filter.state);
+    return { items: [...this.views.values()].filter((v) => !filter.state || v.state === filter.state) };
   }
 
   async get(number: number): Promise<ExecutionView> {

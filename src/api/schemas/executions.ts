@@ -47,6 +47,9 @@ export const ExecutionListQuerySchema = z.strictObject({
   state: ExecutionStateSchema.optional(),
   name: z.string().optional().describe('Only executions with this process name.'),
   procedure: z.string().optional().describe('Only executions of this procedure.'),
+  from: z.string().optional().describe('Only executions created at or after this (ISO time or epoch ms).'),
+  to: z.string().optional().describe('Only executions created at or before this (ISO time or epoch ms).'),
+  cursor: z.string().optional().describe("The previous page's nextCursor (same filters)."),
   limit: z.coerce
     .number()
     .int()
