@@ -1,8 +1,9 @@
 /**
  * Contract test of src/redis/bullmq-internals.ts: real BullMQ Queues, Workers and job schedulers put
  * jobs in every state, and each name the module claims (keys, job hash fields, delayed score,
- * scheduler job ids) is checked against what BullMQ really wrote. A BullMQ upgrade that changes one
- * of them fails here, before abortWaiting-7.lua, backups or the hand-off misread a job.
+ * scheduler job ids, and the fields of the job-event stream entries src/events reads) is checked
+ * against what BullMQ really wrote. A BullMQ upgrade that changes one of them fails here, before
+ * abortWaiting-7.lua, backups, the hand-off or the event hub misread a job.
  */
 import { Job, Queue, QueueEvents, Worker, type Processor } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -48,6 +49,23 @@ function startWorker(keys: Keys, processor: Processor): Worker {
 
 const hash = (key: string) => testClient().hgetall(key);
 
+/** The entries of BullMQ's job-event stream of `keys`, each as an object of its fields. */
+async function eventEntries(keys: Keys): Promise<Record<string, string>[]> {
+  const entries = await testClient().xrange(bullQueueKeys(keys).events, '-', '+');
+  return entries.map(([, raw]) => {
+    const fields: Record<string, string> = {};
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      fields[raw[i] as string] = raw[i + 1] as string;
+    }
+    return fields;
+  });
+}
+
+/** The first event `event` of execution `n`. */
+async function eventOf(keys: Keys, event: string, n: number): Promise<Record<string, string> | undefined> {
+  return (await eventEntries(keys)).find((f) => f.event === event && f.jobId === jobIdOf(n));
+}
+
 afterAll(async () => {
   for (const close of closers.reverse()) {
     await close().catch(() => undefined);
@@ -88,6 +106,8 @@ describe('unfinished jobs', () => {
     expect(score).not.toBeNull();
     const job = (await Job.fromId(queue, jobIdOf(2))) as Job;
     expect(delayedScoreDueAt(Number(score))).toBe(job.timestamp + 60_000);
+    // src/events reads the due time (ms) from the `delay` field of the `delayed` event.
+    expect(Number((await eventOf(keys, 'delayed', 2))?.delay)).toBe(job.timestamp + 60_000);
   });
 
   it('a job with a priority is in the prioritized set, its priority in the hash', async () => {
@@ -138,6 +158,7 @@ describe('unfinished jobs', () => {
       expect(job.finishedOn).toBeGreaterThan(0);
     }
     await expect.poll(() => failedEvents.sort()).toEqual([1, 2, 3, 4].map(jobIdOf).sort());
+    expect((await eventOf(keys, 'failed', 1))?.failedReason).toBe('aborted 1');
     // The deduplication key went with the job: the same id now makes a new job.
     expect(await testClient().exists(`${bull().deduplicationPrefix}name:four`)).toBe(0);
     const again = await queue.add('p', {}, { jobId: jobIdOf(5), deduplication: { id: 'name:four' } });
@@ -156,6 +177,9 @@ describe('jobs workers took', () => {
     ({ keys, queue } = await deployment('bi-worked'));
     startWorker(keys, async (job) => {
       const n = (job.data as { n: number }).n;
+      if (n === 1) {
+        await job.updateProgress({ p: 1 });
+      }
       if (n === 2) {
         throw new Error('boom');
       }
@@ -179,7 +203,7 @@ describe('jobs workers took', () => {
     });
   });
 
-  it('a completed job: completed set, returnvalue, finishedOn, attempts, and its events', async () => {
+  it('a completed job: completed set, returnvalue, finishedOn, attempts', async () => {
     const b = bullQueueKeys(keys);
     expect(await testClient().zscore(b.completed, jobIdOf(1))).not.toBeNull();
     const raw = await hash(executionJobKey(keys, 1));
@@ -191,9 +215,15 @@ describe('jobs workers took', () => {
     expect(Number(raw[JOB_FIELDS.attemptsMade])).toBe(job.attemptsMade);
     expect(job.attemptsStarted).toBe(1);
     expect(await testClient().exists(`${b.deduplicationPrefix}name:one`)).toBe(0);
-    const entries = await testClient().xrange(b.events, '-', '+');
-    const completed = entries.map(([, fields]) => fields).filter((f) => f.includes('completed'));
-    expect(completed.some((f) => f[f.indexOf('jobId') + 1] === jobIdOf(1))).toBe(true);
+  });
+
+  it('the job-event stream carries the fields src/events reads', async () => {
+    expect((await eventOf(keys, 'added', 1))?.name).toBe('p');
+    expect(await eventOf(keys, 'waiting', 1)).toBeDefined();
+    expect((await eventOf(keys, 'active', 1))?.prev).toBe('waiting');
+    expect(JSON.parse((await eventOf(keys, 'progress', 1))?.data ?? 'null')).toEqual({ p: 1 });
+    expect(JSON.parse((await eventOf(keys, 'completed', 1))?.returnvalue ?? 'null')).toEqual({ ok: 1 });
+    expect((await eventOf(keys, 'failed', 2))?.failedReason).toBe('boom');
   });
 
   it('a failed job: failed set and failedReason', async () => {
