@@ -6,7 +6,9 @@
  */
 import { Command, CommanderError } from 'commander';
 import { watchCommand } from './cli-events.js';
+import { auditCommand } from './cli/audit.js';
 import { backupCommands } from './cli/backups.js';
+import { callersCommand } from './cli/callers.js';
 import { completionCommand } from './cli/completion.js';
 import type { CliContext } from './cli/context.js';
 import { executionCommands } from './cli/executions.js';
@@ -65,6 +67,8 @@ export function buildCli(io: Io = processIo): Command {
       }),
     ...resourceCommands(ctx),
     ...backupCommands(ctx),
+    auditCommand(ctx),
+    callersCommand(ctx),
     completionCommand(ctx, program),
   ];
   for (const command of commands) {

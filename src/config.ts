@@ -2,6 +2,7 @@
  * Settings: environment variables → one typed, validated object. Every default lives here, and a bad
  * value stops the start with a message that names the variable (one line per bad setting).
  */
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { CronExpressionParser } from 'cron-parser';
@@ -20,8 +21,15 @@ export interface Settings {
   host: string;
   /** `PORT`: the API's port (0 picks a free one). */
   port: number;
-  /** `SPROCD_TOKEN`: the bearer token of /v1 and /metrics; undefined asks for none. */
+  /**
+   * `SPROCD_TOKEN` (a secret, never printed): one caller with every right; without it and without
+   * `callersFile`, the node answers loopback, same-origin requests only and asks for no token.
+   */
   token: string | undefined;
+  /** `SPROCD_CALLERS_FILE`: named callers with their scopes (absolute once loaded), re-read on SIGHUP. */
+  callersFile: string | undefined;
+  /** `SPROCD_AUDIT_MAX`: entries the audit trail keeps in Redis (0 keeps none). */
+  auditMax: number;
   /** `SPROCD_CONCURRENCY`: executions this node runs at once. */
   concurrency: number;
   /** `SPROCD_JOBS_DIR`: the procedures (absolute once loaded). */
@@ -87,7 +95,7 @@ export interface Settings {
 const MIN_BACKUP_KEY_BYTES = 32;
 
 /** Settings whose value a message never shows. */
-const SECRETS: ReadonlySet<string> = new Set(['SPROCD_BACKUP_KEY']);
+const SECRETS: ReadonlySet<string> = new Set(['SPROCD_TOKEN', 'SPROCD_BACKUP_KEY']);
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -117,6 +125,8 @@ const SCHEMA = {
   host: ['HOST', nonEmpty, '127.0.0.1'],
   port: ['PORT', int(0, 65535), '8080'],
   token: ['SPROCD_TOKEN', z.string().min(16, 'must be at least 16 characters'), undefined],
+  callersFile: ['SPROCD_CALLERS_FILE', nonEmpty, undefined],
+  auditMax: ['SPROCD_AUDIT_MAX', int(0, 1_000_000), '10000'],
   concurrency: ['SPROCD_CONCURRENCY', int(1, 10_000), '16'],
   jobsDir: ['SPROCD_JOBS_DIR', nonEmpty, './jobs'],
   lifecycleDir: ['SPROCD_LIFECYCLE_DIR', nonEmpty, './lifecycle'],
@@ -160,11 +170,65 @@ const SCHEMA = {
   dataDir: ['SPROCD_DATA_DIR', nonEmpty, './.sprocd'],
 } as const satisfies Record<keyof Settings, readonly [string, z.ZodType, string | undefined]>;
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+/** Loopback addresses: 127.0.0.0/8 and ::1 (IPv4-mapped forms such as ::ffff:127.0.0.1 included). */
+const LOOPBACK = new net.BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
 
-/** Whether `host` only accepts connections from this machine. */
+/**
+ * The host name of `host` (an address or name, with or without a port, IPv6 bare or in brackets) as
+ * a URL parser reads it: IPv4 in every notation becomes dotted decimal (`0x7f.1` → `127.0.0.1`), IPv6
+ * is compressed, names are lower-cased. Undefined when it is not a host at all.
+ */
+export function parseHostname(host: string): string | undefined {
+  const text = net.isIPv6(host) ? `[${host}]` : host;
+  // Nothing a URL would read as a user, a path, a query or a fragment: only the host (and a port).
+  if (text === '' || /[\s/\\@?#%]/.test(text)) {
+    return undefined;
+  }
+  try {
+    return new URL(`http://${text}`).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether `host` (an address or name, optionally with a port) only reaches this machine: `localhost`,
+ * or an address in 127.0.0.0/8 or ::1, parsed (not compared as text).
+ */
 export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK.has(host) || host.startsWith('127.');
+  const hostname = parseHostname(host);
+  if (hostname === undefined) {
+    return false;
+  }
+  if (hostname === 'localhost') {
+    return true;
+  }
+  const address = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+  const family = net.isIP(address);
+  return family !== 0 && LOOPBACK.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/**
+ * How a setting's value shows in a message: never a secret's, and a URL without its user and
+ * password (old-style URLs carry the password as the user: `redis://secret@host`).
+ */
+function shown(variable: string, raw: string): string {
+  if (SECRETS.has(variable)) {
+    return '(hidden)';
+  }
+  if (raw.includes('@')) {
+    try {
+      const url = new URL(raw.trim());
+      url.username &&= '***';
+      url.password &&= '***';
+      return JSON.stringify(url.toString());
+    } catch {
+      return '(hidden: it may hold credentials)';
+    }
+  }
+  return JSON.stringify(raw);
 }
 
 /**
@@ -184,8 +248,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     if (parsed.success) {
       out[key] = parsed.data;
     } else {
-      const shown = SECRETS.has(variable) ? '(hidden)' : JSON.stringify(raw);
-      problems.push(`${variable}=${shown}: ${formatZodError(parsed.error)}`);
+      problems.push(`${variable}=${shown(variable, raw)}: ${formatZodError(parsed.error)}`);
     }
   }
   // The rules between settings; a setting that failed its own check above is undefined here.
@@ -204,10 +267,11 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     s.host !== undefined &&
     !isLoopbackHost(s.host) &&
     s.token === undefined &&
+    s.callersFile === undefined &&
     !problems.some((p) => p.startsWith('SPROCD_TOKEN'))
   ) {
     problems.push(
-      `HOST=${JSON.stringify(s.host)}: listening beyond loopback needs SPROCD_TOKEN (anyone could run procedures)`,
+      `HOST=${JSON.stringify(s.host)}: listening beyond loopback needs SPROCD_TOKEN or SPROCD_CALLERS_FILE (anyone could run procedures)`,
     );
   }
   if (s.nodeTimeoutMs !== undefined && s.heartbeatMs !== undefined && s.nodeTimeoutMs <= s.heartbeatMs) {
@@ -218,6 +282,9 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
   }
   for (const key of ['jobsDir', 'lifecycleDir', 'backupDir', 'dataDir'] as const) {
     s[key] = path.resolve(cwd, s[key]);
+  }
+  if (s.callersFile !== undefined) {
+    s.callersFile = path.resolve(cwd, s.callersFile);
   }
   s.nodeName ??= `${os.hostname()}-${process.pid}`;
   return s;

@@ -12,6 +12,8 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { buildApi, type Api, type ApiContext } from './api/app.js';
+import { AuditTrail } from './auth/audit.js';
+import { CallerDirectory, reloadCallers } from './auth/callers.js';
 import type { Settings } from './config.js';
 import { NotReadyError, StoppingError } from './errors.js';
 import { EventLog } from './events/event-log.js';
@@ -75,6 +77,9 @@ export class SprocdNode {
   private series: SeriesRecorder | undefined;
   /** Tracing, when the OTEL_* variables turn it on (src/tracing). */
   private tracing: Tracing | undefined;
+  /** Who may call the API (SPROCD_TOKEN, SPROCD_CALLERS_FILE), and the audit trail of what they change. */
+  private callers: CallerDirectory | undefined;
+  private auditTrail: AuditTrail | undefined;
   private readonly shutdownController = new AbortController();
   private stopPromise: Promise<void> | undefined;
 
@@ -152,11 +157,14 @@ export class SprocdNode {
     const s = this.settings;
     try {
       this.tracing = await startTracing();
+      this.callers = new CallerDirectory({ token: s.token, file: s.callersFile });
       this.api = await buildApi(this.apiContext());
       await this.api.listen();
       this.log.info({ url: this.api.url }, 'api listening');
-      if (!s.token) {
-        this.log.warn(`No SPROCD_TOKEN: the API listens on ${s.host} (loopback) only and asks for no token.`);
+      if (this.callers.open) {
+        this.log.warn(
+          `No SPROCD_TOKEN: the API listens on ${s.host} (loopback) only, asks for no token, and answers same-origin requests only.`,
+        );
       }
       await this.loadProcedures(); // a bad `schedule` stops the start before anything opens
       await this.hooks.load();
@@ -165,7 +173,7 @@ export class SprocdNode {
       if (s.redisUrl) {
         this.redisUrl = s.redisUrl;
       } else {
-        this.embedded = await startRedisServer({ dir: path.join(s.dataDir, 'redis') });
+        this.embedded = await startRedisServer({ dir: path.join(s.dataDir, 'redis'), password: true });
         this.redisUrl = this.embedded.url;
         this.log.info({ dir: this.embedded.dir, port: this.embedded.port }, 'embedded redis-server started');
       }
@@ -173,6 +181,7 @@ export class SprocdNode {
       this.command = command;
       this.events = new SystemEvents({ emitSystemEvent: (event) => this.emitSystemEvent(event) }, command);
       this.eventLog = new EventLog(command, this.keys.eventLog, this.log);
+      this.auditTrail = new AuditTrail(command, this.keys.audit, s.auditMax);
       this.series = new SeriesRecorder(command, this.keys.stats, this.log);
       this.series.start();
       this.eventHub = new EventHub({
@@ -278,6 +287,9 @@ export class SprocdNode {
 
   /** Reloads jobs/ and lifecycle/ (SIGHUP): new executions use the new code, running ones keep the old. */
   async reload(): Promise<void> {
+    if (this.callers) {
+      reloadCallers(this.callers, this.log);
+    }
     await this.loadProcedures();
     await this.hooks.load();
     await this.lifecycle?.schedules.sync();
@@ -346,6 +358,8 @@ export class SprocdNode {
     return {
       name: this.name,
       settings: s,
+      callers: this.callers,
+      audit: () => this.part(this.auditTrail),
       log: this.log.child({ part: 'api' }),
       redisTimeoutMs: s.redisTimeoutMs,
       restoreMaxBytes: s.restoreMaxBytes,

@@ -27,6 +27,8 @@ describe('defaults', () => {
       host: '127.0.0.1',
       port: 8080,
       token: undefined,
+      callersFile: undefined,
+      auditMax: 10_000,
       concurrency: 16,
       jobsDir: '/srv/app/jobs',
       lifecycleDir: '/srv/app/lifecycle',
@@ -99,7 +101,7 @@ describe('bad settings', () => {
     ['SPROCD_PREFIX', 'a b', /^SPROCD_PREFIX="a b": use 1-64 of/],
     ['PORT', '70000', /^PORT="70000": Too big: expected number to be <=65535$/],
     ['PORT', 'http', /^PORT="http": must be a whole number$/],
-    ['SPROCD_TOKEN', 'short', /^SPROCD_TOKEN="short": must be at least 16 characters$/],
+    ['SPROCD_TOKEN', 'short', /^SPROCD_TOKEN=\(hidden\): must be at least 16 characters$/],
     ['SPROCD_CONCURRENCY', '0', /^SPROCD_CONCURRENCY="0": Too small: expected number to be >=1$/],
     ['SPROCD_CONCURRENCY', '1.5', /^SPROCD_CONCURRENCY="1.5": must be a whole number$/],
     ['SPROCD_JOBS_DIR', '   ', /^SPROCD_JOBS_DIR=" {3}": must not be empty$/],
@@ -134,7 +136,7 @@ describe('bad settings', () => {
 
   it('does not ask for a token on a non-loopback host when the token itself is bad', () => {
     expect(problemsOf({ HOST: '0.0.0.0', SPROCD_TOKEN: 'short' })).toEqual([
-      'SPROCD_TOKEN="short": must be at least 16 characters',
+      'SPROCD_TOKEN=(hidden): must be at least 16 characters',
     ]);
   });
 });

@@ -13,7 +13,10 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { Settings } from '../config.js';
-import { bearerChecker } from './auth.js';
+import type { AuditTrail } from '../auth/audit.js';
+import { CallerDirectory } from '../auth/callers.js';
+import { auditRoutes, type AuditRouteDeps } from './audit.js';
+import { guardRoutes } from './auth.js';
 import { backupRoutes, type BackupsRouteDeps } from './backups.js';
 import { consoleRoutes } from './console.js';
 import { fail, toHttpError } from './errors.js';
@@ -42,9 +45,14 @@ export interface ApiContext
     EventsRouteDeps,
     StatsRouteDeps,
     SessionEntriesRouteDeps,
+    AuditRouteDeps,
     OpenApiRouteDeps {
   /** Where to listen, the body limit, and the bearer token (none: every request passes). */
   readonly settings: Pick<Settings, 'host' | 'port' | 'token' | 'bodyLimit'>;
+  /** Who may call (src/auth/callers.ts); absent: SPROCD_TOKEN of `settings` alone. */
+  readonly callers?: CallerDirectory;
+  /** The audit trail state-changing routes write to; absent: nothing is recorded. */
+  readonly audit?: () => AuditTrail;
   /** Unexpected errors (500) are logged here. */
   readonly log: Logger;
   /** Told of every answer (metrics): the route's pattern (undefined when none matched), never the URL. */
@@ -116,9 +124,12 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
   await app.register(healthRoutes, ctx);
   await app.register(consoleRoutes);
   await app.register(async (secured) => {
-    const checkToken = bearerChecker(s.token);
-    secured.addHook('onRequest', async (request) => {
-      checkToken(request.headers.authorization);
+    // Scopes, the audit trail, and without a token loopback and same-origin only (./auth.ts).
+    guardRoutes(secured, {
+      callers: ctx.callers ?? new CallerDirectory({ token: s.token }),
+      audit: ctx.audit,
+      node: ctx.name,
+      log: ctx.log,
     });
     await secured.register(metricsRoutes, ctx);
     await secured.register(
@@ -131,6 +142,7 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
         await v1.register(eventRoutes, ctx);
         await v1.register(statsRoutes, ctx);
         await v1.register(sessionEntriesRoutes, ctx);
+        await v1.register(auditRoutes, ctx);
       },
       { prefix: '/v1' },
     );

@@ -1,25 +1,179 @@
-/** Bearer-token check for /v1, compared in constant time. */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { UnauthorizedError } from '../errors.js';
+/**
+ * The guard of every route behind the token (/v1 and /metrics), as hooks of their fastify scope:
+ *
+ * - at registration, each route must have a rule in src/auth/route-scopes.ts (else the API does not
+ *   build), and its OpenAPI answers gain 403 and the scope it needs;
+ * - on a node without a token, a request must be addressed to a loopback host and come from the same
+ *   origin (`Host`, `Origin`, `Sec-Fetch-Site`): a web page cannot drive the node (DNS rebinding, CSRF);
+ * - the bearer token names the caller (401 when it names none), set on `request.caller`;
+ * - the caller must hold the route's scope (403 naming the scope), and for `execute:PATTERN` the
+ *   procedure must match (checked once the body is parsed, before it is validated);
+ * - a route that changes state appends an audit entry naming the caller before the answer leaves.
+ *
+ * All of it runs before the body is read, except the procedure check and the audit entry.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { AuditTrail } from '../auth/audit.js';
+import type { Caller, CallerDirectory } from '../auth/callers.js';
+import { CrossSiteRequestError, ForbiddenError, HostNotAllowedError } from '../auth/errors.js';
+import { ruleOf, type RouteRule } from '../auth/route-scopes.js';
+import { isLoopbackHost } from '../config.js';
+import { errors } from './schemas/common.js';
 
-/** A checker for `Authorization` headers against `token`; without a token every request passes. */
-export function bearerChecker(token: string | undefined): (header: string | undefined) => void {
-  if (token === undefined) {
-    return () => undefined;
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * Who sent the request (routes behind the token; null elsewhere, and before the guard ran).
+     * Per-caller limits key on `caller.name`.
+     */
+    caller: Caller | null;
   }
-  // Digests have one length, so timingSafeEqual never throws and the length leaks nothing.
-  const expected = createHash('sha256').update(token).digest();
-  return (header) => {
-    if (header === undefined || header === '') {
-      throw new UnauthorizedError('This node needs "Authorization: Bearer <SPROCD_TOKEN>".');
+}
+
+/** What the guard needs of the node. */
+export interface GuardOptions {
+  /** The callers (SPROCD_TOKEN and the callers file; none: loopback only). */
+  readonly callers: CallerDirectory;
+  /** The audit trail; throws NotReadyError until Redis is there. Without it, nothing is recorded. */
+  readonly audit?: () => AuditTrail;
+  /** The node's name, written in each audit entry. */
+  readonly node: string;
+  /** Where refusals (403) and audit entries that could not be written are logged. */
+  readonly log: Logger;
+}
+
+/** Requests whose caller passed the scope check: the ones an audit entry is written for. */
+const allowed = new WeakSet<FastifyRequest>();
+
+const FORBIDDEN_ANSWER = errors(403)[403];
+
+/** `METHOD url` of a route, as the table and the messages name it. */
+function routeName(request: FastifyRequest): string {
+  return `${request.method} ${request.routeOptions.url ?? request.url}`;
+}
+
+/** The host part (`name:port`) of an origin or Host header, normalised; undefined when unreadable. */
+function originHost(origin: string): string | undefined {
+  try {
+    const url = new URL(origin);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.host : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Refuses what a web page could send to a node without a token: a `Host` that is not loopback (a
+ * rebound DNS name), and a request from another origin (`Origin` or `Sec-Fetch-Site` say so).
+ */
+function refuseForeign(request: FastifyRequest): void {
+  const host = request.headers.host;
+  if (host === undefined || !isLoopbackHost(host)) {
+    throw new HostNotAllowedError();
+  }
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    throw new CrossSiteRequestError(`Sec-Fetch-Site: ${String(site).slice(0, 20)}`);
+  }
+  const origin = request.headers.origin;
+  if (origin !== undefined) {
+    const from = originHost(origin);
+    if (from === undefined || from !== originHost(`http://${host}`)) {
+      throw new CrossSiteRequestError('its Origin is another site');
     }
-    const match = /^Bearer\s+(.+)$/i.exec(header.trim());
-    if (!match?.[1]) {
-      throw new UnauthorizedError('The Authorization header must be "Bearer <SPROCD_TOKEN>".');
+  }
+}
+
+/** Guards the routes of `app` (the scope behind the token): see the module comment. */
+export function guardRoutes(app: FastifyInstance, options: GuardOptions): void {
+  const { callers, log } = options;
+  app.decorateRequest('caller', null);
+
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      const rule = ruleOf(method, route.url);
+      if (rule === undefined) {
+        throw new Error(
+          `Route ${method} ${route.url} has no scope: add it to ROUTE_SCOPES in src/auth/route-scopes.ts.`,
+        );
+      }
+      const schema = route.schema as { description?: string; response?: Record<number, unknown> } | undefined;
+      if (schema?.response && method !== 'HEAD') {
+        schema.response[403] ??= FORBIDDEN_ANSWER;
+        const needs = `Needs the \`${rule.scope}\` scope.`;
+        schema.description = schema.description ? `${schema.description} ${needs}` : needs;
+      }
     }
-    const given = createHash('sha256').update(match[1]).digest();
-    if (!timingSafeEqual(given, expected)) {
-      throw new UnauthorizedError('Wrong token.');
+  });
+
+  app.addHook('onRequest', async (request) => {
+    if (callers.open) {
+      refuseForeign(request);
     }
-  };
+    const caller = callers.authenticate(request.headers.authorization);
+    request.caller = caller;
+    const rule = ruleOf(request.method, request.routeOptions.url ?? '');
+    // A route without a rule cannot be registered (onRoute above); refuse rather than trust.
+    const scope = rule?.scope ?? 'admin';
+    if (!rule || !caller.grants.has(scope)) {
+      log.warn({ caller: caller.name, scope, route: routeName(request) }, 'request refused: scope missing');
+      throw new ForbiddenError(caller.name, scope, routeName(request));
+    }
+    if (rule.audit !== undefined) {
+      allowed.add(request);
+    }
+  });
+
+  app.addHook('preValidation', async (request) => {
+    const rule = ruleOf(request.method, request.routeOptions.url ?? '');
+    const caller = request.caller;
+    const procedure = rule?.procedure?.(request.body);
+    if (caller && typeof procedure === 'string' && !caller.grants.allowsProcedure(procedure)) {
+      allowed.delete(request);
+      const scope = `execute:${procedure}`;
+      log.warn({ caller: caller.name, scope, route: routeName(request) }, 'request refused: scope missing');
+      throw new ForbiddenError(caller.name, scope, `procedure ${procedure}`);
+    }
+  });
+
+  const audit = options.audit;
+  if (audit) {
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (!allowed.has(request)) {
+        return payload;
+      }
+      allowed.delete(request);
+      const rule = ruleOf(request.method, request.routeOptions.url ?? '') as RouteRule;
+      const record = {
+        caller: request.caller?.name ?? '?',
+        action: rule.audit!,
+        status: reply.statusCode,
+        node: options.node,
+        ip: request.ip,
+        details: rule.describe?.({
+          params: (request.params ?? {}) as Record<string, unknown>,
+          query: (request.query ?? {}) as Record<string, unknown>,
+          body: request.body,
+          answer: typeof payload === 'string' ? parseAnswer(payload) : undefined,
+        }),
+      };
+      try {
+        await audit().record(record);
+      } catch (err) {
+        // The change is made: the answer goes out, and the log keeps what the trail could not.
+        log.error({ err, audit: record }, 'audit entry not recorded');
+      }
+      return payload;
+    });
+  }
+}
+
+/** A JSON answer's value, or undefined. */
+function parseAnswer(payload: string): unknown {
+  try {
+    return JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
 }

@@ -46,8 +46,10 @@ export async function writeBackupFile(
   const temp = path.join(dir, `.${name}.${randomBytes(4).toString('hex')}.tmp`);
   let handle: fsp.FileHandle;
   try {
-    await fsp.mkdir(dir, { recursive: true });
-    handle = await fsp.open(temp, 'wx');
+    // The owner's only: a backup holds the whole session (an older, wider folder is narrowed).
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    await fsp.chmod(dir, 0o700).catch(() => undefined);
+    handle = await fsp.open(temp, 'wx', 0o600);
   } catch (err) {
     throw new BackupWriteError(`cannot write to ${dir}: ${(err as Error).message}`, { cause: err });
   }

@@ -48,7 +48,7 @@ export async function receiveUpload(
   signal: AbortSignal,
   progress: UploadProgress = { bytes: 0, inflatedBytes: 0 },
 ): Promise<CheckedUpload> {
-  await fsp.mkdir(path.dirname(file), { recursive: true });
+  await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const handle = await fsp.open(file, 'wx', 0o600);
   const out = handle.createWriteStream();
   // Every chunk the reader is given is on disk first; the reader's pace is the upload's pace.

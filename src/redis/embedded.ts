@@ -1,8 +1,12 @@
 /**
  * The embedded Redis: a private `redis-server` child process for a node started without REDIS_URL,
  * and for the test setup. AOF is on so that acknowledged work survives a crash of either process.
+ * A node's embedded Redis requires a password generated at each start (another local user could
+ * otherwise connect to 127.0.0.1 and read or change everything), handed to redis-server on its
+ * standard input so that it never shows in the process list; its folder is the owner's only (0700).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -22,6 +26,11 @@ export interface RedisServerOptions {
   binary?: string;
   /** More redis-server arguments (tests: a password, TLS). */
   args?: string[];
+  /**
+   * The password clients must give (`requirepass`); `true` generates one (a node's embedded Redis).
+   * `url` then carries it. @defaultValue none
+   */
+  password?: string | true;
 }
 
 /** A running redis-server child. */
@@ -79,14 +88,19 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
     throw new RedisServerMissingError();
   }
   const dir = path.resolve(options.dir);
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // An older folder may be wider: the AOF holds the whole session.
+  fs.chmodSync(dir, 0o700);
   reapOrphan(dir);
+  const password = options.password === true ? randomBytes(24).toString('hex') : options.password;
   let port = options.port ?? (await freePort());
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 
   const launch = async (): Promise<void> => {
+    // With a password, the configuration comes first on standard input ("-"), never in argv.
     const args = [
+      ...(password === undefined ? [] : ['-']),
       '--bind',
       '127.0.0.1',
       '--port',
@@ -110,7 +124,12 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
     // Its own process group: a Ctrl-C in the terminal (SIGINT to the whole foreground group) must reach
     // only the node, which still needs Redis for onServerShutdown and to give work back; the node
     // stops this server last.
-    const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const proc = spawn(binary, args, {
+      stdio: [password === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    proc.stdin?.on('error', () => undefined); // an early exit is reported below
+    proc.stdin?.end(`requirepass ${password}\n`);
     child = proc;
     exited = new Promise((resolve) => proc.once('exit', () => resolve()));
     await new Promise<void>((resolve, reject) => {
@@ -159,7 +178,9 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
 
   return {
     get url() {
-      return `redis://127.0.0.1:${port}`;
+      return password === undefined
+        ? `redis://127.0.0.1:${port}`
+        : `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}`;
     },
     get port() {
       return port;

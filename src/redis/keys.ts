@@ -76,6 +76,8 @@ export interface Keys {
   readonly backup: BackupKeys;
   /** Stream of sprocd's own events (system events, backups) beside BullMQ's job events (src/events). */
   readonly eventLog: string;
+  /** Stream of the audit trail: who changed what, trimmed to SPROCD_AUDIT_MAX (src/auth/audit.ts). */
+  readonly audit: string;
   /** Hash of the executions that ended in the 10-second bucket starting at `t` (src/stats). */
   stats(t: number): string;
 }
@@ -92,6 +94,7 @@ export function createKeys(prefix: string): Keys {
     storage: storageKeys(`${tag}:storage`),
     backup: backupKeys(`${tag}:backup`),
     eventLog: `${tag}:eventlog`,
+    audit: `${tag}:audit`,
     stats: (t) => `${tag}:stats:${t}`,
   };
 }

@@ -37,6 +37,7 @@ export function codesOf(status: number): ErrorCode[] {
 const STATUS_TEXT: Record<number, string> = {
   400: 'The request is malformed or does not pass validation.',
   401: 'The bearer token is missing or wrong.',
+  403: 'The caller lacks the scope the route needs; or, on a node without a token, the request is not loopback and same-origin.',
   404: 'Not found.',
   409: 'Conflicts with the current state.',
   413: 'The body is larger than the node accepts.',

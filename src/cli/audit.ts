@@ -1,0 +1,53 @@
+/** `sprocd audit`: the audit trail, newest first (GET /v1/audit; needs the admin scope). */
+import { Command } from 'commander';
+import type { z } from 'zod';
+import type { AuditPageSchema } from '../api/schemas/audit.js';
+import { AUDIT_ACTIONS } from '../auth/audit.js';
+import { oneOf, wholeNumber } from './args.js';
+import type { CliContext } from './context.js';
+import { printJson, printTable } from './output.js';
+
+/** A page of the trail, as the API answers it. */
+type AuditPage = z.output<typeof AuditPageSchema>;
+
+/** What an entry acted on, for people: `reports/daily #12`, `key cart`, `backup 3`, ... */
+function detailsText(details: Record<string, unknown> | undefined): string {
+  if (!details) {
+    return '';
+  }
+  return Object.entries(details)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+}
+
+/** `sprocd audit`. */
+export function auditCommand(ctx: CliContext): Command {
+  return new Command('audit')
+    .description('the audit trail, newest first: who executed, aborted, retried, backed up, restored or edited what')
+    .option('--limit <n>', 'how many entries (1-1000, default 50)', wholeNumber(1, 1000))
+    .option('--caller <name>', "only this caller's entries")
+    .option('--action <action>', `only this action (${AUDIT_ACTIONS.join(', ')})`, oneOf(AUDIT_ACTIONS))
+    .option('--before <cursor>', 'older entries: the cursor the previous page printed')
+    .action(async (opts: { limit?: number; caller?: string; action?: string; before?: string }) => {
+      const query = new URLSearchParams();
+      for (const [key, value] of Object.entries(opts)) {
+        if (value !== undefined) {
+          query.set(key, String(value));
+        }
+      }
+      const qs = query.toString();
+      const page = await ctx.client().request<AuditPage>('GET', `/v1/audit${qs ? `?${qs}` : ''}`);
+      if (ctx.json()) {
+        printJson(ctx.io, page);
+        return;
+      }
+      printTable(
+        ctx.io,
+        ['TIME', 'CALLER', 'ACTION', 'STATUS', 'NODE', 'DETAILS'],
+        page.items.map((e) => [e.at, e.caller, e.action, String(e.status), e.node, detailsText(e.details)]),
+      );
+      if (page.nextCursor) {
+        ctx.io.out.write(`(older entries: sprocd audit --before ${page.nextCursor})\n`);
+      }
+    });
+}
