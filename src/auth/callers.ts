@@ -81,7 +81,7 @@ export class CallerDirectory {
     }
     const caller = this.table.find(token);
     if (caller === undefined) {
-      throw new UnauthorizedError('Unknown token.');
+      throw new UnauthorizedError('Wrong token.');
     }
     return caller;
   }
