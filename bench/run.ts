@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: starts its own redis-server (no persistence, so disk speed does not blur the
  * comparison) and runs each benchmark, printing sprocd's figures beside the bare baselines.
- * BENCH_ONLY=queue,session,backup picks some.
+ * BENCH_ONLY=queue,session,backup,console picks some.
  */
 import os from 'node:os';
 import fs from 'node:fs';
@@ -9,7 +9,7 @@ import path from 'node:path';
 import { startRedisServer } from '../src/redis/embedded.js';
 import { benchQueue, type Row } from './queue.js';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'queue,session,backup').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'queue,session,backup,console').split(','));
 
 function print(title: string, rows: Row[]): void {
   process.stdout.write(`\n## ${title}\n`);
@@ -40,6 +40,10 @@ try {
       benchBackup(url: string): Promise<Row[]>;
     };
     print('Backup and restore', await benchBackup(url));
+  }
+  if (only.has('console')) {
+    const { benchConsole } = await import('./console.js');
+    print('Live clients and the executions list (issue 7)', await benchConsole(url));
   }
 } finally {
   await redis?.stop();

@@ -20,7 +20,7 @@ import { ExecutionCounts } from './counts.js';
 import { listPage, type ExecutionPage, type PageQuery } from './execution-pages.js';
 import type { Backoff } from './define.js';
 import { decodeFailure, encodeFailure } from './failure.js';
-import { parseExecuteOptions } from './execute.js';
+import { parseExecuteOptions, type ExecutionLinks } from './execute.js';
 import { assertProcedureName } from './names.js';
 import { requestParams } from './params.js';
 import type { ProcedureRegistry } from './registry.js';
@@ -31,6 +31,10 @@ export interface ExecutionData {
   params: JsonValue;
   id: string;
   name: string;
+  /** The execution that started this one with executeOnServer. */
+  parent?: number;
+  /** The execution this one retries (POST /v1/executions/:n/retry). */
+  retryOf?: number;
 }
 
 /** A control message sent to every node over pub/sub. */
@@ -97,7 +101,12 @@ export class Executions {
    * Execute on server: checks the request, allots the execution number and queues it. Nothing is
    * queued when anything is wrong with the request.
    */
-  async execute(procedure: unknown, params: unknown, requested?: ExecuteOptions): Promise<ExecuteResult> {
+  async execute(
+    procedure: unknown,
+    params: unknown,
+    requested?: ExecuteOptions,
+    links?: ExecutionLinks,
+  ): Promise<ExecuteResult> {
     assertProcedureName(procedure);
     const definition = this.registry.get(procedure);
     if (!definition) {
@@ -131,6 +140,12 @@ export class Executions {
       opts.deduplication = { id: `name:${name}` };
     }
     const data: ExecutionData = { procedure, params: jsonParams, id: randomUUID(), name };
+    if (links?.parent !== undefined) {
+      data.parent = links.parent;
+    }
+    if (links?.retryOf !== undefined) {
+      data.retryOf = links.retryOf;
+    }
     const job = await this.queue.add(procedure, data, opts);
     if (job.id !== jobId) {
       const existing = await this.find(numberOfJobId(job.id) ?? -1);
@@ -403,6 +418,18 @@ export function viewOf(job: Job<ExecutionData, JsonValue>, state: string, number
   }
   if (job.finishedOn && isFinal(mapped)) {
     view.finishedAt = new Date(job.finishedOn).toISOString();
+  }
+  if (job.opts.attempts) {
+    view.attempts = job.opts.attempts;
+  }
+  if (job.processedBy) {
+    view.node = job.processedBy;
+  }
+  if (data.parent !== undefined) {
+    view.parent = data.parent;
+  }
+  if (data.retryOf !== undefined) {
+    view.retryOf = data.retryOf;
   }
   return view;
 }

@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { Redis } from 'ioredis';
 import { JOB_EVENTS_MAX_LEN } from '../events/retention.js';
-import { bullQueueKeys } from './bullmq-internals.js';
+import { RETRIED_BY_FIELD, bullQueueKeys, executionJobKey } from './bullmq-internals.js';
 import { jobIdOf, type Keys, type StorageKeys } from './keys.js';
 
 /** One script of ./lua/, ready to register. */
@@ -308,6 +308,14 @@ export async function abortWaiting(
     [bull.job(jobId), bull.wait, bull.paused, bull.delayed, bull.prioritized, bull.failed, bull.events],
     [jobId, failedReason, now, bull.deduplicationPrefix, JOB_EVENTS_MAX_LEN],
   )) as 'missing' | 'finished' | 'aborted' | 'active';
+}
+
+/**
+ * markRetried-1.lua: notes on execution `number`'s job that execution `by` retries it. False when
+ * its job is gone (nothing is written then).
+ */
+export async function markRetried(redis: Redis, keys: Keys, number: number, by: number): Promise<boolean> {
+  return (await run(redis, 'markRetried', [executionJobKey(keys, number)], [RETRIED_BY_FIELD, by])) === 1;
 }
 
 // ---- backups (lifecycle) ------------------------------------------------------------------------
