@@ -28,6 +28,9 @@ import { redactUrl } from './logger.js';
 import { NodeMetrics } from './metrics.js';
 import { assertServes, serves, type Access, type NodeState } from './node-state.js';
 import { executeOnServerWith } from './procedures/execute.js';
+import { HISTORY_LIMIT, readHistory } from './lifecycle/backup-history.js';
+import { readSchedules } from './lifecycle/schedule-report.js';
+import { ExecutionAdmin } from './procedures/execution-admin.js';
 import { Executions, type ControlMessage } from './procedures/executions.js';
 import { ProcedureRegistry } from './procedures/registry.js';
 import { WorkerPool } from './procedures/worker-pool.js';
@@ -362,6 +365,7 @@ export class SprocdNode {
       audit: () => this.part(this.auditTrail),
       log: this.log.child({ part: 'api' }),
       redisTimeoutMs: s.redisTimeoutMs,
+      rateLimitRedis: () => ({ redis: this.redis(), keys: this.keys }),
       restoreMaxBytes: s.restoreMaxBytes,
       metrics: this.metrics.exposition,
       observeRequest: (method, route, status, ms) => this.metrics.onRequest(method, route, status, ms),
@@ -378,6 +382,23 @@ export class SprocdNode {
       liveNodes: () => liveNodes(this.part(this.command, 'read'), this.keys, s.nodeTimeoutMs),
       events: () => this.part(this.eventHub, 'read'),
       lockTimeoutMs: s.lockTimeoutMs,
+      schedules: () => {
+        const lifecycle = this.part(this.lifecycle, 'read');
+        const command = this.part(this.command, 'read');
+        const executions = this.part(this.executions, 'read');
+        return readSchedules({
+          schedulers: () => lifecycle.schedules.queue.getJobSchedulers(0, -1),
+          backupHistory: () => readHistory(command, this.keys.backup.history, HISTORY_LIMIT),
+          lastScheduledRun: async (procedure) =>
+            (await executions.list({ name: `schedule:${procedure}`, limit: 1 })).items[0],
+        });
+      },
+      backupRecord: async (number) =>
+        (await readHistory(this.part(this.command, 'read'), this.keys.backup.history, HISTORY_LIMIT)).find(
+          (r) => r.number === number,
+        ),
+      executionAdmin: (access) =>
+        new ExecutionAdmin(this.part(this.command, access), this.keys, this.part(this.executions, access)),
       storageAdmin: () => {
         const service = this.part(this.sessionService, 'read');
         const command = this.part(this.command, 'read');

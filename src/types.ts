@@ -84,9 +84,19 @@ export interface ExecutionView {
   error?: { name: string; message: string; code?: string };
   progress?: JsonValue;
   attempt: number;
+  /** Starts allowed. */
+  attempts?: number;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
+  /** The node that runs or ran the last attempt. */
+  node?: string;
+  /** The execution that started it with executeOnServer. */
+  parent?: number;
+  /** The execution it retries. */
+  retryOf?: number;
+  /** The execution that retries it. */
+  retriedBy?: number;
 }
 
 /** States an execution moves through. */

@@ -23,8 +23,19 @@ import { fail, toHttpError } from './errors.js';
 import { eventRoutes, type EventsRouteDeps } from './events.js';
 import { statsRoutes, type StatsRouteDeps } from './stats.js';
 import { sessionEntriesRoutes, type SessionEntriesRouteDeps } from './session-entries.js';
+import { executionAdminRoutes, type ExecutionAdminRouteDeps } from './execution-admin.js';
+import { scheduleRoutes, type SchedulesRouteDeps } from './schedules.js';
 import { executionRoutes, type ExecutionsRouteDeps } from './executions.js';
 import { healthRoutes, type HealthRouteDeps } from './health.js';
+import {
+  WaitGate,
+  capConnections,
+  registerRateLimit,
+  retryAfterOf,
+  serverOptions,
+  type LimitSettings,
+  type LimitsDeps,
+} from './limits.js';
 import { metricsRoutes, type MetricsRouteDeps } from './metrics.js';
 import { nodeRoutes, type NodesRouteDeps } from './nodes.js';
 import { registerOpenApi, type OpenApiRouteDeps } from './openapi.js';
@@ -45,10 +56,16 @@ export interface ApiContext
     EventsRouteDeps,
     StatsRouteDeps,
     SessionEntriesRouteDeps,
+    ExecutionAdminRouteDeps,
+    SchedulesRouteDeps,
     AuditRouteDeps,
-    OpenApiRouteDeps {
-  /** Where to listen, the body limit, and the bearer token (none: every request passes). */
-  readonly settings: Pick<Settings, 'host' | 'port' | 'token' | 'bodyLimit'>;
+    OpenApiRouteDeps,
+    LimitsDeps {
+  /**
+   * Where to listen, the body limit, the bearer token (none: every request passes), and the limits
+   * (./limits.ts; a missing one sets none).
+   */
+  readonly settings: Pick<Settings, 'host' | 'port' | 'token' | 'bodyLimit'> & Partial<LimitSettings>;
   /** Who may call (src/auth/callers.ts); absent: SPROCD_TOKEN of `settings` alone. */
   readonly callers?: CallerDirectory;
   /** The audit trail state-changing routes write to; absent: nothing is recorded. */
@@ -80,6 +97,8 @@ export interface BuildOptions {
 export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Promise<Api> {
   const s = ctx.settings;
   const app = Fastify({
+    // Time-outs for slow clients (./limits.ts).
+    ...serverOptions(s),
     bodyLimit: s.bodyLimit,
     // Requests are not logged one by one (executions are); unexpected errors are, below.
     logger: false,
@@ -90,6 +109,7 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
       void (reply as unknown as FastifyReply).status(status).send(body);
     },
   });
+  capConnections(app.server, s.maxConnections, ctx.log);
   if (options.onRoute) {
     app.addHook('onRoute', options.onRoute);
   }
@@ -100,6 +120,10 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
     const { status, body } = toHttpError(err);
     if (body.error.code === 'INTERNAL') {
       ctx.log.error({ err, method: request.method, url: request.url }, 'request failed');
+    }
+    const retryAfter = retryAfterOf(err);
+    if (retryAfter !== undefined) {
+      void reply.header('retry-after', String(retryAfter));
     }
     void reply.status(status).send(body);
   });
@@ -131,10 +155,15 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
       node: ctx.name,
       log: ctx.log,
     });
+    // After the token check above: each caller has its own rate limit.
+    await registerRateLimit(secured, ctx);
     await secured.register(metricsRoutes, ctx);
     await secured.register(
       async (v1) => {
-        await v1.register(executionRoutes, ctx);
+        await v1.register(executionRoutes, {
+          ...ctx,
+          waits: s.maxWaits ? new WaitGate(s.maxWaits) : undefined,
+        });
         await v1.register(procedureRoutes, ctx);
         await v1.register(sessionRoutes, ctx);
         await v1.register(nodeRoutes, ctx);
@@ -142,6 +171,8 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
         await v1.register(eventRoutes, ctx);
         await v1.register(statsRoutes, ctx);
         await v1.register(sessionEntriesRoutes, ctx);
+        await v1.register(executionAdminRoutes, ctx);
+        await v1.register(scheduleRoutes, ctx);
         await v1.register(auditRoutes, ctx);
       },
       { prefix: '/v1' },

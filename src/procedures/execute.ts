@@ -53,19 +53,29 @@ export interface Executor {
     procedure: unknown,
     params: unknown,
     options?: ExecuteOptions,
+    links?: ExecutionLinks,
   ): Promise<{ execution: ExecutionView; existing: boolean }>;
+}
+
+/** How a new execution relates to others, kept with it (the console shows children and retries). */
+export interface ExecutionLinks {
+  /** The execution whose procedure started it with executeOnServer. */
+  parent?: number;
+  /** The failed or aborted execution it retries. */
+  retryOf?: number;
 }
 
 /** `ctx.executeOnServer` of procedures and hooks: Execute on server, answering the view with `existing`. */
 export function executeOnServerWith(
   executor: () => Executor,
+  links?: ExecutionLinks,
 ): (
   procedure: string,
   params?: unknown,
   options?: ExecuteOptions,
 ) => Promise<ExecutionView & { existing?: boolean }> {
   return async (procedure, params, options) => {
-    const { execution, existing } = await executor().execute(procedure, params, options);
+    const { execution, existing } = await executor().execute(procedure, params, options, links);
     return { ...execution, existing };
   };
 }

@@ -26,6 +26,8 @@ export interface PageQuery {
   procedure?: string;
   /** The process name. */
   name?: string;
+  /** Only the executions this one started with executeOnServer. */
+  parent?: number;
   /** Created at or after this (epoch ms, or an ISO time). */
   from?: number | string;
   /** Created at or before this. */
@@ -261,7 +263,7 @@ async function pick(
   if (candidates.length === 0) {
     return [];
   }
-  const wantData = query.name !== undefined;
+  const wantData = query.name !== undefined || query.parent !== undefined;
   const probe = redis.pipeline();
   for (const c of candidates) {
     probe.hmget(bull.job(c.jobId), 'name', 'timestamp', 'failedReason', ...(wantData ? ['data'] : []));
@@ -290,17 +292,23 @@ async function pick(
         return;
       }
     }
-    if (wantData && nameOf(data) !== query.name) {
-      return;
+    if (wantData) {
+      const fields = dataOf(data);
+      if (
+        (query.name !== undefined && fields?.name !== query.name) ||
+        (query.parent !== undefined && fields?.parent !== query.parent)
+      ) {
+        return;
+      }
     }
     passing.push(i);
   });
   return passing;
 }
 
-function nameOf(data: string | null | undefined): string | undefined {
+function dataOf(data: string | null | undefined): { name?: string; parent?: number } | undefined {
   try {
-    return (JSON.parse(data ?? 'null') as { name?: string } | null)?.name;
+    return (JSON.parse(data ?? 'null') as { name?: string; parent?: number } | null) ?? undefined;
   } catch {
     return undefined;
   }

@@ -250,6 +250,8 @@ export class ExecutionContext implements ProcedureContext {
   }
 
   get executeOnServer(): ProcedureContext['executeOnServer'] {
-    return (this.bound.executeOnServer ??= executeOnServerWith(() => this.services.executions));
+    return (this.bound.executeOnServer ??= executeOnServerWith(() => this.services.executions, {
+      parent: this.run.number,
+    }));
   }
 }

@@ -105,6 +105,9 @@ export const JOB_FIELDS = {
  */
 export const ABORT_FIELD = 'sprocdAbort';
 
+/** sprocd's own field in the job hash of a retried execution: the number of its retry. */
+export const RETRIED_BY_FIELD = 'sprocdRetriedBy';
+
 /** BullMQ scores a delayed job `due time (ms) * 0x1000 + a counter`. */
 const DELAYED_SCORE_FACTOR = 0x1000;
 

@@ -42,6 +42,13 @@ export function fakeContext(overrides: Partial<ApiContext> = {}): ApiContext {
     storageAdmin: () => {
       throw new NotReadyError();
     },
+    executionAdmin: () => {
+      throw new NotReadyError();
+    },
+    schedules: async () => {
+      throw new NotReadyError();
+    },
+    backupRecord: async () => undefined,
     lockTimeoutMs: 1000,
     backups: () => {
       throw new NotReadyError();

@@ -49,6 +49,12 @@ export const ExecutionListQuerySchema = z.strictObject({
   procedure: z.string().optional().describe('Only executions of this procedure.'),
   from: z.string().optional().describe('Only executions created at or after this (ISO time or epoch ms).'),
   to: z.string().optional().describe('Only executions created at or before this (ISO time or epoch ms).'),
+  parent: z.coerce
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe('Only the executions this one started with executeOnServer.'),
   cursor: z.string().optional().describe("The previous page's nextCursor (same filters)."),
   limit: z.coerce
     .number()
