@@ -221,12 +221,15 @@ function shown(variable: string, raw: string): string {
   if (raw.includes('@')) {
     try {
       const url = new URL(raw.trim());
-      url.username &&= '***';
-      url.password &&= '***';
-      return JSON.stringify(url.toString());
+      if (url.username || url.password) {
+        url.username &&= '***';
+        url.password &&= '***';
+        return JSON.stringify(url.toString());
+      }
     } catch {
-      return '(hidden: it may hold credentials)';
+      // not a URL: hidden below
     }
+    return '(hidden: it may hold credentials)';
   }
   return JSON.stringify(raw);
 }

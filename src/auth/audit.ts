@@ -143,7 +143,8 @@ export class AuditTrail {
       return { items };
     }
     const older = before(cursor);
-    const more = older !== undefined && (await this.redis.xrevrange(this.key, older, '-', 'COUNT', 1)).length > 0;
+    const more =
+      older !== undefined && (await this.redis.xrevrange(this.key, older, '-', 'COUNT', 1)).length > 0;
     return more ? { items, nextCursor: cursor } : { items };
   }
 }

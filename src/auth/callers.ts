@@ -73,7 +73,9 @@ export class CallerDirectory {
       return this.loopback;
     }
     if (header === undefined || header === '') {
-      throw new UnauthorizedError('This node needs "Authorization: Bearer <token>" (SPROCD_TOKEN or a caller\'s).');
+      throw new UnauthorizedError(
+        'This node needs "Authorization: Bearer <token>" (SPROCD_TOKEN or a caller\'s).',
+      );
     }
     const token = BEARER.exec(header)?.[1];
     if (token === undefined) {

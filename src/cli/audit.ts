@@ -23,7 +23,9 @@ function detailsText(details: Record<string, unknown> | undefined): string {
 /** `sprocd audit`. */
 export function auditCommand(ctx: CliContext): Command {
   return new Command('audit')
-    .description('the audit trail, newest first: who executed, aborted, retried, backed up, restored or edited what')
+    .description(
+      'the audit trail, newest first: who executed, aborted, retried, backed up, restored or edited what',
+    )
     .option('--limit <n>', 'how many entries (1-1000, default 50)', wholeNumber(1, 1000))
     .option('--caller <name>', "only this caller's entries")
     .option('--action <action>', `only this action (${AUDIT_ACTIONS.join(', ')})`, oneOf(AUDIT_ACTIONS))

@@ -56,7 +56,9 @@ function addToFile(file: string, entry: CallerEntry): void {
 /** `sprocd callers`. */
 export function callersCommand(ctx: CliContext): Command {
   const add = new Command('add')
-    .description('make a caller: prints its token once, and the line for the callers file (SPROCD_CALLERS_FILE)')
+    .description(
+      'make a caller: prints its token once, and the line for the callers file (SPROCD_CALLERS_FILE)',
+    )
     .argument('<name>', 'the caller, as the audit trail will name it (1-64 of A-Z a-z 0-9 _ . @ -)')
     .requiredOption(
       '--scopes <scopes>',
@@ -66,7 +68,11 @@ export function callersCommand(ctx: CliContext): Command {
     .option('--file <path>', 'also add the caller to this callers file (made when missing)')
     .action((name: string, opts: { scopes: string[]; file?: string }) => {
       const token = newToken();
-      const parsed = CallerEntrySchema.safeParse({ name, tokenSha256: tokenSha256(token), scopes: opts.scopes });
+      const parsed = CallerEntrySchema.safeParse({
+        name,
+        tokenSha256: tokenSha256(token),
+        scopes: opts.scopes,
+      });
       if (!parsed.success) {
         throw usageError(formatZodError(parsed.error));
       }

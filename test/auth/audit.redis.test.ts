@@ -38,7 +38,13 @@ describe('AuditTrail', () => {
     const page = await t.page();
     expect(page.nextCursor).toBeUndefined();
     expect(page.items.map((e) => e.details?.execution)).toEqual([2, 1]);
-    expect(page.items[1]).toMatchObject({ caller: 'ops', action: 'execute', status: 202, node: 'n1', ip: '127.0.0.1' });
+    expect(page.items[1]).toMatchObject({
+      caller: 'ops',
+      action: 'execute',
+      status: 202,
+      node: 'n1',
+      ip: '127.0.0.1',
+    });
     expect(Date.parse(page.items[0]!.at)).toBeGreaterThanOrEqual(before - 1000);
     expect(page.items[0]!.id).toMatch(/^\d+-\d+$/);
   });
@@ -87,7 +93,12 @@ describe('AuditTrail', () => {
     const t = trail(5000);
     const pipeline = redis.pipeline();
     for (let i = 1; i <= 600; i++) {
-      pipeline.xadd(createKeys(prefixes.at(-1)!).audit, '*', 'e', JSON.stringify(record(i, i === 3 ? { caller: 'rare' } : {})));
+      pipeline.xadd(
+        createKeys(prefixes.at(-1)!).audit,
+        '*',
+        'e',
+        JSON.stringify(record(i, i === 3 ? { caller: 'rare' } : {})),
+      );
     }
     await pipeline.exec();
     expect((await t.page({ caller: 'rare' })).items.map((e) => e.details?.execution)).toEqual([3]);

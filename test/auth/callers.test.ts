@@ -37,12 +37,20 @@ describe('the callers file', () => {
     ['no callers list', '{"people":[]}', /the file must be \{"callers"/],
     ['a bad name', JSON.stringify({ callers: [{ ...ci, name: 'c i' }] }), /caller "c i": name: use 1-64/],
     ['a reserved name', JSON.stringify({ callers: [{ ...ci, name: 'SPROCD_TOKEN' }] }), /taken by sprocd/],
-    ['a digest that is not hex', JSON.stringify({ callers: [{ ...ci, tokenSha256: 'x' }] }), /SHA-256 of the token/],
+    [
+      'a digest that is not hex',
+      JSON.stringify({ callers: [{ ...ci, tokenSha256: 'x' }] }),
+      /SHA-256 of the token/,
+    ],
     ['no scope', JSON.stringify({ callers: [{ ...ci, scopes: [] }] }), /at least one scope/],
     ['an unknown scope', JSON.stringify({ callers: [{ ...ci, scopes: ['root'] }] }), /unknown scope "root"/],
     ['an unknown field', JSON.stringify({ callers: [{ ...ci, role: 'x' }] }), /Unrecognized key/],
     ['a name twice', JSON.stringify({ callers: [ci, { ...ops, name: 'ci' }] }), /listed twice/],
-    ['a token twice', JSON.stringify({ callers: [ci, { ...ops, tokenSha256: ci.tokenSha256 }] }), /same token/],
+    [
+      'a token twice',
+      JSON.stringify({ callers: [ci, { ...ops, tokenSha256: ci.tokenSha256 }] }),
+      /same token/,
+    ],
   ])('refuses %s, naming the file and the caller', (_label, text, problem) => {
     let error: unknown;
     try {
@@ -81,7 +89,15 @@ describe('CallerDirectory', () => {
 
   it('401 for no header, a malformed one, and an unknown token', () => {
     const callers = new CallerDirectory({ file: writeFile([ci]) });
-    for (const header of [undefined, '', CI_TOKEN, `Basic ${CI_TOKEN}`, `Bearer ${CI_TOKEN}x`, 'Bearer', `Bearer ${ADMIN_TOKEN}`]) {
+    for (const header of [
+      undefined,
+      '',
+      CI_TOKEN,
+      `Basic ${CI_TOKEN}`,
+      `Bearer ${CI_TOKEN}x`,
+      'Bearer',
+      `Bearer ${ADMIN_TOKEN}`,
+    ]) {
       expect(() => callers.authenticate(header)).toThrow(UnauthorizedError);
     }
   });

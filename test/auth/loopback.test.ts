@@ -79,26 +79,30 @@ describe('a node without a token', () => {
     },
   );
 
-  it.each(['evil.example:8080', 'evil.example', '0.0.0.0:8080', '[::]:8080', '192.168.1.10:8080', '127.0.0.1.nip.io:8080'])(
-    'refuses Host: %s (DNS rebinding), for reads and for writes',
-    async (host) => {
-      const app = await node();
-      for (const [method, url] of [
-        ['GET', '/v1/procedures'],
-        ['POST', '/v1/executions'],
-        ['GET', '/metrics'],
-      ] as const) {
-        const res = await app.inject({
-          method,
-          url,
-          headers: { host, 'content-type': 'application/json' },
-          payload: method === 'POST' ? '{"procedure":"hello"}' : undefined,
-        });
-        expect(res.statusCode, `${method} ${url}`).toBe(403);
-        expect(res.json().error.code).toBe('HOST_NOT_ALLOWED');
-      }
-    },
-  );
+  it.each([
+    'evil.example:8080',
+    'evil.example',
+    '0.0.0.0:8080',
+    '[::]:8080',
+    '192.168.1.10:8080',
+    '127.0.0.1.nip.io:8080',
+  ])('refuses Host: %s (DNS rebinding), for reads and for writes', async (host) => {
+    const app = await node();
+    for (const [method, url] of [
+      ['GET', '/v1/procedures'],
+      ['POST', '/v1/executions'],
+      ['GET', '/metrics'],
+    ] as const) {
+      const res = await app.inject({
+        method,
+        url,
+        headers: { host, 'content-type': 'application/json' },
+        payload: method === 'POST' ? '{"procedure":"hello"}' : undefined,
+      });
+      expect(res.statusCode, `${method} ${url}`).toBe(403);
+      expect(res.json().error.code).toBe('HOST_NOT_ALLOWED');
+    }
+  });
 
   it.each([
     ['another site', { origin: 'http://evil.example' }],
@@ -108,7 +112,10 @@ describe('a node without a token', () => {
     ['a file page', { origin: 'file://' }],
     ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site' }],
     ['Sec-Fetch-Site: same-site', { 'sec-fetch-site': 'same-site' }],
-    ['a same Origin but cross-site fetch metadata', { origin: 'http://localhost:8080', 'sec-fetch-site': 'cross-site' }],
+    [
+      'a same Origin but cross-site fetch metadata',
+      { origin: 'http://localhost:8080', 'sec-fetch-site': 'cross-site' },
+    ],
   ])('refuses a cross-site request: %s', async (_label, headers) => {
     const app = await node();
     const res = await app.inject({

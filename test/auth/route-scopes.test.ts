@@ -132,22 +132,25 @@ describe('403 per scope', () => {
     }
   });
 
-  it.each(SCOPES)('a caller holding only %s passes the guard of its routes, and only those', async (scope) => {
-    const { app, routes } = await api();
-    for (const route of guarded(routes)) {
-      const res = await app.inject({
-        method: route.method as 'GET',
-        url: route.url,
-        headers: { ...auth(`only-${scope.replace(':', '-')}`), 'content-type': 'application/json' },
-        payload: route.method === 'GET' ? undefined : '{}',
-      });
-      if (route.scope === scope) {
-        expect([401, 403], `${route.method} ${route.url}`).not.toContain(res.statusCode);
-      } else {
-        expect(res.statusCode, `${route.method} ${route.url}`).toBe(403);
+  it.each(SCOPES)(
+    'a caller holding only %s passes the guard of its routes, and only those',
+    async (scope) => {
+      const { app, routes } = await api();
+      for (const route of guarded(routes)) {
+        const res = await app.inject({
+          method: route.method as 'GET',
+          url: route.url,
+          headers: { ...auth(`only-${scope.replace(':', '-')}`), 'content-type': 'application/json' },
+          payload: route.method === 'GET' ? undefined : '{}',
+        });
+        if (route.scope === scope) {
+          expect([401, 403], `${route.method} ${route.url}`).not.toContain(res.statusCode);
+        } else {
+          expect(res.statusCode, `${route.method} ${route.url}`).toBe(403);
+        }
       }
-    }
-  });
+    },
+  );
 
   it('documents 403 and the scope on every guarded route of /openapi.json', async () => {
     const { app } = await api();
@@ -228,7 +231,7 @@ describe('execute:PATTERN over HTTP', () => {
     expect((await app.inject(post('billing/send', 'anything'))).statusCode).toBe(202);
   });
 
-  it('a body that names no procedure is the validator\'s (400), not a pass', async () => {
+  it("a body that names no procedure is the validator's (400), not a pass", async () => {
     const { app, executions } = await api([{ name: 'reports', scopes: ['execute:reports/*'] }]);
     const res = await app.inject(post(42, 'reports'));
     expect(res.statusCode).toBe(400);

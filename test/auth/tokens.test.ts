@@ -8,7 +8,8 @@ vi.mock('node:crypto', async (importOriginal) => {
   return { ...actual, timingSafeEqual: vi.fn(actual.timingSafeEqual) };
 });
 
-const { DigestTable, TOKEN_PREFIX, newToken, tokenDigest, tokenSha256 } = await import('../../src/auth/tokens.js');
+const { DigestTable, TOKEN_PREFIX, newToken, tokenDigest, tokenSha256 } =
+  await import('../../src/auth/tokens.js');
 
 describe('tokens', () => {
   it('makes long random tokens with a recognisable prefix', () => {
@@ -27,7 +28,9 @@ describe('tokens', () => {
 
   it('compares with timingSafeEqual against every digest, never stopping at a match', () => {
     const names = ['first', 'second', 'third', 'fourth'];
-    const table = new DigestTable(names.map((name) => ({ digest: tokenDigest(`token-${name}`), value: name })));
+    const table = new DigestTable(
+      names.map((name) => ({ digest: tokenDigest(`token-${name}`), value: name })),
+    );
     const equal = vi.mocked(crypto.timingSafeEqual);
     for (const [token, expected] of [
       ['token-first', 'first'],

@@ -20,7 +20,11 @@ export const AuditEntrySchema = z
   .object({
     id: z.string().describe('Its place in the trail (a Redis stream id); a page cursor.'),
     at: IsoTime,
-    caller: z.string().describe('The caller: SPROCD_TOKEN, loopback (a node without a token), or a name of the callers file.'),
+    caller: z
+      .string()
+      .describe(
+        'The caller: SPROCD_TOKEN, loopback (a node without a token), or a name of the callers file.',
+      ),
     action: z.enum(AUDIT_ACTIONS),
     status: z.number().int().describe('The HTTP status of the answer: 2xx done, else refused or failed.'),
     node: z.string().describe('The node that answered.'),
