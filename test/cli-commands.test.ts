@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../src/cli.js';
-import { EXIT } from '../src/cli/exit.js';
+import { EXIT, exitCodeOf } from '../src/cli/exit.js';
+import { ApiError, SprocdApiError } from '../src/client/index.js';
 import type { Io } from '../src/cli/output.js';
 import type { BackupsApi } from '../src/api/backups.js';
 import { FakeExecutions, fakeApi, fakeContext } from './support/api.js';
@@ -203,6 +204,23 @@ describe('exit codes', () => {
     expect(io.stderr()).toMatch(
       /^sprocd: cannot reach sprocd at http:\/\/127\.0\.0\.1:9 .*\[UNREACHABLE\]\n$/,
     );
+  });
+});
+
+describe('exitCodeOf', () => {
+  it('maps each kind of answer to its exit code', () => {
+    const answer = (status: number, code = 'X') => exitCodeOf(new SprocdApiError(code as never, 'm', status));
+    expect([400, 401, 403, 409, 413, 415].map((s) => answer(s))).toEqual(Array(6).fill(EXIT.refused));
+    expect([answer(404), answer(429), answer(503), answer(0, 'UNREACHABLE'), answer(500)]).toEqual([
+      EXIT.notFound,
+      EXIT.unavailable,
+      EXIT.unavailable,
+      EXIT.unavailable,
+      EXIT.error,
+    ]);
+    expect(exitCodeOf(new ApiError('BAD_ARGUMENT', 'm', 0))).toBe(EXIT.usage);
+    expect(exitCodeOf(new ApiError('BOOM', 'execution 3 failed', 0))).toBe(EXIT.failed);
+    expect(exitCodeOf(new TypeError('a bug'))).toBe(EXIT.error);
   });
 });
 

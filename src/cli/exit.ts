@@ -14,13 +14,13 @@ export const EXIT = {
   usage: 2,
   /** No such execution, procedure, storage entry or route (404). */
   notFound: 3,
-  /** The node refused the request (400, 401, 409, 413, 415), or the CLI did (restore not confirmed). */
+  /** The node refused the request (400, 401, 403, 409, 413, 415), or the CLI did (restore not confirmed). */
   refused: 4,
   /** The execution ended failed or aborted, or the backup did not end with status 0. */
   failed: 5,
   /** `exec --wait` ran out before the execution ended. */
   timeout: 6,
-  /** No answer from the node, or it cannot serve now (503: starting, stopping, Redis unavailable). */
+  /** No answer from the node, or not now: 503 (starting, stopping, Redis unavailable), 429 (rate limit). */
   unavailable: 7,
 } as const;
 
@@ -44,7 +44,7 @@ export function exitCodeOf(err: unknown): number {
     return err.exitCode;
   }
   if (err instanceof SprocdApiError) {
-    if (err.code === 'UNREACHABLE' || err.status === 503) {
+    if (err.code === 'UNREACHABLE' || err.status === 503 || err.status === 429) {
       return EXIT.unavailable;
     }
     if (err.status === 404) {
