@@ -13,7 +13,14 @@ export type Backoff = number | { type: 'fixed' | 'exponential'; delayMs: number 
  * gives (its input: a field with a default may be left out); the typed client reads `I`.
  */
 export interface ProcedureDefinition<P = unknown, R = unknown, I = P> {
-  /** Checked when the execution is requested; a bad request is refused and nothing is queued. */
+  /**
+   * Checked when the execution is requested; a bad request is refused and nothing is queued. The
+   * execution keeps what the schema produced (defaults filled in; no params at all run a schema whose
+   * fields have defaults), and `run` gets the stored params through the schema again when it starts:
+   * params that no longer fit (a deploy changed the schema) fail it at once with PARAMS_MISMATCH. So
+   * the schema must give back its own output unchanged: defaults, coercions and refinements do; a
+   * transform that changes the value is refused when an execution is requested.
+   */
   params?: z.ZodType<P, I>;
   /** The work. Its result must be JSON; it is kept with the execution. */
   run: (params: P, ctx: ProcedureContext) => R | Promise<R>;
