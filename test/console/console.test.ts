@@ -67,6 +67,8 @@ beforeAll(async () => {
     SPROCD_JOBS_DIR: path.join(FIXTURES, 'jobs'),
     SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'lifecycle'),
     SPROCD_BACKUP_DIR: backupDir,
+    // A nightly schedule, for the schedules view (no tick falls inside a run of this file).
+    SPROCD_BACKUP_CRON: '0 30 3 * * *',
     // One at a time, so a second execution stays waiting behind the first.
     SPROCD_CONCURRENCY: '1',
   }));
@@ -298,15 +300,20 @@ describe('the console', () => {
       expect(await stateOf(failed.number)).toBe('failed');
       expect(await stateOf(stored.number)).toBe('completed');
     });
-    // Left holding its lock while the pages are shown; afterEach aborts it.
-    await execute('hold', { key: 'accounts' });
+    // Left holding its lock while the pages are shown, with the console's own write waiting behind it;
+    // afterEach aborts the holder, and the write then goes through.
+    const holder = await execute('hold', { key: 'accounts' });
+    await waitUntil(async () => expect(await stateOf(holder.number)).toBe('active'));
+    const write = api('PUT', '/session/storage/accounts', {
+      value: { alice: { balance: 100 }, bob: { balance: 119.5 } },
+    }).catch(() => undefined);
     const pages: [string, string, string][] = [
       ['overview', '#/overview', '#nodes'],
       ['executions', '#/executions', '#executions-table'],
       ['execution', `#/executions/${failed.number}`, '#error'],
       ['procedures', '#/procedures', '#procedures-table'],
       ['procedure', '#/procedures/greet', 'form.schema-form'],
-      ['session', '#/session?key=accounts', '#entry .json'],
+      ['session', '#/session?key=accounts', '#lock .waiters li'],
       ['backups', '#/backups', '#backups-table'],
     ];
     for (const toast of await page.locator('.toast').all()) {
@@ -320,6 +327,8 @@ describe('the console', () => {
       await page.screenshot({ path: path.join(shotsDir, `${name}.png`) });
     }
     await api('POST', `/executions/${delayed.number}/abort`);
+    await api('POST', `/executions/${holder.number}/abort`);
+    await write;
     await page.evaluate('sessionStorage.clear()');
     await page.goto(`${url}/console/`);
     await page.locator('#token').waitFor();

@@ -111,7 +111,7 @@ export function ProcedurePage({ name }) {
   return html`<div class="page" data-procedure=${name}>
     ${head}
     ${p.description ? html`<p class="lead">${p.description}</p>` : null}
-    <div class="grid-2">
+    <div class="grid-2 grid-top">
       <${Card} title="Execute" id="execute">
         <${SchemaForm} key=${name} schema=${p.params ?? {}} onSubmit=${execute} />
       </${Card}>

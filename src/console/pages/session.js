@@ -42,11 +42,13 @@ function select(key) {
   location.hash = key ? `#/session?key=${encodeURIComponent(key)}` : '#/session';
 }
 
+/** A lock holder or waiter: its label (which names its node), linked to its execution when it is one. */
 function owner(o) {
   if (!o) {
     return '—';
   }
-  return html`${o.owner}${o.execution ? html` <a href=${`#/executions/${o.execution}`}>#${o.execution}</a>` : null}`;
+  const label = o.node && !o.owner.includes(o.node) ? `${o.owner} on ${o.node}` : o.owner;
+  return o.execution ? html`<a href=${`#/executions/${o.execution}`}>${label}</a>` : label;
 }
 
 function Lease({ until, now }) {
@@ -87,27 +89,22 @@ function LockBox({ lock, now }) {
   }
   const waiters = lock.waiters ?? [];
   return html`<div class="lock-box" id="lock">
-    <div>
-      <span class="badge badge-active">locked</span> by <strong data-holder>${owner(lock.holder)}</strong
-      >${lock.holder?.node ? html` <span class="muted">on ${lock.holder.node}</span>` : null}
+    <div class="lock-line">
+      <span class="badge badge-active">locked</span>
+      <span>by <strong data-holder>${owner(lock.holder)}</strong></span>
+      <span class="muted">lease <${Lease} until=${lock.leaseUntil} now=${now} /></span>
+      ${lock.since ? html`<span class="muted">held since <${Time} at=${lock.since} now=${now} /></span>` : null}
     </div>
-    <div class="muted">
-      held since <${Time} at=${lock.since} now=${now} />, lease <${Lease} until=${lock.leaseUntil} now=${now} />
+    <div class="lock-queue">
+      <span class="muted">${waiters.length ? `Waiting, in order (${waiters.length}):` : 'No waiter.'}</span>
+      ${
+        waiters.length
+          ? html`<ol class="waiters" aria-label="Waiters">
+            ${waiters.map((w) => html`<li>${owner(w)}</li>`)}
+          </ol>`
+          : null
+      }
     </div>
-    ${
-      waiters.length
-        ? html`<ol class="waiters" aria-label="Waiters">
-          ${waiters.map(
-            (w) =>
-              html`<li>
-                ${owner(w)}${w.node ? html` <span class="muted">on ${w.node}</span>` : null}<span class="muted"
-                  >, waiting since <${Time} at=${w.since} now=${now}
-                /></span>
-              </li>`,
-          )}
-        </ol>`
-        : html`<div class="muted">No waiter.</div>`
-    }
   </div>`;
 }
 
