@@ -8,6 +8,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, authEvents, clearToken, get, getToken, setToken } from './lib/api.js';
 import { startEvents, stopEvents, useEventStatus } from './lib/live.js';
 import { Toasts, html } from './lib/ui.js';
+import { AuditPage } from './pages/audit.js';
 import { BackupsPage } from './pages/backups.js';
 import { ExecutionPage } from './pages/execution.js';
 import { ExecutionsPage } from './pages/executions.js';
@@ -22,6 +23,7 @@ const ICONS = {
   procedures: 'M16 18l6-6-6-6M8 6l-6 6 6 6',
   session: 'M12 2l8 4v6c0 5-3.5 8.5-8 10-4.5-1.5-8-5-8-10V6zM9 12l2 2 4-4',
   backups: 'M3 12a9 9 0 1 0 3-6.7L3 8M3 3v5h5M12 7v5l3 3',
+  audit: 'M9 5h10M9 12h10M9 19h10M4 5l1 1 2-2M4 12l1 1 2-2M4 19l1 1 2-2',
 };
 
 const NAV = [
@@ -30,6 +32,7 @@ const NAV = [
   { path: '/procedures', label: 'Procedures', icon: 'procedures' },
   { path: '/session', label: 'Session', icon: 'session' },
   { path: '/backups', label: 'Schedules & backups', icon: 'backups' },
+  { path: '/audit', label: 'Audit trail', icon: 'audit' },
 ];
 
 function Icon({ name }) {
@@ -72,6 +75,8 @@ function Page({ route }) {
       return html`<${SessionPage} selected=${route.query.key} />`;
     case 'backups':
       return html`<${BackupsPage} />`;
+    case 'audit':
+      return html`<${AuditPage} />`;
     default:
       return html`<${OverviewPage} />`;
   }

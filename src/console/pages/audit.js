@@ -63,11 +63,11 @@ export function AuditPage() {
   // Cursors of the pages shown before this one (the first page has none).
   const [stack, setStack] = useState([]);
   const before = stack.at(-1);
-  const trail = useLoad((signal) => get('/audit', { ...filter, before, limit: 50 }, { signal }), [
-    filter.caller,
-    filter.action,
-    before,
-  ], { pollMs: before ? 0 : 10_000 });
+  const trail = useLoad(
+    (signal) => get('/audit', { ...filter, before, limit: 50 }, { signal }),
+    [filter.caller, filter.action, before],
+    { pollMs: before ? 0 : 10_000 },
+  );
   const items = trail.data?.items;
   return html`<div class="page">
     <header class="page-head"><h1>Audit trail</h1></header>
