@@ -6,6 +6,7 @@
 import os from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Keys } from '../redis/keys.js';
+import { VERSION } from '../version.js';
 
 /** One node as GET /v1/nodes shows it. */
 export interface NodeRecord {
@@ -18,6 +19,8 @@ export interface NodeRecord {
   concurrency: number;
   /** The procedures this node has loaded (a node without one hands its executions to one with it). */
   procedures: string[];
+  /** The node's sprocd version (a rolling deploy shows two). */
+  version?: string;
 }
 
 interface HeartbeatOwner {
@@ -80,6 +83,7 @@ export class Heartbeat {
       active: this.active(),
       concurrency: o.settings.concurrency,
       procedures: o.registry.names(),
+      version: VERSION,
     };
     await this.redis.hset(o.keys.nodes, o.name, JSON.stringify(record));
     const all = await this.redis.hgetall(o.keys.nodes);

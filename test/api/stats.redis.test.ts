@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
+import { VERSION } from '../../src/version.js';
 import { startInProcessNode } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
@@ -38,6 +39,13 @@ describe('GET /v1/stats', () => {
     expect(sum('failed')).toBe(1);
     expect(stats.series.some((p) => p.p50Ms !== null && p.p50Ms >= 0)).toBe(true);
     await expect(client.request('GET', '/v1/stats?minutes=0')).rejects.toMatchObject({ status: 400 });
+  });
+});
+
+describe('GET /v1/nodes', () => {
+  it("shows each node's sprocd version", async () => {
+    const nodes = await client.nodes();
+    expect(nodes.map((n) => n.version)).toEqual([VERSION]);
   });
 });
 
