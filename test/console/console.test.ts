@@ -272,6 +272,22 @@ describe('the console', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('edits a storage entry through use, after a confirmation', async () => {
+    await show('#/session?key=console-lock');
+    await page.locator('#entry .json', { hasText: '"heldBy"' }).waitFor();
+    await page.click('#entry button:has-text("Edit")');
+    await page.fill('#entry textarea', '{ "heldBy": 0, "note": "edited in the console" }');
+    await page.click('#entry button:has-text("Save")');
+    await page.locator('.dialog', { hasText: 'Write entry "console-lock"?' }).waitFor();
+    await page.click('.dialog button.btn-danger');
+    await page.locator('#entry .json', { hasText: 'edited in the console' }).waitFor();
+    expect(await api('GET', '/session/storage/console-lock')).toEqual({
+      heldBy: 0,
+      note: 'edited in the console',
+    });
+    expect(pageErrors).toEqual([]);
+  });
+
   it('starts a backup and shows its progress until it is done', async () => {
     await show('#/backups');
     await page.locator('h1', { hasText: 'Schedules & backups' }).waitFor();
