@@ -15,10 +15,8 @@ export const AUDIT_ACTIONS = [
   'retry',
   'remove',
   'bulk',
-  'pause',
   'backup',
   'restore',
-  'schedule',
   'storage.write',
 ] as const;
 

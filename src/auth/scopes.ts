@@ -1,6 +1,6 @@
 /**
  * Scopes: what a caller may do. `read` (every GET), `execute` (queue executions, optionally of some
- * procedures only: `execute:reports/*`), `control` (abort, wake, retry, remove, pause), `storage:write`
+ * procedures only: `execute:reports/*`), `control` (abort, wake, retry, remove, bulk actions), `storage:write`
  * (storage edits), `admin` (backups, restore, schedules, the audit trail). Which route needs which
  * scope is one table, ./route-scopes.ts.
  */
