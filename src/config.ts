@@ -77,6 +77,22 @@ export interface Settings {
   restoreMaxBytes: number;
   /** `SPROCD_REDIS_TIMEOUT_MS`: a request waits no longer for Redis (then 503 REDIS_UNAVAILABLE). */
   redisTimeoutMs: number;
+  /** `SPROCD_RATE_LIMIT`: requests per caller per window, counted by all nodes together (0: no limit). */
+  rateLimit: number;
+  /** `SPROCD_RATE_LIMIT_WINDOW_MS`: the window of the rate limit. */
+  rateLimitWindowMs: number;
+  /** `SPROCD_MAX_WAITS`: requests of this node waiting at once for an execution to end (`wait`). */
+  maxWaits: number;
+  /** `SPROCD_MAX_WAITING`: executions waiting to run (queued or delayed) past which new ones are refused (0: no cap). */
+  maxWaiting: number;
+  /** `SPROCD_MAX_CONNECTIONS`: open HTTP connections of this node; more are closed at once. */
+  maxConnections: number;
+  /** `SPROCD_HEADERS_TIMEOUT_MS`: a request's headers must arrive within this (slow clients are closed). */
+  headersTimeoutMs: number;
+  /** `SPROCD_REQUEST_TIMEOUT_MS`: a whole request, body included, must arrive within this (0: no limit). */
+  requestTimeoutMs: number;
+  /** `SPROCD_KEEP_ALIVE_TIMEOUT_MS`: an idle kept-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
   /** `SPROCD_EXECUTION_LEASE_MS`: an execution whose node stops renewing this is recovered. */
   executionLeaseMs: number;
   /** `SPROCD_MAX_RECOVERIES`: recoveries after which an execution fails. */
@@ -158,6 +174,14 @@ const SCHEMA = {
   bodyLimit: ['SPROCD_BODY_LIMIT', int(1), String(1024 * 1024)],
   restoreMaxBytes: ['SPROCD_RESTORE_MAX_BYTES', int(1), String(512 * 1024 * 1024)],
   redisTimeoutMs: ['SPROCD_REDIS_TIMEOUT_MS', int(50), '2000'],
+  rateLimit: ['SPROCD_RATE_LIMIT', int(0), '3000'],
+  rateLimitWindowMs: ['SPROCD_RATE_LIMIT_WINDOW_MS', int(100, 3_600_000), '10000'],
+  maxWaits: ['SPROCD_MAX_WAITS', int(1), '1000'],
+  maxWaiting: ['SPROCD_MAX_WAITING', int(0), '0'],
+  maxConnections: ['SPROCD_MAX_CONNECTIONS', int(1), '1000'],
+  headersTimeoutMs: ['SPROCD_HEADERS_TIMEOUT_MS', int(100), '10000'],
+  requestTimeoutMs: ['SPROCD_REQUEST_TIMEOUT_MS', int(0), '300000'],
+  keepAliveTimeoutMs: ['SPROCD_KEEP_ALIVE_TIMEOUT_MS', int(100), '72000'],
   executionLeaseMs: ['SPROCD_EXECUTION_LEASE_MS', int(500), '30000'],
   maxRecoveries: ['SPROCD_MAX_RECOVERIES', int(0, 1000), '5'],
   heartbeatMs: ['SPROCD_HEARTBEAT_MS', int(100), '5000'],
@@ -279,6 +303,14 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
   }
   if (s.nodeTimeoutMs !== undefined && s.heartbeatMs !== undefined && s.nodeTimeoutMs <= s.heartbeatMs) {
     problems.push('SPROCD_NODE_TIMEOUT_MS: must be longer than SPROCD_HEARTBEAT_MS');
+  }
+  if (
+    s.requestTimeoutMs !== undefined &&
+    s.headersTimeoutMs !== undefined &&
+    s.requestTimeoutMs !== 0 &&
+    s.requestTimeoutMs < s.headersTimeoutMs
+  ) {
+    problems.push('SPROCD_REQUEST_TIMEOUT_MS: must be 0 or at least SPROCD_HEADERS_TIMEOUT_MS');
   }
   if (problems.length > 0) {
     throw new ConfigError(`Bad settings:\n  ${problems.join('\n  ')}`, { problems });

@@ -32,6 +32,12 @@ export const ERROR_CODES = [
   'REDIS_SERVER_MISSING',
   'REDIS_SERVER_FAILED',
   'REDIS_DIR_IN_USE',
+  // bounded resources (src/api/limits.ts, src/procedures/execution-numbers.ts)
+  'RATE_LIMITED',
+  'TOO_MANY_WAITS',
+  'QUEUE_FULL',
+  'EXECUTION_NUMBERS_EXHAUSTED',
+  'EXECUTION_NUMBER_TAKEN',
   // executions
   'UNKNOWN_PROCEDURE',
   'EXECUTION_NOT_FOUND',

@@ -365,6 +365,7 @@ export class SprocdNode {
       audit: () => this.part(this.auditTrail),
       log: this.log.child({ part: 'api' }),
       redisTimeoutMs: s.redisTimeoutMs,
+      rateLimitRedis: () => ({ redis: this.redis(), keys: this.keys }),
       restoreMaxBytes: s.restoreMaxBytes,
       metrics: this.metrics.exposition,
       observeRequest: (method, route, status, ms) => this.metrics.onRequest(method, route, status, ms),

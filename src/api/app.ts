@@ -27,6 +27,15 @@ import { executionAdminRoutes, type ExecutionAdminRouteDeps } from './execution-
 import { scheduleRoutes, type SchedulesRouteDeps } from './schedules.js';
 import { executionRoutes, type ExecutionsRouteDeps } from './executions.js';
 import { healthRoutes, type HealthRouteDeps } from './health.js';
+import {
+  WaitGate,
+  capConnections,
+  registerRateLimit,
+  retryAfterOf,
+  serverOptions,
+  type LimitSettings,
+  type LimitsDeps,
+} from './limits.js';
 import { metricsRoutes, type MetricsRouteDeps } from './metrics.js';
 import { nodeRoutes, type NodesRouteDeps } from './nodes.js';
 import { registerOpenApi, type OpenApiRouteDeps } from './openapi.js';
@@ -50,9 +59,13 @@ export interface ApiContext
     ExecutionAdminRouteDeps,
     SchedulesRouteDeps,
     AuditRouteDeps,
-    OpenApiRouteDeps {
-  /** Where to listen, the body limit, and the bearer token (none: every request passes). */
-  readonly settings: Pick<Settings, 'host' | 'port' | 'token' | 'bodyLimit'>;
+    OpenApiRouteDeps,
+    LimitsDeps {
+  /**
+   * Where to listen, the body limit, the bearer token (none: every request passes), and the limits
+   * (./limits.ts; a missing one sets none).
+   */
+  readonly settings: Pick<Settings, 'host' | 'port' | 'token' | 'bodyLimit'> & Partial<LimitSettings>;
   /** Who may call (src/auth/callers.ts); absent: SPROCD_TOKEN of `settings` alone. */
   readonly callers?: CallerDirectory;
   /** The audit trail state-changing routes write to; absent: nothing is recorded. */
@@ -84,6 +97,8 @@ export interface BuildOptions {
 export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Promise<Api> {
   const s = ctx.settings;
   const app = Fastify({
+    // Time-outs for slow clients (./limits.ts).
+    ...serverOptions(s),
     bodyLimit: s.bodyLimit,
     // Requests are not logged one by one (executions are); unexpected errors are, below.
     logger: false,
@@ -94,6 +109,7 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
       void (reply as unknown as FastifyReply).status(status).send(body);
     },
   });
+  capConnections(app.server, s.maxConnections, ctx.log);
   if (options.onRoute) {
     app.addHook('onRoute', options.onRoute);
   }
@@ -104,6 +120,10 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
     const { status, body } = toHttpError(err);
     if (body.error.code === 'INTERNAL') {
       ctx.log.error({ err, method: request.method, url: request.url }, 'request failed');
+    }
+    const retryAfter = retryAfterOf(err);
+    if (retryAfter !== undefined) {
+      void reply.header('retry-after', String(retryAfter));
     }
     void reply.status(status).send(body);
   });
@@ -135,10 +155,12 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
       node: ctx.name,
       log: ctx.log,
     });
+    // After the token check above: each caller has its own rate limit.
+    await registerRateLimit(secured, ctx);
     await secured.register(metricsRoutes, ctx);
     await secured.register(
       async (v1) => {
-        await v1.register(executionRoutes, ctx);
+        await v1.register(executionRoutes, { ...ctx, waits: s.maxWaits ? new WaitGate(s.maxWaits) : undefined });
         await v1.register(procedureRoutes, ctx);
         await v1.register(sessionRoutes, ctx);
         await v1.register(nodeRoutes, ctx);

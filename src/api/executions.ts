@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Access } from '../node-state.js';
 import { isFinal, type Executions } from '../procedures/executions.js';
 import { withRedisTimeout } from '../redis/errors.js';
+import type { WaitGate } from './limits.js';
 import { errors, ok } from './schemas/common.js';
 import {
   ExecuteBodySchema,
@@ -25,6 +26,8 @@ export interface ExecutionsRouteDeps {
   executions(access: Access): ExecutionsApi;
   /** SPROCD_REDIS_TIMEOUT_MS: longer is answered 503 REDIS_UNAVAILABLE. */
   readonly redisTimeoutMs: number;
+  /** The node's cap on requests waiting for an execution (`wait`); none without it. */
+  readonly waits?: WaitGate;
 }
 
 /** The execution routes, as a fastify plugin. */
@@ -51,16 +54,31 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionsRouteDeps> = async
     async (request, reply) => {
       const { procedure, params, wait, ...options } = request.body;
       const executions = deps.executions('work');
-      const { execution, existing } = await withRedisTimeout(
-        executions.execute(procedure, params, options),
-        timeout,
-      );
-      let view = execution;
-      if (wait && !isFinal(view.state)) {
-        view = await withRedisTimeout(executions.waitFor(view.number, wait), wait + timeout);
+      // The place is taken before anything is queued: a refused request changed nothing.
+      const leave = wait ? deps.waits?.enter() : undefined;
+      try {
+        const { execution, existing } = await withRedisTimeout(
+          executions.execute(procedure, params, options),
+          timeout,
+        );
+        let view = execution;
+        if (wait && !isFinal(view.state)) {
+          // A client that goes away ends its wait: nothing more is asked of Redis for it.
+          const gone = new AbortController();
+          const abandon = () => gone.abort();
+          reply.raw.once('close', abandon);
+          try {
+            const ended = executions.waitFor(view.number, wait, gone.signal);
+            view = (await withRedisTimeout(ended, wait + timeout)) ?? view;
+          } finally {
+            reply.raw.off('close', abandon);
+          }
+        }
+        const status = isFinal(view.state) && wait !== undefined ? 200 : existing ? 200 : 202;
+        return reply.status(status).send(existing ? { ...view, existing: true as const } : view);
+      } finally {
+        leave?.();
       }
-      const status = isFinal(view.state) && wait !== undefined ? 200 : existing ? 200 : 202;
-      return reply.status(status).send(existing ? { ...view, existing: true as const } : view);
     },
   );
 

@@ -26,7 +26,8 @@ import type { Logger } from 'pino';
 import { ConflictError, SprocdError } from '../errors.js';
 import { executionJobKey } from '../redis/bullmq-internals.js';
 import { jobIdOf, type Keys } from '../redis/keys.js';
-import { restoreSwap, type RestoreSwap } from '../redis/scripts.js';
+import { restoreSwap, type AddedExecution, type RestoreSwap } from '../redis/scripts.js';
+import { indexExecutions } from '../procedures/execution-index.js';
 import { BackupInvalidError, type ExecutionLine } from './backup-format.js';
 import { readBackup, type ReadOptions, type Trust } from './backup-reader.js';
 import type { BackupService } from './backup.js';
@@ -256,15 +257,27 @@ async function requeue(
       continue;
     }
     const jobs = await queue.addBulk(fresh.map((x) => ({ name: x.name, data: x.data, opts: jobOptions(x) })));
-    jobs.forEach((job, j) => {
-      if (job.id === jobIdOf((fresh[j] as ExecutionLine).n)) {
-        queued++;
-      } else {
-        skipped++; // its unique name is live again: BullMQ's deduplication kept the live one
-      }
-    });
+    // Not the id asked for: its unique name is live again (BullMQ's deduplication kept the live one).
+    const added = fresh.filter((x, j) => jobs[j]?.id === jobIdOf(x.n));
+    // Indexed by procedure and name; one whose job holds another execution was not queued (a node
+    // still holding numbers from before the swap took that one meanwhile).
+    const owned = await indexExecutions(redis, keys, added.map(addedExecution));
+    const done = owned.filter(Boolean).length;
+    queued += done;
+    skipped += fresh.length - done;
   }
   return { queued, skipped };
+}
+
+function addedExecution(x: ExecutionLine): AddedExecution {
+  const data = x.data as { id?: unknown; name?: unknown };
+  return {
+    number: x.n,
+    id: typeof data.id === 'string' ? data.id : '',
+    procedure: x.name,
+    name: typeof data.name === 'string' ? data.name : '',
+    createdAt: x.timestamp,
+  };
 }
 
 function jobOptions(x: ExecutionLine): JobsOptions {

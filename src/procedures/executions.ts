@@ -3,12 +3,13 @@
  * reading executions back, abort, wake, and waiting for an execution to finish.
  */
 import { randomUUID } from 'node:crypto';
-import { Job, Queue, QueueEvents, type JobsOptions, type Telemetry } from 'bullmq';
+import { Job, Queue, type JobsOptions, type Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   AbortedError,
   ExecutionFinishedError,
   ExecutionNotFoundError,
+  SprocdError,
   UnknownProcedureError,
 } from '../errors.js';
 import { JOB_EVENTS_MAX_LEN } from '../events/retention.js';
@@ -17,7 +18,12 @@ import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js'
 import { abortWaiting } from '../redis/scripts.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '../types.js';
 import { ExecutionCounts } from './counts.js';
+import { ExecutionIndexWriter } from './execution-index.js';
+import { NumberAllotment } from './execution-numbers.js';
 import { listPage, type ExecutionPage, type PageQuery } from './execution-pages.js';
+import { FinishWatch } from './execution-waits.js';
+import { listIndexedPage, usesIndex } from './indexed-pages.js';
+import { WaitingCap } from './waiting-cap.js';
 import type { Backoff } from './define.js';
 import { decodeFailure, encodeFailure } from './failure.js';
 import { parseExecuteOptions, type ExecutionLinks } from './execute.js';
@@ -47,13 +53,15 @@ export interface ControlMessage {
 export interface ExecutionSettings {
   keepFinished: number;
   keepFinishedSeconds: number;
+  /** SPROCD_MAX_WAITING (./waiting-cap.ts); 0 or absent: no cap. */
+  maxWaiting?: number;
 }
 
-/** Longest wait for BullMQ's queue and event reader to close (they wait on Redis). */
+/** Longest wait for BullMQ's queue to close (it waits on Redis). */
 const CLOSE_WAIT_MS = 2000;
 
-/** Execution numbers a node takes from the cluster's counter at once. */
-export const NUMBER_BLOCK = 20;
+/** Numbers an execution tries before giving up when each turns out to be taken (./execution-numbers.ts). */
+const NUMBER_TRIES = 5;
 /** Most executions one list call returns. */
 export const MAX_LIST_LIMIT = 1000;
 
@@ -70,13 +78,11 @@ export type ListFilter = PageQuery;
 /** Executions on the queue: the one place that knows how an execution maps onto a BullMQ job. */
 export class Executions {
   readonly queue: Queue<ExecutionData, JsonValue>;
-  private events: QueueEvents | undefined;
-  private readonly finishWaiters = new Map<string, Set<() => void>>();
-  private closed = false;
-  private nextNumber = 0;
-  private blockEnd = 0;
-  private refill: Promise<void> | undefined;
   private readonly counter: ExecutionCounts;
+  private readonly numbers: NumberAllotment;
+  private readonly index: ExecutionIndexWriter;
+  private readonly watch: FinishWatch;
+  private readonly waitingCap: WaitingCap | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -95,6 +101,10 @@ export class Executions {
     });
     this.queue.on('error', () => undefined);
     this.counter = new ExecutionCounts(redis, keys, this.queue);
+    this.numbers = new NumberAllotment(redis, keys);
+    this.index = new ExecutionIndexWriter(redis, keys);
+    this.watch = new FinishWatch(redis, keys, openEventsConnection);
+    this.waitingCap = settings.maxWaiting ? new WaitingCap(redis, keys, settings.maxWaiting) : undefined;
   }
 
   /**
@@ -115,11 +125,9 @@ export class Executions {
     const options = parseExecuteOptions(requested);
     const jsonParams = requestParams(procedure, definition.params, params);
     const name = options.name ?? '';
-    const number = await this.allotNumber();
-    const jobId = jobIdOf(number);
+    await this.waitingCap?.admit();
     const attempts = options.attempts ?? definition.attempts ?? 1;
     const opts: JobsOptions = {
-      jobId,
       attempts,
       removeOnComplete: { count: this.settings.keepFinished, age: this.settings.keepFinishedSeconds },
       removeOnFail: { count: this.settings.keepFinished, age: this.settings.keepFinishedSeconds },
@@ -146,46 +154,45 @@ export class Executions {
     if (links?.retryOf !== undefined) {
       data.retryOf = links.retryOf;
     }
-    const job = await this.queue.add(procedure, data, opts);
-    if (job.id !== jobId) {
-      const existing = await this.find(numberOfJobId(job.id) ?? -1);
-      if (existing) {
-        return { execution: existing, existing: true };
-      }
-      // The live one finished between the add and this read: its view is gone or final; report it anyway.
-      return { execution: await this.get(numberOfJobId(job.id) ?? -1), existing: true };
-    }
-    return {
-      execution: viewOf(job, options.delayMs ? 'delayed' : 'waiting', number),
-      existing: false,
-    };
+    return this.add(data, opts, options.delayMs ? 'delayed' : 'waiting');
   }
 
   /**
-   * Allots an execution number. Numbers come from one Redis counter in blocks of NUMBER_BLOCK per node,
-   * so most executions need no extra round trip; unique across the cluster and never reused (a block
-   * cut short by a stop leaves a gap).
+   * Queues `data` under a fresh number (./execution-numbers.ts) and indexes it (./execution-index.ts).
+   * A number whose job turns out to hold another execution (BullMQ keeps the job it has) is dropped
+   * with the rest of this node's block, and a fresh one is taken.
    */
-  private allotNumber(): Promise<number> | number {
-    if (this.nextNumber < this.blockEnd) {
-      return this.nextNumber++;
+  private async add(data: ExecutionData, opts: JobsOptions, state: string): Promise<ExecuteResult> {
+    for (let tries = 1; ; tries++) {
+      const number = await this.numbers.take();
+      const jobId = jobIdOf(number);
+      const job = await this.queue.add(data.procedure, data, { ...opts, jobId });
+      if (job.id !== jobId) {
+        const existing = await this.find(numberOfJobId(job.id) ?? -1);
+        if (existing) {
+          return { execution: existing, existing: true };
+        }
+        // The live one finished between the add and this read: its view is gone or final; report it anyway.
+        return { execution: await this.get(numberOfJobId(job.id) ?? -1), existing: true };
+      }
+      const { procedure, name, id } = data;
+      if (await this.index.record({ number, id, procedure, name, createdAt: job.timestamp })) {
+        return { execution: viewOf(job, state, number), existing: false };
+      }
+      this.numbers.forget();
+      if (tries === NUMBER_TRIES) {
+        throw new SprocdError(
+          'EXECUTION_NUMBER_TAKEN',
+          `Execution numbers up to ${number} are held by other executions (a restore put them back?); nothing was queued. Retry.`,
+          { details: { number, retryAfterSeconds: 1 } },
+        );
+      }
     }
-    this.refill ??= this.redis
-      .incrby(this.keys.sequence, NUMBER_BLOCK)
-      .then((last) => {
-        this.nextNumber = last - NUMBER_BLOCK + 1;
-        this.blockEnd = last + 1;
-      })
-      .finally(() => {
-        this.refill = undefined;
-      });
-    return this.refill.then(() => this.allotNumber());
   }
 
   /** Drops this node's reserved numbers; the next execution takes a fresh block. */
   forgetNumbers(): void {
-    this.blockEnd = 0;
-    this.nextNumber = 0;
+    this.numbers.forget();
   }
 
   /**
@@ -225,17 +232,16 @@ export class Executions {
     return viewOf(job, state, number);
   }
 
-  /** A page of executions, filtered (see ./execution-pages.ts). */
+  /**
+   * A page of executions, filtered: by procedure or process name from the indexes
+   * (./indexed-pages.ts), else from BullMQ's lists (./execution-pages.ts).
+   */
   list(query: ListFilter = {}): Promise<ExecutionPage> {
-    return listPage(
-      this.redis,
-      this.keys,
-      async (jobId, state, number) => {
-        const job = await Job.fromId<ExecutionData, JsonValue>(this.queue, jobId);
-        return job && viewOf(job, state, number);
-      },
-      query,
-    );
+    const view = async (jobId: string, state: string, number: number) => {
+      const job = await Job.fromId<ExecutionData, JsonValue>(this.queue, jobId);
+      return job && viewOf(job, state, number);
+    };
+    return (usesIndex(query) ? listIndexedPage : listPage)(this.redis, this.keys, view, query);
   }
 
   /** How many executions the queue holds in each state (see ./counts.ts). */
@@ -279,78 +285,25 @@ export class Executions {
   }
 
   /**
-   * Waits up to `ms` for the execution to finish; returns its view either way (check `state`).
-   * Events come from one QueueEvents per node, opened on first use; the state is also re-read
-   * every second, so an event missed while that reader connects costs at most a second.
+   * Waits up to `ms` for the execution to finish, asking Redis only for its state
+   * (./execution-waits.ts), then reads it once: its view, final or not (check `state`). Undefined
+   * when `signal` aborted first (nobody is left to answer: nothing more is read), or when retention
+   * dropped it the moment it finished (SPROCD_KEEP_FINISHED=0).
    */
-  async waitFor(number: number, ms: number): Promise<ExecutionView> {
-    const deadline = Date.now() + ms;
-    const jobId = jobIdOf(number);
-    await this.queueEvents();
-    let view = await this.get(number);
-    while (!isFinal(view.state) && Date.now() < deadline && !this.closed) {
-      const remaining = deadline - Date.now();
-      await new Promise<void>((resolve) => {
-        const finish = () => {
-          clearTimeout(timer);
-          this.removeFinishWaiter(jobId, finish);
-          resolve();
-        };
-        const timer = setTimeout(finish, Math.min(remaining, 1000));
-        this.addFinishWaiter(jobId, finish);
-      });
-      if (this.closed) {
-        break; // the node is stopping: answer with what is known now rather than hold the stop
-      }
-      const next = await this.find(number);
-      if (!next) {
-        break; // retention dropped it the moment it finished (SPROCD_KEEP_FINISHED=0)
-      }
-      view = next;
-    }
-    return view;
+  async waitFor(number: number, ms: number, signal?: AbortSignal): Promise<ExecutionView | undefined> {
+    await this.watch.until(number, ms, signal);
+    return signal?.aborted ? undefined : this.find(number);
   }
 
-  /** Closes what this object opened (not the shared connection). */
+  /** Requests of this node waiting for an execution to end now. */
+  get waits(): number {
+    return this.watch.size;
+  }
+
+  /** Closes what this object opened (not the shared connection); waits answer with what is known. */
   async close(): Promise<void> {
-    this.closed = true;
-    for (const waiters of this.finishWaiters.values()) {
-      waiters.forEach((wake) => wake());
-    }
-    await settleWithin(this.events?.close(), CLOSE_WAIT_MS);
+    await this.watch.close();
     await settleWithin(this.queue.close(), CLOSE_WAIT_MS);
-  }
-
-  /** Opens the node's one QueueEvents reader on first use; it wakes the waiters of finished jobs. */
-  private async queueEvents(): Promise<QueueEvents> {
-    if (!this.events) {
-      this.events = new QueueEvents(QUEUE_NAME, {
-        connection: this.openEventsConnection(),
-        prefix: this.keys.bullPrefix,
-      });
-      this.events.on('error', () => undefined);
-      const wake = ({ jobId }: { jobId: string }) => this.finishWaiters.get(jobId)?.forEach((w) => w());
-      this.events.on('completed', wake);
-      this.events.on('failed', wake);
-    }
-    return this.events;
-  }
-
-  private addFinishWaiter(jobId: string, waiter: () => void): void {
-    let set = this.finishWaiters.get(jobId);
-    if (!set) {
-      set = new Set();
-      this.finishWaiters.set(jobId, set);
-    }
-    set.add(waiter);
-  }
-
-  private removeFinishWaiter(jobId: string, waiter: () => void): void {
-    const set = this.finishWaiters.get(jobId);
-    set?.delete(waiter);
-    if (set?.size === 0) {
-      this.finishWaiters.delete(jobId);
-    }
   }
 
   private async publish(message: ControlMessage): Promise<void> {

@@ -80,6 +80,25 @@ export interface Keys {
   readonly audit: string;
   /** Hash of the executions that ended in the 10-second bucket starting at `t` (src/stats). */
   stats(t: number): string;
+  /** The indexes of executions by procedure and by process name (src/procedures/execution-index.ts). */
+  readonly executionIndex: ExecutionIndexKeys;
+  /** Per-caller rate-limit counters are this followed by the caller (src/api/limits.ts). */
+  readonly rateLimitPrefix: string;
+}
+
+/**
+ * The indexes of executions: sorted sets of job ids scored by creation time (ms), written beside
+ * BullMQ's add and trimmed by a sweep (src/procedures/execution-index.ts).
+ */
+export interface ExecutionIndexKeys {
+  /** Sorted set: the job ids of the executions of procedure `name`. */
+  procedure(name: string): string;
+  /** Sorted set: the job ids of the executions with process name `name` (none for ""). */
+  name(name: string): string;
+  /** Sorted set: every index key above, scored by when the sweep looks at it next (ms). */
+  readonly sweep: string;
+  /** Hash: index key → the rank the sweep's current pass through it reached. */
+  readonly sweepAt: string;
 }
 
 /** Keys for the deployment named by `prefix`. */
@@ -96,6 +115,13 @@ export function createKeys(prefix: string): Keys {
     eventLog: `${tag}:eventlog`,
     audit: `${tag}:audit`,
     stats: (t) => `${tag}:stats:${t}`,
+    executionIndex: {
+      procedure: (name) => `${tag}:xi:proc:${name}`,
+      name: (name) => `${tag}:xi:name:${name}`,
+      sweep: `${tag}:xi:sweep`,
+      sweepAt: `${tag}:xi:sweep-at`,
+    },
+    rateLimitPrefix: `${tag}:ratelimit:`,
   };
 }
 

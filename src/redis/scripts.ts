@@ -371,3 +371,121 @@ export async function restoreSwap(redis: Redis, keys: Keys, swap: RestoreSwap): 
     ),
   );
 }
+
+// ---- executions: numbers, indexes, rate limits (procedures/, api/limits.ts) --------------------
+
+/**
+ * numberBlock-1.lua: takes up to `size` execution numbers from the counter, never past `max`.
+ * Undefined when every number up to `max` is taken.
+ */
+export async function numberBlock(
+  redis: Redis,
+  keys: Keys,
+  size: number,
+  max: number,
+): Promise<{ first: number; last: number } | undefined> {
+  const [first, last] = (await run(redis, 'numberBlock', [keys.sequence], [size, max])) as [string, string];
+  return first === '0' ? undefined : { first: Number(first), last: Number(last) };
+}
+
+/**
+ * rateLimit-1.lua: counts one request of `caller` in its current window of `windowMs`. Returns the
+ * requests in that window so far and the ms until it ends.
+ */
+export async function rateLimitHit(
+  redis: Redis,
+  keys: Keys,
+  caller: string,
+  windowMs: number,
+): Promise<{ count: number; ttlMs: number }> {
+  const [count, ttlMs] = (await run(redis, 'rateLimit', [keys.rateLimitPrefix + caller], [windowMs])) as [
+    number,
+    number,
+  ];
+  return { count, ttlMs };
+}
+
+/** An execution BullMQ just added, as {@link executionIndex} checks and indexes it. */
+export interface AddedExecution {
+  readonly number: number;
+  /** The UUID in its job data: tells it from another execution holding the same job id. */
+  readonly id: string;
+  readonly procedure: string;
+  /** The process name ("" for none: not indexed by name). */
+  readonly name: string;
+  /** Creation time (ms): the job's timestamp, and the score in the indexes. */
+  readonly createdAt: number;
+}
+
+/** How the sweep of {@link executionIndex} trims the indexes. */
+export interface IndexSweep {
+  /** Pause between two passes over one index (ms). */
+  readonly pauseMs: number;
+  /** Index members looked at per call. */
+  readonly batch: number;
+}
+
+/**
+ * executionIndex-n.lua: for each execution, whether its job holds it (then it is indexed) or another
+ * execution (then the counter is raised past its number); and a step of the index sweep.
+ */
+export async function executionIndex(
+  redis: Redis,
+  keys: Keys,
+  added: readonly AddedExecution[],
+  sweep: IndexSweep,
+  now: number,
+): Promise<boolean[]> {
+  const bull = bullQueueKeys(keys);
+  const index = keys.executionIndex;
+  const k: string[] = [index.sweep, index.sweepAt, keys.sequence];
+  const a: (string | number)[] = [now, sweep.pauseMs, sweep.batch, bull.job('')];
+  for (const x of added) {
+    const byProcedure = index.procedure(x.procedure);
+    k.push(bull.job(jobIdOf(x.number)), byProcedure, x.name === '' ? byProcedure : index.name(x.name));
+    a.push(jobIdOf(x.number), x.id, x.createdAt, x.number, x.name === '' ? 0 : 1);
+  }
+  const reply = (await run(redis, 'executionIndex', k, a)) as number[];
+  return reply.map((owned) => owned === 1);
+}
+
+/** What {@link executionProbe} found of one execution. */
+export interface ProbedExecution {
+  /** `gone`: its job was removed; `other`: not in the second index; else its BullMQ state. */
+  readonly state: 'gone' | 'other' | 'completed' | 'failed' | 'delayed' | 'waiting' | 'active';
+  /** Its failedReason when failed ("" otherwise). */
+  readonly failedReason: string;
+}
+
+/**
+ * executionProbe-n.lua: the state of each of `jobIds` (read from `index`), and whether it is also in
+ * `also` when given; the gone ones are taken out of `index`.
+ */
+export async function executionProbe(
+  redis: Redis,
+  keys: Keys,
+  index: string,
+  also: string | undefined,
+  jobIds: readonly string[],
+): Promise<ProbedExecution[]> {
+  const bull = bullQueueKeys(keys);
+  const reply = (await run(
+    redis,
+    'executionProbe',
+    [
+      bull.completed,
+      bull.failed,
+      bull.delayed,
+      bull.prioritized,
+      bull.active,
+      index,
+      also ?? index,
+      ...jobIds.map((id) => bull.job(id)),
+    ],
+    [also === undefined ? 0 : 1, ...jobIds],
+  )) as string[];
+  return jobIds.map((_, i) => ({
+    state: reply[2 * i] as ProbedExecution['state'],
+    failedReason: reply[2 * i + 1] ?? '',
+  }));
+}

@@ -42,8 +42,9 @@ const STATUS_TEXT: Record<number, string> = {
   409: 'Conflicts with the current state.',
   413: 'The body is larger than the node accepts.',
   415: 'The body has the wrong Content-Type.',
+  429: "The caller sent more requests than its rate limit allows; retry after the Retry-After header's seconds.",
   500: 'Internal error; the node log has the details.',
-  503: 'The node cannot serve this now (starting, stopping, or Redis unavailable); retry.',
+  503: 'The node cannot serve this now (starting, stopping, Redis unavailable, or a limit of the node reached); retry, after Retry-After when given.',
 };
 
 const errorSchemas = new Map<number, z.ZodType>();
@@ -79,7 +80,9 @@ interface ErrorResponse {
  */
 export function errors<const S extends number>(...statuses: S[]): Record<S | 500 | 503, ErrorResponse> {
   const answers = {} as Record<number, ErrorResponse>;
-  for (const status of [...statuses, 500, 503]) {
+  // Every route behind the token counts against its caller's rate limit (src/api/limits.ts).
+  const limited: number[] = (statuses as number[]).includes(401) ? [429] : [];
+  for (const status of [...statuses, ...limited, 500, 503]) {
     answers[status] = {
       description: `${STATUS_TEXT[status] ?? 'Error.'} Codes: ${codesOf(status).join(', ') || 'BAD_REQUEST'}.`,
       content: { 'application/json': { schema: errorSchemaFor(status) as z.ZodType<ErrorBody> } },

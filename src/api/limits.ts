@@ -1,0 +1,206 @@
+/**
+ * What keeps clients from exhausting a node: the HTTP server's time-outs (a request's headers, a
+ * whole request, an idle connection) and its cap on connections, a per-caller rate limit counted in
+ * Redis by every node together, and the cap on requests waiting for an execution to end. Each
+ * refusal has its code, and Retry-After says when to try again. See
+ * docs/ARCHITECTURE.md#bounded-resources.
+ */
+import { createHash } from 'node:crypto';
+import type { ServerOptions } from 'node:http';
+import type { Server } from 'node:net';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Settings } from '../config.js';
+import { SprocdError } from '../errors.js';
+import type { Keys } from '../redis/keys.js';
+import { rateLimitHit } from '../redis/scripts.js';
+import { MAX_WAIT_MS } from './schemas/executions.js';
+
+/** The settings of the limits. */
+export type LimitSettings = Pick<
+  Settings,
+  | 'rateLimit'
+  | 'rateLimitWindowMs'
+  | 'maxWaits'
+  | 'maxConnections'
+  | 'headersTimeoutMs'
+  | 'requestTimeoutMs'
+  | 'keepAliveTimeoutMs'
+>;
+
+/** What the limits need of the node. */
+export interface LimitsDeps {
+  /** The limits' settings; a missing one sets no limit (fastify's own default). */
+  readonly settings: Partial<LimitSettings>;
+  /**
+   * Where the rate-limit counters live: the node's command connection and keys. Throws while the
+   * node has none; requests then pass uncounted, as they do when Redis fails to answer.
+   */
+  readonly rateLimitRedis?: () => { redis: Redis; keys: Keys };
+  readonly log: Logger;
+}
+
+/** A socket that moves no byte for this long is closed: longer than the longest `wait`. */
+const IDLE_SOCKET_MS = MAX_WAIT_MS + 60_000;
+
+/** A caller sent more requests in a window than SPROCD_RATE_LIMIT allows (429). */
+export class RateLimitedError extends SprocdError {
+  constructor(limit: number, windowMs: number, retryAfterSeconds: number) {
+    super(
+      'RATE_LIMITED',
+      `More than ${limit} requests in ${windowMs} ms from this caller (SPROCD_RATE_LIMIT, SPROCD_RATE_LIMIT_WINDOW_MS); retry in ${retryAfterSeconds} s.`,
+      { details: { limit, windowMs, retryAfterSeconds } },
+    );
+  }
+}
+
+/** The node already holds SPROCD_MAX_WAITS requests waiting for an execution (503). */
+export class TooManyWaitsError extends SprocdError {
+  constructor(max: number) {
+    super(
+      'TOO_MANY_WAITS',
+      `This node already holds ${max} requests waiting for an execution to end (SPROCD_MAX_WAITS); nothing was queued. Retry later, or send the request without \`wait\` and follow the execution (GET /v1/executions/:number, /v1/events).`,
+      { details: { max, retryAfterSeconds: 1 } },
+    );
+  }
+}
+
+/** The seconds an error's answer gives in Retry-After (its `details.retryAfterSeconds`), if any. */
+export function retryAfterOf(err: unknown): number | undefined {
+  if (err instanceof SprocdError) {
+    const seconds = (err.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+    return typeof seconds === 'number' ? seconds : undefined;
+  }
+  return undefined;
+}
+
+/** The time-outs of the HTTP server, as fastify takes them (none without the settings). */
+export function serverOptions(s: Partial<LimitSettings>): {
+  http?: ServerOptions;
+  requestTimeout?: number;
+  keepAliveTimeout?: number;
+  connectionTimeout?: number;
+} {
+  const options: ReturnType<typeof serverOptions> = {};
+  if (s.headersTimeoutMs !== undefined) {
+    options.http = {
+      headersTimeout: s.headersTimeoutMs,
+      // Node looks for late headers every connectionsCheckingInterval (30 s by default).
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(s.headersTimeoutMs / 4))),
+    };
+    options.connectionTimeout = IDLE_SOCKET_MS;
+  }
+  if (s.requestTimeoutMs !== undefined) {
+    options.requestTimeout = s.requestTimeoutMs;
+  }
+  if (s.keepAliveTimeoutMs !== undefined) {
+    options.keepAliveTimeout = s.keepAliveTimeoutMs;
+  }
+  return options;
+}
+
+/** Caps the open connections of `server`: past `max`, Node closes new ones at once (logged). */
+export function capConnections(server: Server, max: number | undefined, log: Logger): void {
+  if (max === undefined) {
+    return;
+  }
+  server.maxConnections = max;
+  let lastWarning = 0;
+  server.on('drop', () => {
+    // One line a minute at most: a flood must not flood the log as well.
+    if (Date.now() - lastWarning > 60_000) {
+      lastWarning = Date.now();
+      log.warn({ maxConnections: max }, 'connection refused: SPROCD_MAX_CONNECTIONS reached');
+    }
+  });
+}
+
+/**
+ * The key a request counts under: its caller (src/auth), else a hash of its Authorization header,
+ * else its client address.
+ */
+export function callerKey(request: FastifyRequest): string {
+  const caller = (request as { caller?: { name: string } | null }).caller;
+  if (caller) {
+    return `caller:${caller.name}`;
+  }
+  const header = request.headers.authorization;
+  if (header) {
+    return `token:${createHash('sha256').update(header).digest('hex').slice(0, 32)}`;
+  }
+  return `address:${request.ip}`;
+}
+
+/**
+ * Adds the per-caller rate limit to the routes registered in `scope` after it (@fastify/rate-limit,
+ * counting in Redis through rateLimit-1.lua). It runs after the scope's own onRequest hooks, so the
+ * caller is known.
+ */
+export async function registerRateLimit(scope: FastifyInstance, deps: LimitsDeps): Promise<void> {
+  const { rateLimit: max, rateLimitWindowMs: window } = deps.settings;
+  const target = deps.rateLimitRedis;
+  if (!max || !window || !target) {
+    return;
+  }
+  const windowMs: number = window;
+  const counters: () => { redis: Redis; keys: Keys } = target;
+  /** The plugin's store: one counter per caller and window, shared by the nodes. */
+  class SharedCounters {
+    incr(key: string, done: (error: Error | null, result?: { current: number; ttl: number }) => void): void {
+      let where: { redis: Redis; keys: Keys };
+      try {
+        where = counters();
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      rateLimitHit(where.redis, where.keys, key, windowMs).then(
+        ({ count, ttlMs }) => done(null, { current: count, ttl: ttlMs }),
+        (err: unknown) => done(err as Error),
+      );
+    }
+
+    child(): SharedCounters {
+      return this;
+    }
+  }
+  await scope.register(rateLimit, {
+    max,
+    timeWindow: windowMs,
+    store: SharedCounters,
+    // Redis unreachable: the route itself answers REDIS_UNAVAILABLE if it needs Redis.
+    skipOnError: true,
+    keyGenerator: callerKey,
+    errorResponseBuilder: (_request, context) =>
+      new RateLimitedError(max, windowMs, Math.max(1, Math.ceil(context.ttl / 1000))),
+  });
+}
+
+/** The cap on requests of this node waiting for an execution to end (SPROCD_MAX_WAITS). */
+export class WaitGate {
+  private open = 0;
+
+  constructor(private readonly max: number) {}
+
+  /** Requests waiting now. */
+  get size(): number {
+    return this.open;
+  }
+
+  /** Takes a place, or throws TooManyWaitsError; call the returned function to give it back. */
+  enter(): () => void {
+    if (this.open >= this.max) {
+      throw new TooManyWaitsError(this.max);
+    }
+    this.open++;
+    let left = false;
+    return () => {
+      if (!left) {
+        left = true;
+        this.open--;
+      }
+    };
+  }
+}

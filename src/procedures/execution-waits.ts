@@ -1,0 +1,154 @@
+/**
+ * Waiting for executions to end (POST /v1/executions with `wait`). One QueueEvents reader per node
+ * wakes the waits of the executions that completed or failed; a wait then asks Redis whether its
+ * execution is in BullMQ's completed or failed set (two ZSCOREs and an EXISTS, never the job
+ * itself). Events are read from a stream, so none is lost once the reader runs; the state is also
+ * asked after 1 s, 2 s, 4 s ... (at most every 30 s) in case the execution ended before the reader
+ * had started. A wait ends at its deadline, when its signal aborts (the client went away) or when
+ * the node stops; then it asks nothing more. See docs/ARCHITECTURE.md#bounded-resources.
+ */
+import { QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { settleWithin } from '../redis/connections.js';
+import { bullQueueKeys, type BullQueueKeys } from '../redis/bullmq-internals.js';
+import { QUEUE_NAME, jobIdOf, type Keys } from '../redis/keys.js';
+
+/** First pause before the state is asked again without an event; it doubles up to the next. */
+const FIRST_RECHECK_MS = 1000;
+const LAST_RECHECK_MS = 30_000;
+/** Longest wait for the event reader to close. */
+const CLOSE_WAIT_MS = 2000;
+
+/** The waits of one node for executions to end. */
+export class FinishWatch {
+  private events: QueueEvents | undefined;
+  private readonly wakers = new Map<string, Set<() => void>>();
+  private readonly bull: BullQueueKeys;
+  private waiting = 0;
+  private closed = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly openEventsConnection: () => Redis,
+  ) {
+    this.bull = bullQueueKeys(keys);
+  }
+
+  /** Waits in progress now. */
+  get size(): number {
+    return this.waiting;
+  }
+
+  /**
+   * Resolves true once execution `number` has ended (or its job is gone), false when `ms` passed,
+   * `signal` aborted or the node stops first.
+   */
+  async until(number: number, ms: number, signal?: AbortSignal): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    const jobId = jobIdOf(number);
+    this.waiting++;
+    // Set by an event (or the abort) even while the state is being asked: then it is asked again.
+    let woken = false;
+    let wake = () => {
+      woken = true;
+    };
+    const waker = () => wake();
+    this.addWaker(jobId, waker);
+    signal?.addEventListener('abort', waker);
+    try {
+      await this.reader().waitUntilReady();
+      let pause = FIRST_RECHECK_MS;
+      for (;;) {
+        if (this.closed || signal?.aborted) {
+          return false;
+        }
+        woken = false;
+        if (await this.ended(jobId)) {
+          return true;
+        }
+        const remaining = deadline - Date.now();
+        if (remaining <= 0 || this.closed || signal?.aborted) {
+          return false;
+        }
+        if (woken) {
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(remaining, pause));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = () => {
+          woken = true;
+        };
+        pause = Math.min(pause * 2, LAST_RECHECK_MS);
+      }
+    } finally {
+      this.waiting--;
+      signal?.removeEventListener('abort', waker);
+      this.removeWaker(jobId, waker);
+    }
+  }
+
+  /** Ends every wait (they answer with what is known) and closes the event reader. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const wakers of this.wakers.values()) {
+      wakers.forEach((w) => w());
+    }
+    await settleWithin(this.events?.close(), CLOSE_WAIT_MS);
+  }
+
+  /** Whether the job is in the completed or failed set, or gone (retention removed it at its end). */
+  private async ended(jobId: string): Promise<boolean> {
+    const replies =
+      (await this.redis
+        .pipeline()
+        .zscore(this.bull.completed, jobId)
+        .zscore(this.bull.failed, jobId)
+        .exists(this.bull.job(jobId))
+        .exec()) ?? [];
+    const [completed, failed, exists] = replies.map(([err, value]) => {
+      if (err) {
+        throw err;
+      }
+      return value;
+    });
+    return completed !== null || failed !== null || exists === 0;
+  }
+
+  /** The node's one event reader, opened on first use. */
+  private reader(): QueueEvents {
+    if (!this.events) {
+      this.events = new QueueEvents(QUEUE_NAME, {
+        connection: this.openEventsConnection(),
+        prefix: this.keys.bullPrefix,
+      });
+      this.events.on('error', () => undefined);
+      const wake = ({ jobId }: { jobId: string }) => this.wakers.get(jobId)?.forEach((w) => w());
+      this.events.on('completed', wake);
+      this.events.on('failed', wake);
+    }
+    return this.events;
+  }
+
+  private addWaker(jobId: string, waker: () => void): void {
+    let set = this.wakers.get(jobId);
+    if (!set) {
+      set = new Set();
+      this.wakers.set(jobId, set);
+    }
+    set.add(waker);
+  }
+
+  private removeWaker(jobId: string, waker: () => void): void {
+    const set = this.wakers.get(jobId);
+    set?.delete(waker);
+    if (set?.size === 0) {
+      this.wakers.delete(jobId);
+    }
+  }
+}

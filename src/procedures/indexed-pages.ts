@@ -1,0 +1,167 @@
+/**
+ * GET /v1/executions filtered by procedure or process name, read from the indexes
+ * (./execution-index.ts) instead of scanning BullMQ's lists: newest created first, the creation-time
+ * bounds (`from`, `to`) as the index's score range, the state of each execution read from BullMQ's
+ * sets by one script per chunk (executionProbe-n.lua) without reading the job, and only the
+ * executions a page shows read whole. With both filters the smaller index is read and the other
+ * checked per execution. Like the unfiltered listing (./execution-pages.ts), a page looks at
+ * {@link MAX_EXAMINED} executions at most and then answers with a cursor to go on from.
+ */
+import type { Redis } from 'ioredis';
+import { ValidationError } from '../errors.js';
+import { jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
+import { executionProbe, type ProbedExecution } from '../redis/scripts.js';
+import type { ExecutionState, ExecutionView } from '../types.js';
+import {
+  MAX_EXAMINED,
+  parseTimeBound,
+  type ExecutionPage,
+  type PageQuery,
+  type ViewOfJob,
+} from './execution-pages.js';
+import { decodeFailure } from './failure.js';
+
+/** Index members read per round trip. */
+const CHUNK = 250;
+
+/** Where a page stopped: the index read (`p` procedure, `n` name), the last score, how many at it were passed. */
+interface IndexCursor {
+  i: 'p' | 'n';
+  t: number;
+  o: number;
+}
+
+/** Whether `query` is served from the indexes: a procedure, or a process name other than "". */
+export function usesIndex(query: PageQuery): boolean {
+  return query.name !== '' && (query.procedure !== undefined || query.name !== undefined);
+}
+
+function encodeCursor(cursor: IndexCursor): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+function decodeCursor(raw: string | undefined): IndexCursor | undefined {
+  if (raw === undefined || raw === '') {
+    return undefined;
+  }
+  try {
+    const c = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as IndexCursor;
+    if ((c.i === 'p' || c.i === 'n') && Number.isFinite(c.t) && Number.isInteger(c.o) && c.o >= 0) {
+      return c;
+    }
+  } catch {
+    // fall through
+  }
+  throw new ValidationError('Bad query: cursor: pass the nextCursor of the previous page as it came.');
+}
+
+/** Whether a probed execution is in the state the query asks for. */
+function inState(probed: ProbedExecution, state: ExecutionState | undefined): boolean {
+  if (probed.state === 'gone' || probed.state === 'other') {
+    return false;
+  }
+  if (state === undefined) {
+    return true;
+  }
+  if (probed.state === 'failed') {
+    const aborted = decodeFailure(probed.failedReason || undefined)?.code === 'ABORTED';
+    return state === (aborted ? 'aborted' : 'failed');
+  }
+  return probed.state === state;
+}
+
+/** The page of executions `query` (with a procedure or a process name) asks for. */
+export async function listIndexedPage(
+  redis: Redis,
+  keys: Keys,
+  view: ViewOfJob,
+  query: PageQuery,
+): Promise<ExecutionPage> {
+  const limit = query.limit ?? 50;
+  const from = parseTimeBound(query.from, 'from');
+  const to = parseTimeBound(query.to, 'to');
+  const index = keys.executionIndex;
+  const byProcedure = query.procedure === undefined ? undefined : index.procedure(query.procedure);
+  const byName = query.name === undefined ? undefined : index.name(query.name);
+  const start = decodeCursor(query.cursor);
+  let read: 'p' | 'n' = byProcedure ? 'p' : 'n';
+  if (start) {
+    read = start.i;
+  } else if (byProcedure && byName) {
+    const [procedures, names] = await Promise.all([redis.zcard(byProcedure), redis.zcard(byName)]);
+    read = names < procedures ? 'n' : 'p';
+  }
+  const key = (read === 'p' ? byProcedure : byName) ?? '';
+  const also = read === 'p' ? byName : byProcedure;
+  if (key === '') {
+    throw new ValidationError('Bad query: cursor: it belongs to other filters.');
+  }
+  let top = start?.t ?? to ?? Infinity;
+  let passed = start?.o ?? 0;
+  const items: ExecutionView[] = [];
+  let examined = 0;
+  chunks: for (;;) {
+    const flat = await redis.zrevrangebyscore(
+      key,
+      top === Infinity ? '+inf' : top,
+      from ?? '-inf',
+      'WITHSCORES',
+      'LIMIT',
+      passed,
+      CHUNK,
+    );
+    const rows: { jobId: string; score: number }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      rows.push({ jobId: flat[i] as string, score: Number(flat[i + 1]) });
+    }
+    if (rows.length === 0) {
+      return { items };
+    }
+    const probed = await executionProbe(
+      redis,
+      keys,
+      key,
+      also,
+      rows.map((r) => r.jobId),
+    );
+    const passing = rows
+      .map((row, i) => ({ row, probed: probed[i] as ProbedExecution, number: numberOfJobId(row.jobId) }))
+      .filter((c) => c.number !== undefined && inState(c.probed, query.state));
+    const wanted = new Set(passing.map((c) => c.row.jobId));
+    // Only as many as the page still needs are read whole, together.
+    const shown = new Map<string, ExecutionView | undefined>();
+    await Promise.all(
+      passing.slice(0, limit - items.length).map(async (c) => {
+        const number = c.number as number;
+        shown.set(c.row.jobId, await view(jobIdOf(number), c.probed.state, number));
+      }),
+    );
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as { jobId: string; score: number };
+      if (!shown.has(row.jobId) && wanted.has(row.jobId)) {
+        // One read whole was gone by then, so the page needs this one too: read on from here.
+        continue chunks;
+      }
+      examined++;
+      // The gone ones left the index in the probe: they hold no place in it any more.
+      if ((probed[i] as ProbedExecution).state !== 'gone') {
+        passed = row.score === top ? passed + 1 : 1;
+        top = row.score;
+      }
+      const found = shown.get(row.jobId);
+      if (found) {
+        items.push(found);
+        if (items.length === limit) {
+          const more = i < rows.length - 1 || rows.length === CHUNK;
+          return more ? { items, nextCursor: encodeCursor({ i: read, t: top, o: passed }) } : { items };
+        }
+      }
+    }
+    if (rows.length < CHUNK) {
+      return { items };
+    }
+    if (examined >= MAX_EXAMINED) {
+      return { items, nextCursor: encodeCursor({ i: read, t: top, o: passed }) };
+    }
+  }
+}

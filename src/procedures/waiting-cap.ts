@@ -1,0 +1,76 @@
+/**
+ * SPROCD_MAX_WAITING: a cap on the executions waiting to run (queued, prioritized or delayed), so that
+ * a flood of Execute on server requests is refused with QUEUE_FULL instead of filling Redis. Nothing
+ * already queued is touched. The count is read from BullMQ's lists before each add; requests that
+ * arrive while one read is in flight share it and are counted one by one against it, so the cap
+ * holds under a burst too, passed at most by executions other nodes queue at that very moment.
+ * See docs/ARCHITECTURE.md#bounded-resources.
+ */
+import type { Redis } from 'ioredis';
+import { SprocdError } from '../errors.js';
+import { bullQueueKeys } from '../redis/bullmq-internals.js';
+import type { Keys } from '../redis/keys.js';
+
+/** The queue holds SPROCD_MAX_WAITING executions waiting to run (503). */
+export class QueueFullError extends SprocdError {
+  constructor(max: number, waiting: number) {
+    super(
+      'QUEUE_FULL',
+      `${waiting} executions are waiting to run, the most SPROCD_MAX_WAITING (${max}) allows; nothing was queued. Retry later.`,
+      { details: { max, waiting, retryAfterSeconds: 5 } },
+    );
+  }
+}
+
+/** The cap on waiting executions, checked before each add. */
+export class WaitingCap {
+  private read: { waiting: Promise<number>; admitted: number } | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly max: number,
+  ) {}
+
+  /** Resolves when one more execution may be queued; throws QueueFullError when the cap is reached. */
+  async admit(): Promise<void> {
+    let read = this.read;
+    if (!read) {
+      const fresh = { waiting: this.count(), admitted: 0 };
+      this.read = read = fresh;
+      void fresh.waiting
+        .finally(() => {
+          if (this.read === fresh) {
+            this.read = undefined;
+          }
+        })
+        .catch(() => undefined);
+    }
+    const waiting = (await read.waiting) + read.admitted;
+    if (waiting >= this.max) {
+      throw new QueueFullError(this.max, waiting);
+    }
+    read.admitted++;
+  }
+
+  /** Executions waiting to run now: waiting (or paused), prioritized, delayed. */
+  private async count(): Promise<number> {
+    const bull = bullQueueKeys(this.keys);
+    const replies =
+      (await this.redis
+        .pipeline()
+        .llen(bull.wait)
+        .llen(bull.paused)
+        .zcard(bull.prioritized)
+        .zcard(bull.delayed)
+        .exec()) ?? [];
+    let total = 0;
+    for (const [err, value] of replies) {
+      if (err) {
+        throw err;
+      }
+      total += Number(value);
+    }
+    return total;
+  }
+}
