@@ -177,7 +177,7 @@ describe('the console', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('aborts an execution from its page after a confirmation', async () => {
+  it('aborts an execution from its page after a confirmation, then retries it', async () => {
     const running = await execute('wait');
     await waitUntil(async () => expect(await stateOf(running.number)).toBe('active'));
     await show(`#/executions/${running.number}`);
@@ -188,6 +188,17 @@ describe('the console', () => {
     await page.locator('h1 .badge[data-state="aborted"]').waitFor();
     expect(await stateOf(running.number)).toBe('aborted');
     await page.locator('#error', { hasText: 'ABORTED' }).waitFor();
+
+    // Retried: a new execution with the same params, linked both ways, and the page follows it.
+    await page.click('.page-actions button:has-text("Retry")');
+    const retry = page.locator(`[data-execution]:not([data-execution="${running.number}"])`);
+    await retry.waitFor();
+    await retry.locator('#summary', { hasText: `#${running.number}` }).waitFor();
+    const number = Number(await retry.getAttribute('data-execution'));
+    expect(await api('GET', `/executions/${number}`)).toMatchObject({
+      procedure: 'wait',
+      retryOf: running.number,
+    });
     expect(pageErrors).toEqual([]);
   });
 
