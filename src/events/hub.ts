@@ -74,7 +74,7 @@ const READ_COUNT = 1000;
 /** How long one blocking read waits; also how long the reader goes on after the last client left. */
 const BLOCK_MS = 2000;
 /** Pause after a read that found entries, so busy streams are read in batches (adds at most this latency). */
-const BATCH_PACE_MS = 15;
+const BATCH_PACE_MS = 10;
 /** Executions the hub remembers the procedure of. */
 const META_CAPACITY = 50_000;
 /** Live events kept aside for a subscriber that is still catching up. */
