@@ -319,7 +319,11 @@ describe('the console', () => {
     for (const who of ['Ada', 'Linus', 'Barbara']) {
       await execute('greet', { who, times: 1 });
     }
-    const failed = await execute('fail', null, { name: 'nightly-report' });
+    const failed = await execute(
+      'fail',
+      { report: 'daily-sales', region: 'eu-west', day: '2026-11-29' },
+      { name: 'nightly-report' },
+    );
     await execute('store', { key: 'config', value: { greeting: 'Hello', startedNodes: 2 } });
     await execute('store', { key: 'accounts', value: { alice: { balance: 120.5 }, bob: { balance: 99 } } });
     const stored = await execute('store', { key: 'audit', value: { entries: [{ at: 1, by: 'ada' }] } });

@@ -191,7 +191,12 @@ export function useLoad(
     wasLive.current = streamStatus === 'live';
   }, [streamStatus]);
 
-  const every = streamStatus === 'live' || events.length === 0 ? pollMs : fallbackMs;
+  // A node without the route answers the same next time: asking again every few seconds helps nobody.
+  const every = state.error?.notAvailable
+    ? 0
+    : streamStatus === 'live' || events.length === 0
+      ? pollMs
+      : fallbackMs;
   useEffect(() => {
     if (!every) {
       return undefined;

@@ -107,6 +107,9 @@ function Logs({ number, live }) {
     pollMs: live ? 3000 : 0,
     fallbackMs: live ? 3000 : 0,
   });
+  if (error?.notAvailable) {
+    return null; // a node that keeps no log lines: the timeline takes the row
+  }
   return html`<${Card} title="Log lines" id="logs">
     ${
       error
@@ -237,7 +240,7 @@ export function ExecutionPage({ number }) {
       <${Card} title="Params" id="params"><${Json} value=${e.params ?? null} /></${Card}>
     </div>
     <${Outcome} e=${e} />
-    <div class="grid-2">
+    <div class="grid-fit">
       <${Timeline} number=${e.number} now=${now} />
       <${Logs} number=${e.number} live=${!final} />
     </div>
