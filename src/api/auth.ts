@@ -12,12 +12,12 @@
  *
  * All of it runs before the body is read, except the procedure check and the audit entry.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, onSendHookHandler, preValidationHookHandler } from 'fastify';
 import type { Logger } from 'pino';
 import type { AuditTrail } from '../auth/audit.js';
 import type { Caller, CallerDirectory } from '../auth/callers.js';
 import { CrossSiteRequestError, ForbiddenError, HostNotAllowedError } from '../auth/errors.js';
-import { ruleOf, type RouteRule } from '../auth/route-scopes.js';
+import { ruleOf } from '../auth/route-scopes.js';
 import { isLoopbackHost } from '../config.js';
 import { errors } from './schemas/common.js';
 
@@ -85,13 +85,29 @@ function refuseForeign(request: FastifyRequest): void {
   }
 }
 
-/** Guards the routes of `app` (the scope behind the token): see the module comment. */
+/** A route's hooks of one kind as a list (fastify takes one function or several). */
+function hookList<T>(hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks];
+}
+
+/**
+ * Guards the routes of `app` (the scope behind the token): see the module comment. The caller and
+ * scope check is a hook of the scope, so that what is registered after it (rate limits) sees
+ * `request.caller`; the procedure check and the audit entry are hooks of the routes that need them
+ * only, so the others pay nothing for them.
+ */
 export function guardRoutes(app: FastifyInstance, options: GuardOptions): void {
   const { callers, log } = options;
   app.decorateRequest('caller', null);
 
+  const refuse = (request: FastifyRequest, caller: Caller, scope: string, what: string): never => {
+    log.warn({ caller: caller.name, scope, route: routeName(request) }, 'request refused: scope missing');
+    throw new ForbiddenError(caller.name, scope, what);
+  };
+
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) {
+    const methods = [route.method].flat();
+    for (const method of methods) {
       const rule = ruleOf(method, route.url);
       if (rule === undefined) {
         throw new Error(
@@ -105,9 +121,54 @@ export function guardRoutes(app: FastifyInstance, options: GuardOptions): void {
         schema.description = schema.description ? `${schema.description} ${needs}` : needs;
       }
     }
+    const rule = ruleOf(methods[0]!, route.url)!;
+    const procedureOf = rule.procedure;
+    if (procedureOf) {
+      // Once the body is parsed, before it is validated: a refused procedure is 403 whatever the rest.
+      const check: preValidationHookHandler = (request, _reply, done) => {
+        const procedure = procedureOf(request.body);
+        const caller = request.caller;
+        if (caller && typeof procedure === 'string' && !caller.grants.allowsProcedure(procedure)) {
+          allowed.delete(request);
+          refuse(request, caller, `execute:${procedure}`, `procedure ${procedure}`);
+        }
+        done();
+      };
+      route.preValidation = [...hookList(route.preValidation), check];
+    }
+    const audit = options.audit;
+    const action = rule.audit;
+    if (audit && action) {
+      const record: onSendHookHandler = async (request, reply, payload) => {
+        if (!allowed.delete(request)) {
+          return payload;
+        }
+        const entry = {
+          caller: request.caller?.name ?? '?',
+          action,
+          status: reply.statusCode,
+          node: options.node,
+          ip: request.ip,
+          details: rule.describe?.({
+            params: (request.params ?? {}) as Record<string, unknown>,
+            query: (request.query ?? {}) as Record<string, unknown>,
+            body: request.body,
+            answer: typeof payload === 'string' ? parseAnswer(payload) : undefined,
+          }),
+        };
+        try {
+          await audit().record(entry);
+        } catch (err) {
+          // The change is made: the answer goes out, and the log keeps what the trail could not.
+          log.error({ err, audit: entry }, 'audit entry not recorded');
+        }
+        return payload;
+      };
+      route.onSend = [...hookList(route.onSend), record];
+    }
   });
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     if (callers.open) {
       refuseForeign(request);
     }
@@ -117,56 +178,13 @@ export function guardRoutes(app: FastifyInstance, options: GuardOptions): void {
     // A route without a rule cannot be registered (onRoute above); refuse rather than trust.
     const scope = rule?.scope ?? 'admin';
     if (!rule || !caller.grants.has(scope)) {
-      log.warn({ caller: caller.name, scope, route: routeName(request) }, 'request refused: scope missing');
-      throw new ForbiddenError(caller.name, scope, routeName(request));
+      refuse(request, caller, scope, routeName(request));
     }
-    if (rule.audit !== undefined) {
+    if (rule?.audit !== undefined) {
       allowed.add(request);
     }
+    done();
   });
-
-  app.addHook('preValidation', async (request) => {
-    const rule = ruleOf(request.method, request.routeOptions.url ?? '');
-    const caller = request.caller;
-    const procedure = rule?.procedure?.(request.body);
-    if (caller && typeof procedure === 'string' && !caller.grants.allowsProcedure(procedure)) {
-      allowed.delete(request);
-      const scope = `execute:${procedure}`;
-      log.warn({ caller: caller.name, scope, route: routeName(request) }, 'request refused: scope missing');
-      throw new ForbiddenError(caller.name, scope, `procedure ${procedure}`);
-    }
-  });
-
-  const audit = options.audit;
-  if (audit) {
-    app.addHook('onSend', async (request, reply, payload) => {
-      if (!allowed.has(request)) {
-        return payload;
-      }
-      allowed.delete(request);
-      const rule = ruleOf(request.method, request.routeOptions.url ?? '') as RouteRule;
-      const record = {
-        caller: request.caller?.name ?? '?',
-        action: rule.audit!,
-        status: reply.statusCode,
-        node: options.node,
-        ip: request.ip,
-        details: rule.describe?.({
-          params: (request.params ?? {}) as Record<string, unknown>,
-          query: (request.query ?? {}) as Record<string, unknown>,
-          body: request.body,
-          answer: typeof payload === 'string' ? parseAnswer(payload) : undefined,
-        }),
-      };
-      try {
-        await audit().record(record);
-      } catch (err) {
-        // The change is made: the answer goes out, and the log keeps what the trail could not.
-        log.error({ err, audit: record }, 'audit entry not recorded');
-      }
-      return payload;
-    });
-  }
 }
 
 /** A JSON answer's value, or undefined. */
