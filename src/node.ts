@@ -18,7 +18,7 @@ import type { Settings } from './config.js';
 import { NotReadyError, StoppingError } from './errors.js';
 import { EventLog } from './events/event-log.js';
 import { EventHub, hubStreams } from './events/hub.js';
-import { SeriesRecorder, readSeries } from './stats/series.js';
+import { SeriesRecorder, failureRateOf, readProcedureOutcomes, readSeries } from './stats/series.js';
 import { Heartbeat, liveNodes } from './lifecycle/heartbeat.js';
 import { LifecycleHooks, type HookName } from './lifecycle/hooks.js';
 import { startLifecycle, type LifecycleHost, type LifecycleServices } from './lifecycle/index.js';
@@ -29,10 +29,10 @@ import { NodeMetrics } from './metrics.js';
 import { assertServes, serves, type Access, type NodeState } from './node-state.js';
 import { executeOnServerWith } from './procedures/execute.js';
 import { HISTORY_LIMIT, readHistory } from './lifecycle/backup-history.js';
-import { readSchedules } from './lifecycle/schedule-report.js';
+import { nextTicks, readSchedules } from './lifecycle/schedule-report.js';
 import { ExecutionAdmin } from './procedures/execution-admin.js';
 import { Executions, type ControlMessage } from './procedures/executions.js';
-import { ProcedureRegistry } from './procedures/registry.js';
+import { ProcedureRegistry, type ProcedureListing } from './procedures/registry.js';
 import { WorkerPool } from './procedures/worker-pool.js';
 import { closeConnection, openConnection, type ConnectionRole } from './redis/connections.js';
 import { startRedisServer, type RedisServer } from './redis/embedded.js';
@@ -373,7 +373,7 @@ export class SprocdNode {
       state: () => this.current,
       isReady: () => this.isReady(),
       executions: (access) => this.part(this.executions, access),
-      procedures: () => this.registry.list(),
+      procedures: () => this.procedureListing(),
       procedureSchemas: () => this.registry.names().flatMap((name) => this.registry.get(name) ?? []),
       session: () => {
         const service = this.part(this.sessionService, 'read');
@@ -432,6 +432,34 @@ export class SprocdNode {
         };
       },
     };
+  }
+
+  /**
+   * GET /v1/procedures: each loaded procedure with its schedule's next ticks and its failure rate over
+   * the last hour (from the cluster's statistics; left out while Redis does not answer).
+   */
+  private async procedureListing(): Promise<ProcedureListing[]> {
+    const outcomes = this.command
+      ? await withRedisTimeout(
+          readProcedureOutcomes(this.command, this.keys.stats, 60),
+          this.settings.redisTimeoutMs,
+        ).catch(() => undefined)
+      : undefined;
+    return this.registry.list().map((listing) => {
+      const schedule = this.schedules.get(listing.name);
+      const out: ProcedureListing = { ...listing };
+      if (schedule) {
+        out.schedule = {
+          cron: schedule.cron,
+          ...(schedule.tz ? { tz: schedule.tz } : {}),
+          next: nextTicks(schedule.cron, schedule.tz),
+        };
+      }
+      if (outcomes) {
+        out.failureRate = failureRateOf(outcomes.get(listing.name));
+      }
+      return out;
+    });
   }
 
   /** What the lifecycle (backups, restore, schedules) needs of the node. */

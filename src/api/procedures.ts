@@ -7,7 +7,7 @@ import { errors, ok } from './schemas/common.js';
 /** What the procedure routes need of the node. */
 export interface ProceduresRouteDeps {
   /** The loaded procedures as GET /v1/procedures lists them. */
-  procedures(): ProcedureListing[];
+  procedures(): ProcedureListing[] | Promise<ProcedureListing[]>;
 }
 
 /** The procedure routes, as a fastify plugin. */
@@ -17,5 +17,5 @@ export const procedureRoutes: FastifyPluginAsyncZod<ProceduresRouteDeps> = async
     summary: 'The procedures of jobs/, with the JSON Schema of their params.',
     response: { 200: ok('The procedures.', ProcedureListSchema), ...errors(401) },
   };
-  app.get('/procedures', { schema }, async () => ({ items: deps.procedures() }));
+  app.get('/procedures', { schema }, async () => ({ items: await deps.procedures() }));
 };

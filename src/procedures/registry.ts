@@ -19,6 +19,12 @@ export interface ProcedureListing {
   name: string;
   description?: string;
   params?: unknown;
+  attempts?: number;
+  timeoutMs?: number;
+  /** Its schedule with the next ticks (added by the node, which checks the schedules). */
+  schedule?: { cron: string; tz?: string; next: string[] };
+  /** failed / (completed + failed) over the last hour in the cluster; null when none ended. */
+  failureRate?: number | null;
 }
 
 /** Name → procedure, swapped whole on reload so lookups never see a half-loaded set. */
@@ -65,6 +71,12 @@ export class ProcedureRegistry {
       const listing: ProcedureListing = { name: p.name };
       if (p.description) {
         listing.description = p.description;
+      }
+      if (p.attempts !== undefined) {
+        listing.attempts = p.attempts;
+      }
+      if (p.timeoutMs !== undefined) {
+        listing.timeoutMs = p.timeoutMs;
       }
       if (p.params) {
         try {

@@ -73,6 +73,8 @@ export interface StatsPoint {
 interface Pending {
   counts: Record<Outcome, number>;
   bins: Map<number, number>;
+  /** `<outcome>:<procedure>` → count (the procedures' failure rates). */
+  byProcedure: Map<string, number>;
 }
 
 /** Counts this node's ended executions and adds them to Redis every {@link STEP_MS}. */
@@ -94,19 +96,21 @@ export class SeriesRecorder {
   }
 
   /** An execution ended here with `outcome` after `ms` (the worker pool's observer). */
-  onEnd(_procedure: string, outcome: string, ms: number): void {
+  onEnd(procedure: string, outcome: string, ms: number): void {
     if (!(OUTCOMES as readonly string[]).includes(outcome)) {
       return;
     }
     const t = Math.floor(Date.now() / STEP_MS) * STEP_MS;
     let bucket = this.pending.get(t);
     if (!bucket) {
-      bucket = { counts: { completed: 0, failed: 0, aborted: 0 }, bins: new Map() };
+      bucket = { counts: { completed: 0, failed: 0, aborted: 0 }, bins: new Map(), byProcedure: new Map() };
       this.pending.set(t, bucket);
     }
     bucket.counts[outcome as Outcome] += 1;
     const bin = binOf(ms);
     bucket.bins.set(bin, (bucket.bins.get(bin) ?? 0) + 1);
+    const field = `${outcome}:${procedure}`;
+    bucket.byProcedure.set(field, (bucket.byProcedure.get(field) ?? 0) + 1);
   }
 
   /** Adds what was counted to Redis (also at stop); counts are kept for the next try when Redis fails. */
@@ -126,6 +130,9 @@ export class SeriesRecorder {
       }
       for (const [bin, n] of bucket.bins) {
         pipeline.hincrby(key, `h${bin}`, n);
+      }
+      for (const [field, n] of bucket.byProcedure) {
+        pipeline.hincrby(key, field, n);
       }
       pipeline.pexpire(key, KEEP_MS);
     }
@@ -162,6 +169,9 @@ export class SeriesRecorder {
     }
     for (const [bin, n] of bucket.bins) {
       into.bins.set(bin, (into.bins.get(bin) ?? 0) + n);
+    }
+    for (const [field, n] of bucket.byProcedure) {
+      into.byProcedure.set(field, (into.byProcedure.get(field) ?? 0) + n);
     }
   }
 }
@@ -202,4 +212,49 @@ export async function readSeries(
       p99Ms: percentileOf(bins, 99),
     };
   });
+}
+
+/** Executions of one procedure that ended, by outcome. */
+export type ProcedureOutcomes = Record<Outcome, number>;
+
+/** Per procedure, the executions that ended in the last `minutes` (all nodes), by outcome. */
+export async function readProcedureOutcomes(
+  redis: Redis,
+  keyOf: (t: number) => string,
+  minutes: number,
+  now = Date.now(),
+): Promise<Map<string, ProcedureOutcomes>> {
+  const last = Math.floor(now / STEP_MS) * STEP_MS;
+  const count = Math.round((minutes * 60_000) / STEP_MS);
+  const pipeline = redis.pipeline();
+  for (let i = 0; i < count; i++) {
+    pipeline.hgetall(keyOf(last - i * STEP_MS));
+  }
+  const out = new Map<string, ProcedureOutcomes>();
+  for (const [err, raw] of (await pipeline.exec()) ?? []) {
+    if (err) {
+      throw err;
+    }
+    for (const [field, value] of Object.entries((raw ?? {}) as Record<string, string>)) {
+      const colon = field.indexOf(':');
+      const outcome = field.slice(0, colon) as Outcome;
+      if (colon < 0 || !(OUTCOMES as readonly string[]).includes(outcome)) {
+        continue;
+      }
+      const procedure = field.slice(colon + 1);
+      let counts = out.get(procedure);
+      if (!counts) {
+        counts = { completed: 0, failed: 0, aborted: 0 };
+        out.set(procedure, counts);
+      }
+      counts[outcome] += Number(value);
+    }
+  }
+  return out;
+}
+
+/** failed / (completed + failed), null when none ended (aborted ones are not failures). */
+export function failureRateOf(outcomes: ProcedureOutcomes | undefined): number | null {
+  const ended = (outcomes?.completed ?? 0) + (outcomes?.failed ?? 0);
+  return ended === 0 ? null : (outcomes?.failed ?? 0) / ended;
 }

@@ -64,6 +64,10 @@ describe('GET /v1/schedules', () => {
     expect(ticker).toMatchObject({ kind: 'procedure', procedure: 'ticker', cron: '* * * * * *' });
     const gaps = ticker.next.slice(1).map((t, i) => Date.parse(t) - Date.parse(ticker.next[i] as string));
     expect(gaps).toEqual([1000, 1000, 1000, 1000]);
+    const procedures = await client.procedures();
+    expect(procedures.find((p) => p.name === 'ticker')?.schedule).toMatchObject({ cron: '* * * * * *' });
+    expect(procedures.find((p) => p.name === 'ticker')?.schedule?.next).toHaveLength(5);
+    expect(procedures.find((p) => p.name === 'plain')?.schedule).toBeUndefined();
   });
 });
 

@@ -42,6 +42,17 @@ describe('GET /v1/stats', () => {
   });
 });
 
+describe('GET /v1/procedures', () => {
+  it("gives each procedure's failure rate over the last hour (null when none ended)", async () => {
+    const items = await client.procedures();
+    const rate = (name: string) => items.find((p) => p.name === name)?.failureRate;
+    expect(rate('echo')).toBe(0);
+    expect(rate('fail')).toBe(1);
+    expect(rate('noop')).toBeNull();
+    expect(items.find((p) => p.name === 'fail')?.attempts).toBe(3);
+  });
+});
+
 describe('GET /v1/nodes', () => {
   it("shows each node's sprocd version", async () => {
     const nodes = await client.nodes();
