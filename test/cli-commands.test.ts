@@ -67,10 +67,44 @@ async function serve() {
     },
   };
   let ready = true;
+  const backupFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-cli-file-')), 'sprocd-3.backup');
+  fs.writeFileSync(backupFile, 'backup bytes');
   const app = await fakeApi(
     fakeContext({
       executions: () => executions,
       backups: () => backups,
+      executionAdmin: () => ({
+        retry: async (n: number) => ({
+          ...(await executions.get(n)),
+          number: 9,
+          state: 'waiting',
+          retryOf: n,
+        }),
+        remove: async (n: number) => {
+          await executions.get(n);
+          executions.views.delete(n);
+        },
+        bulk: async (action) => ({ action, matched: 0 }),
+        timeline: async () => ({
+          items: [
+            { at: '2025-01-01T00:00:00.000Z', type: 'queued' as const },
+            { at: '2025-01-01T00:00:01.000Z', type: 'started' as const, node: 'n1', attempt: 1 },
+          ],
+        }),
+      }),
+      schedules: async () => [
+        {
+          id: 'backup',
+          kind: 'backup' as const,
+          cron: '0 3 * * *',
+          tz: 'Europe/Paris',
+          next: ['2025-01-02T02:00:00.000Z'],
+          lastRun: { at: '2025-01-01T02:00:00.000Z', outcome: 'done' },
+          missed: 1,
+        },
+      ],
+      backupRecord: async (number) =>
+        number === 3 ? { number, node: 'fake-node', file: backupFile } : undefined,
       procedures: () => [
         { name: 'hello', description: 'Greets', params: { type: 'object', properties: { who: {} } } },
       ],
@@ -272,6 +306,30 @@ describe('other commands', () => {
   });
 });
 
+describe('execution actions, schedules and backup files', () => {
+  it('retry, rm, timeline, schedules and backups download', async () => {
+    const { sprocd } = await serve();
+    await sprocd(['exec', 'p']);
+    expect((await sprocd(['retry', '1'])).stdout).toBe('execution 1: retried as 9 (waiting)\n');
+    expect((await sprocd(['timeline', '1'])).stdout).toMatch(
+      /^AT\s+EVENT\s+NODE\s+ATTEMPT\s+MESSAGE\n.*queued\n.*started\s+n1\s+1\n$/,
+    );
+    expect((await sprocd(['rm', '1'])).stdout).toBe('execution 1: removed\n');
+    expect((await sprocd(['remove', '1'])).code).toBe(EXIT.notFound);
+    expect((await sprocd(['schedules'])).stdout).toMatch(
+      /^SCHEDULE\s+CRON\s+NEXT\s+LAST RUN\s+OUTCOME\s+MISSED\nbackup\s+0 3 \* \* \* \(Europe\/Paris\)\s+2025-01-02T02:00:00.000Z\s+2025-01-01T02:00:00.000Z\s+done\s+1\n$/,
+    );
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-cli-download-'));
+    const target = path.join(dir, 'copy.backup');
+    const saved = await sprocd(['backups', 'download', '3', '-o', target]);
+    expect([saved.code, saved.stdout]).toEqual([EXIT.ok, `backup 3: ${target} (12 bytes)\n`]);
+    expect(fs.readFileSync(target, 'utf8')).toBe('backup bytes');
+    expect((await sprocd(['backups', 'download', '3', '-o', target])).code).toBe(EXIT.usage); // never overwrites
+    const gone = await sprocd(['backups', 'download', '4']);
+    expect([gone.code, gone.stderr]).toEqual([EXIT.notFound, expect.stringMatching(/BACKUP_NOT_FOUND\]\n$/)]);
+  });
+});
+
 describe('sprocd completion', () => {
   it('prints a bash script that bash reads, and completes commands, options and their values', async () => {
     const io = capture();
@@ -292,7 +350,7 @@ describe('sprocd completion', () => {
         .split('\n');
     expect(complete("sprocd ''")).toEqual(expect.arrayContaining(['exec', 'ps', 'backups', 'completion']));
     expect(complete('sprocd ba')).toEqual(['backup', 'backups']);
-    expect(complete("sprocd backups ''")).toEqual(['list', 'run', 'restore']);
+    expect(complete("sprocd backups ''")).toEqual(['list', 'run', 'restore', 'download']);
     expect(complete('sprocd --url http://x ps --s')).toEqual(['--state']);
     expect(complete("sprocd ps --state ''")).toEqual([
       'waiting',

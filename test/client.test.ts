@@ -4,6 +4,7 @@
  * defineProcedure, through a type argument or a map of procedures.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import {
   SprocdApiError,
@@ -109,6 +110,65 @@ describe('SprocdClient', () => {
       size: 17,
     });
     expect(writes).toEqual([['config', { greeting: 'Hi' }, null]]);
+  });
+
+  it('retries, removes, acts in bulk, reads timelines, schedules and backup files', async () => {
+    const calls: unknown[][] = [];
+    const view = {
+      number: 8,
+      id: 'id-8',
+      procedure: 'p',
+      name: '',
+      state: 'waiting' as const,
+      params: null,
+      attempt: 0,
+      createdAt: new Date(0).toISOString(),
+      retryOf: 7,
+    };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-client-'));
+    const file = path.join(dir, 'sprocd-3.backup');
+    fs.writeFileSync(file, Buffer.from([1, 2, 3, 250]));
+    const app = await fakeApi(
+      fakeContext({
+        executionAdmin: () => ({
+          retry: async (n: number) => (calls.push(['retry', n]), view),
+          remove: async (n: number) => {
+            calls.push(['remove', n]);
+          },
+          bulk: async (action, filter, dryRun) => (
+            calls.push(['bulk', action, filter, dryRun]),
+            { action, matched: 4 }
+          ),
+          timeline: async () => ({ items: [{ at: new Date(0).toISOString(), type: 'queued' as const }] }),
+        }),
+        schedules: async () => [
+          {
+            id: 'backup',
+            kind: 'backup' as const,
+            cron: '0 3 * * *',
+            next: [new Date(0).toISOString()],
+            missed: 0,
+          },
+        ],
+        backupRecord: async (number) => ({ number, node: 'fake-node', file }),
+      }),
+    );
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const client = new SprocdClient({ url, fetch: checkedFetch(url) });
+    expect(await client.retry(7)).toMatchObject({ number: 8, retryOf: 7 });
+    expect(await client.remove(7)).toBeUndefined();
+    expect(await client.bulk({ action: 'abort', filter: { procedure: 'p' }, dryRun: true })).toEqual({
+      action: 'abort',
+      matched: 4,
+    });
+    expect(calls).toEqual([
+      ['retry', 7],
+      ['remove', 7],
+      ['bulk', 'abort', { procedure: 'p' }, true],
+    ]);
+    expect((await client.timeline(8)).items.map((e) => e.type)).toEqual(['queued']);
+    expect((await client.schedules()).map((s) => s.kind)).toEqual(['backup']);
+    expect([...(await client.backupFile(3))]).toEqual([1, 2, 3, 250]);
   });
 
   it('throws SprocdApiError with the code, status and details the API sent', async () => {

@@ -103,6 +103,33 @@ function listCommand(ctx: CliContext, name: string): Command {
     });
 }
 
+function downloadCommand(ctx: CliContext): Command {
+  return new Command('download')
+    .description("save backup N's file (from the node that wrote it: --url that node)")
+    .argument('<n>', 'backup number', wholeNumber(1))
+    .option('-o, --output <file>', 'where to save it (default: sprocd-N.backup here; - for stdout)')
+    .action(async (n: number, opts: { output?: string }) => {
+      const bytes = await ctx.client().backupFile(n);
+      const target = opts.output ?? `sprocd-${n}.backup`;
+      if (target === '-') {
+        ctx.io.out.write(bytes);
+        return;
+      }
+      try {
+        fs.writeFileSync(target, bytes, { mode: 0o600, flag: 'wx' });
+      } catch (err) {
+        throw usageError(
+          `cannot write ${target}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        );
+      }
+      if (ctx.json()) {
+        printJson(ctx.io, { number: n, file: target, size: bytes.length });
+      } else {
+        ctx.io.out.write(`backup ${n}: ${target} (${formatBytes(bytes.length)})\n`);
+      }
+    });
+}
+
 function runCommand(ctx: CliContext, name: string): Command {
   return new Command(name)
     .description('run a backup now on the node (through the backup hooks)')
@@ -123,9 +150,10 @@ function restoreCommand(ctx: CliContext, name: string): Command {
 
 /** The backup commands: `backup` and `restore`, and the `backups` group that holds them all. */
 export function backupCommands(ctx: CliContext): Command[] {
-  const group = new Command('backups').description('backups: list (the default), run, restore');
+  const group = new Command('backups').description('backups: list (the default), run, restore, download');
   group.addCommand(listCommand(ctx, 'list'), { isDefault: true });
   group.addCommand(runCommand(ctx, 'run'));
   group.addCommand(restoreCommand(ctx, 'restore'));
+  group.addCommand(downloadCommand(ctx));
   return [runCommand(ctx, 'backup'), restoreCommand(ctx, 'restore'), group];
 }

@@ -143,5 +143,52 @@ export function executionCommands(ctx: CliContext): Command[] {
       }
     });
 
-  return [exec, ps, get, abort, wake];
+  const retry = new Command('retry')
+    .description('retry failed or aborted execution N: a new one with the same procedure, params and name')
+    .argument('<n>', 'execution number', executionNumber)
+    .action(async (n: number) => {
+      const view = await ctx.client().retry(n);
+      if (ctx.json()) {
+        printJson(ctx.io, view);
+      } else {
+        ctx.io.out.write(`execution ${n}: retried as ${view.number} (${view.state})\n`);
+      }
+    });
+
+  const remove = new Command('rm')
+    .alias('remove')
+    .description('remove finished execution N')
+    .argument('<n>', 'execution number', executionNumber)
+    .action(async (n: number) => {
+      await ctx.client().remove(n);
+      if (ctx.json()) {
+        printJson(ctx.io, { number: n, removed: true });
+      } else {
+        ctx.io.out.write(`execution ${n}: removed\n`);
+      }
+    });
+
+  const timeline = new Command('timeline')
+    .description("execution N's life: queued, started, delayed, woken, retried, recovered, its end")
+    .argument('<n>', 'execution number', executionNumber)
+    .action(async (n: number) => {
+      const life = await ctx.client().timeline(n);
+      if (ctx.json()) {
+        printJson(ctx.io, life);
+        return;
+      }
+      printTable(
+        ctx.io,
+        ['AT', 'EVENT', 'NODE', 'ATTEMPT', 'MESSAGE'],
+        life.items.map((e) => [
+          e.at,
+          e.type,
+          e.node ?? '',
+          e.attempt === undefined ? '' : String(e.attempt),
+          e.message ?? '',
+        ]),
+      );
+    });
+
+  return [exec, ps, get, abort, wake, retry, remove, timeline];
 }

@@ -93,5 +93,27 @@ export function resourceCommands(ctx: CliContext): Command[] {
     .description("print the node's OpenAPI 3.1 document (also served at /openapi.json, browsable at /docs)")
     .action(async () => printJson(ctx.io, await ctx.client().openapi()));
 
-  return [session, storage, nodes, procedures, status, openapi];
+  const schedules = new Command('schedules')
+    .description('the automatic backup and the scheduled procedures: next tick, last run, missed ticks')
+    .action(async () => {
+      const items = await ctx.client().schedules();
+      if (ctx.json()) {
+        printJson(ctx.io, items);
+        return;
+      }
+      printTable(
+        ctx.io,
+        ['SCHEDULE', 'CRON', 'NEXT', 'LAST RUN', 'OUTCOME', 'MISSED'],
+        items.map((s) => [
+          s.kind === 'backup' ? 'backup' : (s.procedure ?? s.id),
+          s.tz ? `${s.cron} (${s.tz})` : s.cron,
+          s.next[0] ?? '',
+          s.lastRun?.at ?? '',
+          s.lastRun?.outcome ?? '',
+          String(s.missed),
+        ]),
+      );
+    });
+
+  return [session, storage, nodes, procedures, schedules, status, openapi];
 }

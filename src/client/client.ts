@@ -7,9 +7,13 @@ import { readEventStream, type EventStreamOptions, type StreamEvent } from '../e
 import type { JsonValue } from '../types.js';
 import { SprocdApiError, type ApiErrorCode } from './errors.js';
 import type {
+  AuditPage,
+  AuditQuery,
   BackupListQuery,
   BackupRecord,
   BackupStatus,
+  BulkRequest,
+  BulkResult,
   Execution,
   ExecutionListQuery,
   ExecutionOf,
@@ -21,6 +25,7 @@ import type {
   ProcedureInfo,
   ReadyAnswer,
   RestoreSummary,
+  ScheduleInfo,
   SessionAnswer,
   Stats,
   StatsQuery,
@@ -29,6 +34,7 @@ import type {
   StorageWrite,
   SystemEvent,
   SystemEventsQuery,
+  Timeline,
 } from './types.js';
 
 /** Filters of {@link SprocdClient.events}: each a value or a list. */
@@ -120,6 +126,39 @@ export class SprocdClient<Procedures extends object = {}> {
     return this.request('POST', `/v1/executions/${number}/wake`);
   }
 
+  /**
+   * Retries a failed or aborted execution: a new one with the same procedure, params and name
+   * (POST /v1/executions/{number}/retry).
+   */
+  retry(number: number): Promise<Execution> {
+    return this.request('POST', `/v1/executions/${number}/retry`);
+  }
+
+  /** Removes a finished execution (DELETE /v1/executions/{number}). */
+  async remove(number: number): Promise<void> {
+    await this.request('DELETE', `/v1/executions/${number}`);
+  }
+
+  /** Aborts, retries or removes every execution a filter matches; `dryRun` only counts (POST /v1/executions/bulk). */
+  bulk(request: BulkRequest): Promise<BulkResult> {
+    return this.request('POST', '/v1/executions/bulk', { body: request });
+  }
+
+  /** An execution's life, oldest first (GET /v1/executions/{number}/timeline). */
+  timeline(number: number): Promise<Timeline> {
+    return this.request('GET', `/v1/executions/${number}/timeline`);
+  }
+
+  /** The automatic backup's and the procedures' schedules: next ticks, last run, missed ticks (GET /v1/schedules). */
+  async schedules(): Promise<ScheduleInfo[]> {
+    return (await this.request<{ items: ScheduleInfo[] }>('GET', '/v1/schedules')).items;
+  }
+
+  /** The audit trail, newest first (GET /v1/audit; the admin scope). */
+  audit(query: AuditQuery = {}): Promise<AuditPage> {
+    return this.request('GET', `/v1/audit${queryString(query)}`);
+  }
+
   /** The procedures of jobs/ with their params' JSON Schema (GET /v1/procedures). */
   async procedures(): Promise<ProcedureInfo[]> {
     return (await this.request<{ items: ProcedureInfo[] }>('GET', '/v1/procedures')).items;
@@ -194,6 +233,11 @@ export class SprocdClient<Procedures extends object = {}> {
   restore(bytes: Uint8Array, options: { allowUnsigned?: boolean } = {}): Promise<RestoreSummary> {
     const qs = options.allowUnsigned ? '?allowUnsigned=true' : '';
     return this.request('POST', `/v1/restore${qs}`, { body: bytes });
+  }
+
+  /** The bytes of a backup's file, from the node that wrote it (GET /v1/backups/{number}/file). */
+  backupFile(number: number): Promise<Uint8Array> {
+    return this.request('GET', `/v1/backups/${number}/file`);
   }
 
   /** Whether the process is alive (GET /healthz; no token). */
@@ -272,8 +316,12 @@ export class SprocdClient<Procedures extends object = {}> {
         0,
       );
     }
+    const type = response.headers.get('content-type') ?? '';
+    if (response.ok && type.startsWith('application/octet-stream')) {
+      return new Uint8Array(await response.arrayBuffer()) as T;
+    }
     const text = await response.text();
-    const json = response.headers.get('content-type')?.includes('json') ?? false;
+    const json = type.includes('json');
     let parsed: unknown = text;
     if (json && text !== '') {
       try {

@@ -24,6 +24,9 @@ import type {
   ExecutionListSchema,
   ExecutionViewSchema,
 } from '../api/schemas/executions.js';
+import type { AuditPageSchema, AuditQuerySchema } from '../api/schemas/audit.js';
+import type { BulkBodySchema, BulkResultSchema, TimelineSchema } from '../api/schemas/execution-admin.js';
+import type { ScheduleListSchema } from '../api/schemas/schedules.js';
 import type { SessionSchema, StorageSnapshotSchema } from '../api/schemas/session.js';
 import type { StorageEntriesSchema, StorageWriteSchema } from '../api/schemas/session-entries.js';
 import type {
@@ -45,6 +48,18 @@ export type ExecuteRequestOptions = Omit<z.input<typeof ExecuteBodySchema>, 'pro
 export type ExecutionListQuery = z.output<typeof ExecutionListQuerySchema>;
 /** A page of GET /v1/executions. */
 export type ExecutionPage = z.output<typeof ExecutionListSchema>;
+/** A bulk action and its filter (POST /v1/executions/bulk). */
+export type BulkRequest = z.input<typeof BulkBodySchema>;
+/** What a bulk action did, or would do with `dryRun`. */
+export type BulkResult = z.output<typeof BulkResultSchema>;
+/** An execution's life, oldest first (GET /v1/executions/{number}/timeline). */
+export type Timeline = z.output<typeof TimelineSchema>;
+/** The automatic backup's or a procedure's schedule (GET /v1/schedules). */
+export type ScheduleInfo = z.output<typeof ScheduleListSchema>['items'][number];
+/** Filters and cursor of GET /v1/audit. */
+export type AuditQuery = z.output<typeof AuditQuerySchema>;
+/** A page of the audit trail. */
+export type AuditPage = z.output<typeof AuditPageSchema>;
 /** A procedure as GET /v1/procedures lists it. */
 export type ProcedureInfo = z.output<typeof ProcedureSchema>;
 /** The answer of GET /v1/session. */
