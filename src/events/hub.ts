@@ -12,8 +12,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { bullQueueKeys } from '../redis/bullmq-internals.js';
 import { jobIdOf, type Keys } from '../redis/keys.js';
-import { entryNumber, fieldsOf, mapBullEntry, type EntryFields, type ExecutionMeta } from './bull-events.js';
-import { logEntryOf } from './event-log.js';
+import { BullMapper } from './bull-mapper.js';
+import { eventFrame, mapLog, merge, resetFrame, type Entry } from './entries.js';
 import { matches } from './filter.js';
 import {
   ZERO,
@@ -24,7 +24,8 @@ import {
   type Position,
   type StreamId,
 } from './ids.js';
-import type { EventDraft, EventFilter, StreamName } from './types.js';
+import { READ_COUNT, replay } from './replay.js';
+import type { EventFilter } from './types.js';
 
 /** The streams the hub reads, and how to find an execution's job hash. */
 export interface HubStreams {
@@ -69,25 +70,12 @@ export interface Subscription {
   close(): void;
 }
 
-/** Entries read per stream per round trip. */
-const READ_COUNT = 1000;
 /** How long one blocking read waits; also how long the reader goes on after the last client left. */
 const BLOCK_MS = 2000;
 /** Pause after a read that found entries, so busy streams are read in batches (adds at most this latency). */
 const BATCH_PACE_MS = 10;
-/** Executions the hub remembers the procedure of. */
-const META_CAPACITY = 50_000;
 /** Live events kept aside for a subscriber that is still catching up. */
 const MAX_PENDING = 10_000;
-/** How long a catching-up subscriber may take to take its backlog. */
-const DRAIN_WAIT_MS = 30_000;
-
-/** One entry of either stream, mapped. */
-interface Entry {
-  stream: StreamName;
-  sid: StreamId;
-  draft: EventDraft | undefined;
-}
 
 /** A mapped entry as fanned out live: shared by every subscriber. */
 interface LiveFrame extends Entry {
@@ -112,7 +100,7 @@ class Subscriber {
 /** Reads the event streams once per node and fans them out. */
 export class EventHub {
   private readonly subs = new Set<Subscriber>();
-  private readonly meta = new Map<number, ExecutionMeta>();
+  private readonly mapper: BullMapper;
   private readonly maxBacklog: number;
   private reader: Redis | undefined;
   private running = false;
@@ -123,6 +111,7 @@ export class EventHub {
 
   constructor(private readonly opts: EventHubOptions) {
     this.maxBacklog = opts.maxBacklogBytes ?? 1024 * 1024;
+    this.mapper = new BullMapper(opts.redis, (n) => opts.streams.job(n));
   }
 
   /** Whether the reader runs (it stops soon after the last subscriber left). */
@@ -162,7 +151,16 @@ export class EventHub {
     }
     sub.pending = [];
     try {
-      await this.catchUp(sub, from, upTo);
+      const source = {
+        redis: this.opts.redis,
+        streams: this.opts.streams,
+        mapper: this.mapper,
+        maxBacklog: this.maxBacklog,
+      };
+      if (!(await replay(source, sub, from, upTo))) {
+        this.drop(sub, 'slow');
+        return subscription;
+      }
     } catch (err) {
       this.opts.logger?.warn({ err }, 'could not read the missed events; the client is told to reload');
       sub.cursor = upTo;
@@ -276,7 +274,7 @@ export class EventHub {
         logRows = rows;
       }
     }
-    const entries = merge(await this.mapBull(bullRows), mapLog(logRows));
+    const entries = merge(await this.mapper.map(bullRows), mapLog(logRows));
     for (const entry of entries) {
       const { bull, log } = this.position;
       this.position = entry.stream === 'bull' ? { bull: entry.sid, log } : { bull, log: entry.sid };
@@ -341,285 +339,6 @@ export class EventHub {
     }
     this.flush(sub);
   }
-
-  /** Sends `sub` what came after `from` up to `upTo`, or a `reset` when some of it is gone. */
-  private async catchUp(sub: Subscriber, from: Position, upTo: Position): Promise<void> {
-    if (await this.lostSince(from)) {
-      sub.cursor = upTo;
-      sub.sink.write(resetFrame(upTo));
-      return;
-    }
-    const replay = new Map<number, ExecutionMeta>();
-    const readers = {
-      bull: new RangeReader(this.opts.redis, this.opts.streams.bull, from.bull, upTo.bull, (rows) =>
-        this.mapBull(rows, replay),
-      ),
-      log: new RangeReader(this.opts.redis, this.opts.streams.log, from.log, upTo.log, async (rows) =>
-        mapLog(rows),
-      ),
-    };
-    let out = '';
-    for (;;) {
-      if ((readers.bull.waiting || readers.log.waiting) && out !== '') {
-        sub.sink.write(out); // what was read so far, before the next round trip
-        out = '';
-      }
-      const [b, l] = await Promise.all([readers.bull.peek(), readers.log.peek()]);
-      const next = !b ? l : !l ? b : compareStreamIds(l.sid, b.sid) < 0 ? l : b;
-      if (!next || sub.closed) {
-        if (!sub.closed && out !== '') {
-          sub.sink.write(out);
-        }
-        return;
-      }
-      readers[next.stream].take();
-      sub.cursor =
-        next.stream === 'bull'
-          ? { bull: next.sid, log: sub.cursor.log }
-          : { bull: sub.cursor.bull, log: next.sid };
-      if (next.draft && matches(sub.filter, next.draft)) {
-        out += eventFrame(sub.cursor, next.draft);
-        if (out.length < 64 * 1024) {
-          continue;
-        }
-        sub.sink.write(out);
-        out = '';
-        if (sub.sink.backlog > this.maxBacklog / 2) {
-          const drained = await Promise.race([
-            sub.sink.drained().then(() => true),
-            new Promise<boolean>((r) => setTimeout(r, DRAIN_WAIT_MS, false).unref()),
-          ]);
-          if (!drained) {
-            this.drop(sub, 'slow');
-            return;
-          }
-        }
-      }
-    }
-  }
-
-  /**
-   * Whether entries after `from` were trimmed away (or the streams were replaced, by a restore or a
-   * deleted deployment). Trimming drops the oldest entries, so the client missed some when the
-   * entry it saw last is older than the first one left.
-   */
-  private async lostSince(from: Position): Promise<boolean> {
-    const { bull, log } = this.opts.streams;
-    const res = await this.opts.redis.pipeline().xinfo('STREAM', bull).xinfo('STREAM', log).exec();
-    const lost = (i: number, seen: StreamId): boolean => {
-      if (compareStreamIds(seen, ZERO) === 0) {
-        return false;
-      }
-      const [err, raw] = res?.[i] ?? [];
-      if (err) {
-        return true; // no such stream: it was deleted after the client saw an entry of it
-      }
-      const info = fieldsOfInfo(raw as unknown[]);
-      const lastId = parseStreamId(String(info['last-generated-id'] ?? ''));
-      if (!lastId || compareStreamIds(seen, lastId) > 0) {
-        return true; // an id this stream never gave: another stream by the same name now
-      }
-      const first = info['first-entry'] as [string, string[]] | null | undefined;
-      const firstId = first ? parseStreamId(first[0]) : undefined;
-      if (!firstId) {
-        return compareStreamIds(seen, lastId) < 0; // emptied by trimming after the client's entry
-      }
-      return compareStreamIds(seen, firstId) < 0;
-    };
-    return lost(0, from.bull) || lost(1, from.log);
-  }
-
-  /**
-   * Maps BullMQ entries, looking up the procedure of executions first seen here in one round trip.
-   * Live reads use the hub's memory of executions; a catch-up passes its own (`replay`), since
-   * replayed `active` entries must not count starts again: a replayed event carries an attempt only
-   * when the replay began before its execution was added.
-   */
-  private async mapBull(rows: [string, string[]][], replay?: Map<number, ExecutionMeta>): Promise<Entry[]> {
-    if (rows.length === 0) {
-      return [];
-    }
-    const parsed: { sid: StreamId; fields: EntryFields; number: number | undefined }[] = [];
-    const unknown = new Set<number>();
-    const known = (n: number): ExecutionMeta | undefined => {
-      if (!replay) {
-        return this.meta.get(n);
-      }
-      let meta = replay.get(n);
-      const shared = meta ? undefined : this.meta.get(n);
-      if (shared) {
-        meta = { procedure: shared.procedure, attempt: undefined };
-        replay.set(n, meta);
-      }
-      return meta;
-    };
-    for (const [id, raw] of rows) {
-      const sid = parseStreamId(id);
-      if (!sid) {
-        continue;
-      }
-      const fields = fieldsOf(raw);
-      const number = entryNumber(fields);
-      parsed.push({ sid, fields, number });
-      if (number === undefined) {
-        continue;
-      }
-      // From its `added` entry on, every start of an execution is in the stream: count them.
-      if (fields.event === 'added' && (replay || !this.meta.has(number))) {
-        this.remember(number, { procedure: fields.name, attempt: 0 }, replay);
-      } else if (!known(number)) {
-        unknown.add(number);
-      }
-    }
-    if (unknown.size > 0) {
-      await this.lookUp([...unknown], parsed, replay);
-    }
-    const out: Entry[] = [];
-    for (const { sid, fields, number } of parsed) {
-      const meta = number === undefined ? undefined : known(number);
-      out.push({ stream: 'bull', sid, draft: meta ? mapBullEntry(fields, sid.ms, meta) : undefined });
-    }
-    return out;
-  }
-
-  /** Reads the procedure and starts of executions added before the hub started. */
-  private async lookUp(
-    numbers: number[],
-    parsed: { fields: EntryFields; number?: number }[],
-    replay: Map<number, ExecutionMeta> | undefined,
-  ): Promise<void> {
-    const pipeline = this.opts.redis.pipeline();
-    for (const n of numbers) {
-      pipeline.hmget(this.opts.streams.job(n), 'name', 'ats');
-    }
-    const res = await pipeline.exec().catch(() => undefined);
-    numbers.forEach((n, i) => {
-      const [err, value] = res?.[i] ?? [new Error('no answer')];
-      const [name, ats] = err ? [] : ((value as (string | null)[] | undefined) ?? []);
-      // The starts Redis counts now include the `active` entries of this batch, which count them again.
-      const activeHere = parsed.filter((p) => p.number === n && p.fields.event === 'active').length;
-      const attempt = replay ? undefined : Math.max(0, Number(ats ?? 0) - activeHere);
-      this.remember(n, { procedure: name ?? undefined, attempt }, replay);
-    });
-  }
-
-  private remember(number: number, meta: ExecutionMeta, replay?: Map<number, ExecutionMeta>): void {
-    if (replay) {
-      replay.set(number, meta);
-      return;
-    }
-    this.meta.set(number, meta);
-    if (this.meta.size > META_CAPACITY) {
-      const oldest = this.meta.keys().next();
-      if (!oldest.done) {
-        this.meta.delete(oldest.value);
-      }
-    }
-  }
-}
-
-/** Reads a stream's entries in `(from, upTo]` page by page, mapped. */
-class RangeReader {
-  private buffer: Entry[] = [];
-  private next: StreamId;
-  private done: boolean;
-
-  constructor(
-    private readonly redis: Redis,
-    private readonly key: string,
-    from: StreamId,
-    private readonly upTo: StreamId,
-    private readonly map: (rows: [string, string[]][]) => Promise<Entry[]>,
-  ) {
-    this.next = from;
-    this.done = compareStreamIds(from, upTo) >= 0;
-  }
-
-  async peek(): Promise<Entry | undefined> {
-    while (this.buffer.length === 0 && !this.done) {
-      const rows = (await this.redis.xrange(
-        this.key,
-        `(${formatStreamId(this.next)}`,
-        formatStreamId(this.upTo),
-        'COUNT',
-        READ_COUNT,
-      )) as [string, string[]][];
-      const lastRow = rows[rows.length - 1];
-      const lastId = lastRow && parseStreamId(lastRow[0]);
-      if (rows.length < READ_COUNT || !lastId) {
-        this.done = true;
-      } else {
-        this.next = lastId;
-      }
-      this.buffer = await this.map(rows);
-    }
-    return this.buffer[0];
-  }
-
-  take(): void {
-    this.buffer.shift();
-  }
-
-  /** Whether the next peek reads from Redis (its buffer is empty and the range not done). */
-  get waiting(): boolean {
-    return this.buffer.length === 0 && !this.done;
-  }
-}
-
-function mapLog(rows: [string, string[]][]): Entry[] {
-  const out: Entry[] = [];
-  for (const [id, raw] of rows) {
-    const sid = parseStreamId(id);
-    if (!sid) {
-      continue;
-    }
-    const entry = logEntryOf(id, raw);
-    out.push({ stream: 'log', sid, draft: entry && { type: entry.type, data: entry.data } });
-  }
-  return out;
-}
-
-/** Merges two id-ordered lists of entries into one, in id order. */
-function merge(a: Entry[], b: Entry[]): Entry[] {
-  if (a.length === 0) {
-    return b;
-  }
-  if (b.length === 0) {
-    return a;
-  }
-  const out: Entry[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    const x = a[i];
-    const y = b[j];
-    if (x && (!y || compareStreamIds(x.sid, y.sid) <= 0)) {
-      out.push(x);
-      i++;
-    } else if (y) {
-      out.push(y);
-      j++;
-    }
-  }
-  return out;
-}
-
-/** The SSE frame of an event at `position`. */
-function eventFrame(position: Position, draft: EventDraft): string {
-  return `id: ${formatPosition(position)}\nevent: ${draft.type}\ndata: ${JSON.stringify(draft.data)}\n\n`;
-}
-
-function resetFrame(position: Position): string {
-  return `id: ${formatPosition(position)}\nevent: reset\ndata: {}\n\n`;
-}
-
-/** XINFO STREAM's flat reply as an object. */
-function fieldsOfInfo(raw: unknown[] | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (let i = 0; raw && i + 1 < raw.length; i += 2) {
-    out[String(raw[i])] = raw[i + 1];
-  }
-  return out;
 }
 
 /** The streams of the deployment `keys`. */
