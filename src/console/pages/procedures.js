@@ -49,6 +49,8 @@ export function ProceduresPage() {
   const now = useNow(5000);
   const { data, error } = useProcedures();
   const items = data?.items ?? [];
+  // Per-procedure counts by state are optional in the API: no empty column on a node without them.
+  const withCounts = items.some((p) => p.counts);
   return html`<div class="page">
     <header class="page-head"><h1>Procedures</h1></header>
     <${Card}>
@@ -57,7 +59,8 @@ export function ProceduresPage() {
         data && items.length === 0
           ? html`<${Empty}>No procedure in jobs/.</${Empty}>`
           : html`<table class="table table-hover" id="procedures-table">
-            <thead><tr><th>Procedure</th><th>Schedule</th><th>Next tick</th><th>Executions</th><th class="num">Failure rate</th><th></th></tr></thead>
+            <thead><tr><th>Procedure</th><th>Schedule</th><th>Next tick</th>${withCounts ? html`<th>Executions</th>` : null}
+              <th class="num" title="Failed among the executions that ended in the last hour">Failure rate (1 h)</th><th></th></tr></thead>
             <tbody>
               ${items.map(
                 (
@@ -67,7 +70,7 @@ export function ProceduresPage() {
                     ${p.description ? html`<div class="sub">${p.description}</div>` : null}</td>
                   <td>${p.schedule ? html`<code>${p.schedule.cron}</code>${p.schedule.tz ? html` <span class="muted">${p.schedule.tz}</span>` : null}` : html`<span class="muted">—</span>`}</td>
                   <td>${p.schedule?.next?.[0] ? html`<${Time} at=${p.schedule.next[0]} now=${now} />` : html`<span class="muted">—</span>`}</td>
-                  <td><${Counts} counts=${p.counts} /></td>
+                  ${withCounts ? html`<td><${Counts} counts=${p.counts} /></td>` : null}
                   <td class="num">${rate(p)}</td>
                   <td class="num"><a class="btn btn-small" href=${`#/procedures/${p.name}`}>Run…</a></td>
                 </tr>`,
@@ -118,8 +121,8 @@ export function ProcedurePage({ name }) {
       <div class="stack-cards">
         <${Card} title="Facts">
           <dl class="facts">
-            <dt>Executions</dt><dd><${Counts} counts=${p.counts} /></dd>
-            <dt>Failure rate</dt><dd>${rate(p)}</dd>
+            ${p.counts ? html`<dt>Executions</dt><dd><${Counts} counts=${p.counts} /></dd>` : null}
+            <dt>Failure rate</dt><dd>${rate(p)} <span class="muted">last hour</span></dd>
             ${p.attempts ? html`<dt>Attempts</dt><dd>${p.attempts}</dd>` : null}
             ${p.timeoutMs ? html`<dt>Time-out</dt><dd>${p.timeoutMs} ms</dd>` : null}
             <dt>Schedule</dt><dd>${p.schedule ? html`<code>${p.schedule.cron}</code> ${p.schedule.tz ?? ''}` : html`<span class="muted">none</span>`}</dd>
