@@ -43,7 +43,8 @@ export function TimeChart({ data, series, height = 220, yUnit = '', testId }) {
           fill: s.fill,
           width: 1.75,
           spanGaps: false,
-          points: { show: false },
+          // Lines need two points: a bucket alone between empty ones is drawn as a dot.
+          points: { show: true, size: 5, filter: isolated },
           value: (_u, v) => fmt(v),
         })),
       ],
@@ -66,6 +67,23 @@ export function TimeChart({ data, series, height = 220, yUnit = '', testId }) {
   }, [data]);
 
   return html`<div class="chart" ref=${box} data-chart=${testId}></div>`;
+}
+
+/** Indices of values with no value on either side (no line reaches them). */
+function isolated(u, seriesIdx) {
+  const ys = u.data[seriesIdx];
+  const out = [];
+  for (let i = 0; i < ys.length; i++) {
+    if (
+      ys[i] !== null &&
+      ys[i] !== undefined &&
+      (ys[i - 1] ?? null) === null &&
+      (ys[i + 1] ?? null) === null
+    ) {
+      out.push(i);
+    }
+  }
+  return out;
 }
 
 function formatValue(v) {
