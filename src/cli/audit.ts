@@ -1,14 +1,9 @@
 /** `sprocd audit`: the audit trail, newest first (GET /v1/audit; needs the admin scope). */
 import { Command } from 'commander';
-import type { z } from 'zod';
-import type { AuditPageSchema } from '../api/schemas/audit.js';
-import { AUDIT_ACTIONS } from '../auth/audit.js';
+import { AUDIT_ACTIONS, type AuditAction } from '../auth/audit.js';
 import { oneOf, wholeNumber } from './args.js';
 import type { CliContext } from './context.js';
 import { printJson, printTable } from './output.js';
-
-/** A page of the trail, as the API answers it. */
-type AuditPage = z.output<typeof AuditPageSchema>;
 
 /** What an entry acted on, for people: `reports/daily #12`, `key cart`, `backup 3`, ... */
 function detailsText(details: Record<string, unknown> | undefined): string {
@@ -30,15 +25,8 @@ export function auditCommand(ctx: CliContext): Command {
     .option('--caller <name>', "only this caller's entries")
     .option('--action <action>', `only this action (${AUDIT_ACTIONS.join(', ')})`, oneOf(AUDIT_ACTIONS))
     .option('--before <cursor>', 'older entries: the cursor the previous page printed')
-    .action(async (opts: { limit?: number; caller?: string; action?: string; before?: string }) => {
-      const query = new URLSearchParams();
-      for (const [key, value] of Object.entries(opts)) {
-        if (value !== undefined) {
-          query.set(key, String(value));
-        }
-      }
-      const qs = query.toString();
-      const page = await ctx.client().request<AuditPage>('GET', `/v1/audit${qs ? `?${qs}` : ''}`);
+    .action(async (opts: { limit?: number; caller?: string; action?: AuditAction; before?: string }) => {
+      const page = await ctx.client().audit(opts);
       if (ctx.json()) {
         printJson(ctx.io, page);
         return;
