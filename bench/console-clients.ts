@@ -13,6 +13,8 @@ import { SprocdClient } from '../src/client.js';
 import type { StreamEvent } from '../src/events/sse-reader.js';
 
 const url = process.argv[2] as string;
+/** How often a console reloads its list while events come (0: never), as live.js's throttle. */
+const reloadMs = Number(process.env.BENCH_CONSOLE_RELOAD_MS ?? 300);
 const client = new SprocdClient({ url, token: '' });
 const controller = new AbortController();
 
@@ -47,7 +49,9 @@ async function consoleClient(opened: () => void): Promise<void> {
   );
   for await (const event of stream) {
     measure(event);
-    timer ??= setTimeout(() => void reload().catch(() => undefined), 300);
+    if (reloadMs > 0) {
+      timer ??= setTimeout(() => void reload().catch(() => undefined), reloadMs);
+    }
   }
   clearTimeout(timer);
   ended++;

@@ -86,6 +86,17 @@ function completions(node: SprocdNode, total: number): Promise<void> {
   });
 }
 
+/** CPU seconds Redis and this process (the node) have used so far. */
+async function cpuNow(redis: Redis): Promise<{ redis: number; node: number }> {
+  const info = await redis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? NaN);
+  const own = process.cpuUsage();
+  return {
+    redis: field('used_cpu_user') + field('used_cpu_sys'),
+    node: (own.user + own.system) / 1e6,
+  };
+}
+
 /** Queues `total` executions with IN_FLIGHT requests at a time; resolves when all have completed. */
 async function run(node: SprocdNode, total: number, procedure: (i: number) => string): Promise<number> {
   const executions = node.internals().executions;
@@ -203,6 +214,7 @@ async function paced(node: SprocdNode, perSecond: number, seconds: number): Prom
 async function throughputAndLatency(redisUrl: string, total: number, rounds: number): Promise<Row[]> {
   const node = await startNode(redisUrl, {});
   const bare = new BareReader(redisUrl, bullQueueKeys(node.internals().keys).events);
+  const cpuProbe = new Redis(redisUrl);
   try {
     // Warm-up of both sides.
     await run(node, 2000, () => 'noop');
@@ -212,14 +224,25 @@ async function throughputAndLatency(redisUrl: string, total: number, rounds: num
 
     const none: number[] = [];
     const withClients: number[] = [];
+    // CPU ms per 1,000 executions, of Redis and of the node's process, without and with clients.
+    const cpuNone: { redis: number; node: number }[] = [];
+    const cpuWith: { redis: number; node: number }[] = [];
+    const per1000 = (a: { redis: number; node: number }, b: { redis: number; node: number }) => ({
+      redis: ((b.redis - a.redis) * 1e6) / total,
+      node: ((b.node - a.node) * 1e6) / total,
+    });
     const loadedP99: number[] = [];
     const cpu: number[] = [];
     let dropped = 0;
     for (let i = 0; i < rounds; i++) {
+      let before = await cpuNow(cpuProbe);
       none.push(await run(node, total, () => 'noop'));
+      cpuNone.push(per1000(before, await cpuNow(cpuProbe)));
       clients = await Clients.open(node.url);
       clients.mark();
+      before = await cpuNow(cpuProbe);
       withClients.push(await run(node, total, () => 'noop'));
+      cpuWith.push(per1000(before, await cpuNow(cpuProbe)));
       // The last events of the round are still on their way: let them arrive before the report.
       await new Promise((r) => setTimeout(r, 500));
       const report = await clients.report();
@@ -247,6 +270,16 @@ async function throughputAndLatency(redisUrl: string, total: number, rounds: num
       { name: '3 consoles + 3 watch streams: no-op executions/s', value: loaded, unit: 'executions/s' },
       { name: 'throughput ratio with / without clients (target >= 0.95)', value: loaded / rate, unit: 'x' },
       { name: 'clients process CPU (share of one core, at nice 10)', value: median(cpu), unit: 'cores' },
+      {
+        name: 'Redis CPU per 1,000 executions, no client / with clients',
+        value: median(cpuNone.map((c) => c.redis)),
+        unit: `ms / ${median(cpuWith.map((c) => c.redis)).toFixed(0)} ms`,
+      },
+      {
+        name: 'node process CPU per 1,000 executions, no client / with clients',
+        value: median(cpuNone.map((c) => c.node)),
+        unit: `ms / ${median(cpuWith.map((c) => c.node)).toFixed(0)} ms`,
+      },
       { name: 'client streams dropped by the node during the rounds', value: dropped, unit: 'streams' },
       {
         name: 'event delivery p99 at full load (completion to client)',
@@ -260,6 +293,7 @@ async function throughputAndLatency(redisUrl: string, total: number, rounds: num
     ];
   } finally {
     await bare.close();
+    cpuProbe.disconnect();
     await node.internals().executions.queue.obliterate({ force: true });
     await node.stop();
   }
