@@ -29,7 +29,7 @@ import { executionRoutes, type ExecutionsRouteDeps } from './executions.js';
 import { healthRoutes, type HealthRouteDeps } from './health.js';
 import {
   WaitGate,
-  capConnections,
+  guardConnections,
   registerRateLimit,
   retryAfterOf,
   serverOptions,
@@ -109,7 +109,7 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
       void (reply as unknown as FastifyReply).status(status).send(body);
     },
   });
-  capConnections(app.server, s.maxConnections, ctx.log);
+  guardConnections(app, s, ctx.log);
   if (options.onRoute) {
     app.addHook('onRoute', options.onRoute);
   }

@@ -6,8 +6,8 @@
  * docs/ARCHITECTURE.md#bounded-resources.
  */
 import { createHash } from 'node:crypto';
-import type { ServerOptions } from 'node:http';
-import type { Server } from 'node:net';
+import type { IncomingMessage, ServerOptions } from 'node:http';
+import type { Socket } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -101,19 +101,41 @@ export function serverOptions(s: Partial<LimitSettings>): {
   return options;
 }
 
-/** Caps the open connections of `server`: past `max`, Node closes new ones at once (logged). */
-export function capConnections(server: Server, max: number | undefined, log: Logger): void {
-  if (max === undefined) {
-    return;
+/**
+ * Guards the connections of `app`'s server: past SPROCD_MAX_CONNECTIONS Node closes new ones at once
+ * (logged); a connection that sends no request within SPROCD_HEADERS_TIMEOUT_MS is closed (Node's
+ * own headers time-out only starts with the first byte); and those that never sent a request are
+ * closed when the app closes, instead of holding its close.
+ */
+export function guardConnections(app: FastifyInstance, s: Partial<LimitSettings>, log: Logger): void {
+  const server = app.server;
+  if (s.maxConnections !== undefined) {
+    const max = s.maxConnections;
+    server.maxConnections = max;
+    let lastWarning = 0;
+    server.on('drop', () => {
+      // One line a minute at most: a flood must not flood the log as well.
+      if (Date.now() - lastWarning > 60_000) {
+        lastWarning = Date.now();
+        log.warn({ maxConnections: max }, 'connection refused: SPROCD_MAX_CONNECTIONS reached');
+      }
+    });
   }
-  server.maxConnections = max;
-  let lastWarning = 0;
-  server.on('drop', () => {
-    // One line a minute at most: a flood must not flood the log as well.
-    if (Date.now() - lastWarning > 60_000) {
-      lastWarning = Date.now();
-      log.warn({ maxConnections: max }, 'connection refused: SPROCD_MAX_CONNECTIONS reached');
+  const quiet = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    quiet.add(socket);
+    socket.once('close', () => quiet.delete(socket));
+    if (s.headersTimeoutMs !== undefined) {
+      socket.setTimeout(s.headersTimeoutMs);
     }
+  });
+  server.on('request', (request: IncomingMessage) => {
+    if (quiet.delete(request.socket) && s.headersTimeoutMs !== undefined) {
+      request.socket.setTimeout(IDLE_SOCKET_MS);
+    }
+  });
+  app.addHook('preClose', async () => {
+    quiet.forEach((socket) => socket.destroy());
   });
 }
 

@@ -1,0 +1,90 @@
+/**
+ * Execution numbers on real nodes and Redis: never past 2^53 - 1 (refused with
+ * EXECUTION_NUMBERS_EXHAUSTED, the counter left alone), never handed out twice by two nodes at once,
+ * and a number a restored execution holds (on a node that missed the `restored` message) is caught
+ * after the add and replaced by a fresh one, the restored execution left as it was.
+ */
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SprocdClient } from '../../src/client.js';
+import type { SprocdNode } from '../../src/node.js';
+import { MAX_EXECUTION_NUMBER, NUMBER_BLOCK } from '../../src/procedures/execution-numbers.js';
+import { QUEUE_NAME, createKeys, jobIdOf } from '../../src/redis/keys.js';
+import { startInProcessNode } from '../support/node.js';
+import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
+
+const prefix = uniquePrefix('numbers');
+const keys = createKeys(prefix);
+let node: SprocdNode;
+let client: SprocdClient;
+let other: SprocdNode;
+
+beforeAll(async () => {
+  ({ node, client } = await startInProcessNode(prefix));
+  ({ node: other } = await startInProcessNode(prefix));
+});
+
+afterAll(async () => {
+  await Promise.all([node?.stop(), other?.stop()]);
+  await deletePrefix(testClient(), prefix);
+  await closeTestClients();
+});
+
+const far = { delayMs: 600_000 };
+
+describe('execution numbers', () => {
+  it('are never handed out twice by two nodes queuing at once', async () => {
+    const queued = await Promise.all(
+      Array.from({ length: 120 }, (_, i) =>
+        (i % 2 ? node : other).internals().executions.execute('echo', i, far),
+      ),
+    );
+    const numbers = queued.map((q) => q.execution.number);
+    expect(new Set(numbers).size).toBe(120);
+  });
+
+  it('never reuse the number of a restored execution, even on a node that missed the restore', async () => {
+    const executions = node.internals().executions;
+    executions.forgetNumbers();
+    const first = (await executions.execute('echo', 'mine', far)).execution.number;
+    // A restore put back execution first+1 (its job made as the restore makes it); this node still
+    // holds the block first..first+19 because the `restored` message never reached it.
+    const taken = first + 1;
+    const queue = new Queue(QUEUE_NAME, { connection: testClient(), prefix: keys.bullPrefix });
+    const restored = { procedure: 'echo', params: 'restored', id: 'restored-execution', name: '' };
+    await queue.add('echo', restored, { jobId: jobIdOf(taken), delay: 600_000 });
+    await queue.close();
+
+    const next = (await executions.execute('echo', 'mine too', far)).execution;
+    expect(next.number).not.toBe(taken);
+    expect(next.number).toBeGreaterThan(first + NUMBER_BLOCK - 1);
+    expect(next.params).toBe('mine too');
+    expect(await client.get(next.number)).toMatchObject({ params: 'mine too', state: 'delayed' });
+    expect(await client.get(taken)).toMatchObject({ params: 'restored', id: 'restored-execution' });
+  });
+
+  it('stop at 2^53 - 1: the last ones are handed out, then new executions are refused', async () => {
+    const redis = testClient();
+    await redis.set(keys.sequence, String(MAX_EXECUTION_NUMBER - 3));
+    node.internals().executions.forgetNumbers();
+    const executions = node.internals().executions;
+    const last: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      last.push((await executions.execute('echo', i, far)).execution.number);
+    }
+    expect(last).toEqual([MAX_EXECUTION_NUMBER - 2, MAX_EXECUTION_NUMBER - 1, MAX_EXECUTION_NUMBER]);
+    expect((await client.get(MAX_EXECUTION_NUMBER)).number).toBe(MAX_EXECUTION_NUMBER);
+
+    await expect(executions.execute('echo', 4, far)).rejects.toMatchObject({
+      code: 'EXECUTION_NUMBERS_EXHAUSTED',
+    });
+    const res = await fetch(`${node.url}/v1/executions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ procedure: 'echo', params: 5 }),
+    });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ error: { code: 'EXECUTION_NUMBERS_EXHAUSTED' } });
+    expect(await redis.get(keys.sequence)).toBe(String(MAX_EXECUTION_NUMBER));
+  });
+});
