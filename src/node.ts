@@ -31,6 +31,7 @@ import { executeOnServerWith } from './procedures/execute.js';
 import { HISTORY_LIMIT, readHistory } from './lifecycle/backup-history.js';
 import { nextTicks, readSchedules } from './lifecycle/schedule-report.js';
 import { ExecutionAdmin } from './procedures/execution-admin.js';
+import { readExecutionLogs } from './procedures/execution-logs.js';
 import { Executions, type ControlMessage } from './procedures/executions.js';
 import { ProcedureRegistry, type ProcedureListing } from './procedures/registry.js';
 import { WorkerPool } from './procedures/worker-pool.js';
@@ -397,6 +398,7 @@ export class SprocdNode {
         (await readHistory(this.part(this.command, 'read'), this.keys.backup.history, HISTORY_LIMIT)).find(
           (r) => r.number === number,
         ),
+      executionLogs: (number) => readExecutionLogs(this.part(this.command, 'read'), this.keys, number),
       executionAdmin: (access) =>
         new ExecutionAdmin(this.part(this.command, access), this.keys, this.part(this.executions, access)),
       storageAdmin: () => {

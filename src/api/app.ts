@@ -24,6 +24,7 @@ import { eventRoutes, type EventsRouteDeps } from './events.js';
 import { statsRoutes, type StatsRouteDeps } from './stats.js';
 import { sessionEntriesRoutes, type SessionEntriesRouteDeps } from './session-entries.js';
 import { executionAdminRoutes, type ExecutionAdminRouteDeps } from './execution-admin.js';
+import { executionLogRoutes, type ExecutionLogsRouteDeps } from './execution-logs.js';
 import { scheduleRoutes, type SchedulesRouteDeps } from './schedules.js';
 import { executionRoutes, type ExecutionsRouteDeps } from './executions.js';
 import { healthRoutes, type HealthRouteDeps } from './health.js';
@@ -57,6 +58,7 @@ export interface ApiContext
     StatsRouteDeps,
     SessionEntriesRouteDeps,
     ExecutionAdminRouteDeps,
+    ExecutionLogsRouteDeps,
     SchedulesRouteDeps,
     AuditRouteDeps,
     OpenApiRouteDeps,
@@ -169,6 +171,7 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
         await v1.register(statsRoutes, ctx);
         await v1.register(sessionEntriesRoutes, ctx);
         await v1.register(executionAdminRoutes, ctx);
+        await v1.register(executionLogRoutes, ctx);
         await v1.register(scheduleRoutes, ctx);
         await v1.register(auditRoutes, ctx);
       },

@@ -131,6 +131,8 @@ export class ExecutionAdmin {
         details: { number },
       });
     }
+    // Its kept log lines go with it (they would expire anyway: src/procedures/execution-logs.ts).
+    await this.redis.del(this.keys.executionLogs(number));
   }
 
   /** Applies `action` to the executions `filter` matches (counts them only with `dryRun`). */

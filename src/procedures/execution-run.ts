@@ -13,6 +13,7 @@ import { runAsLockOwner } from '../session/lock-owner.js';
 import type { JsonValue, ProcedureContext, ProcessInfo, Session } from '../types.js';
 import type { ProcedureDefinition } from './define.js';
 import { executeOnServerWith } from './execute.js';
+import type { ExecutionLogs, LineCapture } from './execution-logs.js';
 import type { ExecutionData, Executions } from './executions.js';
 import { assertJson } from './json.js';
 import { runParams } from './params.js';
@@ -45,6 +46,8 @@ export interface RunServices {
   readonly logger: Logger;
   readonly executions: Executions;
   session(): Session;
+  /** Where the lines of ctx.log are kept for the console (./execution-logs.ts); none: not kept. */
+  readonly logs?: ExecutionLogs;
 }
 
 /** An execution running here. */
@@ -194,6 +197,8 @@ class Sleeper {
 /** The `ctx` of an execution. Functions are bound on first access, so `const { delay } = ctx` works. */
 export class ExecutionContext implements ProcedureContext {
   private logger: Logger | undefined;
+  private capture: LineCapture | undefined;
+  private ended = false;
   private info: ProcessInfo | undefined;
   private bound: Partial<Pick<ProcedureContext, 'delay' | 'progress' | 'executeOnServer'>> = {};
 
@@ -207,10 +212,26 @@ export class ExecutionContext implements ProcedureContext {
   }
 
   get log(): Logger {
-    return (this.logger ??= this.services.logger.child({
-      execution: this.run.number,
-      procedure: this.run.job.data.procedure,
-    }));
+    if (!this.logger) {
+      const { job, number } = this.run;
+      this.logger = this.services.logger.child({ execution: number, procedure: job.data.procedure });
+      // Only an execution that logs pays for keeping its lines (a tee on this child's stream).
+      if (this.services.logs && !this.ended) {
+        this.capture = this.services.logs.attach(this.logger, {
+          number,
+          attempt: job.attemptsStarted,
+          startedAt: job.processedOn ?? Date.now(),
+          name: job.data.name || undefined,
+        });
+      }
+    }
+    return this.logger;
+  }
+
+  /** The execution ended here: its kept lines (if ctx.log wrote any) go out with sprocd's end line. */
+  endLog(outcome: string, durationMs: number, failure?: unknown): void {
+    this.ended = true;
+    this.capture?.end(outcome, durationMs, failure);
   }
 
   get signal(): AbortSignal {

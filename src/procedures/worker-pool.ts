@@ -21,6 +21,7 @@ import {
   NodeStoppingError,
   type RunServices,
 } from './execution-run.js';
+import { ExecutionLogs } from './execution-logs.js';
 import { encodeFailure } from './failure.js';
 import { assertJson } from './json.js';
 import { ParamsMismatchError } from './params.js';
@@ -62,13 +63,18 @@ export class WorkerPool {
   private stopping = false;
 
   private readonly services: RunServices;
+  private readonly logs: ExecutionLogs;
 
   constructor(private readonly opts: WorkerPoolOptions) {
+    this.logs = new ExecutionLogs(opts.connection, opts.keys, opts.node, (err) =>
+      opts.logger.debug({ err }, 'execution log lines not kept'),
+    );
     this.services = {
       node: opts.node,
       logger: opts.logger,
       executions: opts.executions,
       session: opts.session,
+      logs: this.logs,
     };
   }
 
@@ -165,6 +171,8 @@ export class WorkerPool {
 
   private async closeWorker(ms: number): Promise<void> {
     await settleWithin(this.worker?.close(true), ms);
+    // The last lines of executions that just ended, before the node closes the connection.
+    await settleWithin(this.logs.flush(), ms);
   }
 
   private pruneEarlyAborts(): void {
@@ -220,6 +228,7 @@ export class WorkerPool {
 
     let outcome = 'completed';
     let failure: unknown;
+    let ctx: ExecutionContext | undefined;
     // The execution's span, under BullMQ's `process` span: the procedure's code runs in it, so its
     // executeOnServer children, storage.use and log lines join the trace.
     const span = startSpan(`execution ${job.data.procedure}`, {
@@ -236,11 +245,11 @@ export class WorkerPool {
       ) {
         running.abort();
       }
-      const ctx = new ExecutionContext(running, this.services);
+      const context = (ctx = new ExecutionContext(running, this.services));
       if (span) {
-        span.with(() => running.start(definition, ctx));
+        span.with(() => running.start(definition, context));
       } else {
-        running.start(definition, ctx);
+        running.start(definition, context);
       }
       const value = await running.outcome;
       if (running.interruption === 'abort') {
@@ -274,6 +283,7 @@ export class WorkerPool {
     } finally {
       running.finish();
       this.running.delete(number);
+      ctx?.endLog(outcome, Date.now() - started, failure);
       o.observer?.onEnd(job.data.procedure, outcome, Date.now() - started);
       span?.set({ 'sprocd.execution.outcome': outcome });
       span?.end(failure);

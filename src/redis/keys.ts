@@ -84,6 +84,8 @@ export interface Keys {
   readonly executionIndex: ExecutionIndexKeys;
   /** Per-caller rate-limit counters are this followed by the caller (src/api/limits.ts). */
   readonly rateLimitPrefix: string;
+  /** List of execution `number`'s kept log lines (JSON), oldest first (src/procedures/execution-logs.ts). */
+  executionLogs(number: number): string;
 }
 
 /**
@@ -122,6 +124,7 @@ export function createKeys(prefix: string): Keys {
       sweepAt: `${tag}:xi:sweep-at`,
     },
     rateLimitPrefix: `${tag}:ratelimit:`,
+    executionLogs: (number) => `${tag}:xlog:${number}`,
   };
 }
 

@@ -39,6 +39,9 @@ export function fakeContext(overrides: Partial<ApiContext> = {}): ApiContext {
     stats: () => {
       throw new NotReadyError();
     },
+    executionLogs: async () => {
+      throw new NotReadyError();
+    },
     storageAdmin: () => {
       throw new NotReadyError();
     },
