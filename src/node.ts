@@ -18,7 +18,8 @@ import type { Settings } from './config.js';
 import { NotReadyError, StoppingError } from './errors.js';
 import { EventLog } from './events/event-log.js';
 import { EventHub, hubStreams } from './events/hub.js';
-import { SeriesRecorder, failureRateOf, readProcedureOutcomes, readSeries } from './stats/series.js';
+import { readProcedureFigures } from './stats/procedure-counts.js';
+import { SeriesRecorder, readSeries } from './stats/series.js';
 import { Heartbeat, liveNodes } from './lifecycle/heartbeat.js';
 import { LifecycleHooks, type HookName } from './lifecycle/hooks.js';
 import { startLifecycle, type LifecycleHost, type LifecycleServices } from './lifecycle/index.js';
@@ -437,17 +438,22 @@ export class SprocdNode {
   }
 
   /**
-   * GET /v1/procedures: each loaded procedure with its schedule's next ticks and its failure rate over
-   * the last hour (from the cluster's statistics; left out while Redis does not answer).
+   * GET /v1/procedures: each loaded procedure with its schedule's next ticks, its counts and failure
+   * rate (src/stats/procedure-counts.ts; left out while Redis does not answer).
    */
   private async procedureListing(): Promise<ProcedureListing[]> {
-    const outcomes = this.command
+    const listings = this.registry.list();
+    const figures = this.command
       ? await withRedisTimeout(
-          readProcedureOutcomes(this.command, this.keys.stats, 60),
+          readProcedureFigures(
+            this.command,
+            this.keys,
+            listings.map((l) => l.name),
+          ),
           this.settings.redisTimeoutMs,
         ).catch(() => undefined)
       : undefined;
-    return this.registry.list().map((listing) => {
+    return listings.map((listing) => {
       const schedule = this.schedules.get(listing.name);
       const out: ProcedureListing = { ...listing };
       if (schedule) {
@@ -457,8 +463,10 @@ export class SprocdNode {
           next: nextTicks(schedule.cron, schedule.tz),
         };
       }
-      if (outcomes) {
-        out.failureRate = failureRateOf(outcomes.get(listing.name));
+      const figure = figures?.get(listing.name);
+      if (figure) {
+        out.counts = figure.counts;
+        out.failureRate = figure.failureRate;
       }
       return out;
     });

@@ -81,7 +81,7 @@ export interface ExecutionView {
   state: ExecutionState;
   params: JsonValue;
   result?: JsonValue;
-  error?: { name: string; message: string; code?: string };
+  error?: { name: string; message: string; code?: string; stack?: string };
   progress?: JsonValue;
   attempt: number;
   /** Starts allowed. */

@@ -25,7 +25,7 @@ import { FinishWatch } from './execution-waits.js';
 import { listIndexedPage, usesIndex } from './indexed-pages.js';
 import { WaitingCap } from './waiting-cap.js';
 import type { Backoff } from './define.js';
-import { decodeFailure, encodeFailure } from './failure.js';
+import { capStack, decodeFailure, encodeFailure, failureHasStack } from './failure.js';
 import { parseExecuteOptions, type ExecutionLinks } from './execute.js';
 import { assertProcedureName } from './names.js';
 import { requestParams } from './params.js';
@@ -131,6 +131,8 @@ export class Executions {
       attempts,
       removeOnComplete: { count: this.settings.keepFinished, age: this.settings.keepFinishedSeconds },
       removeOnFail: { count: this.settings.keepFinished, age: this.settings.keepFinishedSeconds },
+      // The view shows the last attempt's stack only (./failure.ts).
+      stackTraceLimit: 1,
     };
     if (attempts > 1) {
       opts.backoff = toBullBackoff(definition.backoff);
@@ -361,6 +363,10 @@ export function viewOf(job: Job<ExecutionData, JsonValue>, state: string, number
     (mapped === 'failed' || mapped === 'aborted' || mapped === 'delayed' || mapped === 'waiting')
   ) {
     view.error = error;
+    const stack = failureHasStack(job.failedReason) ? job.stacktrace?.at(-1) : undefined;
+    if (stack) {
+      view.error.stack = capStack(stack);
+    }
   }
   const progress = job.progress as unknown;
   if (progress !== undefined && progress !== 0 && progress !== null) {

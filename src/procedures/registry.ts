@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ModuleLoadError } from '../errors.js';
+import type { ProcedureCounts } from '../stats/procedure-counts.js';
 import { importDefault, listModules } from '../modules.js';
 import { PROCEDURE_MARK, type ProcedureDefinition } from './define.js';
 import { assertProcedureName } from './names.js';
@@ -23,6 +24,8 @@ export interface ProcedureListing {
   timeoutMs?: number;
   /** Its schedule with the next ticks (added by the node, which checks the schedules). */
   schedule?: { cron: string; tz?: string; next: string[] };
+  /** Its executions: ended in the last hour, and waiting/active/delayed now (added by the node). */
+  counts?: ProcedureCounts;
   /** failed / (completed + failed) over the last hour in the cluster; null when none ended. */
   failureRate?: number | null;
 }

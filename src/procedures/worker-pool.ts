@@ -22,7 +22,7 @@ import {
   type RunServices,
 } from './execution-run.js';
 import { ExecutionLogs } from './execution-logs.js';
-import { encodeFailure } from './failure.js';
+import { encodeFailure, failureError } from './failure.js';
 import { assertJson } from './json.js';
 import { ParamsMismatchError } from './params.js';
 import type { ProcedureRegistry } from './registry.js';
@@ -277,9 +277,9 @@ export class WorkerPool {
       );
       // Retrying cannot help these: the procedure said so, or its stored params no longer fit.
       if (cause instanceof UnrecoverableError || cause instanceof ParamsMismatchError) {
-        throw new UnrecoverableError(encodeFailure(cause));
+        throw failureError(cause, UnrecoverableError);
       }
-      throw new Error(encodeFailure(cause));
+      throw failureError(cause, Error);
     } finally {
       running.finish();
       this.running.delete(number);

@@ -1,7 +1,13 @@
 /** How an execution's error is kept in BullMQ's failedReason, and read back. */
 import { describe, expect, it } from 'vitest';
 import { AbortedError, ValidationError } from '../../src/errors.js';
-import { decodeFailure, encodeFailure } from '../../src/procedures/failure.js';
+import {
+  MAX_STACK_CHARS,
+  decodeFailure,
+  encodeFailure,
+  failureError,
+  failureHasStack,
+} from '../../src/procedures/failure.js';
 
 describe('failure encoding', () => {
   it('round-trips a sprocd error with its code', () => {
@@ -30,6 +36,27 @@ describe('failure encoding', () => {
     const reason = encodeFailure(new ValidationError('a "quoted"\nline'));
     expect(() => JSON.parse(reason) as unknown).not.toThrow();
     expect(decodeFailure(reason)?.message).toBe('a "quoted"\nline');
+  });
+
+  it("carries a procedure's stack, cut to 8 KiB, and never the stack of sprocd's own errors", () => {
+    const thrown = new TypeError('boom');
+    const err = failureError(thrown, Error);
+    expect(err.stack).toBe(thrown.stack);
+    expect(failureHasStack(err.message)).toBe(true);
+    expect(decodeFailure(err.message)).toEqual({ name: 'TypeError', message: 'boom' });
+
+    const long = Object.assign(new Error('deep'), {
+      stack: `Error: deep\n${'    at f (x.js:1:1)\n'.repeat(1000)}`,
+    });
+    const cut = failureError(long, Error).stack ?? '';
+    expect(cut.startsWith('Error: deep\n')).toBe(true);
+    expect(cut.length).toBeLessThan(MAX_STACK_CHARS + 20);
+
+    const own = failureError(new AbortedError(), Error);
+    expect(failureHasStack(own.message)).toBe(false);
+    expect(own.stack?.startsWith('Error: {')).toBe(true); // the wrapper's own, never shown
+    expect(failureHasStack(encodeFailure('a string'))).toBe(false);
+    expect(failureHasStack('job stalled more than allowable limit')).toBe(false);
   });
 
   it('reads nothing from an empty reason', () => {

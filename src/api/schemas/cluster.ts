@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { NodeRecord } from '../../lifecycle/heartbeat.js';
 import type { ProcedureListing } from '../../procedures/registry.js';
+import { LIVE_COUNT_CAP } from '../../stats/procedure-counts.js';
 import { IsoTime } from './common.js';
 
 /** Where a node is in its life. */
@@ -36,14 +37,34 @@ export const NodeRecordSchema = z
 /** The answer of GET /v1/nodes. */
 export const NodeListSchema = z.object({ items: z.array(NodeRecordSchema) }).meta({ id: 'NodeList' });
 
-const StateCounts = z.object({
-  waiting: z.number().int().min(0),
-  delayed: z.number().int().min(0),
-  active: z.number().int().min(0),
-  completed: z.number().int().min(0),
-  failed: z.number().int().min(0),
-  aborted: z.number().int().min(0),
-});
+const Count = z.number().int().min(0);
+
+/** A procedure's executions: those that ended over the statistics window, and the unfinished ones now. */
+const ProcedureCountsSchema = z
+  .object({
+    windowMinutes: z
+      .number()
+      .int()
+      .positive()
+      .describe('The minutes completed, failed and aborted look back (60: the last hour).'),
+    completed: Count.describe('Executions that completed in the window, all nodes.'),
+    failed: Count.describe('Executions that failed in the window (their last attempt), all nodes.'),
+    aborted: Count.describe(
+      'Executions aborted while running in the window, all nodes (one aborted before it started is not counted).',
+    ),
+    waiting: Count.optional().describe(
+      `Waiting now. Left out while the cluster has more than ${LIVE_COUNT_CAP} executions waiting (too many to count by procedure).`,
+    ),
+    active: Count.optional().describe(
+      `Running now. Left out while more than ${LIVE_COUNT_CAP} run in the cluster.`,
+    ),
+    delayed: Count.optional().describe(
+      `Delayed now (a delayMs or a retry's back-off). Left out while more than ${LIVE_COUNT_CAP} are delayed in the cluster.`,
+    ),
+  })
+  .describe(
+    'Its executions: those that ended in the last windowMinutes (from the per-minute statistics the failure rate uses), and those waiting, active or delayed now.',
+  );
 
 /** One procedure as GET /v1/procedures lists it. */
 export const ProcedureSchema = z
@@ -57,8 +78,14 @@ export const ProcedureSchema = z
     attempts: z.number().int().min(1).optional(),
     timeoutMs: z.number().positive().optional(),
     schedule: z.object({ cron: z.string(), tz: z.string().optional(), next: z.array(IsoTime) }).optional(),
-    counts: StateCounts.optional().describe('Retained executions by state.'),
-    failureRate: z.number().min(0).max(1).nullable().optional(),
+    counts: ProcedureCountsSchema.optional(),
+    failureRate: z
+      .number()
+      .min(0)
+      .max(1)
+      .nullable()
+      .optional()
+      .describe('failed / (completed + failed) over the last hour in the cluster; null when none ended.'),
   })
   .meta({ id: 'Procedure' }) satisfies z.ZodType<ProcedureListing, unknown>;
 

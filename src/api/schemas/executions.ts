@@ -94,7 +94,12 @@ export const ExecutionViewSchema = z
         name: z.string(),
         message: z.string(),
         code: z.string().optional(),
-        stack: z.string().optional(),
+        stack: z
+          .string()
+          .optional()
+          .describe(
+            "The stack of the error the procedure threw in its last attempt (at most 8 KiB, from the top); never for sprocd's own errors (time-out, abort, params mismatch, recovery limit).",
+          ),
       })
       .optional()
       .describe('Why it failed or was aborted.'),

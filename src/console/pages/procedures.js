@@ -9,7 +9,8 @@ import { SchemaForm } from '../lib/schema-form.js';
 import { Card, Empty, Json, Problem, Time, count, dateTime, html, toast } from '../lib/ui.js';
 import { ExecutionTable } from './executions.js';
 
-const STATES = ['waiting', 'delayed', 'active', 'completed', 'failed', 'aborted'];
+const LIVE = ['waiting', 'delayed', 'active'];
+const ENDED = ['completed', 'failed', 'aborted'];
 
 function rate(p) {
   if (p.failureRate === undefined) {
@@ -23,15 +24,20 @@ function rate(p) {
     ${pct === 0 ? '0' : pct < 1 ? pct.toFixed(2) : pct.toFixed(pct < 10 ? 1 : 0)}%</span>`;
 }
 
+/** Waiting, delayed and running now (when the node could count them), then those ended in the window. */
 function Counts({ counts }) {
   if (!counts) {
     return html`<span class="muted">—</span>`;
   }
+  const window = counts.windowMinutes === 60 ? 'the last hour' : `the last ${counts.windowMinutes} min`;
+  const chip = (s, title) =>
+    html`<span class=${`count count-${s}`} title=${title} data-state=${s}>${count(counts[s])}</span>`;
+  const shown = [
+    ...LIVE.filter((s) => counts[s]).map((s) => chip(s, `${s} now`)),
+    ...ENDED.filter((s) => counts[s]).map((s) => chip(s, `${s} in ${window}`)),
+  ];
   return html`<span class="counts">
-    ${STATES.filter((s) => counts[s]).map(
-      (s) => html`<span class=${`count count-${s}`} title=${s}>${count(counts[s])}</span>`,
-    )}
-    ${STATES.every((s) => !counts[s]) ? html`<span class="muted">none</span>` : null}
+    ${shown.length > 0 ? shown : html`<span class="muted">none</span>`}
   </span>`;
 }
 
@@ -49,7 +55,7 @@ export function ProceduresPage() {
   const now = useNow(5000);
   const { data, error } = useProcedures();
   const items = data?.items ?? [];
-  // Per-procedure counts by state are optional in the API: no empty column on a node without them.
+  // Counts are left out while Redis does not answer: no empty column then.
   const withCounts = items.some((p) => p.counts);
   return html`<div class="page">
     <header class="page-head"><h1>Procedures</h1></header>
@@ -59,7 +65,7 @@ export function ProceduresPage() {
         data && items.length === 0
           ? html`<${Empty}>No procedure in jobs/.</${Empty}>`
           : html`<table class="table table-hover" id="procedures-table">
-            <thead><tr><th>Procedure</th><th>Schedule</th><th>Next tick</th>${withCounts ? html`<th>Executions</th>` : null}
+            <thead><tr><th>Procedure</th><th>Schedule</th><th>Next tick</th>${withCounts ? html`<th title="Waiting, delayed and running now; completed, failed and aborted in the last hour">Executions (now · 1 h)</th>` : null}
               <th class="num" title="Failed among the executions that ended in the last hour">Failure rate (1 h)</th><th></th></tr></thead>
             <tbody>
               ${items.map(
@@ -121,7 +127,7 @@ export function ProcedurePage({ name }) {
       <div class="stack-cards">
         <${Card} title="Facts">
           <dl class="facts">
-            ${p.counts ? html`<dt>Executions</dt><dd><${Counts} counts=${p.counts} /></dd>` : null}
+            ${p.counts ? html`<dt>Executions</dt><dd><${Counts} counts=${p.counts} /> <span class="muted">now · ended in the last hour</span></dd>` : null}
             <dt>Failure rate</dt><dd>${rate(p)} <span class="muted">last hour</span></dd>
             ${p.attempts ? html`<dt>Attempts</dt><dd>${p.attempts}</dd>` : null}
             ${p.timeoutMs ? html`<dt>Time-out</dt><dd>${p.timeoutMs} ms</dd>` : null}

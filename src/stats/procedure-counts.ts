@@ -1,0 +1,154 @@
+/**
+ * Per-procedure counts for GET /v1/procedures, read without touching a job: the executions that ended
+ * in the last hour come from the statistics buckets (./series.ts, the same ones the failure rate
+ * reads), and the ones waiting, active or delayed now from BullMQ's sets of unfinished jobs
+ * intersected with the per-procedure index (src/procedures/execution-index.ts). Those intersections
+ * cost up to the size of BullMQ's set per procedure, so a state is counted only while the cluster
+ * holds at most {@link LIVE_COUNT_CAP} executions in it; past that its count is left out.
+ */
+import type { Redis } from 'ioredis';
+import { bullQueueKeys } from '../redis/bullmq-internals.js';
+import type { Keys } from '../redis/keys.js';
+import { failureRateOf, readProcedureOutcomes, type ProcedureOutcomes } from './series.js';
+
+/** The minutes the finished outcomes of GET /v1/procedures look back. */
+export const COUNTS_WINDOW_MINUTES = 60;
+
+/** Most executions a state may hold in the cluster for its per-procedure count to be read. */
+export const LIVE_COUNT_CAP = 1000;
+
+/** The unfinished states counted per procedure. */
+export type LiveState = 'waiting' | 'active' | 'delayed';
+
+/** One procedure's counts as GET /v1/procedures shows them. */
+export interface ProcedureCounts extends ProcedureOutcomes, Partial<Record<LiveState, number>> {
+  /** The minutes `completed`, `failed` and `aborted` look back. */
+  windowMinutes: number;
+}
+
+/** The counts of a procedure: `outcomes` over the window, with what `live` knows of it now. */
+export function countsOf(
+  outcomes: ProcedureOutcomes | undefined,
+  live: Partial<Record<LiveState, number>> | undefined,
+): ProcedureCounts {
+  return {
+    windowMinutes: COUNTS_WINDOW_MINUTES,
+    completed: outcomes?.completed ?? 0,
+    failed: outcomes?.failed ?? 0,
+    aborted: outcomes?.aborted ?? 0,
+    ...live,
+  };
+}
+
+/** What GET /v1/procedures shows of a procedure's executions. */
+export interface ProcedureFigures {
+  counts: ProcedureCounts;
+  /** failed / (completed + failed) over the window; null when none ended. */
+  failureRate: number | null;
+}
+
+/** Per procedure, its counts and failure rate (two statistics reads and two round trips for the live counts). */
+export async function readProcedureFigures(
+  redis: Redis,
+  keys: Keys,
+  procedures: readonly string[],
+): Promise<Map<string, ProcedureFigures>> {
+  const [outcomes, live] = await Promise.all([
+    readProcedureOutcomes(redis, keys.stats, COUNTS_WINDOW_MINUTES),
+    readLiveCounts(redis, keys, procedures),
+  ]);
+  return new Map(
+    procedures.map((name) => {
+      const ended = outcomes.get(name);
+      return [name, { counts: countsOf(ended, live.get(name)), failureRate: failureRateOf(ended) }];
+    }),
+  );
+}
+
+/** Where a state's executions are in BullMQ: lists (ids read) and sorted sets (intersected in Redis). */
+const PARTS: Record<
+  LiveState,
+  { lists: ('active' | 'wait' | 'paused')[]; zsets: ('prioritized' | 'delayed')[] }
+> = {
+  waiting: { lists: ['wait', 'paused'], zsets: ['prioritized'] },
+  active: { lists: ['active'], zsets: [] },
+  delayed: { lists: [], zsets: ['delayed'] },
+};
+
+/**
+ * Per procedure, how many of its executions are waiting, active or delayed now (two round trips).
+ * A state holding more than {@link LIVE_COUNT_CAP} executions in the cluster is not in the answer.
+ */
+export async function readLiveCounts(
+  redis: Redis,
+  keys: Keys,
+  procedures: readonly string[],
+): Promise<Map<string, Partial<Record<LiveState, number>>>> {
+  const bull = bullQueueKeys(keys);
+  const first = redis.pipeline();
+  const lists = ['active', 'wait', 'paused'] as const;
+  const zsets = ['prioritized', 'delayed'] as const;
+  for (const list of lists) {
+    first.lrange(bull[list], 0, LIVE_COUNT_CAP);
+  }
+  for (const zset of zsets) {
+    first.zcard(bull[zset]);
+  }
+  const replies = (await first.exec()) ?? [];
+  const reply = (i: number): unknown => {
+    const [err, value] = replies[i] ?? [];
+    if (err) {
+      throw err;
+    }
+    return value;
+  };
+  const ids = new Map(lists.map((list, i) => [list, (reply(i) as string[] | null) ?? []]));
+  const sizes = new Map(zsets.map((zset, i) => [zset, Number(reply(lists.length + i) ?? 0)]));
+  const counted = (Object.keys(PARTS) as LiveState[]).filter((state) => {
+    const { lists: l, zsets: z } = PARTS[state];
+    const size =
+      l.reduce((n, p) => n + (ids.get(p)?.length ?? 0), 0) + z.reduce((n, p) => n + (sizes.get(p) ?? 0), 0);
+    return size <= LIVE_COUNT_CAP;
+  });
+
+  // One command per procedure and part that holds something; each answer adds to its state's count.
+  const second = redis.pipeline();
+  const adds: { procedure: string; state: LiveState; list: boolean }[] = [];
+  for (const procedure of procedures) {
+    const index = keys.executionIndex.procedure(procedure);
+    for (const state of counted) {
+      for (const list of PARTS[state].lists) {
+        const members = ids.get(list) ?? [];
+        if (members.length > 0) {
+          second.zmscore(index, ...members);
+          adds.push({ procedure, state, list: true });
+        }
+      }
+      for (const zset of PARTS[state].zsets) {
+        if ((sizes.get(zset) ?? 0) > 0) {
+          second.zintercard(2, index, bull[zset]);
+          adds.push({ procedure, state, list: false });
+        }
+      }
+    }
+  }
+  const out = new Map<string, Partial<Record<LiveState, number>>>();
+  for (const procedure of procedures) {
+    out.set(procedure, Object.fromEntries(counted.map((state) => [state, 0])));
+  }
+  const answers = adds.length > 0 ? ((await second.exec()) ?? []) : [];
+  adds.forEach(({ procedure, state, list }, i) => {
+    const [err, value] = answers[i] ?? [];
+    if (err) {
+      throw err;
+    }
+    const n = list
+      ? ((value as (string | null)[] | null) ?? []).filter((s) => s !== null).length
+      : Number(value ?? 0);
+    const counts = out.get(procedure);
+    if (counts) {
+      counts[state] = (counts[state] ?? 0) + n;
+    }
+  });
+  return out;
+}
