@@ -103,6 +103,15 @@ async function serve() {
           missed: 1,
         },
       ],
+      executionLogs: async () => [
+        {
+          at: '2025-01-01T00:00:00.000Z',
+          level: 'info',
+          msg: 'greeting',
+          node: 'n1',
+          fields: { who: 'Ada' },
+        },
+      ],
       backupRecord: async (number) =>
         number === 3 ? { number, node: 'fake-node', file: backupFile } : undefined,
       procedures: () => [
@@ -307,13 +316,17 @@ describe('other commands', () => {
 });
 
 describe('execution actions, schedules and backup files', () => {
-  it('retry, rm, timeline, schedules and backups download', async () => {
+  it('retry, rm, timeline, logs, schedules and backups download', async () => {
     const { sprocd } = await serve();
     await sprocd(['exec', 'p']);
     expect((await sprocd(['retry', '1'])).stdout).toBe('execution 1: retried as 9 (waiting)\n');
     expect((await sprocd(['timeline', '1'])).stdout).toMatch(
       /^AT\s+EVENT\s+NODE\s+ATTEMPT\s+MESSAGE\n.*queued\n.*started\s+n1\s+1\n$/,
     );
+    expect((await sprocd(['logs', '1'])).stdout).toBe(
+      '2025-01-01T00:00:00.000Z  info   n1  greeting {"who":"Ada"}\n',
+    );
+    expect(JSON.parse((await sprocd(['logs', '1', '--json'])).stdout)).toMatchObject([{ msg: 'greeting' }]);
     expect((await sprocd(['rm', '1'])).stdout).toBe('execution 1: removed\n');
     expect((await sprocd(['remove', '1'])).code).toBe(EXIT.notFound);
     expect((await sprocd(['schedules'])).stdout).toMatch(

@@ -190,5 +190,20 @@ export function executionCommands(ctx: CliContext): Command[] {
       );
     });
 
-  return [exec, ps, get, abort, wake, retry, remove, timeline];
+  const logs = new Command('logs')
+    .description('the lines execution N wrote through ctx.log, while its nodes keep them')
+    .argument('<n>', 'execution number', executionNumber)
+    .action(async (n: number) => {
+      const lines = await ctx.client().logs(n);
+      if (ctx.json()) {
+        printJson(ctx.io, lines);
+        return;
+      }
+      for (const l of lines) {
+        const fields = l.fields && Object.keys(l.fields).length ? ` ${JSON.stringify(l.fields)}` : '';
+        ctx.io.out.write(`${l.at}  ${l.level.padEnd(5)}  ${l.node}  ${l.msg}${fields}\n`);
+      }
+    });
+
+  return [exec, ps, get, abort, wake, retry, remove, timeline, logs];
 }

@@ -20,6 +20,7 @@ import type {
   ExecutionPage,
   ExecuteArgs,
   HealthAnswer,
+  LogLine,
   NodeInfo,
   ProcedureFor,
   ProcedureInfo,
@@ -147,6 +148,11 @@ export class SprocdClient<Procedures extends object = {}> {
   /** An execution's life, oldest first (GET /v1/executions/{number}/timeline). */
   timeline(number: number): Promise<Timeline> {
     return this.request('GET', `/v1/executions/${number}/timeline`);
+  }
+
+  /** The lines an execution wrote through ctx.log, oldest first, while kept (GET /v1/executions/{number}/logs). */
+  async logs(number: number): Promise<LogLine[]> {
+    return (await this.request<{ items: LogLine[] }>('GET', `/v1/executions/${number}/logs`)).items;
   }
 
   /** The automatic backup's and the procedures' schedules: next ticks, last run, missed ticks (GET /v1/schedules). */

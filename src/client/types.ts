@@ -26,6 +26,7 @@ import type {
 } from '../api/schemas/executions.js';
 import type { AuditPageSchema, AuditQuerySchema } from '../api/schemas/audit.js';
 import type { BulkBodySchema, BulkResultSchema, TimelineSchema } from '../api/schemas/execution-admin.js';
+import type { ExecutionLogsSchema } from '../api/schemas/execution-logs.js';
 import type { ScheduleListSchema } from '../api/schemas/schedules.js';
 import type { SessionSchema, StorageSnapshotSchema } from '../api/schemas/session.js';
 import type { StorageEntriesSchema, StorageWriteSchema } from '../api/schemas/session-entries.js';
@@ -54,6 +55,8 @@ export type BulkRequest = z.input<typeof BulkBodySchema>;
 export type BulkResult = z.output<typeof BulkResultSchema>;
 /** An execution's life, oldest first (GET /v1/executions/{number}/timeline). */
 export type Timeline = z.output<typeof TimelineSchema>;
+/** One log line an execution wrote through ctx.log (GET /v1/executions/{number}/logs). */
+export type LogLine = z.output<typeof ExecutionLogsSchema>['items'][number];
 /** The automatic backup's or a procedure's schedule (GET /v1/schedules). */
 export type ScheduleInfo = z.output<typeof ScheduleListSchema>['items'][number];
 /** Filters and cursor of GET /v1/audit. */
