@@ -406,7 +406,7 @@ export class SprocdNode {
         const service = this.part(this.sessionService, 'read');
         const command = this.part(this.command, 'read');
         return {
-          entries: () => storageReport(command, this.keys.storage),
+          entries: (query) => storageReport(command, this.keys.storage, query),
           replace: (key, value, expect) => replaceEntry(service.session.storage, key, value, expect),
         };
       },

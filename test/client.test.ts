@@ -91,7 +91,7 @@ describe('SprocdClient', () => {
           systemEvents: async () => [{ type: 'node.started', at: new Date(0).toISOString(), node: 'n1' }],
         }),
         storageAdmin: () => ({
-          entries: async () => [{ key: 'config', size: 12 }],
+          entries: async () => ({ items: [{ key: 'config', size: 12 }] }),
           replace: async (...args) => {
             writes.push(args);
           },

@@ -162,7 +162,10 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
     await secured.register(metricsRoutes, ctx);
     await secured.register(
       async (v1) => {
-        await v1.register(executionRoutes, { ...ctx, waits: s.maxWaits ? new WaitGate(s.maxWaits) : undefined });
+        await v1.register(executionRoutes, {
+          ...ctx,
+          waits: s.maxWaits ? new WaitGate(s.maxWaits) : undefined,
+        });
         await v1.register(procedureRoutes, ctx);
         await v1.register(sessionRoutes, ctx);
         await v1.register(nodeRoutes, ctx);

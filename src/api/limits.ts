@@ -6,7 +6,7 @@
  * docs/ARCHITECTURE.md#bounded-resources.
  */
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerOptions } from 'node:http';
+import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -104,8 +104,9 @@ export function serverOptions(s: Partial<LimitSettings>): {
 /**
  * Guards the connections of `app`'s server: past SPROCD_MAX_CONNECTIONS Node closes new ones at once
  * (logged); a connection that sends no request within SPROCD_HEADERS_TIMEOUT_MS is closed (Node's
- * own headers time-out only starts with the first byte); and those that never sent a request are
- * closed when the app closes, instead of holding its close.
+ * own headers time-out only starts with the first byte); and when the app closes, the connections
+ * that never sent a request are closed, and the others as their answer ends, instead of holding
+ * the close.
  */
 export function guardConnections(app: FastifyInstance, s: Partial<LimitSettings>, log: Logger): void {
   const server = app.server;
@@ -122,6 +123,7 @@ export function guardConnections(app: FastifyInstance, s: Partial<LimitSettings>
     });
   }
   const quiet = new Set<Socket>();
+  let closing = false;
   server.on('connection', (socket: Socket) => {
     quiet.add(socket);
     socket.once('close', () => quiet.delete(socket));
@@ -129,13 +131,22 @@ export function guardConnections(app: FastifyInstance, s: Partial<LimitSettings>
       socket.setTimeout(s.headersTimeoutMs);
     }
   });
-  server.on('request', (request: IncomingMessage) => {
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     if (quiet.delete(request.socket) && s.headersTimeoutMs !== undefined) {
       request.socket.setTimeout(IDLE_SOCKET_MS);
     }
+    // Node's close ends the connections idle at that moment only: one whose answer ends later is
+    // ended then, or it would hold the close until its keep-alive time-out.
+    response.once('finish', () => {
+      if (closing) {
+        request.socket.end();
+      }
+    });
   });
-  app.addHook('preClose', async () => {
+  app.addHook('preClose', (done) => {
+    closing = true;
     quiet.forEach((socket) => socket.destroy());
+    done();
   });
 }
 

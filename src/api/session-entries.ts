@@ -1,14 +1,15 @@
 /**
- * The console's storage routes: GET /v1/session/entries (every entry with its size, its lock holder,
- * lease and waiters) and PUT /v1/session/storage/:key (an edit through `use`).
+ * The console's storage routes: GET /v1/session/entries (the entries with their size, lock holder,
+ * lease and waiters, page by page) and PUT /v1/session/storage/:key (an edit through `use`).
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { withRedisTimeout } from '../redis/errors.js';
 import type { EntryObject } from '../session/entry-edit.js';
-import type { EntryReport } from '../session/lock-report.js';
+import type { StoragePage, StoragePageQuery } from '../session/lock-report.js';
 import { errors, ok } from './schemas/common.js';
 import { StorageKeyParams } from './schemas/session.js';
 import {
+  StorageEntriesQuerySchema,
   StorageEntriesSchema,
   StorageWriteBodySchema,
   StorageWriteSchema,
@@ -16,8 +17,8 @@ import {
 
 /** What the storage views read and write. */
 export interface StorageAdmin {
-  /** Every entry and lock, sorted by key. */
-  entries(): Promise<EntryReport[]>;
+  /** A page of the entries and locks, sorted by key within the page (src/session/lock-report.ts). */
+  entries(query?: StoragePageQuery): Promise<StoragePage>;
   /** Replaces entry `key` through `use` (waits for the lock like any writer). */
   replace(key: string, value: EntryObject, expect?: EntryObject | null): Promise<void>;
 }
@@ -38,11 +39,15 @@ export const sessionEntriesRoutes: FastifyPluginAsyncZod<SessionEntriesRouteDeps
     {
       schema: {
         operationId: 'listStorageEntries',
-        summary: 'Every storage entry with its size, and each lock with its holder, lease and waiters.',
-        response: { 200: ok('Sorted by key.', StorageEntriesSchema), ...errors(401) },
+        summary: 'The storage entries with their size, and each lock with its holder, lease and waiters.',
+        description:
+          'Page by page (`limit`, then `cursor` from `nextCursor`), sorted by key within a page; the first ' +
+          'page also lists the locks on keys that have no entry yet. An entry written meanwhile may show twice or not at all.',
+        querystring: StorageEntriesQuerySchema,
+        response: { 200: ok('A page.', StorageEntriesSchema), ...errors(400, 401) },
       },
     },
-    async () => ({ items: await withRedisTimeout(deps.storageAdmin().entries(), deps.redisTimeoutMs) }),
+    async (request) => withRedisTimeout(deps.storageAdmin().entries(request.query), deps.redisTimeoutMs),
   );
 
   app.put(

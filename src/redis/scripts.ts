@@ -269,6 +269,27 @@ export async function lockHeartbeat(
   return lost.map((i) => i - 1);
 }
 
+/**
+ * storageScan-1.lua: one HSCAN step over the storage's entries from `cursor`: the names and sizes
+ * found, and the cursor to go on from ("0" at the end).
+ */
+export async function storageScan(
+  redis: Redis,
+  storage: StorageKeys,
+  cursor: string,
+  count: number,
+): Promise<{ next: string; entries: { name: string; size: number }[] }> {
+  const [next, ...flat] = (await run(redis, 'storageScan', [storage.data], [cursor, count])) as [
+    string,
+    ...(string | number)[],
+  ];
+  const entries: { name: string; size: number }[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    entries.push({ name: String(flat[i]), size: Number(flat[i + 1]) });
+  }
+  return { next, entries };
+}
+
 // ---- session identity (session/index.ts) --------------------------------------------------------
 
 /** sessionIdentity-1.lua: the session identity, created with `id` when Redis has none. */

@@ -1,10 +1,13 @@
 /**
- * The storage as the console shows it: every entry with its size, and every lock with its holder,
- * its lease and its queue of waiters, read from Redis (so from any node). Locks on keys that have no
- * entry yet (a `use` creating one) are found with SCAN over the lock keys.
+ * The storage as the console shows it, page by page: each entry with its size, and each lock with its
+ * holder, its lease and its queue of waiters, read from Redis (so from any node) without reading the
+ * entries' values. Locks on keys that have no entry yet (a `use` creating one) are found with SCAN
+ * over the lock keys, on the first page.
  */
 import type { Redis } from 'ioredis';
+import { ValidationError } from '../errors.js';
 import type { StorageKeys } from '../redis/keys.js';
+import { storageScan } from '../redis/scripts.js';
 import { describeWaiter, type LockParty } from './lock-owner.js';
 
 /** One key of the storage. */
@@ -29,30 +32,64 @@ function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&');
 }
 
-/** Every entry and every lock of the storage, sorted by key. */
-export async function storageReport(redis: Redis, keys: StorageKeys): Promise<EntryReport[]> {
-  const lockPrefix = keys.lock('');
-  const locked = new Set<string>();
-  let cursor = '0';
+/** What a page of the storage listing asks for. */
+export interface StoragePageQuery {
+  /** The previous page's `nextCursor`. */
+  cursor?: string;
+  /** @defaultValue {@link STORAGE_PAGE_SIZE} */
+  limit?: number;
+}
+
+/** One page of the storage listing. */
+export interface StoragePage {
+  items: EntryReport[];
+  /** Where the next page starts; absent on the last page. */
+  nextCursor?: string;
+}
+
+/** Entries a page lists by default, and at most. */
+export const STORAGE_PAGE_SIZE = 1000;
+export const MAX_STORAGE_PAGE_SIZE = 5000;
+/** Entries asked per HSCAN step: the script holds that many values at once, up to the entry size each. */
+const HSCAN_COUNT = 50;
+
+/**
+ * A page of the storage: about `limit` entries (HSCAN's order, sorted by key within the page) with
+ * their sizes and locks; the first page also lists the locks on keys that have no entry yet. An entry
+ * written while the pages are read may be listed twice or not at all (HSCAN's guarantee: every entry
+ * there the whole time is listed).
+ */
+export async function storageReport(
+  redis: Redis,
+  keys: StorageKeys,
+  query: StoragePageQuery = {},
+): Promise<StoragePage> {
+  const limit = query.limit ?? STORAGE_PAGE_SIZE;
+  const first = query.cursor === undefined || query.cursor === '';
+  let cursor = first ? '0' : decodeStorageCursor(query.cursor as string);
+  const sizes = new Map<string, number>();
   do {
-    const [next, found] = await redis.scan(
-      cursor,
-      'MATCH',
-      `${escapeGlob(lockPrefix)}*`,
-      'COUNT',
-      SCAN_COUNT,
-    );
-    cursor = next;
-    for (const k of found) {
-      locked.add(k.slice(lockPrefix.length));
+    const step = await storageScan(redis, keys, cursor, Math.min(HSCAN_COUNT, limit));
+    cursor = step.next;
+    step.entries.forEach((e) => sizes.set(e.name, e.size));
+  } while (cursor !== '0' && sizes.size < limit);
+  const locked = new Set<string>();
+  const check = redis.pipeline();
+  for (const name of sizes.keys()) {
+    check.exists(keys.lock(name));
+  }
+  const exists = (await check.exec()) ?? [];
+  [...sizes.keys()].forEach((name, i) => {
+    if (exists[i]?.[1] === 1) {
+      locked.add(name);
     }
-  } while (cursor !== '0');
-  const names = await redis.hkeys(keys.data);
-  const stored = new Set(names);
-  const all = [...new Set([...names, ...locked])].sort();
+  });
+  if (first) {
+    (await lockedKeys(redis, keys)).forEach((name) => locked.add(name));
+  }
+  const all = [...new Set([...sizes.keys(), ...locked])].sort();
   const pipeline = redis.pipeline();
   for (const name of all) {
-    pipeline.hstrlen(keys.data, name);
     if (locked.has(name)) {
       pipeline.get(keys.lock(name)).pttl(keys.lock(name)).lrange(keys.queue(name), 0, -1);
     }
@@ -67,10 +104,9 @@ export async function storageReport(redis: Redis, keys: StorageKeys): Promise<En
     return value;
   };
   const now = Date.now();
-  const out: EntryReport[] = [];
+  const items: EntryReport[] = [];
   for (const name of all) {
-    const size = Number(next());
-    const report: EntryReport = { key: name, size: stored.has(name) ? size : null };
+    const report: EntryReport = { key: name, size: sizes.get(name) ?? null };
     if (locked.has(name)) {
       const value = next() as string | null;
       const ttl = Number(next());
@@ -85,8 +121,36 @@ export async function storageReport(redis: Redis, keys: StorageKeys): Promise<En
       }
     }
     if (report.size !== null || report.lock) {
-      out.push(report);
+      items.push(report);
     }
   }
-  return out;
+  return cursor === '0' ? { items } : { items, nextCursor: Buffer.from(cursor).toString('base64url') };
+}
+
+/** The HSCAN cursor a page's `nextCursor` carries. */
+function decodeStorageCursor(raw: string): string {
+  const cursor = Buffer.from(raw, 'base64url').toString('utf8');
+  if (!/^[1-9]\d{0,19}$/.test(cursor)) {
+    throw new ValidationError('Bad query: cursor: pass the nextCursor of the previous page as it came.');
+  }
+  return cursor;
+}
+
+/** The keys that have a lock (SCAN over the lock keys: a `use` creating an entry locks a key it lacks). */
+async function lockedKeys(redis: Redis, keys: StorageKeys): Promise<string[]> {
+  const lockPrefix = keys.lock('');
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(
+      cursor,
+      'MATCH',
+      `${escapeGlob(lockPrefix)}*`,
+      'COUNT',
+      SCAN_COUNT,
+    );
+    cursor = next;
+    found.push(...batch.map((k) => k.slice(lockPrefix.length)));
+  } while (cursor !== '0');
+  return found;
 }

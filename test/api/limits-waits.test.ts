@@ -42,12 +42,15 @@ function startWait(wait: number): { controller: AbortController; answer: Promise
 
 const waits = () => node.internals().executions.waits;
 
-/** The Redis commands touching `needle` (a job id) while `during` runs, scripts' own included. */
+/** The Redis commands on this node's keys touching `needle` (a job id) while `during` runs, scripts' own included. */
 async function commandsTouching(needle: string, during: () => Promise<void>): Promise<string[][]> {
   const monitor = await (testClient() as Redis).monitor();
+  // Lines still arriving as the monitor disconnects are reported as errors: they are not ours to see.
+  monitor.on('error', () => undefined);
   const seen: string[][] = [];
   monitor.on('monitor', (_time: string, args: string[]) => {
-    if (args.some((a) => a === needle || a.endsWith(`:${needle}`))) {
+    const ours = args.some((a) => a.startsWith(`{${prefix}}`));
+    if (ours && args.some((a) => a === needle || a.endsWith(`:${needle}`))) {
       seen.push(args);
     }
   });

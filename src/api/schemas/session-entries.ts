@@ -1,5 +1,6 @@
 /** Schemas of the console's storage routes: entries with their locks, and the edit of an entry. */
 import { z } from 'zod';
+import { MAX_STORAGE_PAGE_SIZE, STORAGE_PAGE_SIZE } from '../../session/lock-report.js';
 import { IsoTime, JsonValueSchema } from './common.js';
 
 const Party = z
@@ -9,6 +10,18 @@ const Party = z
     execution: z.number().int().optional(),
   })
   .meta({ id: 'LockParty' });
+
+/** The query of GET /v1/session/entries. */
+export const StorageEntriesQuerySchema = z.strictObject({
+  cursor: z.string().optional().describe("The previous page's nextCursor."),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_STORAGE_PAGE_SIZE)
+    .optional()
+    .describe(`About how many entries (default ${STORAGE_PAGE_SIZE}, at most ${MAX_STORAGE_PAGE_SIZE}).`),
+});
 
 /** The answer of GET /v1/session/entries. */
 export const StorageEntriesSchema = z
@@ -26,6 +39,7 @@ export const StorageEntriesSchema = z
           .optional(),
       }),
     ),
+    nextCursor: z.string().optional().describe('Where the next page starts; absent on the last page.'),
   })
   .meta({ id: 'StorageEntries' });
 
