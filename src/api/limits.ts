@@ -8,14 +8,14 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import rateLimit from '@fastify/rate-limit';
+import fastifyRateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Settings } from '../config.js';
 import { SprocdError } from '../errors.js';
 import type { Keys } from '../redis/keys.js';
-import { rateLimitHit } from '../redis/scripts.js';
+import { rateLimit } from '../redis/scripts.js';
 import { MAX_WAIT_MS } from './schemas/executions.js';
 
 /** The settings of the limits. */
@@ -189,7 +189,7 @@ export async function registerRateLimit(scope: FastifyInstance, deps: LimitsDeps
         done(err as Error);
         return;
       }
-      rateLimitHit(where.redis, where.keys, key, windowMs).then(
+      rateLimit(where.redis, where.keys, key, windowMs).then(
         ({ count, ttlMs }) => done(null, { current: count, ttl: ttlMs }),
         (err: unknown) => done(err as Error),
       );
@@ -199,7 +199,7 @@ export async function registerRateLimit(scope: FastifyInstance, deps: LimitsDeps
       return this;
     }
   }
-  await scope.register(rateLimit, {
+  await scope.register(fastifyRateLimit, {
     max,
     timeWindow: windowMs,
     store: SharedCounters,

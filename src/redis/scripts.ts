@@ -11,7 +11,8 @@
  * know it (after a restart too).
  *
  * Callers never pass raw KEYS or ARGV: each script has one typed wrapper below, which builds both
- * from redis/keys.ts (and bullmq-internals.ts) and decodes the reply.
+ * from redis/keys.ts (and bullmq-internals.ts) and decodes the reply. This file is long because every
+ * script's wrapper lives here, beside the one loader.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -413,7 +414,7 @@ export async function numberBlock(
  * rateLimit-1.lua: counts one request of `caller` in its current window of `windowMs`. Returns the
  * requests in that window so far and the ms until it ends.
  */
-export async function rateLimitHit(
+export async function rateLimit(
   redis: Redis,
   keys: Keys,
   caller: string,
