@@ -57,7 +57,9 @@ export class FinishWatch {
     this.addWaker(jobId, waker);
     signal?.addEventListener('abort', waker);
     try {
-      await this.reader().waitUntilReady();
+      // Events from the moment the reader runs are not missed; one that does not connect (Redis away)
+      // holds nobody: the state is asked anyway, and again later.
+      await settleWithin(this.reader().waitUntilReady(), Math.min(ms, FIRST_RECHECK_MS));
       let pause = FIRST_RECHECK_MS;
       for (;;) {
         if (this.closed || signal?.aborted) {
