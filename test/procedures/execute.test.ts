@@ -58,7 +58,7 @@ describe('executeOnServerWith', () => {
       },
     }));
     expect(await executeOnServer('p', { a: 1 }, { name: 'n' })).toEqual({ ...view, existing: true });
-    expect(calls).toEqual([['p', { a: 1 }, { name: 'n' }]]);
+    expect(calls).toEqual([['p', { a: 1 }, { name: 'n' }, undefined]]);
   });
 
   it('asks for the executor at each call, so it can refuse before the node is ready', async () => {
