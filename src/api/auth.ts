@@ -140,7 +140,9 @@ export function guardRoutes(app: FastifyInstance, options: GuardOptions): void {
     const action = rule.audit;
     if (audit && action) {
       const record: onSendHookHandler = async (request, reply, payload) => {
-        if (!allowed.delete(request)) {
+        // A 5xx changed nothing to record (Redis away, a full queue, a stop), and waiting for an
+        // absent Redis here would double the time the caller waits for its error.
+        if (!allowed.delete(request) || reply.statusCode >= 500) {
           return payload;
         }
         const entry = {

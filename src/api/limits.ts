@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { Settings } from '../config.js';
 import { SprocdError } from '../errors.js';
 import type { Keys } from '../redis/keys.js';
+import { withRedisTimeout } from '../redis/errors.js';
 import { rateLimit } from '../redis/scripts.js';
 import { MAX_WAIT_MS } from './schemas/executions.js';
 
@@ -166,6 +167,11 @@ export function callerKey(request: FastifyRequest): string {
   return `address:${request.ip}`;
 }
 
+/** How long a request waits for its rate-limit count before it passes uncounted. */
+const COUNT_TIMEOUT_MS = 250;
+/** How long requests pass uncounted after a count timed out. */
+const COUNT_PAUSE_MS = 2000;
+
 /**
  * Adds the per-caller rate limit to the routes registered in `scope` after it (@fastify/rate-limit,
  * counting in Redis through rateLimit-1.lua). It runs after the scope's own onRequest hooks, so the
@@ -179,6 +185,7 @@ export async function registerRateLimit(scope: FastifyInstance, deps: LimitsDeps
   }
   const windowMs: number = window;
   const counters: () => { redis: Redis; keys: Keys } = target;
+  let countingPausedUntil = 0;
   /** The plugin's store: one counter per caller and window, shared by the nodes. */
   class SharedCounters {
     incr(key: string, done: (error: Error | null, result?: { current: number; ttl: number }) => void): void {
@@ -189,9 +196,20 @@ export async function registerRateLimit(scope: FastifyInstance, deps: LimitsDeps
         done(err as Error);
         return;
       }
-      rateLimit(where.redis, where.keys, key, windowMs).then(
+      // A Redis that is away (or frozen) must not add its time-out to the route's own: the request
+      // passes uncounted at once (skipOnError) and the route answers REDIS_UNAVAILABLE if it needs Redis.
+      // After a count that timed out (a frozen Redis), the next ones pass uncounted for a while
+      // instead of each paying the wait again.
+      if (where.redis.status !== 'ready' || Date.now() < countingPausedUntil) {
+        done(new Error('Redis is not answering; request not counted'));
+        return;
+      }
+      withRedisTimeout(rateLimit(where.redis, where.keys, key, windowMs), COUNT_TIMEOUT_MS).then(
         ({ count, ttlMs }) => done(null, { current: count, ttl: ttlMs }),
-        (err: unknown) => done(err as Error),
+        (err: unknown) => {
+          countingPausedUntil = Date.now() + COUNT_PAUSE_MS;
+          done(err as Error);
+        },
       );
     }
 

@@ -156,6 +156,8 @@ function checkerOf(url: string): Promise<ResponseChecker> {
     checker = fetch(`${url}/openapi.json`)
       .then((res) => res.json())
       .then((doc) => new ResponseChecker(doc as OpenApiDocument));
+    // A node not listening yet is asked again by the next request.
+    checker.catch(() => checkers.delete(url));
     checkers.set(url, checker);
   }
   return checker;
@@ -167,13 +169,17 @@ function checkerOf(url: string): Promise<ResponseChecker> {
  */
 export function checkedFetch(base: string): typeof fetch {
   return async (input, init) => {
+    // Asked for beside the request, so an answer that arrives after its node stopped (a wait cut
+    // short by the stop) is still checked against the document that node served.
+    const checker = checkerOf(base);
+    checker.catch(() => undefined);
     const response = await fetch(input, init);
     const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
     if (response.headers.get('content-type')?.startsWith('text/event-stream') || !url.href.startsWith(base)) {
       return response;
     }
     const body = await response.clone().text();
-    (await checkerOf(base)).check({
+    (await checker).check({
       method: init?.method ?? 'GET',
       url: url.pathname + url.search,
       status: response.status,
