@@ -12,11 +12,28 @@ export function initialize(data) {
 export async function resolve(specifier, context, next) {
   const result = await next(specifier === 'sprocd' ? index : specifier, context);
   if (
-    result.format === 'commonjs' &&
+    // Node 22.7+ names a .ts file outside a "type": "module" package 'commonjs-typescript'.
+    (result.format === 'commonjs' || result.format === 'commonjs-typescript') &&
     /\.ts(\?|$)/.test(result.url) &&
     !result.url.includes('/node_modules/')
   ) {
     return { ...result, format: 'module' };
   }
   return result;
+}
+
+// Node 22.7+ resolves such a file as 'commonjs-typescript' and may hand it to its CommonJS loader
+// before the resolve hook's format is seen, which then misses "sprocd" and ESM syntax: say it again
+// when the file is loaded.
+export async function load(url, context, next) {
+  if (
+    /\.ts(\?|$)/.test(url) &&
+    !url.includes('/node_modules/') &&
+    (context.format === undefined ||
+      context.format === 'commonjs' ||
+      context.format === 'commonjs-typescript')
+  ) {
+    return next(url, { ...context, format: 'module' });
+  }
+  return next(url, context);
 }
