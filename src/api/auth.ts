@@ -155,7 +155,8 @@ export function guardRoutes(app: FastifyInstance, options: GuardOptions): void {
             params: (request.params ?? {}) as Record<string, unknown>,
             query: (request.query ?? {}) as Record<string, unknown>,
             body: request.body,
-            answer: typeof payload === 'string' ? parseAnswer(payload) : undefined,
+            // What a refusal or failure answered is in its status; only a success's answer is read.
+            answer: reply.statusCode < 300 && typeof payload === 'string' ? parseAnswer(payload) : undefined,
           }),
         };
         try {

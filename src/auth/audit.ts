@@ -80,6 +80,13 @@ function before(id: string): string | undefined {
   return ms > 0n ? `${ms - 1n}-18446744073709551615` : undefined;
 }
 
+/** A record waiting to be written, and its caller's promise. */
+interface Pending {
+  readonly json: string;
+  readonly resolve: (id: string | undefined) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 /** The audit trail of one deployment. */
 export class AuditTrail {
   /**
@@ -92,17 +99,16 @@ export class AuditTrail {
     readonly max: number,
   ) {}
 
-  /** Records waiting for the next write, and whether one is planned. */
-  private pending: {
-    json: string;
-    resolve: (id: string | undefined) => void;
-    reject: (err: unknown) => void;
-  }[] = [];
-  private planned = false;
+  /** Records waiting for the next write. */
+  private pending: Pending[] = [];
+  /** Whether a write is planned or in flight. */
+  private busy = false;
 
   /**
-   * Appends `record`, trimming the oldest beyond `max`; resolves with its id once Redis has it. The
-   * records of one turn of the event loop (answers sent together under load) go in one round trip.
+   * Appends `record`, trimming the oldest beyond `max`; resolves with its id once Redis has it.
+   * Writes are group commits: the records of one turn of the event loop go in one round trip, and
+   * those that come while it is in flight go in the next, so a busy node makes few round trips and
+   * an idle one waits for none.
    */
   record(record: AuditRecord): Promise<string | undefined> {
     if (this.max === 0) {
@@ -110,8 +116,8 @@ export class AuditTrail {
     }
     return new Promise((resolve, reject) => {
       this.pending.push({ json: JSON.stringify(record), resolve, reject });
-      if (!this.planned) {
-        this.planned = true;
+      if (!this.busy) {
+        this.busy = true;
         setImmediate(() => this.write());
       }
     });
@@ -120,32 +126,44 @@ export class AuditTrail {
   private write(): void {
     const batch = this.pending;
     this.pending = [];
-    this.planned = false;
+    const next = () => {
+      if (this.pending.length > 0) {
+        this.write();
+      } else {
+        this.busy = false;
+      }
+    };
     const max = String(this.max);
     if (batch.length === 1) {
-      const [one] = batch as [(typeof batch)[number]];
-      this.redis.xadd(this.key, 'MAXLEN', max, '*', 'e', one.json).then(
-        (id) => one.resolve(id ?? undefined),
-        (err: unknown) => one.reject(err),
-      );
+      const [one] = batch as [Pending];
+      this.redis
+        .xadd(this.key, 'MAXLEN', max, '*', 'e', one.json)
+        .then(
+          (id) => one.resolve(id ?? undefined),
+          (err: unknown) => one.reject(err),
+        )
+        .finally(next);
       return;
     }
     const pipeline = this.redis.pipeline();
     for (const { json } of batch) {
       pipeline.xadd(this.key, 'MAXLEN', max, '*', 'e', json);
     }
-    pipeline.exec().then(
-      (results) =>
-        batch.forEach((entry, i) => {
-          const [err, id] = results?.[i] ?? [new Error('no answer'), undefined];
-          if (err) {
-            entry.reject(err);
-          } else {
-            entry.resolve((id as string | null) ?? undefined);
-          }
-        }),
-      (err: unknown) => batch.forEach((entry) => entry.reject(err)),
-    );
+    pipeline
+      .exec()
+      .then(
+        (results) =>
+          batch.forEach((entry, i) => {
+            const [err, id] = results?.[i] ?? [new Error('no answer'), undefined];
+            if (err) {
+              entry.reject(err);
+            } else {
+              entry.resolve((id as string | null) ?? undefined);
+            }
+          }),
+        (err: unknown) => batch.forEach((entry) => entry.reject(err)),
+      )
+      .finally(next);
   }
 
   /** How many entries it holds now. */

@@ -59,6 +59,21 @@ describe('AuditTrail', () => {
     expect(page.items.map((e) => e.details?.execution)).toEqual([12, 11, 10, 9, 8]);
   });
 
+  it('writes records given together (one round trip per turn), each resolving with its own id, in order', async () => {
+    const t = trail(1000);
+    const ids = await Promise.all(Array.from({ length: 50 }, (_, i) => t.record(record(i))));
+    expect(new Set(ids).size).toBe(50);
+    const page = await t.page({ limit: 100 });
+    expect(page.items.map((e) => e.id)).toEqual([...ids].reverse());
+    expect(page.items.map((e) => e.details?.execution)).toEqual(Array.from({ length: 50 }, (_, i) => 49 - i));
+    // Records that come while a write is in flight go in the next one.
+    const late = await Promise.all([
+      t.record(record(100)),
+      new Promise((r) => setImmediate(r)).then(() => t.record(record(101))),
+    ]);
+    expect((await t.page({ limit: 2 })).items.map((e) => e.id)).toEqual([...late].reverse());
+  });
+
   it('records nothing with max 0', async () => {
     const t = trail(0);
     expect(await t.record(record(1))).toBeUndefined();
