@@ -42,7 +42,6 @@ import { withRedisTimeout } from './redis/errors.js';
 import { createKeys, type Keys } from './redis/keys.js';
 import { openSession, type SessionService } from './session/index.js';
 import { replaceEntry } from './session/entry-edit.js';
-import { lockLabel } from './session/lock-owner.js';
 import { storageReport } from './session/lock-report.js';
 import { startTracing, type Tracing } from './tracing/index.js';
 import type { HookContext, Session } from './types.js';
@@ -208,7 +207,7 @@ export class SprocdNode {
         maxEntryBytes: s.storageMaxEntryBytes,
         connectionName: `sprocd:${s.prefix}:${this.name}`,
         logger: this.log.child({ part: 'session' }),
-        lockLabel: () => lockLabel(this.name),
+        nodeName: this.name,
       });
       const executions = new Executions(
         command,
@@ -231,7 +230,7 @@ export class SprocdNode {
         keys: this.keys,
         registry: this.registry,
         executions,
-        session: () => this.session,
+        session: (owner) => this.part(this.sessionService).sessionFor(owner),
         logger: this.log,
         node: this.name,
         concurrency: s.concurrency,
@@ -407,7 +406,8 @@ export class SprocdNode {
         const command = this.part(this.command, 'read');
         return {
           entries: (query) => storageReport(command, this.keys.storage, query),
-          replace: (key, value, expect) => replaceEntry(service.session.storage, key, value, expect),
+          replace: (key, value, expect) =>
+            replaceEntry(service.sessionFor({ owner: 'console' }).storage, key, value, expect),
         };
       },
       stats: () => {

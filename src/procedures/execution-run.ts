@@ -9,7 +9,7 @@
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError } from '../errors.js';
-import { runAsLockOwner } from '../session/lock-owner.js';
+import type { LockOwner } from '../session/lock-owner.js';
 import type { JsonValue, ProcedureContext, ProcessInfo, Session } from '../types.js';
 import type { ProcedureDefinition } from './define.js';
 import { executeOnServerWith } from './execute.js';
@@ -45,7 +45,8 @@ export interface RunServices {
   readonly node: string;
   readonly logger: Logger;
   readonly executions: Executions;
-  session(): Session;
+  /** The session as `owner` sees it: the storage locks it takes name it. */
+  session(owner: LockOwner): Session;
   /** Where the lines of ctx.log are kept for the console (./execution-logs.ts); none: not kept. */
   readonly logs?: ExecutionLogs;
 }
@@ -82,10 +83,7 @@ export class ExecutionRun {
     let result: unknown;
     try {
       const data = this.job.data;
-      // The storage locks it takes name this execution (the console shows who holds a lock).
-      result = runAsLockOwner({ execution: this.number }, () =>
-        definition.run(runParams(data.procedure, definition.params, data.params), ctx),
-      );
+      result = definition.run(runParams(data.procedure, definition.params, data.params), ctx);
     } catch (err) {
       this.rejectOutcome(err);
       return;
@@ -200,6 +198,7 @@ export class ExecutionContext implements ProcedureContext {
   private capture: LineCapture | undefined;
   private ended = false;
   private info: ProcessInfo | undefined;
+  private ownSession: Session | undefined;
   private bound: Partial<Pick<ProcedureContext, 'delay' | 'progress' | 'executeOnServer'>> = {};
 
   constructor(
@@ -207,8 +206,9 @@ export class ExecutionContext implements ProcedureContext {
     private readonly services: RunServices,
   ) {}
 
+  /** Made for this execution on first use, so the storage locks it takes name it (the console shows who holds a lock). */
   get session(): Session {
-    return this.services.session();
+    return (this.ownSession ??= this.services.session({ execution: this.run.number }));
   }
 
   get log(): Logger {

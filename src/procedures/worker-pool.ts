@@ -11,7 +11,7 @@ import { abortRequested, uncountStart } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
 import { startSpan } from '../tracing/spans.js';
-import type { JsonValue, Session } from '../types.js';
+import type { JsonValue } from '../types.js';
 import type { ControlMessage, ExecutionData, Executions } from './executions.js';
 import {
   ExecutionContext,
@@ -33,7 +33,7 @@ export interface WorkerPoolOptions {
   keys: Keys;
   registry: ProcedureRegistry;
   executions: Executions;
-  session: () => Session;
+  session: RunServices['session'];
   logger: Logger;
   node: string;
   concurrency: number;

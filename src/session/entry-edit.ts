@@ -5,7 +5,6 @@
  */
 import { SprocdError } from '../errors.js';
 import type { JsonValue, Storage } from '../types.js';
-import { runAsLockOwner } from './lock-owner.js';
 
 /** An object entry as JSON. */
 export type EntryObject = { [key: string]: JsonValue };
@@ -20,25 +19,23 @@ export async function replaceEntry(
   value: EntryObject,
   expect?: EntryObject | null,
 ): Promise<void> {
-  await runAsLockOwner({ owner: 'console' }, () =>
-    storage.use(key, async (draft) => {
-      if (expect !== undefined) {
-        // Read under the lock: no other writer can commit this entry meanwhile.
-        const current = (await storage.get(key)) ?? null;
-        if (canonical(current) !== canonical(expect)) {
-          throw new SprocdError(
-            'STORAGE_ENTRY_CHANGED',
-            `Storage entry "${key}" changed since it was read; nothing was written.`,
-            { details: { key, current } },
-          );
-        }
+  await storage.use(key, async (draft) => {
+    if (expect !== undefined) {
+      // Read under the lock: no other writer can commit this entry meanwhile.
+      const current = (await storage.get(key)) ?? null;
+      if (canonical(current) !== canonical(expect)) {
+        throw new SprocdError(
+          'STORAGE_ENTRY_CHANGED',
+          `Storage entry "${key}" changed since it was read; nothing was written.`,
+          { details: { key, current } },
+        );
       }
-      for (const name of Object.keys(draft)) {
-        delete draft[name];
-      }
-      Object.assign(draft, value);
-    }),
-  );
+    }
+    for (const name of Object.keys(draft)) {
+      delete draft[name];
+    }
+    Object.assign(draft, value);
+  });
 }
 
 /** JSON with object keys sorted, so that equal values give equal text. */

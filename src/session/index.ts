@@ -10,8 +10,9 @@ import type pino from 'pino';
 import { closeConnection, openConnection, waitReady } from '../redis/connections.js';
 import type { Keys } from '../redis/keys.js';
 import { sessionIdentity } from '../redis/scripts.js';
-import type { Session, SessionInfo } from '../types.js';
+import type { Session, SessionInfo, Storage } from '../types.js';
 import { storageLayout } from './layout.js';
+import { type LockOwner, lockLabel } from './lock-owner.js';
 import { LockManager, mapRedisError } from './locks.js';
 import { SessionStorage } from './storage.js';
 
@@ -38,8 +39,8 @@ export interface SessionServiceOptions {
   logger: pino.Logger;
   /** For tests only. */
   testHooks?: SessionTestHooks;
-  /** Names who takes each lock (see lock-owner.ts). */
-  lockLabel?: () => string;
+  /** The node's name, in the labels that say who holds or waits for a lock (lock-owner.ts); default: the host name. */
+  nodeName?: string;
 }
 
 /** Hooks that let tests provoke what is otherwise hard to time. */
@@ -57,8 +58,10 @@ export interface SessionDescription {
 
 /** An open session on one node. */
 export interface SessionService {
-  /** The `ctx.session` of every procedure and hook of this node. */
+  /** The `ctx.session` of every hook of this node: its locks name the node alone. */
   session: Session;
+  /** The same session for one writer (an execution, the console): its locks name it too. */
+  sessionFor(owner: LockOwner): Session;
   /** The session as stored now (re-read from Redis). */
   describe(): Promise<SessionDescription>;
   /** Lets running uses finish (up to one lease), stops waiting ones, closes the connection it opened. */
@@ -127,7 +130,6 @@ export async function openSession(opts: SessionServiceOptions): Promise<SessionS
     timeoutMs: opts.lockTimeoutMs,
     logger,
     skipLockRenewal: opts.testHooks?.skipLockRenewal,
-    label: opts.lockLabel,
   });
   try {
     await waitReady(blocking, Math.max(timeoutMs, 5000));
@@ -145,25 +147,28 @@ export async function openSession(opts: SessionServiceOptions): Promise<SessionS
     logger,
   });
 
-  const session: Session = Object.freeze({
-    get id() {
-      return identity.id;
-    },
-    get info() {
-      return info;
-    },
-    userName: opts.userName,
-    storage: storage.facade,
-    hasPrivilege: (_privilege: string) => true,
-    getPrivileges: () => [...PRIVILEGES],
-    setPrivileges: (_privileges: unknown) => false,
-    clearPrivileges: () => true,
-    isGuest: () => false,
-  });
+  const sessionWith = (storageFacade: Storage): Session =>
+    Object.freeze({
+      get id() {
+        return identity.id;
+      },
+      get info() {
+        return info;
+      },
+      userName: opts.userName,
+      storage: storageFacade,
+      hasPrivilege: (_privilege: string) => true,
+      getPrivileges: () => [...PRIVILEGES],
+      setPrivileges: (_privileges: unknown) => false,
+      clearPrivileges: () => true,
+      isGuest: () => false,
+    });
+  const session = sessionWith(storage.facadeFor(lockLabel(opts.nodeName ?? machineName, {})));
 
   let closing: Promise<void> | undefined;
   return {
     session,
+    sessionFor: (owner) => sessionWith(storage.facadeFor(lockLabel(opts.nodeName ?? machineName, owner))),
     async describe() {
       const now = await ensureIdentity(opts.command, opts.keys, machineName);
       if (now.id !== identity.id || now.createdAtMs !== identity.createdAtMs) {

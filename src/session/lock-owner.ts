@@ -1,12 +1,11 @@
 /**
  * Who takes a storage lock, for the console's view of the locks (GET /v1/session/entries): the
- * execution (or the console) in whose async context `storage.use` runs. Each lock waiter id carries
+ * execution (or the console) whose `ctx.session.storage` runs `use`. Each lock waiter id carries
  * a label `<node>~<what>` after the part the lock scripts read (`<node id>.<n>`), so the holder and
  * the waiters of a lock can be named from Redis alone, on any node.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 
-/** Who runs in the current async context. */
+/** Who writes: each execution's `ctx.session` is a view of the session made for it. */
 export interface LockOwner {
   /** The execution whose procedure runs. */
   execution?: number;
@@ -14,20 +13,12 @@ export interface LockOwner {
   owner?: string;
 }
 
-const current = new AsyncLocalStorage<LockOwner>();
-
-/** Runs `fn` as `owner`: the storage locks it takes name it. */
-export function runAsLockOwner<T>(owner: LockOwner, fn: () => T): T {
-  return current.run(owner, fn);
-}
-
-/** The label of a lock taken now on node `node` (no "\n": waiter ids travel in newline-separated messages). */
-export function lockLabel(node: string): string {
-  const owner = current.getStore();
+/** The label of the locks `owner` takes on node `node` (no "\n": waiter ids travel in newline-separated messages). */
+export function lockLabel(node: string, owner: LockOwner): string {
   const what =
-    owner?.execution !== undefined
+    owner.execution !== undefined
       ? `e${owner.execution}`
-      : owner?.owner
+      : owner.owner
         ? encodeURIComponent(owner.owner)
         : '';
   return `${encodeURIComponent(node)}~${what}`;

@@ -63,8 +63,6 @@ export interface LockManagerOptions {
   logger: Logger;
   /** Test hook: while it returns true, the heartbeat does not renew lock leases. */
   skipLockRenewal?: () => boolean;
-  /** Appended to waiter ids after a ".": who waits (see lock-owner.ts); no "\n" in it. */
-  label?: () => string;
 }
 
 /** The locks of one node (one open session service). */
@@ -122,14 +120,15 @@ export class LockManager {
 
   /**
    * Takes the locks on `keys` (sorted, distinct), waiting in queue order for those held elsewhere.
-   * Rejects with LockTimeoutError after the wait time-out, naming the key it waited for.
+   * Rejects with LockTimeoutError after the wait time-out, naming the key it waited for. `label`
+   * (see lock-owner.ts; no "\n" in it) is appended to the waiter id: who waits.
    */
-  acquire(keys: readonly string[]): Promise<HeldLock[]> {
+  acquire(keys: readonly string[], label?: string): Promise<HeldLock[]> {
     if (this.stopping) {
       return Promise.reject(new SessionClosedError());
     }
     return new Promise<HeldLock[]>((resolve, reject) => {
-      const id = `${this.o.nodeId}.${++this.seq}${this.o.label ? `.${this.o.label()}` : ''}`;
+      const id = `${this.o.nodeId}.${++this.seq}${label ? `.${label}` : ''}`;
       const waiter = newWaiter(id, keys, Date.now() + this.o.timeoutMs, resolve, reject);
       this.waiters.set(waiter.id, waiter);
       this.step(waiter);

@@ -43,18 +43,28 @@ export class SessionStorage {
   private active = 0;
   private drained: (() => void) | undefined;
   private closed = false;
-  /** The read-only object handed to procedures and hooks. */
+  /** The read-only object handed to hooks (its locks name only the node). */
   readonly facade: Storage;
 
   constructor(options: SessionStorageOptions) {
     this.o = options;
-    this.facade = makeFacade({
+    this.facade = this.facadeFor(undefined);
+  }
+
+  /**
+   * The read-only object handed to one writer: the locks its `use` and `remove` take carry `label`
+   * (lock-owner.ts), so the console can name the execution that holds or waits for a lock. Passed
+   * explicitly rather than read from an AsyncLocalStorage around the whole execution, which would
+   * put every promise of every procedure under async context tracking.
+   */
+  facadeFor(label: string | undefined): Storage {
+    return makeFacade({
       get: (key) => this.get(key),
       keys: () => this.keys(),
       snapshot: () => this.snapshot(),
-      remove: (key) => this.remove(key),
+      remove: (key) => this.remove(key, label),
       use: ((keyOrKeys: string | readonly string[], fn: (...drafts: Draft[]) => unknown) =>
-        this.use(keyOrKeys, fn)) as Storage['use'],
+        this.use(keyOrKeys, fn, label)) as Storage['use'],
     });
   }
 
@@ -92,7 +102,7 @@ export class SessionStorage {
     return out;
   }
 
-  async remove(key: string): Promise<void> {
+  async remove(key: string, label?: string): Promise<void> {
     assertKey(key);
     const scope = this.activeScope();
     if (scope !== undefined) {
@@ -107,7 +117,7 @@ export class SessionStorage {
       entry.dirty = true;
       return;
     }
-    await this.outermost([key], true, (entryScope) => {
+    await this.outermost([key], true, label, (entryScope) => {
       const entry = entryScope.entries.get(key);
       if (entry !== undefined) {
         entry.removed = true;
@@ -116,7 +126,11 @@ export class SessionStorage {
     });
   }
 
-  async use(keyOrKeys: string | readonly string[], fn: (...drafts: Draft[]) => unknown): Promise<never> {
+  async use(
+    keyOrKeys: string | readonly string[],
+    fn: (...drafts: Draft[]) => unknown,
+    label?: string,
+  ): Promise<never> {
     const keys = normalizeKeys(keyOrKeys);
     if (typeof fn !== 'function') {
       throw new ValidationError('storage.use(key, fn): fn must be a function');
@@ -135,7 +149,7 @@ export class SessionStorage {
     }
     const sorted = keys.length === 1 ? keys : [...new Set(keys)].sort();
     return (await inSpan('storage.use', { 'sprocd.storage.keys': sorted }, () =>
-      this.outermost(sorted, false, (s) =>
+      this.outermost(sorted, false, label, (s) =>
         fn(...keys.map((key) => (s.entries.get(key) as { proxy: Draft }).proxy)),
       ),
     )) as never;
@@ -175,6 +189,7 @@ export class SessionStorage {
   private async outermost(
     sorted: readonly string[],
     blank: boolean,
+    label: string | undefined,
     run: (scope: DraftScope) => unknown,
   ): Promise<unknown> {
     if (this.closed) {
@@ -184,7 +199,7 @@ export class SessionStorage {
     try {
       // Traced (src/tracing): the lock wait and the commit each get a span.
       const attributes = { 'sprocd.storage.keys': sorted };
-      const held = await inSpan('storage.lock', attributes, () => this.o.locks.acquire(sorted));
+      const held = await inSpan('storage.lock', attributes, () => this.o.locks.acquire(sorted, label));
       const scope = new DraftScope();
       let result: unknown;
       try {
