@@ -7,6 +7,11 @@
  * A subscriber starts "now", or after a position it was given (`Last-Event-ID`): then the hub reads
  * what it missed with XRANGE while it keeps the live events for it aside, and hands those over after.
  * A subscriber that cannot keep up is closed rather than allowed to grow the process's memory.
+ *
+ * Fanning out is the hub's cost per event, so it is paid per filter rather than per subscriber:
+ * subscribers with the same filter (the consoles on one page, the `sprocd watch` streams) form a
+ * group; an event is matched once per group, its SSE text made once, and what one read brings a group
+ * is encoded once and handed to each of its live subscribers as the same bytes, in one write each.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -54,8 +59,8 @@ export interface EventHubOptions {
 
 /** Where a subscriber's events go (an SSE response). */
 export interface EventSink {
-  /** Sends one SSE frame. */
-  write(frame: string): void;
+  /** Sends SSE frames (the hub passes the same bytes to every subscriber of a group: do not change them). */
+  write(frames: string | Uint8Array): void;
   /** Bytes written but not yet sent. */
   readonly backlog: number;
   /** Resolves when the backlog has been sent (or the sink closed). */
@@ -86,20 +91,38 @@ interface LiveFrame extends Entry {
 class Subscriber {
   /** Live frames kept aside while the subscriber catches up; undefined once it is live. */
   pending: LiveFrame[] | undefined;
-  /** Frames of the current read, sent in one write at its end (a write per event costs more). */
+  /** Frames of a catch-up's end, sent in one write. */
   outbox = '';
   closed = false;
 
   constructor(
     readonly filter: EventFilter,
+    readonly group: Group,
     readonly sink: EventSink,
     public cursor: Position,
   ) {}
 }
 
+/** The subscribers of one filter: what a read brings them is matched and encoded once for all. */
+interface Group {
+  readonly key: string;
+  readonly filter: EventFilter;
+  readonly members: Set<Subscriber>;
+  /** Frames of the current read for the group's live members, sent in one write at its end. */
+  outbox: string;
+}
+
+/** The same key for filters that pass the same events (the order of their values aside). */
+export function filterKey(filter: EventFilter): string {
+  const sorted = (values: readonly (string | number)[] | undefined) =>
+    values ? [...new Set(values.map(String))].sort() : null;
+  return JSON.stringify([sorted(filter.types), sorted(filter.procedures), sorted(filter.numbers)]);
+}
+
 /** Reads the event streams once per node and fans them out. */
 export class EventHub {
   private readonly subs = new Set<Subscriber>();
+  private readonly groups = new Map<string, Group>();
   private readonly mapper: BullMapper;
   private readonly maxBacklog: number;
   private reader: Redis | undefined;
@@ -124,6 +147,11 @@ export class EventHub {
     return this.subs.size;
   }
 
+  /** Number of distinct filters among the subscribers now. */
+  get groupCount(): number {
+    return this.groups.size;
+  }
+
   /**
    * Subscribes `sink` to the events that pass `filter`: from now, or after `from`. The first frame
    * it gets names the position it starts at (an `id:` line), so a client that reconnects before any
@@ -142,8 +170,15 @@ export class EventHub {
       }
     }
     const upTo = this.position;
-    const sub = new Subscriber(filter, sink, from ?? upTo);
+    const key = filterKey(filter);
+    let group = this.groups.get(key);
+    if (!group) {
+      group = { key, filter, members: new Set(), outbox: '' };
+      this.groups.set(key, group);
+    }
+    const sub = new Subscriber(filter, group, sink, from ?? upTo);
     this.subs.add(sub);
+    group.members.add(sub);
     const subscription = { close: () => this.drop(sub) };
     if (!from) {
       sink.write(`id: ${formatPosition(upTo)}\n\n`);
@@ -186,6 +221,10 @@ export class EventHub {
     sub.closed = true;
     sub.pending = undefined;
     this.subs.delete(sub);
+    sub.group.members.delete(sub);
+    if (sub.group.members.size === 0) {
+      this.groups.delete(sub.group.key);
+    }
     if (reason) {
       sub.sink.close(reason);
     }
@@ -288,44 +327,60 @@ export class EventHub {
         position: this.position,
         text: undefined,
       };
-      for (const sub of this.subs) {
-        this.deliverLive(sub, frame);
+      for (const group of this.groups.values()) {
+        if (!matches(group.filter, entry.draft)) {
+          continue;
+        }
+        let live = false;
+        for (const sub of group.members) {
+          if (sub.pending) {
+            this.keepAside(sub, frame);
+          } else {
+            live = true;
+          }
+        }
+        if (live) {
+          frame.text ??= eventFrame(frame.position, entry.draft);
+          group.outbox += frame.text;
+        }
       }
     }
-    for (const sub of this.subs) {
-      this.flush(sub);
+    for (const group of this.groups.values()) {
+      this.flushGroup(group);
     }
   }
 
-  /** Sends what the subscriber's outbox holds; drops a subscriber that does not keep up. */
-  private flush(sub: Subscriber): void {
-    if (sub.outbox === '' || sub.closed) {
+  /**
+   * Sends a group's outbox to its live subscribers: encoded once, the same bytes written to each (a
+   * string written to N sockets would be measured and encoded N times); drops one that does not keep up.
+   */
+  private flushGroup(group: Group): void {
+    if (group.outbox === '') {
       return;
     }
-    sub.sink.write(sub.outbox);
-    sub.outbox = '';
-    if (sub.sink.backlog > this.maxBacklog) {
-      this.drop(sub, 'slow');
-    }
-  }
-
-  private deliverLive(sub: Subscriber, frame: LiveFrame): void {
-    if (!frame.draft || !matches(sub.filter, frame.draft)) {
-      return;
-    }
-    if (sub.pending) {
-      if (sub.pending.length >= MAX_PENDING) {
+    const bytes = Buffer.from(group.outbox, 'utf8');
+    group.outbox = '';
+    for (const sub of group.members) {
+      if (sub.pending || sub.closed) {
+        continue;
+      }
+      sub.sink.write(bytes);
+      if (sub.sink.backlog > this.maxBacklog) {
         this.drop(sub, 'slow');
-      } else {
-        sub.pending.push(frame);
       }
-      return;
     }
-    frame.text ??= eventFrame(frame.position, frame.draft);
-    sub.outbox += frame.text;
   }
 
-  /** Hands a caught-up subscriber the live frames kept aside, then the live stream. */
+  /** Keeps a live frame for a subscriber still catching up; drops it when it has kept too many. */
+  private keepAside(sub: Subscriber, frame: LiveFrame): void {
+    if (sub.pending && sub.pending.length >= MAX_PENDING) {
+      this.drop(sub, 'slow');
+    } else {
+      sub.pending?.push(frame);
+    }
+  }
+
+  /** Hands a caught-up subscriber the live frames kept aside (they passed its filter), then the live stream. */
   private goLive(sub: Subscriber): void {
     const pending = sub.pending ?? [];
     sub.pending = undefined;
@@ -333,11 +388,18 @@ export class EventHub {
       if (sub.closed) {
         return;
       }
-      if (compareStreamIds(frame.sid, sub.cursor[frame.stream]) > 0) {
-        this.deliverLive(sub, frame);
+      if (frame.draft && compareStreamIds(frame.sid, sub.cursor[frame.stream]) > 0) {
+        frame.text ??= eventFrame(frame.position, frame.draft);
+        sub.outbox += frame.text;
       }
     }
-    this.flush(sub);
+    if (sub.outbox !== '' && !sub.closed) {
+      sub.sink.write(sub.outbox);
+      sub.outbox = '';
+      if (sub.sink.backlog > this.maxBacklog) {
+        this.drop(sub, 'slow');
+      }
+    }
   }
 }
 

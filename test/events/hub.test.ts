@@ -7,7 +7,7 @@ import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EventLog } from '../../src/events/event-log.js';
-import { EventHub, type EventSink, type HubStreams } from '../../src/events/hub.js';
+import { EventHub, filterKey, type EventSink, type HubStreams } from '../../src/events/hub.js';
 import { parsePosition, type Position } from '../../src/events/ids.js';
 import type { EventFilter } from '../../src/events/types.js';
 import { bullQueueKeys, executionJobKey } from '../../src/redis/bullmq-internals.js';
@@ -31,9 +31,13 @@ const hubs: EventHub[] = [];
 /** A sink that keeps what it gets, parsed. */
 class Recorder implements EventSink {
   readonly frames: string[] = [];
+  /** Every write as it came (the hub writes a read's events in one). */
+  readonly writes: (string | Uint8Array)[] = [];
   closedWith: string | undefined;
   backlog = 0;
-  write(text: string): void {
+  write(chunk: string | Uint8Array): void {
+    this.writes.push(chunk);
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
     this.frames.push(...splitFrames(text).map((f) => `${f}\n\n`));
   }
   drained(): Promise<void> {
@@ -172,6 +176,100 @@ describe('EventHub', () => {
     expect(byProcedure.events.some((e) => e.data.number === b)).toBe(true);
     // number filters execution events only: the system event passes
     expect(byNumber.events.filter((e) => e.type !== 'system').every((e) => e.data.number === a)).toBe(true);
+  });
+
+  it('hands every event of one read to each subscriber in order and complete, in one write per read', async () => {
+    const hub = newHub();
+    const r = new Recorder();
+    await hub.subscribe({ types: ['execution.state'] }, r);
+    const writesBefore = r.writes.length;
+    // Written in one MULTI, the 20 executions' entries are in the stream before the hub's next read.
+    const first = next;
+    const multi = redis.multi();
+    const ids: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const n = next++;
+      ids.push(n);
+      multi.xadd(streams.bull, '*', 'event', 'added', 'jobId', jobIdOf(n), 'name', 'batch');
+      multi.xadd(streams.bull, '*', 'event', 'waiting', 'jobId', jobIdOf(n));
+      multi.xadd(streams.bull, '*', 'event', 'completed', 'jobId', jobIdOf(n), 'returnvalue', 'null');
+    }
+    await multi.exec();
+    await vi.waitFor(() => expect(r.events.filter((e) => Number(e.data.number) >= first)).toHaveLength(40), {
+      timeout: 5000,
+    });
+    const got = r.events.filter((e) => Number(e.data.number) >= first);
+    expect(got.map((e) => [e.data.number, e.data.state])).toEqual(
+      ids.flatMap((n) => [
+        [n, 'waiting'],
+        [n, 'completed'],
+      ]),
+    );
+    expect(got.every((e) => e.data.procedure === 'batch')).toBe(true);
+    // ids strictly increase, and the last one is where a reconnect resumes
+    const positions = got.map((e) => parsePosition(e.id)!);
+    for (let i = 1; i < positions.length; i++) {
+      const [a, b] = [positions[i - 1]!.bull, positions[i]!.bull];
+      expect(a.ms < b.ms || (a.ms === b.ms && a.seq < b.seq)).toBe(true);
+    }
+    expect(r.lastId).toBe(got.at(-1)?.id);
+    expect(r.writes.length - writesBefore).toBeLessThanOrEqual(2); // one read, or two if cut between
+  });
+
+  it("shares one encoding between subscribers of the same filter, and keeps each filter's events apart", async () => {
+    const hub = newHub();
+    const subscribe = async (filter: EventFilter) => {
+      const r = new Recorder();
+      await hub.subscribe(filter, r);
+      return r;
+    };
+    const consoleA = new Recorder();
+    const leaveA = await hub.subscribe({ types: ['execution.state', 'system'] }, consoleA);
+    const consoleB = await subscribe({ types: ['system', 'execution.state'] });
+    const onlyOther = await subscribe({ procedures: ['other'] });
+    const everything = await subscribe({});
+    expect(hub.groupCount).toBe(3);
+    const a = await add('echo');
+    const b = await add('other');
+    await vi.waitFor(
+      () => {
+        expect(states(everything, a)).toContain('completed');
+        expect(states(everything, b)).toContain('completed');
+        expect(states(consoleB, b)).toContain('completed');
+        expect(states(onlyOther, b)).toContain('completed');
+      },
+      { timeout: 5000 },
+    );
+    // The two consoles got the same events, as the same bytes (one Buffer for both).
+    expect(consoleA.frames).toEqual(consoleB.frames);
+    const shared = consoleA.writes.filter((w) => typeof w !== 'string');
+    expect(shared.length).toBeGreaterThan(0);
+    shared.forEach((w, i) => expect(consoleB.writes.filter((x) => typeof x !== 'string')[i]).toBe(w));
+    // Each filter still applies: no progress to the consoles, nothing of `echo` to `other`'s subscriber.
+    expect(consoleA.events.every((e) => e.type === 'execution.state')).toBe(true);
+    expect(
+      onlyOther.events.filter((e) => e.type?.startsWith('execution.')).every((e) => e.data.number === b),
+    ).toBe(true);
+    expect(onlyOther.events.some((e) => e.type === 'execution.progress')).toBe(true);
+    expect(everything.events.filter((e) => e.data.number === a)).toHaveLength(4);
+    // One that leaves its group takes nothing from the others of it.
+    leaveA.close();
+    expect(hub.groupCount).toBe(3);
+    const seenByA = consoleA.events.length;
+    const c = await add('echo');
+    await vi.waitFor(() => expect(states(consoleB, c)).toEqual(['waiting', 'active', 'completed']), {
+      timeout: 5000,
+    });
+    expect(consoleA.events.length).toBe(seenByA);
+  });
+
+  it('keys filters by what they pass, not by the order of their values', () => {
+    expect(filterKey({ types: ['system', 'execution.state'] })).toBe(
+      filterKey({ types: ['execution.state', 'system', 'system'] }),
+    );
+    expect(filterKey({ numbers: [2, 1] })).toBe(filterKey({ numbers: [1, 2] }));
+    expect(filterKey({})).not.toBe(filterKey({ types: [] }));
+    expect(filterKey({ procedures: ['a'] })).not.toBe(filterKey({ types: ['a'] }));
   });
 
   it('resumes after a position: the missed events first, in order, then live ones, none twice', async () => {

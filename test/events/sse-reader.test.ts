@@ -23,4 +23,36 @@ describe('SseParser', () => {
       { id: undefined, event: undefined, data: 'a\nb', retry: undefined },
     ]);
   });
+
+  it('reads a chunk of many frames (a busy stream) as the same frames fed a character at a time', () => {
+    const frames = Array.from(
+      { length: 300 },
+      (_, i) => `id: ${i}-0_0-0\nevent: execution.state\ndata: {"number":${i},"s":"é ✓"}\n\n`,
+    );
+    const text = `retry: 1000\n\n${frames.join(': ping\n\n')}`;
+    const whole = new SseParser().push(text);
+    const bytewise = new SseParser();
+    const one = [...text].flatMap((c) => bytewise.push(c));
+    expect(whole).toHaveLength(301);
+    expect(one).toEqual(whole);
+    expect(whole[300]).toEqual({
+      id: '299-0_0-0',
+      event: 'execution.state',
+      data: '{"number":299,"s":"é ✓"}',
+      retry: undefined,
+    });
+  });
+
+  it('keeps the rules of the format: one leading space dropped, a field without a colon, ids with NUL ignored', () => {
+    const parser = new SseParser();
+    expect(
+      parser.push('data:  two spaces\ndata\nid: a\0b\nretry: x\nevent:e\n\nfoo\n\n: only a comment\n\n'),
+    ).toEqual([
+      { id: undefined, event: 'e', data: ' two spaces\n', retry: undefined },
+      { id: undefined, event: undefined, data: undefined, retry: undefined },
+    ]);
+    // What is left unfinished waits for the next chunk, \r\n split in two included.
+    expect(parser.push('data: x\r')).toEqual([]);
+    expect(parser.push('\n\r\n')).toEqual([{ id: undefined, event: undefined, data: 'x', retry: undefined }]);
+  });
 });
