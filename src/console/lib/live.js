@@ -131,8 +131,12 @@ export function useEventStatus() {
 
 /**
  * Loads data with `loader(signal)` when `deps` change, keeps the last good data while it reloads,
- * reloads (at most once per `throttleMs`) on events of `events` that `match` accepts, and every `pollMs` — every
- * `fallbackMs` instead while the event stream is not live. Returns `{ data, error, loading, reload }`.
+ * reloads on events of `events` that `match` accepts, and every `pollMs` — every `fallbackMs` instead
+ * while the event stream is not live. Returns `{ data, error, loading, reload }`.
+ *
+ * Reloads for events are what a busy node pays for an open console, so they are coalesced: at most one
+ * per `throttleMs`, never two at once (events during a load make one more load after it, not an
+ * aborted one), and none while the tab is hidden (one when it is shown again, if events came).
  */
 export function useLoad(
   loader,
@@ -144,12 +148,28 @@ export function useLoad(
   loaderRef.current = loader;
   const inflight = useRef();
   const timer = useRef();
+  /** Events came that the data shown does not reflect yet (while hidden, or while a load ran). */
+  const stale = useRef(false);
+  const reloadRef = useRef();
   const streamStatus = useEventStatus();
+
+  /** One reload for the events seen, when the throttle, the load in flight and the tab allow it. */
+  const soon = () => {
+    stale.current = true;
+    timer.current ??= setTimeout(() => {
+      timer.current = undefined;
+      if (inflight.current || document.visibilityState === 'hidden') {
+        return; // the load in flight, or the tab being shown again, picks it up
+      }
+      void reloadRef.current();
+    }, throttleMs);
+  };
 
   const reload = useCallback(() => {
     inflight.current?.abort();
     const ctl = new AbortController();
     inflight.current = ctl;
+    stale.current = false;
     setState((s) => ({ ...s, loading: true }));
     return Promise.resolve()
       .then(() => loaderRef.current(ctl.signal))
@@ -160,8 +180,17 @@ export function useLoad(
             setState((s) => ({ data: s.data, error, loading: false }));
           }
         },
-      );
+      )
+      .finally(() => {
+        if (inflight.current === ctl) {
+          inflight.current = undefined;
+          if (stale.current) {
+            soon();
+          }
+        }
+      });
   }, deps);
+  reloadRef.current = reload;
 
   useEffect(() => {
     setState({ data: undefined, error: undefined, loading: true });
@@ -175,12 +204,18 @@ export function useLoad(
       return;
     }
     // Throttled, not debounced: under a steady stream of events a debounce would never fire.
-    timer.current ??= setTimeout(() => {
-      timer.current = undefined;
-      void reload();
-    }, throttleMs);
+    soon();
   });
   useEffect(() => () => clearTimeout(timer.current), []);
+  useEffect(() => {
+    const shown = () => {
+      if (document.visibilityState !== 'hidden' && stale.current && !inflight.current) {
+        void reloadRef.current();
+      }
+    };
+    document.addEventListener('visibilitychange', shown);
+    return () => document.removeEventListener('visibilitychange', shown);
+  }, []);
 
   // Events that came between this view's first load and the stream going live are caught up once.
   const wasLive = useRef(streamStatus === 'live');

@@ -3,9 +3,10 @@
  * Executions: the list with its filters (state, procedure, name, time range) in the URL hash, cursor
  * paging, live refresh, and bulk abort/retry/remove by filter after a confirmation that states the count.
  */
-import { useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { get, post } from '../lib/api.js';
 import { useLoad, useNow } from '../lib/live.js';
+import { changesPage } from '../lib/visible.js';
 import {
   Badge,
   Card,
@@ -150,15 +151,18 @@ export function ExecutionsPage({ query }) {
   const now = useNow(1000);
   const [dialog, confirm] = useConfirm();
   const procedures = useLoad((signal) => get('/procedures', {}, { signal }), [], {});
+  const shown = useRef();
   const list = useLoad(
     (signal) => get('/executions', { ...filter, cursor, limit: PAGE }, { signal }),
     [key, cursor],
     {
       events: ['execution.state', 'execution.removed'],
+      match: (message) => changesPage(message, filter, !cursor, shown.current),
       pollMs: 15_000,
       throttleMs: 1000,
     },
   );
+  shown.current = list.data?.items;
 
   const bulk = async (action) => {
     const a = ACTIONS[action];
