@@ -1,7 +1,9 @@
 /**
  * The live clients of bench/console.ts, in a process of their own as they would be on operators'
  * machines: 3 consoles on the executions page (GET /v1/events with the types that page asks for, and
- * the list reloaded at most every 300 ms while events come, as src/console/lib/live.js does) and 3
+ * the list loaded again as that page does: at most once a second while events come, its `throttleMs`
+ * in src/console/pages/executions.js, and never two loads at once, as useLoad in src/console/lib/live.js)
+ * and 3
  * `sprocd watch` (SprocdClient.events() without a filter, each event formatted as the CLI prints it).
  *
  * Usage: console-clients.ts URL. Reads commands on stdin: `mark` starts new figures, `report` prints
@@ -13,8 +15,8 @@ import { SprocdClient } from '../src/client.js';
 import type { StreamEvent } from '../src/events/sse-reader.js';
 
 const url = process.argv[2] as string;
-/** How often a console reloads its list while events come (0: never), as live.js's throttle. */
-const reloadMs = Number(process.env.BENCH_CONSOLE_RELOAD_MS ?? 300);
+/** How often a console reloads its list while events come (0: never): the executions page's throttle. */
+const reloadMs = Number(process.env.BENCH_CONSOLE_RELOAD_MS ?? 1000);
 const client = new SprocdClient({ url, token: '' });
 const controller = new AbortController();
 
@@ -38,10 +40,33 @@ function measure(event: StreamEvent): void {
 
 async function consoleClient(opened: () => void): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
+  let loading = false;
+  let stale = false;
+  // As useLoad: events mark the list stale; a throttle timer loads it, unless a load runs, which then
+  // loads once more after it.
+  const soon = () => {
+    stale = true;
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      if (!loading) {
+        void reload();
+      }
+    }, reloadMs);
+  };
   const reload = async () => {
-    timer = undefined;
+    loading = true;
+    stale = false;
     reloads++;
-    await (await fetch(`${url}/v1/executions?limit=50`)).arrayBuffer();
+    try {
+      await (await fetch(`${url}/v1/executions?limit=50`)).arrayBuffer();
+    } catch {
+      // the node stopped; the stream ends too
+    } finally {
+      loading = false;
+      if (stale && !controller.signal.aborted) {
+        soon();
+      }
+    }
   };
   const stream = client.events(
     { type: ['execution.removed', 'execution.state', 'system'] },
@@ -50,7 +75,7 @@ async function consoleClient(opened: () => void): Promise<void> {
   for await (const event of stream) {
     measure(event);
     if (reloadMs > 0) {
-      timer ??= setTimeout(() => void reload().catch(() => undefined), reloadMs);
+      soon();
     }
   }
   clearTimeout(timer);

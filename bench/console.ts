@@ -12,7 +12,7 @@
  * - The list: 100,000 finished executions of 5 procedures, GET /v1/executions?procedure=… first pages
  *   and the pages after them by cursor; the baseline is BullMQ's own getJobs of the newest 50.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
@@ -131,6 +131,10 @@ class Clients {
       throw new Error(`the clients did not start: ${String(first.value)}`);
     }
     os.setPriority(child.pid!, 10);
+    if (process.env.BENCH_CLIENTS_SCHED === 'idle') {
+      // Diagnostic: the clients take only CPU time nothing else wants (SCHED_IDLE), as on other machines.
+      spawnSync('chrt', ['--idle', '-a', '-p', '0', String(child.pid)], { stdio: 'ignore' });
+    }
     return new Clients(child, lines);
   }
 
