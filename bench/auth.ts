@@ -3,6 +3,7 @@
  * flight) on a node with a callers file (20 callers, the one calling holding `execute:noop`), per-caller
  * rate limits on but never hit, and the audit trail on, beside a node with SPROCD_TOKEN alone (no rate
  * limit, no audit trail) in the same process and on the same Redis, in alternating batches.
+ * BENCH_AUTH_PARTS=1 adds nodes with each part alone (callers; callers + audit; callers + rate limit).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -106,68 +107,109 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
+/** A node's settings beside SPROCD_TOKEN alone, and the token it is called with. */
+interface Variant {
+  readonly label: string;
+  readonly env: Record<string, string>;
+  readonly token: string;
+}
+
 /**
- * Runs the benchmark. Both nodes are up the whole time and take turns in short batches (each side
- * going first in every other round), so the drift of this VM's speed over minutes hits both alike;
- * the ratio is the median of the rounds' ratios.
+ * Runs the benchmark. All nodes are up the whole time and take turns in short batches (the order
+ * rotating every round), so the drift of this VM's speed over minutes hits all alike; each ratio
+ * is the median of the rounds' ratios. With BENCH_AUTH_PARTS=1, each part is measured alone too;
+ * BENCH_AUTH_ROUNDS sets the rounds (15).
  */
-export async function benchAuth(redisUrl: string, batch = 2000, rounds = 15): Promise<Row[]> {
+export async function benchAuth(
+  redisUrl: string,
+  batch = 2000,
+  rounds = Number(process.env.BENCH_AUTH_ROUNDS ?? 15),
+): Promise<Row[]> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-bench-auth-'));
+  const callers = callersFile(dir);
+  const ourToken = `${TOKEN}-${CALLERS - 1}`;
+  // On, far above what the run sends: every request is counted, none refused.
+  const limited = { SPROCD_RATE_LIMIT: '100000000' };
+  const variants: Variant[] = [
+    {
+      label: `callers file (${CALLERS}), rate limits, audit`,
+      env: { SPROCD_CALLERS_FILE: callers, SPROCD_AUDIT_MAX: '10000', ...limited },
+      token: ourToken,
+    },
+  ];
+  if (process.env.BENCH_AUTH_PARTS === '1') {
+    variants.push(
+      {
+        label: `callers file (${CALLERS}) alone`,
+        env: { SPROCD_CALLERS_FILE: callers, SPROCD_AUDIT_MAX: '0', SPROCD_RATE_LIMIT: '0' },
+        token: ourToken,
+      },
+      {
+        label: 'callers file + audit',
+        env: { SPROCD_CALLERS_FILE: callers, SPROCD_AUDIT_MAX: '10000', SPROCD_RATE_LIMIT: '0' },
+        token: ourToken,
+      },
+      {
+        label: 'callers file + rate limit',
+        env: { SPROCD_CALLERS_FILE: callers, SPROCD_AUDIT_MAX: '0', ...limited },
+        token: ourToken,
+      },
+    );
+  }
   const base = await side(
     redisUrl,
     { SPROCD_TOKEN: TOKEN, SPROCD_AUDIT_MAX: '0', SPROCD_RATE_LIMIT: '0' },
     TOKEN,
   );
-  const ours = await side(
-    redisUrl,
-    {
-      SPROCD_CALLERS_FILE: callersFile(dir),
-      SPROCD_AUDIT_MAX: '10000',
-      // On, far above what the run sends: every request is counted, none refused.
-      SPROCD_RATE_LIMIT: '100000000',
-    },
-    `${TOKEN}-${CALLERS - 1}`,
-  );
+  const others: Side[] = [];
   try {
-    await base.drive(1000);
-    await ours.drive(1000);
-    const baseRates: number[] = [];
-    const ourRates: number[] = [];
-    const ratios: number[] = [];
-    for (let i = 0; i < rounds; i++) {
-      const [b, o] =
-        i % 2 === 0
-          ? [await base.drive(batch), await ours.drive(batch)]
-          : [await ours.drive(batch), await base.drive(batch)].reverse();
-      baseRates.push(batch / b!);
-      ourRates.push(batch / o!);
-      ratios.push(b! / o!);
+    for (const variant of variants) {
+      others.push(await side(redisUrl, variant.env, variant.token));
     }
-    return [
+    const all = [base, ...others];
+    for (const s of all) {
+      await s.drive(1000);
+    }
+    const rates: number[][] = all.map(() => []);
+    const ratios: number[][] = others.map(() => []);
+    for (let i = 0; i < rounds; i++) {
+      const seconds: number[] = new Array<number>(all.length);
+      for (let k = 0; k < all.length; k++) {
+        const j = (k + i) % all.length;
+        seconds[j] = await all[j]!.drive(batch);
+      }
+      seconds.forEach((t, j) => rates[j]!.push(batch / t));
+      others.forEach((_, j) => ratios[j]!.push(seconds[0]! / seconds[j + 1]!));
+    }
+    const rows: Row[] = [
       {
         name: 'SPROCD_TOKEN alone: no-op executions/s over HTTP',
-        value: median(baseRates),
+        value: median(rates[0]!),
         unit: 'executions/s',
       },
-      {
-        name: `callers file (${CALLERS}), rate limits, audit: executions/s`,
-        value: median(ourRates),
-        unit: 'executions/s',
-      },
+      { name: `${variants[0]!.label}: executions/s`, value: median(rates[1]!), unit: 'executions/s' },
       {
         name: '  audit entries kept at the end (SPROCD_AUDIT_MAX 10000)',
-        value: await ours.audited(),
+        value: await others[0]!.audited(),
         unit: 'entries',
       },
       {
         name: 'ratio callers+limits+audit / token, median of rounds (target >= 0.95)',
-        value: median(ratios),
+        value: median(ratios[0]!),
         unit: 'x',
       },
     ];
+    variants
+      .slice(1)
+      .forEach((variant, j) =>
+        rows.push({ name: `  ratio ${variant.label} / token`, value: median(ratios[j + 1]!), unit: 'x' }),
+      );
+    return rows;
   } finally {
     await base.stop();
-    await ours.stop();
+    for (const s of others) {
+      await s.stop();
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

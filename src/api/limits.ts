@@ -4,19 +4,25 @@
  * Redis by every node together, and the cap on requests waiting for an execution to end. Each
  * refusal has its code, and Retry-After says when to try again. See
  * docs/ARCHITECTURE.md#bounded-resources.
+ *
+ * The rate limit is not counted in Redis request by request: each node counts locally and adds its
+ * counts to the shared counter in batches, asking Redis for every request only near the limit
+ * (./rate-counts.ts). A cluster can so admit a little more than SPROCD_RATE_LIMIT in a window: at
+ * most `nodes × batch` more, the batch being 1 % of the limit (0 under a limit of 100, which is
+ * then exact).
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import fastifyRateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Settings } from '../config.js';
 import { SprocdError } from '../errors.js';
 import type { Keys } from '../redis/keys.js';
 import { withRedisTimeout } from '../redis/errors.js';
-import { rateLimit } from '../redis/scripts.js';
+import { rateLimitAdd } from '../redis/scripts.js';
+import { RateCounts } from './rate-counts.js';
 import { MAX_WAIT_MS } from './schemas/executions.js';
 
 /** The settings of the limits. */
@@ -167,15 +173,17 @@ export function callerKey(request: FastifyRequest): string {
   return `address:${request.ip}`;
 }
 
-/** How long a request waits for its rate-limit count before it passes uncounted. */
+/** How long a rate-limit count waits for Redis before its requests pass uncounted. */
 const COUNT_TIMEOUT_MS = 250;
-/** How long requests pass uncounted after a count timed out. */
+/** How long requests pass uncounted after Redis failed to answer a count. */
 const COUNT_PAUSE_MS = 2000;
 
 /**
- * Adds the per-caller rate limit to the routes registered in `scope` after it (@fastify/rate-limit,
- * counting in Redis through rateLimit-1.lua). It runs after the scope's own onRequest hooks, so the
- * caller is known.
+ * Adds the per-caller rate limit to the routes of `scope`: an onRequest hook counting through
+ * ./rate-counts.ts (locally, and in Redis in batches through rateLimitAdd-1.lua). Added after the
+ * scope's token check, it runs after it, so the caller is known. Every answer gets
+ * `x-ratelimit-limit`, `-remaining` and `-reset` (seconds); one past the limit is 429 RATE_LIMITED
+ * with Retry-After (app.ts's error handler).
  */
 export async function registerRateLimit(scope: FastifyInstance, deps: LimitsDeps): Promise<void> {
   const { rateLimit: max, rateLimitWindowMs: window } = deps.settings;
@@ -184,48 +192,61 @@ export async function registerRateLimit(scope: FastifyInstance, deps: LimitsDeps
     return;
   }
   const windowMs: number = window;
-  const counters: () => { redis: Redis; keys: Keys } = target;
   let countingPausedUntil = 0;
-  /** The plugin's store: one counter per caller and window, shared by the nodes. */
-  class SharedCounters {
-    incr(key: string, done: (error: Error | null, result?: { current: number; ttl: number }) => void): void {
-      let where: { redis: Redis; keys: Keys };
+  const paused = new Error('Redis did not answer a rate-limit count lately; request not counted');
+  const counts = new RateCounts({
+    limit: max,
+    windowMs,
+    async add(key, n) {
+      // A Redis that is away (or frozen) must not add its time-out to the route's own: the requests
+      // pass uncounted at once and the route answers REDIS_UNAVAILABLE if it needs Redis. After a
+      // count that failed, requests pass uncounted for a while instead of each paying the wait again.
+      if (Date.now() < countingPausedUntil) {
+        throw paused;
+      }
       try {
-        where = counters();
+        const { redis, keys } = target();
+        if (redis.status !== 'ready') {
+          throw new Error('Redis is not answering; request not counted');
+        }
+        return await withRedisTimeout(rateLimitAdd(redis, keys, key, n, windowMs), COUNT_TIMEOUT_MS);
       } catch (err) {
-        done(err as Error);
-        return;
+        countingPausedUntil = Math.max(countingPausedUntil, Date.now() + COUNT_PAUSE_MS);
+        throw err;
       }
-      // A Redis that is away (or frozen) must not add its time-out to the route's own: the request
-      // passes uncounted at once (skipOnError) and the route answers REDIS_UNAVAILABLE if it needs Redis.
-      // After a count that timed out (a frozen Redis), the next ones pass uncounted for a while
-      // instead of each paying the wait again.
-      if (where.redis.status !== 'ready' || Date.now() < countingPausedUntil) {
-        done(new Error('Redis is not answering; request not counted'));
-        return;
-      }
-      withRedisTimeout(rateLimit(where.redis, where.keys, key, windowMs), COUNT_TIMEOUT_MS).then(
-        ({ count, ttlMs }) => done(null, { current: count, ttl: ttlMs }),
-        (err: unknown) => {
-          countingPausedUntil = Date.now() + COUNT_PAUSE_MS;
-          done(err as Error);
-        },
+    },
+  });
+  scope.addHook('onClose', async () => {
+    counts.close();
+    await counts.flushAll();
+  });
+  const limitHeader = String(max);
+  /** Answers a request past the limit, or sets the headers and lets it go on. */
+  const decide = (reply: FastifyReply, current: number, ttlMs: number, done: (err?: Error) => void): void => {
+    const reset = Math.ceil(ttlMs / 1000);
+    void reply.header('x-ratelimit-limit', limitHeader);
+    void reply.header('x-ratelimit-remaining', current > max ? '0' : String(max - current));
+    void reply.header('x-ratelimit-reset', String(reset));
+    done(current > max ? new RateLimitedError(max, windowMs, Math.max(1, reset)) : undefined);
+  };
+  // A hook of the scope, added after its token check: the caller is known. Most requests are
+  // decided here without waiting for anything.
+  scope.addHook('onRequest', (request, reply, done) => {
+    // Redis unreachable: the request passes uncounted, and the route answers REDIS_UNAVAILABLE if it
+    // needs Redis.
+    if (Date.now() < countingPausedUntil) {
+      decide(reply, 0, 0, done);
+      return;
+    }
+    const counted = counts.count(callerKey(request));
+    if (counted instanceof Promise) {
+      counted.then(
+        ({ current, ttlMs }) => decide(reply, current, ttlMs, done),
+        () => decide(reply, 0, 0, done),
       );
+    } else {
+      decide(reply, counted.current, counted.ttlMs, done);
     }
-
-    child(): SharedCounters {
-      return this;
-    }
-  }
-  await scope.register(fastifyRateLimit, {
-    max,
-    timeWindow: windowMs,
-    store: SharedCounters,
-    // Redis unreachable: the route itself answers REDIS_UNAVAILABLE if it needs Redis.
-    skipOnError: true,
-    keyGenerator: callerKey,
-    errorResponseBuilder: (_request, context) =>
-      new RateLimitedError(max, windowMs, Math.max(1, Math.ceil(context.ttl / 1000))),
   });
 }
 

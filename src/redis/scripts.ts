@@ -411,19 +411,22 @@ export async function numberBlock(
 }
 
 /**
- * rateLimit-1.lua: counts one request of `caller` in its current window of `windowMs`. Returns the
- * requests in that window so far and the ms until it ends.
+ * rateLimitAdd-1.lua: adds `n` requests of `caller` to its counter in its current window of
+ * `windowMs`. Returns the requests in that window so far, these included, and the ms until it ends.
  */
-export async function rateLimit(
+export async function rateLimitAdd(
   redis: Redis,
   keys: Keys,
   caller: string,
+  n: number,
   windowMs: number,
 ): Promise<{ count: number; ttlMs: number }> {
-  const [count, ttlMs] = (await run(redis, 'rateLimit', [keys.rateLimitPrefix + caller], [windowMs])) as [
-    number,
-    number,
-  ];
+  const [count, ttlMs] = (await run(
+    redis,
+    'rateLimitAdd',
+    [keys.rateLimitPrefix + caller],
+    [windowMs, n],
+  )) as [number, number];
   return { count, ttlMs };
 }
 
