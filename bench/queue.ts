@@ -33,6 +33,31 @@ async function drive(total: number, add: (i: number) => Promise<unknown>): Promi
   );
 }
 
+/** CPU time of this process and of the Redis server over a stretch of work (µs per item). */
+interface CpuSpent {
+  nodeUs: number;
+  redisUs: number;
+}
+
+async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? NaN);
+  return field('used_cpu_user') + field('used_cpu_sys');
+}
+
+/** Starts counting CPU; the returned function ends it and divides by `items`. */
+async function cpuMeter(redis: Redis): Promise<(items: number) => Promise<CpuSpent>> {
+  const node0 = process.cpuUsage();
+  const redis0 = await redisCpuSeconds(redis);
+  return async (items) => {
+    const node = process.cpuUsage(node0);
+    const redisS = (await redisCpuSeconds(redis)) - redis0;
+    return { nodeUs: (node.user + node.system) / items, redisUs: (redisS * 1e6) / items };
+  };
+}
+
+type Side = { rate: number; p50: number; p99: number } & CpuSpent;
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
@@ -41,7 +66,7 @@ async function bareBullmq(
   redisUrl: string,
   total: number,
   samples: number,
-): Promise<{ rate: number; p50: number; p99: number }> {
+): Promise<Side> {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const prefix = `{bench-bull-${Date.now()}}`;
   const queue = new Queue('procedures', { connection, prefix });
@@ -67,12 +92,14 @@ async function bareBullmq(
   });
   await worker.waitUntilReady();
   const opts = { removeOnComplete: { count: 1000, age: 86400 }, removeOnFail: { count: 1000, age: 86400 } };
+  const meter = await cpuMeter(connection);
   const t0 = performance.now();
   await drive(total, (i) =>
     queue.add('noop', { procedure: 'noop', params: null, id: String(i), name: '' }, opts),
   );
   await finished;
   const rate = total / ((performance.now() - t0) / 1000);
+  const cpu = await meter(total);
 
   latencyMode = true;
   const lat: number[] = [];
@@ -89,14 +116,14 @@ async function bareBullmq(
   await queue.close();
   connection.disconnect();
   lat.sort((a, b) => a - b);
-  return { rate, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+  return { rate, p50: percentile(lat, 50), p99: percentile(lat, 99), ...cpu };
 }
 
 async function sprocd(
   redisUrl: string,
   total: number,
   samples: number,
-): Promise<{ rate: number; p50: number; p99: number }> {
+): Promise<Side> {
   const settings = loadSettings(
     {
       REDIS_URL: redisUrl,
@@ -121,10 +148,14 @@ async function sprocd(
       allDone();
     }
   });
+  const probe = new Redis(redisUrl);
+  const meter = await cpuMeter(probe);
   const t0 = performance.now();
   await drive(total, () => executions.execute('noop', null));
   await finished;
   const rate = total / ((performance.now() - t0) / 1000);
+  const cpu = await meter(total);
+  probe.disconnect();
 
   const starts = new Map<number, number>();
   (globalThis as { __benchMark?: (n: number) => void }).__benchMark = (n) => starts.set(n, performance.now());
@@ -140,7 +171,7 @@ async function sprocd(
   await executions.queue.obliterate({ force: true });
   await node.stop();
   lat.sort((a, b) => a - b);
-  return { rate, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+  return { rate, p50: percentile(lat, 50), p99: percentile(lat, 99), ...cpu };
 }
 
 /** Median of some numbers. */
@@ -161,13 +192,13 @@ export async function benchQueue(
 ): Promise<Row[]> {
   await bareBullmq(redisUrl, 2000, 20);
   await sprocd(redisUrl, 2000, 20);
-  const bull: { rate: number; p50: number; p99: number }[] = [];
-  const ours: { rate: number; p50: number; p99: number }[] = [];
+  const bull: Side[] = [];
+  const ours: Side[] = [];
   for (let i = 0; i < rounds; i++) {
     bull.push(await bareBullmq(redisUrl, total, samples));
     ours.push(await sprocd(redisUrl, total, samples));
   }
-  const m = (list: { rate: number; p50: number; p99: number }[], k: 'rate' | 'p50' | 'p99') =>
+  const m = (list: Side[], k: keyof Side) =>
     median(list.map((x) => x[k]));
   return [
     { name: 'bare BullMQ: no-op jobs/s (add + process)', value: m(bull, 'rate'), unit: 'jobs/s' },
@@ -190,5 +221,10 @@ export async function benchQueue(
       value: m(ours, 'p99') / m(bull, 'p99'),
       unit: 'x',
     },
+    // Where the time goes: the node (this process: driver, queue and worker) and the Redis server.
+    { name: 'bare BullMQ: node CPU per job', value: m(bull, 'nodeUs'), unit: 'us' },
+    { name: 'bare BullMQ: Redis CPU per job', value: m(bull, 'redisUs'), unit: 'us' },
+    { name: 'sprocd: node CPU per execution', value: m(ours, 'nodeUs'), unit: 'us' },
+    { name: 'sprocd: Redis CPU per execution', value: m(ours, 'redisUs'), unit: 'us' },
   ];
 }

@@ -13,6 +13,12 @@ import { SprocdError } from '../errors.js';
 import type { Keys } from '../redis/keys.js';
 import { numberBlock } from '../redis/scripts.js';
 
+/** A number taken, with the restore counter of its block (see numberBlock-2.lua). */
+export interface TakenNumber {
+  readonly number: number;
+  readonly restores: string;
+}
+
 /** Execution numbers a node takes from the cluster's counter at once. */
 export const NUMBER_BLOCK = 20;
 
@@ -33,6 +39,7 @@ export class NumbersExhaustedError extends SprocdError {
 export class NumberAllotment {
   private next = 0;
   private end = 0;
+  private restores = '';
   private refill: Promise<void> | undefined;
   /** Raised by forget(): a block that arrives after it was asked for before is dropped. */
   private generation = 0;
@@ -45,9 +52,9 @@ export class NumberAllotment {
   ) {}
 
   /** The next number; throws NumbersExhaustedError once none is left. */
-  take(): Promise<number> | number {
+  take(): Promise<TakenNumber> | TakenNumber {
     if (this.next < this.end) {
-      return this.next++;
+      return { number: this.next++, restores: this.restores };
     }
     if (!this.refill) {
       const generation = this.generation;
@@ -59,6 +66,7 @@ export class NumberAllotment {
           if (generation === this.generation) {
             this.next = block.first;
             this.end = block.last + 1;
+            this.restores = block.restores;
           }
         })
         .finally(() => {

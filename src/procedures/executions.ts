@@ -166,7 +166,7 @@ export class Executions {
    */
   private async add(data: ExecutionData, opts: JobsOptions, state: string): Promise<ExecuteResult> {
     for (let tries = 1; ; tries++) {
-      const number = await this.numbers.take();
+      const { number, restores } = await this.numbers.take();
       const jobId = jobIdOf(number);
       const job = await this.queue.add(data.procedure, data, { ...opts, jobId });
       if (job.id !== jobId) {
@@ -178,7 +178,7 @@ export class Executions {
         return { execution: await this.get(numberOfJobId(job.id) ?? -1), existing: true };
       }
       const { procedure, name, id } = data;
-      if (await this.index.record({ number, id, procedure, name, createdAt: job.timestamp })) {
+      if (await this.index.record({ number, id, procedure, name, createdAt: job.timestamp, restores })) {
         return { execution: viewOf(job, state, number), existing: false };
       }
       this.numbers.forget();

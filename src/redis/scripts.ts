@@ -396,8 +396,16 @@ export async function restoreSwap(redis: Redis, keys: Keys, swap: RestoreSwap): 
 
 // ---- executions: numbers, indexes, rate limits (procedures/, api/limits.ts) --------------------
 
+/** A block of execution numbers, and the restore counter when it was taken. */
+export interface NumberBlock {
+  readonly first: number;
+  readonly last: number;
+  /** The deployment's restore counter (as a string) when the block was taken. */
+  readonly restores: string;
+}
+
 /**
- * numberBlock-1.lua: takes up to `size` execution numbers from the counter, never past `max`.
+ * numberBlock-2.lua: takes up to `size` execution numbers from the counter, never past `max`.
  * Undefined when every number up to `max` is taken.
  */
 export async function numberBlock(
@@ -405,9 +413,14 @@ export async function numberBlock(
   keys: Keys,
   size: number,
   max: number,
-): Promise<{ first: number; last: number } | undefined> {
-  const [first, last] = (await run(redis, 'numberBlock', [keys.sequence], [size, max])) as [string, string];
-  return first === '0' ? undefined : { first: Number(first), last: Number(last) };
+): Promise<NumberBlock | undefined> {
+  const [first, last, restores] = (await run(
+    redis,
+    'numberBlock',
+    [keys.sequence, keys.backup.restores],
+    [size, max],
+  )) as [string, string, string];
+  return first === '0' ? undefined : { first: Number(first), last: Number(last), restores };
 }
 
 /**
@@ -440,6 +453,11 @@ export interface AddedExecution {
   readonly name: string;
   /** Creation time (ms): the job's timestamp, and the score in the indexes. */
   readonly createdAt: number;
+  /**
+   * The restore counter when its number was taken ({@link NumberBlock}); while the counter still
+   * reads so, the job is known to be this execution and is not read. None: always read.
+   */
+  readonly restores?: string;
 }
 
 /** How the sweep of {@link executionIndex} trims the indexes. */
@@ -463,12 +481,12 @@ export async function executionIndex(
 ): Promise<boolean[]> {
   const bull = bullQueueKeys(keys);
   const index = keys.executionIndex;
-  const k: string[] = [index.sweep, index.sweepAt, keys.sequence];
+  const k: string[] = [index.sweep, index.sweepAt, keys.sequence, keys.backup.restores];
   const a: (string | number)[] = [now, sweep.pauseMs, sweep.batch, bull.job('')];
   for (const x of added) {
     const byProcedure = index.procedure(x.procedure);
     k.push(bull.job(jobIdOf(x.number)), byProcedure, x.name === '' ? byProcedure : index.name(x.name));
-    a.push(jobIdOf(x.number), x.id, x.createdAt, x.number, x.name === '' ? 0 : 1);
+    a.push(jobIdOf(x.number), x.id, x.createdAt, x.number, x.name === '' ? 0 : 1, x.restores ?? '');
   }
   const reply = (await run(redis, 'executionIndex', k, a)) as number[];
   return reply.map((owned) => owned === 1);
