@@ -62,11 +62,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-async function bareBullmq(
-  redisUrl: string,
-  total: number,
-  samples: number,
-): Promise<Side> {
+async function bareBullmq(redisUrl: string, total: number, samples: number): Promise<Side> {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const prefix = `{bench-bull-${Date.now()}}`;
   const queue = new Queue('procedures', { connection, prefix });
@@ -119,11 +115,7 @@ async function bareBullmq(
   return { rate, p50: percentile(lat, 50), p99: percentile(lat, 99), ...cpu };
 }
 
-async function sprocd(
-  redisUrl: string,
-  total: number,
-  samples: number,
-): Promise<Side> {
+async function sprocd(redisUrl: string, total: number, samples: number): Promise<Side> {
   const settings = loadSettings(
     {
       REDIS_URL: redisUrl,
@@ -198,8 +190,7 @@ export async function benchQueue(
     bull.push(await bareBullmq(redisUrl, total, samples));
     ours.push(await sprocd(redisUrl, total, samples));
   }
-  const m = (list: Side[], k: keyof Side) =>
-    median(list.map((x) => x[k]));
+  const m = (list: Side[], k: keyof Side) => median(list.map((x) => x[k]));
   return [
     { name: 'bare BullMQ: no-op jobs/s (add + process)', value: m(bull, 'rate'), unit: 'jobs/s' },
     {
