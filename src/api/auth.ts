@@ -12,7 +12,13 @@
  *
  * All of it runs before the body is read, except the procedure check and the audit entry.
  */
-import type { FastifyInstance, FastifyRequest, onSendHookHandler, preValidationHookHandler } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyRequest,
+  onSendHookHandler,
+  preSerializationHookHandler,
+  preValidationHookHandler,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { AuditTrail } from '../auth/audit.js';
 import type { Caller, CallerDirectory } from '../auth/callers.js';
@@ -45,6 +51,8 @@ export interface GuardOptions {
 
 /** Requests whose caller passed the scope check: the ones an audit entry is written for. */
 const allowed = new WeakSet<FastifyRequest>();
+/** The answer of an audited route as an object, kept before it is serialized: not parsed back. */
+const answers = new WeakMap<FastifyRequest, unknown>();
 
 const FORBIDDEN_ANSWER = errors(403)[403];
 
@@ -139,6 +147,10 @@ export function guardRoutes(app: FastifyInstance, options: GuardOptions): void {
     const audit = options.audit;
     const action = rule.audit;
     if (audit && action) {
+      const keep: preSerializationHookHandler<unknown> = (request, _reply, payload, done) => {
+        answers.set(request, payload);
+        done(null, payload);
+      };
       const record: onSendHookHandler = async (request, reply, payload) => {
         // A 5xx changed nothing to record (Redis away, a full queue, a stop), and waiting for an
         // absent Redis here would double the time the caller waits for its error.
@@ -156,7 +168,7 @@ export function guardRoutes(app: FastifyInstance, options: GuardOptions): void {
             query: (request.query ?? {}) as Record<string, unknown>,
             body: request.body,
             // What a refusal or failure answered is in its status; only a success's answer is read.
-            answer: reply.statusCode < 300 && typeof payload === 'string' ? parseAnswer(payload) : undefined,
+            answer: reply.statusCode < 300 ? answerOf(request, payload) : undefined,
           }),
         };
         try {
@@ -167,6 +179,7 @@ export function guardRoutes(app: FastifyInstance, options: GuardOptions): void {
         }
         return payload;
       };
+      route.preSerialization = [...hookList(route.preSerialization), keep];
       route.onSend = [...hookList(route.onSend), record];
     }
   });
@@ -191,7 +204,13 @@ export function guardRoutes(app: FastifyInstance, options: GuardOptions): void {
 }
 
 /** A JSON answer's value, or undefined. */
-function parseAnswer(payload: string): unknown {
+function answerOf(request: FastifyRequest, payload: unknown): unknown {
+  if (answers.has(request)) {
+    return answers.get(request);
+  }
+  if (typeof payload !== 'string') {
+    return undefined;
+  }
   try {
     return JSON.parse(payload);
   } catch {

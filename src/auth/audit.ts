@@ -4,6 +4,7 @@
  * `sprocd audit`, the console). An entry's stream id is its time and its place: pages go back from it.
  */
 import type { Redis } from 'ioredis';
+import { auditAppend } from '../redis/scripts.js';
 import { ValidationError } from '../errors.js';
 import type { JsonValue } from '../types.js';
 
@@ -145,22 +146,15 @@ export class AuditTrail {
         .finally(next);
       return;
     }
-    const pipeline = this.redis.pipeline();
-    for (const { json } of batch) {
-      pipeline.xadd(this.key, 'MAXLEN', max, '*', 'e', json);
-    }
-    pipeline
-      .exec()
+    // One script call, not a pipeline (see auditAppend-1.lua: a pipeline costs the node more here).
+    auditAppend(
+      this.redis,
+      this.key,
+      this.max,
+      batch.map((entry) => entry.json),
+    )
       .then(
-        (results) =>
-          batch.forEach((entry, i) => {
-            const [err, id] = results?.[i] ?? [new Error('no answer'), undefined];
-            if (err) {
-              entry.reject(err);
-            } else {
-              entry.resolve((id as string | null) ?? undefined);
-            }
-          }),
+        (ids) => batch.forEach((entry, i) => entry.resolve(ids[i])),
         (err: unknown) => batch.forEach((entry) => entry.reject(err)),
       )
       .finally(next);

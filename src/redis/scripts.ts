@@ -443,6 +443,19 @@ export async function rateLimitAdd(
   return { count, ttlMs };
 }
 
+/**
+ * auditAppend-1.lua: appends `entries` (JSON each) to the audit stream `key`, keeping at most `max`
+ * entries. Returns each entry's stream id, in order.
+ */
+export async function auditAppend(
+  redis: Redis,
+  key: string,
+  max: number,
+  entries: readonly string[],
+): Promise<string[]> {
+  return (await run(redis, 'auditAppend', [key], [max, ...entries])) as string[];
+}
+
 /** An execution BullMQ just added, as {@link executionIndex} checks and indexes it. */
 export interface AddedExecution {
   readonly number: number;

@@ -74,6 +74,15 @@ describe('AuditTrail', () => {
     expect((await t.page({ limit: 2 })).items.map((e) => e.id)).toEqual([...late].reverse());
   });
 
+  it('stays bounded when one write carries more records than max', async () => {
+    const t = trail(5);
+    const ids = await Promise.all(Array.from({ length: 12 }, (_, i) => t.record(record(i + 1))));
+    expect(ids.every((id) => typeof id === 'string')).toBe(true);
+    expect(await t.length()).toBe(5);
+    const page = await t.page({ limit: 100 });
+    expect(page.items.map((e) => e.details?.execution)).toEqual([12, 11, 10, 9, 8]);
+  });
+
   it('records nothing with max 0', async () => {
     const t = trail(0);
     expect(await t.record(record(1))).toBeUndefined();
