@@ -131,7 +131,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionsRouteDeps> = async
     {
       schema: {
         operationId: 'wakeExecution',
-        summary: "End an execution's current ctx.delay (or its start delay) early.",
+        summary: "End an execution's current ctx.delay, or its start delay (it joins the queue), early.",
         params: ExecutionNumberParams,
         response: { 202: ok('Woken.', ExecutionViewSchema), ...errors(400, 401, 404, 409) },
       },

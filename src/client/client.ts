@@ -122,7 +122,7 @@ export class SprocdClient<Procedures extends object = {}> {
     return this.request('POST', `/v1/executions/${number}/abort`);
   }
 
-  /** Ends an execution's current ctx.delay early (POST /v1/executions/{number}/wake). */
+  /** Ends an execution's current ctx.delay, or its start delay, early (POST /v1/executions/{number}/wake). */
   wake(number: number): Promise<Execution> {
     return this.request('POST', `/v1/executions/${number}/wake`);
   }

@@ -12,7 +12,7 @@ import {
   SprocdError,
   UnknownProcedureError,
 } from '../errors.js';
-import { JOB_EVENTS_MAX_LEN } from '../events/retention.js';
+import { JOB_EVENTS_MAX_LEN } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
 import { abortWaiting } from '../redis/scripts.js';
@@ -281,6 +281,17 @@ export class Executions {
     const view = await this.get(number);
     if (view.state === 'completed' || view.state === 'failed' || view.state === 'aborted') {
       throw new ExecutionFinishedError(number, view.state);
+    }
+    if (view.state === 'delayed') {
+      // A start delay (or a retry's back-off) ends now: the execution joins the queue.
+      const job = await Job.fromId(this.queue, jobIdOf(number));
+      await job?.promote().catch((err: unknown) => {
+        // It left the delayed set meanwhile (started, or aborted): nothing is left to end early.
+        if (!(err instanceof Error) || !/not in the delayed state|Missing key for job/.test(err.message)) {
+          throw err;
+        }
+      });
+      return (await this.find(number)) ?? view;
     }
     await this.publish({ op: 'wake', number });
     return view;

@@ -264,6 +264,14 @@ describe('abort, wake, progress', () => {
     expect(second.number).not.toBe(first.number);
   });
 
+  it('wake ends a start delay: the execution runs now', async () => {
+    const view = await client.execute('echo', 'early', { delayMs: 600_000 });
+    expect(view.state).toBe('delayed');
+    await client.wake(view.number);
+    const done = await waitForState(client, view.number, 'completed', 10_000);
+    expect(done.result).toBe('early');
+  });
+
   it('shows progress and ends ctx.delay early on wake', async () => {
     const view = await client.execute('progress');
     const active = await vi.waitFor(
