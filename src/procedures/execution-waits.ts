@@ -106,19 +106,13 @@ export class FinishWatch {
 
   /** Whether the job is in the completed or failed set, or gone (retention removed it at its end). */
   private async ended(jobId: string): Promise<boolean> {
-    const replies =
-      (await this.redis
-        .pipeline()
-        .zscore(this.bull.completed, jobId)
-        .zscore(this.bull.failed, jobId)
-        .exists(this.bull.job(jobId))
-        .exec()) ?? [];
-    const [completed, failed, exists] = replies.map(([err, value]) => {
-      if (err) {
-        throw err;
-      }
-      return value;
-    });
+    // Three commands, not a pipeline: ioredis builds a pipeline by copying every script defined on
+    // the connection (about 80 here), which costs the node more than the three round trips' writes.
+    const [completed, failed, exists] = await Promise.all([
+      this.redis.zscore(this.bull.completed, jobId),
+      this.redis.zscore(this.bull.failed, jobId),
+      this.redis.exists(this.bull.job(jobId)),
+    ]);
     return completed !== null || failed !== null || exists === 0;
   }
 

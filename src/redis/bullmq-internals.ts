@@ -10,6 +10,15 @@
 import type { Redis } from 'ioredis';
 import { QUEUE_NAME, jobIdOf, type Keys } from './keys.js';
 
+/**
+ * The `streams.events.maxLen` of the procedures queue: how much event history Redis keeps for clients
+ * that resume with Last-Event-ID. BullMQ's default is 10,000 entries; an execution writes about five
+ * (added, waiting, active, completed, and its progress), so that holds the last 2,000 executions:
+ * seconds of a busy cluster. sprocd keeps ten times that, minutes of history at hundreds of executions
+ * a second, for some megabytes of Redis memory. sprocd's abort script trims to it too.
+ */
+export const JOB_EVENTS_MAX_LEN = 100_000;
+
 /** The keys BullMQ keeps for one queue (`<bullPrefix>:<queue>:<suffix>`). */
 export interface BullQueueKeys {
   /** List of waiting job ids (also while the queue is paused: BullMQ 6 only flags `meta`). */

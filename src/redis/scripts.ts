@@ -17,8 +17,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { Redis } from 'ioredis';
-import { JOB_EVENTS_MAX_LEN } from '../events/retention.js';
-import { RETRIED_BY_FIELD, bullQueueKeys, executionJobKey } from './bullmq-internals.js';
+import { JOB_EVENTS_MAX_LEN, RETRIED_BY_FIELD, bullQueueKeys, executionJobKey } from './bullmq-internals.js';
 import { jobIdOf, type Keys, type StorageKeys } from './keys.js';
 
 /** One script of ./lua/, ready to register. */

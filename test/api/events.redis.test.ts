@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SprocdNode } from '../../src/node.js';
 import { EventHub, hubStreams } from '../../src/events/hub.js';
-import { JOB_EVENTS_MAX_LEN } from '../../src/events/retention.js';
+import { JOB_EVENTS_MAX_LEN } from '../../src/redis/bullmq-internals.js';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
 import { createKeys } from '../../src/redis/keys.js';
 import type { SprocdClient } from '../../src/client.js';
