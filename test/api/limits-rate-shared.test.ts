@@ -9,9 +9,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
+import { newToken } from '../../src/auth/tokens.js';
 import type { SprocdNode } from '../../src/node.js';
 import { createKeys } from '../../src/redis/keys.js';
+import { writeCallersFile } from '../support/callers.js';
 import { startInProcessNode } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
@@ -26,16 +27,10 @@ const bulk = newToken();
 const nodes: { node: SprocdNode; url: string }[] = [];
 
 beforeAll(async () => {
-  const file = path.join(dir, 'callers.json');
-  fs.writeFileSync(
-    file,
-    JSON.stringify({
-      callers: [
-        { name: 'sync', tokenSha256: tokenSha256(sync), scopes: ['read'] },
-        { name: 'bulk', tokenSha256: tokenSha256(bulk), scopes: ['read'] },
-      ],
-    }),
-  );
+  const file = writeCallersFile(dir, [
+    { name: 'sync', token: sync, scopes: ['read'] },
+    { name: 'bulk', token: bulk, scopes: ['read'] },
+  ]);
   const env = {
     SPROCD_CALLERS_FILE: file,
     SPROCD_RATE_LIMIT: String(LIMIT),

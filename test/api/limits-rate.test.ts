@@ -7,8 +7,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newToken, tokenSha256 } from '../../src/auth/tokens.js';
+import { newToken } from '../../src/auth/tokens.js';
 import type { SprocdNode } from '../../src/node.js';
+import { writeCallersFile } from '../support/callers.js';
 import { startInProcessNode } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
@@ -19,16 +20,10 @@ const ops = newToken();
 const nodes: { node: SprocdNode; url: string }[] = [];
 
 beforeAll(async () => {
-  const file = path.join(dir, 'callers.json');
-  fs.writeFileSync(
-    file,
-    JSON.stringify({
-      callers: [
-        { name: 'ci', tokenSha256: tokenSha256(ci), scopes: ['read'] },
-        { name: 'ops', tokenSha256: tokenSha256(ops), scopes: ['read'] },
-      ],
-    }),
-  );
+  const file = writeCallersFile(dir, [
+    { name: 'ci', token: ci, scopes: ['read'] },
+    { name: 'ops', token: ops, scopes: ['read'] },
+  ]);
   const env = { SPROCD_CALLERS_FILE: file, SPROCD_RATE_LIMIT: '6', SPROCD_RATE_LIMIT_WINDOW_MS: '60000' };
   for (let i = 0; i < 2; i++) {
     nodes.push(await startInProcessNode(prefix, env));
