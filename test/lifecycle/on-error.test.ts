@@ -142,7 +142,12 @@ describe('ON ERR CALL of the server (lifecycle/onError)', () => {
     const failed = await waitForState(client, number, 'failed');
     expect(await recordedCalls(number)).toHaveLength(1);
     await expect
-      .poll(() => lines.find((l) => l.msg === 'hook threw' && l.hook === 'onError' && l.execution === number))
+      .poll(
+        () => lines.find((l) => l.msg === 'hook threw' && l.hook === 'onError' && l.execution === number),
+        {
+          timeout: 15_000,
+        },
+      )
       .toMatchObject({ level: 50, err: { message: `onError refused execution ${number}` } });
     expect(await client.get(number)).toEqual(failed);
     expect(failed.error).toMatchObject({ code: 'BOOM', message: 'boom' });
