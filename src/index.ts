@@ -33,8 +33,10 @@ export type {
   ProcessInfo,
   HookContext,
   ProcedureContext,
+  ErrCallHandler,
 } from './types.js';
 export type { SystemEvent } from './lifecycle/system-events.js';
+export type { OnErrorInfo, OnErrorError } from './lifecycle/on-error.js';
 export { SprocdError, AbortedError, ValidationError, type ErrorCode } from './errors.js';
 export { UnrecoverableError } from 'bullmq';
 export { SprocdClient, ApiError, SprocdApiError, type ClientOptions } from './client.js';

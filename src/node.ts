@@ -22,6 +22,7 @@ import { readProcedureFigures } from './stats/procedure-counts.js';
 import { SeriesRecorder, readSeries } from './stats/series.js';
 import { Heartbeat, liveNodes } from './lifecycle/heartbeat.js';
 import { LifecycleHooks, type HookName } from './lifecycle/hooks.js';
+import { OnErrorCalls } from './lifecycle/on-error.js';
 import { startLifecycle, type LifecycleHost, type LifecycleServices } from './lifecycle/index.js';
 import { checkProcedureSchedules, type ProcedureSchedule } from './lifecycle/procedure-schedules.js';
 import { SystemEvents, type SystemEvent } from './lifecycle/system-events.js';
@@ -60,6 +61,8 @@ export class SprocdNode {
   private readonly keys: Keys;
   private readonly registry: ProcedureRegistry;
   private readonly hooks: LifecycleHooks;
+  /** lifecycle/onError, called for each execution that failed for good here. */
+  private readonly onErrorCalls: OnErrorCalls;
   private readonly metrics: NodeMetrics;
   /** The procedures' schedules, checked each time jobs/ loads. */
   private schedules: ReadonlyMap<string, ProcedureSchedule> = new Map();
@@ -95,6 +98,12 @@ export class SprocdNode {
     this.keys = createKeys(settings.prefix);
     this.registry = new ProcedureRegistry(settings.jobsDir);
     this.hooks = new LifecycleHooks(settings.lifecycleDir);
+    this.onErrorCalls = new OnErrorCalls({
+      log: this.log,
+      hasHook: () => this.hooks.has('onError'),
+      runHook: (log, info) => this.hooks.run('onError', log, (l) => this.hookContext(l), info),
+      find: (number) => this.part(this.executions).find(number),
+    });
     this.metrics = new NodeMetrics(
       settings.nodeName,
       // Redis away: the scrape still answers, without the queue's depth.
@@ -244,6 +253,7 @@ export class SprocdNode {
         },
         telemetry: this.tracing?.bullmq,
         onRecovered: (number) => this.emitSystemEvent({ type: 'execution.recovered', execution: number }),
+        onFailed: (number, job) => this.onErrorCalls.failed(number, job),
         elsewhere: async (procedure) =>
           (await liveNodes(command, this.keys, s.nodeTimeoutMs)).some(
             (n) => n.node !== this.name && n.procedures?.includes(procedure),
@@ -318,6 +328,7 @@ export class SprocdNode {
     await this.lifecycle
       ?.close()
       .catch((err: unknown) => this.log.error({ err }, 'closing backups and schedules failed'));
+    const graceEnds = Date.now() + this.settings.shutdownGraceMs;
     this.workers?.signalAll();
     if (this.workers) {
       const { finished, givenBack } = await this.workers.stop(
@@ -325,6 +336,11 @@ export class SprocdNode {
         this.settings.redisTimeoutMs,
       );
       this.log.info({ finished, givenBack }, 'executions settled');
+    }
+    // onError calls still running (their ctx.signal has fired): the rest of the grace, at least a Redis time-out.
+    if (this.onErrorCalls.size > 0) {
+      await this.onErrorCalls.settle(Math.max(graceEnds - Date.now(), this.settings.redisTimeoutMs));
+      this.log.info({ unfinished: this.onErrorCalls.size }, 'onError calls settled');
     }
     await this.release();
     this.current = 'stopped';

@@ -130,6 +130,12 @@ export interface HookContext {
   ): Promise<ExecutionView & { existing?: boolean }>;
 }
 
+/**
+ * A procedure's ON ERR CALL handler (`ctx.onErrCall`): sees an error the procedure's run threw, and
+ * either throws (the execution fails with what it threw) or returns the execution's result.
+ */
+export type ErrCallHandler = (error: unknown, ctx: ProcedureContext) => unknown;
+
 /** What every procedure gets as its second argument. */
 export interface ProcedureContext extends HookContext {
   process: ProcessInfo;
@@ -137,4 +143,11 @@ export interface ProcedureContext extends HookContext {
   progress(value: number | Record<string, JsonValue>): Promise<void>;
   /** DELAY PROCESS: sleeps `ms`, ends early when woken, rejects with AbortedError when aborted. */
   delay(ms: number): Promise<void>;
+  /**
+   * ON ERR CALL: sets (`undefined` or `null`: clears) the handler of what this run throws or
+   * rejects with before its signal fired (abort, time-out and the node stopping are not errors of the
+   * procedure and bypass it). `fn(error, ctx)` throwing fails the execution with what it threw;
+   * returning swallows the error and completes the execution with that value (JSON; `undefined` is null).
+   */
+  onErrCall(fn: ErrCallHandler | null | undefined): void;
 }

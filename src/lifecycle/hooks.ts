@@ -14,10 +14,21 @@ const HOOK_NAMES = [
   'onBackupStartup',
   'onBackupShutdown',
   'onSystemEvent',
+  'onError',
 ] as const;
 
 /** One of {@link HOOK_NAMES}. */
 export type HookName = (typeof HOOK_NAMES)[number];
+
+/** What each hook gets after ctx, as its load error shows it. */
+const HOOK_ARGUMENTS: Record<HookName, string> = {
+  onServerStartup: '',
+  onServerShutdown: '',
+  onBackupStartup: '',
+  onBackupShutdown: ', status',
+  onSystemEvent: ', event',
+  onError: ', { execution, error }',
+};
 
 type HookFunction = (ctx: HookContext, ...args: unknown[]) => unknown;
 
@@ -43,7 +54,7 @@ export class LifecycleHooks {
       if (typeof exported !== 'function') {
         throw new ModuleLoadError(
           file,
-          `default export must be an async function (ctx${name === 'onBackupShutdown' ? ', status' : name === 'onSystemEvent' ? ', event' : ''}) => ...`,
+          `default export must be an async function (ctx${HOOK_ARGUMENTS[name as HookName]}) => ...`,
         );
       }
       next.set(name as HookName, exported as HookFunction);

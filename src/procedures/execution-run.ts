@@ -10,7 +10,7 @@ import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError } from '../errors.js';
 import type { LockOwner } from '../session/lock-owner.js';
-import type { JsonValue, ProcedureContext, ProcessInfo, Session } from '../types.js';
+import type { ErrCallHandler, JsonValue, ProcedureContext, ProcessInfo, Session } from '../types.js';
 import type { ProcedureDefinition } from './define.js';
 import { executeOnServerWith } from './execute.js';
 import type { ExecutionLogs, LineCapture } from './execution-logs.js';
@@ -63,6 +63,8 @@ export class ExecutionRun {
   private reason: Error | undefined;
   private sleepers: Set<Sleeper> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** ON ERR CALL of this run (ctx.onErrCall); none: an error fails the execution. */
+  errCall: ErrCallHandler | undefined;
 
   constructor(
     readonly number: number,
@@ -80,16 +82,44 @@ export class ExecutionRun {
     if (definition.timeoutMs) {
       this.timer = setTimeout(this.onTimeout, definition.timeoutMs, this, definition.timeoutMs);
     }
-    let result: unknown;
+    let params: unknown;
     try {
       const data = this.job.data;
-      result = definition.run(runParams(data.procedure, definition.params, data.params), ctx);
+      params = runParams(data.procedure, definition.params, data.params);
     } catch (err) {
       this.rejectOutcome(err);
       return;
     }
+    let result: unknown;
+    try {
+      result = definition.run(params, ctx);
+    } catch (err) {
+      this.onRunError(err, ctx);
+      return;
+    }
     // Later settlements of an interrupted procedure land on a settled promise: no unhandled rejection.
-    Promise.resolve(result).then(this.resolveOutcome, this.rejectOutcome);
+    Promise.resolve(result).then(this.resolveOutcome, (err: unknown) => this.onRunError(err, ctx));
+  }
+
+  /**
+   * What the procedure's run threw: its ON ERR CALL handler (ctx.onErrCall) decides, if it set one
+   * and the signal has not fired (after an abort, a time-out or the node stopping, the interruption
+   * decides, and what the run throws then is most likely that interruption's reason).
+   */
+  private onRunError(err: unknown, ctx: ProcedureContext): void {
+    const handler = this.errCall;
+    if (!handler || this.reason) {
+      this.rejectOutcome(err);
+      return;
+    }
+    let handled: unknown;
+    try {
+      handled = handler(err, ctx);
+    } catch (thrown) {
+      this.rejectOutcome(thrown);
+      return;
+    }
+    Promise.resolve(handled).then(this.resolveOutcome, this.rejectOutcome);
   }
 
   /** Ends the wait for the procedure now (its code may go on; its result no longer counts). */
@@ -199,7 +229,7 @@ export class ExecutionContext implements ProcedureContext {
   private ended = false;
   private info: ProcessInfo | undefined;
   private ownSession: Session | undefined;
-  private bound: Partial<Pick<ProcedureContext, 'delay' | 'progress' | 'executeOnServer'>> = {};
+  private bound: Partial<Pick<ProcedureContext, 'delay' | 'progress' | 'executeOnServer' | 'onErrCall'>> = {};
 
   constructor(
     private readonly run: ExecutionRun,
@@ -267,6 +297,15 @@ export class ExecutionContext implements ProcedureContext {
       }
       assertJson(value, 'progress');
       await this.run.job.updateProgress(value as number | object);
+    });
+  }
+
+  get onErrCall(): ProcedureContext['onErrCall'] {
+    return (this.bound.onErrCall ??= (fn) => {
+      if (fn !== undefined && fn !== null && typeof fn !== 'function') {
+        throw new TypeError('ctx.onErrCall takes a function, or undefined or null to clear the handler.');
+      }
+      this.run.errCall = fn ?? undefined;
     });
   }
 

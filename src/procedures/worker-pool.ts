@@ -47,6 +47,12 @@ export interface WorkerPoolOptions {
   onRecovered?: (number: number | undefined, jobId: string) => void;
   /** BullMQ's tracing (src/tracing): the worker continues the trace each job carries. */
   telemetry?: Telemetry;
+  /**
+   * Told when an execution that ran (or was refused) here failed for good: BullMQ filed it as failed,
+   * with no attempt left or unrecoverably. Not for an abort, a give-back or a retried attempt, nor
+   * for a job BullMQ's stalled check failed (its node died). lifecycle/onError runs from here.
+   */
+  onFailed?: (number: number, job: Job<ExecutionData, JsonValue>) => void;
 }
 
 /** How long an execution of a procedure this node lacks waits before another node may take it. */
@@ -60,6 +66,8 @@ export class WorkerPool {
   private worker: Worker<ExecutionData, JsonValue> | undefined;
   private readonly running = new Map<number, ExecutionRun>();
   private readonly earlyAborts = new Map<number, number>();
+  /** Jobs whose attempt failed here (not aborted, not given back), until BullMQ has filed them. */
+  private readonly failing = new WeakSet<Job<ExecutionData, JsonValue>>();
   private stopping = false;
 
   private readonly services: RunServices;
@@ -102,6 +110,12 @@ export class WorkerPool {
     this.worker.on('stalled', (jobId) => {
       o.logger.warn({ execution: numberOfJobId(jobId) }, 'execution of a dead node put back in the queue');
       o.onRecovered?.(numberOfJobId(jobId), jobId);
+    });
+    // Emitted once BullMQ has moved the job (to failed, or back for a retry), with the processor's job.
+    this.worker.on('failed', (job, err) => {
+      if (job) {
+        this.onFailedAttempt(job, err);
+      }
     });
     // A failed start closes the worker; closing it while it still connects rejects unhandled.
     await this.worker.waitUntilReady();
@@ -175,6 +189,19 @@ export class WorkerPool {
     await settleWithin(this.logs.flush(), ms);
   }
 
+  /** An attempt failed and BullMQ filed it: tells `onFailed` when that was the execution's last. */
+  private onFailedAttempt(job: Job<ExecutionData, JsonValue>, err: Error): void {
+    if (!this.failing.delete(job)) {
+      return; // an abort, or the stalled check's job (its node died)
+    }
+    const number = numberOfJobId(job.id);
+    // BullMQ's own rule (Job.shouldRetryJob), after moveToFailed counted this attempt.
+    const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (final && number !== undefined) {
+      this.opts.onFailed?.(number, job);
+    }
+  }
+
   private pruneEarlyAborts(): void {
     const cutoff = Date.now() - EARLY_ABORT_TTL_MS;
     for (const [number, at] of this.earlyAborts) {
@@ -208,6 +235,7 @@ export class WorkerPool {
       throw new DelayedError();
     }
     if (!definition) {
+      this.failing.add(job);
       throw new UnrecoverableError(
         encodeFailure(
           new SprocdError('UNKNOWN_PROCEDURE', `No procedure "${job.data.procedure}" on node ${o.node}.`),
@@ -269,6 +297,7 @@ export class WorkerPool {
         throw new WaitingError();
       }
       outcome = 'failed';
+      this.failing.add(job);
       const cause = err instanceof Interruption ? new ExecutionTimeoutError(definition.timeoutMs ?? 0) : err;
       failure = cause;
       o.logger.warn(
