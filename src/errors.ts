@@ -46,6 +46,7 @@ export const ERROR_CODES = [
   'EXECUTION_NOT_RETRYABLE',
   'EXECUTION_TIMEOUT',
   'NODE_STOPPING',
+  'NODE_LOST',
   'ABORTED',
   'PARAMS_MISMATCH',
   // the session and its storage

@@ -30,6 +30,13 @@ export interface ProcedureDefinition<P = unknown, R = unknown, I = P> {
   backoff?: Backoff;
   /** The execution fails (and may retry) when it runs longer than this. @defaultValue none */
   timeoutMs?: number;
+  /**
+   * `at-least-once`: an execution whose node dies mid-run, or stops before it ends, runs again on
+   * another node (its code may then run twice). `at-most-once`: it never runs twice: a node that died
+   * mid-run leaves it failed with code NODE_LOST, a stop aborts it instead of handing it back, and it
+   * takes no retries (`attempts` is 1). @defaultValue 'at-least-once'
+   */
+  delivery?: Delivery;
   /** One line shown by GET /v1/procedures. */
   description?: string;
   /**
@@ -38,6 +45,9 @@ export interface ProcedureDefinition<P = unknown, R = unknown, I = P> {
    */
   schedule?: ProcedureScheduleOption<P>;
 }
+
+/** How often an execution of a procedure may run: see {@link ProcedureDefinition.delivery}. */
+export type Delivery = 'at-least-once' | 'at-most-once';
 
 /** A procedure's schedule: a cron expression, or one with its time zone and the params to run with. */
 export type ProcedureScheduleOption<P = unknown> = string | { cron: string; tz?: string; params?: P };
@@ -68,6 +78,18 @@ export function defineProcedure<P = JsonValue, R = unknown, I = P>(
     !(Number.isFinite(definition.timeoutMs) && definition.timeoutMs > 0)
   ) {
     throw new TypeError('defineProcedure: timeoutMs must be a positive number of milliseconds.');
+  }
+  if (
+    definition.delivery !== undefined &&
+    definition.delivery !== 'at-least-once' &&
+    definition.delivery !== 'at-most-once'
+  ) {
+    throw new TypeError("defineProcedure: delivery must be 'at-least-once' or 'at-most-once'.");
+  }
+  if (definition.delivery === 'at-most-once' && (definition.attempts ?? 1) > 1) {
+    throw new TypeError(
+      "defineProcedure: an 'at-most-once' procedure never runs twice, so it takes no retries (attempts 1).",
+    );
   }
   const backoff = definition.backoff;
   if (

@@ -28,6 +28,16 @@ export class NodeStoppingError extends SprocdError {
   }
 }
 
+/** An at-most-once execution whose node died mid-run: failed rather than run again. */
+export class NodeLostError extends SprocdError {
+  constructor() {
+    super(
+      'NODE_LOST',
+      'The node running this at-most-once execution died before it ended; it may have done part or all of its work, and is not run again.',
+    );
+  }
+}
+
 /** Raised when an execution runs past its procedure's timeoutMs. */
 export class ExecutionTimeoutError extends SprocdError {
   constructor(ms: number) {

@@ -11,6 +11,7 @@ import {
   ExecutionNotFoundError,
   SprocdError,
   UnknownProcedureError,
+  ValidationError,
 } from '../errors.js';
 import { JOB_EVENTS_MAX_LEN } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
@@ -125,8 +126,13 @@ export class Executions {
     const options = parseExecuteOptions(requested);
     const jsonParams = requestParams(procedure, definition.params, params);
     const name = options.name ?? '';
-    await this.waitingCap?.admit();
     const attempts = options.attempts ?? definition.attempts ?? 1;
+    if (definition.delivery === 'at-most-once' && attempts > 1) {
+      throw new ValidationError(
+        `Procedure "${procedure}" is at-most-once: an execution of it never runs twice, so it takes no retries (attempts 1).`,
+      );
+    }
+    await this.waitingCap?.admit();
     const opts: JobsOptions = {
       attempts,
       removeOnComplete: { count: this.settings.keepFinished, age: this.settings.keepFinishedSeconds },

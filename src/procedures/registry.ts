@@ -22,6 +22,8 @@ export interface ProcedureListing {
   params?: unknown;
   attempts?: number;
   timeoutMs?: number;
+  /** `at-most-once` when it never runs twice (absent: at-least-once). */
+  delivery?: 'at-most-once';
   /** Its schedule with the next ticks (added by the node, which checks the schedules). */
   schedule?: { cron: string; tz?: string; next: string[] };
   /** Its executions: ended in the last hour, and waiting/active/delayed now (added by the node). */
@@ -80,6 +82,9 @@ export class ProcedureRegistry {
       }
       if (p.timeoutMs !== undefined) {
         listing.timeoutMs = p.timeoutMs;
+      }
+      if (p.delivery === 'at-most-once') {
+        listing.delivery = 'at-most-once';
       }
       if (p.params) {
         try {

@@ -18,6 +18,7 @@ import {
   ExecutionRun,
   ExecutionTimeoutError,
   Interruption,
+  NodeLostError,
   NodeStoppingError,
   type RunServices,
 } from './execution-run.js';
@@ -242,6 +243,16 @@ export class WorkerPool {
         ),
       );
     }
+    if (definition.delivery === 'at-most-once' && job.stalledCounter > 0) {
+      // BullMQ's stalled check put it back: it was running on a node that died (or that lost its
+      // lease), and may have done part or all of its work there. It never runs twice.
+      this.failing.add(job);
+      o.logger.warn(
+        { execution: number, procedure: job.data.procedure },
+        'at-most-once execution of a dead node failed instead of run again',
+      );
+      throw new UnrecoverableError(encodeFailure(new NodeLostError()));
+    }
     const running = new ExecutionRun(number, job, token);
     this.running.set(number, running);
     const started = Date.now();
@@ -292,6 +303,17 @@ export class WorkerPool {
         throw new UnrecoverableError(encodeFailure(new AbortedError()));
       }
       if (running.interruption === 'shutdown' || (err instanceof Interruption && err.kind === 'giveback')) {
+        if (definition.delivery === 'at-most-once') {
+          // Handing it back would run it again: it ends here, aborted, as 4D ends a process at quit.
+          outcome = 'aborted';
+          throw new UnrecoverableError(
+            encodeFailure(
+              new AbortedError(
+                'The node stopped before the execution ended; an at-most-once execution is aborted rather than run again.',
+              ),
+            ),
+          );
+        }
         outcome = 'given back';
         await job.moveToWait(token);
         throw new WaitingError();

@@ -77,6 +77,10 @@ export const ProcedureSchema = z
       .optional(),
     attempts: z.number().int().min(1).optional(),
     timeoutMs: z.number().positive().optional(),
+    delivery: z
+      .literal('at-most-once')
+      .optional()
+      .describe('Present when an execution of it never runs twice (else at-least-once).'),
     schedule: z.object({ cron: z.string(), tz: z.string().optional(), next: z.array(IsoTime) }).optional(),
     counts: ProcedureCountsSchema.optional(),
     failureRate: z
