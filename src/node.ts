@@ -239,7 +239,7 @@ export class SprocdNode {
         keys: this.keys,
         registry: this.registry,
         executions,
-        session: (owner) => this.part(this.sessionService).sessionFor(owner),
+        session: (owner, check) => this.part(this.sessionService).sessionFor(owner, check),
         logger: this.log,
         node: this.name,
         concurrency: s.concurrency,

@@ -55,8 +55,11 @@ export interface RunServices {
   readonly node: string;
   readonly logger: Logger;
   readonly executions: Executions;
-  /** The session as `owner` sees it: the storage locks it takes name it. */
-  session(owner: LockOwner): Session;
+  /**
+   * The session as `owner` sees it: the storage locks it takes name it, and `check` (throwing to
+   * refuse) runs before each `use` takes its locks and before it commits.
+   */
+  session(owner: LockOwner, check?: () => void): Session;
   /** Where the lines of ctx.log are kept for the console (./execution-logs.ts); none: not kept. */
   readonly logs?: ExecutionLogs;
 }
@@ -162,6 +165,18 @@ export class ExecutionRun {
     this.controller?.abort(reason);
   }
 
+  /**
+   * Throws ABORTED once the execution was aborted: its code may go on running, but what it would
+   * change then (a storage commit, an execution it starts) is refused.
+   */
+  assertNotAborted(): void {
+    if (this.interruption === 'abort') {
+      throw new AbortedError(
+        'The execution was aborted: what its code does after the abort is refused (storage writes, executeOnServer).',
+      );
+    }
+  }
+
   /** A user's abort: fires the signal and ends the wait at once. */
   abort(): void {
     if (this.interruption === 'abort') {
@@ -248,7 +263,9 @@ export class ExecutionContext implements ProcedureContext {
 
   /** Made for this execution on first use, so the storage locks it takes name it (the console shows who holds a lock). */
   get session(): Session {
-    return (this.ownSession ??= this.services.session({ execution: this.run.number }));
+    return (this.ownSession ??= this.services.session({ execution: this.run.number }, () =>
+      this.run.assertNotAborted(),
+    ));
   }
 
   get log(): Logger {
@@ -320,8 +337,18 @@ export class ExecutionContext implements ProcedureContext {
   }
 
   get executeOnServer(): ProcedureContext['executeOnServer'] {
-    return (this.bound.executeOnServer ??= executeOnServerWith(() => this.services.executions, {
-      parent: this.run.number,
-    }));
+    if (!this.bound.executeOnServer) {
+      const execute = executeOnServerWith(() => this.services.executions, { parent: this.run.number });
+      // An aborted execution starts nothing more.
+      this.bound.executeOnServer = ((...args: Parameters<typeof execute>) => {
+        try {
+          this.run.assertNotAborted();
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        return execute(...args);
+      }) as ProcedureContext['executeOnServer'];
+    }
+    return this.bound.executeOnServer;
   }
 }

@@ -60,8 +60,12 @@ export interface SessionDescription {
 export interface SessionService {
   /** The `ctx.session` of every hook of this node: its locks name the node alone. */
   session: Session;
-  /** The same session for one writer (an execution, the console): its locks name it too. */
-  sessionFor(owner: LockOwner): Session;
+  /**
+   * The same session for one writer (an execution, the console): its locks name it too, and `check`,
+   * when given, runs before each `use` takes its locks and again before it commits (it throws to
+   * refuse: an aborted execution writes nothing).
+   */
+  sessionFor(owner: LockOwner, check?: () => void): Session;
   /** The session as stored now (re-read from Redis). */
   describe(): Promise<SessionDescription>;
   /** Lets running uses finish (up to one lease), stops waiting ones, closes the connection it opened. */
@@ -163,12 +167,13 @@ export async function openSession(opts: SessionServiceOptions): Promise<SessionS
       clearPrivileges: () => true,
       isGuest: () => false,
     });
-  const session = sessionWith(storage.facadeFor(lockLabel(opts.nodeName ?? machineName, {})));
+  const session = sessionWith(storage.facadeFor({ label: lockLabel(opts.nodeName ?? machineName, {}) }));
 
   let closing: Promise<void> | undefined;
   return {
     session,
-    sessionFor: (owner) => sessionWith(storage.facadeFor(lockLabel(opts.nodeName ?? machineName, owner))),
+    sessionFor: (owner, check) =>
+      sessionWith(storage.facadeFor({ label: lockLabel(opts.nodeName ?? machineName, owner), check })),
     async describe() {
       const now = await ensureIdentity(opts.command, opts.keys, machineName);
       if (now.id !== identity.id || now.createdAtMs !== identity.createdAtMs) {

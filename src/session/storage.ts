@@ -35,6 +35,17 @@ export interface SessionStorageOptions {
   logger: Logger;
 }
 
+/** Who writes through a facade: the label of the locks it takes, and a check before it changes anything. */
+export interface StorageWriter {
+  /** Appended to its lock waiter ids (lock-owner.ts). */
+  readonly label?: string;
+  /**
+   * Throws when the writer may change nothing any more (an aborted execution): called before a `use`
+   * takes its locks and again before it commits, so nothing is written after it throws.
+   */
+  readonly check?: () => void;
+}
+
 /** The storage implementation; `session.storage` is {@link SessionStorage.facade}. */
 export class SessionStorage {
   private readonly o: SessionStorageOptions;
@@ -48,7 +59,7 @@ export class SessionStorage {
 
   constructor(options: SessionStorageOptions) {
     this.o = options;
-    this.facade = this.facadeFor(undefined);
+    this.facade = this.facadeFor({});
   }
 
   /**
@@ -57,14 +68,14 @@ export class SessionStorage {
    * explicitly rather than read from an AsyncLocalStorage around the whole execution, which would
    * put every promise of every procedure under async context tracking.
    */
-  facadeFor(label: string | undefined): Storage {
+  facadeFor(writer: StorageWriter): Storage {
     return makeFacade({
       get: (key) => this.get(key),
       keys: () => this.keys(),
       snapshot: () => this.snapshot(),
-      remove: (key) => this.remove(key, label),
+      remove: (key) => this.remove(key, writer),
       use: ((keyOrKeys: string | readonly string[], fn: (...drafts: Draft[]) => unknown) =>
-        this.use(keyOrKeys, fn, label)) as Storage['use'],
+        this.use(keyOrKeys, fn, writer)) as Storage['use'],
     });
   }
 
@@ -102,7 +113,7 @@ export class SessionStorage {
     return out;
   }
 
-  async remove(key: string, label?: string): Promise<void> {
+  async remove(key: string, writer: StorageWriter = {}): Promise<void> {
     assertKey(key);
     const scope = this.activeScope();
     if (scope !== undefined) {
@@ -117,7 +128,7 @@ export class SessionStorage {
       entry.dirty = true;
       return;
     }
-    await this.outermost([key], true, label, (entryScope) => {
+    await this.outermost([key], true, writer, (entryScope) => {
       const entry = entryScope.entries.get(key);
       if (entry !== undefined) {
         entry.removed = true;
@@ -129,7 +140,7 @@ export class SessionStorage {
   async use(
     keyOrKeys: string | readonly string[],
     fn: (...drafts: Draft[]) => unknown,
-    label?: string,
+    writer: StorageWriter = {},
   ): Promise<never> {
     const keys = normalizeKeys(keyOrKeys);
     if (typeof fn !== 'function') {
@@ -149,7 +160,7 @@ export class SessionStorage {
     }
     const sorted = keys.length === 1 ? keys : [...new Set(keys)].sort();
     return (await inSpan('storage.use', { 'sprocd.storage.keys': sorted }, () =>
-      this.outermost(sorted, false, label, (s) =>
+      this.outermost(sorted, false, writer, (s) =>
         fn(...keys.map((key) => (s.entries.get(key) as { proxy: Draft }).proxy)),
       ),
     )) as never;
@@ -189,17 +200,18 @@ export class SessionStorage {
   private async outermost(
     sorted: readonly string[],
     blank: boolean,
-    label: string | undefined,
+    writer: StorageWriter,
     run: (scope: DraftScope) => unknown,
   ): Promise<unknown> {
     if (this.closed) {
       throw new SessionClosedError();
     }
+    writer.check?.();
     this.active++;
     try {
       // Traced (src/tracing): the lock wait and the commit each get a span.
       const attributes = { 'sprocd.storage.keys': sorted };
-      const held = await inSpan('storage.lock', attributes, () => this.o.locks.acquire(sorted, label));
+      const held = await inSpan('storage.lock', attributes, () => this.o.locks.acquire(sorted, writer.label));
       const scope = new DraftScope();
       let result: unknown;
       try {
@@ -208,6 +220,8 @@ export class SessionStorage {
         }
         result = await this.chain.run(scope, () => run(scope));
         scope.end();
+        // The writer may have been stopped while it held the locks (an abort): then nothing is written.
+        writer.check?.();
         await inSpan('storage.commit', attributes, () => this.o.locks.commit(held, this.commitOps(scope)));
       } catch (err) {
         scope.end();
