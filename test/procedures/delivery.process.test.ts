@@ -47,7 +47,7 @@ describe("defineProcedure({ delivery: 'at-most-once' })", () => {
     const a = await spawnNode(p, { SPROCD_JOBS_DIR: JOBS });
     children.push(a);
     const once = await a.client.execute('once', { ms: 60_000 });
-    const again = await a.client.execute('again', { ms: 200 });
+    const again = await a.client.execute('again', { ms: 60_000 });
     await waitForState(a.client, once.number, 'active');
     await expect.poll(async () => (await starts(p)).length, { timeout: 15_000 }).toBe(2);
     const b = await startInProcessNode(p, { SPROCD_JOBS_DIR: JOBS });
