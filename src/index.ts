@@ -33,9 +33,10 @@ export type {
   ProcessInfo,
   HookContext,
   ProcedureContext,
+  Signal,
 } from './types.js';
 export type { SystemEvent } from './lifecycle/system-events.js';
-export { SprocdError, AbortedError, ValidationError, type ErrorCode } from './errors.js';
+export { SprocdError, AbortedError, ValidationError, SignalNotFoundError, type ErrorCode } from './errors.js';
 export { UnrecoverableError } from 'bullmq';
 export { SprocdClient, ApiError, SprocdApiError, type ClientOptions } from './client.js';
 export { loadSettings, type Settings } from './config.js';

@@ -25,6 +25,7 @@ import { ExecutionLogs } from './execution-logs.js';
 import { encodeFailure, failureError } from './failure.js';
 import { assertJson } from './json.js';
 import { ParamsMismatchError } from './params.js';
+import type { ProcessSync } from './process-sync.js';
 import type { ProcedureRegistry } from './registry.js';
 
 /** What the pool needs from the node. */
@@ -47,6 +48,8 @@ export interface WorkerPoolOptions {
   onRecovered?: (number: number | undefined, jobId: string) => void;
   /** BullMQ's tracing (src/tracing): the worker continues the trace each job carries. */
   telemetry?: Telemetry;
+  /** Signals and semaphores of this node (./process-sync.ts). */
+  sync: ProcessSync;
 }
 
 /** How long an execution of a procedure this node lacks waits before another node may take it. */
@@ -75,6 +78,7 @@ export class WorkerPool {
       executions: opts.executions,
       session: opts.session,
       logs: this.logs,
+      sync: opts.sync,
     };
   }
 
@@ -282,6 +286,16 @@ export class WorkerPool {
       throw failureError(cause, Error);
     } finally {
       running.finish();
+      // Its semaphores are freed before its end is known (completed, failed, aborted, given back).
+      const ending = ctx?.endSync();
+      if (ending) {
+        await ending.catch((err: unknown) =>
+          o.logger.warn(
+            { err, execution: number },
+            'semaphores of an ended execution not freed; they expire with their lease',
+          ),
+        );
+      }
       this.running.delete(number);
       ctx?.endLog(outcome, Date.now() - started, failure);
       o.observer?.onEnd(job.data.procedure, outcome, Date.now() - started);
