@@ -53,6 +53,8 @@ export interface NodeInternals {
   readonly keys: Keys;
   readonly executions: Executions;
   readonly lifecycle: LifecycleServices | undefined;
+  /** Signals and semaphores (bench/signals.ts wakes one node's waiter from another). */
+  readonly sync: ProcessSync | undefined;
 }
 
 /** A node: create it with `createNode`, then `start()`, and `stop()` it. */
@@ -153,6 +155,7 @@ export class SprocdNode {
       keys: this.keys,
       executions: this.part(this.executions),
       lifecycle: this.lifecycle,
+      sync: this.sync,
     };
   }
 
