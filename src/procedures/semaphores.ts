@@ -210,7 +210,8 @@ export class SemaphoreHolder {
           return pttl;
         }
         if (!woken) {
-          await this.sleep(Math.min(left, pttl + 2), (w) => (wake = w));
+          // A timer counts up to 2^31 - 1 ms; a longer wait sleeps again.
+          await this.sleep(Math.min(left, pttl + 2, 2 ** 31 - 1), (w) => (wake = w));
         }
       }
     } finally {

@@ -22,6 +22,8 @@ export const SIGNAL_UNUSED_TTL_MS = 24 * 60 * 60_000;
 export const SIGNAL_TRIGGERED_TTL_MS = 10 * 60_000;
 
 const SIGNAL_ID = /^[A-Za-z0-9-]{1,100}$/;
+/** The longest delay setTimeout keeps (2^31 - 1 ms); longer ones would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The signals of one node: its waiters, and the Redis side. */
 export class Signals {
@@ -198,11 +200,11 @@ class SignalWait {
     this.service.add(this);
     this.owner.note(this, true);
     this.owner.abort.addEventListener('abort', this.onAbort, { once: true });
-    void this.check(timeoutMs === 0).then(() => {
-      if (!this.done && timeoutMs !== undefined) {
-        this.timer = setTimeout(() => void this.check(true), timeoutMs);
-      }
-    });
+    // Longer than a timer can count (about 24.8 days) is as good as none.
+    if (timeoutMs !== undefined && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS) {
+      this.timer = setTimeout(() => void this.check(true), timeoutMs);
+    }
+    void this.check(timeoutMs === 0);
   }
 
   /** The execution ended with this wait pending: it answers false, and is dropped. */
