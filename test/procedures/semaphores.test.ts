@@ -139,6 +139,24 @@ describe('Semaphore', () => {
     expect(await probe('x'.repeat(255), ['semaphore'])).toEqual([false]);
   });
 
+  it('outlives its lease while its node renews it', async () => {
+    const p = uniquePrefix('semlease');
+    const other = await startInProcessNode(p, { SPROCD_LOCK_LEASE_MS: '300' });
+    const redis = testClient();
+    try {
+      const name = fresh();
+      const held = await holder(name, {}, other.client);
+      // Four leases later, it is still held, its lease no longer than one lease.
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(await redis.get(createKeys(p).semaphore(name))).toMatch(new RegExp(`:${held}:`));
+      expect(await redis.pttl(createKeys(p).semaphore(name))).toBeLessThanOrEqual(300);
+      expect(await probe(name, ['semaphore', 'test'], other.client)).toEqual([true, true]);
+    } finally {
+      await other.node.stop();
+      await deletePrefix(redis, p);
+    }
+  });
+
   it('is freed when its execution is given back at a stop', async () => {
     const p = uniquePrefix('semstop');
     const other = await startInProcessNode(p, { SPROCD_SHUTDOWN_GRACE_MS: '200' });
