@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: starts its own redis-server (no persistence, so disk speed does not blur the
  * comparison) and runs each benchmark, printing sprocd's figures beside the bare baselines.
- * BENCH_ONLY=queue,session,backup,console,auth picks some.
+ * BENCH_ONLY=queue,session,backup,console,auth,signals picks some.
  */
 import os from 'node:os';
 import fs from 'node:fs';
@@ -9,7 +9,7 @@ import path from 'node:path';
 import { startRedisServer } from '../src/redis/embedded.js';
 import { benchQueue, type Row } from './queue.js';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'queue,session,backup,console,auth').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'queue,session,backup,console,auth,signals').split(','));
 
 function print(title: string, rows: Row[]): void {
   process.stdout.write(`\n## ${title}\n`);
@@ -48,6 +48,10 @@ try {
   if (only.has('auth')) {
     const { benchAuth } = await import('./auth.js');
     print('Callers, rate limits and the audit trail (issue 8)', await benchAuth(url));
+  }
+  if (only.has('signals')) {
+    const { benchSignals } = await import('./signals.js');
+    print('Signal wake-up across two nodes (issue 9)', await benchSignals(url));
   }
 } finally {
   await redis?.stop();

@@ -49,6 +49,8 @@ export const ERROR_CODES = [
   'NODE_LOST',
   'ABORTED',
   'PARAMS_MISMATCH',
+  // signals and semaphores (ctx.newSignal, ctx.semaphore)
+  'SIGNAL_NOT_FOUND',
   // the session and its storage
   'STORAGE_ENTRY_NOT_FOUND',
   'STORAGE_ENTRY_CHANGED',
@@ -151,6 +153,17 @@ export class ExecutionFinishedError extends SprocdError {
     super('EXECUTION_FINISHED', `Execution ${number} has already finished (${state}).`, {
       details: { number, state },
     });
+  }
+}
+
+/** ctx.openSignal or a signal's wait/trigger: no signal of that id (never made, or expired). */
+export class SignalNotFoundError extends SprocdError {
+  constructor(id: string) {
+    super(
+      'SIGNAL_NOT_FOUND',
+      `No signal ${JSON.stringify(id)}: it was never made with ctx.newSignal, or it expired (10 min after its trigger, 24 h after its last use).`,
+      { details: { id } },
+    );
   }
 }
 

@@ -34,10 +34,11 @@ export type {
   HookContext,
   ProcedureContext,
   ErrCallHandler,
+  Signal,
 } from './types.js';
 export type { SystemEvent } from './lifecycle/system-events.js';
 export type { OnErrorInfo, OnErrorError } from './lifecycle/on-error.js';
-export { SprocdError, AbortedError, ValidationError, type ErrorCode } from './errors.js';
+export { SprocdError, AbortedError, ValidationError, SignalNotFoundError, type ErrorCode } from './errors.js';
 export { UnrecoverableError } from 'bullmq';
 export { SprocdClient, ApiError, SprocdApiError, type ClientOptions } from './client.js';
 export { loadSettings, type Settings } from './config.js';

@@ -35,6 +35,7 @@ import { nextTicks, readSchedules } from './lifecycle/schedule-report.js';
 import { ExecutionAdmin } from './procedures/execution-admin.js';
 import { readExecutionLogs } from './procedures/execution-logs.js';
 import { Executions, type ControlMessage } from './procedures/executions.js';
+import { ProcessSync } from './procedures/process-sync.js';
 import { ProcedureRegistry, type ProcedureListing } from './procedures/registry.js';
 import { WorkerPool } from './procedures/worker-pool.js';
 import { closeConnection, openConnection, type ConnectionRole } from './redis/connections.js';
@@ -53,6 +54,8 @@ export interface NodeInternals {
   readonly keys: Keys;
   readonly executions: Executions;
   readonly lifecycle: LifecycleServices | undefined;
+  /** Signals and semaphores (bench/signals.ts wakes one node's waiter from another). */
+  readonly sync: ProcessSync | undefined;
 }
 
 /** A node: create it with `createNode`, then `start()`, and `stop()` it. */
@@ -75,6 +78,8 @@ export class SprocdNode {
   private connections: Redis[] = [];
   private command: Redis | undefined;
   private workers: WorkerPool | undefined;
+  /** Signals and semaphores of the executions running here. */
+  private sync: ProcessSync | undefined;
   private heartbeat: Heartbeat | undefined;
   private events: SystemEvents | undefined;
   /** GET /v1/events: the one reader of the event streams, and sprocd's own event log. */
@@ -159,6 +164,7 @@ export class SprocdNode {
       keys: this.keys,
       executions: this.part(this.executions),
       lifecycle: this.lifecycle,
+      sync: this.sync,
     };
   }
 
@@ -234,6 +240,8 @@ export class SprocdNode {
         throw new StoppingError();
       }
 
+      this.sync = new ProcessSync(command, this.keys, s.lockLeaseMs, this.log.child({ part: 'sync' }));
+      this.sync.start();
       this.workers = new WorkerPool({
         connection: this.open('worker'),
         keys: this.keys,
@@ -258,6 +266,7 @@ export class SprocdNode {
           (await liveNodes(command, this.keys, s.nodeTimeoutMs)).some(
             (n) => n.node !== this.name && n.procedures?.includes(procedure),
           ),
+        sync: this.sync,
       });
       await this.subscribeControl();
       await this.workers.start();
@@ -572,8 +581,11 @@ export class SprocdNode {
 
   private async subscribeControl(): Promise<void> {
     const sub = this.open('subscriber');
+    const sync = this.sync;
+    const channels = [this.keys.controlChannel, ...(sync?.channels ?? [])];
     sub.on('message', (channel: string, payload: string) => {
       if (channel !== this.keys.controlChannel) {
+        sync?.onMessage(channel, payload);
         return;
       }
       try {
@@ -589,13 +601,24 @@ export class SprocdNode {
         this.log.warn({ err, payload }, 'bad control message');
       }
     });
-    await sub.subscribe(this.keys.controlChannel);
+    await sub.subscribe(...channels);
+    // Back after a reconnect: once the channels are subscribed again (ioredis resubscribes first, and
+    // this SUBSCRIBE is answered after it), signals and semaphores read what they may have missed.
+    sub.on('ready', () => {
+      void sub
+        .subscribe(...channels)
+        .then(() => sync?.recheck())
+        .catch((err: unknown) =>
+          this.log.warn({ err }, 'signals and semaphores not re-read after a reconnect'),
+        );
+    });
   }
 
   private async release(): Promise<void> {
     await this.lifecycle?.close().catch(() => undefined);
     this.heartbeat?.stop();
     await this.heartbeat?.leave().catch(() => undefined);
+    this.sync?.stop();
     await this.workers?.close();
     await this.executions?.close();
     await this.sessionService?.close().catch(() => undefined);

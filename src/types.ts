@@ -150,4 +150,44 @@ export interface ProcedureContext extends HookContext {
    * returning swallows the error and completes the execution with that value (JSON; `undefined` is null).
    */
   onErrCall(fn: ErrCallHandler | null | undefined): void;
+  /**
+   * New signal: a one-shot signal kept in Redis, which any execution on any node opens by its `id`
+   * with {@link openSignal}.
+   */
+  newSignal(description?: string): Promise<Signal>;
+  /** Opens the signal with that id (made by ctx.newSignal); SignalNotFoundError when unknown or expired. */
+  openSignal(id: string): Promise<Signal>;
+  /**
+   * Semaphore: true when the semaphore could NOT be taken (someone holds it, this execution included),
+   * false when this execution now holds it. With `waitMs`, waits up to that long for it to be freed.
+   * A held semaphore is freed by clearSemaphore, when the execution ends, or when its node dies (after
+   * a lease).
+   */
+  semaphore(name: string, waitMs?: number): Promise<boolean>;
+  /** Test semaphore: true when someone holds it. Takes nothing. */
+  testSemaphore(name: string): Promise<boolean>;
+  /** CLEAR SEMAPHORE: frees it when this execution holds it; does nothing otherwise. */
+  clearSemaphore(name: string): Promise<void>;
+}
+
+/** A signal (4D's `4D.Signal`), from ctx.newSignal or ctx.openSignal. */
+export interface Signal {
+  /** Its id: pass it to another execution, which opens it with ctx.openSignal. */
+  readonly id: string;
+  readonly description: string;
+  /** Whether it was triggered, as last known here (a wait, an open or a trigger updates it). */
+  readonly signaled: boolean;
+  /** The result its (first) trigger set; undefined until known to be triggered. */
+  readonly result: JsonValue | undefined;
+  /**
+   * Waits until it is triggered: true then (at once when already triggered), false when `timeoutMs`
+   * passed first (no time-out: waits until triggered). Rejects with the execution's signal reason
+   * when the execution is aborted or its node stops.
+   */
+  wait(timeoutMs?: number): Promise<boolean>;
+  /**
+   * Triggers it with `result` (JSON, default null) and wakes every waiter on every node. The first
+   * trigger wins: a later one changes nothing and answers false; true when this call triggered it.
+   */
+  trigger(result?: JsonValue): Promise<boolean>;
 }

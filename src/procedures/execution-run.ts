@@ -17,6 +17,7 @@ import type { ExecutionLogs, LineCapture } from './execution-logs.js';
 import type { ExecutionData, Executions } from './executions.js';
 import { assertJson } from './json.js';
 import { runParams } from './params.js';
+import { ExecutionSync, type ProcessSync } from './process-sync.js';
 
 /** Raised into a running execution's signal when its node stops. */
 export class NodeStoppingError extends SprocdError {
@@ -62,6 +63,8 @@ export interface RunServices {
   session(owner: LockOwner, check?: () => void): Session;
   /** Where the lines of ctx.log are kept for the console (./execution-logs.ts); none: not kept. */
   readonly logs?: ExecutionLogs;
+  /** Signals and semaphores (./process-sync.ts). */
+  readonly sync: ProcessSync;
 }
 
 /** An execution running here. */
@@ -172,7 +175,7 @@ export class ExecutionRun {
   assertNotAborted(): void {
     if (this.interruption === 'abort') {
       throw new AbortedError(
-        'The execution was aborted: what its code does after the abort is refused (storage writes, executeOnServer).',
+        'The execution was aborted: what its code does after the abort is refused (storage writes, executeOnServer, signal triggers).',
       );
     }
   }
@@ -254,7 +257,21 @@ export class ExecutionContext implements ProcedureContext {
   private ended = false;
   private info: ProcessInfo | undefined;
   private ownSession: Session | undefined;
-  private bound: Partial<Pick<ProcedureContext, 'delay' | 'progress' | 'executeOnServer' | 'onErrCall'>> = {};
+  private syncState: ExecutionSync | undefined;
+  private bound: Partial<
+    Pick<
+      ProcedureContext,
+      | 'delay'
+      | 'progress'
+      | 'executeOnServer'
+      | 'onErrCall'
+      | 'newSignal'
+      | 'openSignal'
+      | 'semaphore'
+      | 'testSemaphore'
+      | 'clearSemaphore'
+    >
+  > = {};
 
   constructor(
     private readonly run: ExecutionRun,
@@ -293,6 +310,42 @@ export class ExecutionContext implements ProcedureContext {
 
   get signal(): AbortSignal {
     return this.run.signal;
+  }
+
+  /** Its signal waits and semaphores, made on first use. */
+  private get sync(): ExecutionSync {
+    return (this.syncState ??= new ExecutionSync(
+      this.services.sync,
+      this.services.node,
+      this.run.number,
+      this.run.signal,
+      () => this.run.assertNotAborted(),
+    ));
+  }
+
+  /** The execution ended, however it ended: its pending signal waits end, its semaphores are freed. */
+  endSync(): Promise<void> | undefined {
+    return this.syncState?.end();
+  }
+
+  get newSignal(): ProcedureContext['newSignal'] {
+    return (this.bound.newSignal ??= (description) => this.sync.newSignal(description));
+  }
+
+  get openSignal(): ProcedureContext['openSignal'] {
+    return (this.bound.openSignal ??= (id) => this.sync.openSignal(id));
+  }
+
+  get semaphore(): ProcedureContext['semaphore'] {
+    return (this.bound.semaphore ??= (name, waitMs) => this.sync.semaphores.take(name, waitMs));
+  }
+
+  get testSemaphore(): ProcedureContext['testSemaphore'] {
+    return (this.bound.testSemaphore ??= (name) => this.sync.testSemaphore(name));
+  }
+
+  get clearSemaphore(): ProcedureContext['clearSemaphore'] {
+    return (this.bound.clearSemaphore ??= (name) => this.sync.semaphores.clear(name));
   }
 
   get node(): string {

@@ -5,6 +5,8 @@ import { InvalidNameError } from '../errors.js';
 export const PROCEDURE_NAME_MAX = 200;
 /** Longest process name (4D: the `name` of Execute on server). */
 export const PROCESS_NAME_MAX = 255;
+/** Longest semaphore name (4D: 255 characters). */
+export const SEMAPHORE_NAME_MAX = 255;
 
 const PROCEDURE_NAME = /^[A-Za-z0-9_-]+(?:\/[A-Za-z0-9_-]+)*$/;
 
@@ -40,6 +42,26 @@ export function assertProcessName(name: unknown): asserts name is string {
   if (name.startsWith('$')) {
     throw new InvalidNameError(
       `"name" must not start with "$": 4D refuses local process names on the server, and so does sprocd.`,
+    );
+  }
+}
+
+/**
+ * Throws InvalidNameError unless `name` is a valid semaphore name: 1-255 characters, not starting with
+ * "$" (4D's local semaphores; every sprocd semaphore is shared by the whole deployment).
+ */
+export function assertSemaphoreName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidNameError('A semaphore name must be a non-empty string (1-255 characters).');
+  }
+  if (name.length > SEMAPHORE_NAME_MAX) {
+    throw new InvalidNameError(
+      `Semaphore name is ${name.length} characters; at most ${SEMAPHORE_NAME_MAX} are allowed.`,
+    );
+  }
+  if (name.startsWith('$')) {
+    throw new InvalidNameError(
+      `Bad semaphore name ${JSON.stringify(name)}: "$" names are 4D's local semaphores; sprocd's are all shared by the deployment, so drop the "$".`,
     );
   }
 }

@@ -26,6 +26,7 @@ import { ExecutionLogs } from './execution-logs.js';
 import { encodeFailure, failureError } from './failure.js';
 import { assertJson } from './json.js';
 import { ParamsMismatchError } from './params.js';
+import type { ProcessSync } from './process-sync.js';
 import type { ProcedureRegistry } from './registry.js';
 
 /** What the pool needs from the node. */
@@ -54,6 +55,8 @@ export interface WorkerPoolOptions {
    * for a job BullMQ's stalled check failed (its node died). lifecycle/onError runs from here.
    */
   onFailed?: (number: number, job: Job<ExecutionData, JsonValue>) => void;
+  /** Signals and semaphores of this node (./process-sync.ts). */
+  sync: ProcessSync;
 }
 
 /** How long an execution of a procedure this node lacks waits before another node may take it. */
@@ -84,6 +87,7 @@ export class WorkerPool {
       executions: opts.executions,
       session: opts.session,
       logs: this.logs,
+      sync: opts.sync,
     };
   }
 
@@ -333,6 +337,16 @@ export class WorkerPool {
       throw failureError(cause, Error);
     } finally {
       running.finish();
+      // Its semaphores are freed before its end is known (completed, failed, aborted, given back).
+      const ending = ctx?.endSync();
+      if (ending) {
+        await ending.catch((err: unknown) =>
+          o.logger.warn(
+            { err, execution: number },
+            'semaphores of an ended execution not freed; they expire with their lease',
+          ),
+        );
+      }
       this.running.delete(number);
       ctx?.endLog(outcome, Date.now() - started, failure);
       o.observer?.onEnd(job.data.procedure, outcome, Date.now() - started);

@@ -86,6 +86,14 @@ export interface Keys {
   readonly rateLimitPrefix: string;
   /** List of execution `number`'s kept log lines (JSON), oldest first (src/procedures/execution-logs.ts). */
   executionLogs(number: number): string;
+  /** Hash of signal `id` (New signal): description, signaled flag, result (src/procedures/signals.ts). */
+  signal(id: string): string;
+  /** Pub/sub channel: `<signal id>\n<result JSON>` each time a signal is triggered. */
+  readonly signalChannel: string;
+  /** String with a PX lease: the holder of semaphore `name` (src/procedures/semaphores.ts). */
+  semaphore(name: string): string;
+  /** Pub/sub channel: a semaphore's name each time its holder clears it. */
+  readonly semaphoreChannel: string;
 }
 
 /**
@@ -125,6 +133,10 @@ export function createKeys(prefix: string): Keys {
     },
     rateLimitPrefix: `${tag}:ratelimit:`,
     executionLogs: (number) => `${tag}:xlog:${number}`,
+    signal: (id) => `${tag}:signal:${id}`,
+    signalChannel: `${tag}:signals`,
+    semaphore: (name) => `${tag}:sem:${name}`,
+    semaphoreChannel: `${tag}:semaphores`,
   };
 }
 

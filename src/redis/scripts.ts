@@ -544,3 +544,110 @@ export async function executionProbe(
     failedReason: reply[2 * i + 1] ?? '',
   }));
 }
+
+// ---- signals and semaphores (procedures/signals.ts, procedures/semaphores.ts) -------------------
+
+/** signalNew-1.lua: creates signal `id`, not signaled, living `ttlMs` unless used. */
+export async function signalNew(
+  redis: Redis,
+  keys: Keys,
+  id: string,
+  description: string,
+  ttlMs: number,
+): Promise<void> {
+  await run(redis, 'signalNew', [keys.signal(id)], [description, Date.now(), ttlMs]);
+}
+
+/** What {@link signalRead} found of a signal. */
+export interface SignalState {
+  readonly signaled: boolean;
+  /** The result JSON ('' when not signaled). */
+  readonly result: string;
+  readonly description: string;
+}
+
+/**
+ * signalRead-1.lua: the state of signal `id` (undefined when there is none); a signal not yet
+ * triggered lives `ttlMs` more.
+ */
+export async function signalRead(
+  redis: Redis,
+  keys: Keys,
+  id: string,
+  ttlMs: number,
+): Promise<SignalState | undefined> {
+  const [signaled, result, description] = (await run(redis, 'signalRead', [keys.signal(id)], [ttlMs])) as [
+    number,
+    string?,
+    string?,
+  ];
+  return signaled === -1
+    ? undefined
+    : { signaled: signaled === 1, result: result ?? '', description: description ?? '' };
+}
+
+/**
+ * signalTrigger-1.lua: triggers signal `id` with `resultJson` when nobody did before, and publishes
+ * the wake-up. Returns `first` (this call triggered it), `already` (an earlier trigger did: `result`
+ * is its result) or `missing`.
+ */
+export async function signalTrigger(
+  redis: Redis,
+  keys: Keys,
+  id: string,
+  resultJson: string,
+  ttlMs: number,
+): Promise<{ outcome: 'first' | 'already' | 'missing'; result: string }> {
+  const [code, result] = (await run(
+    redis,
+    'signalTrigger',
+    [keys.signal(id)],
+    [keys.signalChannel, id, resultJson, ttlMs],
+  )) as [number, string];
+  return { outcome: code === 1 ? 'first' : code === 0 ? 'already' : 'missing', result };
+}
+
+/**
+ * semaphoreTake-1.lua: takes semaphore `name` for `value` when free. Returns 0 when taken, else the
+ * holder's remaining lease (ms).
+ */
+export async function semaphoreTake(
+  redis: Redis,
+  keys: Keys,
+  name: string,
+  value: string,
+  leaseMs: number,
+): Promise<number> {
+  return Number(await run(redis, 'semaphoreTake', [keys.semaphore(name)], [value, leaseMs]));
+}
+
+/** semaphoreClear-1.lua: frees semaphore `name` if `value` holds it, and tells waiters; false otherwise. */
+export async function semaphoreClear(
+  redis: Redis,
+  keys: Keys,
+  name: string,
+  value: string,
+): Promise<boolean> {
+  return (
+    (await run(redis, 'semaphoreClear', [keys.semaphore(name)], [value, keys.semaphoreChannel, name])) === 1
+  );
+}
+
+/**
+ * semaphoreRenew-n.lua: renews each semaphore still holding its value for `leaseMs`. Returns the
+ * positions (0-based, in `held`) of those no longer held.
+ */
+export async function semaphoreRenew(
+  redis: Redis,
+  keys: Keys,
+  leaseMs: number,
+  held: readonly { readonly name: string; readonly value: string }[],
+): Promise<number[]> {
+  const lost = (await run(
+    redis,
+    'semaphoreRenew',
+    held.map((h) => keys.semaphore(h.name)),
+    [leaseMs, ...held.map((h) => h.value)],
+  )) as number[];
+  return lost.map((i) => i - 1);
+}

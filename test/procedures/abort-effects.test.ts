@@ -1,7 +1,8 @@
 /**
  * ABORT PROCESS BY ID stops what the code can change (issue 9): an aborted execution's code may go on
- * running, but a storage commit it makes after the abort (even of a `use` that held its lock before)
- * and an execution it starts are refused with ABORTED, and the locks it held are free at once.
+ * running, but a storage commit it makes after the abort (even of a `use` that held its lock before),
+ * an execution it starts and a signal it triggers are refused with ABORTED, and the locks it held are
+ * free at once.
  */
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -36,13 +37,21 @@ describe('ABORT PROCESS BY ID: an aborted execution changes nothing', () => {
     await a.client.abort(view.number);
     await waitForState(a.client, view.number, 'aborted');
     await vi.waitFor(() => expect(seen()?.done).toBe(true), { timeout: 15_000, interval: 25 });
-    expect(seen()).toMatchObject({ held: 'ABORTED', after: 'ABORTED', execute: 'ABORTED' });
+    expect(seen()).toMatchObject({
+      held: 'ABORTED',
+      after: 'ABORTED',
+      execute: 'ABORTED',
+      trigger: 'ABORTED',
+    });
 
     const data = storageLayout(createKeys(prefix)).data;
     expect(await testClient().hget(data, 'held')).toBeNull();
     expect(await testClient().hget(data, 'after')).toBeNull();
     const children = await a.client.list({ procedure: 'echo' });
     expect(children).toHaveLength(0);
+    // The signal it made before the abort is still untriggered: any other execution may trigger it.
+    const signalKey = createKeys(prefix).signal(seen()?.signalId ?? '');
+    expect(await testClient().hget(signalKey, 's')).toBe('0');
     // The lock it held is free: another writer takes it within the lock time-out.
     await a.node.session.storage.use('held', (d) => {
       d.by = 'the next writer';

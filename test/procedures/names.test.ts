@@ -4,8 +4,10 @@ import { InvalidNameError } from '../../src/errors.js';
 import {
   PROCEDURE_NAME_MAX,
   PROCESS_NAME_MAX,
+  SEMAPHORE_NAME_MAX,
   assertProcedureName,
   assertProcessName,
+  assertSemaphoreName,
 } from '../../src/procedures/names.js';
 
 describe('procedure names', () => {
@@ -54,5 +56,22 @@ describe('process names', () => {
       expect((err as InvalidNameError).code).toBe('INVALID_NAME');
       expect((err as Error).message).toMatch(message);
     }
+  });
+});
+
+describe('semaphore names', () => {
+  it.each(['ledger', 'a b/c:d', '4D €', 'x'.repeat(SEMAPHORE_NAME_MAX)])('accepts %j', (name) => {
+    expect(() => assertSemaphoreName(name)).not.toThrow();
+  });
+
+  it.each([
+    ['', /non-empty/],
+    [undefined, /non-empty/],
+    [7, /non-empty/],
+    ['x'.repeat(SEMAPHORE_NAME_MAX + 1), /at most 255/],
+    ['$local', /local semaphores/],
+  ])('refuses %j with INVALID_NAME', (name, message) => {
+    expect(() => assertSemaphoreName(name)).toThrow(InvalidNameError);
+    expect(() => assertSemaphoreName(name)).toThrow(message);
   });
 });
