@@ -4,6 +4,7 @@
  * the thousands the unindexed listing reads), follows its cursor to the end, and the indexes drop
  * what retention removed: lazily when listed, and by the sweep, which deletes an index left empty.
  */
+import net from 'node:net';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
@@ -41,25 +42,50 @@ afterAll(async () => {
   await closeTestClients();
 });
 
-/** The job hashes Redis commands touched while `during` ran (scripts' own commands included). */
+/**
+ * The job hashes Redis commands touched while `during` ran (scripts' own commands included), seen
+ * with MONITOR on a plain socket: ioredis's monitor mode throws (outside any promise) when other
+ * clients' lines arrive in the same read as MONITOR's +OK, which parallel test files make likely.
+ */
 async function jobsTouched(during: () => Promise<unknown>): Promise<Set<string>> {
-  const monitor = await (testClient() as Redis).monitor();
-  // Lines still arriving as the monitor disconnects are reported as errors: they are not ours to see.
-  monitor.on('error', () => undefined);
-  const touched = new Set<string>();
-  monitor.on('monitor', (_time: string, args: string[]) => {
-    for (const arg of args) {
-      if (arg.startsWith(jobPrefix) && /^e\d+$/.test(arg.slice(jobPrefix.length))) {
-        touched.add(arg);
-      }
+  const { host, port, password, username } = (testClient() as Redis).options;
+  const socket = net.connect({ host: host ?? '127.0.0.1', port: port ?? 6379 });
+  socket.setEncoding('utf8');
+  let text = '';
+  let monitoring!: () => void;
+  const ready = new Promise<void>((resolve, reject) => {
+    monitoring = resolve;
+    socket.once('error', reject);
+  });
+  socket.on('data', (chunk: string) => {
+    text += chunk;
+    // One +OK for AUTH when there is a password, then MONITOR's.
+    if (text.split('+OK\r\n').length - 1 >= (password ? 2 : 1)) {
+      monitoring();
     }
   });
+  const command = (...args: string[]) =>
+    `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+  if (password) {
+    socket.write(command('AUTH', ...(username ? [username] : []), password));
+  }
+  socket.write(command('MONITOR'));
+  await ready;
   try {
     await during();
   } finally {
-    monitor.disconnect();
+    socket.destroy();
+  }
+  const touched = new Set<string>();
+  const quoted = new RegExp(`"${escapeRegExp(jobPrefix)}(e\\d+)"`, 'g');
+  for (const match of text.matchAll(quoted)) {
+    touched.add(jobPrefix + (match[1] as string));
   }
   return touched;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 describe('the execution indexes', () => {
