@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: starts its own redis-server (no persistence, so disk speed does not blur the
  * comparison) and runs each benchmark, printing sprocd's figures beside the bare baselines.
- * BENCH_ONLY=queue,session,backup,console,auth,signals picks some.
+ * BENCH_ONLY=queue,session,backup,console,auth,signals,checkpoint picks some.
  */
 import os from 'node:os';
 import fs from 'node:fs';
@@ -9,7 +9,9 @@ import path from 'node:path';
 import { startRedisServer } from '../src/redis/embedded.js';
 import { benchQueue, type Row } from './queue.js';
 
-const only = new Set((process.env.BENCH_ONLY ?? 'queue,session,backup,console,auth,signals').split(','));
+const only = new Set(
+  (process.env.BENCH_ONLY ?? 'queue,session,backup,console,auth,signals,checkpoint').split(','),
+);
 
 function print(title: string, rows: Row[]): void {
   process.stdout.write(`\n## ${title}\n`);
@@ -52,6 +54,10 @@ try {
   if (only.has('signals')) {
     const { benchSignals } = await import('./signals.js');
     print('Signal wake-up across two nodes (issue 9)', await benchSignals(url));
+  }
+  if (only.has('checkpoint')) {
+    const { benchCheckpoint } = await import('./checkpoint.js');
+    print('ctx.checkpoint() in a loop (issue 9)', await benchCheckpoint(url));
   }
 } finally {
   await redis?.stop();

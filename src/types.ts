@@ -144,6 +144,11 @@ export interface ProcedureContext extends HookContext {
   /** DELAY PROCESS: sleeps `ms`, ends early when woken, rejects with AbortedError when aborted. */
   delay(ms: number): Promise<void>;
   /**
+   * A cheap await for long loops: resolves at once, or rejects with `ctx.signal`'s reason once it
+   * fired (aborted: AbortedError; timed out; the node stopping), so the loop ends there.
+   */
+  checkpoint(): Promise<void>;
+  /**
    * ON ERR CALL: sets (`undefined` or `null`: clears) the handler of what this run throws or
    * rejects with before its signal fired (abort, time-out and the node stopping are not errors of the
    * procedure and bypass it). `fn(error, ctx)` throwing fails the execution with what it threw;

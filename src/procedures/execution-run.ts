@@ -1,6 +1,7 @@
 /**
  * One execution while it runs on this node: its outcome (the procedure's, or an interruption that
- * wins over it), its AbortSignal, its ctx.delay sleepers, and the `ctx` the procedure gets.
+ * wins over it), its AbortSignal and its ctx.delay sleepers; the `ctx` the procedure gets is
+ * execution-context.ts.
  *
  * Both are classes with their methods on the prototype, and what most procedures never touch
  * (the signal, the child logger, bound ctx functions) is made on first use: this runs once per
@@ -10,14 +11,15 @@ import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError } from '../errors.js';
 import type { LockOwner } from '../session/lock-owner.js';
-import type { ErrCallHandler, JsonValue, ProcedureContext, ProcessInfo, Session } from '../types.js';
+import type { ErrCallHandler, JsonValue, ProcedureContext, Session } from '../types.js';
 import type { ProcedureDefinition } from './define.js';
-import { executeOnServerWith } from './execute.js';
-import type { ExecutionLogs, LineCapture } from './execution-logs.js';
+import type { ExecutionLogs } from './execution-logs.js';
 import type { ExecutionData, Executions } from './executions.js';
-import { assertJson } from './json.js';
 import { runParams } from './params.js';
-import { ExecutionSync, type ProcessSync } from './process-sync.js';
+import type { ProcessSync } from './process-sync.js';
+
+/** What ctx.checkpoint() answers while nothing stops the execution: one promise for every call. */
+const SETTLED: Promise<void> = Promise.resolve();
 
 /** Raised into a running execution's signal when its node stops. */
 export class NodeStoppingError extends SprocdError {
@@ -196,6 +198,11 @@ export class ExecutionRun {
   }
 
   /** DELAY PROCESS: sleeps `ms`, ends early on wake, rejects when the signal fires. */
+  /** ctx.checkpoint(): settled at once; rejected with the reason once the signal fired. */
+  checkpoint(): Promise<void> {
+    return this.reason ? Promise.reject(this.reason) : SETTLED;
+  }
+
   delay(ms: number): Promise<void> {
     const signal = this.signal;
     if (signal.aborted) {
@@ -247,161 +254,5 @@ class Sleeper {
     } else {
       this.reject(this.signal.reason);
     }
-  }
-}
-
-/** The `ctx` of an execution. Functions are bound on first access, so `const { delay } = ctx` works. */
-export class ExecutionContext implements ProcedureContext {
-  private logger: Logger | undefined;
-  private capture: LineCapture | undefined;
-  private ended = false;
-  private info: ProcessInfo | undefined;
-  private ownSession: Session | undefined;
-  private syncState: ExecutionSync | undefined;
-  private bound: Partial<
-    Pick<
-      ProcedureContext,
-      | 'delay'
-      | 'progress'
-      | 'executeOnServer'
-      | 'onErrCall'
-      | 'newSignal'
-      | 'openSignal'
-      | 'semaphore'
-      | 'testSemaphore'
-      | 'clearSemaphore'
-    >
-  > = {};
-
-  constructor(
-    private readonly run: ExecutionRun,
-    private readonly services: RunServices,
-  ) {}
-
-  /** Made for this execution on first use, so the storage locks it takes name it (the console shows who holds a lock). */
-  get session(): Session {
-    return (this.ownSession ??= this.services.session({ execution: this.run.number }, () =>
-      this.run.assertNotAborted(),
-    ));
-  }
-
-  get log(): Logger {
-    if (!this.logger) {
-      const { job, number } = this.run;
-      this.logger = this.services.logger.child({ execution: number, procedure: job.data.procedure });
-      // Only an execution that logs pays for keeping its lines (a tee on this child's stream).
-      if (this.services.logs && !this.ended) {
-        this.capture = this.services.logs.attach(this.logger, {
-          number,
-          attempt: job.attemptsStarted,
-          startedAt: job.processedOn ?? Date.now(),
-          name: job.data.name || undefined,
-        });
-      }
-    }
-    return this.logger;
-  }
-
-  /** The execution ended here: its kept lines (if ctx.log wrote any) go out with sprocd's end line. */
-  endLog(outcome: string, durationMs: number, failure?: unknown): void {
-    this.ended = true;
-    this.capture?.end(outcome, durationMs, failure);
-  }
-
-  get signal(): AbortSignal {
-    return this.run.signal;
-  }
-
-  /** Its signal waits and semaphores, made on first use. */
-  private get sync(): ExecutionSync {
-    return (this.syncState ??= new ExecutionSync(
-      this.services.sync,
-      this.services.node,
-      this.run.number,
-      this.run.signal,
-      () => this.run.assertNotAborted(),
-    ));
-  }
-
-  /** The execution ended, however it ended: its pending signal waits end, its semaphores are freed. */
-  endSync(): Promise<void> | undefined {
-    return this.syncState?.end();
-  }
-
-  get newSignal(): ProcedureContext['newSignal'] {
-    return (this.bound.newSignal ??= (description) => this.sync.newSignal(description));
-  }
-
-  get openSignal(): ProcedureContext['openSignal'] {
-    return (this.bound.openSignal ??= (id) => this.sync.openSignal(id));
-  }
-
-  get semaphore(): ProcedureContext['semaphore'] {
-    return (this.bound.semaphore ??= (name, waitMs) => this.sync.semaphores.take(name, waitMs));
-  }
-
-  get testSemaphore(): ProcedureContext['testSemaphore'] {
-    return (this.bound.testSemaphore ??= (name) => this.sync.testSemaphore(name));
-  }
-
-  get clearSemaphore(): ProcedureContext['clearSemaphore'] {
-    return (this.bound.clearSemaphore ??= (name) => this.sync.semaphores.clear(name));
-  }
-
-  get node(): string {
-    return this.services.node;
-  }
-
-  get process(): ProcessInfo {
-    const data = this.run.job.data;
-    return (this.info ??= Object.freeze({
-      number: this.run.number,
-      id: data.id,
-      name: data.name,
-      procedure: data.procedure,
-      attempt: this.run.job.attemptsStarted,
-    }));
-  }
-
-  get delay(): ProcedureContext['delay'] {
-    return (this.bound.delay ??= (ms: number) => this.run.delay(ms));
-  }
-
-  get progress(): ProcedureContext['progress'] {
-    return (this.bound.progress ??= async (value) => {
-      if (!(
-        (typeof value === 'number' && value >= 0 && value <= 100) ||
-        (typeof value === 'object' && value !== null)
-      )) {
-        throw new TypeError('ctx.progress takes a number from 0 to 100 or a JSON object.');
-      }
-      assertJson(value, 'progress');
-      await this.run.job.updateProgress(value as number | object);
-    });
-  }
-
-  get onErrCall(): ProcedureContext['onErrCall'] {
-    return (this.bound.onErrCall ??= (fn) => {
-      if (fn !== undefined && fn !== null && typeof fn !== 'function') {
-        throw new TypeError('ctx.onErrCall takes a function, or undefined or null to clear the handler.');
-      }
-      this.run.errCall = fn ?? undefined;
-    });
-  }
-
-  get executeOnServer(): ProcedureContext['executeOnServer'] {
-    if (!this.bound.executeOnServer) {
-      const execute = executeOnServerWith(() => this.services.executions, { parent: this.run.number });
-      // An aborted execution starts nothing more.
-      this.bound.executeOnServer = ((...args: Parameters<typeof execute>) => {
-        try {
-          this.run.assertNotAborted();
-        } catch (err) {
-          return Promise.reject(err);
-        }
-        return execute(...args);
-      }) as ProcedureContext['executeOnServer'];
-    }
-    return this.bound.executeOnServer;
   }
 }

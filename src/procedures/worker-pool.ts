@@ -13,8 +13,8 @@ import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
 import { startSpan } from '../tracing/spans.js';
 import type { JsonValue } from '../types.js';
 import type { ControlMessage, ExecutionData, Executions } from './executions.js';
+import { ExecutionContext } from './execution-context.js';
 import {
-  ExecutionContext,
   ExecutionRun,
   ExecutionTimeoutError,
   Interruption,

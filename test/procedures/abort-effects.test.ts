@@ -58,4 +58,18 @@ describe('ABORT PROCESS BY ID: an aborted execution changes nothing', () => {
     });
     expect(await a.node.session.storage.get('held')).toEqual({ by: 'the next writer' });
   });
+
+  it('ctx.checkpoint() passes at once while nothing stops the run, and rejects with ABORTED after an abort', async () => {
+    const a = await startInProcessNode(prefix, { SPROCD_JOBS_DIR: path.join(FIXTURES, 'abort-jobs') });
+    nodes.push(a.node);
+    const counted = await a.client.execute('looper', { rounds: 100 });
+    expect((await waitForState(a.client, counted.number, 'completed')).result).toBe(100);
+
+    const looper = () => (globalThis as { looper?: { ended?: string; passed?: number } }).looper;
+    const endless = await a.client.execute('looper', {});
+    await vi.waitFor(() => expect(looper()?.passed).toBeGreaterThan(1000), { timeout: 15_000, interval: 25 });
+    await a.client.abort(endless.number);
+    await vi.waitFor(() => expect(looper()?.ended).toBe('ABORTED'), { timeout: 15_000, interval: 25 });
+    await waitForState(a.client, endless.number, 'aborted');
+  });
 });
