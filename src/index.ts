@@ -35,6 +35,9 @@ export type {
   ProcedureContext,
   ErrCallHandler,
   Signal,
+  Processes,
+  ProcessDetails,
+  ProcessStateCode,
 } from './types.js';
 export type { SystemEvent } from './lifecycle/system-events.js';
 export type { OnErrorInfo, OnErrorError } from './lifecycle/on-error.js';

@@ -148,6 +148,8 @@ export interface ProcedureContext extends HookContext {
    * fired (aborted: AbortedError; timed out; the node stopping), so the loop ends there.
    */
   checkpoint(): Promise<void>;
+  /** 4D's commands on other executions of the cluster, by number: see {@link Processes}. */
+  readonly processes: Processes;
   /**
    * ON ERR CALL: sets (`undefined` or `null`: clears) the handler of what this run throws or
    * rejects with before its signal fired (abort, time-out and the node stopping are not errors of the
@@ -195,4 +197,47 @@ export interface Signal {
    * trigger wins: a later one changes nothing and answers false; true when this call triggered it.
    */
   trigger(result?: JsonValue): Promise<boolean>;
+}
+
+/** 4D's Process state codes: -100 does not exist (or finished), -1 aborted, 0 executing, 1 delayed, 4 waiting. */
+export type ProcessStateCode = -100 | -1 | 0 | 1 | 4;
+
+/** Process info of an execution. */
+export interface ProcessDetails {
+  number: number;
+  id: string;
+  name: string;
+  procedure: string;
+  /** Its state as the API shows it. */
+  state: ExecutionState;
+  /** 4D's Process state code. */
+  code: ProcessStateCode;
+  /** The node that runs or ran it. */
+  node?: string;
+  /** Counts starts. */
+  attempt: number;
+  /** When its last attempt started (ISO). */
+  startedAt?: string;
+}
+
+/**
+ * `ctx.processes`: 4D's commands on other executions, cluster-wide, by number. On a missing or finished
+ * execution they do nothing (and `state` answers -100), as in 4D.
+ */
+export interface Processes {
+  /** Process number: the live (active, delayed or waiting) execution with that process name, or 0. */
+  number(name: string): Promise<number>;
+  /** Process state: 4D's code (0 executing, 1 in ctx.delay or a delayed start, 4 waiting, -1 aborted, -100 gone). */
+  state(number: number): Promise<ProcessStateCode>;
+  /** Process info; undefined when it does not exist. */
+  info(number: number): Promise<ProcessDetails | undefined>;
+  /** Process activity: the live executions of the cluster, at most 1,000 per state. */
+  activity(): Promise<ProcessDetails[]>;
+  /**
+   * DELAY PROCESS: the execution's current ctx.delay (or its delayed start) ends `ms` from now instead
+   * (0: now). An execution that is neither asleep nor delayed is not affected.
+   */
+  delay(number: number, ms: number): Promise<void>;
+  /** ABORT PROCESS BY ID: as `POST /v1/executions/:number/abort`. */
+  abort(number: number): Promise<void>;
 }

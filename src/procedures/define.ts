@@ -1,4 +1,5 @@
 /** defineProcedure: the typed way to write a procedure module's default export. */
+import type { JobsOptions } from 'bullmq';
 import type { z } from 'zod';
 import type { JsonValue, ProcedureContext } from '../types.js';
 
@@ -7,6 +8,17 @@ export const PROCEDURE_MARK = Symbol.for('sprocd.procedure');
 
 /** How long to wait between attempts. A number is a fixed delay in ms. */
 export type Backoff = number | { type: 'fixed' | 'exponential'; delayMs: number };
+
+/** A procedure's backoff as BullMQ's job option (default: exponential from 1 s). */
+export function toBullBackoff(backoff: Backoff | undefined): JobsOptions['backoff'] {
+  if (backoff === undefined) {
+    return { type: 'exponential', delay: 1000 };
+  }
+  if (typeof backoff === 'number') {
+    return { type: 'fixed', delay: backoff };
+  }
+  return { type: backoff.type, delay: backoff.delayMs };
+}
 
 /**
  * What a procedure module declares. `P` is what `run` gets (the schema's output), `I` what a request

@@ -126,7 +126,16 @@ export class ExecutionContext implements ProcedureContext {
   }
 
   get delay(): ProcedureContext['delay'] {
-    return (this.bound.delay ??= (ms: number) => this.run.delay(ms));
+    if (!this.bound.delay) {
+      const { number } = this.run;
+      this.run.sleepMarker ??= (until) => this.services.markSleep(number, until);
+      this.bound.delay = (ms: number) => this.run.delay(ms);
+    }
+    return this.bound.delay;
+  }
+
+  get processes(): ProcedureContext['processes'] {
+    return this.services.processes;
   }
 
   get checkpoint(): ProcedureContext['checkpoint'] {

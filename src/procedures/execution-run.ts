@@ -11,7 +11,7 @@ import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError } from '../errors.js';
 import type { LockOwner } from '../session/lock-owner.js';
-import type { ErrCallHandler, JsonValue, ProcedureContext, Session } from '../types.js';
+import type { ErrCallHandler, JsonValue, ProcedureContext, Processes, Session } from '../types.js';
 import type { ProcedureDefinition } from './define.js';
 import type { ExecutionLogs } from './execution-logs.js';
 import type { ExecutionData, Executions } from './executions.js';
@@ -67,6 +67,10 @@ export interface RunServices {
   readonly logs?: ExecutionLogs;
   /** Signals and semaphores (./process-sync.ts). */
   readonly sync: ProcessSync;
+  /** ctx.processes (./processes.ts). */
+  readonly processes: Processes;
+  /** Marks an execution asleep in ctx.delay until a time (ms), or awake: Process state reads it. */
+  markSleep(number: number, until: number | undefined): void;
 }
 
 /** An execution running here. */
@@ -81,6 +85,8 @@ export class ExecutionRun {
   private reason: Error | undefined;
   private sleepers: Set<Sleeper> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Told when the run falls asleep in ctx.delay (until, ms) and when it wakes (undefined). */
+  sleepMarker: ((until: number | undefined) => void) | undefined;
   /** ON ERR CALL of this run (ctx.onErrCall); none: an error fails the execution. */
   errCall: ErrCallHandler | undefined;
 
@@ -197,6 +203,18 @@ export class ExecutionRun {
     this.sleepers?.forEach((s) => s.done());
   }
 
+  /** DELAY PROCESS from elsewhere: the current ctx.delay ends `ms` from now instead (0: now). */
+  redelay(ms: number): void {
+    if (ms <= 0) {
+      this.wake();
+      return;
+    }
+    if (this.sleepers && this.sleepers.size > 0) {
+      this.sleepers.forEach((s) => s.reschedule(ms));
+      this.sleepMarker?.(Date.now() + ms);
+    }
+  }
+
   /** DELAY PROCESS: sleeps `ms`, ends early on wake, rejects when the signal fires. */
   /** ctx.checkpoint(): settled at once; rejected with the reason once the signal fired. */
   checkpoint(): Promise<void> {
@@ -211,12 +229,16 @@ export class ExecutionRun {
     return new Promise<void>((resolve, reject) => {
       const sleeper = new Sleeper(this, signal, resolve, reject, ms);
       (this.sleepers ??= new Set()).add(sleeper);
+      this.sleepMarker?.(Date.now() + Math.max(0, ms));
     });
   }
 
   /** @internal */
   forget(sleeper: Sleeper): void {
     this.sleepers?.delete(sleeper);
+    if (this.sleepers?.size === 0) {
+      this.sleepMarker?.(undefined);
+    }
   }
 
   private onTimeout(this: void, run: ExecutionRun, ms: number): void {
@@ -227,7 +249,7 @@ export class ExecutionRun {
 
 /** One pending ctx.delay. */
 class Sleeper {
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout;
   private readonly onAbort = (): void => this.settle(false);
 
   constructor(
@@ -243,6 +265,12 @@ class Sleeper {
 
   done(): void {
     this.settle(true);
+  }
+
+  /** Ends `ms` from now instead. */
+  reschedule(ms: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.settle(true), Math.max(0, ms));
   }
 
   private settle(ok: boolean): void {

@@ -25,7 +25,7 @@ import { listPage, type ExecutionPage, type PageQuery } from './execution-pages.
 import { FinishWatch } from './execution-waits.js';
 import { listIndexedPage, usesIndex } from './indexed-pages.js';
 import { WaitingCap } from './waiting-cap.js';
-import type { Backoff } from './define.js';
+import { toBullBackoff } from './define.js';
 import { capStack, decodeFailure, encodeFailure, failureHasStack } from './failure.js';
 import { parseExecuteOptions, type ExecutionLinks } from './execute.js';
 import { assertProcedureName } from './names.js';
@@ -46,8 +46,10 @@ export interface ExecutionData {
 
 /** A control message sent to every node over pub/sub. */
 export interface ControlMessage {
-  op: 'abort' | 'wake' | 'restored';
+  op: 'abort' | 'wake' | 'delay' | 'restored';
   number: number;
+  /** For `delay`: the sleep ends this many ms after the message arrives. */
+  ms?: number;
 }
 
 /** Settings the executions need. */
@@ -282,24 +284,26 @@ export class Executions {
     return this.get(number);
   }
 
-  /** DELAY PROCESS with 0: ends the execution's current ctx.delay early. */
-  async wake(number: number): Promise<ExecutionView> {
+  /** DELAY PROCESS with 0: ends the execution's current ctx.delay, or its delayed start, now. */
+  wake(number: number): Promise<ExecutionView> {
+    return this.delay(number, 0);
+  }
+
+  /**
+   * DELAY PROCESS: the execution's current ctx.delay ends `ms` from now (0: now); a delayed start
+   * (or a retry's back-off) is moved to `ms` from now (0: it joins the queue). Nothing for one that
+   * is neither.
+   */
+  async delay(number: number, ms: number): Promise<ExecutionView> {
     const view = await this.get(number);
     if (view.state === 'completed' || view.state === 'failed' || view.state === 'aborted') {
       throw new ExecutionFinishedError(number, view.state);
     }
     if (view.state === 'delayed') {
-      // A start delay (or a retry's back-off) ends now: the execution joins the queue.
-      const job = await Job.fromId(this.queue, jobIdOf(number));
-      await job?.promote().catch((err: unknown) => {
-        // It left the delayed set meanwhile (started, or aborted): nothing is left to end early.
-        if (!(err instanceof Error) || !/not in the delayed state|Missing key for job/.test(err.message)) {
-          throw err;
-        }
-      });
+      await moveDelayedStart(this.queue, jobIdOf(number), ms);
       return (await this.find(number)) ?? view;
     }
-    await this.publish({ op: 'wake', number });
+    await this.publish(ms === 0 ? { op: 'wake', number } : { op: 'delay', number, ms });
     return view;
   }
 
@@ -333,16 +337,6 @@ export class Executions {
 /** Whether an execution in `state` has finished for good. */
 export function isFinal(state: ExecutionState): boolean {
   return state === 'completed' || state === 'failed' || state === 'aborted';
-}
-
-function toBullBackoff(backoff: Backoff | undefined): JobsOptions['backoff'] {
-  if (backoff === undefined) {
-    return { type: 'exponential', delay: 1000 };
-  }
-  if (typeof backoff === 'number') {
-    return { type: 'fixed', delay: backoff };
-  }
-  return { type: backoff.type, delay: backoff.delayMs };
 }
 
 /** The API's view of a BullMQ job in BullMQ state `state`. */
@@ -408,4 +402,17 @@ export function viewOf(job: Job<ExecutionData, JsonValue>, state: string, number
     view.retryOf = data.retryOf;
   }
   return view;
+}
+
+/** Moves a delayed job's start to `ms` from now (0: it joins the queue now); nothing once it left the delayed set. */
+async function moveDelayedStart(queue: Queue, jobId: string, ms: number): Promise<void> {
+  const job = await Job.fromId(queue, jobId);
+  try {
+    await (ms === 0 ? job?.promote() : job?.changeDelay(ms));
+  } catch (err) {
+    // It left the delayed set meanwhile (started, or aborted): nothing is left to move.
+    if (!(err instanceof Error) || !/not in the delayed state|Missing key for job/.test(err.message)) {
+      throw err;
+    }
+  }
 }

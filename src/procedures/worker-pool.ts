@@ -27,6 +27,7 @@ import { encodeFailure, failureError } from './failure.js';
 import { assertJson } from './json.js';
 import { ParamsMismatchError } from './params.js';
 import type { ProcessSync } from './process-sync.js';
+import { ProcessControl, markSleep } from './processes.js';
 import type { ProcedureRegistry } from './registry.js';
 
 /** What the pool needs from the node. */
@@ -88,6 +89,17 @@ export class WorkerPool {
       session: opts.session,
       logs: this.logs,
       sync: opts.sync,
+      processes: new ProcessControl(
+        () => opts.executions,
+        () => opts.connection,
+        opts.keys,
+      ),
+      markSleep: (number, until) => {
+        // Process state on other nodes reads it; a mark that fails only makes that answer 0 instead of 1.
+        markSleep(opts.connection, opts.keys, number, until).catch((err: unknown) =>
+          opts.logger.debug({ err, execution: number }, 'sleep mark not written'),
+        );
+      },
     };
   }
 
@@ -131,6 +143,10 @@ export class WorkerPool {
     const running = this.running.get(message.number);
     if (message.op === 'wake') {
       running?.wake();
+      return;
+    }
+    if (message.op === 'delay') {
+      running?.redelay(message.ms ?? 0);
       return;
     }
     if (running) {

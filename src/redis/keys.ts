@@ -88,6 +88,11 @@ export interface Keys {
   executionLogs(number: number): string;
   /** Hash of signal `id` (New signal): description, signaled flag, result (src/procedures/signals.ts). */
   signal(id: string): string;
+  /**
+   * String, PX its sleep: execution `number` sleeps in ctx.delay until the time (ms) it holds, so that
+   * Process state answers "delayed" on every node (src/procedures/processes.ts).
+   */
+  sleep(number: number): string;
   /** Pub/sub channel: `<signal id>\n<result JSON>` each time a signal is triggered. */
   readonly signalChannel: string;
   /** String with a PX lease: the holder of semaphore `name` (src/procedures/semaphores.ts). */
@@ -134,6 +139,7 @@ export function createKeys(prefix: string): Keys {
     rateLimitPrefix: `${tag}:ratelimit:`,
     executionLogs: (number) => `${tag}:xlog:${number}`,
     signal: (id) => `${tag}:signal:${id}`,
+    sleep: (number) => `${tag}:sleep:${number}`,
     signalChannel: `${tag}:signals`,
     semaphore: (name) => `${tag}:sem:${name}`,
     semaphoreChannel: `${tag}:semaphores`,
