@@ -6,6 +6,7 @@ import { withRedisTimeout } from '../redis/errors.js';
 import type { WaitGate } from './limits.js';
 import { errors, ok } from './schemas/common.js';
 import {
+  DelayBodySchema,
   ExecuteBodySchema,
   ExecuteResponseSchema,
   ExecutionListQuerySchema,
@@ -15,7 +16,10 @@ import {
 } from './schemas/executions.js';
 
 /** The part of the executions the routes use. */
-export type ExecutionsApi = Pick<Executions, 'execute' | 'waitFor' | 'list' | 'get' | 'abort' | 'wake'>;
+export type ExecutionsApi = Pick<
+  Executions,
+  'execute' | 'waitFor' | 'list' | 'get' | 'abort' | 'wake' | 'delay'
+>;
 
 /** What the execution routes need of the node. */
 export interface ExecutionsRouteDeps {
@@ -138,6 +142,25 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionsRouteDeps> = async
     },
     async (request, reply) => {
       const view = await withRedisTimeout(deps.executions('read').wake(request.params.number), timeout);
+      return reply.status(202).send(view);
+    },
+  );
+
+  app.post(
+    '/executions/:number/delay',
+    {
+      schema: {
+        operationId: 'delayExecution',
+        summary:
+          "DELAY PROCESS: the execution's current ctx.delay, or its delayed start, ends `ms` from now instead (0: now).",
+        params: ExecutionNumberParams,
+        body: DelayBodySchema,
+        response: { 202: ok('Delayed.', ExecutionViewSchema), ...errors(400, 401, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const { number } = request.params;
+      const view = await withRedisTimeout(deps.executions('read').delay(number, request.body.ms), timeout);
       return reply.status(202).send(view);
     },
   );

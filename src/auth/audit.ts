@@ -13,6 +13,7 @@ export const AUDIT_ACTIONS = [
   'execute',
   'abort',
   'wake',
+  'delay',
   'retry',
   'remove',
   'bulk',

@@ -88,6 +88,11 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteRule>> = {
   'GET /v1/executions/:number/logs': read,
   'POST /v1/executions/:number/abort': { scope: 'control', audit: 'abort', describe: onExecution },
   'POST /v1/executions/:number/wake': { scope: 'control', audit: 'wake', describe: onExecution },
+  'POST /v1/executions/:number/delay': {
+    scope: 'control',
+    audit: 'delay',
+    describe: ({ params, body }) => defined({ execution: field(params, 'number'), ms: field(body, 'ms') }),
+  },
   'POST /v1/executions/:number/retry': {
     scope: 'control',
     audit: 'retry',

@@ -1,4 +1,4 @@
-/** `sprocd exec`, `ps`, `get`, `abort`, `wake`: executions. */
+/** `sprocd exec`, `ps`, `get`, `abort`, `wake`, `delay`: executions. */
 import { Command, Option } from 'commander';
 import { followExecution } from '../cli-events.js';
 import type { Execution } from '../client/index.js';
@@ -131,6 +131,21 @@ export function executionCommands(ctx: CliContext): Command[] {
       }
     });
 
+  const delay = new Command('delay')
+    .description(
+      "DELAY PROCESS: execution N's current ctx.delay, or its delayed start, ends MS from now (0: now)",
+    )
+    .argument('<n>', 'execution number', executionNumber)
+    .argument('<ms>', 'milliseconds from now', wholeNumber(0, 2_147_483_647))
+    .action(async (n: number, ms: number) => {
+      const view = await ctx.client().delay(n, ms);
+      if (ctx.json()) {
+        printJson(ctx.io, view);
+      } else {
+        ctx.io.out.write(`execution ${view.number}: delayed ${ms} ms (${view.state})\n`);
+      }
+    });
+
   const wake = new Command('wake')
     .description("end execution N's current ctx.delay early")
     .argument('<n>', 'execution number', executionNumber)
@@ -205,5 +220,5 @@ export function executionCommands(ctx: CliContext): Command[] {
       }
     });
 
-  return [exec, ps, get, abort, wake, retry, remove, timeline, logs];
+  return [exec, ps, get, abort, wake, delay, retry, remove, timeline, logs];
 }

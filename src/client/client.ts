@@ -128,6 +128,14 @@ export class SprocdClient<Procedures extends object = {}> {
   }
 
   /**
+   * DELAY PROCESS: the execution's current ctx.delay, or its delayed start, ends `ms` from now instead
+   * (POST /v1/executions/{number}/delay).
+   */
+  delay(number: number, ms: number): Promise<Execution> {
+    return this.request('POST', `/v1/executions/${number}/delay`, { body: { ms } });
+  }
+
+  /**
    * Retries a failed or aborted execution: a new one with the same procedure, params and name
    * (POST /v1/executions/{number}/retry).
    */

@@ -199,9 +199,17 @@ describe('reading, aborting, waking', () => {
     await post({ procedure: 'p' });
     expect((await app.inject({ method: 'POST', url: '/v1/executions/1/abort' })).statusCode).toBe(202);
     expect((await app.inject({ method: 'POST', url: '/v1/executions/1/wake' })).statusCode).toBe(202);
+    const delay = (payload: unknown) =>
+      app.inject({ method: 'POST', url: '/v1/executions/1/delay', payload: payload as object });
+    expect((await delay({ ms: 250 })).statusCode).toBe(202);
+    const bad = await delay({ ms: -1 });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect((await delay({})).statusCode).toBe(400);
     expect(executions.signals).toEqual([
       { op: 'abort', number: 1 },
       { op: 'wake', number: 1 },
+      { op: 'delay', number: 1, ms: 250 },
     ]);
     executions.views.set(1, { ...(await executions.get(1)), state: 'completed' });
     const late = await app.inject({ method: 'POST', url: '/v1/executions/1/abort' });

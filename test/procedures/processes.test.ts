@@ -128,6 +128,14 @@ describe('DELAY PROCESS and ABORT PROCESS BY ID', () => {
     await waitForState(client, later, 'completed');
   });
 
+  it('over HTTP (POST /v1/executions/:n/delay, the client, `sprocd delay`): 404 missing, 409 finished', async () => {
+    const long = await active('sleeper', { ms: 600_000 });
+    expect((await client.delay(long, 100)).number).toBe(long);
+    await waitForState(client, long, 'completed');
+    await expect(client.delay(long, 100)).rejects.toMatchObject({ status: 409, code: 'EXECUTION_FINISHED' });
+    await expect(client.delay(987_654_321, 100)).rejects.toMatchObject({ status: 404 });
+  });
+
   it('abort another execution, and do nothing for a missing or finished one', async () => {
     const napping = await active('sleeper', { ms: 600_000 });
     expect(await inspect({ op: 'abort', target: napping })).toBe('done');

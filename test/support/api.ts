@@ -85,7 +85,7 @@ export class FakeExecutions implements ExecutionsApi {
   readonly views = new Map<number, ExecutionView>();
   readonly requests: { procedure: unknown; params: unknown; options: ExecuteOptions | undefined }[] = [];
   readonly filters: ListFilter[] = [];
-  readonly signals: { op: 'abort' | 'wake'; number: number }[] = [];
+  readonly signals: { op: 'abort' | 'wake' | 'delay'; number: number; ms?: number }[] = [];
   /** The state an execution has when a request waits for it. */
   finishAs: ExecutionView['state'] = 'completed';
   private next = 1;
@@ -141,12 +141,16 @@ export class FakeExecutions implements ExecutionsApi {
     return this.signal('wake', number);
   }
 
-  private async signal(op: 'abort' | 'wake', number: number): Promise<ExecutionView> {
+  async delay(number: number, ms: number): Promise<ExecutionView> {
+    return this.signal('delay', number, ms);
+  }
+
+  private async signal(op: 'abort' | 'wake' | 'delay', number: number, ms?: number): Promise<ExecutionView> {
     const view = await this.get(number);
     if (['completed', 'failed', 'aborted'].includes(view.state)) {
       throw new ExecutionFinishedError(number, view.state);
     }
-    this.signals.push({ op, number });
+    this.signals.push(ms === undefined ? { op, number } : { op, number, ms });
     return view;
   }
 }

@@ -134,3 +134,13 @@ export const ExecutionListSchema = z
     nextCursor: z.string().nullable().optional().describe('The next page, when there is one.'),
   })
   .meta({ id: 'ExecutionList' });
+
+/** DELAY PROCESS over HTTP: when the execution's current sleep (or delayed start) ends. */
+export const DelayBodySchema = z.strictObject({
+  ms: z
+    .number()
+    .int()
+    .min(0)
+    .max(2_147_483_647)
+    .describe('The sleep (or the delayed start) ends this many ms from now; 0: now.'),
+});
