@@ -1,6 +1,6 @@
 /**
  * What ctx.checkpoint() costs (BENCH_ONLY=checkpoint): no-op executions/s through executeOnServer on
- * one in-process node (concurrency 16, 64 requests in flight), against executions of a procedure that
+ * one in-process node (concurrency 16, 64 requests in flight as in bench/queue.ts), against executions of a procedure that
  * calls ctx.checkpoint() 100 times, in alternating rounds on the same node; the ratio is the median of
  * the rounds' ratios. Knob: BENCH_CHECKPOINT_ROUNDS (6 of each), BENCH_CHECKPOINT_TOTAL (10,000 each).
  */
@@ -10,12 +10,11 @@ import type { Worker } from 'bullmq';
 import { loadSettings } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { SprocdNode } from '../src/node.js';
-import type { Row } from './queue.js';
+import { drive, type Row } from './queue.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROUNDS = Number(process.env.BENCH_CHECKPOINT_ROUNDS ?? 6);
 const TOTAL = Number(process.env.BENCH_CHECKPOINT_TOTAL ?? 10_000);
-const IN_FLIGHT = 64;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -50,15 +49,7 @@ export async function benchCheckpoint(redisUrl: string): Promise<Row[]> {
     };
     worker.on('completed', onCompleted);
     const t0 = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: IN_FLIGHT }, async () => {
-        while (next < total) {
-          next++;
-          await executions.execute(procedure, null);
-        }
-      }),
-    );
+    await drive(total, () => executions.execute(procedure, null));
     await finished;
     worker.off('completed', onCompleted);
     return total / ((performance.now() - t0) / 1000);

@@ -22,7 +22,8 @@ export interface Row {
 const CONCURRENCY = 16;
 const IN_FLIGHT = 64;
 
-async function drive(total: number, add: (i: number) => Promise<unknown>): Promise<void> {
+/** Calls `add` `total` times, `IN_FLIGHT` at once. */
+export async function drive(total: number, add: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: IN_FLIGHT }, async () => {

@@ -105,6 +105,12 @@ describe('Process number and Process activity', () => {
       code: 1,
       name: 'later-one',
     });
+    // An active one asleep in ctx.delay: read from its sleep mark.
+    expect(activity.find((p) => p.number === napping)).toMatchObject({
+      state: 'active',
+      code: 1,
+      name: 'nap-two',
+    });
     await client.abort(napping);
     await client.abort(later);
     await waitForState(client, napping, 'aborted');
