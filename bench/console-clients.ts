@@ -1,6 +1,6 @@
 /**
  * The live clients of bench/console.ts, in a process of their own as they would be on operators'
- * machines: 3 consoles on the executions page (GET /v1/events with the types that page asks for, and
+ * machines: 3 consoles on the executions page (GET /v1/events with the types and digest that page asks for, and
  * the list loaded again as that page does: at most once a second while events come, its `throttleMs`
  * in src/console/pages/executions.js, and never two loads at once, as useLoad in src/console/lib/live.js)
  * and 3
@@ -17,6 +17,8 @@ import type { StreamEvent } from '../src/events/sse-reader.js';
 const url = process.argv[2] as string;
 /** How often a console reloads its list while events come (0: never): the executions page's throttle. */
 const reloadMs = Number(process.env.BENCH_CONSOLE_RELOAD_MS ?? 1000);
+/** The digest the console's tab stream asks for (src/console/lib/live.js); 0: each event, as before. */
+const digestMs = Number(process.env.BENCH_CONSOLE_DIGEST_MS ?? 1000) || undefined;
 const client = new SprocdClient({ url, token: '' });
 const controller = new AbortController();
 
@@ -68,8 +70,9 @@ async function consoleClient(opened: () => void): Promise<void> {
       }
     }
   };
+  // As the page's tab stream: execution events as a digest a second, since the page only reloads.
   const stream = client.events(
-    { type: ['execution.removed', 'execution.state', 'system'] },
+    { type: ['execution.removed', 'execution.state', 'system'], digest: digestMs },
     { signal: controller.signal, onOpen: opened },
   );
   for await (const event of stream) {

@@ -7,6 +7,7 @@ import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import { ValidationError } from '../errors.js';
+import { DIGEST_MAX_MS, DIGEST_MIN_MS } from '../events/digest.js';
 import { MAX_FILTER_VALUES, listParam } from '../events/filter.js';
 import type { EventSink, Subscription } from '../events/hub.js';
 import { parsePosition, type Position } from '../events/ids.js';
@@ -72,6 +73,15 @@ export function parseEventFilter(query: z.output<typeof EventsQuerySchema>): Eve
       return Number(raw);
     });
   }
+  if (query.digest !== undefined) {
+    const ms = Number(query.digest);
+    if (!/^\d+$/.test(query.digest) || ms < DIGEST_MIN_MS || ms > DIGEST_MAX_MS) {
+      throw new ValidationError(
+        `Bad query: digest: a number of milliseconds from ${DIGEST_MIN_MS} to ${DIGEST_MAX_MS}; got "${query.digest}".`,
+      );
+    }
+    filter.digestMs = ms;
+  }
   return filter;
 }
 
@@ -81,7 +91,8 @@ const DESCRIPTION = [
   '`system` (a system event as onSystemEvent gets it), `backup.started`, `backup.progress`',
   '`{ number, node, phase, done, total, at }`, `backup.finished` (the backup record), and `reset` when',
   'events after `Last-Event-ID` are no longer kept (reload what you show). Send the last `id:` seen as',
-  'the `Last-Event-ID` header to resume; a comment line comes every 15 s.',
+  'the `Last-Event-ID` header to resume; a comment line comes every 15 s. With `digest=ms`, execution',
+  'events come as `execution.digest` at most every `ms` instead (see the parameter).',
 ].join(' ');
 
 /** The /v1/events route (a fastify plugin; register it under /v1, behind the token check). */

@@ -44,6 +44,11 @@ export interface EventQuery {
   type?: string | readonly string[];
   procedure?: string | readonly string[];
   number?: number | readonly number[];
+  /**
+   * Execution events as one `execution.digest` event at most every this many ms (100-60000): for a
+   * client that only reloads what it shows when executions change.
+   */
+  digest?: number;
 }
 
 /** Options of {@link SprocdClient}. */

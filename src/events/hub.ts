@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { bullQueueKeys } from '../redis/bullmq-internals.js';
 import { jobIdOf, type Keys } from '../redis/keys.js';
 import { BullMapper } from './bull-mapper.js';
+import { EventDigest, digested } from './digest.js';
 import { eventFrame, mapLog, merge, resetFrame, type Entry } from './entries.js';
 import { matches } from './filter.js';
 import {
@@ -110,13 +111,20 @@ interface Group {
   readonly members: Set<Subscriber>;
   /** Frames of the current read for the group's live members, sent in one write at its end. */
   outbox: string;
+  /** With `digestMs`: the execution events gathered since the last digest, when it went, its timer. */
+  digest?: { events: EventDigest; sentAt: number; timer: NodeJS.Timeout | undefined };
 }
 
 /** The same key for filters that pass the same events (the order of their values aside). */
 export function filterKey(filter: EventFilter): string {
   const sorted = (values: readonly (string | number)[] | undefined) =>
     values ? [...new Set(values.map(String))].sort() : null;
-  return JSON.stringify([sorted(filter.types), sorted(filter.procedures), sorted(filter.numbers)]);
+  return JSON.stringify([
+    sorted(filter.types),
+    sorted(filter.procedures),
+    sorted(filter.numbers),
+    filter.digestMs ?? null,
+  ]);
 }
 
 /** Reads the event streams once per node and fans them out. */
@@ -174,6 +182,9 @@ export class EventHub {
     let group = this.groups.get(key);
     if (!group) {
       group = { key, filter, members: new Set(), outbox: '' };
+      if (filter.digestMs !== undefined) {
+        group.digest = { events: new EventDigest(), sentAt: 0, timer: undefined };
+      }
       this.groups.set(key, group);
     }
     const sub = new Subscriber(filter, group, sink, from ?? upTo);
@@ -208,6 +219,9 @@ export class EventHub {
   /** Ends every subscription and stops reading. */
   close(): void {
     this.closed = true;
+    for (const group of this.groups.values()) {
+      clearTimeout(group.digest?.timer);
+    }
     for (const sub of this.subs) {
       this.drop(sub, 'closing');
     }
@@ -224,6 +238,7 @@ export class EventHub {
     sub.group.members.delete(sub);
     if (sub.group.members.size === 0) {
       this.groups.delete(sub.group.key);
+      clearTimeout(sub.group.digest?.timer);
     }
     if (reason) {
       sub.sink.close(reason);
@@ -339,7 +354,12 @@ export class EventHub {
             live = true;
           }
         }
-        if (live) {
+        if (!live) {
+          continue;
+        }
+        if (group.digest && digested(entry.draft)) {
+          group.digest.events.add(entry.draft);
+        } else {
           frame.text ??= eventFrame(frame.position, entry.draft);
           group.outbox += frame.text;
         }
@@ -347,6 +367,36 @@ export class EventHub {
     }
     for (const group of this.groups.values()) {
       this.flushGroup(group);
+      this.digestSoon(group);
+    }
+  }
+
+  /**
+   * Sends a digest group its digest when the last one went `digestMs` ago or more, else once that
+   * much time has passed. Its id is the hub's position then: every event up to there is in it, or was
+   * sent (a digest group gets its other events one by one as they come).
+   */
+  private digestSoon(group: Group): void {
+    const digest = group.digest;
+    const every = group.filter.digestMs;
+    if (!digest || every === undefined || digest.events.empty || digest.timer) {
+      return;
+    }
+    const send = () => {
+      digest.timer = undefined;
+      if (this.groups.get(group.key) !== group || digest.events.empty) {
+        return;
+      }
+      digest.sentAt = Date.now();
+      group.outbox += digest.events.take(this.position);
+      this.flushGroup(group);
+    };
+    const wait = digest.sentAt + every - Date.now();
+    if (wait <= 0) {
+      send();
+    } else {
+      digest.timer = setTimeout(send, wait);
+      digest.timer.unref();
     }
   }
 

@@ -41,4 +41,9 @@ export interface EventFilter {
   procedures?: readonly string[];
   /** Execution numbers; applies to execution events only. */
   numbers?: readonly number[];
+  /**
+   * Execution events come as one `execution.digest` event at most this often (ms), for clients that
+   * only reload what they show (./digest.ts); other events still come one by one.
+   */
+  digestMs?: number;
 }

@@ -177,6 +177,38 @@ describe('the console', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('keeps the executions list live on a digest of execution events, and asks for each event on an execution page', async () => {
+    const streams: string[] = [];
+    const seen = (request: { url(): string }) => {
+      if (request.url().includes('/v1/events')) {
+        streams.push(request.url());
+      }
+    };
+    page.on('request', seen);
+    try {
+      await show('#/executions');
+      await page.evaluate('window.stayed = true');
+      await waitUntil(async () =>
+        expect(new URL(streams.at(-1) ?? 'http://x/').searchParams.get('digest')).toBe('1000'),
+      );
+      const greeted = await execute('greet', { who: 'Grace' });
+      await page
+        .locator(`#executions-table tr[data-number="${greeted.number}"][data-state="completed"]`)
+        .waitFor();
+      expect(await page.evaluate('window.stayed')).toBe(true);
+      // Its own page shows each progress event as it comes: no digest there.
+      await show(`#/executions/${greeted.number}`);
+      await waitUntil(async () => {
+        const last = new URL(streams.at(-1) ?? 'http://x/');
+        expect(last.searchParams.get('types')).toContain('execution.progress');
+        expect(last.searchParams.has('digest')).toBe(false);
+      });
+    } finally {
+      page.off('request', seen);
+    }
+    expect(pageErrors).toEqual([]);
+  });
+
   it('aborts an execution from its page after a confirmation, then retries it', async () => {
     const running = await execute('wait');
     await waitUntil(async () => expect(await stateOf(running.number)).toBe('active'));

@@ -263,6 +263,71 @@ describe('EventHub', () => {
     expect(consoleA.events.length).toBe(seenByA);
   });
 
+  it('sends a digest group one execution.digest for many execution events, at most once per digestMs, and other events one by one', async () => {
+    const hub = newHub();
+    const each = new Recorder();
+    await hub.subscribe({ types: ['execution.state', 'system'] }, each);
+    // The first digest goes with the first read that has events; the next not before a minute.
+    const slow = new Recorder();
+    await hub.subscribe({ types: ['execution.state', 'system'], digestMs: 60_000 }, slow);
+    expect(hub.groupCount).toBe(2);
+    const numbers = [await add('echo'), await add('echo'), await add('echo')];
+    await vi.waitFor(() => numbers.forEach((n) => expect(states(each, n)).toContain('completed')), {
+      timeout: 5000,
+    });
+    await vi.waitFor(() => expect(slow.events.some((e) => e.type === 'execution.digest')).toBe(true), {
+      timeout: 5000,
+    });
+    log.append('system', { type: 'node.joined', at: new Date().toISOString(), node: 'digest' });
+    await vi.waitFor(() => expect(slow.events.some((e) => e.type === 'system')).toBe(true), {
+      timeout: 5000,
+    });
+    expect(slow.events.filter((e) => e.type === 'execution.digest')).toHaveLength(1);
+    expect(slow.events.filter((e) => e.type === 'execution.state')).toHaveLength(0);
+    const [digest] = slow.events.filter((e) => e.type === 'execution.digest');
+    expect(digest?.data.count).toBeGreaterThan(0);
+    expect(parsePosition(digest?.id)).toBeDefined();
+  });
+
+  it('digests every execution event, none lost, the last digest naming the final state of each execution', async () => {
+    const hub = newHub();
+    const each = new Recorder();
+    await hub.subscribe({ procedures: ['digested'], types: ['execution.state'] }, each);
+    const digests = new Recorder();
+    await hub.subscribe({ procedures: ['digested'], types: ['execution.state'], digestMs: 100 }, digests);
+    const numbers = [
+      await add('digested'),
+      await add('digested'),
+      await add('digested'),
+      await add('digested'),
+    ];
+    await vi.waitFor(() => numbers.forEach((n) => expect(states(each, n)).toContain('completed')), {
+      timeout: 5000,
+    });
+    const counted = () =>
+      digests.events
+        .filter((e) => e.type === 'execution.digest')
+        .reduce((sum, e) => sum + Number(e.data.count), 0);
+    await vi.waitFor(() => expect(counted()).toBe(each.events.length), { timeout: 5000 });
+    const last = new Map<number, string>();
+    for (const e of digests.events.filter((x) => x.type === 'execution.digest')) {
+      expect(e.data.more).toBe(false);
+      for (const item of e.data.items as { number: number; state: string; procedure: string }[]) {
+        expect(item.procedure).toBe('digested');
+        last.set(item.number, item.state);
+      }
+    }
+    expect(numbers.map((n) => last.get(n))).toEqual(numbers.map(() => 'completed'));
+    // The last digest's id resumes after everything it stands for.
+    const resumed = new Recorder();
+    await hub.subscribe(
+      { procedures: ['digested'], types: ['execution.state'] },
+      resumed,
+      parsePosition(digests.lastId),
+    );
+    expect(resumed.events.filter((e) => e.type === 'execution.state')).toHaveLength(0);
+  });
+
   it('keys filters by what they pass, not by the order of their values', () => {
     expect(filterKey({ types: ['system', 'execution.state'] })).toBe(
       filterKey({ types: ['execution.state', 'system', 'system'] }),
@@ -270,6 +335,7 @@ describe('EventHub', () => {
     expect(filterKey({ numbers: [2, 1] })).toBe(filterKey({ numbers: [1, 2] }));
     expect(filterKey({})).not.toBe(filterKey({ types: [] }));
     expect(filterKey({ procedures: ['a'] })).not.toBe(filterKey({ types: ['a'] }));
+    expect(filterKey({ digestMs: 1000 })).not.toBe(filterKey({}));
   });
 
   it('resumes after a position: the missed events first, in order, then live ones, none twice', async () => {

@@ -12,4 +12,13 @@ export const EventsQuerySchema = z.strictObject({
   types: ListParam.describe('Same as `type`.'),
   procedure: ListParam.describe('Only execution events of these procedures.'),
   number: ListParam.describe('Only execution events of these execution numbers.'),
+  digest: z
+    .string()
+    .optional()
+    .describe(
+      'Milliseconds (100-60000): execution events come as one `execution.digest` event at most this often ' +
+        '`{ count, items: [{ type, number, procedure?, state? }], more }` (the latest change of each ' +
+        'execution, up to 100; `more` when there were more), for clients that reload what they show. ' +
+        'Other events still come one by one.',
+    ),
 });

@@ -12,6 +12,13 @@ const listeners = new Set();
 const statusListeners = new Set();
 /** Event types the mounted views listen to, with how many listen to each. */
 const wanted = new Map();
+/** Mounted views that need each execution event (the rest only reload: a digest does for them). */
+let eachWanted = 0;
+/**
+ * How often the node sends a digest of execution events instead of each one, while no view needs
+ * each (GET /v1/events?digest=): under load that is a few frames a second instead of thousands.
+ */
+const DIGEST_MS = 1000;
 let status = 'connecting';
 let controller;
 let running = false;
@@ -26,9 +33,9 @@ let retune;
 function connect() {
   controller?.abort();
   controller = new AbortController();
-  const types = streamTypes;
+  const [types, digest] = streamTypes.split('|');
   followEvents({
-    url: () => apiUrl('/events', { types }),
+    url: () => apiUrl('/events', { types, digest }),
     headers: () => authHeaders(),
     lastEventId: lastId,
     signal: controller.signal,
@@ -55,7 +62,10 @@ function connect() {
   });
 }
 
-/** The types to ask for: what the views want, and system events (rare) so the stream always has a use. */
+/**
+ * The types to ask for: what the views want, and system events (rare) so the stream always has a use;
+ * and after a `|`, the digest's interval when execution events are wanted but no view needs each one.
+ */
 function typesWanted() {
   const types = new Set(['system']);
   for (const [type, n] of wanted) {
@@ -63,7 +73,8 @@ function typesWanted() {
       types.add(type);
     }
   }
-  return [...types].sort().join(',');
+  const executions = [...types].some((t) => t.startsWith('execution.'));
+  return `${[...types].sort().join(',')}|${executions && eachWanted === 0 ? DIGEST_MS : ''}`;
 }
 
 function scheduleRetune() {
@@ -91,8 +102,13 @@ export function stopEvents() {
   controller = undefined;
 }
 
-/** Calls `fn({ id, type, data })` for each event whose type is in `types` while the view is shown. */
-export function useEvents(types, fn) {
+/**
+ * Calls `fn({ id, type, data })` for each event whose type is in `types` while the view is shown.
+ * With `digest`, the view only needs to know that executions changed: it may get `execution.digest`
+ * events instead of execution events (`data.items`: the latest change of each execution, `data.more`
+ * when there were more than it names).
+ */
+export function useEvents(types, fn, { digest = false } = {}) {
   const ref = useRef(fn);
   ref.current = fn;
   const key = types.join(',');
@@ -102,20 +118,41 @@ export function useEvents(types, fn) {
       return undefined;
     }
     const set = new Set(mine);
+    const executions = mine.some((t) => t.startsWith('execution.'));
     const listener = (message) => {
-      if (set.has(message.type)) {
+      if (set.has(message.type) || (digest && executions && message.type === 'execution.digest')) {
         ref.current(message);
       }
     };
     listeners.add(listener);
     mine.forEach((t) => wanted.set(t, (wanted.get(t) ?? 0) + 1));
+    const each = executions && !digest;
+    eachWanted += each ? 1 : 0;
     scheduleRetune();
     return () => {
       listeners.delete(listener);
       mine.forEach((t) => wanted.set(t, (wanted.get(t) ?? 1) - 1));
+      eachWanted -= each ? 1 : 0;
       scheduleRetune();
     };
-  }, [key]);
+  }, [key, digest]);
+}
+
+/**
+ * Whether a message may concern a view that listens to `types` and looks at events with `match`: a
+ * digest does when one of the changes it names would (or when it does not name them all).
+ */
+function concerns(message, types, match) {
+  if (message.type !== 'execution.digest') {
+    return message.type === 'reset' || !match || match(message);
+  }
+  const { items, more } = message.data ?? {};
+  if (more || !Array.isArray(items)) {
+    return true;
+  }
+  return items.some(
+    (item) => types.includes(item.type) && (!match || match({ type: item.type, data: item })),
+  );
 }
 
 /** The stream's status: "connecting", "live", "unavailable" or "unauthorized". */
@@ -199,13 +236,17 @@ export function useLoad(
   }, [reload]);
 
   // `reset`: the node no longer has the events after the last one seen, so what is shown may be stale.
-  useEvents(events.length ? [...events, 'reset'] : [], (message) => {
-    if (message.type !== 'reset' && match && !match(message)) {
-      return;
-    }
-    // Throttled, not debounced: under a steady stream of events a debounce would never fire.
-    soon();
-  });
+  useEvents(
+    events.length ? [...events, 'reset'] : [],
+    (message) => {
+      if (!concerns(message, events, match)) {
+        return;
+      }
+      // Throttled, not debounced: under a steady stream of events a debounce would never fire.
+      soon();
+    },
+    { digest: true },
+  );
   useEffect(() => () => clearTimeout(timer.current), []);
   useEffect(() => {
     const shown = () => {
