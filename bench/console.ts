@@ -11,6 +11,10 @@
  *   bare XREAD of the same BullMQ event stream in the node's process.
  * - The list: 100,000 finished executions of 5 procedures, GET /v1/executions?procedure=… first pages
  *   and the pages after them by cursor; the baseline is BullMQ's own getJobs of the newest 50.
+ *
+ * Knobs: BENCH_CONSOLE_ROUND (executions per round, 30,000), BENCH_CONSOLE_LISTED (executions listed,
+ * 100,000; 0 skips the list), and for the clients BENCH_CONSOLE_RELOAD_MS (1000) and
+ * BENCH_CONSOLE_DIGEST_MS (1000, as the console; 0: the consoles take each event).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -402,11 +406,13 @@ export async function benchConsole(
     // Rounds of at least a few seconds: at 12,000 executions/s a round of 10,000 lasted under one.
     executions: Number(process.env.BENCH_CONSOLE_ROUND ?? 30_000),
     rounds: 3,
-    listed: 100_000,
+    listed: Number(process.env.BENCH_CONSOLE_LISTED ?? 100_000),
     requests: 200,
   },
 ): Promise<Row[]> {
   const rows = await throughputAndLatency(redisUrl, size.executions, size.rounds);
-  rows.push(...(await listPage(redisUrl, size.listed, size.requests)));
+  if (size.listed > 0) {
+    rows.push(...(await listPage(redisUrl, size.listed, size.requests)));
+  }
   return rows;
 }
