@@ -39,6 +39,60 @@ export function digested(draft: EventDraft): boolean {
   return draft.type.startsWith('execution.');
 }
 
+/**
+ * The digests of one group of subscribers: gathers their execution events and sends a digest when the
+ * last one went `everyMs` ago or more, else once that much time has passed (a timer, if nothing else
+ * comes). The digest's id is the hub's position when it goes: every event up to there is in it, or was
+ * sent (the group's other events go one by one as they come).
+ */
+export class DigestSchedule {
+  private readonly events = new EventDigest();
+  private sentAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly everyMs: number,
+    /** The hub's position now. */
+    private readonly position: () => Position,
+    /** Sends a digest's frame to the group's live subscribers. */
+    private readonly send: (frame: string) => void,
+  ) {}
+
+  add(draft: EventDraft): void {
+    this.events.add(draft);
+  }
+
+  /** Sends the digest now if it is due, or arranges for it to go when it is. */
+  soon(): void {
+    if (this.stopped || this.events.empty || this.timer) {
+      return;
+    }
+    const wait = this.sentAt + this.everyMs - Date.now();
+    if (wait <= 0) {
+      this.sendNow();
+    } else {
+      this.timer = setTimeout(() => this.sendNow(), wait);
+      this.timer.unref();
+    }
+  }
+
+  /** The group is gone: nothing more is sent. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private sendNow(): void {
+    this.timer = undefined;
+    if (this.stopped || this.events.empty) {
+      return;
+    }
+    this.sentAt = Date.now();
+    this.send(this.events.take(this.position()));
+  }
+}
+
 /** The execution events gathered for one digest. */
 export class EventDigest {
   private count = 0;

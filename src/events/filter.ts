@@ -39,3 +39,15 @@ export function listParam(raw: unknown): string[] | undefined {
     .filter((v) => v !== '');
   return parts.length ? parts : undefined;
 }
+
+/** The same key for filters that pass the same events (the order of their values aside). */
+export function filterKey(filter: EventFilter): string {
+  const sorted = (values: readonly (string | number)[] | undefined) =>
+    values ? [...new Set(values.map(String))].sort() : null;
+  return JSON.stringify([
+    sorted(filter.types),
+    sorted(filter.procedures),
+    sorted(filter.numbers),
+    filter.digestMs ?? null,
+  ]);
+}

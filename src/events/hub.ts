@@ -15,12 +15,10 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { bullQueueKeys } from '../redis/bullmq-internals.js';
-import { jobIdOf, type Keys } from '../redis/keys.js';
 import { BullMapper } from './bull-mapper.js';
-import { EventDigest, digested } from './digest.js';
+import { DigestSchedule, digested } from './digest.js';
 import { eventFrame, mapLog, merge, resetFrame, type Entry } from './entries.js';
-import { matches } from './filter.js';
+import { filterKey, matches } from './filter.js';
 import {
   ZERO,
   compareStreamIds,
@@ -31,17 +29,10 @@ import {
   type StreamId,
 } from './ids.js';
 import { READ_COUNT, replay } from './replay.js';
+import type { HubStreams } from './streams.js';
 import type { EventFilter } from './types.js';
 
-/** The streams the hub reads, and how to find an execution's job hash. */
-export interface HubStreams {
-  /** BullMQ's events stream of the procedures queue. */
-  readonly bull: string;
-  /** sprocd's event log. */
-  readonly log: string;
-  /** The job hash of execution `number` (its `name` is the procedure, `ats` its starts). */
-  job(number: number): string;
-}
+export { hubStreams, type HubStreams } from './streams.js';
 
 /** Options of {@link EventHub}. */
 export interface EventHubOptions {
@@ -111,20 +102,8 @@ interface Group {
   readonly members: Set<Subscriber>;
   /** Frames of the current read for the group's live members, sent in one write at its end. */
   outbox: string;
-  /** With `digestMs`: the execution events gathered since the last digest, when it went, its timer. */
-  digest?: { events: EventDigest; sentAt: number; timer: NodeJS.Timeout | undefined };
-}
-
-/** The same key for filters that pass the same events (the order of their values aside). */
-export function filterKey(filter: EventFilter): string {
-  const sorted = (values: readonly (string | number)[] | undefined) =>
-    values ? [...new Set(values.map(String))].sort() : null;
-  return JSON.stringify([
-    sorted(filter.types),
-    sorted(filter.procedures),
-    sorted(filter.numbers),
-    filter.digestMs ?? null,
-  ]);
+  /** With `digestMs`: its execution events go out as digests (./digest.ts). */
+  digest?: DigestSchedule;
 }
 
 /** Reads the event streams once per node and fans them out. */
@@ -181,10 +160,18 @@ export class EventHub {
     const key = filterKey(filter);
     let group = this.groups.get(key);
     if (!group) {
-      group = { key, filter, members: new Set(), outbox: '' };
+      const made: Group = { key, filter, members: new Set(), outbox: '' };
       if (filter.digestMs !== undefined) {
-        group.digest = { events: new EventDigest(), sentAt: 0, timer: undefined };
+        made.digest = new DigestSchedule(
+          filter.digestMs,
+          () => this.position,
+          (frame) => {
+            made.outbox += frame;
+            this.flushGroup(made);
+          },
+        );
       }
+      group = made;
       this.groups.set(key, group);
     }
     const sub = new Subscriber(filter, group, sink, from ?? upTo);
@@ -220,7 +207,7 @@ export class EventHub {
   close(): void {
     this.closed = true;
     for (const group of this.groups.values()) {
-      clearTimeout(group.digest?.timer);
+      group.digest?.stop();
     }
     for (const sub of this.subs) {
       this.drop(sub, 'closing');
@@ -238,7 +225,7 @@ export class EventHub {
     sub.group.members.delete(sub);
     if (sub.group.members.size === 0) {
       this.groups.delete(sub.group.key);
-      clearTimeout(sub.group.digest?.timer);
+      sub.group.digest?.stop();
     }
     if (reason) {
       sub.sink.close(reason);
@@ -358,7 +345,7 @@ export class EventHub {
           continue;
         }
         if (group.digest && digested(entry.draft)) {
-          group.digest.events.add(entry.draft);
+          group.digest.add(entry.draft);
         } else {
           frame.text ??= eventFrame(frame.position, entry.draft);
           group.outbox += frame.text;
@@ -367,36 +354,7 @@ export class EventHub {
     }
     for (const group of this.groups.values()) {
       this.flushGroup(group);
-      this.digestSoon(group);
-    }
-  }
-
-  /**
-   * Sends a digest group its digest when the last one went `digestMs` ago or more, else once that
-   * much time has passed. Its id is the hub's position then: every event up to there is in it, or was
-   * sent (a digest group gets its other events one by one as they come).
-   */
-  private digestSoon(group: Group): void {
-    const digest = group.digest;
-    const every = group.filter.digestMs;
-    if (!digest || every === undefined || digest.events.empty || digest.timer) {
-      return;
-    }
-    const send = () => {
-      digest.timer = undefined;
-      if (this.groups.get(group.key) !== group || digest.events.empty) {
-        return;
-      }
-      digest.sentAt = Date.now();
-      group.outbox += digest.events.take(this.position);
-      this.flushGroup(group);
-    };
-    const wait = digest.sentAt + every - Date.now();
-    if (wait <= 0) {
-      send();
-    } else {
-      digest.timer = setTimeout(send, wait);
-      digest.timer.unref();
+      group.digest?.soon();
     }
   }
 
@@ -451,10 +409,4 @@ export class EventHub {
       }
     }
   }
-}
-
-/** The streams of the deployment `keys`. */
-export function hubStreams(keys: Keys): HubStreams {
-  const bull = bullQueueKeys(keys);
-  return { bull: bull.events, log: keys.eventLog, job: (n) => bull.job(jobIdOf(n)) };
 }

@@ -4,6 +4,7 @@
  * with the options that role needs.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { batchWritesPerTick } from './write-batching.js';
 
 /** The roles a node opens connections for. */
 export type ConnectionRole = 'command' | 'worker' | 'subscriber' | 'events' | 'session';
@@ -40,6 +41,9 @@ export function openConnection(role: ConnectionRole, options: ConnectionOptions)
   // ioredis emits 'error' on every failed reconnect; the node reports connection state through
   // system events and /readyz, so an unhandled 'error' must not crash the process.
   redis.on('error', () => undefined);
+  if (process.env.SPROCD_DIAG_NO_BATCH !== '1') {
+    batchWritesPerTick(redis);
+  }
   return redis;
 }
 
