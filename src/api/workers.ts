@@ -40,7 +40,8 @@ export const workerRoutes: FastifyPluginAsyncZod<WorkersRouteDeps> = async (app,
     {
       schema: {
         operationId: 'callWorker',
-        summary: 'CALL WORKER: queue a message (a procedure and its params) for a worker, created by its first call.',
+        summary:
+          'CALL WORKER: queue a message (a procedure and its params) for a worker, created by its first call.',
         description:
           'A worker runs its messages one at a time, in the order they were queued, on one node of the ' +
           'cluster at a time; a message whose node died runs again on another node.',

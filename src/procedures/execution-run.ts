@@ -61,7 +61,10 @@ export class Interruption {
 }
 
 /** What a run reads of its BullMQ job (a worker message makes one of its own: ./workers/runner.ts). */
-export type RunJob = Pick<Job<ExecutionData, JsonValue>, 'data' | 'attemptsStarted' | 'processedOn' | 'updateProgress'>;
+export type RunJob = Pick<
+  Job<ExecutionData, JsonValue>,
+  'data' | 'attemptsStarted' | 'processedOn' | 'updateProgress'
+>;
 
 /** ctx.callWorker's and ctx.killWorker's way to the workers (./workers/workers.ts). */
 export interface WorkerCalls {

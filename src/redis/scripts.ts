@@ -674,7 +674,12 @@ function workerTake(reply: unknown): WorkerTake {
 }
 
 /** workerCall-4.lua: queues `messageJson` for worker `name` (creating it); answers its pending count. */
-export async function workerCall(redis: Redis, keys: Keys, name: string, messageJson: string): Promise<number> {
+export async function workerCall(
+  redis: Redis,
+  keys: Keys,
+  name: string,
+  messageJson: string,
+): Promise<number> {
   const w = keys.workers;
   return Number(
     await run(
@@ -700,12 +705,14 @@ export async function workerDone(
   outcome: { failed: boolean; next: boolean },
 ): Promise<WorkerTake> {
   return workerTake(
-    await run(
-      redis,
-      'workerDone',
-      workerKeys(keys, name),
-      [token, Date.now(), outcome.next ? 1 : 0, outcome.failed ? 1 : 0, name, keys.workers.channel],
-    ),
+    await run(redis, 'workerDone', workerKeys(keys, name), [
+      token,
+      Date.now(),
+      outcome.next ? 1 : 0,
+      outcome.failed ? 1 : 0,
+      name,
+      keys.workers.channel,
+    ]),
   );
 }
 

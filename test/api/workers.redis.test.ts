@@ -54,7 +54,10 @@ beforeAll(async () => {
   fs.writeFileSync(
     file,
     JSON.stringify({
-      callers: callers.map((c) => ({ ...c, tokenSha256: tokenSha256(tokens[c.name as keyof typeof tokens]) })),
+      callers: callers.map((c) => ({
+        ...c,
+        tokenSha256: tokenSha256(tokens[c.name as keyof typeof tokens]),
+      })),
     }),
   );
   ({ node, url } = await startInProcessNode(prefix, {
@@ -72,7 +75,9 @@ afterAll(async () => {
 
 describe('CALL WORKER and KILL WORKER over HTTP', () => {
   it('gives each route its scope', async () => {
-    await expect(client('ops').callWorker('w', 'step', { tag: 's', i: 1 })).rejects.toMatchObject({ status: 403 });
+    await expect(client('ops').callWorker('w', 'step', { tag: 's', i: 1 })).rejects.toMatchObject({
+      status: 403,
+    });
     await expect(client('steps').callWorker('w', 'step', { tag: 's', i: 1 })).rejects.toMatchObject({
       status: 403,
     });
@@ -82,7 +87,8 @@ describe('CALL WORKER and KILL WORKER over HTTP', () => {
     });
     await expect(client('ci').killWorker('w-valid')).rejects.toMatchObject({ status: 403 });
     await vi.waitFor(
-      async () => expect((await client('ops').workers()).find((w) => w.name === 'w-valid')?.processed).toBe(1),
+      async () =>
+        expect((await client('ops').workers()).find((w) => w.name === 'w-valid')?.processed).toBe(1),
       { timeout: 10_000 },
     );
     expect(await client('ops').killWorker('w-valid')).toMatchObject({ outcome: 'ended' });

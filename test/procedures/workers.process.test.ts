@@ -53,7 +53,11 @@ describe('CALL WORKER across processes', () => {
     const b = await spawnNode(p, ENV);
     nodes.push(b);
     const before = (await b.client.workers()).find((w) => w.name === 'survivor');
-    expect(before).toMatchObject({ node: started.node, pending: 4, current: { procedure: 'step', attempt: 1 } });
+    expect(before).toMatchObject({
+      node: started.node,
+      pending: 4,
+      current: { procedure: 'step', attempt: 1 },
+    });
 
     await a.kill('SIGKILL');
     const items = await vi.waitFor(async () => {

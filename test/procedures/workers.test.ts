@@ -88,7 +88,11 @@ describe('CALL WORKER', () => {
   it('queues from a procedure with ctx.callWorker; ctx.worker is undefined outside a worker message', async () => {
     const { client } = await start();
     const t = tag();
-    const caller = await client.execute('caller', { tag: t, worker: 'from-ctx', steps: [1, 2, 3] }, { wait: 10_000 });
+    const caller = await client.execute(
+      'caller',
+      { tag: t, worker: 'from-ctx', steps: [1, 2, 3] },
+      { wait: 10_000 },
+    );
     expect(caller.result).toEqual({ ok: true, worker: null });
     await vi.waitFor(() => expect(stepsSeen(t).map((s) => s.i)).toEqual([1, 2, 3]), WAIT);
     const plain = await client.execute('step', { tag: tag(), i: 1 }, { wait: 10_000 });
@@ -110,7 +114,12 @@ describe('CALL WORKER', () => {
   it('is refused with ABORTED once the calling execution was aborted', async () => {
     const { client } = await start();
     const t = tag();
-    const caller = await client.execute('caller', { tag: t, worker: 'after-abort', steps: [1], afterAbort: true });
+    const caller = await client.execute('caller', {
+      tag: t,
+      worker: 'after-abort',
+      steps: [1],
+      afterAbort: true,
+    });
     await waitForState(client, caller.number, 'active');
     await client.abort(caller.number);
     await waitForState(client, caller.number, 'aborted');
@@ -196,11 +205,18 @@ describe('KILL WORKER', () => {
     const t = tag();
     await client.callWorker('idle', 'step', { tag: t, i: 1 });
     await vi.waitFor(() => expect(stepsSeen(t)).toHaveLength(1), WAIT);
-    await vi.waitFor(async () => expect(await workerOf(client, 'idle')).toMatchObject({ processed: 1 }), WAIT);
+    await vi.waitFor(
+      async () => expect(await workerOf(client, 'idle')).toMatchObject({ processed: 1 }),
+      WAIT,
+    );
     expect(await client.killWorker('idle')).toEqual({ worker: 'idle', outcome: 'ended', dropped: 0 });
     expect(await workerOf(client, 'idle')).toBeUndefined();
     await expect(client.killWorker('idle')).rejects.toMatchObject({ code: 'WORKER_NOT_FOUND', status: 404 });
-    const caller = await client.execute('caller', { tag: tag(), worker: 'w', kill: 'never-called' }, { wait: 10_000 });
+    const caller = await client.execute(
+      'caller',
+      { tag: tag(), worker: 'w', kill: 'never-called' },
+      { wait: 10_000 },
+    );
     expect(caller.result).toEqual({ ok: true, worker: null });
     // Killed from a procedure: a new call makes a new worker, whose local starts again.
     await client.callWorker('idle', 'step', { tag: t, i: 2 });
@@ -210,13 +226,19 @@ describe('KILL WORKER', () => {
 
 describe('CALL WORKER across a stop', () => {
   it('a stopping node gives its worker back at once: the message it could not finish runs again on the other node', async () => {
-    const first = await start(undefined, { SPROCD_EXECUTION_LEASE_MS: '60000', SPROCD_SHUTDOWN_GRACE_MS: '300' });
+    const first = await start(undefined, {
+      SPROCD_EXECUTION_LEASE_MS: '60000',
+      SPROCD_SHUTDOWN_GRACE_MS: '300',
+    });
     const t = tag();
     await first.client.callWorker('moving', 'step', { tag: t, i: 1 });
     await vi.waitFor(() => expect(stepsSeen(t)).toHaveLength(1), WAIT);
     await first.client.callWorker('moving', 'step', { tag: t, i: 2, gate: true });
     await first.client.callWorker('moving', 'step', { tag: t, i: 3 });
-    await vi.waitFor(async () => expect((await workerOf(first.client, 'moving'))?.current).toBeDefined(), WAIT);
+    await vi.waitFor(
+      async () => expect((await workerOf(first.client, 'moving'))?.current).toBeDefined(),
+      WAIT,
+    );
     const second = await start(first.prefix, { SPROCD_EXECUTION_LEASE_MS: '60000' });
     // The lease is a minute: only the give-back can move the worker within the test.
     await first.node.stop();

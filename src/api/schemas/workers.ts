@@ -10,7 +10,9 @@ export const WorkerNameParams = z.strictObject({
 /** The body of POST /v1/workers/{name}/calls. */
 export const WorkerCallBodySchema = z
   .strictObject({
-    procedure: z.string().describe('The procedure the message runs: its path under jobs/ without the extension.'),
+    procedure: z
+      .string()
+      .describe('The procedure the message runs: its path under jobs/ without the extension.'),
     params: JsonValueSchema.optional().describe("The procedure's params (JSON); checked by its schema."),
   })
   .meta({ id: 'WorkerCallRequest' });

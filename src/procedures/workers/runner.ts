@@ -152,7 +152,10 @@ export class WorkerRunner {
     const released = await Promise.all(
       workers.map((w) =>
         workerRelease(this.opts.redis, this.opts.keys, w.name, w.token).catch((err: unknown) => {
-          this.opts.logger.warn({ err, worker: w.name }, 'worker not given back; another node takes it after its lease');
+          this.opts.logger.warn(
+            { err, worker: w.name },
+            'worker not given back; another node takes it after its lease',
+          );
           return false;
         }),
       ),
@@ -294,7 +297,10 @@ export class WorkerRunner {
     const o = this.opts;
     const log = { worker: worker.name, procedure: message.p, message: message.i, attempt };
     if (attempt > o.maxRecoveries + 1) {
-      o.logger.warn(log, 'worker message dropped: its nodes died running it too many times (SPROCD_MAX_RECOVERIES)');
+      o.logger.warn(
+        log,
+        'worker message dropped: its nodes died running it too many times (SPROCD_MAX_RECOVERIES)',
+      );
       return 'failed';
     }
     const definition = o.registry.get(message.p);
