@@ -106,7 +106,7 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
     bodyLimit: s.bodyLimit,
     // A path parameter may be a whole worker name (255 characters, each up to 12 once percent-encoded);
     // fastify's default of 100 would answer 414 before the name's own rules could say what is wrong.
-    maxParamLength: 4096,
+    routerOptions: { maxParamLength: 4096 },
     // Requests are not logged one by one (executions are); unexpected errors are, below.
     logger: false,
     return503OnClosing: true,
