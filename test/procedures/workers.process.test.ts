@@ -84,4 +84,31 @@ describe('CALL WORKER across processes', () => {
       });
     }, WAIT);
   });
+
+  it('keeps pending messages through a SIGKILL of the only node: the next node to start runs them all, in order', async () => {
+    const p = uniquePrefix('wkr');
+    prefixes.push(p);
+    const a = await spawnNode(p, ENV);
+    nodes.push(a);
+    const t = 'restart';
+    await a.client.callWorker('durable', 'step', { tag: t, i: 1, store: true, hangFirst: true });
+    for (let i = 2; i <= 4; i++) {
+      await a.client.callWorker('durable', 'step', { tag: t, i, store: true });
+    }
+    await vi.waitFor(async () => expect((await entry<{ i: number }>(p, `wstart:${t}`))?.i).toBe(1), WAIT);
+    await a.kill('SIGKILL');
+    const restarted = await spawnNode(p, ENV);
+    nodes.push(restarted);
+    const items = await vi.waitFor(async () => {
+      const log = await entry<{ items: StepSeen[] }>(p, `wlog:${t}`);
+      expect(log?.items).toHaveLength(4);
+      return (log as { items: StepSeen[] }).items;
+    }, WAIT);
+    expect(items.map((s) => [s.i, s.attempt, s.local])).toEqual([
+      [1, 2, 1],
+      [2, 1, 2],
+      [3, 1, 3],
+      [4, 1, 4],
+    ]);
+  });
 });

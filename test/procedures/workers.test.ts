@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
 import { createKeys } from '../../src/redis/keys.js';
+import { workerCall, workerClaim, workerNext } from '../../src/redis/scripts.js';
 import { callerSeen } from '../fixtures/worker-jobs/caller.js';
 import { openGate, stepsSeen } from '../fixtures/worker-jobs/step.js';
 import { waitForState } from '../support/executions.js';
@@ -221,6 +222,29 @@ describe('KILL WORKER', () => {
     // Killed from a procedure: a new call makes a new worker, whose local starts again.
     await client.callWorker('idle', 'step', { tag: t, i: 2 });
     await vi.waitFor(() => expect(stepsSeen(t).map((s) => s.local)).toEqual([1, 1]), WAIT);
+  });
+});
+
+describe('CALL WORKER ownership', () => {
+  it('lets one of many racing claims take a worker, and only its token take messages', async () => {
+    const prefix = uniquePrefix('wk-race');
+    prefixes.push(prefix);
+    const keys = createKeys(prefix);
+    const redis = testClient();
+    const message = JSON.stringify({ i: 'm1', p: 'step', a: { tag: 'race', i: 1 }, q: Date.now() });
+    expect(await workerCall(redis, keys, 'raced', message)).toBe(1);
+    const tokens = Array.from({ length: 8 }, (_, i) => `token-${i}@node-${i}`);
+    const won = await Promise.all(tokens.map((t) => workerClaim(redis, keys, 'raced', t, 10_000)));
+    expect(won.filter(Boolean)).toHaveLength(1);
+    const winner = tokens[won.indexOf(true)] as string;
+    expect(await redis.get(keys.workers.owner('raced'))).toBe(winner);
+    const loser = tokens.find((t) => t !== winner) as string;
+    expect(await workerNext(redis, keys, 'raced', loser)).toEqual({ code: -1 });
+    expect(await workerNext(redis, keys, 'raced', winner)).toEqual({ code: 1, message });
+    // Taken over (say the winner died): the same message again, its attempt raised.
+    await redis.del(keys.workers.owner('raced'));
+    expect(await workerClaim(redis, keys, 'raced', loser, 10_000)).toBe(true);
+    expect(await workerNext(redis, keys, 'raced', loser)).toEqual({ code: 2, message });
   });
 });
 
