@@ -223,8 +223,10 @@ export class WorkerRunner {
       this.opts.logger.debug({ err, worker: name }, 'worker claim failed; the scan tries again');
       return;
     }
-    if (this.owned.has(name)) {
-      return; // taken twice by this node (a nudge and a scan): the first token stays, this one expires
+    if (this.stopping) {
+      // The stop began while the claim was on its way: give the worker back now, not after the lease.
+      await workerRelease(this.opts.redis, this.opts.keys, name, token).catch(() => undefined);
+      return;
     }
     const worker = new OwnedWorker(name, token, this.opts.services);
     this.owned.set(name, worker);
