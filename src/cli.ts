@@ -15,6 +15,7 @@ import { executionCommands } from './cli/executions.js';
 import { EXIT, exitCodeOf } from './cli/exit.js';
 import { processIo, type Io } from './cli/output.js';
 import { resourceCommands } from './cli/resources.js';
+import { workerCommands } from './cli/workers.js';
 import { httpUrl } from './cli/args.js';
 import { ApiError, SprocdClient } from './client/index.js';
 import { initCommand } from './init/command.js';
@@ -66,6 +67,7 @@ export function buildCli(io: Io = processIo): Command {
         }
       }),
     ...resourceCommands(ctx),
+    ...workerCommands(ctx),
     ...backupCommands(ctx),
     auditCommand(ctx),
     callersCommand(ctx),

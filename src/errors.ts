@@ -51,6 +51,8 @@ export const ERROR_CODES = [
   'PARAMS_MISMATCH',
   // signals and semaphores (ctx.newSignal, ctx.semaphore)
   'SIGNAL_NOT_FOUND',
+  // workers (ctx.callWorker, ctx.killWorker)
+  'WORKER_NOT_FOUND',
   // the session and its storage
   'STORAGE_ENTRY_NOT_FOUND',
   'STORAGE_ENTRY_CHANGED',
@@ -164,6 +166,15 @@ export class SignalNotFoundError extends SprocdError {
       `No signal ${JSON.stringify(id)}: it was never made with ctx.newSignal, or it expired (10 min after its trigger, 24 h after its last use).`,
       { details: { id } },
     );
+  }
+}
+
+/** KILL WORKER (over HTTP) of a worker that does not exist: never called, or already ended. */
+export class WorkerNotFoundError extends SprocdError {
+  constructor(name: string) {
+    super('WORKER_NOT_FOUND', `No worker ${JSON.stringify(name)}: it was never called, or it ended.`, {
+      details: { name },
+    });
   }
 }
 

@@ -38,6 +38,7 @@ export type {
   Processes,
   ProcessDetails,
   ProcessStateCode,
+  WorkerScope,
 } from './types.js';
 export type { SystemEvent } from './lifecycle/system-events.js';
 export type { OnErrorInfo, OnErrorError } from './lifecycle/on-error.js';

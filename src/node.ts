@@ -38,6 +38,8 @@ import { Executions, type ControlMessage } from './procedures/executions.js';
 import { ProcessSync } from './procedures/process-sync.js';
 import { ProcedureRegistry, type ProcedureListing } from './procedures/registry.js';
 import { WorkerPool } from './procedures/worker-pool.js';
+import { WorkerRunner } from './procedures/workers/runner.js';
+import { Workers } from './procedures/workers/workers.js';
 import { closeConnection, openConnection, type ConnectionRole } from './redis/connections.js';
 import { startRedisServer, type RedisServer } from './redis/embedded.js';
 import { withRedisTimeout } from './redis/errors.js';
@@ -78,6 +80,9 @@ export class SprocdNode {
   private connections: Redis[] = [];
   private command: Redis | undefined;
   private workers: WorkerPool | undefined;
+  /** CALL WORKER, KILL WORKER and the listing; and the workers this node runs. */
+  private workerCalls: Workers | undefined;
+  private workerRunner: WorkerRunner | undefined;
   /** Signals and semaphores of the executions running here. */
   private sync: ProcessSync | undefined;
   private heartbeat: Heartbeat | undefined;
@@ -233,6 +238,7 @@ export class SprocdNode {
         this.tracing?.bullmq,
       );
       this.executions = executions;
+      this.workerCalls = new Workers(command, this.keys, this.registry);
 
       await this.runHook('onServerStartup');
       // A stop asked for while the startup hook ran: start nothing more (stop() releases what is open).
@@ -267,9 +273,21 @@ export class SprocdNode {
             (n) => n.node !== this.name && n.procedures?.includes(procedure),
           ),
         sync: this.sync,
+        workers: this.workerCalls,
+      });
+      this.workerRunner = new WorkerRunner({
+        redis: command,
+        keys: this.keys,
+        node: this.name,
+        registry: this.registry,
+        leaseMs: s.executionLeaseMs,
+        maxRecoveries: s.maxRecoveries,
+        logger: this.log.child({ part: 'workers' }),
+        services: this.workers.services,
       });
       await this.subscribeControl();
       await this.workers.start();
+      this.workerRunner.start();
       this.heartbeat = new Heartbeat(
         {
           name: this.name,
@@ -328,6 +346,7 @@ export class SprocdNode {
     this.current = 'stopping';
     this.log.info('stopping: new executions are refused');
     await this.workers?.beginStop();
+    this.workerRunner?.beginStop();
     if (wasReady) {
       await this.runHook('onServerShutdown').catch((err: unknown) =>
         this.log.error({ err }, 'onServerShutdown threw; stopping anyway'),
@@ -339,12 +358,17 @@ export class SprocdNode {
       .catch((err: unknown) => this.log.error({ err }, 'closing backups and schedules failed'));
     const graceEnds = Date.now() + this.settings.shutdownGraceMs;
     this.workers?.signalAll();
+    this.workerRunner?.signalAll();
+    const workersStopped = this.workerRunner?.stop(this.settings.shutdownGraceMs);
     if (this.workers) {
       const { finished, givenBack } = await this.workers.stop(
         this.settings.shutdownGraceMs,
         this.settings.redisTimeoutMs,
       );
       this.log.info({ finished, givenBack }, 'executions settled');
+    }
+    if (workersStopped) {
+      this.log.info(await workersStopped, 'workers given back');
     }
     // onError calls still running (their ctx.signal has fired): the rest of the grace, at least a Redis time-out.
     if (this.onErrorCalls.size > 0) {
@@ -399,6 +423,7 @@ export class SprocdNode {
       state: () => this.current,
       isReady: () => this.isReady(),
       executions: (access) => this.part(this.executions, access),
+      workers: (access) => this.part(this.workerCalls, access),
       procedures: () => this.procedureListing(),
       procedureSchemas: () => this.registry.names().flatMap((name) => this.registry.get(name) ?? []),
       session: () => {
@@ -582,8 +607,12 @@ export class SprocdNode {
   private async subscribeControl(): Promise<void> {
     const sub = this.open('subscriber');
     const sync = this.sync;
-    const channels = [this.keys.controlChannel, ...(sync?.channels ?? [])];
+    const channels = [this.keys.controlChannel, this.keys.workers.channel, ...(sync?.channels ?? [])];
     sub.on('message', (channel: string, payload: string) => {
+      if (channel === this.keys.workers.channel) {
+        this.workerRunner?.onNudge(payload);
+        return;
+      }
       if (channel !== this.keys.controlChannel) {
         sync?.onMessage(channel, payload);
         return;
@@ -607,7 +636,10 @@ export class SprocdNode {
     sub.on('ready', () => {
       void sub
         .subscribe(...channels)
-        .then(() => sync?.recheck())
+        .then(() => {
+          this.workerRunner?.recheck();
+          return sync?.recheck();
+        })
         .catch((err: unknown) =>
           this.log.warn({ err }, 'signals and semaphores not re-read after a reconnect'),
         );
@@ -619,6 +651,7 @@ export class SprocdNode {
     this.heartbeat?.stop();
     await this.heartbeat?.leave().catch(() => undefined);
     this.sync?.stop();
+    this.workerRunner?.beginStop();
     await this.workers?.close();
     await this.executions?.close();
     await this.sessionService?.close().catch(() => undefined);

@@ -175,6 +175,27 @@ export interface ProcedureContext extends HookContext {
   testSemaphore(name: string): Promise<boolean>;
   /** CLEAR SEMAPHORE: frees it when this execution holds it; does nothing otherwise. */
   clearSemaphore(name: string): Promise<void>;
+  /**
+   * CALL WORKER: queues `procedure` with `params` for the worker `worker` (created by its first call).
+   * A worker runs its messages one at a time, in the order they were queued, on one node of the
+   * cluster at a time. Refused with ABORTED once this execution was aborted.
+   */
+  callWorker(worker: string, procedure: string, params?: unknown): Promise<void>;
+  /** KILL WORKER: drops its pending messages; it ends once its current one is done. Nothing when none. */
+  killWorker(name: string): Promise<void>;
+  /** Inside a worker's message: the worker (its name, and `local`); undefined in an execution. */
+  readonly worker: WorkerScope | undefined;
+}
+
+/** `ctx.worker` inside a worker's message. */
+export interface WorkerScope {
+  /** The worker's name. */
+  readonly name: string;
+  /**
+   * An object kept between the worker's messages while it stays on one node (4D's process variables
+   * of a worker). It starts empty each time a node takes the worker (its node stopped or died).
+   */
+  readonly local: Record<string, unknown>;
 }
 
 /** A signal (4D's `4D.Signal`), from ctx.newSignal or ctx.openSignal. */

@@ -43,6 +43,7 @@ import { registerOpenApi, type OpenApiRouteDeps } from './openapi.js';
 import { procedureRoutes, type ProceduresRouteDeps } from './procedures.js';
 import { sessionRoutes, type SessionRouteDeps } from './session.js';
 import { jsonSerializerCompiler, zodValidatorCompiler } from './validation.js';
+import { workerRoutes, type WorkersRouteDeps } from './workers.js';
 
 /** Everything the API needs of its node: what each route plugin declares, and how to listen. */
 export interface ApiContext
@@ -61,6 +62,7 @@ export interface ApiContext
     ExecutionLogsRouteDeps,
     SchedulesRouteDeps,
     AuditRouteDeps,
+    WorkersRouteDeps,
     OpenApiRouteDeps,
     LimitsDeps {
   /**
@@ -102,6 +104,9 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
     // Time-outs for slow clients (./limits.ts).
     ...serverOptions(s),
     bodyLimit: s.bodyLimit,
+    // A path parameter may be a whole worker name (255 characters, each up to 12 once percent-encoded);
+    // fastify's default of 100 would answer 414 before the name's own rules could say what is wrong.
+    routerOptions: { maxParamLength: 4096 },
     // Requests are not logged one by one (executions are); unexpected errors are, below.
     logger: false,
     return503OnClosing: true,
@@ -177,6 +182,7 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
         await v1.register(executionLogRoutes, ctx);
         await v1.register(scheduleRoutes, ctx);
         await v1.register(auditRoutes, ctx);
+        await v1.register(workerRoutes, ctx);
       },
       { prefix: '/v1' },
     );

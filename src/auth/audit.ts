@@ -20,6 +20,8 @@ export const AUDIT_ACTIONS = [
   'backup',
   'restore',
   'storage.write',
+  'worker.call',
+  'worker.kill',
 ] as const;
 
 /** One of {@link AUDIT_ACTIONS}. */

@@ -116,6 +116,30 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteRule>> = {
       }),
   },
 
+  // workers (CALL WORKER, KILL WORKER)
+  'GET /v1/workers': read,
+  'POST /v1/workers/:name/calls': {
+    scope: 'execute',
+    audit: 'worker.call',
+    procedure: (body) => field(body, 'procedure'),
+    describe: ({ params, body, answer }) =>
+      defined({
+        worker: field(params, 'name'),
+        procedure: field(body, 'procedure'),
+        message: field(answer, 'id'),
+      }),
+  },
+  'DELETE /v1/workers/:name': {
+    scope: 'control',
+    audit: 'worker.kill',
+    describe: ({ params, answer }) =>
+      defined({
+        worker: field(params, 'name'),
+        outcome: field(answer, 'outcome'),
+        dropped: field(answer, 'dropped'),
+      }),
+  },
+
   // procedures, the cluster, its history
   'GET /v1/procedures': read,
   'GET /v1/nodes': read,

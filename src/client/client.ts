@@ -36,6 +36,9 @@ import type {
   SystemEvent,
   SystemEventsQuery,
   Timeline,
+  WorkerCallAnswer,
+  WorkerInfo,
+  WorkerKillAnswer,
 } from './types.js';
 
 /** Filters of {@link SprocdClient.events}: each a value or a list. */
@@ -166,6 +169,26 @@ export class SprocdClient<Procedures extends object = {}> {
   /** The lines an execution wrote through ctx.log, oldest first, while kept (GET /v1/executions/{number}/logs). */
   async logs(number: number): Promise<LogLine[]> {
     return (await this.request<{ items: LogLine[] }>('GET', `/v1/executions/${number}/logs`)).items;
+  }
+
+  /** The workers of the cluster, with their node, pending messages and current message (GET /v1/workers). */
+  async workers(): Promise<WorkerInfo[]> {
+    return (await this.request<{ items: WorkerInfo[] }>('GET', '/v1/workers')).items;
+  }
+
+  /**
+   * CALL WORKER: queues `procedure` with `params` for worker `name`, created by its first call
+   * (POST /v1/workers/{name}/calls).
+   */
+  callWorker(name: string, procedure: string, params?: unknown): Promise<WorkerCallAnswer> {
+    return this.request('POST', `/v1/workers/${encodeURIComponent(name)}/calls`, {
+      body: params === undefined ? { procedure } : { procedure, params },
+    });
+  }
+
+  /** KILL WORKER: drops its pending messages; it ends once its current one is done (DELETE /v1/workers/{name}). */
+  killWorker(name: string): Promise<WorkerKillAnswer> {
+    return this.request('DELETE', `/v1/workers/${encodeURIComponent(name)}`);
   }
 
   /** The automatic backup's and the procedures' schedules: next ticks, last run, missed ticks (GET /v1/schedules). */

@@ -36,6 +36,12 @@ import type {
   SystemEventListSchema,
   SystemEventsQuerySchema,
 } from '../api/schemas/stats.js';
+import type {
+  WorkerCallBodySchema,
+  WorkerCallSchema,
+  WorkerKillSchema,
+  WorkerViewSchema,
+} from '../api/schemas/workers.js';
 import type { ProcedureDefinition } from '../procedures/define.js';
 import type { JsonValue } from '../types.js';
 
@@ -140,3 +146,12 @@ export type ExecuteArgs<T> =
       {} extends ParamsOf<T>
       ? [params?: ParamsOf<T>, options?: ExecuteRequestOptions]
       : [params: ParamsOf<T>, options?: ExecuteRequestOptions];
+
+/** A worker as GET /v1/workers shows it. */
+export type WorkerInfo = z.output<typeof WorkerViewSchema>;
+/** The body of CALL WORKER (POST /v1/workers/{name}/calls). */
+export type WorkerCallRequest = z.input<typeof WorkerCallBodySchema>;
+/** What CALL WORKER answers: the queued message. */
+export type WorkerCallAnswer = z.output<typeof WorkerCallSchema>;
+/** What KILL WORKER answers (DELETE /v1/workers/{name}). */
+export type WorkerKillAnswer = z.output<typeof WorkerKillSchema>;

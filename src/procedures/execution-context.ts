@@ -4,7 +4,8 @@
  * are made on first use: most procedures touch few of them, and this runs once per execution.
  */
 import type { Logger } from 'pino';
-import type { ProcedureContext, ProcessInfo, Session } from '../types.js';
+import { NotReadyError } from '../errors.js';
+import type { ProcedureContext, ProcessInfo, Session, WorkerScope } from '../types.js';
 import { executeOnServerWith } from './execute.js';
 import type { ExecutionRun, RunServices } from './execution-run.js';
 import type { LineCapture } from './execution-logs.js';
@@ -32,6 +33,8 @@ export class ExecutionContext implements ProcedureContext {
       | 'semaphore'
       | 'testSemaphore'
       | 'clearSemaphore'
+      | 'callWorker'
+      | 'killWorker'
     >
   > = {};
 
@@ -166,7 +169,9 @@ export class ExecutionContext implements ProcedureContext {
 
   get executeOnServer(): ProcedureContext['executeOnServer'] {
     if (!this.bound.executeOnServer) {
-      const execute = executeOnServerWith(() => this.services.executions, { parent: this.run.number });
+      // A worker's message (number 0) is not an execution: what it starts has no parent.
+      const links = this.run.number > 0 ? { parent: this.run.number } : undefined;
+      const execute = executeOnServerWith(() => this.services.executions, links);
       // An aborted execution starts nothing more.
       this.bound.executeOnServer = ((...args: Parameters<typeof execute>) => {
         try {
@@ -178,5 +183,39 @@ export class ExecutionContext implements ProcedureContext {
       }) as ProcedureContext['executeOnServer'];
     }
     return this.bound.executeOnServer;
+  }
+
+  get worker(): WorkerScope | undefined {
+    return this.run.worker;
+  }
+
+  get callWorker(): ProcedureContext['callWorker'] {
+    return (this.bound.callWorker ??= async (worker, procedure, params) => {
+      // An aborted execution queues nothing more (as executeOnServer).
+      this.run.assertNotAborted();
+      await this.workerCalls().call(worker, procedure, params, this.run.number);
+    });
+  }
+
+  get killWorker(): ProcedureContext['killWorker'] {
+    return (this.bound.killWorker ??= async (name) => {
+      this.run.assertNotAborted();
+      // 4D's KILL WORKER does nothing on a worker that does not exist.
+      await this.workerCalls()
+        .kill(name)
+        .catch((err: unknown) => {
+          if ((err as { code?: unknown }).code !== 'WORKER_NOT_FOUND') {
+            throw err;
+          }
+        });
+    });
+  }
+
+  private workerCalls(): NonNullable<RunServices['workers']> {
+    const workers = this.services.workers;
+    if (!workers) {
+      throw new NotReadyError();
+    }
+    return workers;
   }
 }

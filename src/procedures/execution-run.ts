@@ -11,7 +11,14 @@ import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError } from '../errors.js';
 import type { LockOwner } from '../session/lock-owner.js';
-import type { ErrCallHandler, JsonValue, ProcedureContext, Processes, Session } from '../types.js';
+import type {
+  ErrCallHandler,
+  JsonValue,
+  ProcedureContext,
+  Processes,
+  Session,
+  WorkerScope,
+} from '../types.js';
 import type { ProcedureDefinition } from './define.js';
 import type { ExecutionLogs } from './execution-logs.js';
 import type { ExecutionData, Executions } from './executions.js';
@@ -53,6 +60,18 @@ export class Interruption {
   constructor(readonly kind: 'abort' | 'giveback' | 'timeout') {}
 }
 
+/** What a run reads of its BullMQ job (a worker message makes one of its own: ./workers/runner.ts). */
+export type RunJob = Pick<
+  Job<ExecutionData, JsonValue>,
+  'data' | 'attemptsStarted' | 'processedOn' | 'updateProgress'
+>;
+
+/** ctx.callWorker's and ctx.killWorker's way to the workers (./workers/workers.ts). */
+export interface WorkerCalls {
+  call(name: string, procedure: string, params: unknown, caller: number): Promise<unknown>;
+  kill(name: string): Promise<unknown>;
+}
+
 /** What a run needs from its node. */
 export interface RunServices {
   readonly node: string;
@@ -71,6 +90,8 @@ export interface RunServices {
   readonly processes: Processes;
   /** Marks an execution asleep in ctx.delay until a time (ms), or awake: Process state reads it. */
   markSleep(number: number, until: number | undefined): void;
+  /** CALL WORKER and KILL WORKER; absent: ctx.callWorker and ctx.killWorker throw NOT_READY. */
+  readonly workers?: WorkerCalls;
 }
 
 /** An execution running here. */
@@ -89,10 +110,12 @@ export class ExecutionRun {
   sleepMarker: ((until: number | undefined) => void) | undefined;
   /** ON ERR CALL of this run (ctx.onErrCall); none: an error fails the execution. */
   errCall: ErrCallHandler | undefined;
+  /** ctx.worker: set when this run is a worker's message (./workers/runner.ts). */
+  worker: WorkerScope | undefined;
 
   constructor(
     readonly number: number,
-    readonly job: Job<ExecutionData, JsonValue>,
+    readonly job: RunJob,
     readonly token: string,
   ) {
     this.outcome = new Promise((resolve, reject) => {

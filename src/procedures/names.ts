@@ -5,6 +5,8 @@ import { InvalidNameError } from '../errors.js';
 export const PROCEDURE_NAME_MAX = 200;
 /** Longest process name (4D: the `name` of Execute on server). */
 export const PROCESS_NAME_MAX = 255;
+/** Longest worker name (4D: a worker is a process, named like one). */
+export const WORKER_NAME_MAX = 255;
 /** Longest semaphore name (4D: 255 characters). */
 export const SEMAPHORE_NAME_MAX = 255;
 
@@ -63,5 +65,29 @@ export function assertSemaphoreName(name: unknown): asserts name is string {
     throw new InvalidNameError(
       `Bad semaphore name ${JSON.stringify(name)}: "$" names are 4D's local semaphores; sprocd's are all shared by the deployment, so drop the "$".`,
     );
+  }
+}
+
+/**
+ * Throws InvalidNameError unless `name` is a valid worker name: 1-255 characters, not starting with "$"
+ * (4D's local processes: every sprocd worker is shared by the cluster), without control characters.
+ */
+export function assertWorkerName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidNameError('A worker name must be a non-empty string (1-255 characters).');
+  }
+  if (name.length > WORKER_NAME_MAX) {
+    throw new InvalidNameError(
+      `Worker name is ${name.length} characters; at most ${WORKER_NAME_MAX} are allowed.`,
+    );
+  }
+  if (name.startsWith('$')) {
+    throw new InvalidNameError(
+      `Bad worker name ${JSON.stringify(name)}: "$" names are 4D's local processes; every sprocd worker is shared by the cluster, so drop the "$".`,
+    );
+  }
+  // eslint-disable-next-line no-control-regex -- control characters are what this refuses
+  if (/[\u0000-\u001f\u007f]/.test(name)) {
+    throw new InvalidNameError(`Bad worker name ${JSON.stringify(name)}: no control characters.`);
   }
 }

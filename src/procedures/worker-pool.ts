@@ -58,6 +58,8 @@ export interface WorkerPoolOptions {
   onFailed?: (number: number, job: Job<ExecutionData, JsonValue>) => void;
   /** Signals and semaphores of this node (./process-sync.ts). */
   sync: ProcessSync;
+  /** CALL WORKER and KILL WORKER for ctx (./workers/workers.ts). */
+  workers?: RunServices['workers'];
 }
 
 /** How long an execution of a procedure this node lacks waits before another node may take it. */
@@ -75,7 +77,8 @@ export class WorkerPool {
   private readonly failing = new WeakSet<Job<ExecutionData, JsonValue>>();
   private stopping = false;
 
-  private readonly services: RunServices;
+  /** What each execution's ctx runs on; worker messages run on it too (./workers/runner.ts). */
+  readonly services: RunServices;
   private readonly logs: ExecutionLogs;
 
   constructor(private readonly opts: WorkerPoolOptions) {
@@ -89,6 +92,7 @@ export class WorkerPool {
       session: opts.session,
       logs: this.logs,
       sync: opts.sync,
+      workers: opts.workers,
       processes: new ProcessControl(
         () => opts.executions,
         () => opts.connection,

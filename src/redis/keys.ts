@@ -99,6 +99,25 @@ export interface Keys {
   semaphore(name: string): string;
   /** Pub/sub channel: a semaphore's name each time its holder clears it. */
   readonly semaphoreChannel: string;
+  /** Workers (CALL WORKER): their mailboxes, owners and index (src/procedures/workers/). */
+  readonly workers: WorkerKeys;
+}
+
+/**
+ * The keys of the workers (CALL WORKER, docs/ARCHITECTURE.md#workers). Each worker's keys carry a
+ * one-letter part before its name, so no worker name can make one worker's key another's.
+ */
+export interface WorkerKeys {
+  /** Sorted set: every worker's name, scored by when a node should look at it (ms; +inf: idle, unowned). */
+  readonly index: string;
+  /** Pub/sub channel: a worker's name when it has work and may have nobody looking (idle, or released). */
+  readonly channel: string;
+  /** Hash of worker `name`: created, processed and failed counts, the current message and its attempt. */
+  state(name: string): string;
+  /** List of worker `name`'s pending messages (JSON), oldest first. */
+  mailbox(name: string): string;
+  /** String with a PX lease: the token (`<uuid>@<node>`) of the node that runs worker `name`. */
+  owner(name: string): string;
 }
 
 /**
@@ -143,6 +162,13 @@ export function createKeys(prefix: string): Keys {
     signalChannel: `${tag}:signals`,
     semaphore: (name) => `${tag}:sem:${name}`,
     semaphoreChannel: `${tag}:semaphores`,
+    workers: {
+      index: `${tag}:workers`,
+      channel: `${tag}:workers:nudge`,
+      state: (name) => `${tag}:wk:h:${name}`,
+      mailbox: (name) => `${tag}:wk:m:${name}`,
+      owner: (name) => `${tag}:wk:o:${name}`,
+    },
   };
 }
 

@@ -651,3 +651,121 @@ export async function semaphoreRenew(
   )) as number[];
   return lost.map((i) => i - 1);
 }
+
+// ---- workers (procedures/workers/) ----------------------------------------------------------------
+
+/** The keys every worker script takes, in their one order. */
+function workerKeys(keys: Keys, name: string): string[] {
+  const w = keys.workers;
+  return [w.owner(name), w.state(name), w.mailbox(name), w.index];
+}
+
+/** A message a worker script handed its owner to run. */
+export interface WorkerTake {
+  /** -1: the token no longer owns the worker; -2: the worker ended (killed); 0: nothing; else the attempt. */
+  readonly code: number;
+  /** The message's JSON, when there is one to run. */
+  readonly message?: string;
+}
+
+function workerTake(reply: unknown): WorkerTake {
+  const [code, message] = reply as [number, string?];
+  return message === undefined ? { code } : { code, message };
+}
+
+/** workerCall-4.lua: queues `messageJson` for worker `name` (creating it); answers its pending count. */
+export async function workerCall(
+  redis: Redis,
+  keys: Keys,
+  name: string,
+  messageJson: string,
+): Promise<number> {
+  const w = keys.workers;
+  return Number(
+    await run(
+      redis,
+      'workerCall',
+      [w.state(name), w.mailbox(name), w.index, w.owner(name)],
+      [name, messageJson, Date.now(), w.channel],
+    ),
+  );
+}
+
+/** workerNext-3.lua: the message the owner holding `token` runs next (its current one again, raised). */
+export async function workerNext(redis: Redis, keys: Keys, name: string, token: string): Promise<WorkerTake> {
+  return workerTake(await run(redis, 'workerNext', workerKeys(keys, name).slice(0, 3), [token, Date.now()]));
+}
+
+/** workerDone-4.lua: the owner's current message is done (`failed` or not); takes the next when `next`. */
+export async function workerDone(
+  redis: Redis,
+  keys: Keys,
+  name: string,
+  token: string,
+  outcome: { failed: boolean; next: boolean },
+): Promise<WorkerTake> {
+  return workerTake(
+    await run(redis, 'workerDone', workerKeys(keys, name), [
+      token,
+      Date.now(),
+      outcome.next ? 1 : 0,
+      outcome.failed ? 1 : 0,
+      name,
+      keys.workers.channel,
+    ]),
+  );
+}
+
+/**
+ * workerKill-4.lua: KILL WORKER. `missing`: no such worker; `ending`: it ends after its current
+ * message; `ended`: it ended now. `dropped` counts the pending messages dropped.
+ */
+export async function workerKill(
+  redis: Redis,
+  keys: Keys,
+  name: string,
+): Promise<{ outcome: 'missing' | 'ending' | 'ended'; dropped: number }> {
+  const [code, dropped] = (await run(redis, 'workerKill', workerKeys(keys, name), [
+    name,
+    keys.workers.channel,
+  ])) as [number, number?];
+  return { outcome: code === 0 ? 'missing' : code === 1 ? 'ending' : 'ended', dropped: dropped ?? 0 };
+}
+
+/** workerClaim-4.lua: takes worker `name` for `token` when nobody owns it and it has work; true when taken. */
+export async function workerClaim(
+  redis: Redis,
+  keys: Keys,
+  name: string,
+  token: string,
+  leaseMs: number,
+): Promise<boolean> {
+  return (await run(redis, 'workerClaim', workerKeys(keys, name), [name, token, leaseMs, Date.now()])) === 1;
+}
+
+/** workerRelease-4.lua: gives worker `name` back (nudging the others when it has work); false when not owned. */
+export async function workerRelease(redis: Redis, keys: Keys, name: string, token: string): Promise<boolean> {
+  return (
+    (await run(redis, 'workerRelease', workerKeys(keys, name), [name, token, keys.workers.channel])) === 1
+  );
+}
+
+/**
+ * workerRenew-n.lua: renews each owned worker's lease. One code per worker, in order: `lost`, `held`,
+ * or `pending` (held, with messages waiting).
+ */
+export async function workerRenew(
+  redis: Redis,
+  keys: Keys,
+  leaseMs: number,
+  owned: readonly { readonly name: string; readonly token: string }[],
+): Promise<('lost' | 'held' | 'pending')[]> {
+  const w = keys.workers;
+  const codes = (await run(
+    redis,
+    'workerRenew',
+    [w.index, ...owned.flatMap((o) => [w.owner(o.name), w.mailbox(o.name)])],
+    [leaseMs, Date.now(), ...owned.flatMap((o) => [o.name, o.token])],
+  )) as number[];
+  return codes.map((c) => (c === 0 ? 'lost' : c === 2 ? 'pending' : 'held'));
+}

@@ -48,6 +48,9 @@ export function fakeContext(overrides: Partial<ApiContext> = {}): ApiContext {
     executionAdmin: () => {
       throw new NotReadyError();
     },
+    workers: () => {
+      throw new NotReadyError();
+    },
     schedules: async () => {
       throw new NotReadyError();
     },

@@ -7,7 +7,19 @@ import { get } from '../lib/api.js';
 import { useLoad, useNow } from '../lib/live.js';
 import { Card, Empty, Problem, Time, html } from '../lib/ui.js';
 
-const ACTIONS = ['execute', 'abort', 'wake', 'retry', 'remove', 'bulk', 'backup', 'restore', 'storage.write'];
+const ACTIONS = [
+  'execute',
+  'abort',
+  'wake',
+  'retry',
+  'remove',
+  'bulk',
+  'backup',
+  'restore',
+  'storage.write',
+  'worker.call',
+  'worker.kill',
+];
 
 /** What an entry acted on: executions link to their page, the rest reads as `key=value`. */
 function Details({ details }) {
