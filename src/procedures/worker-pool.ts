@@ -7,7 +7,7 @@ import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type 
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
-import { abortRequested, uncountStart } from '../redis/bullmq-internals.js';
+import { abortRequested, pauseField, uncountStart } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
 import { startSpan } from '../tracing/spans.js';
@@ -71,6 +71,8 @@ export class WorkerPool {
   private worker: Worker<ExecutionData, JsonValue> | undefined;
   private readonly running = new Map<number, ExecutionRun>();
   private readonly earlyAborts = new Map<number, number>();
+  /** Pauses that arrived before their execution started here (kept as early aborts are). */
+  private readonly earlyPauses = new Map<number, number>();
   /** Jobs whose attempt failed here (not aborted, not given back), until BullMQ has filed them. */
   private readonly failing = new WeakSet<Job<ExecutionData, JsonValue>>();
   private stopping = false;
@@ -149,11 +151,25 @@ export class WorkerPool {
       running?.redelay(message.ms ?? 0);
       return;
     }
+    if (message.op === 'pause') {
+      if (running) {
+        running.pause();
+      } else {
+        this.earlyPauses.set(message.number, Date.now());
+        this.pruneEarly();
+      }
+      return;
+    }
+    if (message.op === 'resume') {
+      this.earlyPauses.delete(message.number);
+      running?.resume();
+      return;
+    }
     if (running) {
       running.abort();
     } else {
       this.earlyAborts.set(message.number, Date.now());
-      this.pruneEarlyAborts();
+      this.pruneEarly();
     }
   }
 
@@ -223,11 +239,13 @@ export class WorkerPool {
     }
   }
 
-  private pruneEarlyAborts(): void {
+  private pruneEarly(): void {
     const cutoff = Date.now() - EARLY_ABORT_TTL_MS;
-    for (const [number, at] of this.earlyAborts) {
-      if (at < cutoff) {
-        this.earlyAborts.delete(number);
+    for (const early of [this.earlyAborts, this.earlyPauses]) {
+      for (const [number, at] of early) {
+        if (at < cutoff) {
+          early.delete(number);
+        }
       }
     }
   }
@@ -303,6 +321,14 @@ export class WorkerPool {
         (attempt > 1 && (await abortRequested(o.connection, o.keys, number)))
       ) {
         running.abort();
+      }
+      // Paused (PAUSE PROCESS) before it started here, or while an earlier attempt ran (its node died):
+      // it starts paused, and stops at its first checkpoint or delay.
+      if (
+        this.earlyPauses.delete(number) ||
+        (attempt > 1 && (await pauseField(o.connection, o.keys, number)) !== undefined)
+      ) {
+        running.pause();
       }
       const context = (ctx = new ExecutionContext(running, this.services));
       if (span) {
