@@ -36,6 +36,7 @@ import { ExecutionAdmin } from './procedures/execution-admin.js';
 import { readExecutionLogs } from './procedures/execution-logs.js';
 import { Executions, type ControlMessage } from './procedures/executions.js';
 import { ProcessSync } from './procedures/process-sync.js';
+import { ProcessControl } from './procedures/processes.js';
 import { ProcedureRegistry, type ProcedureListing } from './procedures/registry.js';
 import { WorkerPool } from './procedures/worker-pool.js';
 import { closeConnection, openConnection, type ConnectionRole } from './redis/connections.js';
@@ -399,6 +400,12 @@ export class SprocdNode {
       state: () => this.current,
       isReady: () => this.isReady(),
       executions: (access) => this.part(this.executions, access),
+      processes: () =>
+        new ProcessControl(
+          () => this.part(this.executions, 'read'),
+          () => this.part(this.command, 'read'),
+          this.keys,
+        ),
       procedures: () => this.procedureListing(),
       procedureSchemas: () => this.registry.names().flatMap((name) => this.registry.get(name) ?? []),
       session: () => {
