@@ -1,6 +1,7 @@
 /**
  * SprocdClient: one method per route of a node's HTTP API, typed from the API's own schemas, and
  * `execute` typed from a procedure's `defineProcedure` when the caller names its type.
+ * The file is long because it has one method per route.
  */
 import type { ErrorCode } from '../errors.js';
 import { readEventStream, type EventStreamOptions, type StreamEvent } from '../events/sse-reader.js';

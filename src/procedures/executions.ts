@@ -1,7 +1,7 @@
 /**
  * The queue side of executions: Execute on server (number, unique name, delay, priority, attempts),
  * reading executions back, abort, wake, pause and resume (./pauses.ts), and waiting for an execution
- * to finish. Past 400 lines: it is the one place that maps an execution onto a BullMQ job.
+ * to finish. It is long because it is the one place that maps an execution onto a BullMQ job.
  */
 import { randomUUID } from 'node:crypto';
 import { Job, Queue, type JobsOptions, type Telemetry } from 'bullmq';
