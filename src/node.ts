@@ -610,13 +610,13 @@ export class SprocdNode {
     });
     await sub.subscribe(...channels);
     // Back after a reconnect: once the channels are subscribed again (ioredis resubscribes first, and
-    // this SUBSCRIBE is answered after it), signals and semaphores read what they may have missed.
+    // this SUBSCRIBE is answered after it), signals, semaphores and pauses read what they may have missed.
     sub.on('ready', () => {
       void sub
         .subscribe(...channels)
-        .then(() => sync?.recheck())
+        .then(() => Promise.all([sync?.recheck(), this.workers?.recheckPauses()]))
         .catch((err: unknown) =>
-          this.log.warn({ err }, 'signals and semaphores not re-read after a reconnect'),
+          this.log.warn({ err }, 'signals, semaphores and pauses not re-read after a reconnect'),
         );
     });
   }

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
 import { abortRequested, pauseField, uncountStart } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
+import { pauseFlags } from '../redis/scripts.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
 import { startSpan } from '../tracing/spans.js';
 import type { JsonValue } from '../types.js';
@@ -171,6 +172,20 @@ export class WorkerPool {
       this.earlyAborts.set(message.number, Date.now());
       this.pruneEarly();
     }
+  }
+
+  /**
+   * After the control channel was away (a reconnect): each execution running here takes the pause
+   * state Redis holds for it, so a pause or resume whose message was missed still applies.
+   */
+  async recheckPauses(): Promise<void> {
+    const runs = [...this.running.values()];
+    const flags = await pauseFlags(
+      this.opts.connection,
+      this.opts.keys,
+      runs.map((run) => run.number),
+    );
+    runs.forEach((run, i) => (flags[i] ? run.pause() : run.paused && run.resume()));
   }
 
   /** First step of a stop: take no more executions, fire every running execution's signal. */

@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
 import { PROCESS_STATE, stateCode } from '../../src/procedures/processes.js';
+import { PAUSE_FIELD, executionJobKey } from '../../src/redis/bullmq-internals.js';
+import { createKeys } from '../../src/redis/keys.js';
 import type { ExecutionView, JsonValue, ProcessDetails } from '../../src/types.js';
 import { waitForState } from '../support/executions.js';
 import { FIXTURES, startInProcessNode } from '../support/node.js';
@@ -178,6 +180,22 @@ describe('PAUSE PROCESS', () => {
     expect(await client.processInfo(n)).toMatchObject({ number: n, state: 'active', code: 5 });
 
     expect(await inspect({ op: 'resume', target: n })).toBe('done');
+    await waitForState(client, n, 'completed');
+  });
+
+  it('a pause whose message the node missed holds the execution once its subscriber reconnects', async () => {
+    const redis = testClient();
+    const n = await active('busy', { ms: 1500 });
+    // The pause lands while the subscriber is away: the mark is written, its message lost.
+    await redis.hset(executionJobKey(createKeys(prefix), n), PAUSE_FIELD, 'run');
+    const list = (await redis.client('LIST')) as string;
+    const line = list.split('\n').find((l) => l.includes(`name=sprocd:${prefix}:${node.name}:subscriber`));
+    const clientId = /\bid=(\d+)/.exec(line ?? '')?.[1];
+    expect(clientId).toBeDefined();
+    await redis.client('KILL', 'ID', clientId as string);
+    await pass(2500);
+    expect((await client.get(n)).state).toBe('active');
+    await client.resume(n);
     await waitForState(client, n, 'completed');
   });
 
