@@ -39,7 +39,11 @@ export async function markSleep(redis: Redis, keys: Keys, number: number, until?
  * The 4D state code of an execution as the API shows it (`asleep`: inside ctx.delay now; `paused`:
  * PAUSE PROCESS marked it, which wins over every unfinished state).
  */
-export function stateCode(view: ExecutionView | undefined, asleep: boolean, paused = false): ProcessStateCode {
+export function stateCode(
+  view: ExecutionView | undefined,
+  asleep: boolean,
+  paused = false,
+): ProcessStateCode {
   if (paused && (view?.state === 'waiting' || view?.state === 'delayed' || view?.state === 'active')) {
     return PROCESS_STATE.paused;
   }

@@ -296,7 +296,9 @@ describe('pauseExecution-5 (PAUSE PROCESS)', () => {
     expect(await redis.hget(executionJobKey(keys, 1), PAUSE_FIELD)).toBe('queue');
     expect(await redis.hget(executionJobKey(keys, 2), PAUSE_FIELD)).toBe('queue');
     // The delayed one keeps its due time (to the ms BullMQ's score holds).
-    expect(Math.abs(Number(await redis.hget(executionJobKey(keys, 3), PAUSE_FIELD)) - due)).toBeLessThan(1000);
+    expect(Math.abs(Number(await redis.hget(executionJobKey(keys, 3), PAUSE_FIELD)) - due)).toBeLessThan(
+      1000,
+    );
     expect(await pauseExecution(redis, keys, 99)).toBe('missing');
 
     // A worker takes only a job that is not parked.

@@ -18,7 +18,9 @@ export const ProcessDetailsSchema = z
     id: z.string(),
     name: z.string().describe('The process name ("" when none was given).'),
     procedure: z.string(),
-    state: ExecutionStateSchema.describe('Its state as /v1/executions shows it (a paused one not started: delayed).'),
+    state: ExecutionStateSchema.describe(
+      'Its state as /v1/executions shows it (a paused one not started: delayed).',
+    ),
     code: ProcessStateCodeSchema,
     node: z.string().optional().describe('The node that runs or ran it.'),
     attempt: z.number().int().min(0),
@@ -31,7 +33,9 @@ export const ProcessActivitySchema = z
   .object({
     items: z
       .array(ProcessDetailsSchema)
-      .describe('The live executions of the cluster: active, then delayed, then waiting (at most 1,000 of each).'),
+      .describe(
+        'The live executions of the cluster: active, then delayed, then waiting (at most 1,000 of each).',
+      ),
   })
   .meta({ id: 'ProcessActivity' });
 
