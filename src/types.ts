@@ -141,11 +141,15 @@ export interface ProcedureContext extends HookContext {
   process: ProcessInfo;
   /** Reports progress: a number 0-100 or a JSON object. */
   progress(value: number | Record<string, JsonValue>): Promise<void>;
-  /** DELAY PROCESS: sleeps `ms`, ends early when woken, rejects with AbortedError when aborted. */
+  /**
+   * DELAY PROCESS: sleeps `ms`, ends early when woken, rejects with AbortedError when aborted. While
+   * paused it does not end on time: the resume ends it (4D's RESUME PROCESS of a delayed process).
+   */
   delay(ms: number): Promise<void>;
   /**
    * A cheap await for long loops: resolves at once, or rejects with `ctx.signal`'s reason once it
-   * fired (aborted: AbortedError; timed out; the node stopping), so the loop ends there.
+   * fired (aborted: AbortedError; timed out; the node stopping), so the loop ends there. While the
+   * execution is paused (PAUSE PROCESS) it waits until resumed.
    */
   checkpoint(): Promise<void>;
   /** 4D's commands on other executions of the cluster, by number: see {@link Processes}. */
