@@ -1,6 +1,6 @@
 /**
  * The worker pool of one node: a BullMQ Worker running SPROCD_CONCURRENCY executions at once, the
- * table of executions running here (for abort, wake and shutdown), and the give-back of unfinished
+ * table of executions running here (for abort, wake, pause and shutdown), and the give-back of unfinished
  * work when the node stops.
  */
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type Telemetry } from 'bullmq';
