@@ -152,26 +152,18 @@ export class WorkerPool {
       running?.redelay(message.ms ?? 0);
       return;
     }
-    if (message.op === 'pause') {
-      if (running) {
-        running.pause();
-      } else {
-        this.earlyPauses.set(message.number, Date.now());
-        this.pruneEarly();
-      }
-      return;
-    }
     if (message.op === 'resume') {
       this.earlyPauses.delete(message.number);
       running?.resume();
       return;
     }
+    const pause = message.op === 'pause';
     if (running) {
-      running.abort();
-    } else {
-      this.earlyAborts.set(message.number, Date.now());
-      this.pruneEarly();
+      return pause ? running.pause() : running.abort();
     }
+    // Not started here yet (pub/sub and the start race): kept for its start.
+    (pause ? this.earlyPauses : this.earlyAborts).set(message.number, Date.now());
+    this.pruneEarly();
   }
 
   /**
@@ -180,11 +172,7 @@ export class WorkerPool {
    */
   async recheckPauses(): Promise<void> {
     const runs = [...this.running.values()];
-    const flags = await pauseFlags(
-      this.opts.connection,
-      this.opts.keys,
-      runs.map((run) => run.number),
-    );
+    const flags = await pauseFlags(this.opts.connection, this.opts.keys, [...this.running.keys()]);
     runs.forEach((run, i) => (flags[i] ? run.pause() : run.paused && run.resume()));
   }
 
