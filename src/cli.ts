@@ -12,6 +12,7 @@ import { callersCommand } from './cli/callers.js';
 import { completionCommand } from './cli/completion.js';
 import type { CliContext } from './cli/context.js';
 import { executionCommands } from './cli/executions.js';
+import { processCommands } from './cli/processes.js';
 import { EXIT, exitCodeOf } from './cli/exit.js';
 import { processIo, type Io } from './cli/output.js';
 import { resourceCommands } from './cli/resources.js';
@@ -58,6 +59,7 @@ export function buildCli(io: Io = processIo): Command {
     start,
     initCommand(),
     ...executionCommands(ctx),
+    ...processCommands(ctx),
     // watch has its own --json; the program's (which takes it wherever it is written) passes it on.
     watchCommand(ctx.client)
       .alias('events')

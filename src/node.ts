@@ -36,6 +36,7 @@ import { ExecutionAdmin } from './procedures/execution-admin.js';
 import { readExecutionLogs } from './procedures/execution-logs.js';
 import { Executions, type ControlMessage } from './procedures/executions.js';
 import { ProcessSync } from './procedures/process-sync.js';
+import { ProcessControl } from './procedures/processes.js';
 import { ProcedureRegistry, type ProcedureListing } from './procedures/registry.js';
 import { WorkerPool } from './procedures/worker-pool.js';
 import { WorkerRunner } from './procedures/workers/runner.js';
@@ -424,6 +425,12 @@ export class SprocdNode {
       isReady: () => this.isReady(),
       executions: (access) => this.part(this.executions, access),
       workers: (access) => this.part(this.workerCalls, access),
+      processes: () =>
+        new ProcessControl(
+          () => this.part(this.executions, 'read'),
+          () => this.part(this.command, 'read'),
+          this.keys,
+        ),
       procedures: () => this.procedureListing(),
       procedureSchemas: () => this.registry.names().flatMap((name) => this.registry.get(name) ?? []),
       session: () => {
@@ -632,16 +639,16 @@ export class SprocdNode {
     });
     await sub.subscribe(...channels);
     // Back after a reconnect: once the channels are subscribed again (ioredis resubscribes first, and
-    // this SUBSCRIBE is answered after it), signals and semaphores read what they may have missed.
+    // this SUBSCRIBE is answered after it), signals, semaphores and pauses read what they may have missed.
     sub.on('ready', () => {
       void sub
         .subscribe(...channels)
         .then(() => {
           this.workerRunner?.recheck();
-          return sync?.recheck();
+          return Promise.all([sync?.recheck(), this.workers?.recheckPauses()]);
         })
         .catch((err: unknown) =>
-          this.log.warn({ err }, 'signals and semaphores not re-read after a reconnect'),
+          this.log.warn({ err }, 'signals, semaphores and pauses not re-read after a reconnect'),
         );
     });
   }

@@ -141,11 +141,15 @@ export interface ProcedureContext extends HookContext {
   process: ProcessInfo;
   /** Reports progress: a number 0-100 or a JSON object. */
   progress(value: number | Record<string, JsonValue>): Promise<void>;
-  /** DELAY PROCESS: sleeps `ms`, ends early when woken, rejects with AbortedError when aborted. */
+  /**
+   * DELAY PROCESS: sleeps `ms`, ends early when woken, rejects with AbortedError when aborted. While
+   * paused it does not end on time: the resume ends it (4D's RESUME PROCESS of a delayed process).
+   */
   delay(ms: number): Promise<void>;
   /**
    * A cheap await for long loops: resolves at once, or rejects with `ctx.signal`'s reason once it
-   * fired (aborted: AbortedError; timed out; the node stopping), so the loop ends there.
+   * fired (aborted: AbortedError; timed out; the node stopping), so the loop ends there. While the
+   * execution is paused (PAUSE PROCESS) it waits until resumed.
    */
   checkpoint(): Promise<void>;
   /** 4D's commands on other executions of the cluster, by number: see {@link Processes}. */
@@ -220,8 +224,8 @@ export interface Signal {
   trigger(result?: JsonValue): Promise<boolean>;
 }
 
-/** 4D's Process state codes: -100 does not exist (or finished), -1 aborted, 0 executing, 1 delayed, 4 waiting. */
-export type ProcessStateCode = -100 | -1 | 0 | 1 | 4;
+/** 4D's Process state codes: -100 does not exist (or finished), -1 aborted, 0 executing, 1 delayed, 4 waiting, 5 paused. */
+export type ProcessStateCode = -100 | -1 | 0 | 1 | 4 | 5;
 
 /** Process info of an execution. */
 export interface ProcessDetails {
@@ -248,7 +252,7 @@ export interface ProcessDetails {
 export interface Processes {
   /** Process number: the live (active, delayed or waiting) execution with that process name, or 0. */
   number(name: string): Promise<number>;
-  /** Process state: 4D's code (0 executing, 1 in ctx.delay or a delayed start, 4 waiting, -1 aborted, -100 gone). */
+  /** Process state: 4D's code (0 executing, 1 in ctx.delay or a delayed start, 4 waiting, 5 paused, -1 aborted, -100 gone). */
   state(number: number): Promise<ProcessStateCode>;
   /** Process info; undefined when it does not exist. */
   info(number: number): Promise<ProcessDetails | undefined>;
@@ -261,4 +265,14 @@ export interface Processes {
   delay(number: number, ms: number): Promise<void>;
   /** ABORT PROCESS BY ID: as `POST /v1/executions/:number/abort`. */
   abort(number: number): Promise<void>;
+  /**
+   * PAUSE PROCESS: a running execution stops at its next ctx.checkpoint or ctx.delay until resumed; one
+   * waiting or delayed to start does not start until resumed. Pausing a paused one changes nothing.
+   */
+  pause(number: number): Promise<void>;
+  /**
+   * RESUME PROCESS: a paused execution goes on (a ctx.delay it was in ends now); one that is not paused
+   * but delayed (in ctx.delay, or a delayed start) is woken, as in 4D; nothing else changes.
+   */
+  resume(number: number): Promise<void>;
 }

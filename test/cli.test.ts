@@ -1,5 +1,6 @@
 /**
  * The sprocd command as a user runs it (real processes): exec with --wait, ps, get, abort, wake,
+ * pause, resume and the process commands (processes, process, state, number),
  * one-line errors with non-zero exits; the embedded Redis of `sprocd start`; SIGHUP reload; log lines.
  */
 import fs from 'node:fs';
@@ -98,6 +99,44 @@ describe('sprocd exec, ps, get, abort, wake', () => {
     const down = await cli(['ps'], { SPROCD_URL: 'http://127.0.0.1:1' });
     expect(down.code).toBe(7); // unreachable
     expect(down.stderr).toMatch(/^sprocd: cannot reach sprocd at http:\/\/127\.0\.0\.1:1 .*\n$/);
+  });
+});
+
+describe('sprocd pause, resume, processes, process, state, number', () => {
+  it('pauses a sleeping execution (state 5 everywhere), resumes it; 404 missing, 409 finished', async () => {
+    const slow = JSON.parse(
+      (await cli(['exec', 'sleep', '{"ms":600000}', '--name', 'cli-paused'])).stdout,
+    ) as {
+      number: number;
+    };
+    const n = String(slow.number);
+    await waitForState(node.client, slow.number, 'active', 5000);
+    const pause = await cli(['pause', n]);
+    expect(pause).toMatchObject({ code: 0 });
+    expect(pause.stdout).toBe(`execution ${n}: paused (active)\n`);
+    expect((await cli(['state', n])).stdout).toBe('5 paused\n');
+    expect(JSON.parse((await cli(['state', n, '--json'])).stdout)).toEqual({ number: slow.number, code: 5 });
+    expect(JSON.parse((await cli(['process', n])).stdout)).toMatchObject({ number: slow.number, code: 5 });
+    expect((await cli(['number', 'cli-paused'])).stdout).toBe(`${n}\n`);
+    expect((await cli(['number', 'cli-nobody'])).stdout).toBe('0\n');
+    const ps = await cli(['processes']);
+    expect(ps.stdout).toMatch(/NUMBER\s+CODE\s+STATE\s+PROCEDURE/);
+    expect(ps.stdout).toMatch(new RegExp(`^${n}\\s+5\\s+paused\\s+sleep\\s+cli-paused`, 'm'));
+
+    const resume = await cli(['resume', n]);
+    expect(resume).toMatchObject({ code: 0 });
+    expect(resume.stdout).toMatch(new RegExp(`^execution ${n}: resumed`));
+    // RESUME PROCESS ends the ctx.delay it was paused in.
+    await waitForState(node.client, slow.number, 'completed', 5000);
+    expect((await cli(['state', n])).stdout).toBe('-100 does not exist (finished or missing)\n');
+
+    const late = await cli(['resume', n]);
+    expect(late.code).toBe(4); // refused: 409
+    expect(late.stderr).toMatch(/already finished.*EXECUTION_FINISHED/);
+    const missing = await cli(['pause', '987654321']);
+    expect(missing.code).toBe(3); // not found: 404
+    expect(missing.stderr).toMatch(/EXECUTION_NOT_FOUND/);
+    expect((await cli(['pause', 'x'])).code).toBe(2); // usage
   });
 });
 

@@ -41,6 +41,7 @@ import { metricsRoutes, type MetricsRouteDeps } from './metrics.js';
 import { nodeRoutes, type NodesRouteDeps } from './nodes.js';
 import { registerOpenApi, type OpenApiRouteDeps } from './openapi.js';
 import { procedureRoutes, type ProceduresRouteDeps } from './procedures.js';
+import { processRoutes, type ProcessesRouteDeps } from './processes.js';
 import { sessionRoutes, type SessionRouteDeps } from './session.js';
 import { jsonSerializerCompiler, zodValidatorCompiler } from './validation.js';
 import { workerRoutes, type WorkersRouteDeps } from './workers.js';
@@ -51,6 +52,7 @@ export interface ApiContext
     HealthRouteDeps,
     MetricsRouteDeps,
     ExecutionsRouteDeps,
+    ProcessesRouteDeps,
     ProceduresRouteDeps,
     SessionRouteDeps,
     NodesRouteDeps,
@@ -180,6 +182,7 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
         await v1.register(sessionEntriesRoutes, ctx);
         await v1.register(executionAdminRoutes, ctx);
         await v1.register(executionLogRoutes, ctx);
+        await v1.register(processRoutes, ctx);
         await v1.register(scheduleRoutes, ctx);
         await v1.register(auditRoutes, ctx);
         await v1.register(workerRoutes, ctx);

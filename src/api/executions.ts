@@ -18,7 +18,7 @@ import {
 /** The part of the executions the routes use. */
 export type ExecutionsApi = Pick<
   Executions,
-  'execute' | 'waitFor' | 'list' | 'get' | 'abort' | 'wake' | 'delay'
+  'execute' | 'waitFor' | 'list' | 'get' | 'abort' | 'wake' | 'delay' | 'pause' | 'resume'
 >;
 
 /** What the execution routes need of the node. */

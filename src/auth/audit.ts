@@ -14,6 +14,8 @@ export const AUDIT_ACTIONS = [
   'abort',
   'wake',
   'delay',
+  'pause',
+  'resume',
   'retry',
   'remove',
   'bulk',

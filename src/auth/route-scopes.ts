@@ -93,6 +93,8 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteRule>> = {
     audit: 'delay',
     describe: ({ params, body }) => defined({ execution: field(params, 'number'), ms: field(body, 'ms') }),
   },
+  'POST /v1/executions/:number/pause': { scope: 'control', audit: 'pause', describe: onExecution },
+  'POST /v1/executions/:number/resume': { scope: 'control', audit: 'resume', describe: onExecution },
   'POST /v1/executions/:number/retry': {
     scope: 'control',
     audit: 'retry',
@@ -139,6 +141,11 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteRule>> = {
         dropped: field(answer, 'dropped'),
       }),
   },
+  // 4D's process commands (reads; pause and resume are above)
+  'GET /v1/processes': read,
+  'GET /v1/processes/by-name/:name': read,
+  'GET /v1/processes/:number': read,
+  'GET /v1/processes/:number/state': read,
 
   // procedures, the cluster, its history
   'GET /v1/procedures': read,

@@ -1,6 +1,7 @@
 /**
  * SprocdClient: one method per route of a node's HTTP API, typed from the API's own schemas, and
  * `execute` typed from a procedure's `defineProcedure` when the caller names its type.
+ * The file is long because it has one method per route.
  */
 import type { ErrorCode } from '../errors.js';
 import { readEventStream, type EventStreamOptions, type StreamEvent } from '../events/sse-reader.js';
@@ -24,6 +25,9 @@ import type {
   NodeInfo,
   ProcedureFor,
   ProcedureInfo,
+  ProcessInfo,
+  ProcessNumberAnswer,
+  ProcessStateAnswer,
   ReadyAnswer,
   RestoreSummary,
   ScheduleInfo,
@@ -141,6 +145,43 @@ export class SprocdClient<Procedures extends object = {}> {
    */
   delay(number: number, ms: number): Promise<Execution> {
     return this.request('POST', `/v1/executions/${number}/delay`, { body: { ms } });
+  }
+
+  /**
+   * PAUSE PROCESS: a running execution stops at its next ctx.checkpoint or ctx.delay, one not started
+   * does not start, until resumed (POST /v1/executions/{number}/pause).
+   */
+  pause(number: number): Promise<Execution> {
+    return this.request('POST', `/v1/executions/${number}/pause`);
+  }
+
+  /**
+   * RESUME PROCESS: a paused execution goes on; one that is not paused is woken when delayed
+   * (POST /v1/executions/{number}/resume).
+   */
+  resume(number: number): Promise<Execution> {
+    return this.request('POST', `/v1/executions/${number}/resume`);
+  }
+
+  /** Process activity: the live executions of the cluster with their 4D state codes (GET /v1/processes). */
+  async processes(): Promise<ProcessInfo[]> {
+    return (await this.request<{ items: ProcessInfo[] }>('GET', '/v1/processes')).items;
+  }
+
+  /** Process info of an execution, with its 4D state code (GET /v1/processes/{number}). */
+  processInfo(number: number): Promise<ProcessInfo> {
+    return this.request('GET', `/v1/processes/${number}`);
+  }
+
+  /** Process state: the 4D state code of an execution, -100 when finished or missing (GET /v1/processes/{number}/state). */
+  async processState(number: number): Promise<ProcessStateAnswer['code']> {
+    return (await this.request<ProcessStateAnswer>('GET', `/v1/processes/${number}/state`)).code;
+  }
+
+  /** Process number: the live execution with that process name, or 0 (GET /v1/processes/by-name/{name}). */
+  async processNumber(name: string): Promise<number> {
+    const path = `/v1/processes/by-name/${encodeURIComponent(name)}`;
+    return (await this.request<ProcessNumberAnswer>('GET', path)).number;
   }
 
   /**

@@ -27,6 +27,11 @@ import type {
 import type { AuditPageSchema, AuditQuerySchema } from '../api/schemas/audit.js';
 import type { BulkBodySchema, BulkResultSchema, TimelineSchema } from '../api/schemas/execution-admin.js';
 import type { ExecutionLogsSchema } from '../api/schemas/execution-logs.js';
+import type {
+  ProcessDetailsSchema,
+  ProcessNumberSchema,
+  ProcessStateSchema,
+} from '../api/schemas/processes.js';
 import type { ScheduleListSchema } from '../api/schemas/schedules.js';
 import type { SessionSchema, StorageSnapshotSchema } from '../api/schemas/session.js';
 import type { StorageEntriesSchema, StorageWriteSchema } from '../api/schemas/session-entries.js';
@@ -45,6 +50,12 @@ import type {
 import type { ProcedureDefinition } from '../procedures/define.js';
 import type { JsonValue } from '../types.js';
 
+/** Process info of an execution with its 4D state code (GET /v1/processes/{number}). */
+export type ProcessInfo = z.output<typeof ProcessDetailsSchema>;
+/** Process state of an execution (GET /v1/processes/{number}/state). */
+export type ProcessStateAnswer = z.output<typeof ProcessStateSchema>;
+/** Process number of a process name (GET /v1/processes/by-name/{name}). */
+export type ProcessNumberAnswer = z.output<typeof ProcessNumberSchema>;
 /** An execution as the API shows it (GET /v1/executions/{number}). */
 export type Execution = z.output<typeof ExecutionViewSchema>;
 /** The answer of POST /v1/executions: the execution, `existing` when `unique` found a live one. */

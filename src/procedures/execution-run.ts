@@ -23,6 +23,7 @@ import type { ProcedureDefinition } from './define.js';
 import type { ExecutionLogs } from './execution-logs.js';
 import type { ExecutionData, Executions } from './executions.js';
 import { runParams } from './params.js';
+import { PauseGate } from './pause-gate.js';
 import type { ProcessSync } from './process-sync.js';
 
 /** What ctx.checkpoint() answers while nothing stops the execution: one promise for every call. */
@@ -106,6 +107,8 @@ export class ExecutionRun {
   private reason: Error | undefined;
   private sleepers: Set<Sleeper> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** Set while paused (PAUSE PROCESS): ctx.checkpoint and ctx.delay wait at it. */
+  private gate: PauseGate | undefined;
   /** Told when the run falls asleep in ctx.delay (until, ms) and when it wakes (undefined). */
   sleepMarker: ((until: number | undefined) => void) | undefined;
   /** ON ERR CALL of this run (ctx.onErrCall); none: an error fails the execution. */
@@ -221,13 +224,42 @@ export class ExecutionRun {
     this.interrupt('abort');
   }
 
-  /** Ends the current ctx.delay, if any (DELAY PROCESS with 0). */
+  /** Ends the current ctx.delay, if any (DELAY PROCESS with 0); not while paused: the pause holds it. */
   wake(): void {
-    this.sleepers?.forEach((s) => s.done());
+    if (!this.gate) {
+      this.sleepers?.forEach((s) => s.done());
+    }
+  }
+
+  /** Whether it is paused (PAUSE PROCESS). */
+  get paused(): boolean {
+    return this.gate !== undefined;
+  }
+
+  /**
+   * PAUSE PROCESS: it stops at its next ctx.checkpoint or ctx.delay, and a ctx.delay it sleeps in now
+   * no longer ends on time, until {@link resume}. Pausing a paused run changes nothing.
+   */
+  pause(): void {
+    if (!this.gate) {
+      this.gate = new PauseGate();
+      this.sleepers?.forEach((s) => s.hold());
+    }
+  }
+
+  /** RESUME PROCESS: it goes on; as in 4D, a ctx.delay it was in (paused or not) ends now. */
+  resume(): void {
+    const gate = this.gate;
+    this.gate = undefined;
+    gate?.open();
+    this.wake();
   }
 
   /** DELAY PROCESS from elsewhere: the current ctx.delay ends `ms` from now instead (0: now). */
   redelay(ms: number): void {
+    if (this.gate) {
+      return; // the pause holds it until resumed
+    }
     if (ms <= 0) {
       this.wake();
       return;
@@ -238,16 +270,28 @@ export class ExecutionRun {
     }
   }
 
-  /** DELAY PROCESS: sleeps `ms`, ends early on wake, rejects when the signal fires. */
-  /** ctx.checkpoint(): settled at once; rejected with the reason once the signal fired. */
+  /**
+   * ctx.checkpoint(): settled at once; rejected with the reason once the signal fired; while paused,
+   * settled when resumed.
+   */
   checkpoint(): Promise<void> {
-    return this.reason ? Promise.reject(this.reason) : SETTLED;
+    if (this.reason) {
+      return Promise.reject(this.reason);
+    }
+    return this.gate ? this.gate.wait(this.signal) : SETTLED;
   }
 
+  /**
+   * DELAY PROCESS: sleeps `ms`, ends early on wake, rejects when the signal fires. While paused it
+   * waits for the resume instead, and ends with it (4D's RESUME PROCESS of a delayed process).
+   */
   delay(ms: number): Promise<void> {
     const signal = this.signal;
     if (signal.aborted) {
       return Promise.reject(signal.reason);
+    }
+    if (this.gate) {
+      return this.gate.wait(signal);
     }
     return new Promise<void>((resolve, reject) => {
       const sleeper = new Sleeper(this, signal, resolve, reject, ms);
@@ -288,6 +332,11 @@ class Sleeper {
 
   done(): void {
     this.settle(true);
+  }
+
+  /** Paused: it no longer ends on time, only when woken (the resume) or aborted. */
+  hold(): void {
+    clearTimeout(this.timer);
   }
 
   /** Ends `ms` from now instead. */

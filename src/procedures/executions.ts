@@ -1,6 +1,7 @@
 /**
  * The queue side of executions: Execute on server (number, unique name, delay, priority, attempts),
- * reading executions back, abort, wake, and waiting for an execution to finish.
+ * reading executions back, abort, wake, pause and resume (./pauses.ts), and waiting for an execution
+ * to finish. It is long because it is the one place that maps an execution onto a BullMQ job.
  */
 import { randomUUID } from 'node:crypto';
 import { Job, Queue, type JobsOptions, type Telemetry } from 'bullmq';
@@ -21,6 +22,7 @@ import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '.
 import { ExecutionCounts } from './counts.js';
 import { ExecutionIndexWriter } from './execution-index.js';
 import { NumberAllotment } from './execution-numbers.js';
+import { isPaused, pause, resume, type PauseHost } from './pauses.js';
 import { listPage, type ExecutionPage, type PageQuery } from './execution-pages.js';
 import { FinishWatch } from './execution-waits.js';
 import { listIndexedPage, usesIndex } from './indexed-pages.js';
@@ -46,7 +48,7 @@ export interface ExecutionData {
 
 /** A control message sent to every node over pub/sub. */
 export interface ControlMessage {
-  op: 'abort' | 'wake' | 'delay' | 'restored';
+  op: 'abort' | 'wake' | 'delay' | 'pause' | 'resume' | 'restored';
   number: number;
   /** For `delay`: the sleep ends this many ms after the message arrives. */
   ms?: number;
@@ -300,11 +302,36 @@ export class Executions {
       throw new ExecutionFinishedError(number, view.state);
     }
     if (view.state === 'delayed') {
+      if (await isPaused(this.redis, this.keys, number)) {
+        return view; // parked by a pause, which holds it until resumed
+      }
       await moveDelayedStart(this.queue, jobIdOf(number), ms);
       return (await this.find(number)) ?? view;
     }
     await this.publish(ms === 0 ? { op: 'wake', number } : { op: 'delay', number, ms });
     return view;
+  }
+
+  /** PAUSE PROCESS (./pauses.ts). */
+  pause(number: number): Promise<ExecutionView> {
+    return pause(this.pauseHost(), number);
+  }
+
+  /** RESUME PROCESS (./pauses.ts). */
+  resume(number: number): Promise<ExecutionView> {
+    return resume(this.pauseHost(), number);
+  }
+
+  private pauseHost(): PauseHost {
+    return {
+      redis: this.redis,
+      keys: this.keys,
+      queue: this.queue,
+      get: (n) => this.get(n),
+      find: (n) => this.find(n),
+      publish: (op, number) => this.publish({ op, number }),
+      wake: (n) => this.wake(n),
+    };
   }
 
   /**

@@ -1,14 +1,17 @@
 /**
  * `ctx.processes`: 4D's commands on other processes, cluster-wide, by execution number (Process
- * number, Process state, Process info, Process activity, DELAY PROCESS, ABORT PROCESS BY ID). As in 4D,
+ * number, Process state, Process info, Process activity, DELAY PROCESS, ABORT PROCESS BY ID, PAUSE
+ * PROCESS and RESUME PROCESS, the last two in ./pauses.ts). As in 4D,
  * they do nothing on an execution that is missing or finished, and nothing throws for that.
  * See docs/ARCHITECTURE.md#processes.
  */
 import type { Redis } from 'ioredis';
 import { ExecutionFinishedError, ExecutionNotFoundError } from '../errors.js';
 import type { Keys } from '../redis/keys.js';
+import { pauseFlags } from '../redis/scripts.js';
 import type { ExecutionView, ProcessDetails, ProcessStateCode, Processes } from '../types.js';
 import type { Executions } from './executions.js';
+import { isPaused } from './pauses.js';
 
 /** The executions a Process activity lists at most, per state (waiting, delayed, active). */
 export const ACTIVITY_LIMIT = 1000;
@@ -20,6 +23,7 @@ export const PROCESS_STATE = {
   executing: 0,
   delayed: 1,
   waiting: 4,
+  paused: 5,
 } as const;
 
 /** Marks an execution asleep in ctx.delay (until `until`, ms) or awake, for Process state. */
@@ -31,8 +35,18 @@ export async function markSleep(redis: Redis, keys: Keys, number: number, until?
   }
 }
 
-/** The 4D state code of an execution as the API shows it (`asleep`: inside ctx.delay now). */
-export function stateCode(view: ExecutionView | undefined, asleep: boolean): ProcessStateCode {
+/**
+ * The 4D state code of an execution as the API shows it (`asleep`: inside ctx.delay now; `paused`:
+ * PAUSE PROCESS marked it, which wins over every unfinished state).
+ */
+export function stateCode(
+  view: ExecutionView | undefined,
+  asleep: boolean,
+  paused = false,
+): ProcessStateCode {
+  if (paused && (view?.state === 'waiting' || view?.state === 'delayed' || view?.state === 'active')) {
+    return PROCESS_STATE.paused;
+  }
   switch (view?.state) {
     case undefined:
     case 'completed':
@@ -73,15 +87,12 @@ export class ProcessControl implements Processes {
 
   async state(number: number): Promise<ProcessStateCode> {
     const view = await this.view(number);
-    return stateCode(view, view?.state === 'active' && (await this.asleep(number)));
+    return view ? this.details(view, ...(await this.marks(view))).code : PROCESS_STATE.doesNotExist;
   }
 
   async info(number: number): Promise<ProcessDetails | undefined> {
     const view = await this.view(number);
-    if (!view) {
-      return undefined;
-    }
-    return this.details(view, view.state === 'active' && (await this.asleep(number)));
+    return view && this.details(view, ...(await this.marks(view)));
   }
 
   async activity(): Promise<ProcessDetails[]> {
@@ -89,11 +100,18 @@ export class ProcessControl implements Processes {
     for (const state of ['active', 'delayed', 'waiting'] as const) {
       const { items } = await this.executions().list({ state, limit: ACTIVITY_LIMIT });
       // Which active ones sleep in ctx.delay: one MGET for the page, not a round trip each.
-      const marks =
+      const [marks, pauses] = await Promise.all([
         state === 'active' && items.length > 0
-          ? await this.redis().mget(items.map((view) => this.keys.sleep(view.number)))
-          : [];
-      items.forEach((view, i) => all.push(this.details(view, marks[i] != null)));
+          ? this.redis().mget(items.map((view) => this.keys.sleep(view.number)))
+          : [],
+        // Which are paused: one call for the page too.
+        pauseFlags(
+          this.redis(),
+          this.keys,
+          items.map((view) => view.number),
+        ),
+      ]);
+      items.forEach((view, i) => all.push(this.details(view, marks[i] != null, pauses[i] !== '')));
     }
     return all;
   }
@@ -109,14 +127,33 @@ export class ProcessControl implements Processes {
     await this.quietly(this.executions().abort(number));
   }
 
-  private details(view: ExecutionView, asleep: boolean): ProcessDetails {
+  async pause(number: number): Promise<void> {
+    await this.quietly(this.executions().pause(number));
+  }
+
+  async resume(number: number): Promise<void> {
+    await this.quietly(this.executions().resume(number));
+  }
+
+  /** Whether a live execution sleeps in ctx.delay, and whether it is paused. */
+  private async marks(view: ExecutionView): Promise<[asleep: boolean, paused: boolean]> {
+    if (view.state !== 'active' && view.state !== 'waiting' && view.state !== 'delayed') {
+      return [false, false];
+    }
+    return Promise.all([
+      view.state === 'active' && this.asleep(view.number),
+      isPaused(this.redis(), this.keys, view.number),
+    ]);
+  }
+
+  private details(view: ExecutionView, asleep: boolean, paused = false): ProcessDetails {
     const details: ProcessDetails = {
       number: view.number,
       id: view.id,
       name: view.name,
       procedure: view.procedure,
       state: view.state,
-      code: stateCode(view, asleep),
+      code: stateCode(view, asleep, paused),
       attempt: view.attempt,
     };
     if (view.node !== undefined) {

@@ -1,14 +1,15 @@
 /**
  * The worker pool of one node: a BullMQ Worker running SPROCD_CONCURRENCY executions at once, the
- * table of executions running here (for abort, wake and shutdown), and the give-back of unfinished
+ * table of executions running here (for abort, wake, pause and shutdown), and the give-back of unfinished
  * work when the node stops.
  */
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
-import { abortRequested, uncountStart } from '../redis/bullmq-internals.js';
+import { abortRequested, pauseField, uncountStart } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
+import { pauseFlags } from '../redis/scripts.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
 import { startSpan } from '../tracing/spans.js';
 import type { JsonValue } from '../types.js';
@@ -73,6 +74,8 @@ export class WorkerPool {
   private worker: Worker<ExecutionData, JsonValue> | undefined;
   private readonly running = new Map<number, ExecutionRun>();
   private readonly earlyAborts = new Map<number, number>();
+  /** Pauses that arrived before their execution started here (kept as early aborts are). */
+  private readonly earlyPauses = new Map<number, number>();
   /** Jobs whose attempt failed here (not aborted, not given back), until BullMQ has filed them. */
   private readonly failing = new WeakSet<Job<ExecutionData, JsonValue>>();
   private stopping = false;
@@ -153,12 +156,28 @@ export class WorkerPool {
       running?.redelay(message.ms ?? 0);
       return;
     }
-    if (running) {
-      running.abort();
-    } else {
-      this.earlyAborts.set(message.number, Date.now());
-      this.pruneEarlyAborts();
+    if (message.op === 'resume') {
+      this.earlyPauses.delete(message.number);
+      running?.resume();
+      return;
     }
+    const pause = message.op === 'pause';
+    if (running) {
+      return pause ? running.pause() : running.abort();
+    }
+    // Not started here yet (pub/sub and the start race): kept for its start.
+    (pause ? this.earlyPauses : this.earlyAborts).set(message.number, Date.now());
+    this.pruneEarly();
+  }
+
+  /**
+   * After the control channel was away (a reconnect): each execution running here takes the pause
+   * state Redis holds for it, so a pause or resume whose message was missed still applies.
+   */
+  async recheckPauses(): Promise<void> {
+    const runs = [...this.running.values()];
+    const flags = await pauseFlags(this.opts.connection, this.opts.keys, [...this.running.keys()]);
+    runs.forEach((run, i) => (flags[i] ? run.pause() : run.paused && run.resume()));
   }
 
   /** First step of a stop: take no more executions, fire every running execution's signal. */
@@ -227,11 +246,13 @@ export class WorkerPool {
     }
   }
 
-  private pruneEarlyAborts(): void {
+  private pruneEarly(): void {
     const cutoff = Date.now() - EARLY_ABORT_TTL_MS;
-    for (const [number, at] of this.earlyAborts) {
-      if (at < cutoff) {
-        this.earlyAborts.delete(number);
+    for (const early of [this.earlyAborts, this.earlyPauses]) {
+      for (const [number, at] of early) {
+        if (at < cutoff) {
+          early.delete(number);
+        }
       }
     }
   }
@@ -307,6 +328,14 @@ export class WorkerPool {
         (attempt > 1 && (await abortRequested(o.connection, o.keys, number)))
       ) {
         running.abort();
+      }
+      // Paused (PAUSE PROCESS) before it started here, or while an earlier attempt ran (its node died):
+      // it starts paused, and stops at its first checkpoint or delay.
+      if (
+        this.earlyPauses.delete(number) ||
+        (attempt > 1 && (await pauseField(o.connection, o.keys, number)) !== undefined)
+      ) {
+        running.pause();
       }
       const context = (ctx = new ExecutionContext(running, this.services));
       if (span) {

@@ -117,8 +117,25 @@ export const ABORT_FIELD = 'sprocdAbort';
 /** sprocd's own field in the job hash of a retried execution: the number of its retry. */
 export const RETRIED_BY_FIELD = 'sprocdRetriedBy';
 
+/**
+ * sprocd's own field in the job hash of a paused execution (PAUSE PROCESS, procedures/pauses.ts):
+ * "run" once it started, "queue" when it was waiting, else the due time (ms) of its delayed start. It
+ * lives and dies with the job, so a backup carries it and retention takes it away.
+ */
+export const PAUSE_FIELD = 'sprocdPause';
+
 /** BullMQ scores a delayed job `due time (ms) * 0x1000 + a counter`. */
-const DELAYED_SCORE_FACTOR = 0x1000;
+export const DELAYED_SCORE_FACTOR = 0x1000;
+
+/**
+ * Where a paused execution that has not started waits in the delayed set: the farthest due time whose
+ * score is still an exact integer in Redis (2^53 / 0x1000 ms, in 2039), so no worker takes it before a
+ * resume moves it back.
+ */
+export const PARKED_DUE_AT = Math.floor(Number.MAX_SAFE_INTEGER / DELAYED_SCORE_FACTOR) - 1;
+
+/** The delayed-set score of a parked execution. */
+export const PARKED_SCORE = PARKED_DUE_AT * DELAYED_SCORE_FACTOR;
 
 /** The due time (ms) of a delayed job from its score in the delayed set. */
 export function delayedScoreDueAt(score: number): number {
@@ -141,6 +158,16 @@ export function parseSchedulerJobId(
 /** Whether an abort was asked for execution `number` (see {@link ABORT_FIELD}). */
 export async function abortRequested(redis: Redis, keys: Keys, number: number): Promise<boolean> {
   return (await redis.hget(executionJobKey(keys, number), ABORT_FIELD)) === '1';
+}
+
+/** The pause field of execution `number` (see {@link PAUSE_FIELD}); undefined when not paused. */
+export async function pauseField(redis: Redis, keys: Keys, number: number): Promise<string | undefined> {
+  return (await redis.hget(executionJobKey(keys, number), PAUSE_FIELD)) ?? undefined;
+}
+
+/** Clears the pause field of execution `number` (RESUME PROCESS). */
+export async function clearPauseField(redis: Redis, keys: Keys, number: number): Promise<void> {
+  await redis.hdel(executionJobKey(keys, number), PAUSE_FIELD);
 }
 
 /**

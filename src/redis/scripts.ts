@@ -17,7 +17,15 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { Redis } from 'ioredis';
-import { JOB_EVENTS_MAX_LEN, RETRIED_BY_FIELD, bullQueueKeys, executionJobKey } from './bullmq-internals.js';
+import {
+  DELAYED_SCORE_FACTOR,
+  JOB_EVENTS_MAX_LEN,
+  PARKED_SCORE,
+  PAUSE_FIELD,
+  RETRIED_BY_FIELD,
+  bullQueueKeys,
+  executionJobKey,
+} from './bullmq-internals.js';
 import { jobIdOf, type Keys, type StorageKeys } from './keys.js';
 
 /** One script of ./lua/, ready to register. */
@@ -329,6 +337,34 @@ export async function abortWaiting(
     [bull.job(jobId), bull.wait, bull.paused, bull.delayed, bull.prioritized, bull.failed, bull.events],
     [jobId, failedReason, now, bull.deduplicationPrefix, JOB_EVENTS_MAX_LEN],
   )) as 'missing' | 'finished' | 'aborted' | 'active';
+}
+
+/**
+ * pauseExecution-5.lua: PAUSE PROCESS on execution `number`: parks it in the delayed set when it has
+ * not started, marks it paused (procedures/pauses.ts). Returns what it found.
+ */
+export async function pauseExecution(
+  redis: Redis,
+  keys: Keys,
+  number: number,
+): Promise<'missing' | 'finished' | 'already' | 'parked' | 'active'> {
+  const bull = bullQueueKeys(keys);
+  const jobId = jobIdOf(number);
+  return (await run(
+    redis,
+    'pauseExecution',
+    [bull.job(jobId), bull.wait, bull.paused, bull.delayed, bull.prioritized],
+    [jobId, PARKED_SCORE, PAUSE_FIELD, DELAYED_SCORE_FACTOR],
+  )) as 'missing' | 'finished' | 'already' | 'parked' | 'active';
+}
+
+/** pauseFlags-n.lua: the pause field of each of `numbers` ("" when not paused), in one call. */
+export async function pauseFlags(redis: Redis, keys: Keys, numbers: readonly number[]): Promise<string[]> {
+  if (numbers.length === 0) {
+    return [];
+  }
+  const jobKeys = numbers.map((n) => executionJobKey(keys, n));
+  return (await run(redis, 'pauseFlags', jobKeys, [PAUSE_FIELD])) as string[];
 }
 
 /**

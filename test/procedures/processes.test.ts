@@ -1,13 +1,16 @@
 /**
  * ctx.processes (issue 9): 4D's Process number, Process state, Process info, Process activity,
- * DELAY PROCESS and ABORT PROCESS BY ID on other executions, by number, on a real node and Redis.
- * As in 4D, a missing or finished execution makes them do nothing.
+ * DELAY PROCESS, ABORT PROCESS BY ID, PAUSE PROCESS and RESUME PROCESS on other executions, by number,
+ * on a real node and Redis, and the same over HTTP. As in 4D, a missing or finished execution makes
+ * them do nothing.
  */
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
 import { PROCESS_STATE, stateCode } from '../../src/procedures/processes.js';
+import { PAUSE_FIELD, executionJobKey } from '../../src/redis/bullmq-internals.js';
+import { createKeys } from '../../src/redis/keys.js';
 import type { ExecutionView, JsonValue, ProcessDetails } from '../../src/types.js';
 import { waitForState } from '../support/executions.js';
 import { FIXTURES, startInProcessNode } from '../support/node.js';
@@ -84,6 +87,12 @@ describe('Process state and Process info', () => {
     expect(stateCode(view('completed'), false)).toBe(-100);
     expect(stateCode(view('failed'), false)).toBe(-100);
     expect(stateCode(undefined, false)).toBe(-100);
+    // Paused wins over every unfinished state, never over a finished one.
+    for (const state of ['waiting', 'delayed', 'active'] as const) {
+      expect(stateCode(view(state), true, true)).toBe(5);
+    }
+    expect(stateCode(view('aborted'), false, true)).toBe(-1);
+    expect(stateCode(view('completed'), false, true)).toBe(-100);
   });
 });
 
@@ -150,5 +159,161 @@ describe('DELAY PROCESS and ABORT PROCESS BY ID', () => {
     expect(await inspect({ op: 'delay', target: napping, ms: 10 })).toBe('done');
     expect(await inspect({ op: 'abort', target: 987_654_321 })).toBe('done');
     expect(await inspect({ op: 'delay', target: 987_654_321, ms: 10 })).toBe('done');
+  });
+});
+
+/** Waits `ms` of real time: long enough for work the execution would have done if it were not held. */
+const pass = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Process state as another execution sees it. */
+const stateOf = (number: number) => inspect({ op: 'state', target: number });
+
+describe('PAUSE PROCESS', () => {
+  it('a running execution stops at its next ctx.checkpoint and goes on when resumed', async () => {
+    // `busy` passes a ctx.checkpoint every 5 ms and ends after 1.5 s of work unless held.
+    const n = await active('busy', { ms: 1500 });
+    expect(await inspect({ op: 'pause', target: n })).toBe('done');
+    expect(await stateOf(n)).toBe(PROCESS_STATE.paused);
+    expect(await client.processState(n)).toBe(5);
+    await pass(2500);
+    expect((await client.get(n)).state).toBe('active');
+    expect(await client.processInfo(n)).toMatchObject({ number: n, state: 'active', code: 5 });
+
+    expect(await inspect({ op: 'resume', target: n })).toBe('done');
+    await waitForState(client, n, 'completed');
+  });
+
+  it('a pause whose message the node missed holds the execution once its subscriber reconnects', async () => {
+    const redis = testClient();
+    const n = await active('busy', { ms: 1500 });
+    // The pause lands while the subscriber is away: the mark is written, its message lost.
+    await redis.hset(executionJobKey(createKeys(prefix), n), PAUSE_FIELD, 'run');
+    const list = (await redis.client('LIST')) as string;
+    const line = list.split('\n').find((l) => l.includes(`name=sprocd:${prefix}:${node.name}:subscriber`));
+    const clientId = /\bid=(\d+)/.exec(line ?? '')?.[1];
+    expect(clientId).toBeDefined();
+    await redis.client('KILL', 'ID', clientId as string);
+    await pass(2500);
+    expect((await client.get(n)).state).toBe('active');
+    await client.resume(n);
+    await waitForState(client, n, 'completed');
+  });
+
+  it('holds a ctx.delay past its time (DELAY PROCESS does not move it); RESUME ends it at once', async () => {
+    const n = await active('sleeper', { ms: 1500 });
+    await client.pause(n);
+    expect(await client.processState(n)).toBe(5);
+    // A paused ctx.delay does not end on time, nor when woken: the pause holds it.
+    await client.wake(n);
+    await pass(2500);
+    expect((await client.get(n)).state).toBe('active');
+    expect(await stateOf(n)).toBe(PROCESS_STATE.paused);
+
+    await client.resume(n);
+    await waitForState(client, n, 'completed');
+    expect(await client.processState(n)).toBe(-100);
+  });
+
+  it('a waiting execution does not start until resumed; the cluster reads it as 5', async () => {
+    const p = uniquePrefix('proc-one');
+    const one = await startInProcessNode(p, {
+      SPROCD_JOBS_DIR: path.join(FIXTURES, 'process-jobs'),
+      SPROCD_CONCURRENCY: '1',
+    });
+    try {
+      const c = one.client;
+      const blocker = (await c.execute('busy', { ms: 600_000 })).number;
+      await waitForState(c, blocker, 'active');
+      const queued = (await c.execute('sleeper', { ms: 0 }, { name: 'held' })).number;
+      expect(await c.processState(queued)).toBe(4);
+      expect((await c.pause(queued)).number).toBe(queued);
+      expect(await c.processState(queued)).toBe(5);
+      // Pausing twice changes nothing (4D).
+      await c.pause(queued);
+      expect((await c.processes()).find((x) => x.number === queued)).toMatchObject({ code: 5, name: 'held' });
+      expect(await c.processNumber('held')).toBe(queued);
+
+      // The slot frees: a later execution runs, the paused one (first in line) does not.
+      await c.abort(blocker);
+      const later = (await c.execute('sleeper', { ms: 0 })).number;
+      await waitForState(c, later, 'completed');
+      expect(await c.get(queued)).toMatchObject({ attempt: 0 });
+      expect(await c.processState(queued)).toBe(5);
+
+      await c.resume(queued);
+      await waitForState(c, queued, 'completed');
+    } finally {
+      await one.node.stop();
+      await deletePrefix(testClient(), p);
+    }
+  });
+
+  it('a delayed start that is paused keeps waiting; RESUME puts it back at its time', async () => {
+    const later = (await client.execute('sleeper', { ms: 0 }, { delayMs: 600_000 })).number;
+    expect(await client.processState(later)).toBe(1);
+    await inspect({ op: 'pause', target: later });
+    expect(await client.processState(later)).toBe(5);
+    // DELAY PROCESS 0 would start it now: the pause holds it.
+    await client.delay(later, 0);
+    expect(await client.processState(later)).toBe(5);
+    await inspect({ op: 'resume', target: later });
+    expect(await client.get(later)).toMatchObject({ state: 'delayed', attempt: 0 });
+    expect(await client.processState(later)).toBe(1);
+    // Resumed to its time, not the far one it waited at while paused: waking it starts it now.
+    await client.wake(later);
+    await waitForState(client, later, 'completed');
+  });
+
+  it('abort ends a paused execution, running or not started', async () => {
+    const running = await active('busy', { ms: 600_000 });
+    await client.pause(running);
+    await inspect({ op: 'abort', target: running });
+    await waitForState(client, running, 'aborted');
+    expect(await client.processState(running)).toBe(-1);
+
+    const later = (await client.execute('sleeper', { ms: 0 }, { delayMs: 600_000 })).number;
+    await client.pause(later);
+    await client.abort(later);
+    await waitForState(client, later, 'aborted');
+  });
+
+  it('does nothing to a missing or finished execution; over HTTP 404 and 409', async () => {
+    const done = (await client.execute('sleeper', { ms: 0 })).number;
+    await waitForState(client, done, 'completed');
+    for (const op of ['pause', 'resume'] as const) {
+      expect(await inspect({ op, target: done })).toBe('done');
+      expect(await inspect({ op, target: 987_654_321 })).toBe('done');
+      await expect(client[op](done)).rejects.toMatchObject({ status: 409, code: 'EXECUTION_FINISHED' });
+      await expect(client[op](987_654_321)).rejects.toMatchObject({
+        status: 404,
+        code: 'EXECUTION_NOT_FOUND',
+      });
+    }
+    expect(await client.processState(done)).toBe(-100);
+    expect(await client.processState(987_654_321)).toBe(-100);
+    await expect(client.processInfo(987_654_321)).rejects.toMatchObject({ status: 404 });
+    expect(await client.processNumber('nobody-has-this')).toBe(0);
+  });
+});
+
+describe('RESUME PROCESS', () => {
+  it('of an execution that is not paused wakes it when delayed (4D) and changes nothing else', async () => {
+    const napping = await active('sleeper', { ms: 600_000 });
+    expect(await inspect({ op: 'resume', target: napping })).toBe('done');
+    const woken = await waitForState(client, napping, 'completed');
+    expect((woken.result as { slept: number }).slept).toBeLessThan(600_000);
+
+    const working = await active('busy', { ms: 600_000 });
+    await client.resume(working);
+    expect(await client.processState(working)).toBe(0);
+    await client.abort(working);
+  });
+
+  it('one resume after two pauses: a pause is a state, not a count', async () => {
+    const n = await active('sleeper', { ms: 600_000 });
+    await client.pause(n);
+    await client.pause(n);
+    await client.resume(n);
+    await vi.waitFor(async () => expect((await client.get(n)).state).toBe('completed'), { timeout: 15_000 });
   });
 });

@@ -3,13 +3,15 @@
  * jobs in every state, and each name the module claims (keys, job hash fields, delayed score,
  * scheduler job ids, and the fields of the job-event stream entries src/events reads) is checked
  * against what BullMQ really wrote. A BullMQ upgrade that changes one of them fails here, before
- * abortWaiting-7.lua, backups, the hand-off or the event hub misread a job.
+ * abortWaiting-7.lua, pauseExecution-5.lua, backups, the hand-off or the event hub misread a job.
  */
 import { Job, Queue, QueueEvents, Worker, type Processor } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   ABORT_FIELD,
   JOB_FIELDS,
+  PARKED_DUE_AT,
+  PAUSE_FIELD,
   UNFINISHED_JOB_SETS,
   abortRequested,
   bullQueueKeys,
@@ -20,7 +22,7 @@ import {
   uncountStart,
 } from '../../src/redis/bullmq-internals.js';
 import { QUEUE_NAME, createKeys, jobIdOf, type Keys } from '../../src/redis/keys.js';
-import { abortWaiting } from '../../src/redis/scripts.js';
+import { abortWaiting, pauseExecution } from '../../src/redis/scripts.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefixes: string[] = [];
@@ -273,5 +275,66 @@ describe('job schedulers', () => {
     expect(parseSchedulerJobId(job?.id)).toEqual({ scheduler: 'procedure@tick', millis: next });
     expect(await testClient().zscore(bullQueueKeys(keys, 'lifecycle').delayed, id)).not.toBeNull();
     expect(parseSchedulerJobId(jobIdOf(1))).toBeUndefined();
+  });
+});
+
+describe('pauseExecution-5 (PAUSE PROCESS)', () => {
+  it('parks waiting, prioritized and delayed jobs where no worker takes them; promote and changeDelay put them back', async () => {
+    const { keys, queue } = await deployment('bull-pause');
+    const due = Date.now() + 600_000;
+    await queue.add('p', {}, { jobId: jobIdOf(1) });
+    await queue.add('p', {}, { jobId: jobIdOf(2), priority: 3 });
+    await queue.add('p', {}, { jobId: jobIdOf(3), delay: due - Date.now() });
+    const redis = testClient();
+    for (const n of [1, 2, 3]) {
+      expect(await pauseExecution(redis, keys, n)).toBe('parked');
+      expect(await pauseExecution(redis, keys, n)).toBe('already');
+      expect(await queue.getJobState(jobIdOf(n))).toBe('delayed');
+      const score = Number(await redis.zscore(bullQueueKeys(keys).delayed, jobIdOf(n)));
+      expect(delayedScoreDueAt(score)).toBe(PARKED_DUE_AT);
+    }
+    expect(await redis.hget(executionJobKey(keys, 1), PAUSE_FIELD)).toBe('queue');
+    expect(await redis.hget(executionJobKey(keys, 2), PAUSE_FIELD)).toBe('queue');
+    // The delayed one keeps its due time (to the ms BullMQ's score holds).
+    expect(Math.abs(Number(await redis.hget(executionJobKey(keys, 3), PAUSE_FIELD)) - due)).toBeLessThan(
+      1000,
+    );
+    expect(await pauseExecution(redis, keys, 99)).toBe('missing');
+
+    // A worker takes only a job that is not parked.
+    const ran: string[] = [];
+    startWorker(keys, async (job) => {
+      ran.push(job.id as string);
+    });
+    await queue.add('p', {}, { jobId: jobIdOf(4) });
+    await expect.poll(() => ran).toEqual([jobIdOf(4)]);
+    expect(await pauseExecution(redis, keys, 4)).toBe('finished');
+
+    // Back: promote keeps the priority; changeDelay moves the delayed one to its time.
+    await (await Job.fromId(queue, jobIdOf(1)))!.promote();
+    await (await Job.fromId(queue, jobIdOf(2)))!.promote();
+    await expect.poll(() => [...ran].sort()).toEqual([1, 2, 4].map(jobIdOf).sort());
+    await (await Job.fromId(queue, jobIdOf(3)))!.changeDelay(600_000);
+    const score = Number(await redis.zscore(bullQueueKeys(keys).delayed, jobIdOf(3)));
+    expect(delayedScoreDueAt(score)).toBeLessThan(PARKED_DUE_AT);
+  });
+
+  it('marks an active job "run" and leaves it where it is', async () => {
+    const { keys, queue } = await deployment('bull-pause-run');
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const started = new Promise<void>((resolve) =>
+      startWorker(keys, async () => {
+        resolve();
+        await held;
+      }),
+    );
+    await queue.add('p', {}, { jobId: jobIdOf(1) });
+    await started;
+    expect(await pauseExecution(testClient(), keys, 1)).toBe('active');
+    expect(await testClient().hget(executionJobKey(keys, 1), PAUSE_FIELD)).toBe('run');
+    expect(await queue.getJobState(jobIdOf(1))).toBe('active');
+    release();
+    await expect.poll(() => queue.getJobState(jobIdOf(1))).toBe('completed');
   });
 });

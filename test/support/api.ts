@@ -27,6 +27,9 @@ export function fakeContext(overrides: Partial<ApiContext> = {}): ApiContext {
     executions: () => {
       throw new NotReadyError();
     },
+    processes: () => {
+      throw new NotReadyError();
+    },
     procedures: () => [],
     procedureSchemas: () => [],
     session: () => {
@@ -67,6 +70,13 @@ export function fakeContext(overrides: Partial<ApiContext> = {}): ApiContext {
 
 const opened: Api[] = [];
 
+/** What a {@link FakeExecutions} was asked to do to an execution. */
+interface Signalled {
+  op: 'abort' | 'wake' | 'delay' | 'pause' | 'resume';
+  number: number;
+  ms?: number;
+}
+
 afterEach(async () => {
   await Promise.all(opened.splice(0).map((api) => api.close()));
 });
@@ -88,7 +98,7 @@ export class FakeExecutions implements ExecutionsApi {
   readonly views = new Map<number, ExecutionView>();
   readonly requests: { procedure: unknown; params: unknown; options: ExecuteOptions | undefined }[] = [];
   readonly filters: ListFilter[] = [];
-  readonly signals: { op: 'abort' | 'wake' | 'delay'; number: number; ms?: number }[] = [];
+  readonly signals: Signalled[] = [];
   /** The state an execution has when a request waits for it. */
   finishAs: ExecutionView['state'] = 'completed';
   private next = 1;
@@ -148,7 +158,15 @@ export class FakeExecutions implements ExecutionsApi {
     return this.signal('delay', number, ms);
   }
 
-  private async signal(op: 'abort' | 'wake' | 'delay', number: number, ms?: number): Promise<ExecutionView> {
+  async pause(number: number): Promise<ExecutionView> {
+    return this.signal('pause', number);
+  }
+
+  async resume(number: number): Promise<ExecutionView> {
+    return this.signal('resume', number);
+  }
+
+  private async signal(op: Signalled['op'], number: number, ms?: number): Promise<ExecutionView> {
     const view = await this.get(number);
     if (['completed', 'failed', 'aborted'].includes(view.state)) {
       throw new ExecutionFinishedError(number, view.state);
