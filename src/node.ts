@@ -39,6 +39,7 @@ import { ProcessSync } from './procedures/process-sync.js';
 import { ProcedureRegistry, type ProcedureListing } from './procedures/registry.js';
 import { WorkerPool } from './procedures/worker-pool.js';
 import { closeConnection, openConnection, type ConnectionRole } from './redis/connections.js';
+import { ReplicaAcks } from './redis/replica-acks.js';
 import { startRedisServer, type RedisServer } from './redis/embedded.js';
 import { withRedisTimeout } from './redis/errors.js';
 import { createKeys, type Keys } from './redis/keys.js';
@@ -77,6 +78,8 @@ export class SprocdNode {
   private embedded: RedisServer | undefined;
   private connections: Redis[] = [];
   private command: Redis | undefined;
+  /** SPROCD_REPLICA_ACKS: the writes it acknowledges wait for replicas (on the command connection). */
+  private acks: ReplicaAcks | undefined;
   private workers: WorkerPool | undefined;
   /** Signals and semaphores of the executions running here. */
   private sync: ProcessSync | undefined;
@@ -198,6 +201,7 @@ export class SprocdNode {
       }
       const command = this.open('command');
       this.command = command;
+      this.acks = new ReplicaAcks(command, { replicas: s.replicaAcks, timeoutMs: s.replicaAckTimeoutMs });
       this.events = new SystemEvents({ emitSystemEvent: (event) => this.emitSystemEvent(event) }, command);
       this.eventLog = new EventLog(command, this.keys.eventLog, this.log);
       this.auditTrail = new AuditTrail(command, this.keys.audit, s.auditMax);
@@ -223,6 +227,7 @@ export class SprocdNode {
         connectionName: `sprocd:${s.prefix}:${this.name}`,
         logger: this.log.child({ part: 'session' }),
         nodeName: this.name,
+        acks: this.acks,
       });
       const executions = new Executions(
         command,
@@ -231,6 +236,7 @@ export class SprocdNode {
         s,
         () => this.open('events'),
         this.tracing?.bullmq,
+        this.acks,
       );
       this.executions = executions;
 
@@ -509,6 +515,7 @@ export class SprocdNode {
         this.hooks.run(name, log, (l) => ({ ...this.hookContext(l), ...extra }), ...args),
       emitSystemEvent: (event) => this.emitSystemEvent(event),
       publish: (type, data) => this.eventLog?.append(type, data),
+      ...(this.acks ? { acks: this.acks } : {}),
       openWorkerConnection: () => this.open('worker'),
       procedureSchedules: () => this.schedules,
       hasProcedure: (name) => this.registry.get(name) !== undefined,
@@ -628,6 +635,7 @@ export class SprocdNode {
     this.api = undefined;
     await api?.close().catch(() => undefined);
     this.events?.close();
+    this.acks?.close();
     await Promise.all(this.connections.map((c) => closeConnection(c)));
     this.connections = [];
     await this.embedded?.stop();
