@@ -8,13 +8,8 @@ import path from 'node:path';
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { ConfigError, formatZodError } from './errors.js';
-import {
-  formatSentinelUrl,
-  isSentinelUrl,
-  parseAddress,
-  parseSentinelUrl,
-  redactSentinelUrl,
-} from './redis/sentinel-url.js';
+import { sentinelRules } from './redis/sentinel-settings.js';
+import { isSentinelUrl, parseAddress, parseSentinelUrl, redactSentinelUrl } from './redis/sentinel-url.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -302,9 +297,11 @@ function shown(variable: string, raw: string): string {
   }
   if (isSentinelUrl(raw)) {
     const redacted = redactSentinelUrl(raw);
-    return redacted.startsWith('[') && raw.includes('@')
-      ? '(hidden: it may hold credentials)'
-      : JSON.stringify(redacted);
+    if (!redacted.startsWith('[')) {
+      return JSON.stringify(redacted);
+    }
+    // Unreadable, so not redactable: shown only when it holds no user, password or sentinelPassword.
+    return /@|password/i.test(raw) ? '(hidden: it may hold credentials)' : JSON.stringify(raw);
   }
   if (raw.includes('@')) {
     try {
@@ -397,49 +394,6 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
   }
   s.nodeName ??= `${os.hostname()}-${process.pid}`;
   return s;
-}
-
-/**
- * The Sentinel settings: SPROCD_SENTINELS with SPROCD_SENTINEL_MASTER become a `redis+sentinel://`
- * REDIS_URL (so every connection is made from one URL), and SPROCD_SENTINEL_PASSWORD goes into
- * whichever Sentinel URL there is.
- */
-function sentinelRules(s: Settings, problems: string[]): void {
-  if (problems.some((p) => p.startsWith('REDIS_URL') || p.startsWith('SPROCD_SENTINEL'))) {
-    return; // what to combine is already wrong
-  }
-  if (s.sentinels !== undefined || s.sentinelMaster !== undefined) {
-    if (s.sentinels === undefined || s.sentinelMaster === undefined) {
-      problems.push(
-        'SPROCD_SENTINELS and SPROCD_SENTINEL_MASTER: give both (the sentinels and the master group name)',
-      );
-      return;
-    }
-    if (s.redisUrl !== undefined) {
-      problems.push(
-        'REDIS_URL: give either REDIS_URL or SPROCD_SENTINELS (a Sentinel REDIS_URL is redis+sentinel://host:26379,.../master)',
-      );
-      return;
-    }
-    s.redisUrl = formatSentinelUrl({
-      sentinels: s.sentinels.split(',').map(parseAddress),
-      name: s.sentinelMaster,
-      db: 0,
-      tls: false,
-    });
-  }
-  if (s.sentinelPassword !== undefined) {
-    if (s.redisUrl === undefined || !isSentinelUrl(s.redisUrl)) {
-      problems.push('SPROCD_SENTINEL_PASSWORD: needs SPROCD_SENTINELS or a redis+sentinel:// REDIS_URL');
-      return;
-    }
-    s.redisUrl = formatSentinelUrl({ ...parseSentinelUrl(s.redisUrl), sentinelPassword: s.sentinelPassword });
-  }
-  if (s.replicaAcks > 0 && s.redisUrl === undefined) {
-    problems.push(
-      'SPROCD_REPLICA_ACKS: needs REDIS_URL or SPROCD_SENTINELS (the embedded Redis has no replicas)',
-    );
-  }
 }
 
 /** Whether `tz` is an IANA time zone this Node knows. */

@@ -14,8 +14,7 @@ import {
   ValidationError,
 } from '../errors.js';
 import { JOB_EVENTS_MAX_LEN } from '../redis/bullmq-internals.js';
-import { settleWithin } from '../redis/connections.js';
-import { NO_ACKS, type WriteAcks } from '../redis/replica-acks.js';
+import { acknowledged, settleWithin, type WriteAcks } from '../redis/connections.js';
 import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
 import { abortWaiting } from '../redis/scripts.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '../types.js';
@@ -96,8 +95,7 @@ export class Executions {
     private readonly openEventsConnection: () => Redis,
     /** BullMQ's tracing (src/tracing): each job carries the trace of the request that queued it. */
     telemetry?: Telemetry,
-    /** SPROCD_REPLICA_ACKS: an execution is acknowledged once replicas have it (src/redis/replica-acks.ts). */
-    private readonly acks: WriteAcks = NO_ACKS,
+    private readonly acks?: WriteAcks, // SPROCD_REPLICA_ACKS: returns once replicas have it
   ) {
     this.queue = new Queue(QUEUE_NAME, {
       connection: redis,
@@ -167,12 +165,7 @@ export class Executions {
     if (links?.retryOf !== undefined) {
       data.retryOf = links.retryOf;
     }
-    // The ticket comes before the first write (the number block, the add, the index): a reconnect
-    // anywhere after it fails the acknowledgement.
-    const ticket = this.acks.ticket();
-    const result = await this.add(data, opts, options.delayMs ? 'delayed' : 'waiting');
-    await this.acks.confirm(ticket);
-    return result;
+    return acknowledged(this.acks, this.add(data, opts, options.delayMs ? 'delayed' : 'waiting'));
   }
 
   /**

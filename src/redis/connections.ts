@@ -6,6 +6,9 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { isSentinelUrl, parseSentinelUrl } from './sentinel-url.js';
 
+// What acknowledges a write on a connection (./replica-acks.ts), for the parts that import this module.
+export { acknowledged, type WriteAcks } from './replica-acks.js';
+
 /** The roles a node opens connections for. */
 export type ConnectionRole = 'command' | 'worker' | 'subscriber' | 'events' | 'session';
 

@@ -134,3 +134,18 @@ export const NO_ACKS = {
 
 /** What the parts that acknowledge writes need of {@link ReplicaAcks}. */
 export type WriteAcks = Pick<ReplicaAcks, 'ticket' | 'confirm'>;
+
+/**
+ * `work`'s result once replicas have its writes. Call it as `acknowledged(acks, start())`: `work` has
+ * then run up to its first await, so the ticket taken here is no later than the epoch of its first
+ * write (a connection's events come in a later turn). An earlier ticket only fails more often.
+ */
+export async function acknowledged<T>(acks: WriteAcks | undefined, work: Promise<T>): Promise<T> {
+  if (acks === undefined) {
+    return work;
+  }
+  const ticket = acks.ticket();
+  const result = await work;
+  await acks.confirm(ticket);
+  return result;
+}

@@ -27,7 +27,7 @@ export interface SentinelTarget {
 /** The sentinels' port when an address has none (Redis Sentinel's own default). */
 export const DEFAULT_SENTINEL_PORT = 26379;
 
-const FORM = /^(rediss?)\+sentinel:\/\/(?:([^@/]*)@)?([^/?#@]+)\/([^/?#]+)\/?(?:\?([^#]*))?$/;
+const FORM = /^(rediss?)\+sentinel:\/\/(?:([^@/]*)@)?([^/?#@]+)\/([^/?#\s,]+)\/?(?:\?([^#]*))?$/;
 const QUERY_KEYS = new Set(['db', 'sentinelUsername', 'sentinelPassword']);
 
 /** Whether `url` is in the Sentinel form (it may still be malformed: see {@link parseSentinelUrl}). */
