@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Execution } from '../../src/client/types.js';
 import { ApiError } from '../../src/client/errors.js';
 import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
-import { startSentinelGroup, type SentinelGroup } from '../support/sentinel.js';
+import { freeze, startSentinelGroup, type SentinelGroup } from '../support/sentinel.js';
 import { uniquePrefix } from '../support/redis.js';
 
 let group: SentinelGroup;
@@ -55,6 +55,15 @@ function events(): { type: string }[] {
     : [];
 }
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Clients queue `tally` executions in a loop until `stop()`; returns what was acknowledged and refused. */
 function load(clients: number) {
   const acked: number[] = [];
@@ -81,6 +90,46 @@ function load(clients: number) {
   };
 }
 
+/**
+ * Asserts that every acknowledged execution exists and completes, and that its increment is counted
+ * at least once and at most once per start (at-least-once: a run whose end died with the old master
+ * runs again). Returns how many were counted twice.
+ */
+async function checkNothingLost(acked: readonly number[]): Promise<number> {
+  // Every acknowledged execution exists on the new master and runs to its end.
+  const views = new Map<number, Execution>();
+  await vi.waitFor(
+    async () => {
+      for (const number of acked) {
+        if (views.get(number)?.state !== 'completed') {
+          views.set(number, await node.client.get(number));
+        }
+      }
+      expect(acked.filter((n) => views.get(n)?.state !== 'completed')).toEqual([]);
+    },
+    { timeout: 60_000, interval: 500 },
+  );
+  // Every acknowledged increment is counted: each completed execution's commit is in storage, at
+  // most once per start of it (at-least-once: a run whose end died with the old master runs again).
+  const storage = (await node.client.storage()) as Record<string, Record<string, number>>;
+  const tally = new Map<number, number>();
+  for (const [key, entry] of Object.entries(storage)) {
+    if (key.startsWith('tally-')) {
+      for (const [n, count] of Object.entries(entry)) {
+        tally.set(Number(n), count);
+      }
+    }
+  }
+  const lost = acked.filter((n) => (tally.get(n) ?? 0) < 1);
+  const beyondRetries = acked.filter((n) => (tally.get(n) ?? 0) > (views.get(n)?.attempt ?? 1));
+  const twice = acked.filter((n) => (tally.get(n) ?? 0) > 1);
+  expect(lost).toEqual([]);
+  expect(beyondRetries).toEqual([]);
+  expect(new Set(acked).size).toBe(acked.length);
+
+  return twice.length;
+}
+
 describe('sprocd on Redis Sentinel with SPROCD_REPLICA_ACKS=1', () => {
   it('loses nothing acknowledged when the master is SIGKILLed under load, and follows the new master', async () => {
     const flow = load(6);
@@ -95,43 +144,40 @@ describe('sprocd on Redis Sentinel with SPROCD_REPLICA_ACKS=1', () => {
     });
     await flow.stop();
 
-    // Every acknowledged execution exists on the new master and runs to its end.
-    const views = new Map<number, Execution>();
-    await vi.waitFor(
-      async () => {
-        for (const number of flow.acked) {
-          if (views.get(number)?.state !== 'completed') {
-            views.set(number, await node.client.get(number));
-          }
-        }
-        expect(flow.acked.filter((n) => views.get(n)?.state !== 'completed')).toEqual([]);
-      },
-      { timeout: 60_000, interval: 500 },
-    );
-    // Every acknowledged increment is counted: each completed execution's commit is in storage, at
-    // most once per start of it (at-least-once: a run whose end died with the old master runs again).
-    const storage = (await node.client.storage()) as Record<string, Record<string, number>>;
-    const tally = new Map<number, number>();
-    for (const [key, entry] of Object.entries(storage)) {
-      if (key.startsWith('tally-')) {
-        for (const [n, count] of Object.entries(entry)) {
-          tally.set(Number(n), count);
-        }
-      }
-    }
-    const lost = flow.acked.filter((n) => (tally.get(n) ?? 0) < 1);
-    const beyondRetries = flow.acked.filter((n) => (tally.get(n) ?? 0) > (views.get(n)?.attempt ?? 1));
-    const twice = flow.acked.filter((n) => (tally.get(n) ?? 0) > 1);
+    const twice = await checkNothingLost(flow.acked);
     console.log(
-      `fail-over under load: ${flow.acked.length} acknowledged (${ackedBefore} before the kill), refused ${JSON.stringify(Object.fromEntries(flow.refused))}, ${twice.length} counted twice (run again)`,
+      `SIGKILL under load: ${flow.acked.length} acknowledged (${ackedBefore} before the kill), refused ${JSON.stringify(Object.fromEntries(flow.refused))}, ${twice} counted twice (run again)`,
     );
-    expect(lost).toEqual([]);
-    expect(beyondRetries).toEqual([]);
-    expect(new Set(flow.acked).size).toBe(flow.acked.length);
 
     const types = events().map((e) => e.type);
     expect(types).toContain('redis.lost');
     expect(types.indexOf('redis.back')).toBeGreaterThan(types.indexOf('redis.lost'));
+  });
+
+  it('leaves a frozen (SIGSTOPped) master for the one the sentinels elect, losing nothing acknowledged', async () => {
+    // The master killed above comes back; the sentinels make it a replica of the new master.
+    const dead = group.servers.find((s) => s.pid === 0 || !isAlive(s.pid));
+    await dead?.restart();
+    await group.replicasOnline(2);
+    const lostBefore = events().filter((e) => e.type === 'redis.lost').length;
+    const flow = load(6);
+    await vi.waitFor(() => expect(flow.acked.length).toBeGreaterThanOrEqual(100), { timeout: 30_000 });
+    const frozen = await group.master();
+    const ackedBefore = flow.acked.length;
+    // Frozen for longer than down-after-milliseconds: the sentinels fail over while it sleeps, and it
+    // wakes up still believing it is the master (until the sentinels turn it into a replica).
+    const thawed = freeze(frozen.pid, 4000);
+    await group.failedOver(frozen);
+    await thawed;
+    await vi.waitFor(() => expect(flow.acked.length).toBeGreaterThanOrEqual(ackedBefore + 100), {
+      timeout: 30_000,
+    });
+    await flow.stop();
+    const twice = await checkNothingLost(flow.acked);
+    console.log(
+      `SIGSTOP under load: ${flow.acked.length} acknowledged (${ackedBefore} before the freeze), refused ${JSON.stringify(Object.fromEntries(flow.refused))}, ${twice} counted twice (run again)`,
+    );
+    expect(events().filter((e) => e.type === 'redis.lost').length).toBeGreaterThan(lostBefore);
   });
 
   it('refuses acknowledgements with NOT_REPLICATED when no replica answers, without hanging', async () => {
