@@ -11,6 +11,8 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
+    // The Sentinel fail-over tests run on their own (vitest.sentinel.config.ts, .ci/sentinel-test).
+    exclude: ['test/sentinel/**', '**/node_modules/**'],
     reporters: ['default', './test/support/summary-reporter.ts'],
     globalSetup: ['test/support/global-setup.ts'],
     // A test that asserts nothing, or an `.only` left behind, fails the run instead of passing quietly.

@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: starts its own redis-server (no persistence, so disk speed does not blur the
  * comparison) and runs each benchmark, printing sprocd's figures beside the bare baselines.
- * BENCH_ONLY=queue,session,backup,console,auth,signals,checkpoint,workers picks some.
+ * BENCH_ONLY=queue,session,backup,console,auth,signals,checkpoint,workers picks some; BENCH_ONLY=sentinel
+ * (not in the default set: it starts a Sentinel group of its own and takes about a minute more) runs
+ * bench/sentinel.ts.
  */
 import os from 'node:os';
 import fs from 'node:fs';
@@ -65,6 +67,10 @@ try {
       'Messages through one worker: CALL WORKER vs a bare BullMQ Worker (issue 9)',
       await benchWorkers(url),
     );
+  }
+  if (only.has('sentinel')) {
+    const { benchSentinel } = await import('./sentinel.js');
+    print('One Redis vs Sentinel, replica acknowledgements off and on (issue 11)', await benchSentinel());
   }
 } finally {
   await redis?.stop();

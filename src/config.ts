@@ -8,13 +8,29 @@ import path from 'node:path';
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { ConfigError, formatZodError } from './errors.js';
+import { sentinelRules } from './redis/sentinel-settings.js';
+import { isSentinelUrl, parseAddress, parseSentinelUrl, redactSentinelUrl } from './redis/sentinel-url.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Typed settings of one node; each names its variable (defaults in SCHEMA below). */
 export interface Settings {
-  /** `REDIS_URL`; undefined starts the embedded redis-server. */
+  /**
+   * `REDIS_URL` (`redis://`, `rediss://`, or `redis+sentinel://` / `rediss+sentinel://` naming the
+   * sentinels and the master group), or the URL the `SPROCD_SENTINELS` settings make; undefined
+   * starts the embedded redis-server.
+   */
   redisUrl: string | undefined;
+  /** `SPROCD_SENTINELS`: `host:port,host:port` of the sentinels (instead of a Sentinel REDIS_URL). */
+  sentinels: string | undefined;
+  /** `SPROCD_SENTINEL_MASTER`: the master group name, with SPROCD_SENTINELS. */
+  sentinelMaster: string | undefined;
+  /** `SPROCD_SENTINEL_PASSWORD` (a secret): the sentinels' password, with either Sentinel form. */
+  sentinelPassword: string | undefined;
+  /** `SPROCD_REPLICA_ACKS`: replicas that must have a write before it is acknowledged (Redis WAIT; 0: none). */
+  replicaAcks: number;
+  /** `SPROCD_REPLICA_ACK_TIMEOUT_MS`: the longest wait for those replicas (then 503 NOT_REPLICATED). */
+  replicaAckTimeoutMs: number;
   /** `SPROCD_PREFIX`: every Redis key lives under `{prefix}`. */
   prefix: string;
   /** `HOST`: the API's address; beyond loopback it needs a token. */
@@ -111,7 +127,11 @@ export interface Settings {
 const MIN_BACKUP_KEY_BYTES = 32;
 
 /** Settings whose value a message never shows. */
-const SECRETS: ReadonlySet<string> = new Set(['SPROCD_TOKEN', 'SPROCD_BACKUP_KEY']);
+const SECRETS: ReadonlySet<string> = new Set([
+  'SPROCD_TOKEN',
+  'SPROCD_BACKUP_KEY',
+  'SPROCD_SENTINEL_PASSWORD',
+]);
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -130,9 +150,42 @@ const SCHEMA = {
     z
       .string()
       .trim()
-      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://'),
+      .regex(
+        /^rediss?(\+sentinel)?:\/\//,
+        'must start with redis://, rediss://, redis+sentinel:// or rediss+sentinel://',
+      )
+      .superRefine((url, ctx) => {
+        if (isSentinelUrl(url)) {
+          try {
+            parseSentinelUrl(url);
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          }
+        }
+      }),
     undefined,
   ],
+  sentinels: [
+    'SPROCD_SENTINELS',
+    nonEmpty.superRefine((list, ctx) => {
+      for (const address of list.split(',')) {
+        try {
+          parseAddress(address);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      }
+    }),
+    undefined,
+  ],
+  sentinelMaster: [
+    'SPROCD_SENTINEL_MASTER',
+    z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of A-Z a-z 0-9 _ . -'),
+    undefined,
+  ],
+  sentinelPassword: ['SPROCD_SENTINEL_PASSWORD', z.string().min(1), undefined],
+  replicaAcks: ['SPROCD_REPLICA_ACKS', int(0, 100), '0'],
+  replicaAckTimeoutMs: ['SPROCD_REPLICA_ACK_TIMEOUT_MS', int(10), '1000'],
   prefix: [
     'SPROCD_PREFIX',
     z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 _ . -'),
@@ -242,6 +295,14 @@ function shown(variable: string, raw: string): string {
   if (SECRETS.has(variable)) {
     return '(hidden)';
   }
+  if (isSentinelUrl(raw)) {
+    const redacted = redactSentinelUrl(raw);
+    if (!redacted.startsWith('[')) {
+      return JSON.stringify(redacted);
+    }
+    // Unreadable, so not redactable: shown only when it holds no user, password or sentinelPassword.
+    return /@|password/i.test(raw) ? '(hidden: it may hold credentials)' : JSON.stringify(raw);
+  }
   if (raw.includes('@')) {
     try {
       const url = new URL(raw.trim());
@@ -311,6 +372,16 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
     s.requestTimeoutMs < s.headersTimeoutMs
   ) {
     problems.push('SPROCD_REQUEST_TIMEOUT_MS: must be 0 or at least SPROCD_HEADERS_TIMEOUT_MS');
+  }
+  sentinelRules(s, problems);
+  if (
+    s.replicaAcks > 0 &&
+    s.replicaAckTimeoutMs !== undefined &&
+    s.redisTimeoutMs !== undefined &&
+    s.replicaAckTimeoutMs >= s.redisTimeoutMs
+  ) {
+    // The WAIT runs on the command connection, whose commands fail after SPROCD_REDIS_TIMEOUT_MS.
+    problems.push('SPROCD_REPLICA_ACK_TIMEOUT_MS: must be shorter than SPROCD_REDIS_TIMEOUT_MS');
   }
   if (problems.length > 0) {
     throw new ConfigError(`Bad settings:\n  ${problems.join('\n  ')}`, { problems });

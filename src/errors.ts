@@ -27,6 +27,7 @@ export const ERROR_CODES = [
   'NOT_READY',
   'STOPPING',
   'REDIS_UNAVAILABLE',
+  'NOT_REPLICATED',
   'CONFIG_INVALID',
   'MODULE_LOAD_FAILED',
   'REDIS_SERVER_MISSING',
@@ -216,6 +217,31 @@ export class RedisUnavailableError extends SprocdError {
       'REDIS_UNAVAILABLE',
       'Redis is unreachable or did not answer in time (SPROCD_REDIS_TIMEOUT_MS); the request changed nothing that was acknowledged. Retry when Redis is back.',
       { cause },
+    );
+  }
+}
+
+/**
+ * A write was made but fewer than SPROCD_REPLICA_ACKS replicas confirmed it in time, or the connection
+ * changed (a fail-over) between the write and the confirmation: it may be lost in a fail-over, or it
+ * may have happened. Retrying is safe for what is idempotent (an execution with a unique name).
+ */
+export class NotReplicatedError extends SprocdError {
+  constructor(
+    reason: 'timeout' | 'reconnected' | 'failed',
+    details: { wanted: number; got?: number },
+    cause?: unknown,
+  ) {
+    const why =
+      reason === 'timeout'
+        ? `only ${details.got ?? 0} of ${details.wanted} replicas confirmed it within SPROCD_REPLICA_ACK_TIMEOUT_MS`
+        : reason === 'reconnected'
+          ? 'the connection to Redis changed (a fail-over?) before replicas confirmed it'
+          : 'Redis did not answer the replicas check';
+    super(
+      'NOT_REPLICATED',
+      `The write was made but not acknowledged: ${why}. It may or may not survive a fail-over; retry.`,
+      { details: { reason, ...details, retryAfterSeconds: 1 }, cause },
     );
   }
 }

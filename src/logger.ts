@@ -6,6 +6,7 @@
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { traceLogFields } from './tracing/spans.js';
+import { isSentinelUrl, redactSentinelUrl } from './redis/sentinel-url.js';
 
 /** How {@link createLogger} writes. */
 export interface LoggerOptions {
@@ -55,6 +56,9 @@ export function createLogger(level: string, options: LoggerOptions = {}): Logger
 
 /** A Redis URL with its password hidden, for logs. */
 export function redactUrl(url: string): string {
+  if (isSentinelUrl(url)) {
+    return redactSentinelUrl(url);
+  }
   try {
     const u = new URL(url);
     if (u.password) {

@@ -42,6 +42,7 @@ import { WorkerPool } from './procedures/worker-pool.js';
 import { WorkerRunner } from './procedures/workers/runner.js';
 import { Workers } from './procedures/workers/workers.js';
 import { closeConnection, openConnection, type ConnectionRole } from './redis/connections.js';
+import { ReplicaAcks } from './redis/replica-acks.js';
 import { startRedisServer, type RedisServer } from './redis/embedded.js';
 import { withRedisTimeout } from './redis/errors.js';
 import { createKeys, type Keys } from './redis/keys.js';
@@ -80,6 +81,8 @@ export class SprocdNode {
   private embedded: RedisServer | undefined;
   private connections: Redis[] = [];
   private command: Redis | undefined;
+  /** SPROCD_REPLICA_ACKS: the writes it acknowledges wait for replicas (on the command connection). */
+  private acks: ReplicaAcks | undefined;
   private workers: WorkerPool | undefined;
   /** CALL WORKER, KILL WORKER and the listing; and the workers this node runs. */
   private workerCalls: Workers | undefined;
@@ -204,6 +207,7 @@ export class SprocdNode {
       }
       const command = this.open('command');
       this.command = command;
+      this.acks = new ReplicaAcks(command, { replicas: s.replicaAcks, timeoutMs: s.replicaAckTimeoutMs });
       this.events = new SystemEvents({ emitSystemEvent: (event) => this.emitSystemEvent(event) }, command);
       this.eventLog = new EventLog(command, this.keys.eventLog, this.log);
       this.auditTrail = new AuditTrail(command, this.keys.audit, s.auditMax);
@@ -229,6 +233,7 @@ export class SprocdNode {
         connectionName: `sprocd:${s.prefix}:${this.name}`,
         logger: this.log.child({ part: 'session' }),
         nodeName: this.name,
+        acks: this.acks,
       });
       const executions = new Executions(
         command,
@@ -237,6 +242,7 @@ export class SprocdNode {
         s,
         () => this.open('events'),
         this.tracing?.bullmq,
+        this.acks,
       );
       this.executions = executions;
       this.workerCalls = new Workers(command, this.keys, this.registry);
@@ -541,6 +547,7 @@ export class SprocdNode {
         this.hooks.run(name, log, (l) => ({ ...this.hookContext(l), ...extra }), ...args),
       emitSystemEvent: (event) => this.emitSystemEvent(event),
       publish: (type, data) => this.eventLog?.append(type, data),
+      ...(this.acks ? { acks: this.acks } : {}),
       openWorkerConnection: () => this.open('worker'),
       procedureSchedules: () => this.schedules,
       hasProcedure: (name) => this.registry.get(name) !== undefined,
@@ -668,6 +675,7 @@ export class SprocdNode {
     this.api = undefined;
     await api?.close().catch(() => undefined);
     this.events?.close();
+    this.acks?.close();
     await Promise.all(this.connections.map((c) => closeConnection(c)));
     this.connections = [];
     await this.embedded?.stop();

@@ -23,6 +23,11 @@ describe('defaults', () => {
     const s = loadSettings({}, '/srv/app');
     expect(s).toEqual({
       redisUrl: undefined,
+      sentinels: undefined,
+      sentinelMaster: undefined,
+      sentinelPassword: undefined,
+      replicaAcks: 0,
+      replicaAckTimeoutMs: 1000,
       prefix: 'sprocd',
       host: '127.0.0.1',
       port: 8080,
@@ -104,7 +109,7 @@ describe('bad settings', () => {
     [
       'REDIS_URL',
       'localhost:6379',
-      /^REDIS_URL="localhost:6379": must start with redis:\/\/ or rediss:\/\/$/,
+      /^REDIS_URL="localhost:6379": must start with redis:\/\/, rediss:\/\/, redis\+sentinel:\/\/ or rediss\+sentinel:\/\/$/,
     ],
     ['SPROCD_PREFIX', 'a b', /^SPROCD_PREFIX="a b": use 1-64 of/],
     ['PORT', '70000', /^PORT="70000": Too big: expected number to be <=65535$/],

@@ -34,6 +34,7 @@ export const STATUS: Readonly<Record<ErrorCode, number>> = {
   NOT_READY: 503,
   STOPPING: 503,
   REDIS_UNAVAILABLE: 503,
+  NOT_REPLICATED: 503,
   RATE_LIMITED: 429,
   TOO_MANY_WAITS: 503,
   QUEUE_FULL: 503,

@@ -15,6 +15,7 @@ import {
   executionJobKey,
 } from '../redis/bullmq-internals.js';
 import { numberOfJobId, type Keys } from '../redis/keys.js';
+import { NO_ACKS, type WriteAcks } from '../redis/replica-acks.js';
 import type { BackupEncoder, BackupHeader, ExecutionLine, SourceList } from './backup-format.js';
 import { BackupReadError } from './backup-status.js';
 
@@ -36,6 +37,8 @@ export class BackupSnapshot {
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly number: number,
+    /** SPROCD_REPLICA_ACKS: the snapshot counts as taken once replicas have it (and all before it). */
+    private readonly acks: WriteAcks = NO_ACKS,
   ) {}
 
   /**
@@ -54,8 +57,11 @@ export class BackupSnapshot {
       m.copy(source, copy, 'REPLACE').pexpire(copy, SNAPSHOT_TTL_MS);
     }
     let res: [Error | null, unknown][] | null;
+    const ticket = this.acks.ticket();
     try {
       res = await m.exec();
+      // The file then records a state a fail-over cannot take back, and its copies outlive one.
+      await this.acks.confirm(ticket);
     } catch (err) {
       throw new BackupReadError(err);
     }

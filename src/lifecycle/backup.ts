@@ -22,6 +22,7 @@ import {
   type WrittenFile,
 } from './backup-history.js';
 import { BackupLock, runningBackup, type RunningBackup } from './backup-lock.js';
+import type { WriteAcks } from '../redis/replica-acks.js';
 import { BackupSnapshot } from './backup-snapshot.js';
 import {
   BACKUP_STATUS,
@@ -76,6 +77,8 @@ export interface BackupHost extends PolicyHost {
   emitSystemEvent(event: { type: string } & Record<string, unknown>): void;
   /** Sends an event to GET /v1/events (backup.started, backup.progress, backup.finished). */
   readonly publish?: PublishEvent;
+  /** SPROCD_REPLICA_ACKS: the snapshot waits for replicas (src/redis/replica-acks.ts). */
+  readonly acks?: WriteAcks;
 }
 
 /** The backups of one node. */
@@ -293,7 +296,7 @@ export class BackupService {
   ): Promise<WrittenFile> {
     const { settings: s, redis, keys, name } = this.host;
     const now = new Date();
-    const snapshot = new BackupSnapshot(redis, keys, number);
+    const snapshot = new BackupSnapshot(redis, keys, number, this.host.acks);
     const encoder = new BackupEncoder(this.key);
     let snapshotMs = 0;
     const header: BackupHeader = {

@@ -15,7 +15,7 @@ import {
   ValidationError,
 } from '../errors.js';
 import { JOB_EVENTS_MAX_LEN } from '../redis/bullmq-internals.js';
-import { settleWithin } from '../redis/connections.js';
+import { acknowledged, settleWithin, type WriteAcks } from '../redis/connections.js';
 import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
 import { abortWaiting } from '../redis/scripts.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '../types.js';
@@ -97,6 +97,7 @@ export class Executions {
     private readonly openEventsConnection: () => Redis,
     /** BullMQ's tracing (src/tracing): each job carries the trace of the request that queued it. */
     telemetry?: Telemetry,
+    private readonly acks?: WriteAcks, // SPROCD_REPLICA_ACKS: returns once replicas have it
   ) {
     this.queue = new Queue(QUEUE_NAME, {
       connection: redis,
@@ -166,7 +167,7 @@ export class Executions {
     if (links?.retryOf !== undefined) {
       data.retryOf = links.retryOf;
     }
-    return this.add(data, opts, options.delayMs ? 'delayed' : 'waiting');
+    return acknowledged(this.acks, this.add(data, opts, options.delayMs ? 'delayed' : 'waiting'));
   }
 
   /**

@@ -5,6 +5,10 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { batchWritesPerTick } from './write-batching.js';
+import { isSentinelUrl, parseSentinelUrl } from './sentinel-url.js';
+
+// What acknowledges a write on a connection (./replica-acks.ts), for the parts that import this module.
+export { acknowledged, type WriteAcks } from './replica-acks.js';
 
 /** The roles a node opens connections for. */
 export type ConnectionRole = 'command' | 'worker' | 'subscriber' | 'events' | 'session';
@@ -37,14 +41,44 @@ export function openConnection(role: ConnectionRole, options: ConnectionOptions)
     role === 'command'
       ? { maxRetriesPerRequest: 1, commandTimeout: options.timeoutMs, enableOfflineQueue: true }
       : { maxRetriesPerRequest: null, enableReadyCheck: true };
-  const redis = new Redis(options.url, { ...base, ...roleOptions });
+  const redis = isSentinelUrl(options.url)
+    ? new Redis({ ...base, ...roleOptions, ...sentinelOptions(options.url, options.timeoutMs) })
+    : new Redis(options.url, { ...base, ...roleOptions });
   // ioredis emits 'error' on every failed reconnect; the node reports connection state through
   // system events and /readyz, so an unhandled 'error' must not crash the process.
   redis.on('error', () => undefined);
-  if (process.env.SPROCD_DIAG_NO_BATCH !== '1') {
-    batchWritesPerTick(redis);
-  }
+  batchWritesPerTick(redis);
   return redis;
+}
+
+/**
+ * ioredis's options for a Sentinel URL (./sentinel-url.ts): the connection asks the sentinels for
+ * the master of `name` on each (re)connect and checks with ROLE that it reached a master.
+ * - `failoverDetector` subscribes to the sentinels' +switch-master and drops the connection when a
+ *   fail-over happens: a frozen (SIGSTOPped) master keeps its sockets open, and without this a
+ *   connection would stay on it (blocking commands forever) after the sentinels elected another;
+ * - a demoted master answers writes with READONLY: that error reconnects (to the master the
+ *   sentinels now name) and sends the refused command again, which is safe since it did nothing;
+ * - `sentinelCommandTimeout`: a frozen sentinel is skipped for the next one instead of hanging.
+ */
+export function sentinelOptions(url: string, timeoutMs: number): RedisOptions {
+  const t = parseSentinelUrl(url);
+  return {
+    sentinels: t.sentinels,
+    name: t.name,
+    role: 'master',
+    db: t.db,
+    ...(t.username === undefined ? {} : { username: t.username }),
+    ...(t.password === undefined ? {} : { password: t.password }),
+    ...(t.sentinelUsername === undefined ? {} : { sentinelUsername: t.sentinelUsername }),
+    ...(t.sentinelPassword === undefined ? {} : { sentinelPassword: t.sentinelPassword }),
+    ...(t.tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
+    failoverDetector: true,
+    sentinelCommandTimeout: timeoutMs,
+    // While no sentinel answers: retry quickly, then every second (null would give up for good).
+    sentinelRetryStrategy: (times) => Math.min(100 * times, 1000),
+    reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
+  };
 }
 
 /** Waits until `redis` is connected (resolves at once when it already is). */

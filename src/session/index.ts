@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type pino from 'pino';
 import { closeConnection, openConnection, waitReady } from '../redis/connections.js';
 import type { Keys } from '../redis/keys.js';
+import type { WriteAcks } from '../redis/replica-acks.js';
 import { sessionIdentity } from '../redis/scripts.js';
 import type { Session, SessionInfo, Storage } from '../types.js';
 import { storageLayout } from './layout.js';
@@ -41,6 +42,8 @@ export interface SessionServiceOptions {
   testHooks?: SessionTestHooks;
   /** The node's name, in the labels that say who holds or waits for a lock (lock-owner.ts); default: the host name. */
   nodeName?: string;
+  /** SPROCD_REPLICA_ACKS on the command connection: a commit returns once replicas have it. */
+  acks?: WriteAcks;
 }
 
 /** Hooks that let tests provoke what is otherwise hard to time. */
@@ -134,6 +137,7 @@ export async function openSession(opts: SessionServiceOptions): Promise<SessionS
     timeoutMs: opts.lockTimeoutMs,
     logger,
     skipLockRenewal: opts.testHooks?.skipLockRenewal,
+    ...(opts.acks ? { acks: opts.acks } : {}),
   });
   try {
     await waitReady(blocking, Math.max(timeoutMs, 5000));

@@ -32,6 +32,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { NO_ACKS, type WriteAcks } from '../redis/replica-acks.js';
 import { lockAcquire, lockCancel, type AcquireReply, type LockTimes } from '../redis/scripts.js';
 import { LockLostError, LockTimeoutError, SessionClosedError } from './errors.js';
 import type { StorageLayout } from './layout.js';
@@ -63,6 +64,8 @@ export interface LockManagerOptions {
   logger: Logger;
   /** Test hook: while it returns true, the heartbeat does not renew lock leases. */
   skipLockRenewal?: () => boolean;
+  /** SPROCD_REPLICA_ACKS: a commit that wrote returns once replicas have it (src/redis/replica-acks.ts). */
+  acks?: WriteAcks;
 }
 
 /** The locks of one node (one open session service). */
@@ -140,9 +143,15 @@ export class LockManager {
    * one script. Throws LockLostError, having written nothing, when any lease ran out.
    */
   async commit(held: readonly HeldLock[], ops: ReadonlyMap<string, CommitOp>): Promise<void> {
+    const acks = this.o.acks ?? NO_ACKS;
+    const ticket = acks.ticket();
     const lost = await this.committer.run(held, ops);
     if (lost !== undefined) {
       throw new LockLostError(lost);
+    }
+    if (ops.size > 0) {
+      // Written, locks handed on; the `use` returns once replicas have it (NotReplicatedError if not).
+      await acks.confirm(ticket);
     }
   }
 

@@ -1,0 +1,142 @@
+/**
+ * The Sentinel form of REDIS_URL: `redis+sentinel://[user:password@]host1:26379,host2:26379/mymaster
+ * [?db=0&sentinelUsername=...&sentinelPassword=...]` (`rediss+sentinel://` for TLS to the sentinels and
+ * the data nodes). WHATWG's URL cannot read a list of hosts, so this module parses and prints the form
+ * itself; the user and password are those of the master and replicas, the sentinels have their own.
+ */
+
+/** One sentinel's address. */
+export interface SentinelAddress {
+  host: string;
+  port: number;
+}
+
+/** What a Sentinel URL names. */
+export interface SentinelTarget {
+  sentinels: SentinelAddress[];
+  /** The master group name the sentinels monitor. */
+  name: string;
+  username?: string;
+  password?: string;
+  db: number;
+  sentinelUsername?: string;
+  sentinelPassword?: string;
+  tls: boolean;
+}
+
+/** The sentinels' port when an address has none (Redis Sentinel's own default). */
+export const DEFAULT_SENTINEL_PORT = 26379;
+
+const FORM = /^(rediss?)\+sentinel:\/\/(?:([^@/]*)@)?([^/?#@]+)\/([^/?#\s,]+)\/?(?:\?([^#]*))?$/;
+const QUERY_KEYS = new Set(['db', 'sentinelUsername', 'sentinelPassword']);
+
+/** Whether `url` is in the Sentinel form (it may still be malformed: see {@link parseSentinelUrl}). */
+export function isSentinelUrl(url: string): boolean {
+  return /^rediss?\+sentinel:\/\//i.test(url.trim());
+}
+
+/** Reads a Sentinel URL; throws an Error whose message says what is wrong (never the password). */
+export function parseSentinelUrl(url: string): SentinelTarget {
+  const m = FORM.exec(url.trim());
+  if (!m) {
+    throw new Error(
+      'must look like redis+sentinel://[user:password@]host:26379[,host:26379...]/mastername[?db=0&sentinelPassword=...]',
+    );
+  }
+  const [, scheme, userinfo, hostList, rawName, query] = m as unknown as [
+    string,
+    string,
+    string | undefined,
+    string,
+    string,
+    string | undefined,
+  ];
+  const target: SentinelTarget = {
+    sentinels: hostList.split(',').map(parseAddress),
+    name: decode(rawName, 'the master name'),
+    db: 0,
+    tls: scheme === 'rediss',
+  };
+  if (userinfo !== undefined && userinfo !== '') {
+    const colon = userinfo.indexOf(':');
+    const user = decode(colon < 0 ? userinfo : userinfo.slice(0, colon), 'the user');
+    const password = colon < 0 ? undefined : decode(userinfo.slice(colon + 1), 'the password');
+    if (user !== '') {
+      target.username = user;
+    }
+    if (password !== undefined && password !== '') {
+      target.password = password;
+    }
+  }
+  for (const [key, value] of new URLSearchParams(query ?? '')) {
+    if (!QUERY_KEYS.has(key)) {
+      throw new Error(`unknown parameter "${key}" (known: ${[...QUERY_KEYS].join(', ')})`);
+    }
+    if (key === 'db') {
+      if (!/^\d{1,5}$/.test(value)) {
+        throw new Error('db must be a whole number');
+      }
+      target.db = Number(value);
+    } else if (value !== '') {
+      target[key as 'sentinelUsername' | 'sentinelPassword'] = value;
+    }
+  }
+  return target;
+}
+
+/** Prints `target` as a Sentinel URL (what the SPROCD_SENTINELS settings become). */
+export function formatSentinelUrl(target: SentinelTarget): string {
+  const userinfo =
+    target.username !== undefined || target.password !== undefined
+      ? `${encodeURIComponent(target.username ?? '')}${target.password === undefined ? '' : `:${encodeURIComponent(target.password)}`}@`
+      : '';
+  const hosts = target.sentinels
+    .map((s) => `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`)
+    .join(',');
+  const query = new URLSearchParams();
+  if (target.db !== 0) {
+    query.set('db', String(target.db));
+  }
+  if (target.sentinelUsername !== undefined) {
+    query.set('sentinelUsername', target.sentinelUsername);
+  }
+  if (target.sentinelPassword !== undefined) {
+    query.set('sentinelPassword', target.sentinelPassword);
+  }
+  const q = query.toString();
+  return `${target.tls ? 'rediss' : 'redis'}+sentinel://${userinfo}${hosts}/${encodeURIComponent(target.name)}${q ? `?${q}` : ''}`;
+}
+
+/** `url` fit for a log line: no password of the data nodes or of the sentinels. */
+export function redactSentinelUrl(url: string): string {
+  try {
+    const target = parseSentinelUrl(url);
+    if (target.password !== undefined) {
+      target.password = '***';
+    }
+    if (target.sentinelPassword !== undefined) {
+      target.sentinelPassword = '***';
+    }
+    return formatSentinelUrl(target).replaceAll('%2A%2A%2A', '***');
+  } catch {
+    return '[unparsable url]';
+  }
+}
+
+/** `host:port`, `host` or `[v6]:port` (one address of SPROCD_SENTINELS or of the URL's list). */
+export function parseAddress(text: string): SentinelAddress {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+))(?::(\d{1,5}))?$/.exec(text.trim());
+  const port = m?.[3] === undefined ? DEFAULT_SENTINEL_PORT : Number(m[3]);
+  if (!m || port < 1 || port > 65535) {
+    throw new Error(`"${text.trim()}" is not a sentinel address (host:port, e.g. 10.0.0.5:26379)`);
+  }
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+function decode(text: string, what: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new Error(`${what} is not valid percent-encoding`);
+  }
+}
