@@ -7,7 +7,7 @@ import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type 
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
-import { abortRequested, uncountStart } from '../redis/bullmq-internals.js';
+import { abortRequested, stopLockRenewal, uncountStart } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
 import { startSpan } from '../tracing/spans.js';
@@ -28,7 +28,8 @@ import { assertJson } from './json.js';
 import { ParamsMismatchError } from './params.js';
 import type { ProcessSync } from './process-sync.js';
 import { ProcessControl, markSleep } from './processes.js';
-import type { ProcedureRegistry } from './registry.js';
+import type { LoadedProcedure, ProcedureRegistry } from './registry.js';
+import { ThreadPool } from './thread/pool.js';
 
 /** What the pool needs from the node. */
 export interface WorkerPoolOptions {
@@ -77,8 +78,11 @@ export class WorkerPool {
 
   private readonly services: RunServices;
   private readonly logs: ExecutionLogs;
+  /** Worker threads of `isolation: 'thread'` procedures. */
+  private readonly threads: ThreadPool;
 
   constructor(private readonly opts: WorkerPoolOptions) {
+    this.threads = new ThreadPool(opts.logger);
     this.logs = new ExecutionLogs(opts.connection, opts.keys, opts.node, (err) =>
       opts.logger.debug({ err }, 'execution log lines not kept'),
     );
@@ -178,15 +182,25 @@ export class WorkerPool {
    * waiting, not counted as failed), and closes the worker.
    */
   async stop(graceMs: number, settleMs: number): Promise<{ finished: number; givenBack: number }> {
+    const o = this.opts;
     this.stopping = true;
     const deadline = Date.now() + graceMs;
     const before = this.running.size;
     while (this.running.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
     }
-    const givenBack = this.running.size;
+    const givenBack = [...this.running.values()].filter((r) => !r.outcomeDecided).length;
+    const stillRunning = [...this.running.values()].filter((r) => !r.codeDone).map((r) => r.number);
+    if (stillRunning.length > 0) {
+      // Their slots are given up: the node stops. A thread procedure's thread is terminated here.
+      o.logger.warn(
+        { executions: stillRunning },
+        'executions whose code still ran at the end of the shutdown grace; not waited for',
+      );
+    }
     for (const running of this.running.values()) {
       running.interrupt('giveback');
+      running.release();
     }
     // The processors settle right away now; give them a moment to move their jobs back. With Redis
     // away that cannot happen: their leases run out instead and another node (or the next start)
@@ -206,6 +220,7 @@ export class WorkerPool {
 
   private async closeWorker(ms: number): Promise<void> {
     await settleWithin(this.worker?.close(true), ms);
+    await settleWithin(this.threads.close(), ms);
     // The last lines of executions that just ended, before the node closes the connection.
     await settleWithin(this.logs.flush(), ms);
   }
@@ -275,6 +290,62 @@ export class WorkerPool {
     }
     const running = new ExecutionRun(number, job, token);
     this.running.set(number, running);
+    try {
+      return await this.attempt(running, definition);
+    } catch (err) {
+      throw running.codeDone ? err : await this.fileEarly(running, err);
+    } finally {
+      if (!running.codeDone) {
+        // Its outcome is filed (aborted, timed out, given back) but its code runs on: it keeps its
+        // slot until that code settles, so this node never runs more than its concurrency.
+        await running.codeSettled();
+        o.logger.info(
+          { execution: number, procedure: job.data.procedure, settled: running.codeDone },
+          running.codeDone
+            ? 'code of an ended execution settled; its slot is free'
+            : 'code of an ended execution still running; its slot is given up as the node stops',
+        );
+      }
+      this.running.delete(number);
+    }
+  }
+
+  /**
+   * Files an interrupted attempt (aborted, timed out) in BullMQ now, while its code goes on, so the
+   * execution shows its end at once; the processor (and with it the worker's slot) stays taken until
+   * the code settles, then tells BullMQ the job was moved already. `decided` is what the attempt threw
+   * for BullMQ; a give-back moved its job itself.
+   */
+  private async fileEarly(running: ExecutionRun, decided: unknown): Promise<unknown> {
+    const { job, token, number } = running;
+    if (decided instanceof WaitingError || decided instanceof DelayedError) {
+      return decided;
+    }
+    const err = decided instanceof Error ? decided : new Error(String(decided));
+    try {
+      await job.moveToFailed(err, token, false);
+      stopLockRenewal(this.worker, job.id);
+      // BullMQ's worker emits `failed` only for what it moved itself.
+      this.onFailedAttempt(job, err);
+    } catch (moveErr) {
+      // Its lock expires instead, and BullMQ's stalled check recovers it; an abort's flag then
+      // aborts the next attempt at once.
+      this.opts.logger.warn(
+        { err: moveErr, execution: number },
+        'interrupted execution not filed; it is recovered after its lease',
+      );
+    }
+    this.opts.logger.info(
+      { execution: number, procedure: job.data.procedure },
+      'execution ended while its code still runs; its slot stays taken until that code settles',
+    );
+    return new WaitingError();
+  }
+
+  /** Runs one attempt of the execution and decides its outcome (what BullMQ files). */
+  private async attempt(running: ExecutionRun, definition: LoadedProcedure): Promise<JsonValue> {
+    const o = this.opts;
+    const { job, token, number } = running;
     const started = Date.now();
     const attempt = job.attemptsStarted;
     const logLines = o.logger.isLevelEnabled('info');
@@ -305,10 +376,11 @@ export class WorkerPool {
         running.abort();
       }
       const context = (ctx = new ExecutionContext(running, this.services));
+      const runner = definition.isolation === 'thread' ? this.threads.runner(definition, running) : undefined;
       if (span) {
-        span.with(() => running.start(definition, context));
+        span.with(() => running.start(definition, context, runner));
       } else {
-        running.start(definition, context);
+        running.start(definition, context, runner);
       }
       const value = await running.outcome;
       if (running.interruption === 'abort') {
@@ -363,7 +435,6 @@ export class WorkerPool {
           ),
         );
       }
-      this.running.delete(number);
       ctx?.endLog(outcome, Date.now() - started, failure);
       o.observer?.onEnd(job.data.procedure, outcome, Date.now() - started);
       span?.set({ 'sprocd.execution.outcome': outcome });
