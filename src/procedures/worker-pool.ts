@@ -7,7 +7,7 @@ import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type 
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
-import { abortRequested, stopLockRenewal, uncountStart } from '../redis/bullmq-internals.js';
+import { abortRequested, uncountStart } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
 import { startSpan } from '../tracing/spans.js';
@@ -23,6 +23,7 @@ import {
   type RunServices,
 } from './execution-run.js';
 import { ExecutionLogs } from './execution-logs.js';
+import { fileEarly, giveUpOn, holdSlot } from './interrupted-code.js';
 import { encodeFailure, failureError } from './failure.js';
 import { assertJson } from './json.js';
 import { ParamsMismatchError } from './params.js';
@@ -182,26 +183,15 @@ export class WorkerPool {
    * waiting, not counted as failed), and closes the worker.
    */
   async stop(graceMs: number, settleMs: number): Promise<{ finished: number; givenBack: number }> {
-    const o = this.opts;
     this.stopping = true;
     const deadline = Date.now() + graceMs;
     const before = this.running.size;
     while (this.running.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
     }
-    const givenBack = [...this.running.values()].filter((r) => !r.outcomeDecided).length;
-    const stillRunning = [...this.running.values()].filter((r) => !r.codeDone).map((r) => r.number);
-    if (stillRunning.length > 0) {
-      // Their slots are given up: the node stops. A thread procedure's thread is terminated here.
-      o.logger.warn(
-        { executions: stillRunning },
-        'executions whose code still ran at the end of the shutdown grace; not waited for',
-      );
-    }
-    for (const running of this.running.values()) {
-      running.interrupt('giveback');
-      running.release();
-    }
+    const runs = [...this.running.values()];
+    const givenBack = runs.filter((r) => !r.outcomeDecided).length;
+    giveUpOn(runs, this.opts.logger);
     // The processors settle right away now; give them a moment to move their jobs back. With Redis
     // away that cannot happen: their leases run out instead and another node (or the next start)
     // recovers them, so wait no longer than a Redis time-out.
@@ -293,53 +283,17 @@ export class WorkerPool {
     try {
       return await this.attempt(running, definition);
     } catch (err) {
-      throw running.codeDone ? err : await this.fileEarly(running, err);
+      throw running.codeDone
+        ? err
+        : await fileEarly(running, err, {
+            worker: this.worker,
+            logger: o.logger,
+            onFiled: (failed) => this.onFailedAttempt(job, failed),
+          });
     } finally {
-      if (!running.codeDone) {
-        // Its outcome is filed (aborted, timed out, given back) but its code runs on: it keeps its
-        // slot until that code settles, so this node never runs more than its concurrency.
-        await running.codeSettled();
-        o.logger.info(
-          { execution: number, procedure: job.data.procedure, settled: running.codeDone },
-          running.codeDone
-            ? 'code of an ended execution settled; its slot is free'
-            : 'code of an ended execution still running; its slot is given up as the node stops',
-        );
-      }
+      await holdSlot(running, o.logger);
       this.running.delete(number);
     }
-  }
-
-  /**
-   * Files an interrupted attempt (aborted, timed out) in BullMQ now, while its code goes on, so the
-   * execution shows its end at once; the processor (and with it the worker's slot) stays taken until
-   * the code settles, then tells BullMQ the job was moved already. `decided` is what the attempt threw
-   * for BullMQ; a give-back moved its job itself.
-   */
-  private async fileEarly(running: ExecutionRun, decided: unknown): Promise<unknown> {
-    const { job, token, number } = running;
-    if (decided instanceof WaitingError || decided instanceof DelayedError) {
-      return decided;
-    }
-    const err = decided instanceof Error ? decided : new Error(String(decided));
-    try {
-      await job.moveToFailed(err, token, false);
-      stopLockRenewal(this.worker, job.id);
-      // BullMQ's worker emits `failed` only for what it moved itself.
-      this.onFailedAttempt(job, err);
-    } catch (moveErr) {
-      // Its lock expires instead, and BullMQ's stalled check recovers it; an abort's flag then
-      // aborts the next attempt at once.
-      this.opts.logger.warn(
-        { err: moveErr, execution: number },
-        'interrupted execution not filed; it is recovered after its lease',
-      );
-    }
-    this.opts.logger.info(
-      { execution: number, procedure: job.data.procedure },
-      'execution ended while its code still runs; its slot stays taken until that code settles',
-    );
-    return new WaitingError();
   }
 
   /** Runs one attempt of the execution and decides its outcome (what BullMQ files). */
