@@ -9,6 +9,8 @@ import { SprocdClient } from '../../src/client.js';
 import { loadSettings } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { SprocdNode } from '../../src/node.js';
+import { bullQueueKeys, executionJobKey } from '../../src/redis/bullmq-internals.js';
+import { createKeys, jobIdOf } from '../../src/redis/keys.js';
 import { waitForState } from '../support/executions.js';
 import { FIXTURES, ROOT, testEnv } from '../support/node.js';
 import { checkedFetch } from '../support/openapi.js';
@@ -77,6 +79,48 @@ describe("isolation: 'thread'", () => {
       return items;
     });
     expect(kept.find((l) => l.msg === 'counting in a thread')?.fields).toMatchObject({ by: 2 });
+  });
+
+  it('offers the rest of ctx: use that throws writes nothing, executeOnServer, signals, semaphores, onErrCall', async () => {
+    const { node, client } = await threadNode('features', '2');
+    const view = await client.execute('features');
+    const done = await waitForState(client, view.number, 'completed');
+    expect(done.result).toMatchObject({
+      useThrew: 'MIND_CHANGED',
+      written: [],
+      childParent: view.number,
+      triggered: true,
+      waited: true,
+      signal: { signaled: true, result: { rows: 42 } },
+      taken: false,
+      held: true,
+      heldAfter: false,
+      pause: 'UNSUPPORTED_IN_THREAD',
+      handled: 'handled by onErrCall',
+    });
+    const { child, childNumber } = done.result as { child: number; childNumber: number };
+    expect([0, child]).toContain(childNumber);
+    expect((await waitForState(client, child, 'completed')).result).toMatchObject({ after: 10 });
+    expect(await node.session.storage.get('feat-a')).toBeUndefined();
+  });
+
+  it('a stop terminates a thread that ignores its signal after the grace, and gives its execution back', async () => {
+    const { node, client } = await threadNode('stop');
+    const spin = await client.execute('spin');
+    await vi.waitFor(async () => expect(await node.session.storage.get('spin')).toEqual({ started: 1 }), {
+      timeout: 15_000,
+      interval: 25,
+    });
+    await node.stop();
+    expect(node.state).toBe('stopped');
+    const [finishedOn] = await testClient().hmget(
+      executionJobKey(createKeys(`${prefix}-stop`), spin.number),
+      'finishedOn',
+    );
+    expect(finishedOn).toBeNull();
+    expect(await testClient().lrange(bullQueueKeys(createKeys(`${prefix}-stop`)).wait, 0, -1)).toContain(
+      jobIdOf(spin.number),
+    );
   });
 
   it('an abort terminates a thread that never yields, and its slot takes the next execution', async () => {

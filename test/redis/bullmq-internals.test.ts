@@ -15,6 +15,7 @@ import {
   bullQueueKeys,
   delayedScoreDueAt,
   executionJobKey,
+  stopLockRenewal,
   parseSchedulerJobId,
   schedulerJobId,
   uncountStart,
@@ -273,5 +274,22 @@ describe('job schedulers', () => {
     expect(parseSchedulerJobId(job?.id)).toEqual({ scheduler: 'procedure@tick', millis: next });
     expect(await testClient().zscore(bullQueueKeys(keys, 'lifecycle').delayed, id)).not.toBeNull();
     expect(parseSchedulerJobId(jobIdOf(1))).toBeUndefined();
+  });
+});
+
+describe('stopLockRenewal', () => {
+  it("takes a job out of the worker's lock renewals while its processor still runs", async () => {
+    const { keys, queue } = await deployment('bi-lock');
+    let release: (() => void) | undefined;
+    const worker = startWorker(keys, () => new Promise<void>((resolve) => (release = resolve)));
+    await queue.add('p', { n: 1 }, { jobId: jobIdOf(1) });
+    await vi.waitFor(() => expect(release).toBeDefined());
+    const tracked = () =>
+      (worker as unknown as { lockManager: { getActiveJobCount(): number } }).lockManager.getActiveJobCount();
+    expect(tracked()).toBe(1);
+    stopLockRenewal(worker, jobIdOf(1));
+    expect(tracked()).toBe(0);
+    release?.();
+    await vi.waitFor(async () => expect(await queue.getJobState(jobIdOf(1))).toBe('completed'));
   });
 });
