@@ -83,7 +83,7 @@ export class WorkerPool {
   private readonly threads: ThreadPool;
 
   constructor(private readonly opts: WorkerPoolOptions) {
-    this.threads = new ThreadPool(opts.logger);
+    this.threads = new ThreadPool(opts.logger, opts.concurrency);
     this.logs = new ExecutionLogs(opts.connection, opts.keys, opts.node, (err) =>
       opts.logger.debug({ err }, 'execution log lines not kept'),
     );

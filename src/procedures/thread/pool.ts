@@ -11,8 +11,6 @@ import type { ExecutionRun } from '../execution-run.js';
 import type { LoadedProcedure } from '../registry.js';
 import { runInThread, type ThreadEnd } from './host.js';
 
-/** Idle threads kept per procedure module. */
-const MAX_IDLE_PER_MODULE = 4;
 /** How long an idle thread waits for its next execution. */
 const IDLE_MS = 60_000;
 
@@ -61,7 +59,11 @@ export class ThreadPool {
     main: new URL(`./main${EXT}`, import.meta.url).href,
   };
 
-  constructor(private readonly logger: Logger) {}
+  /** `maxIdle`: idle threads kept per procedure module (the node's concurrency: no more run at once). */
+  constructor(
+    private readonly logger: Logger,
+    private readonly maxIdle: number,
+  ) {}
 
   /** The run of `procedure` in a thread for one execution, with the abort, time-out and stop kill wired to `run`. */
   runner(
@@ -125,7 +127,7 @@ export class ThreadPool {
   private release(url: string, worker: Worker, end: ThreadEnd): void {
     this.busy.delete(worker);
     const list = this.idle.get(url) ?? [];
-    if (end === 'gone' || this.closed || list.length >= MAX_IDLE_PER_MODULE) {
+    if (end === 'gone' || this.closed || list.length >= this.maxIdle) {
       void worker.terminate();
       return;
     }
