@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: starts its own redis-server (no persistence, so disk speed does not blur the
  * comparison) and runs each benchmark, printing sprocd's figures beside the bare baselines.
- * BENCH_ONLY=queue,session,backup,console,auth,signals,checkpoint picks some.
+ * BENCH_ONLY=queue,session,backup,console,auth,signals,checkpoint,thread picks some.
  */
 import os from 'node:os';
 import fs from 'node:fs';
@@ -10,7 +10,7 @@ import { startRedisServer } from '../src/redis/embedded.js';
 import { benchQueue, type Row } from './queue.js';
 
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'queue,session,backup,console,auth,signals,checkpoint').split(','),
+  (process.env.BENCH_ONLY ?? 'queue,session,backup,console,auth,signals,checkpoint,thread').split(','),
 );
 
 function print(title: string, rows: Row[]): void {
@@ -58,6 +58,10 @@ try {
   if (only.has('checkpoint')) {
     const { benchCheckpoint } = await import('./checkpoint.js');
     print('ctx.checkpoint() in a loop (issue 9)', await benchCheckpoint(url));
+  }
+  if (only.has('thread')) {
+    const { benchThread } = await import('./thread.js');
+    print("isolation: 'thread' (issue 9)", await benchThread(url));
   }
 } finally {
   await redis?.stop();

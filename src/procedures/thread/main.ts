@@ -18,7 +18,7 @@ async function runOne(message: RunMessage & { port: MessagePort }): Promise<void
     link.controller.abort(reviveError(message.aborted));
   }
   try {
-    const run = runOf(((await import(message.url)) as { default?: unknown }).default);
+    const run = await runFor(message.url);
     const ctx = new ThreadContext(link, message);
     const seen = strict(ctx, 'ctx');
     let value: unknown;
@@ -44,6 +44,23 @@ async function runOne(message: RunMessage & { port: MessagePort }): Promise<void
   } finally {
     message.port.close();
   }
+}
+
+/**
+ * The modules this thread loaded, by URL: an `import()` of a loaded module still asks the loader's
+ * hooks to resolve it, a round trip to the loader's thread for every execution.
+ */
+const loaded = new Map<string, Promise<Run>>();
+
+function runFor(url: string): Promise<Run> {
+  let run = loaded.get(url);
+  if (!run) {
+    run = import(url).then((mod: { default?: unknown }) => runOf(mod.default));
+    loaded.set(url, run);
+    // A module that failed to load is tried again by the next execution.
+    run.catch(() => loaded.delete(url));
+  }
+  return run;
 }
 
 /** The run function of a procedure module's default export (as the node's registry accepts it). */

@@ -78,6 +78,10 @@ export class ThreadPool {
         ctx,
         (kill) => {
           run.kill = kill;
+          // Aborted before it started (an early abort, the abort flag of a later attempt): no thread time.
+          if (run.outcomeDecided) {
+            kill();
+          }
         },
         (end) => this.release(procedure.url, worker, end),
       );
