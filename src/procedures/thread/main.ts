@@ -3,6 +3,7 @@
  * time, as each `run` message with its MessagePort comes, and answers on that port.
  */
 import { parentPort, type MessagePort } from 'node:worker_threads';
+import type { ProcedureContext } from '../../types.js';
 import { serializeError, reviveError, type RunMessage } from './protocol.js';
 import { ThreadContext, ThreadLink, strict } from './thread-context.js';
 
@@ -30,7 +31,7 @@ async function runOne(message: RunMessage & { port: MessagePort }): Promise<void
       if (!handler || link.controller.signal.aborted) {
         throw err;
       }
-      value = await handler(err, seen);
+      value = await handler(err, seen as unknown as ProcedureContext);
     }
     try {
       link.post({ t: 'done', ok: true, value: value === undefined ? null : value });

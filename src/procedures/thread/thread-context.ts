@@ -184,8 +184,12 @@ class ThreadSignal implements Signal {
   }
 }
 
-/** The `ctx` of a thread procedure. */
-export class ThreadContext implements ProcedureContext {
+/**
+ * The `ctx` of a thread procedure. Deliberately not `implements ProcedureContext`: a member added to
+ * ProcedureContext later reaches a thread as UnsupportedInThreadError (through {@link strict}) until
+ * it is passed over here, instead of breaking the build.
+ */
+export class ThreadContext {
   readonly log: ProcedureContext['log'];
   readonly session: Session;
   readonly process: ProcessInfo;
