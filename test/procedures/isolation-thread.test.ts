@@ -88,6 +88,7 @@ describe("isolation: 'thread'", () => {
     expect(done.result).toMatchObject({
       useThrew: 'MIND_CHANGED',
       written: [],
+      nested: 'UNSUPPORTED_IN_THREAD',
       childParent: view.number,
       triggered: true,
       waited: true,
@@ -102,6 +103,7 @@ describe("isolation: 'thread'", () => {
     expect([0, child]).toContain(childNumber);
     expect((await waitForState(client, child, 'completed')).result).toMatchObject({ after: 10 });
     expect(await node.session.storage.get('feat-a')).toBeUndefined();
+    expect(await node.session.storage.get('feat-c')).toBeUndefined();
   });
 
   it('a stop terminates a thread that ignores its signal after the grace, and gives its execution back', async () => {

@@ -4,6 +4,7 @@
  * else is a call to the node over the execution's MessagePort, answered by host.ts with the node's own
  * ctx of the execution. A member the thread cannot offer throws UnsupportedInThreadError.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { MessagePort } from 'node:worker_threads';
 import type {
   Draft,
@@ -33,6 +34,24 @@ import {
 } from './protocol.js';
 
 type Pending = { resolve: (value: unknown) => void; reject: (reason: unknown) => void };
+
+/**
+ * Set while a storage.use callback runs in this thread. The node's re-entrance (a `use` or `remove`
+ * inside a `use` of the same execution joins it) follows the async context of the callback, which
+ * does not cross threads: such a call from here would wait for the locks its own `use` holds.
+ */
+const insideUse = new AsyncLocalStorage<true>();
+
+function refuseInsideUse(what: string): Promise<never> | undefined {
+  return insideUse.getStore()
+    ? Promise.reject(
+        new UnsupportedInThreadError(
+          `${what} inside a storage.use callback`,
+          "take every key in one use (storage.use([a, b], (da, db) => ...)); to remove an entry, delete the draft's fields.",
+        ),
+      )
+    : undefined;
+}
 
 /** The execution's side of the port: calls to the node and their answers. */
 export class ThreadLink {
@@ -94,7 +113,7 @@ export class ThreadLink {
       if (!fn) {
         throw new Error('storage.use: no callback for these drafts');
       }
-      const value = await fn(...drafts);
+      const value = await insideUse.run(true, () => fn(...drafts));
       this.post({ t: 'use.done', id, ok: true, drafts, value });
     } catch (err) {
       this.post({ t: 'use.done', id, ok: false, error: serializeError(err) });
@@ -270,12 +289,15 @@ function threadSession(link: ThreadLink, about: RunMessage['session']): Session 
     get: <T = JsonValue>(key: string) => link.call<T | undefined>('storage.get', [key]),
     keys: () => link.call('storage.keys', []),
     snapshot: () => link.call('storage.snapshot', []),
-    remove: (key: string) => link.call('storage.remove', [key]),
+    remove: (key: string) => refuseInsideUse('storage.remove') ?? link.call('storage.remove', [key]),
     use: (<R>(keys: string | readonly string[], fn: (...drafts: Draft[]) => R | Promise<R>) => {
       if (typeof fn !== 'function') {
         return Promise.reject(new TypeError('storage.use takes a key (or keys) and a function.'));
       }
-      return link.call<R>('storage.use', [keys], fn as (...drafts: Draft[]) => unknown);
+      return (
+        refuseInsideUse('storage.use') ??
+        link.call<R>('storage.use', [keys], fn as (...drafts: Draft[]) => unknown)
+      );
     }) as Storage['use'],
   };
   const info: SessionInfo = about.info;
