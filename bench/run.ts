@@ -1,9 +1,9 @@
 /**
  * `npm run bench`: starts its own redis-server (no persistence, so disk speed does not blur the
  * comparison) and runs each benchmark, printing sprocd's figures beside the bare baselines.
- * BENCH_ONLY=queue,session,backup,console,auth,signals,checkpoint,workers picks some; BENCH_ONLY=sentinel
- * (not in the default set: it starts a Sentinel group of its own and takes about a minute more) runs
- * bench/sentinel.ts.
+ * BENCH_ONLY=queue,session,backup,console,auth,signals,checkpoint,workers,thread picks some;
+ * BENCH_ONLY=sentinel (not in the default set: it starts a Sentinel group of its own and takes about a
+ * minute more) runs bench/sentinel.ts.
  */
 import os from 'node:os';
 import fs from 'node:fs';
@@ -12,7 +12,9 @@ import { startRedisServer } from '../src/redis/embedded.js';
 import { benchQueue, type Row } from './queue.js';
 
 const only = new Set(
-  (process.env.BENCH_ONLY ?? 'queue,session,backup,console,auth,signals,checkpoint,workers').split(','),
+  (process.env.BENCH_ONLY ?? 'queue,session,backup,console,auth,signals,checkpoint,workers,thread').split(
+    ',',
+  ),
 );
 
 function print(title: string, rows: Row[]): void {
@@ -71,6 +73,10 @@ try {
   if (only.has('sentinel')) {
     const { benchSentinel } = await import('./sentinel.js');
     print('One Redis vs Sentinel, replica acknowledgements off and on (issue 11)', await benchSentinel());
+  }
+  if (only.has('thread')) {
+    const { benchThread } = await import('./thread.js');
+    print("isolation: 'thread' (issue 9)", await benchThread(url));
   }
 } finally {
   await redis?.stop();

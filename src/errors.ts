@@ -50,6 +50,9 @@ export const ERROR_CODES = [
   'NODE_LOST',
   'ABORTED',
   'PARAMS_MISMATCH',
+  // isolation: 'thread' procedures (src/procedures/thread/)
+  'UNSUPPORTED_IN_THREAD',
+  'THREAD_EXITED',
   // signals and semaphores (ctx.newSignal, ctx.semaphore)
   'SIGNAL_NOT_FOUND',
   // workers (ctx.callWorker, ctx.killWorker)

@@ -13,6 +13,7 @@ export {
   type ProcedureDefinition,
   type ProcedureScheduleOption,
   type Backoff,
+  type Isolation,
 } from './procedures/define.js';
 export {
   BACKUP_STATUS,

@@ -63,13 +63,18 @@ export function listModules(dir: string): ModuleFile[] {
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** The URL `file` is imported from at reload `generation` (a query busts the ESM cache). */
+export function moduleUrl(file: string, generation: number): string {
+  return `${pathToFileURL(file).href}${generation > 0 ? `?v=${generation}` : ''}`;
+}
+
 /**
  * Imports `file` and returns its default export. `generation` busts the ESM cache, so that a reload
  * (SIGHUP) gets the file's new code while running executions keep the old.
  */
 export async function importDefault(file: string, generation: number): Promise<unknown> {
   await ensureTypeScriptLoader();
-  const url = `${pathToFileURL(file).href}${generation > 0 ? `?v=${generation}` : ''}`;
+  const url = moduleUrl(file, generation);
   let mod: Record<string, unknown>;
   try {
     mod = (await import(url)) as Record<string, unknown>;

@@ -52,11 +52,23 @@ export interface ProcedureDefinition<P = unknown, R = unknown, I = P> {
   /** One line shown by GET /v1/procedures. */
   description?: string;
   /**
+   * `'inline'`: `run` runs on the node's event loop, with every other execution; an abort ends the
+   * execution at once but its code goes on (keeping its worker slot) until it settles. `'thread'`:
+   * each execution runs the module's `run` in a worker thread of its own, with its `ctx` passed over
+   * to the node; an abort, a time-out or the node stopping terminates the thread, so even code that
+   * never yields is stopped. Costs a thread start per execution (idle threads are reused), and
+   * params, results and what crosses `ctx` must be JSON. @defaultValue 'inline'
+   */
+  isolation?: Isolation;
+  /**
    * Run on a cron schedule (cron-parser syntax, seconds allowed), once per tick in the whole cluster,
    * as an execution named `schedule:<procedure>` (docs/BACKUPS.md). @defaultValue none
    */
   schedule?: ProcedureScheduleOption<P>;
 }
+
+/** Where a procedure's code runs: see {@link ProcedureDefinition.isolation}. */
+export type Isolation = 'inline' | 'thread';
 
 /** How often an execution of a procedure may run: see {@link ProcedureDefinition.delivery}. */
 export type Delivery = 'at-least-once' | 'at-most-once';
@@ -97,6 +109,13 @@ export function defineProcedure<P = JsonValue, R = unknown, I = P>(
     definition.delivery !== 'at-most-once'
   ) {
     throw new TypeError("defineProcedure: delivery must be 'at-least-once' or 'at-most-once'.");
+  }
+  if (
+    definition.isolation !== undefined &&
+    definition.isolation !== 'inline' &&
+    definition.isolation !== 'thread'
+  ) {
+    throw new TypeError("defineProcedure: isolation must be 'inline' or 'thread'.");
   }
   if (definition.delivery === 'at-most-once' && (definition.attempts ?? 1) > 1) {
     throw new TypeError(

@@ -101,6 +101,8 @@ export class ExecutionRun {
   interruption: 'abort' | 'shutdown' | undefined;
   /** Settles with the procedure's result, or rejects with its error or an {@link Interruption}. */
   readonly outcome: Promise<unknown>;
+  /** Whether {@link outcome} has settled. */
+  outcomeDecided = false;
   private resolveOutcome!: (value: unknown) => void;
   private rejectOutcome!: (reason: unknown) => void;
   private controller: AbortController | undefined;
@@ -115,6 +117,16 @@ export class ExecutionRun {
   errCall: ErrCallHandler | undefined;
   /** ctx.worker: set when this run is a worker's message (./workers/runner.ts). */
   worker: WorkerScope | undefined;
+  /**
+   * Stops the procedure's code by force, when it can be (a thread procedure: its worker thread is
+   * terminated). Called on every interruption: abort, time-out, give-back at a stop.
+   */
+  kill: (() => void) | undefined;
+  /** Whether the procedure's code (its run, and its ON ERR CALL handler) has settled. */
+  codeDone = false;
+  /** Resolves once the code settled, or once {@link release} gave up waiting for it. */
+  private readonly codeEnd: Promise<void>;
+  private endCode!: () => void;
 
   constructor(
     readonly number: number,
@@ -122,13 +134,48 @@ export class ExecutionRun {
     readonly token: string,
   ) {
     this.outcome = new Promise((resolve, reject) => {
-      this.resolveOutcome = resolve;
-      this.rejectOutcome = reject;
+      this.resolveOutcome = (value) => {
+        this.outcomeDecided = true;
+        resolve(value);
+      };
+      this.rejectOutcome = (reason) => {
+        this.outcomeDecided = true;
+        reject(reason);
+      };
+    });
+    this.codeEnd = new Promise((resolve) => {
+      this.endCode = resolve;
     });
   }
 
-  /** Starts the procedure; its settlement decides the outcome unless an interruption came first. */
-  start(definition: ProcedureDefinition<unknown, unknown>, ctx: ProcedureContext): void {
+  /**
+   * Resolves once the procedure's code has settled (or {@link release} gave up on it). The worker
+   * keeps the execution's slot until then, even when an abort or a time-out decided its outcome
+   * earlier: a node never runs more code at once than its concurrency.
+   */
+  codeSettled(): Promise<void> {
+    return this.codeEnd;
+  }
+
+  /** Stops waiting for the code (a stopping node does not wait past its grace for code that ignores its signal). */
+  release(): void {
+    this.endCode();
+  }
+
+  private settleCode(): void {
+    this.codeDone = true;
+    this.endCode();
+  }
+
+  /**
+   * Starts the procedure; its settlement decides the outcome unless an interruption came first.
+   * `runner` replaces the definition's own run (a thread procedure runs in a worker thread).
+   */
+  start(
+    definition: ProcedureDefinition<unknown, unknown>,
+    ctx: ProcedureContext,
+    runner?: (params: unknown, ctx: ProcedureContext) => Promise<unknown>,
+  ): void {
     if (definition.timeoutMs) {
       this.timer = setTimeout(this.onTimeout, definition.timeoutMs, this, definition.timeoutMs);
     }
@@ -137,18 +184,25 @@ export class ExecutionRun {
       const data = this.job.data;
       params = runParams(data.procedure, definition.params, data.params);
     } catch (err) {
+      this.settleCode();
       this.rejectOutcome(err);
       return;
     }
     let result: unknown;
     try {
-      result = definition.run(params, ctx);
+      result = runner ? runner(params, ctx) : definition.run(params, ctx);
     } catch (err) {
       this.onRunError(err, ctx);
       return;
     }
     // Later settlements of an interrupted procedure land on a settled promise: no unhandled rejection.
-    Promise.resolve(result).then(this.resolveOutcome, (err: unknown) => this.onRunError(err, ctx));
+    Promise.resolve(result).then(
+      (value) => {
+        this.settleCode();
+        this.resolveOutcome(value);
+      },
+      (err: unknown) => this.onRunError(err, ctx),
+    );
   }
 
   /**
@@ -159,6 +213,7 @@ export class ExecutionRun {
   private onRunError(err: unknown, ctx: ProcedureContext): void {
     const handler = this.errCall;
     if (!handler || this.reason) {
+      this.settleCode();
       this.rejectOutcome(err);
       return;
     }
@@ -166,15 +221,29 @@ export class ExecutionRun {
     try {
       handled = handler(err, ctx);
     } catch (thrown) {
+      this.settleCode();
       this.rejectOutcome(thrown);
       return;
     }
-    Promise.resolve(handled).then(this.resolveOutcome, this.rejectOutcome);
+    Promise.resolve(handled).then(
+      (value) => {
+        this.settleCode();
+        this.resolveOutcome(value);
+      },
+      (thrown: unknown) => {
+        this.settleCode();
+        this.rejectOutcome(thrown);
+      },
+    );
   }
 
-  /** Ends the wait for the procedure now (its code may go on; its result no longer counts). */
+  /**
+   * Ends the wait for the procedure's outcome now (its result no longer counts), and stops its code
+   * by force when it can ({@link kill}); otherwise the code may go on until it settles.
+   */
   interrupt(kind: Interruption['kind']): void {
     this.rejectOutcome(new Interruption(kind));
+    this.kill?.();
   }
 
   /** Clears the timeout timer. */

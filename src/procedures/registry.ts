@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { ModuleLoadError } from '../errors.js';
 import type { ProcedureCounts } from '../stats/procedure-counts.js';
-import { importDefault, listModules } from '../modules.js';
+import { importDefault, listModules, moduleUrl } from '../modules.js';
 import { PROCEDURE_MARK, type ProcedureDefinition } from './define.js';
 import { assertProcedureName } from './names.js';
 
@@ -13,6 +13,8 @@ import { assertProcedureName } from './names.js';
 export interface LoadedProcedure extends ProcedureDefinition<unknown, unknown> {
   name: string;
   file: string;
+  /** The URL its module was imported from (a reload's is new): a thread procedure's thread imports it too. */
+  url: string;
 }
 
 /** What GET /v1/procedures shows of one procedure. */
@@ -55,7 +57,8 @@ export class ProcedureRegistry {
           `another file also defines procedure "${name}" (${next.get(name)?.file})`,
         );
       }
-      next.set(name, { ...toDefinition(file, await importDefault(file, generation)), name, file });
+      const url = moduleUrl(file, generation);
+      next.set(name, { ...toDefinition(file, await importDefault(file, generation)), name, file, url });
     }
     this.procedures = next;
   }

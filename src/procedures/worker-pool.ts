@@ -2,6 +2,10 @@
  * The worker pool of one node: a BullMQ Worker running SPROCD_CONCURRENCY executions at once, the
  * table of executions running here (for abort, wake, pause and shutdown), and the give-back of unfinished
  * work when the node stops.
+ *
+ * It is long because it holds the one processor BullMQ calls, and every way an attempt can end (done,
+ * failed, timed out, aborted, given back at a stop, refused as at-most-once after a lost node, filed
+ * early while its code still runs) is decided there, in one place, so that each is filed exactly once.
  */
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -24,12 +28,14 @@ import {
   type RunServices,
 } from './execution-run.js';
 import { ExecutionLogs } from './execution-logs.js';
+import { fileEarly, giveUpOn, holdSlot } from './interrupted-code.js';
 import { encodeFailure, failureError } from './failure.js';
 import { assertJson } from './json.js';
 import { ParamsMismatchError } from './params.js';
 import type { ProcessSync } from './process-sync.js';
 import { ProcessControl, markSleep } from './processes.js';
-import type { ProcedureRegistry } from './registry.js';
+import type { LoadedProcedure, ProcedureRegistry } from './registry.js';
+import { ThreadPool } from './thread/pool.js';
 
 /** What the pool needs from the node. */
 export interface WorkerPoolOptions {
@@ -83,8 +89,11 @@ export class WorkerPool {
   /** What each execution's ctx runs on; worker messages run on it too (./workers/runner.ts). */
   readonly services: RunServices;
   private readonly logs: ExecutionLogs;
+  /** Worker threads of `isolation: 'thread'` procedures. */
+  private readonly threads: ThreadPool;
 
   constructor(private readonly opts: WorkerPoolOptions) {
+    this.threads = new ThreadPool(opts.logger, opts.concurrency);
     this.logs = new ExecutionLogs(opts.connection, opts.keys, opts.node, (err) =>
       opts.logger.debug({ err }, 'execution log lines not kept'),
     );
@@ -207,10 +216,9 @@ export class WorkerPool {
     while (this.running.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
     }
-    const givenBack = this.running.size;
-    for (const running of this.running.values()) {
-      running.interrupt('giveback');
-    }
+    const runs = [...this.running.values()];
+    const givenBack = runs.filter((r) => !r.outcomeDecided).length;
+    giveUpOn(runs, this.opts.logger);
     // The processors settle right away now; give them a moment to move their jobs back. With Redis
     // away that cannot happen: their leases run out instead and another node (or the next start)
     // recovers them, so wait no longer than a Redis time-out.
@@ -229,6 +237,7 @@ export class WorkerPool {
 
   private async closeWorker(ms: number): Promise<void> {
     await settleWithin(this.worker?.close(true), ms);
+    await settleWithin(this.threads.close(), ms);
     // The last lines of executions that just ended, before the node closes the connection.
     await settleWithin(this.logs.flush(), ms);
   }
@@ -300,6 +309,31 @@ export class WorkerPool {
     }
     const running = new ExecutionRun(number, job, token);
     this.running.set(number, running);
+    try {
+      return await this.attempt(running, job, definition);
+    } catch (err) {
+      throw running.codeDone
+        ? err
+        : await fileEarly(running, err, {
+            job,
+            worker: this.worker,
+            logger: o.logger,
+            onFiled: (failed) => this.onFailedAttempt(job, failed),
+          });
+    } finally {
+      await holdSlot(running, o.logger);
+      this.running.delete(number);
+    }
+  }
+
+  /** Runs one attempt of the execution and decides its outcome (what BullMQ files). */
+  private async attempt(
+    running: ExecutionRun,
+    job: Job<ExecutionData, JsonValue>,
+    definition: LoadedProcedure,
+  ): Promise<JsonValue> {
+    const o = this.opts;
+    const { token, number } = running;
     const started = Date.now();
     const attempt = job.attemptsStarted;
     const logLines = o.logger.isLevelEnabled('info');
@@ -338,10 +372,11 @@ export class WorkerPool {
         running.pause();
       }
       const context = (ctx = new ExecutionContext(running, this.services));
+      const runner = definition.isolation === 'thread' ? this.threads.runner(definition, running) : undefined;
       if (span) {
-        span.with(() => running.start(definition, context));
+        span.with(() => running.start(definition, context, runner));
       } else {
-        running.start(definition, context);
+        running.start(definition, context, runner);
       }
       const value = await running.outcome;
       if (running.interruption === 'abort') {
@@ -396,7 +431,6 @@ export class WorkerPool {
           ),
         );
       }
-      this.running.delete(number);
       ctx?.endLog(outcome, Date.now() - started, failure);
       o.observer?.onEnd(job.data.procedure, outcome, Date.now() - started);
       span?.set({ 'sprocd.execution.outcome': outcome });

@@ -7,6 +7,7 @@
  * test/redis/bullmq-internals.test.ts runs real BullMQ Queues and Workers and checks every name
  * here against what BullMQ writes: a BullMQ upgrade that changes one of them fails that test.
  */
+import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { QUEUE_NAME, jobIdOf, type Keys } from './keys.js';
 
@@ -176,4 +177,19 @@ export async function clearPauseField(redis: Redis, keys: Keys, number: number):
  */
 export async function uncountStart(redis: Redis, keys: Keys, number: number): Promise<void> {
   await redis.hincrby(executionJobKey(keys, number), JOB_FIELDS.attemptsStarted, -1);
+}
+
+/**
+ * Stops the worker renewing the lock of job `jobId`, which sprocd moved out of `active` itself while
+ * its processor still runs (an aborted execution whose code has not settled: see worker-pool.ts).
+ * BullMQ tracks the jobs its processors hold in a private lock manager and would otherwise try to
+ * renew the gone lock every half lease, raising `lockRenewalFailed` and an error each time. Missing
+ * (another BullMQ version): nothing is done, and those renewals only fail quietly.
+ */
+export function stopLockRenewal(worker: Worker | undefined, jobId: string | undefined): void {
+  const manager = (worker as unknown as { lockManager?: { untrackJob?: (id: string) => void } } | undefined)
+    ?.lockManager;
+  if (jobId !== undefined && typeof manager?.untrackJob === 'function') {
+    manager.untrackJob(jobId);
+  }
 }

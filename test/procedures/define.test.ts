@@ -44,6 +44,10 @@ describe('defineProcedure', () => {
     expect(defineProcedure({ run, backoff }).backoff).toEqual(backoff);
   });
 
+  it.each(['inline', 'thread'] as const)("accepts isolation: '%s'", (isolation) => {
+    expect(defineProcedure({ run, isolation }).isolation).toBe(isolation);
+  });
+
   it.each([1, 2, 100])('accepts attempts: %i', (attempts) => {
     expect(defineProcedure({ run, attempts }).attempts).toBe(attempts);
   });
@@ -63,6 +67,7 @@ describe('defineProcedure', () => {
     ['a backoff without delayMs', { run, backoff: { type: 'fixed' } }, /backoff must be a delay in ms/],
     ['a backoff with a negative delayMs', { run, backoff: { type: 'fixed', delayMs: -5 } }, /backoff/],
     ['params that are not a zod schema', { run, params: { a: 'number' } }, /params must be a zod schema/],
+    ['an unknown isolation', { run, isolation: 'process' }, /isolation must be 'inline' or 'thread'/],
   ])('refuses %s with a TypeError that says what is wrong', (_what, definition, message) => {
     expect(() => defineProcedure(definition as ProcedureDefinition)).toThrow(TypeError);
     expect(() => defineProcedure(definition as ProcedureDefinition)).toThrow(message);

@@ -17,6 +17,7 @@ import {
   bullQueueKeys,
   delayedScoreDueAt,
   executionJobKey,
+  stopLockRenewal,
   parseSchedulerJobId,
   schedulerJobId,
   uncountStart,
@@ -336,5 +337,22 @@ describe('pauseExecution-5 (PAUSE PROCESS)', () => {
     expect(await queue.getJobState(jobIdOf(1))).toBe('active');
     release();
     await expect.poll(() => queue.getJobState(jobIdOf(1))).toBe('completed');
+  });
+});
+
+describe('stopLockRenewal', () => {
+  it("takes a job out of the worker's lock renewals while its processor still runs", async () => {
+    const { keys, queue } = await deployment('bi-lock');
+    let release: (() => void) | undefined;
+    const worker = startWorker(keys, () => new Promise<void>((resolve) => (release = resolve)));
+    await queue.add('p', { n: 1 }, { jobId: jobIdOf(1) });
+    await vi.waitFor(() => expect(release).toBeDefined());
+    const tracked = () =>
+      (worker as unknown as { lockManager: { getActiveJobCount(): number } }).lockManager.getActiveJobCount();
+    expect(tracked()).toBe(1);
+    stopLockRenewal(worker, jobIdOf(1));
+    expect(tracked()).toBe(0);
+    release?.();
+    await vi.waitFor(async () => expect(await queue.getJobState(jobIdOf(1))).toBe('completed'));
   });
 });
