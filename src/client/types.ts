@@ -140,3 +140,16 @@ export type ExecuteArgs<T> =
       {} extends ParamsOf<T>
       ? [params?: ParamsOf<T>, options?: ExecuteRequestOptions]
       : [params: ParamsOf<T>, options?: ExecuteRequestOptions];
+
+/** Execute on server's options in a batch: those of a single request but `wait`. */
+export type ExecuteBatchItemOptions = Omit<ExecuteRequestOptions, 'wait'>;
+
+/**
+ * One execution of `executeBatch`: with a map of procedures, one of its procedures with params typed
+ * by its schema; without one, any procedure and params.
+ */
+export type ExecuteBatchItem<Map> = [keyof Map & string] extends [never]
+  ? { procedure: string; params?: unknown } & ExecuteBatchItemOptions
+  : {
+      [N in keyof Map & string]: { procedure: N; params?: ParamsOf<Map[N]> } & ExecuteBatchItemOptions;
+    }[keyof Map & string];

@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
 import { abortRequested, uncountStart } from '../redis/bullmq-internals.js';
+import { dropAborted } from '../redis/scripts.js';
 import { settleWithin } from '../redis/connections.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
 import { startSpan } from '../tracing/spans.js';
@@ -237,6 +238,13 @@ export class WorkerPool {
     const number = numberOfJobId(job.id);
     if (number === undefined || token === undefined) {
       throw new UnrecoverableError(encodeFailure(new Error(`Foreign job ${job.id} on the sprocd queue`)));
+    }
+    if (job.finishedOn !== undefined || typeof job.data?.procedure !== 'string') {
+      // Aborted while it waited (left in the wait list: abortWaiting-8.lua), or removed since: the
+      // pop is undone and it never runs.
+      if (await dropAborted(o.connection, o.keys, job.id as string)) {
+        throw new WaitingError();
+      }
     }
     if (this.stopping) {
       // Fetched while the node began to stop: hand it straight back.
