@@ -1,4 +1,5 @@
 /** What Redis ran while a test step ran, seen with MONITOR. */
+import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import type { Redis } from 'ioredis';
 import { testClient } from './redis.js';
@@ -35,6 +36,20 @@ export async function monitorDuring(during: () => Promise<unknown>): Promise<str
   await ready;
   try {
     await during();
+    // The lines of the last commands may come after their replies: a marker sent after them through
+    // Redis shows up once every line before it did.
+    const marker = `monitor-end-${randomUUID()}`;
+    const seen = new Promise<void>((resolve) => {
+      const check = () => {
+        if (text.includes(marker)) {
+          socket.off('data', check);
+          resolve();
+        }
+      };
+      socket.on('data', check);
+    });
+    await testClient().echo(marker);
+    await seen;
   } finally {
     socket.destroy();
   }
