@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: starts its own redis-server (no persistence, so disk speed does not blur the
  * comparison) and runs each benchmark, printing sprocd's figures beside the bare baselines.
- * BENCH_ONLY=queue,session,backup,console,auth,signals,checkpoint picks some.
+ * BENCH_ONLY=queue,session,backup,console,auth,signals,checkpoint picks some; BENCH_ONLY=million runs the
+ * million-executions benchmark (bench/million.ts, about two minutes on its own redis-server), which
+ * the default run leaves out.
  */
 import os from 'node:os';
 import fs from 'node:fs';
@@ -58,6 +60,10 @@ try {
   if (only.has('checkpoint')) {
     const { benchCheckpoint } = await import('./checkpoint.js');
     print('ctx.checkpoint() in a loop (issue 9)', await benchCheckpoint(url));
+  }
+  if (only.has('million')) {
+    const { benchMillion } = await import('./million.js');
+    print('A million executions (issue 11)', await benchMillion());
   }
 } finally {
   await redis?.stop();

@@ -63,6 +63,7 @@ export class NumberAllotment {
     private readonly keys: Keys,
     private readonly blockSize = NUMBER_BLOCK,
     private readonly max = MAX_EXECUTION_NUMBER,
+    private readonly growWithinMs = GROW_WITHIN_MS,
   ) {
     this.size = blockSize;
   }
@@ -98,7 +99,7 @@ export class NumberAllotment {
     if (!this.refill) {
       const generation = this.generation;
       const asked = Date.now();
-      if (this.filledAt > 0 && asked - this.filledAt < GROW_WITHIN_MS) {
+      if (this.filledAt > 0 && asked - this.filledAt < this.growWithinMs) {
         this.size = Math.min(MAX_NUMBER_BLOCK, this.size * 2);
       } else if (asked - this.filledAt > SHRINK_AFTER_MS) {
         this.size = Math.max(this.blockSize, Math.floor(this.size / 2));

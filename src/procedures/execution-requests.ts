@@ -31,6 +31,11 @@ export interface Retention {
   keepFinishedSeconds: number;
 }
 
+/** BullMQ's retention of finished executions, given to the worker that finishes them. */
+export function retentionOf(retention: Retention): { count: number; age: number } {
+  return { count: retention.keepFinished, age: retention.keepFinishedSeconds };
+}
+
 /** A checked request: the job to add and the state it starts in. */
 export interface PreparedExecution {
   data: ExecutionData;
@@ -47,7 +52,6 @@ export const MAX_BATCH_EXECUTIONS = 1000;
  */
 export function prepareExecution(
   registry: ProcedureRegistry,
-  retention: Retention,
   procedure: unknown,
   params: unknown,
   requested?: ExecuteOptions,
@@ -67,15 +71,13 @@ export function prepareExecution(
       `Procedure "${procedure}" is at-most-once: an execution of it never runs twice, so it takes no retries (attempts 1).`,
     );
   }
-  const opts: JobsOptions = {
-    attempts,
-    removeOnComplete: { count: retention.keepFinished, age: retention.keepFinishedSeconds },
-    removeOnFail: { count: retention.keepFinished, age: retention.keepFinishedSeconds },
-    // The view shows the last attempt's stack only (./failure.ts).
-    stackTraceLimit: 1,
-  };
+  // Retention is the worker's (retentionOf above), not each job's: options in the job hash cost
+  // every waiting execution their bytes, and a short hash stays in Redis's compact encoding.
+  const opts: JobsOptions = { attempts };
   if (attempts > 1) {
     opts.backoff = toBullBackoff(definition.backoff);
+    // The view shows the last attempt's stack only (./failure.ts); one attempt has one anyway.
+    opts.stackTraceLimit = 1;
   }
   if (options.delayMs) {
     opts.delay = options.delayMs;
@@ -105,7 +107,6 @@ export function prepareExecution(
  */
 export function prepareBatch(
   registry: ProcedureRegistry,
-  retention: Retention,
   requests: readonly unknown[],
   links?: ExecutionLinks,
 ): PreparedExecution[] {
@@ -120,7 +121,7 @@ export function prepareBatch(
         throw new ValidationError('Each execution of a batch is an object such as {"procedure":"hello"}.');
       }
       const { procedure, params, ...options } = request as Record<string, unknown>;
-      return prepareExecution(registry, retention, procedure, params, options as ExecuteOptions, links);
+      return prepareExecution(registry, procedure, params, options as ExecuteOptions, links);
     } catch (err) {
       if (!(err instanceof SprocdError)) {
         throw err;

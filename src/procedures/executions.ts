@@ -19,11 +19,7 @@ import { listIndexedPage, usesIndex } from './indexed-pages.js';
 import { WaitingCap } from './waiting-cap.js';
 import { capStack, decodeFailure, encodeFailure, failureHasStack } from './failure.js';
 import type { ExecutionLinks } from './execute.js';
-import {
-  prepareBatch,
-  prepareExecution,
-  type ExecutionData,
-} from './execution-requests.js';
+import { prepareBatch, prepareExecution, retentionOf, type ExecutionData } from './execution-requests.js';
 import type { ProcedureRegistry } from './registry.js';
 
 export type { ExecutionData } from './execution-requests.js';
@@ -105,14 +101,7 @@ export class Executions {
     requested?: ExecuteOptions,
     links?: ExecutionLinks,
   ): Promise<ExecuteResult> {
-    const { data, opts, state } = prepareExecution(
-      this.registry,
-      this.settings,
-      procedure,
-      params,
-      requested,
-      links,
-    );
+    const { data, opts, state } = prepareExecution(this.registry, procedure, params, requested, links);
     await this.waitingCap?.admit();
     return this.add(data, opts, state);
   }
@@ -126,7 +115,7 @@ export class Executions {
    * as a single request does.
    */
   async executeBatch(requests: readonly unknown[], links?: ExecutionLinks): Promise<ExecuteResult[]> {
-    const prepared = prepareBatch(this.registry, this.settings, requests, links);
+    const prepared = prepareBatch(this.registry, requests, links);
     await this.waitingCap?.admit(prepared.length);
     const taken = await this.numbers.takeMany(prepared.length);
     const jobs = await this.queue.addBulk(
@@ -193,6 +182,14 @@ export class Executions {
     }
   }
 
+  /**
+   * BullMQ's retention of finished executions (SPROCD_KEEP_FINISHED, SPROCD_KEEP_FINISHED_S), which
+   * the worker applies: jobs do not carry it (./execution-requests.ts).
+   */
+  get retention(): { count: number; age: number } {
+    return retentionOf(this.settings);
+  }
+
   /** Drops this node's reserved numbers; the next execution takes a fresh block. */
   forgetNumbers(): void {
     this.numbers.forget();
@@ -228,7 +225,11 @@ export class Executions {
       return undefined;
     }
     const { state } = found;
-    const job = Job.fromJSON<ExecutionData, JsonValue>(this.queue, jobJsonOfHash(found.hash), jobIdOf(number));
+    const job = Job.fromJSON<ExecutionData, JsonValue>(
+      this.queue,
+      jobJsonOfHash(found.hash),
+      jobIdOf(number),
+    );
     return viewOf(job, state, number);
   }
 

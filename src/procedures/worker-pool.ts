@@ -119,7 +119,10 @@ export class WorkerPool {
       lockDuration: o.executionLeaseMs,
       stalledInterval: o.executionLeaseMs,
       maxStalledCount: o.maxRecoveries,
-      // Retention is set per job when it is queued; the worker must not override it.
+      // Retention of finished executions is the worker's, not each job's: a job hash without it stays
+      // small (an execution queued by an older node carries its own, which wins).
+      removeOnComplete: o.executions.retention,
+      removeOnFail: o.executions.retention,
       autorun: true,
       name: o.node,
       ...(o.telemetry ? { telemetry: o.telemetry } : {}),

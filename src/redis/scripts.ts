@@ -379,7 +379,10 @@ export async function executionFind(
   redis: Redis,
   keys: Keys,
   number: number,
-): Promise<{ state: 'completed' | 'failed' | 'delayed' | 'waiting' | 'active'; hash: Record<string, string> } | undefined> {
+): Promise<
+  | { state: 'completed' | 'failed' | 'delayed' | 'waiting' | 'active'; hash: Record<string, string> }
+  | undefined
+> {
   const bull = bullQueueKeys(keys);
   const jobId = jobIdOf(number);
   const reply = (await run(

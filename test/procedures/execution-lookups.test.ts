@@ -19,7 +19,7 @@ const keys = createKeys(prefix);
 const bull = bullQueueKeys(keys);
 let node: SprocdNode;
 let client: SprocdClient;
-let numbers: number[] = [];
+const numbers: number[] = [];
 
 /** The commands that walk the wait list: the ones this file checks are never sent. */
 function walksOfWaitList(text: string): string[] {
