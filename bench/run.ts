@@ -3,7 +3,8 @@
  * comparison) and runs each benchmark, printing sprocd's figures beside the bare baselines.
  * BENCH_ONLY=queue,session,backup,console,auth,signals,checkpoint,workers,thread picks some;
  * BENCH_ONLY=sentinel (not in the default set: it starts a Sentinel group of its own and takes about a
- * minute more) runs bench/sentinel.ts.
+ * minute more) runs bench/sentinel.ts, and BENCH_ONLY=million the million-executions benchmark
+ * (bench/million.ts, about two minutes on its own redis-server), which the default run leaves out.
  */
 import os from 'node:os';
 import fs from 'node:fs';
@@ -77,6 +78,10 @@ try {
   if (only.has('thread')) {
     const { benchThread } = await import('./thread.js');
     print("isolation: 'thread' (issue 9)", await benchThread(url));
+  }
+  if (only.has('million')) {
+    const { benchMillion } = await import('./million.js');
+    print('A million executions (issue 11)', await benchMillion());
   }
 } finally {
   await redis?.stop();

@@ -29,7 +29,7 @@ import { SystemEvents, type SystemEvent } from './lifecycle/system-events.js';
 import { redactUrl } from './logger.js';
 import { NodeMetrics } from './metrics.js';
 import { assertServes, serves, type Access, type NodeState } from './node-state.js';
-import { executeOnServerWith } from './procedures/execute.js';
+import { executeOnServerBatchWith, executeOnServerWith } from './procedures/execute.js';
 import { HISTORY_LIMIT, readHistory } from './lifecycle/backup-history.js';
 import { nextTicks, readSchedules } from './lifecycle/schedule-report.js';
 import { ExecutionAdmin } from './procedures/execution-admin.js';
@@ -579,6 +579,7 @@ export class SprocdNode {
       node: this.name,
       // Hooks may queue while the node starts (onServerStartup) and stops (onServerShutdown).
       executeOnServer: executeOnServerWith(() => this.part(this.executions)),
+      executeOnServerBatch: executeOnServerBatchWith(() => this.part(this.executions)),
     };
   }
 

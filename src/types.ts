@@ -72,6 +72,12 @@ export interface ExecuteOptions {
   attempts?: number;
 }
 
+/** One execution of a batch (`ctx.executeOnServerBatch`, `SprocdClient.executeBatch`). */
+export interface ExecuteRequest extends ExecuteOptions {
+  procedure: string;
+  params?: unknown;
+}
+
 /** An execution as the API shows it. */
 export interface ExecutionView {
   number: number;
@@ -128,6 +134,14 @@ export interface HookContext {
     params?: unknown,
     options?: ExecuteOptions,
   ): Promise<ExecutionView & { existing?: boolean }>;
+  /**
+   * Execute on server for a batch of up to 1,000 executions, queued in one round trip: every item is
+   * checked first and a bad one refuses the whole batch (nothing queued). Answers the executions in
+   * the order asked (`existing` where `unique` found a live one).
+   */
+  executeOnServerBatch(
+    executions: readonly ExecuteRequest[],
+  ): Promise<(ExecutionView & { existing?: boolean })[]>;
 }
 
 /**

@@ -134,11 +134,13 @@ export function guardRoutes(app: FastifyInstance, options: GuardOptions): void {
     if (procedureOf) {
       // Once the body is parsed, before it is validated: a refused procedure is 403 whatever the rest.
       const check: preValidationHookHandler = (request, _reply, done) => {
-        const procedure = procedureOf(request.body);
         const caller = request.caller;
-        if (caller && typeof procedure === 'string' && !caller.grants.allowsProcedure(procedure)) {
-          allowed.delete(request);
-          refuse(request, caller, `execute:${procedure}`, `procedure ${procedure}`);
+        // A batch names several: each must be allowed, or none is queued.
+        for (const procedure of [procedureOf(request.body)].flat()) {
+          if (caller && typeof procedure === 'string' && !caller.grants.allowsProcedure(procedure)) {
+            allowed.delete(request);
+            refuse(request, caller, `execute:${procedure}`, `procedure ${procedure}`);
+          }
         }
         done();
       };

@@ -1,5 +1,6 @@
 /** /v1/executions: Execute on server, read, list, abort, wake. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import type { Access } from '../node-state.js';
 import { isFinal, type Executions } from '../procedures/executions.js';
 import { withRedisTimeout } from '../redis/errors.js';
@@ -7,18 +8,20 @@ import type { WaitGate } from './limits.js';
 import { errors, ok } from './schemas/common.js';
 import {
   DelayBodySchema,
-  ExecuteBodySchema,
+  ExecuteAnyBodySchema,
+  ExecuteBatchResponseSchema,
   ExecuteResponseSchema,
   ExecutionListQuerySchema,
   ExecutionListSchema,
   ExecutionNumberParams,
   ExecutionViewSchema,
+  isBatchBody,
 } from './schemas/executions.js';
 
 /** The part of the executions the routes use. */
 export type ExecutionsApi = Pick<
   Executions,
-  'execute' | 'waitFor' | 'list' | 'get' | 'abort' | 'wake' | 'delay' | 'pause' | 'resume'
+  'execute' | 'executeBatch' | 'waitFor' | 'list' | 'get' | 'abort' | 'wake' | 'delay' | 'pause' | 'resume'
 >;
 
 /** What the execution routes need of the node. */
@@ -46,17 +49,36 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionsRouteDeps> = async
         summary: 'Execute on server: queue an execution of a procedure.',
         description:
           '202 with the queued execution; 200 when `wait` saw it finish, or when `unique` found a live ' +
-          'execution of that name (`existing: true`). The body has one variant per loaded procedure.',
-        body: ExecuteBodySchema,
+          'execution of that name (`existing: true`). The body has one variant per loaded procedure. ' +
+          'A batch, `{ "executions": [ ... ] }` (1 to 1,000 items, each a single body without `wait`), ' +
+          'is checked whole first (a bad item is 400 with its index in `details.index`, nothing queued), ' +
+          'then queued in one round trip and answered 202 with `{ "executions": [ ... ] }` in the order ' +
+          'asked. It counts against the rate limit as one request per 10 executions (rounded up).',
+        body: ExecuteAnyBodySchema,
         response: {
           200: ok('It finished within `wait`, or `unique` found a live one.', ExecuteResponseSchema),
-          202: ok('Queued.', ExecuteResponseSchema),
+          202: ok(
+            'Queued (a batch: every execution, in order).',
+            z.union([ExecuteResponseSchema, ExecuteBatchResponseSchema]),
+          ),
           ...errors(400, 401, 404, 413, 415),
         },
       },
     },
     async (request, reply) => {
-      const { procedure, params, wait, ...options } = request.body;
+      const body = request.body;
+      if (isBatchBody(body)) {
+        const results = await withRedisTimeout(
+          deps.executions('work').executeBatch(body.executions),
+          timeout,
+        );
+        return reply.status(202).send({
+          executions: results.map(({ execution, existing }) =>
+            existing ? { ...execution, existing: true as const } : execution,
+          ),
+        });
+      }
+      const { procedure, params, wait, ...options } = body;
       const executions = deps.executions('work');
       // The place is taken before anything is queued: a refused request changed nothing.
       const leave = wait ? deps.waits?.enter() : undefined;

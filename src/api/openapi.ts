@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { createJsonSchemaTransform, createJsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { VERSION } from '../version.js';
+import { MAX_BATCH_EXECUTIONS } from '../procedures/execution-requests.js';
 import { errors, ok } from './schemas/common.js';
 import { ExecuteFields } from './schemas/executions.js';
 
@@ -126,8 +127,8 @@ function pruneComponents(doc: Document): Document {
 }
 
 /** A component name for procedure `name`'s request body (OpenAPI allows [A-Za-z0-9._-]). */
-function componentName(name: string, taken: Set<string>): string {
-  const base = `Execute.${name.replace(/[^A-Za-z0-9_-]/g, '.')}`;
+function componentName(name: string, taken: Set<string>, prefix = 'Execute'): string {
+  const base = `${prefix}.${name.replace(/[^A-Za-z0-9_-]/g, '.')}`;
   let id = base;
   for (let i = 2; taken.has(id); i++) {
     id = `${base}.${i}`;
@@ -140,7 +141,15 @@ const optionsJson = z.toJSONSchema(ExecuteFields, { io: 'input', target: 'draft-
   properties: Record<string, unknown>;
 };
 
-const variants = new WeakMap<object, { id: string; schema: Record<string, unknown> }>();
+/** A batch item takes the options of a single request but `wait`. */
+const itemOptionsJson = Object.fromEntries(
+  Object.entries(optionsJson.properties).filter(([name]) => name !== 'wait'),
+);
+
+const variants = new WeakMap<
+  object,
+  { id: string; itemId: string; schema: Record<string, unknown>; item: Record<string, unknown> }
+>();
 
 /**
  * Whether a request may leave out the params of a procedure with `schema`: the node then runs it
@@ -158,7 +167,11 @@ function runsWithoutParams(schema: z.ZodType): boolean {
  * The request body of POST /v1/executions for one procedure: Execute on server's options with
  * `procedure` fixed and `params` as the procedure's input schema (required unless it runs without).
  */
-export function procedureRequestSchema(procedure: DocumentedProcedure, id: string): Record<string, unknown> {
+export function procedureRequestSchema(
+  procedure: DocumentedProcedure,
+  id: string,
+  form: 'single' | 'batch item' = 'single',
+): Record<string, unknown> {
   let params: Record<string, unknown> = { description: 'Any JSON value (the procedure declares no schema).' };
   let required = false;
   if (procedure.params) {
@@ -182,7 +195,7 @@ export function procedureRequestSchema(procedure: DocumentedProcedure, id: strin
     properties: {
       procedure: { const: procedure.name },
       params,
-      ...optionsJson.properties,
+      ...(form === 'single' ? optionsJson.properties : itemOptionsJson),
     },
     required: required ? ['procedure', 'params'] : ['procedure'],
     additionalProperties: false,
@@ -196,7 +209,11 @@ export function procedureRequestSchema(procedure: DocumentedProcedure, id: strin
   ) as Record<string, unknown>;
 }
 
-/** `document` (a copy) with POST /v1/executions' body as one variant per procedure, by `procedure`. */
+/**
+ * `document` (a copy) with POST /v1/executions' body as one variant per procedure, by `procedure`
+ * (component `Execute`), or a batch whose items are the same variants without `wait`
+ * (`ExecuteBatch`, items `ExecuteBatchItem`).
+ */
 export function withProcedures(document: Document, procedures: Iterable<DocumentedProcedure>): Document {
   const doc = structuredClone(document);
   const body = doc.paths?.['/v1/executions']?.post?.requestBody?.content?.['application/json'];
@@ -208,20 +225,51 @@ export function withProcedures(document: Document, procedures: Iterable<Document
   doc.components.schemas = schemas;
   const taken = new Set(Object.keys(schemas));
   const mapping: Record<string, string> = {};
+  const itemMapping: Record<string, string> = {};
   for (const procedure of list) {
     const id = componentName(procedure.name, taken);
+    const itemId = componentName(procedure.name, taken, 'ExecuteBatchItem');
     // A procedure object lives until the next reload: its schema is converted once.
     let cached = variants.get(procedure);
-    if (cached?.id !== id) {
-      cached = { id, schema: procedureRequestSchema(procedure, id) };
+    if (cached?.id !== id || cached.itemId !== itemId) {
+      cached = {
+        id,
+        itemId,
+        schema: procedureRequestSchema(procedure, id),
+        item: procedureRequestSchema(procedure, itemId, 'batch item'),
+      };
       variants.set(procedure, cached);
     }
     schemas[id] = cached.schema;
+    schemas[itemId] = cached.item;
     mapping[procedure.name] = `#/components/schemas/${id}`;
+    itemMapping[procedure.name] = `#/components/schemas/${itemId}`;
   }
-  body.schema = {
+  schemas.Execute = {
     oneOf: Object.values(mapping).map(($ref) => ({ $ref })),
     discriminator: { propertyName: 'procedure', mapping },
+  };
+  schemas.ExecuteBatchItem = {
+    oneOf: Object.values(itemMapping).map(($ref) => ({ $ref })),
+    discriminator: { propertyName: 'procedure', mapping: itemMapping },
+  };
+  schemas.ExecuteBatch = {
+    type: 'object',
+    title: 'batch',
+    description: `1 to ${MAX_BATCH_EXECUTIONS} executions, all queued or none; answered with them in order.`,
+    properties: {
+      executions: {
+        type: 'array',
+        minItems: 1,
+        maxItems: MAX_BATCH_EXECUTIONS,
+        items: { $ref: '#/components/schemas/ExecuteBatchItem' },
+      },
+    },
+    required: ['executions'],
+    additionalProperties: false,
+  };
+  body.schema = {
+    oneOf: [{ $ref: '#/components/schemas/Execute' }, { $ref: '#/components/schemas/ExecuteBatch' }],
   };
   return doc;
 }

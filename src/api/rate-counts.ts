@@ -87,26 +87,26 @@ export class RateCounts {
   }
 
   /**
-   * Counts one request of `key`: at once when it is decided here, else once Redis answered (a
+   * Counts one request of `key` (`weight` requests' worth: a batch of executions): at once when it is decided here, else once Redis answered (a
    * rejection when it did not: the request passes uncounted). `current > limit` refuses it.
    */
-  count(key: string): Counted | Promise<Counted> {
+  count(key: string, weight = 1): Counted | Promise<Counted> {
     const now = Date.now();
     const entry = this.entries.get(key);
     if (entry !== undefined && now < entry.ends) {
       const unsynced = entry.pending + entry.sending;
       if (entry.known >= this.limit) {
-        return { current: entry.known + unsynced + 1, ttlMs: entry.ends - now };
+        return { current: entry.known + unsynced + weight, ttlMs: entry.ends - now };
       }
-      if (unsynced < this.batch && entry.known + unsynced < this.local) {
-        entry.pending++;
+      if (unsynced + weight <= this.batch && entry.known + unsynced + weight <= this.local) {
+        entry.pending += weight;
         if (entry.pending >= this.flushAt && !entry.flushing) {
           void this.flush(key, entry);
         }
-        return { current: entry.known + unsynced + 1, ttlMs: entry.ends - now };
+        return { current: entry.known + unsynced + weight, ttlMs: entry.ends - now };
       }
     }
-    return this.ask(key, entry ?? this.create(key));
+    return this.ask(key, entry ?? this.create(key), weight);
   }
 
   /** Sends what waits (after the last requests, at close); never rejects. */
@@ -133,8 +133,8 @@ export class RateCounts {
   }
 
   /** This request and what waits of its caller, added in Redis now; the answer decides. */
-  private async ask(key: string, entry: Entry): Promise<Counted> {
-    const { count, ttlMs } = await this.send(entry, key, entry.pending + 1);
+  private async ask(key: string, entry: Entry, weight: number): Promise<Counted> {
+    const { count, ttlMs } = await this.send(entry, key, entry.pending + weight);
     return { current: count, ttlMs };
   }
 

@@ -11,8 +11,27 @@ import { ValidationError } from '../errors.js';
 
 const PART_NAMES: Record<string, string> = { body: 'body', querystring: 'query', headers: 'headers' };
 
+/**
+ * The issues to report: for a union that no form matched (POST /v1/executions takes one execution or
+ * a batch), the issues of the form the request came closest to (fewest issues; the first on a tie),
+ * rather than zod's bare "Invalid input".
+ */
+function closestIssues(error: z.core.$ZodError): z.core.$ZodError {
+  const [only] = error.issues;
+  if (error.issues.length !== 1 || only?.code !== 'invalid_union' || only.path.length > 0) {
+    return error;
+  }
+  const forms = only.errors.filter((issues) => issues.length > 0);
+  if (forms.length === 0) {
+    return error;
+  }
+  const closest = forms.reduce((best, issues) => (issues.length < best.length ? issues : best));
+  return { ...error, issues: closest } as z.core.$ZodError;
+}
+
 /** The error for a request part that fails its schema. */
-function failure(part: string, error: z.core.$ZodError): ValidationError {
+function failure(part: string, zodError: z.core.$ZodError): ValidationError {
+  const error = closestIssues(zodError);
   const fromZod = ValidationError.fromZod(`Bad ${PART_NAMES[part] ?? part}`, error);
   // A bad path parameter is explained by its schema's own message ("Execution numbers are ...").
   return part === 'params'

@@ -26,7 +26,10 @@ export interface RouteRule {
   readonly audit?: AuditAction;
   /** What its audit entry records besides caller, action and status. */
   readonly describe?: (input: AuditInput) => Record<string, JsonValue>;
-  /** For `execute`: the procedure the request names, checked against `execute:PATTERN` scopes. */
+  /**
+   * For `execute`: the procedure the request names (a batch: every one), checked against
+   * `execute:PATTERN` scopes.
+   */
   readonly procedure?: (body: unknown) => unknown;
 }
 
@@ -59,6 +62,16 @@ function defined(pairs: Record<string, JsonValue | undefined>): Record<string, J
   return out;
 }
 
+/** The items of a batch body or answer (`{ executions: [...] }`), or undefined. */
+function batchOf(value: unknown): unknown[] | undefined {
+  const items =
+    value !== null && typeof value === 'object' ? (value as { executions?: unknown }).executions : undefined;
+  return Array.isArray(items) ? items : undefined;
+}
+
+const isNumber = (v: unknown): v is number => typeof v === 'number';
+const isString = (v: unknown): v is string => typeof v === 'string';
+
 /** An execution the route names by `:number`. */
 const onExecution = ({ params, answer }: AuditInput) =>
   defined({ execution: field(params, 'number'), procedure: field(answer, 'procedure') });
@@ -73,14 +86,27 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteRule>> = {
   'POST /v1/executions': {
     scope: 'execute',
     audit: 'execute',
-    procedure: (body) => field(body, 'procedure'),
-    describe: ({ body, answer }) =>
-      defined({
+    procedure: (body) => batchOf(body)?.map((item) => field(item, 'procedure')) ?? field(body, 'procedure'),
+    describe: ({ body, answer }) => {
+      const batch = batchOf(body);
+      if (batch) {
+        // One entry for the batch: how many, which procedures, and the numbers' range.
+        const numbers = (batchOf(answer) ?? []).map((view) => field(view, 'number')).filter(isNumber);
+        const procedures = [...new Set(batch.map((item) => field(item, 'procedure')).filter(isString))];
+        return defined({
+          batch: batch.length,
+          procedures: procedures.slice(0, 20),
+          from: numbers.length > 0 ? Math.min(...numbers) : undefined,
+          to: numbers.length > 0 ? Math.max(...numbers) : undefined,
+        });
+      }
+      return defined({
         procedure: field(body, 'procedure'),
         name: field(body, 'name'),
         execution: field(answer, 'number'),
         existing: field(answer, 'existing'),
-      }),
+      });
+    },
   },
   'GET /v1/executions': read,
   'GET /v1/executions/:number': read,

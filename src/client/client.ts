@@ -19,7 +19,9 @@ import type {
   ExecutionListQuery,
   ExecutionOf,
   ExecutionPage,
+  ExecuteAnswer,
   ExecuteArgs,
+  ExecuteBatchItem,
   HealthAnswer,
   LogLine,
   NodeInfo,
@@ -112,6 +114,18 @@ export class SprocdClient<Procedures extends object = {}> {
     ...[params, options]: ExecuteArgs<ProcedureFor<Procedures, N, T>>
   ): Promise<ExecutionOf<ProcedureFor<Procedures, N, T>>> {
     return this.request('POST', '/v1/executions', { body: { procedure, params, ...options } });
+  }
+
+  /**
+   * Execute on server for a batch of 1 to 1,000 executions in one request (POST /v1/executions with
+   * `{ executions }`): all queued or none (a bad item is a 400 whose `details.index` names it).
+   * Answers the executions in the order asked, `existing` where `unique` found a live one.
+   */
+  async executeBatch(executions: readonly ExecuteBatchItem<Procedures>[]): Promise<ExecuteAnswer[]> {
+    const answer = await this.request<{ executions: ExecuteAnswer[] }>('POST', '/v1/executions', {
+      body: { executions },
+    });
+    return answer.executions;
   }
 
   /** One execution (GET /v1/executions/{number}). */

@@ -166,3 +166,16 @@ export type WorkerCallRequest = z.input<typeof WorkerCallBodySchema>;
 export type WorkerCallAnswer = z.output<typeof WorkerCallSchema>;
 /** What KILL WORKER answers (DELETE /v1/workers/{name}). */
 export type WorkerKillAnswer = z.output<typeof WorkerKillSchema>;
+
+/** Execute on server's options in a batch: those of a single request but `wait`. */
+export type ExecuteBatchItemOptions = Omit<ExecuteRequestOptions, 'wait'>;
+
+/**
+ * One execution of `executeBatch`: with a map of procedures, one of its procedures with params typed
+ * by its schema; without one, any procedure and params.
+ */
+export type ExecuteBatchItem<Map> = [keyof Map & string] extends [never]
+  ? { procedure: string; params?: unknown } & ExecuteBatchItemOptions
+  : {
+      [N in keyof Map & string]: { procedure: N; params?: ParamsOf<Map[N]> } & ExecuteBatchItemOptions;
+    }[keyof Map & string];

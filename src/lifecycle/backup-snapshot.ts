@@ -216,6 +216,9 @@ export class BackupSnapshot {
       if (seen.has(n) || !hash || data === undefined) {
         continue; // gone since the snapshot (its retention dropped it once it finished)
       }
+      if (hash[JOB_FIELDS.finishedOn] !== undefined) {
+        continue; // aborted while waiting, left in the wait list until a worker drops it
+      }
       seen.add(n);
       const opts = Job.optsFromJSON(hash[JOB_FIELDS.opts]) as Record<string, unknown>;
       const kept: Record<string, unknown> = {};

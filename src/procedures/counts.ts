@@ -22,12 +22,14 @@ export class ExecutionCounts {
 
   /** The number of executions in each state now. */
   async counts(): Promise<Record<ExecutionState, number>> {
-    const [bull, aborted] = await Promise.all([
+    const [bull, aborted, dropped] = await Promise.all([
       this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'),
       this.countAborted(),
+      // Aborted while waiting and still in the wait list until a worker drops them (abortWaiting-8.lua).
+      this.redis.scard(this.keys.executionIndex.dropped),
     ]);
     return {
-      waiting: (bull.waiting ?? 0) + (bull.prioritized ?? 0),
+      waiting: Math.max(0, (bull.waiting ?? 0) - dropped) + (bull.prioritized ?? 0),
       delayed: bull.delayed ?? 0,
       active: bull.active ?? 0,
       completed: bull.completed ?? 0,

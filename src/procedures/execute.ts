@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { ValidationError } from '../errors.js';
-import type { ExecuteOptions, ExecutionView } from '../types.js';
+import type { ExecuteOptions, ExecuteRequest, ExecutionView } from '../types.js';
 import { assertProcessName } from './names.js';
 
 /** Largest `delayMs` accepted (about 10 years); beyond that it is surely a mistake. */
@@ -55,6 +55,10 @@ export interface Executor {
     options?: ExecuteOptions,
     links?: ExecutionLinks,
   ): Promise<{ execution: ExecutionView; existing: boolean }>;
+  executeBatch(
+    requests: readonly unknown[],
+    links?: ExecutionLinks,
+  ): Promise<{ execution: ExecutionView; existing: boolean }[]>;
 }
 
 /** How a new execution relates to others, kept with it (the console shows children and retries). */
@@ -77,5 +81,16 @@ export function executeOnServerWith(
   return async (procedure, params, options) => {
     const { execution, existing } = await executor().execute(procedure, params, options, links);
     return { ...execution, existing };
+  };
+}
+
+/** `ctx.executeOnServerBatch` of procedures and hooks: a batch, answering each view with `existing`. */
+export function executeOnServerBatchWith(
+  executor: () => Executor,
+  links?: ExecutionLinks,
+): (executions: readonly ExecuteRequest[]) => Promise<(ExecutionView & { existing?: boolean })[]> {
+  return async (executions) => {
+    const results = await executor().executeBatch(executions, links);
+    return results.map(({ execution, existing }) => ({ ...execution, existing }));
   };
 }

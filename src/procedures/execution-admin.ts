@@ -131,8 +131,13 @@ export class ExecutionAdmin {
         details: { number },
       });
     }
-    // Its kept log lines go with it (they would expire anyway: src/procedures/execution-logs.ts).
-    await this.redis.del(this.keys.executionLogs(number));
+    // Its kept log lines go with it (they would expire anyway: src/procedures/execution-logs.ts);
+    // BullMQ took it out of the wait list if it was aborted there, so it leaves the dropped set too.
+    await this.redis
+      .multi()
+      .del(this.keys.executionLogs(number))
+      .srem(this.keys.executionIndex.dropped, jobIdOf(number))
+      .exec();
   }
 
   /** Applies `action` to the executions `filter` matches (counts them only with `dryRun`). */

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { NotReadyError } from '../errors.js';
 import type { ProcedureContext, ProcessInfo, Session, WorkerScope } from '../types.js';
-import { executeOnServerWith } from './execute.js';
+import { executeOnServerBatchWith, executeOnServerWith } from './execute.js';
 import type { ExecutionRun, RunServices } from './execution-run.js';
 import type { LineCapture } from './execution-logs.js';
 import { assertJson } from './json.js';
@@ -27,6 +27,7 @@ export class ExecutionContext implements ProcedureContext {
       | 'checkpoint'
       | 'progress'
       | 'executeOnServer'
+      | 'executeOnServerBatch'
       | 'onErrCall'
       | 'newSignal'
       | 'openSignal'
@@ -217,5 +218,21 @@ export class ExecutionContext implements ProcedureContext {
       throw new NotReadyError();
     }
     return workers;
+  }
+
+  get executeOnServerBatch(): ProcedureContext['executeOnServerBatch'] {
+    if (!this.bound.executeOnServerBatch) {
+      // Each execution of the batch is a child of this one, as with executeOnServer.
+      const execute = executeOnServerBatchWith(() => this.services.executions, { parent: this.run.number });
+      this.bound.executeOnServerBatch = (executions) => {
+        try {
+          this.run.assertNotAborted();
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        return execute(executions);
+      };
+    }
+    return this.bound.executeOnServerBatch;
   }
 }

@@ -19,8 +19,18 @@ export interface TakenNumber {
   readonly restores: string;
 }
 
-/** Execution numbers a node takes from the cluster's counter at once. */
+/** Execution numbers a node takes from the cluster's counter at once, at least. */
 export const NUMBER_BLOCK = 20;
+
+/**
+ * The most a block grows to. A block used up within {@link GROW_WITHIN_MS} of its arrival makes the
+ * next one twice as large, so that the requests in flight on a busy node share one refill instead of
+ * queueing behind refills of 20; one that lasted longer than {@link SHRINK_AFTER_MS} halves it, so an
+ * idle node does not strand many numbers when it stops.
+ */
+export const MAX_NUMBER_BLOCK = 10_000;
+const GROW_WITHIN_MS = 1000;
+const SHRINK_AFTER_MS = 10_000;
 
 /** The largest execution number: JSON numbers are doubles, exact up to this. */
 export const MAX_EXECUTION_NUMBER = Number.MAX_SAFE_INTEGER;
@@ -43,22 +53,60 @@ export class NumberAllotment {
   private refill: Promise<void> | undefined;
   /** Raised by forget(): a block that arrives after it was asked for before is dropped. */
   private generation = 0;
+  /** The size of the next block (adapts between blockSize and MAX_NUMBER_BLOCK). */
+  private size: number;
+  /** When the last block arrived. */
+  private filledAt = 0;
 
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly blockSize = NUMBER_BLOCK,
     private readonly max = MAX_EXECUTION_NUMBER,
-  ) {}
+    private readonly growWithinMs = GROW_WITHIN_MS,
+  ) {
+    this.size = blockSize;
+  }
 
   /** The next number; throws NumbersExhaustedError once none is left. */
   take(): Promise<TakenNumber> | TakenNumber {
     if (this.next < this.end) {
       return { number: this.next++, restores: this.restores };
     }
+    return this.refillFor(1).then(() => this.take());
+  }
+
+  /** `count` numbers (a batch), taken with at most one refill of the right size when few are left. */
+  async takeMany(count: number): Promise<TakenNumber[]> {
+    const out: TakenNumber[] = [];
+    for (;;) {
+      while (out.length < count && this.next < this.end) {
+        out.push({ number: this.next++, restores: this.restores });
+      }
+      if (out.length === count) {
+        return out;
+      }
+      await this.refillFor(count - out.length);
+    }
+  }
+
+  /** The block size now (tests, benchmarks). */
+  get nextBlockSize(): number {
+    return this.size;
+  }
+
+  private refillFor(missing: number): Promise<void> {
     if (!this.refill) {
       const generation = this.generation;
-      this.refill = numberBlock(this.redis, this.keys, this.blockSize, this.max)
+      const asked = Date.now();
+      if (this.filledAt > 0 && asked - this.filledAt < this.growWithinMs) {
+        this.size = Math.min(MAX_NUMBER_BLOCK, this.size * 2);
+      } else if (asked - this.filledAt > SHRINK_AFTER_MS) {
+        this.size = Math.max(this.blockSize, Math.floor(this.size / 2));
+      }
+      // A batch larger than the block gets its numbers and the usual block besides.
+      const size = missing > this.size ? missing + this.size : this.size;
+      this.refill = numberBlock(this.redis, this.keys, size, this.max)
         .then((block) => {
           if (!block) {
             throw new NumbersExhaustedError();
@@ -67,13 +115,14 @@ export class NumberAllotment {
             this.next = block.first;
             this.end = block.last + 1;
             this.restores = block.restores;
+            this.filledAt = Date.now();
           }
         })
         .finally(() => {
           this.refill = undefined;
         });
     }
-    return this.refill.then(() => this.take());
+    return this.refill;
   }
 
   /** Drops the numbers this node holds; the next execution takes a fresh block. */

@@ -266,15 +266,27 @@ async function pick(
   const wantData = query.name !== undefined || query.parent !== undefined;
   const probe = redis.pipeline();
   for (const c of candidates) {
-    probe.hmget(bull.job(c.jobId), 'name', 'timestamp', 'failedReason', ...(wantData ? ['data'] : []));
+    probe.hmget(
+      bull.job(c.jobId),
+      'name',
+      'timestamp',
+      'failedReason',
+      'finishedOn',
+      ...(wantData ? ['data'] : []),
+    );
   }
   const probed = (await probe.exec()) ?? [];
   const passing: number[] = [];
   candidates.forEach((c, i) => {
     const [err, value] = probed[i] ?? [];
-    const [name, timestamp, failedReason, data] = err ? [] : ((value as (string | null)[] | undefined) ?? []);
+    const [name, timestamp, failedReason, finishedOn, data] = err
+      ? []
+      : ((value as (string | null)[] | undefined) ?? []);
     if (name === null || name === undefined || numberOfJobId(c.jobId) === undefined) {
       return; // gone meanwhile, or not an execution
+    }
+    if (finishedOn !== null && finishedOn !== undefined && c.finishedIn === undefined) {
+      return; // aborted while waiting, still in the wait list (abortWaiting-8.lua): listed as finished
     }
     const created = Number(timestamp);
     if (

@@ -3,48 +3,29 @@
  * reading executions back, abort, wake, pause and resume (./pauses.ts), and waiting for an execution
  * to finish. It is long because it is the one place that maps an execution onto a BullMQ job.
  */
-import { randomUUID } from 'node:crypto';
 import { Job, Queue, type JobsOptions, type Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
-import {
-  AbortedError,
-  ExecutionFinishedError,
-  ExecutionNotFoundError,
-  SprocdError,
-  UnknownProcedureError,
-  ValidationError,
-} from '../errors.js';
-import { JOB_EVENTS_MAX_LEN } from '../redis/bullmq-internals.js';
+import { AbortedError, ExecutionFinishedError, ExecutionNotFoundError, SprocdError } from '../errors.js';
+import { JOB_EVENTS_MAX_LEN, jobJsonOfHash } from '../redis/bullmq-internals.js';
 import { acknowledged, settleWithin, type WriteAcks } from '../redis/connections.js';
 import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
-import { abortWaiting } from '../redis/scripts.js';
+import { abortWaiting, executionFind } from '../redis/scripts.js';
 import type { ExecuteOptions, ExecutionState, ExecutionView, JsonValue } from '../types.js';
 import { ExecutionCounts } from './counts.js';
 import { ExecutionIndexWriter } from './execution-index.js';
-import { NumberAllotment } from './execution-numbers.js';
+import { NumberAllotment, type TakenNumber } from './execution-numbers.js';
 import { isPaused, pause, resume, type PauseHost } from './pauses.js';
 import { listPage, type ExecutionPage, type PageQuery } from './execution-pages.js';
 import { FinishWatch } from './execution-waits.js';
 import { listIndexedPage, usesIndex } from './indexed-pages.js';
 import { WaitingCap } from './waiting-cap.js';
-import { toBullBackoff } from './define.js';
 import { capStack, decodeFailure, encodeFailure, failureHasStack } from './failure.js';
-import { parseExecuteOptions, type ExecutionLinks } from './execute.js';
-import { assertProcedureName } from './names.js';
-import { requestParams } from './params.js';
+import type { ExecutionLinks } from './execute.js';
+import { prepareBatch, prepareExecution, retentionOf, type ExecutionData } from './execution-requests.js';
 import type { ProcedureRegistry } from './registry.js';
 
-/** What travels in the BullMQ job. */
-export interface ExecutionData {
-  procedure: string;
-  params: JsonValue;
-  id: string;
-  name: string;
-  /** The execution that started this one with executeOnServer. */
-  parent?: number;
-  /** The execution this one retries (POST /v1/executions/:n/retry). */
-  retryOf?: number;
-}
+export type { ExecutionData } from './execution-requests.js';
+export { MAX_BATCH_EXECUTIONS } from './execution-requests.js';
 
 /** A control message sent to every node over pub/sub. */
 export interface ControlMessage {
@@ -123,51 +104,58 @@ export class Executions {
     requested?: ExecuteOptions,
     links?: ExecutionLinks,
   ): Promise<ExecuteResult> {
-    assertProcedureName(procedure);
-    const definition = this.registry.get(procedure);
-    if (!definition) {
-      throw new UnknownProcedureError(procedure);
-    }
-    const options = parseExecuteOptions(requested);
-    const jsonParams = requestParams(procedure, definition.params, params);
-    const name = options.name ?? '';
-    const attempts = options.attempts ?? definition.attempts ?? 1;
-    if (definition.delivery === 'at-most-once' && attempts > 1) {
-      throw new ValidationError(
-        `Procedure "${procedure}" is at-most-once: an execution of it never runs twice, so it takes no retries (attempts 1).`,
-      );
-    }
+    const { data, opts, state } = prepareExecution(this.registry, procedure, params, requested, links);
     await this.waitingCap?.admit();
-    const opts: JobsOptions = {
-      attempts,
-      removeOnComplete: { count: this.settings.keepFinished, age: this.settings.keepFinishedSeconds },
-      removeOnFail: { count: this.settings.keepFinished, age: this.settings.keepFinishedSeconds },
-      // The view shows the last attempt's stack only (./failure.ts).
-      stackTraceLimit: 1,
-    };
-    if (attempts > 1) {
-      opts.backoff = toBullBackoff(definition.backoff);
+    return acknowledged(this.acks, this.add(data, opts, state));
+  }
+
+  /**
+   * Execute on server for a batch (up to MAX_BATCH_EXECUTIONS, 1,000): every item is checked first
+   * and one bad item refuses the batch (ValidationError naming it), nothing queued. Then the numbers
+   * come in one refill at most, the jobs go to Redis in one pipeline (BullMQ's addBulk) and are
+   * indexed in one call of the index script. Answers in the order asked; a `unique` name taken (by a
+   * live execution, or by an earlier item of the same batch) answers that execution with `existing`,
+   * as a single request does.
+   */
+  async executeBatch(requests: readonly unknown[], links?: ExecutionLinks): Promise<ExecuteResult[]> {
+    const prepared = prepareBatch(this.registry, requests, links);
+    await this.waitingCap?.admit(prepared.length);
+    const taken = await this.numbers.takeMany(prepared.length);
+    const jobs = await this.queue.addBulk(
+      prepared.map(({ data, opts }, i) => ({
+        name: data.procedure,
+        data,
+        opts: { ...opts, jobId: jobIdOf((taken[i] as TakenNumber).number) },
+      })),
+    );
+    const added = Promise.all(
+      prepared.map(async ({ data, opts, state }, i) => {
+        const job = jobs[i] as Job<ExecutionData, JsonValue>;
+        const { number, restores } = taken[i] as TakenNumber;
+        if (job.id !== jobIdOf(number)) {
+          return this.existing(job.id);
+        }
+        const { procedure, name, id } = data;
+        if (await this.index.record({ number, id, procedure, name, createdAt: job.timestamp, restores })) {
+          return { execution: viewOf(job, state, number), existing: false };
+        }
+        // Its number was held by another execution (a restore): it goes the single way, fresh number.
+        this.numbers.forget();
+        return this.add(data, opts, state);
+      }),
+    );
+    return acknowledged(this.acks, added);
+  }
+
+  /** The live execution whose job `jobId` deduplication answered instead of adding. */
+  private async existing(jobId: string | undefined): Promise<ExecuteResult> {
+    const number = numberOfJobId(jobId) ?? -1;
+    const existing = await this.find(number);
+    if (existing) {
+      return { execution: existing, existing: true };
     }
-    if (options.delayMs) {
-      opts.delay = options.delayMs;
-    }
-    if (options.priority) {
-      opts.priority = options.priority;
-    }
-    if (options.unique) {
-      // BullMQ's deduplication key lives until the job completes or fails, which is exactly
-      // "a live execution of that name"; its add script checks and sets it atomically, so two
-      // nodes asked at once still start one.
-      opts.deduplication = { id: `name:${name}` };
-    }
-    const data: ExecutionData = { procedure, params: jsonParams, id: randomUUID(), name };
-    if (links?.parent !== undefined) {
-      data.parent = links.parent;
-    }
-    if (links?.retryOf !== undefined) {
-      data.retryOf = links.retryOf;
-    }
-    return acknowledged(this.acks, this.add(data, opts, options.delayMs ? 'delayed' : 'waiting'));
+    // The live one finished between the add and this read: its view is gone or final; report it anyway.
+    return { execution: await this.get(number), existing: true };
   }
 
   /**
@@ -181,12 +169,7 @@ export class Executions {
       const jobId = jobIdOf(number);
       const job = await this.queue.add(data.procedure, data, { ...opts, jobId });
       if (job.id !== jobId) {
-        const existing = await this.find(numberOfJobId(job.id) ?? -1);
-        if (existing) {
-          return { execution: existing, existing: true };
-        }
-        // The live one finished between the add and this read: its view is gone or final; report it anyway.
-        return { execution: await this.get(numberOfJobId(job.id) ?? -1), existing: true };
+        return this.existing(job.id);
       }
       const { procedure, name, id } = data;
       if (await this.index.record({ number, id, procedure, name, createdAt: job.timestamp, restores })) {
@@ -201,6 +184,14 @@ export class Executions {
         );
       }
     }
+  }
+
+  /**
+   * BullMQ's retention of finished executions (SPROCD_KEEP_FINISHED, SPROCD_KEEP_FINISHED_S), which
+   * the worker applies: jobs do not carry it (./execution-requests.ts).
+   */
+  get retention(): { count: number; age: number } {
+    return retentionOf(this.settings);
   }
 
   /** Drops this node's reserved numbers; the next execution takes a fresh block. */
@@ -231,17 +222,18 @@ export class Executions {
     if (!Number.isSafeInteger(number) || number <= 0) {
       return undefined;
     }
-    // State first, then the job: a job that finishes in between shows its new data with the old
-    // state (and the state is read again), never a final state without its result.
-    const jobId = jobIdOf(number);
-    let state: string = await this.queue.getJobState(jobId);
-    const job = await Job.fromId<ExecutionData, JsonValue>(this.queue, jobId);
-    if (!job) {
+    // The state and the job in one step (executionFind-6.lua), without walking the wait list as
+    // BullMQ's getJobState does: a final state always comes with its result.
+    const found = await executionFind(this.redis, this.keys, number);
+    if (!found) {
       return undefined;
     }
-    if (job.finishedOn && state !== 'completed' && state !== 'failed') {
-      state = await this.queue.getJobState(jobId);
-    }
+    const { state } = found;
+    const job = Job.fromJSON<ExecutionData, JsonValue>(
+      this.queue,
+      jobJsonOfHash(found.hash),
+      jobIdOf(number),
+    );
     return viewOf(job, state, number);
   }
 

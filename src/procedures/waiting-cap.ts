@@ -32,8 +32,11 @@ export class WaitingCap {
     private readonly max: number,
   ) {}
 
-  /** Resolves when one more execution may be queued; throws QueueFullError when the cap is reached. */
-  async admit(): Promise<void> {
+  /**
+   * Resolves when `count` more executions (a batch: all or none) may be queued; throws
+   * QueueFullError when they would pass the cap.
+   */
+  async admit(count = 1): Promise<void> {
     let read = this.read;
     if (!read) {
       const fresh = { waiting: this.count(), admitted: 0 };
@@ -47,10 +50,10 @@ export class WaitingCap {
         .catch(() => undefined);
     }
     const waiting = (await read.waiting) + read.admitted;
-    if (waiting >= this.max) {
+    if (waiting + count > this.max) {
       throw new QueueFullError(this.max, waiting);
     }
-    read.admitted++;
+    read.admitted += count;
   }
 
   /** Executions waiting to run now: waiting (or paused), prioritized, delayed. */
@@ -63,14 +66,16 @@ export class WaitingCap {
         .llen(bull.paused)
         .zcard(bull.prioritized)
         .zcard(bull.delayed)
+        .scard(this.keys.executionIndex.dropped)
         .exec()) ?? [];
     let total = 0;
-    for (const [err, value] of replies) {
+    replies.forEach(([err, value], i) => {
       if (err) {
         throw err;
       }
-      total += Number(value);
-    }
-    return total;
+      // The last: aborted executions left in the wait list until a worker drops them.
+      total += i === replies.length - 1 ? -Number(value) : Number(value);
+    });
+    return Math.max(0, total);
   }
 }

@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
 import { abortRequested, pauseField, uncountStart } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
-import { pauseFlags } from '../redis/scripts.js';
+import { dropAborted, pauseFlags } from '../redis/scripts.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
 import { startSpan } from '../tracing/spans.js';
 import type { JsonValue } from '../types.js';
@@ -134,7 +134,10 @@ export class WorkerPool {
       lockDuration: o.executionLeaseMs,
       stalledInterval: o.executionLeaseMs,
       maxStalledCount: o.maxRecoveries,
-      // Retention is set per job when it is queued; the worker must not override it.
+      // Retention of finished executions is the worker's, not each job's: a job hash without it stays
+      // small (an execution queued by an older node carries its own, which wins).
+      removeOnComplete: o.executions.retention,
+      removeOnFail: o.executions.retention,
       autorun: true,
       name: o.node,
       ...(o.telemetry ? { telemetry: o.telemetry } : {}),
@@ -271,6 +274,13 @@ export class WorkerPool {
     const number = numberOfJobId(job.id);
     if (number === undefined || token === undefined) {
       throw new UnrecoverableError(encodeFailure(new Error(`Foreign job ${job.id} on the sprocd queue`)));
+    }
+    if (job.finishedOn !== undefined || typeof job.data?.procedure !== 'string') {
+      // Aborted while it waited (left in the wait list: abortWaiting-8.lua), or removed since: the
+      // pop is undone and it never runs.
+      if (await dropAborted(o.connection, o.keys, job.id as string)) {
+        throw new WaitingError();
+      }
     }
     if (this.stopping) {
       // Fetched while the node began to stop: hand it straight back.

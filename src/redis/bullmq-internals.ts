@@ -7,7 +7,7 @@
  * test/redis/bullmq-internals.test.ts runs real BullMQ Queues and Workers and checks every name
  * here against what BullMQ writes: a BullMQ upgrade that changes one of them fails that test.
  */
-import type { Worker } from 'bullmq';
+import { Job, type JobJson, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { QUEUE_NAME, jobIdOf, type Keys } from './keys.js';
 
@@ -40,6 +40,8 @@ export interface BullQueueKeys {
   readonly events: string;
   /** Hash of queue settings (`paused` and others). */
   readonly meta: string;
+  /** Set of active job ids the stalled check saw without a lock on its last pass. */
+  readonly stalled: string;
   /** A deduplication key is this followed by the deduplication id; it holds the live job's id. */
   readonly deduplicationPrefix: string;
   /** Hash of the job `jobId`. */
@@ -59,6 +61,7 @@ export function bullQueueKeys(keys: Keys, queue: string = QUEUE_NAME): BullQueue
     failed: `${base}failed`,
     events: `${base}events`,
     meta: `${base}meta`,
+    stalled: `${base}stalled`,
     deduplicationPrefix: `${base}de:`,
     job: (jobId) => `${base}${jobId}`,
   };
@@ -107,6 +110,8 @@ export const JOB_FIELDS = {
   attemptsMade: 'atm',
   /** The deduplication id of a job added with `deduplication` (its key: deduplicationPrefix + id). */
   deduplicationId: 'deid',
+  /** The name of the worker that took it last (Job.processedBy). */
+  processedBy: 'pb',
 } as const;
 
 /**
@@ -114,6 +119,13 @@ export const JOB_FIELDS = {
  * know alone, so the flag lives and dies with the job.
  */
 export const ABORT_FIELD = 'sprocdAbort';
+
+/**
+ * sprocd's own fields in the job hash of an execution aborted while in the wait list: its
+ * `processedOn` and `pb` before the abort, put back when the worker that pops it drops it
+ * (BullMQ's pop overwrites them; dropAborted-4.lua).
+ */
+export const ABORT_SAVED_FIELDS = { processedOn: 'sprocdPo', processedBy: 'sprocdPb' } as const;
 
 /** sprocd's own field in the job hash of a retried execution: the number of its retry. */
 export const RETRIED_BY_FIELD = 'sprocdRetriedBy';
@@ -192,4 +204,38 @@ export function stopLockRenewal(worker: Worker | undefined, jobId: string | unde
   if (jobId !== undefined && typeof manager?.untrackJob === 'function') {
     manager.untrackJob(jobId);
   }
+}
+
+/**
+ * A job as Job.fromJSON takes it, from its hash as HGETALL returns it: what BullMQ's own
+ * Job.fromId does (its rawToJobJson is not exported), for a job read by a script of ours with its
+ * state in the same step (executionFind-6.lua).
+ */
+export function jobJsonOfHash(raw: Record<string, string>): JobJson {
+  const int = (value: string | undefined) => (value === undefined ? undefined : parseInt(value, 10));
+  return {
+    id: raw.id as string,
+    name: raw.name as string,
+    data: raw.data ?? '{}',
+    opts: Job.optsFromJSON(raw.opts),
+    progress: JSON.parse(raw.progress ?? '0') as JobJson['progress'],
+    delay: int(raw.delay),
+    priority: int(raw.priority),
+    timestamp: parseInt(raw.timestamp as string, 10),
+    attemptsStarted: parseInt(raw.ats ?? '0', 10),
+    attemptsMade: parseInt(raw.attemptsMade ?? raw.atm ?? '0', 10),
+    stalledCounter: parseInt(raw.stc ?? '0', 10),
+    finishedOn: raw.finishedOn ? int(raw.finishedOn) : undefined,
+    processedOn: raw.processedOn ? int(raw.processedOn) : undefined,
+    repeatJobKey: raw.rjk,
+    debounceId: raw.deid,
+    deduplicationId: raw.deid,
+    failedReason: raw.failedReason as string,
+    deferredFailure: raw.defa,
+    stacktrace: raw.stacktrace,
+    returnvalue: raw.returnvalue as string,
+    parentKey: raw.parentKey,
+    parent: raw.parent ? (JSON.parse(raw.parent) as JobJson['parent']) : undefined,
+    processedBy: raw.pb,
+  };
 }

@@ -81,6 +81,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The longest field value a Redis hash keeps in its compact encoding (Redis's default: 64). */
+export const HASH_MAX_LISTPACK_VALUE = 256;
+
 /** Starts a redis-server child and resolves once it accepts connections. */
 export async function startRedisServer(options: RedisServerOptions): Promise<RedisServer> {
   const binary = options.binary ?? 'redis-server';
@@ -119,6 +122,11 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
       '',
       '--daemonize',
       'no',
+      // A waiting execution's job hash holds its params and ids in fields of 100-200 bytes: past
+      // Redis's default 64 the hash leaves the compact listpack encoding and costs about twice the
+      // memory (docs/BENCHMARKS.md, "A million executions").
+      '--hash-max-listpack-value',
+      String(HASH_MAX_LISTPACK_VALUE),
       ...(options.args ?? []),
     ];
     // Its own process group: a Ctrl-C in the terminal (SIGINT to the whole foreground group) must reach

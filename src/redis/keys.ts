@@ -133,6 +133,11 @@ export interface ExecutionIndexKeys {
   readonly sweep: string;
   /** Hash: index key → the rank the sweep's current pass through it reached. */
   readonly sweepAt: string;
+  /**
+   * Set: job ids of executions aborted while in BullMQ's wait list, left there (taking one out walks
+   * the list) until a worker pops and drops it (abortWaiting-8.lua, dropAborted-4.lua).
+   */
+  readonly dropped: string;
 }
 
 /** Keys for the deployment named by `prefix`. */
@@ -154,6 +159,7 @@ export function createKeys(prefix: string): Keys {
       name: (name) => `${tag}:xi:name:${name}`,
       sweep: `${tag}:xi:sweep`,
       sweepAt: `${tag}:xi:sweep-at`,
+      dropped: `${tag}:xi:dropped`,
     },
     rateLimitPrefix: `${tag}:ratelimit:`,
     executionLogs: (number) => `${tag}:xlog:${number}`,

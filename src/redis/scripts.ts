@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { Redis } from 'ioredis';
 import {
+  ABORT_SAVED_FIELDS,
   DELAYED_SCORE_FACTOR,
   JOB_EVENTS_MAX_LEN,
   PARKED_SCORE,
@@ -319,8 +320,9 @@ export async function sessionIdentity(
 // ---- executions (procedures/executions.ts) ------------------------------------------------------
 
 /**
- * abortWaiting-7.lua: files execution `number` as failed with `failedReason` when it has not started;
- * flags it when it is active. Returns what it found.
+ * abortWaiting-8.lua: files execution `number` as failed with `failedReason` when it has not started
+ * (one in the wait list stays there, in the dropped set, until a worker pops and drops it); flags it
+ * when it is active. Returns what it found.
  */
 export async function abortWaiting(
   redis: Redis,
@@ -334,8 +336,25 @@ export async function abortWaiting(
   return (await run(
     redis,
     'abortWaiting',
-    [bull.job(jobId), bull.wait, bull.paused, bull.delayed, bull.prioritized, bull.failed, bull.events],
-    [jobId, failedReason, now, bull.deduplicationPrefix, JOB_EVENTS_MAX_LEN],
+    [
+      bull.job(jobId),
+      bull.active,
+      bull.paused,
+      bull.delayed,
+      bull.prioritized,
+      bull.failed,
+      bull.events,
+      keys.executionIndex.dropped,
+    ],
+    [
+      jobId,
+      failedReason,
+      now,
+      bull.deduplicationPrefix,
+      JOB_EVENTS_MAX_LEN,
+      ABORT_SAVED_FIELDS.processedOn,
+      ABORT_SAVED_FIELDS.processedBy,
+    ],
   )) as 'missing' | 'finished' | 'aborted' | 'active';
 }
 
@@ -365,6 +384,52 @@ export async function pauseFlags(redis: Redis, keys: Keys, numbers: readonly num
   }
   const jobKeys = numbers.map((n) => executionJobKey(keys, n));
   return (await run(redis, 'pauseFlags', jobKeys, [PAUSE_FIELD])) as string[];
+}
+
+/**
+ * dropAborted-4.lua: undoes a worker's pop of `jobId` when it holds a finished execution (aborted
+ * while waiting, or removed by retention since); true when dropped, false when it is to run.
+ */
+export async function dropAborted(redis: Redis, keys: Keys, jobId: string): Promise<boolean> {
+  const bull = bullQueueKeys(keys);
+  return (
+    (await run(
+      redis,
+      'dropAborted',
+      [bull.active, bull.stalled, keys.executionIndex.dropped, bull.job(jobId)],
+      [jobId, ABORT_SAVED_FIELDS.processedOn, ABORT_SAVED_FIELDS.processedBy],
+    )) === 1
+  );
+}
+
+/**
+ * executionFind-6.lua: execution `number`'s state and job hash in one step, without walking the wait
+ * list; undefined when its job is gone.
+ */
+export async function executionFind(
+  redis: Redis,
+  keys: Keys,
+  number: number,
+): Promise<
+  | { state: 'completed' | 'failed' | 'delayed' | 'waiting' | 'active'; hash: Record<string, string> }
+  | undefined
+> {
+  const bull = bullQueueKeys(keys);
+  const jobId = jobIdOf(number);
+  const reply = (await run(
+    redis,
+    'executionFind',
+    [bull.completed, bull.failed, bull.delayed, bull.prioritized, bull.active, bull.job(jobId)],
+    [jobId],
+  )) as string[];
+  if (reply.length === 0) {
+    return undefined;
+  }
+  const hash: Record<string, string> = {};
+  for (let i = 1; i + 1 < reply.length; i += 2) {
+    hash[reply[i] as string] = reply[i + 1] as string;
+  }
+  return { state: reply[0] as 'completed' | 'failed' | 'delayed' | 'waiting' | 'active', hash };
 }
 
 /**

@@ -94,6 +94,8 @@ export async function readLiveCounts(
   for (const zset of zsets) {
     first.zcard(bull[zset]);
   }
+  // Aborted while waiting, still in the wait list until a worker drops them: not waiting.
+  first.smembers(keys.executionIndex.dropped);
   const replies = (await first.exec()) ?? [];
   const reply = (i: number): unknown => {
     const [err, value] = replies[i] ?? [];
@@ -102,7 +104,10 @@ export async function readLiveCounts(
     }
     return value;
   };
-  const ids = new Map(lists.map((list, i) => [list, (reply(i) as string[] | null) ?? []]));
+  const dropped = new Set((reply(lists.length + zsets.length) as string[] | null) ?? []);
+  const ids = new Map(
+    lists.map((list, i) => [list, ((reply(i) as string[] | null) ?? []).filter((id) => !dropped.has(id))]),
+  );
   const sizes = new Map(zsets.map((zset, i) => [zset, Number(reply(lists.length + i) ?? 0)]));
   const counted = (Object.keys(PARTS) as LiveState[]).filter((state) => {
     const { lists: l, zsets: z } = PARTS[state];

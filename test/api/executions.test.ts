@@ -144,6 +144,72 @@ describe('POST /v1/executions', () => {
   });
 });
 
+describe('POST /v1/executions with a batch', () => {
+  it('queues every execution and answers 202 with them in the order asked', async () => {
+    const { post, executions, accesses } = await setup();
+    const res = await post({
+      executions: [
+        { procedure: 'hello', params: { who: 'a' } },
+        { procedure: 'reports/daily', name: 'daily', unique: true, delayMs: 5 },
+        { procedure: 'reports/daily', name: 'daily', unique: true },
+      ],
+    });
+    expect(res.statusCode).toBe(202);
+    expect(res.json()).toEqual({
+      executions: [
+        expect.objectContaining({ number: 1, procedure: 'hello', state: 'waiting' }),
+        expect.objectContaining({ number: 2, procedure: 'reports/daily', name: 'daily', state: 'delayed' }),
+        // A unique name an earlier item of the batch took: that live execution, as a single request.
+        expect.objectContaining({ number: 2, existing: true }),
+      ],
+    });
+    expect(res.json().executions[0]).not.toHaveProperty('existing');
+    expect(executions.requests.map((r) => r.procedure)).toEqual(['hello', 'reports/daily', 'reports/daily']);
+    expect(accesses).toEqual(['work']);
+  });
+
+  it.each([
+    ['an empty batch', { executions: [] }, /executions: /],
+    [
+      'a batch over 1,000',
+      { executions: Array.from({ length: 1001 }, () => ({ procedure: 'p' })) },
+      /executions: /,
+    ],
+    [
+      'an item with a bad option',
+      { executions: [{ procedure: 'p' }, { procedure: 'p', delayMs: -1 }] },
+      /executions\[1\]\.delayMs: /,
+    ],
+    ['an item with wait', { executions: [{ procedure: 'p', wait: 10 }] }, /executions\[0\]: .*"wait"/],
+    ['an item without procedure', { executions: [{ params: 1 }] }, /executions\[0\]\.procedure: /],
+    ['a batch beside single fields', { executions: [{ procedure: 'p' }], procedure: 'p' }, /Bad body/],
+  ])(
+    'refuses %s with 400 VALIDATION_FAILED naming the item, and queues nothing',
+    async (_label, body, message) => {
+      const { post, executions } = await setup();
+      const res = await post(body);
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error).toMatchObject({
+        code: 'VALIDATION_FAILED',
+        message: expect.stringMatching(message),
+      });
+      expect(executions.requests).toEqual([]);
+    },
+  );
+
+  it("refuses the whole batch when one item fails its procedure's checks, with its index", async () => {
+    const { post, executions } = await setup();
+    const res = await post({ executions: [{ procedure: 'hello' }, { procedure: 'missing' }] });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: expect.stringMatching(/^executions\[1\]: /),
+      details: { index: 1, code: 'UNKNOWN_PROCEDURE' },
+    });
+    expect(executions.requests).toEqual([]);
+  });
+});
+
 describe('reading, aborting, waking', () => {
   it('lists with the filters of the query, asking for read access', async () => {
     const { app, post, executions, accesses } = await setup();

@@ -79,11 +79,8 @@ describe('/openapi.json', () => {
     const doc = await (await documented(procedures)).read();
     const result = await validate(structuredClone(doc) as never);
     expect(result.valid, result.valid ? '' : compileErrors(result)).toBe(true);
-    const mapping = (
-      doc.paths['/v1/executions']?.post as unknown as {
-        requestBody: { content: { 'application/json': { schema: { discriminator: { mapping: object } } } } };
-      }
-    ).requestBody.content['application/json'].schema.discriminator.mapping;
+    const mapping = (doc.components?.schemas?.Execute as { discriminator: { mapping: object } }).discriminator
+      .mapping;
     expect(Object.keys(mapping).sort()).toEqual(registry.names().sort());
     expect(doc.components?.schemas?.['Execute.validated']).toMatchObject({
       properties: { params: { properties: { a: { type: 'integer' }, b: { type: 'integer' } } } },
@@ -145,7 +142,11 @@ describe('/openapi.json', () => {
       requestBody: { content: { 'application/json': { schema: Record<string, unknown> } } };
     };
     const schema = body.requestBody.content['application/json'].schema;
+    // One execution, or a batch of them.
     expect(schema).toEqual({
+      oneOf: [{ $ref: '#/components/schemas/Execute' }, { $ref: '#/components/schemas/ExecuteBatch' }],
+    });
+    expect(doc.components?.schemas?.Execute).toEqual({
       oneOf: [
         { $ref: '#/components/schemas/Execute.hello' },
         { $ref: '#/components/schemas/Execute.reports.monthly' },
@@ -192,6 +193,18 @@ describe('/openapi.json', () => {
     expect(check({ procedure: 'free', params: [1, 'x'] })).toBe(true);
     expect(check({ procedure: 'nope' })).toBe(false);
     expect(check({ procedure: 'defaults' })).toBe(true);
+    // The batch form: the same variants per item, without `wait`.
+    expect(check({ executions: [{ procedure: 'hello', params: { who: 'a' } }, { procedure: 'free' }] })).toBe(
+      true,
+    );
+    expect(check({ executions: [{ procedure: 'hello', params: { who: 'a' } }, { procedure: 'nope' }] })).toBe(
+      false,
+    );
+    expect(check({ executions: [{ procedure: 'free', wait: 100 }] })).toBe(false);
+    expect(check({ executions: [] })).toBe(false);
+    expect(doc.components?.schemas?.['ExecuteBatchItem.hello']).toMatchObject({
+      properties: { procedure: { const: 'hello' }, priority: { type: 'integer' } },
+    });
   });
 
   it('keeps the references of a recursive params schema valid inside the document', async () => {
@@ -233,7 +246,10 @@ describe('/openapi.json', () => {
       requestBody: { content: { 'application/json': { schema: unknown } } };
     };
     expect(none.requestBody.content['application/json'].schema).toEqual({
-      $ref: '#/components/schemas/ExecuteRequestInput',
+      anyOf: [
+        { $ref: '#/components/schemas/ExecuteRequestInput' },
+        { $ref: '#/components/schemas/ExecuteBatchRequestInput' },
+      ],
     });
   });
 });

@@ -231,6 +231,36 @@ describe('execute:PATTERN over HTTP', () => {
     expect((await app.inject(post('billing/send', 'anything'))).statusCode).toBe(202);
   });
 
+  it('checks every procedure of a batch: one the caller may not execute refuses the batch', async () => {
+    const { app, executions } = await api([{ name: 'reports', scopes: ['read', 'execute:reports/*'] }]);
+    const batch = (procedures: string[]) => ({
+      method: 'POST' as const,
+      url: '/v1/executions',
+      headers: auth('reports'),
+      payload: { executions: procedures.map((procedure) => ({ procedure })) },
+    });
+    const refused = await app.inject(batch(['reports/daily', 'billing/send', 'reports/weekly']));
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().error).toMatchObject({ details: { scope: 'execute:billing/send' } });
+    expect(executions.requests).toEqual([]);
+    const ok = await app.inject(batch(['reports/daily', 'reports/weekly']));
+    expect(ok.statusCode).toBe(202);
+    expect(executions.requests.map((r) => r.procedure)).toEqual(['reports/daily', 'reports/weekly']);
+  });
+
+  it('describes a batch in one audit entry: how many, which procedures, the numbers', () => {
+    const rule = ROUTE_SCOPES['POST /v1/executions']!;
+    const body = { executions: [{ procedure: 'a' }, { procedure: 'b' }, { procedure: 'a' }] };
+    const answer = { executions: [{ number: 7 }, { number: 9 }, { number: 8 }] };
+    expect(rule.describe?.({ params: {}, query: {}, body, answer })).toEqual({
+      batch: 3,
+      procedures: ['a', 'b'],
+      from: 7,
+      to: 9,
+    });
+    expect(rule.procedure?.(body)).toEqual(['a', 'b', 'a']);
+  });
+
   it("a body that names no procedure is the validator's (400), not a pass", async () => {
     const { app, executions } = await api([{ name: 'reports', scopes: ['execute:reports/*'] }]);
     const res = await app.inject(post(42, 'reports'));

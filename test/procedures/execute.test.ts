@@ -5,6 +5,7 @@ import {
   MAX_ATTEMPTS,
   MAX_DELAY_MS,
   MAX_PRIORITY,
+  executeOnServerBatchWith,
   executeOnServerWith,
   parseExecuteOptions,
 } from '../../src/procedures/execute.js';
@@ -56,9 +57,34 @@ describe('executeOnServerWith', () => {
         calls.push(args);
         return { execution: view, existing: true };
       },
+      executeBatch: async () => [],
     }));
     expect(await executeOnServer('p', { a: 1 }, { name: 'n' })).toEqual({ ...view, existing: true });
     expect(calls).toEqual([['p', { a: 1 }, { name: 'n' }, undefined]]);
+  });
+
+  it('has a batch form that passes the parent link and answers each view with "existing"', async () => {
+    const views = [{ number: 5 }, { number: 6 }] as ExecutionView[];
+    const calls: unknown[][] = [];
+    const batch = executeOnServerBatchWith(
+      () => ({
+        execute: async () => ({ execution: views[0]!, existing: false }),
+        executeBatch: async (...args: unknown[]) => {
+          calls.push(args);
+          return [
+            { execution: views[0]!, existing: false },
+            { execution: views[1]!, existing: true },
+          ];
+        },
+      }),
+      { parent: 3 },
+    );
+    const items = [{ procedure: 'p' }, { procedure: 'q', params: 1, name: 'n', unique: true }];
+    expect(await batch(items)).toEqual([
+      { ...views[0], existing: false },
+      { ...views[1], existing: true },
+    ]);
+    expect(calls).toEqual([[items, { parent: 3 }]]);
   });
 
   it('asks for the executor at each call, so it can refuse before the node is ready', async () => {

@@ -4,14 +4,13 @@
  * the thousands the unindexed listing reads), follows its cursor to the end, and the indexes drop
  * what retention removed: lazily when listed, and by the sweep, which deletes an index left empty.
  */
-import net from 'node:net';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
 import { MAX_EXAMINED } from '../../src/procedures/execution-pages.js';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
 import { createKeys, jobIdOf } from '../../src/redis/keys.js';
+import { monitorDuring } from '../support/monitor.js';
 import { startInProcessNode } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
@@ -42,40 +41,9 @@ afterAll(async () => {
   await closeTestClients();
 });
 
-/**
- * The job hashes Redis commands touched while `during` ran (scripts' own commands included), seen
- * with MONITOR on a plain socket: ioredis's monitor mode throws (outside any promise) when other
- * clients' lines arrive in the same read as MONITOR's +OK, which parallel test files make likely.
- */
+/** The job hashes Redis commands touched while `during` ran (scripts' own commands included). */
 async function jobsTouched(during: () => Promise<unknown>): Promise<Set<string>> {
-  const { host, port, password, username } = (testClient() as Redis).options;
-  const socket = net.connect({ host: host ?? '127.0.0.1', port: port ?? 6379 });
-  socket.setEncoding('utf8');
-  let text = '';
-  let monitoring!: () => void;
-  const ready = new Promise<void>((resolve, reject) => {
-    monitoring = resolve;
-    socket.once('error', reject);
-  });
-  socket.on('data', (chunk: string) => {
-    text += chunk;
-    // One +OK for AUTH when there is a password, then MONITOR's.
-    if (text.split('+OK\r\n').length - 1 >= (password ? 2 : 1)) {
-      monitoring();
-    }
-  });
-  const command = (...args: string[]) =>
-    `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
-  if (password) {
-    socket.write(command('AUTH', ...(username ? [username] : []), password));
-  }
-  socket.write(command('MONITOR'));
-  await ready;
-  try {
-    await during();
-  } finally {
-    socket.destroy();
-  }
+  const text = await monitorDuring(during);
   const touched = new Set<string>();
   const quoted = new RegExp(`"${escapeRegExp(jobPrefix)}(e\\d+)"`, 'g');
   for (const match of text.matchAll(quoted)) {

@@ -8,7 +8,11 @@ import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
-import { MAX_EXECUTION_NUMBER, NUMBER_BLOCK } from '../../src/procedures/execution-numbers.js';
+import {
+  MAX_EXECUTION_NUMBER,
+  NUMBER_BLOCK,
+  NumberAllotment,
+} from '../../src/procedures/execution-numbers.js';
 import { QUEUE_NAME, createKeys, jobIdOf } from '../../src/redis/keys.js';
 import { startInProcessNode } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
@@ -41,6 +45,25 @@ describe('execution numbers', () => {
     );
     const numbers = queued.map((q) => q.execution.number);
     expect(new Set(numbers).size).toBe(120);
+  });
+
+  it('come in blocks that grow while used up fast, so the requests in flight share one refill', async () => {
+    const counter = createKeys(`${prefix}-grow`);
+    // Every block counts as used up fast here (within a minute of its arrival).
+    const allot = new NumberAllotment(testClient(), counter, NUMBER_BLOCK, MAX_EXECUTION_NUMBER, 60_000);
+    const first = await Promise.all(Array.from({ length: NUMBER_BLOCK }, () => allot.take()));
+    expect(allot.nextBlockSize).toBe(NUMBER_BLOCK);
+    // 100 requests at once: the second refill is twice as large, the third twice again.
+    const burst = await Promise.all(Array.from({ length: 100 }, () => allot.take()));
+    expect(allot.nextBlockSize).toBe(4 * NUMBER_BLOCK);
+    // A batch larger than what is left takes its numbers in one refill, with a block besides.
+    const batch = await allot.takeMany(1000);
+    const all = [...first, ...burst, ...batch].map((t) => t.number);
+    expect(new Set(all).size).toBe(all.length);
+    expect(Number(await testClient().get(counter.sequence))).toBeLessThanOrEqual(
+      NUMBER_BLOCK + 2 * NUMBER_BLOCK + 4 * NUMBER_BLOCK + 1000 + 8 * NUMBER_BLOCK,
+    );
+    await testClient().del(counter.sequence);
   });
 
   it('never reuse the number of a restored execution, even on a node that missed the restore', async () => {

@@ -98,6 +98,7 @@ describe("isolation: 'thread'", () => {
       heldAfter: false,
       pause: 'ok',
       worker: 'none',
+      batch: [view.number],
       callWorker: 'UNKNOWN_PROCEDURE',
       handled: 'handled by onErrCall',
     });

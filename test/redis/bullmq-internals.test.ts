@@ -3,9 +3,9 @@
  * jobs in every state, and each name the module claims (keys, job hash fields, delayed score,
  * scheduler job ids, and the fields of the job-event stream entries src/events reads) is checked
  * against what BullMQ really wrote. A BullMQ upgrade that changes one of them fails here, before
- * abortWaiting-7.lua, pauseExecution-5.lua, backups, the hand-off or the event hub misread a job.
+ * abortWaiting-8.lua, dropAborted-4.lua, executionFind-6.lua, pauseExecution-5.lua, backups, the hand-off or the event hub misread a job.
  */
-import { Job, Queue, QueueEvents, Worker, type Processor } from 'bullmq';
+import { Job, Queue, QueueEvents, WaitingError, Worker, type Processor } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   ABORT_FIELD,
@@ -17,13 +17,14 @@ import {
   bullQueueKeys,
   delayedScoreDueAt,
   executionJobKey,
+  jobJsonOfHash,
   stopLockRenewal,
   parseSchedulerJobId,
   schedulerJobId,
   uncountStart,
 } from '../../src/redis/bullmq-internals.js';
 import { QUEUE_NAME, createKeys, jobIdOf, type Keys } from '../../src/redis/keys.js';
-import { abortWaiting, pauseExecution } from '../../src/redis/scripts.js';
+import { abortWaiting, dropAborted, pauseExecution } from '../../src/redis/scripts.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefixes: string[] = [];
@@ -168,6 +169,65 @@ describe('unfinished jobs', () => {
     expect(again.id).toBe(jobIdOf(5));
     expect(await abortWaiting(testClient(), keys, 1, 'again', Date.now())).toBe('finished');
     expect(await abortWaiting(testClient(), keys, 99, 'none', Date.now())).toBe('missing');
+    // The waiting one stays in the wait list (taking it out walks the list), listed as dropped; the
+    // others left their sets.
+    expect(await testClient().lrange(bull().wait, 0, -1)).toContain(jobIdOf(1));
+    expect((await testClient().smembers(keys.executionIndex.dropped)).sort()).toEqual([
+      jobIdOf(1),
+      jobIdOf(4),
+    ]);
+    expect(await testClient().zscore(bull().delayed, jobIdOf(2))).toBeNull();
+    expect(await testClient().zscore(bull().prioritized, jobIdOf(3))).toBeNull();
+  });
+
+  it('jobJsonOfHash reads a job hash as Job.fromId does', async () => {
+    for (const n of [1, 2, 3, 5]) {
+      const job = (await Job.fromId(queue, jobIdOf(n))) as Job;
+      const raw = await hash(executionJobKey(keys, n));
+      expect(Job.fromJSON(queue, jobJsonOfHash(raw), jobIdOf(n)).asJSON()).toEqual(job.asJSON());
+    }
+  });
+});
+
+describe('a job aborted while waiting, popped by a worker', () => {
+  it('reaches the processor finished (or without data when retention removed it); dropAborted undoes the pop', async () => {
+    const { keys, queue } = await deployment('bi-dropped');
+    const bull = bullQueueKeys(keys);
+    await queue.pause();
+    await queue.add('p', { n: 1 }, { jobId: jobIdOf(1) });
+    await queue.add('p', { n: 2 }, { jobId: jobIdOf(2) });
+    await queue.add('p', { n: 3 }, { jobId: jobIdOf(3) });
+    expect(await abortWaiting(testClient(), keys, 1, 'aborted', Date.now())).toBe('aborted');
+    expect(await abortWaiting(testClient(), keys, 3, 'aborted', Date.now())).toBe('aborted');
+    // Retention removed number 3's job while its id was still in the wait list.
+    await testClient().del(executionJobKey(keys, 3));
+    const ran: number[] = [];
+    const dropped: string[] = [];
+    startWorker(keys, async (job, token) => {
+      if (job.finishedOn !== undefined || (job.data as { n?: number }).n === undefined) {
+        expect(token).toBeDefined();
+        if (await dropAborted(testClient(), keys, job.id as string)) {
+          dropped.push(job.id as string);
+          throw new WaitingError();
+        }
+      }
+      ran.push((job.data as { n: number }).n);
+      return null;
+    });
+    await queue.resume();
+    await expect.poll(() => queue.getJobState(jobIdOf(2))).toBe('completed');
+    await expect.poll(() => dropped.sort()).toEqual([jobIdOf(1), jobIdOf(3)]);
+    expect(ran).toEqual([2]);
+    const one = await hash(executionJobKey(keys, 1));
+    expect(one).toMatchObject({ failedReason: 'aborted', [JOB_FIELDS.attemptsStarted]: '0' });
+    expect(one[JOB_FIELDS.processedOn]).toBeUndefined();
+    expect(one[JOB_FIELDS.processedBy]).toBeUndefined();
+    expect(await queue.getJobState(jobIdOf(1))).toBe('failed');
+    expect(await testClient().exists(executionJobKey(keys, 3))).toBe(0);
+    expect(await testClient().lrange(bull.active, 0, -1)).toEqual([]);
+    expect(await testClient().lrange(bull.wait, 0, -1)).toEqual([]);
+    expect(await testClient().exists(`${executionJobKey(keys, 1)}:lock`)).toBe(0);
+    expect(await testClient().scard(keys.executionIndex.dropped)).toBe(0);
   });
 });
 

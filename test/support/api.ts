@@ -6,7 +6,12 @@ import { pino } from 'pino';
 import { afterEach } from 'vitest';
 import { buildApi, type Api, type ApiContext, type BuildOptions } from '../../src/api/app.js';
 import type { ExecutionsApi } from '../../src/api/executions.js';
-import { ExecutionFinishedError, ExecutionNotFoundError, NotReadyError } from '../../src/errors.js';
+import {
+  ExecutionFinishedError,
+  ExecutionNotFoundError,
+  NotReadyError,
+  ValidationError,
+} from '../../src/errors.js';
 import type { ExecutionPage } from '../../src/procedures/execution-pages.js';
 import type { ExecuteResult, ListFilter } from '../../src/procedures/executions.js';
 import type { ExecuteOptions, ExecutionView } from '../../src/types.js';
@@ -124,6 +129,23 @@ export class FakeExecutions implements ExecutionsApi {
     };
     this.views.set(view.number, view);
     return { execution: view, existing: false };
+  }
+
+  /** A batch as the real one answers it: every item checked first (a known procedure: not "missing"). */
+  async executeBatch(requests: readonly unknown[]): Promise<ExecuteResult[]> {
+    const items = requests as { procedure: string; params?: unknown; [option: string]: unknown }[];
+    const bad = items.findIndex((item) => item.procedure === 'missing');
+    if (bad >= 0) {
+      throw new ValidationError(`executions[${bad}]: No procedure "missing" in jobs/.`, {
+        index: bad,
+        code: 'UNKNOWN_PROCEDURE',
+      });
+    }
+    const results: ExecuteResult[] = [];
+    for (const { procedure, params, ...options } of items) {
+      results.push(await this.execute(procedure, params, options as ExecuteOptions));
+    }
+    return results;
   }
 
   async waitFor(number: number): Promise<ExecutionView> {

@@ -1,7 +1,7 @@
 /** Schemas of /v1/executions: Execute on server's body, the list's query, the execution as shown. */
 import { z } from 'zod';
 import { ExecuteOptionsSchema } from '../../procedures/execute.js';
-import { MAX_LIST_LIMIT } from '../../procedures/executions.js';
+import { MAX_BATCH_EXECUTIONS, MAX_LIST_LIMIT } from '../../procedures/executions.js';
 import type { ExecutionView } from '../../types.js';
 import { IsoTime, JsonValueSchema } from './common.js';
 
@@ -41,6 +41,41 @@ export const ExecuteBodySchema = z
     { error: (issue) => (issue.input === undefined || issue.input === null ? EMPTY_BODY : undefined) },
   )
   .meta({ id: 'ExecuteRequest' });
+
+/** One execution of a batch: as a single request, without `wait`. */
+export const ExecuteBatchItemSchema = z
+  .strictObject({
+    procedure: z.string().describe('The procedure: its path under jobs/ without the extension.'),
+    params: JsonValueSchema.optional().describe("The procedure's params (JSON); checked by its schema."),
+    ...ExecuteOptionsSchema.shape,
+  })
+  .meta({ id: 'ExecuteBatchItem' });
+
+/**
+ * The batch form of POST /v1/executions: up to MAX_BATCH_EXECUTIONS executions, all queued or none.
+ * /openapi.json gives its items the same variants per procedure as the single form.
+ */
+export const ExecuteBatchBodySchema = z
+  .strictObject({
+    executions: z
+      .array(ExecuteBatchItemSchema)
+      .min(1)
+      .max(MAX_BATCH_EXECUTIONS)
+      .describe(
+        `1 to ${MAX_BATCH_EXECUTIONS} executions, each checked as a single request is; one bad item refuses the batch and nothing is queued.`,
+      ),
+  })
+  .meta({ id: 'ExecuteBatchRequest' });
+
+/** POST /v1/executions takes one execution, or a batch of them under `executions`. */
+export const ExecuteAnyBodySchema = z.union([ExecuteBodySchema, ExecuteBatchBodySchema]);
+
+/** Whether a POST /v1/executions body is the batch form. */
+export function isBatchBody(body: unknown): body is { executions: unknown[] } {
+  return (
+    body !== null && typeof body === 'object' && Array.isArray((body as { executions?: unknown }).executions)
+  );
+}
 
 /** The query of GET /v1/executions. */
 export const ExecutionListQuerySchema = z.strictObject({
@@ -126,6 +161,15 @@ export const ExecutionViewSchema = z
 export const ExecuteResponseSchema = ExecutionViewSchema.extend({
   existing: z.literal(true).optional().describe('Set when `unique` found a live execution of that name.'),
 }).meta({ id: 'ExecuteResponse' });
+
+/** The answer of a batch: the executions in the order asked. */
+export const ExecuteBatchResponseSchema = z
+  .object({
+    executions: z
+      .array(ExecuteResponseSchema)
+      .describe('In the order asked; `existing: true` where `unique` found a live execution of that name.'),
+  })
+  .meta({ id: 'ExecuteBatchResponse' });
 
 /** The answer of GET /v1/executions: newest first. */
 export const ExecutionListSchema = z

@@ -172,6 +172,8 @@ class Host {
         return ctx.delay(a[0]);
       case 'executeOnServer':
         return ctx.executeOnServer(a[0], a[1], a[2]);
+      case 'executeOnServerBatch':
+        return ctx.executeOnServerBatch(a[0]);
       case 'storage.get':
         return ctx.session.storage.get(a[0]);
       case 'storage.keys':

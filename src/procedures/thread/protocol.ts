@@ -32,6 +32,7 @@ export type CallOp =
   | 'progress'
   | 'delay'
   | 'executeOnServer'
+  | 'executeOnServerBatch'
   | 'storage.get'
   | 'storage.keys'
   | 'storage.snapshot'

@@ -271,6 +271,9 @@ export class ThreadContext {
   ): Promise<ExecutionView & { existing?: boolean }> =>
     this.link.call('executeOnServer', [procedure, params, options]);
 
+  executeOnServerBatch: ProcedureContext['executeOnServerBatch'] = (executions) =>
+    this.link.call('executeOnServerBatch', [executions]);
+
   newSignal = async (description?: string): Promise<Signal> =>
     new ThreadSignal(this.link, await this.link.call<SignalState>('newSignal', [description]));
 
