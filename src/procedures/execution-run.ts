@@ -9,7 +9,7 @@
  */
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { AbortedError, SprocdError } from '../errors.js';
+import { AbortedError } from '../errors.js';
 import type { LockOwner } from '../session/lock-owner.js';
 import type {
   ErrCallHandler,
@@ -29,37 +29,8 @@ import type { ProcessSync } from './process-sync.js';
 /** What ctx.checkpoint() answers while nothing stops the execution: one promise for every call. */
 const SETTLED: Promise<void> = Promise.resolve();
 
-/** Raised into a running execution's signal when its node stops. */
-export class NodeStoppingError extends SprocdError {
-  constructor() {
-    super(
-      'NODE_STOPPING',
-      'The node is stopping; the execution goes back to the queue unless it ends in time.',
-    );
-  }
-}
-
-/** An at-most-once execution whose node died mid-run: failed rather than run again. */
-export class NodeLostError extends SprocdError {
-  constructor() {
-    super(
-      'NODE_LOST',
-      'The node running this at-most-once execution died before it ended; it may have done part or all of its work, and is not run again.',
-    );
-  }
-}
-
-/** Raised when an execution runs past its procedure's timeoutMs. */
-export class ExecutionTimeoutError extends SprocdError {
-  constructor(ms: number) {
-    super('EXECUTION_TIMEOUT', `The execution ran longer than its timeoutMs (${ms} ms).`);
-  }
-}
-
-/** Why an execution's outcome was decided without waiting for its procedure. */
-export class Interruption {
-  constructor(readonly kind: 'abort' | 'giveback' | 'timeout') {}
-}
+export { ExecutionTimeoutError, Interruption, NodeLostError, NodeStoppingError } from './run-endings.js';
+import { ExecutionTimeoutError, Interruption } from './run-endings.js';
 
 /** What a run reads of its BullMQ job (a worker message makes one of its own: ./workers/runner.ts). */
 export type RunJob = Pick<
