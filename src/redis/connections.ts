@@ -4,7 +4,6 @@
  * with the options that role needs.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { batchWritesPerTick } from './write-batching.js';
 import { isSentinelUrl, parseSentinelUrl } from './sentinel-url.js';
 
 // What acknowledges a write on a connection (./replica-acks.ts), for the parts that import this module.
@@ -47,7 +46,6 @@ export function openConnection(role: ConnectionRole, options: ConnectionOptions)
   // ioredis emits 'error' on every failed reconnect; the node reports connection state through
   // system events and /readyz, so an unhandled 'error' must not crash the process.
   redis.on('error', () => undefined);
-  batchWritesPerTick(redis);
   return redis;
 }
 
