@@ -11,17 +11,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { loadSettings } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
-import { SprocdNode } from '../src/node.js';
 import { startRedisServer } from '../src/redis/embedded.js';
 import type { ReplicaAcks } from '../src/redis/replica-acks.js';
 import { startSentinelGroup } from '../test/support/sentinel.js';
+import { median, startBenchNode } from './bench-node.js';
 import { drive, type Row } from './queue.js';
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 interface Side {
   rate: number;
@@ -50,25 +45,11 @@ async function round(
   acks: number,
   total: number,
 ): Promise<Side> {
-  const settings = loadSettings(
-    {
-      REDIS_URL: redisUrl,
-      SPROCD_PREFIX: `bench-sentinel-${Date.now()}`,
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-      SPROCD_CONCURRENCY: '16',
-      SPROCD_RATE_LIMIT: '0',
-      SPROCD_REPLICA_ACKS: String(acks),
-      SPROCD_JOBS_DIR: path.join(HERE, 'jobs'),
-      SPROCD_LIFECYCLE_DIR: path.join(HERE, 'no-lifecycle'),
-    },
-    HERE,
-  );
-  const node = new SprocdNode(settings, createLogger('silent', { pretty: false }));
-  await node.start();
-  const executions = node.internals().executions;
+  const { node, executions, worker, stop } = await startBenchNode(redisUrl, 'sentinel', {
+    SPROCD_RATE_LIMIT: '0',
+    SPROCD_REPLICA_ACKS: String(acks),
+  });
   const replicaAcks = (node as unknown as { acks: ReplicaAcks }).acks;
-  const worker = (node as unknown as { workers: { worker: Worker } }).workers.worker;
   let done = 0;
   let allDone!: () => void;
   const finished = new Promise<void>((r) => (allDone = r));
@@ -98,14 +79,8 @@ async function round(
   );
   const commits = uses / ((performance.now() - c0) / 1000);
 
-  await executions.queue.obliterate({ force: true });
-  await node.stop();
+  await stop();
   return { rate, masterUs, allUs, commits, waitsPerExecution };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
 /** Runs the Sentinel benchmark on its own Redis servers (the `url` bench/run.ts passes is not used). */
