@@ -13,6 +13,7 @@ import { completionCommand } from './cli/completion.js';
 import type { CliContext } from './cli/context.js';
 import { executionCommands } from './cli/executions.js';
 import { processCommands } from './cli/processes.js';
+import { syncCommands } from './cli/sync.js';
 import { EXIT, exitCodeOf } from './cli/exit.js';
 import { processIo, type Io } from './cli/output.js';
 import { resourceCommands } from './cli/resources.js';
@@ -60,6 +61,7 @@ export function buildCli(io: Io = processIo): Command {
     initCommand(),
     ...executionCommands(ctx),
     ...processCommands(ctx),
+    ...syncCommands(ctx),
     // watch has its own --json; the program's (which takes it wherever it is written) passes it on.
     watchCommand(ctx.client)
       .alias('events')

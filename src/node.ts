@@ -431,6 +431,8 @@ export class SprocdNode {
       isReady: () => this.isReady(),
       executions: (access) => this.part(this.executions, access),
       workers: (access) => this.part(this.workerCalls, access),
+      signals: () => this.part(this.sync, 'read').signals,
+      semaphores: () => this.part(this.sync, 'read').semaphores,
       processes: () =>
         new ProcessControl(
           () => this.part(this.executions, 'read'),

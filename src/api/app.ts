@@ -43,6 +43,7 @@ import { registerOpenApi, type OpenApiRouteDeps } from './openapi.js';
 import { procedureRoutes, type ProceduresRouteDeps } from './procedures.js';
 import { processRoutes, type ProcessesRouteDeps } from './processes.js';
 import { sessionRoutes, type SessionRouteDeps } from './session.js';
+import { syncRoutes, type SyncRouteDeps } from './sync.js';
 import { jsonSerializerCompiler, zodValidatorCompiler } from './validation.js';
 import { workerRoutes, type WorkersRouteDeps } from './workers.js';
 
@@ -65,6 +66,7 @@ export interface ApiContext
     SchedulesRouteDeps,
     AuditRouteDeps,
     WorkersRouteDeps,
+    SyncRouteDeps,
     OpenApiRouteDeps,
     LimitsDeps {
   /**
@@ -186,6 +188,7 @@ export async function buildApi(ctx: ApiContext, options: BuildOptions = {}): Pro
         await v1.register(scheduleRoutes, ctx);
         await v1.register(auditRoutes, ctx);
         await v1.register(workerRoutes, ctx);
+        await v1.register(syncRoutes, ctx);
       },
       { prefix: '/v1' },
     );

@@ -24,6 +24,7 @@ export const AUDIT_ACTIONS = [
   'storage.write',
   'worker.call',
   'worker.kill',
+  'signal.trigger',
 ] as const;
 
 /** One of {@link AUDIT_ACTIONS}. */

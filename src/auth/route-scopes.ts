@@ -168,6 +168,15 @@ export const ROUTE_SCOPES: Readonly<Record<string, RouteRule>> = {
       }),
   },
   // 4D's process commands (reads; pause and resume are above)
+  // New signal and Semaphore from outside a procedure
+  'GET /v1/signals/:id': read,
+  'POST /v1/signals/:id/trigger': {
+    scope: 'control',
+    audit: 'signal.trigger',
+    describe: ({ params, answer }) =>
+      defined({ signal: field(params, 'id'), triggered: field(answer, 'triggered') }),
+  },
+  'GET /v1/semaphores/:name': read,
   'GET /v1/processes': read,
   'GET /v1/processes/by-name/:name': read,
   'GET /v1/processes/:number': read,

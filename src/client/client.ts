@@ -30,6 +30,9 @@ import type {
   ProcessInfo,
   ProcessNumberAnswer,
   ProcessStateAnswer,
+  SemaphoreInfo,
+  SignalInfo,
+  SignalTriggerAnswer,
   ReadyAnswer,
   RestoreSummary,
   ScheduleInfo,
@@ -190,6 +193,24 @@ export class SprocdClient<Procedures extends object = {}> {
   /** Process state: the 4D state code of an execution, -100 when finished or missing (GET /v1/processes/{number}/state). */
   async processState(number: number): Promise<ProcessStateAnswer['code']> {
     return (await this.request<ProcessStateAnswer>('GET', `/v1/processes/${number}/state`)).code;
+  }
+
+  /** A signal (New signal) by its id: whether it was triggered, and its result (GET /v1/signals/{id}). */
+  signal(id: string): Promise<SignalInfo> {
+    return this.request('GET', `/v1/signals/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * Triggers a signal: every execution waiting on it wakes with `result` (POST /v1/signals/{id}/trigger).
+   * The first trigger wins; `triggered` is false when it had been triggered already.
+   */
+  triggerSignal(id: string, result: JsonValue = null): Promise<SignalTriggerAnswer> {
+    return this.request('POST', `/v1/signals/${encodeURIComponent(id)}/trigger`, { body: { result } });
+  }
+
+  /** Test semaphore: whether an execution holds it now (GET /v1/semaphores/{name}). */
+  async testSemaphore(name: string): Promise<boolean> {
+    return (await this.request<SemaphoreInfo>('GET', `/v1/semaphores/${encodeURIComponent(name)}`)).held;
   }
 
   /** Process number: the live execution with that process name, or 0 (GET /v1/processes/by-name/{name}). */

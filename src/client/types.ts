@@ -33,6 +33,7 @@ import type {
   ProcessStateSchema,
 } from '../api/schemas/processes.js';
 import type { ScheduleListSchema } from '../api/schemas/schedules.js';
+import type { SemaphoreStateSchema, SignalTriggeredSchema, SignalViewSchema } from '../api/schemas/sync.js';
 import type { SessionSchema, StorageSnapshotSchema } from '../api/schemas/session.js';
 import type { StorageEntriesSchema, StorageWriteSchema } from '../api/schemas/session-entries.js';
 import type {
@@ -54,6 +55,12 @@ import type { JsonValue } from '../types.js';
 export type ProcessInfo = z.output<typeof ProcessDetailsSchema>;
 /** Process state of an execution (GET /v1/processes/{number}/state). */
 export type ProcessStateAnswer = z.output<typeof ProcessStateSchema>;
+/** A signal as GET /v1/signals/{id} shows it. */
+export type SignalInfo = z.output<typeof SignalViewSchema>;
+/** What triggering a signal answers (POST /v1/signals/{id}/trigger). */
+export type SignalTriggerAnswer = z.output<typeof SignalTriggeredSchema>;
+/** Test semaphore (GET /v1/semaphores/{name}). */
+export type SemaphoreInfo = z.output<typeof SemaphoreStateSchema>;
 /** Process number of a process name (GET /v1/processes/by-name/{name}). */
 export type ProcessNumberAnswer = z.output<typeof ProcessNumberSchema>;
 /** An execution as the API shows it (GET /v1/executions/{number}). */

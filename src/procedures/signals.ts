@@ -66,6 +66,41 @@ export class Signals {
     return handle;
   }
 
+  /** Signal `id` as the API shows it (`GET /v1/signals/:id`); SignalNotFoundError when there is none. */
+  async state(
+    id: string,
+  ): Promise<{ id: string; description: string; signaled: boolean; result?: JsonValue }> {
+    const state = SIGNAL_ID.test(id) ? await this.read(id) : undefined;
+    if (!state) {
+      throw new SignalNotFoundError(id);
+    }
+    const view: { id: string; description: string; signaled: boolean; result?: JsonValue } = {
+      id,
+      description: state.description,
+      signaled: state.signaled,
+    };
+    if (state.signaled) {
+      view.result = JSON.parse(state.result) as JsonValue;
+    }
+    return view;
+  }
+
+  /**
+   * Triggers signal `id` from outside any execution (`POST /v1/signals/:id/trigger`): whether this was
+   * the first trigger (the first one's result stays); SignalNotFoundError when there is none.
+   */
+  async triggerFromOutside(id: string, result: JsonValue): Promise<boolean> {
+    assertJson(result, 'signal result');
+    if (!SIGNAL_ID.test(id)) {
+      throw new SignalNotFoundError(id);
+    }
+    const reply = await this.trigger(id, JSON.stringify(result));
+    if (reply.outcome === 'missing') {
+      throw new SignalNotFoundError(id);
+    }
+    return reply.outcome === 'first';
+  }
+
   /** A message of the signal channel: `<id>\n<result JSON>`. */
   onMessage(payload: string): void {
     const cut = payload.indexOf('\n');

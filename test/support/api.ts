@@ -35,6 +35,12 @@ export function fakeContext(overrides: Partial<ApiContext> = {}): ApiContext {
     processes: () => {
       throw new NotReadyError();
     },
+    signals: () => {
+      throw new NotReadyError();
+    },
+    semaphores: () => {
+      throw new NotReadyError();
+    },
     procedures: () => [],
     procedureSchemas: () => [],
     session: () => {

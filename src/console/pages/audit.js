@@ -19,6 +19,7 @@ const ACTIONS = [
   'storage.write',
   'worker.call',
   'worker.kill',
+  'signal.trigger',
 ];
 
 /** What an entry acted on: executions link to their page, the rest reads as `key=value`. */
