@@ -11,7 +11,7 @@ import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type 
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
-import { abortRequested, pauseField, uncountStart } from '../redis/bullmq-internals.js';
+import { abortRequested, pauseField, stopLockRenewal, uncountStart } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
 import { dropAborted, pauseFlags } from '../redis/scripts.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
@@ -31,6 +31,7 @@ import { ExecutionLogs } from './execution-logs.js';
 import { fileEarly, giveUpOn, holdSlot } from './interrupted-code.js';
 import { encodeFailure, failureError } from './failure.js';
 import { assertJson } from './json.js';
+import { isRedisOutage, outageDelayMs, recoveriesSoFar } from './outage-retry.js';
 import { ParamsMismatchError } from './params.js';
 import type { ProcessSync } from './process-sync.js';
 import { ProcessControl, markSleep } from './processes.js';
@@ -415,6 +416,22 @@ export class WorkerPool {
         outcome = 'given back';
         await job.moveToWait(token);
         throw new WaitingError();
+      }
+      const recoveries = recoveriesSoFar(job);
+      if (definition.delivery !== 'at-most-once' && isRedisOutage(err) && recoveries < o.maxRecoveries) {
+        outcome = 'put back';
+        o.logger.warn(
+          { execution: number, procedure: job.data.procedure, err: describeError(err), recoveries },
+          'execution cut by Redis; it runs again without using up an attempt',
+        );
+        try {
+          await job.moveToDelayed(Date.now() + outageDelayMs(recoveries), token);
+        } catch {
+          // Redis is still away: BullMQ's stalled check puts it back once its lease runs out.
+          stopLockRenewal(this.worker, job.id);
+          throw new WaitingError();
+        }
+        throw new DelayedError();
       }
       outcome = 'failed';
       this.failing.add(job);

@@ -105,7 +105,15 @@ async function checkNothingLost(acked: readonly number[]): Promise<number> {
           views.set(number, await node.client.get(number));
         }
       }
-      expect(acked.filter((n) => views.get(n)?.state !== 'completed')).toEqual([]);
+      // Each unfinished one with its state and error, so that a failure says what became of it.
+      expect(
+        acked
+          .filter((n) => views.get(n)?.state !== 'completed')
+          .map((n) => {
+            const view = views.get(n);
+            return `${n}: ${view?.state} attempt ${view?.attempt}${view?.error ? ` ${view.error.code ?? view.error.name}: ${view.error.message}` : ''}`;
+          }),
+      ).toEqual([]);
     },
     { timeout: 60_000, interval: 500 },
   );
