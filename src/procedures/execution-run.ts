@@ -82,6 +82,8 @@ export class ExecutionRun {
   private timer: NodeJS.Timeout | undefined;
   /** Set while paused (PAUSE PROCESS): ctx.checkpoint and ctx.delay wait at it. */
   private gate: PauseGate | undefined;
+  /** Told of each pause and resume: a thread run's checkpoint waits on the node only while paused. */
+  onPauseChange: ((paused: boolean) => void) | undefined;
   /** Told when the run falls asleep in ctx.delay (until, ms) and when it wakes (undefined). */
   sleepMarker: ((until: number | undefined) => void) | undefined;
   /** ON ERR CALL of this run (ctx.onErrCall); none: an error fails the execution. */
@@ -284,6 +286,7 @@ export class ExecutionRun {
     if (!this.gate) {
       this.gate = new PauseGate();
       this.sleepers?.forEach((s) => s.hold());
+      this.onPauseChange?.(true);
     }
   }
 
@@ -292,6 +295,9 @@ export class ExecutionRun {
     const gate = this.gate;
     this.gate = undefined;
     gate?.open();
+    if (gate) {
+      this.onPauseChange?.(false);
+    }
     this.wake();
   }
 

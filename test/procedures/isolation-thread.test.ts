@@ -141,6 +141,29 @@ describe("isolation: 'thread'", () => {
     expect((await waitForState(client, next.number, 'completed')).result).toMatchObject({ inThread: true });
   });
 
+  it('stops at ctx.checkpoint while paused, and goes on when resumed', async () => {
+    const { client } = await threadNode('pause');
+    const { number } = await client.execute('steps');
+    const step = async () => ((await client.get(number)).progress as { step?: number } | undefined)?.step ?? 0;
+    await vi.waitFor(async () => expect(await step()).toBeGreaterThanOrEqual(3), { timeout: 15_000 });
+    await client.pause(number);
+    // Paused: the step stops moving (two reads 300 ms apart agree).
+    const stopped = await vi.waitFor(
+      async () => {
+        const before = await step();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(await step()).toBe(before);
+        return before;
+      },
+      { timeout: 15_000 },
+    );
+    expect((await client.get(number)).state).toBe('active');
+    await client.resume(number);
+    await vi.waitFor(async () => expect(await step()).toBeGreaterThan(stopped + 2), { timeout: 15_000 });
+    await client.abort(number);
+    await waitForState(client, number, 'aborted');
+  });
+
   it('a time-out terminates it too', async () => {
     const { client } = await threadNode('timeout');
     const spin = await client.execute('spin-timeout');

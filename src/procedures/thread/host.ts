@@ -23,13 +23,15 @@ export type ThreadEnd = 'reusable' | 'gone';
 
 /**
  * Runs the execution of `message` on `worker` with the node's `ctx`; `onEnd` says whether the thread
- * may be reused. `setKill` receives the function that terminates the thread (an abort, a time-out).
+ * may be reused. `setKill` receives the function that terminates the thread (an abort, a time-out);
+ * `watchPause` the function that tells the thread of a pause or resume on the node.
  */
 export function runInThread(
   worker: Worker,
   message: Omit<RunMessage, 't'>,
   ctx: ProcedureContext,
   setKill: (kill: () => void) => void,
+  watchPause: (tell: (paused: boolean) => void) => void,
   onEnd: (end: ThreadEnd) => void,
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -82,6 +84,11 @@ export function runInThread(
       ...(ctx.signal.aborted ? { aborted: serializeError(ctx.signal.reason) } : {}),
     };
     worker.postMessage({ ...run, port: port2 }, [port2]);
+    watchPause((paused) => {
+      if (!ended) {
+        host.send({ t: 'paused', paused });
+      }
+    });
   });
 }
 
@@ -208,6 +215,8 @@ class Host {
         return ctx.processes.activity();
       case 'processes.delay':
         return ctx.processes.delay(a[0], a[1]);
+      case 'checkpoint':
+        return ctx.checkpoint();
       case 'processes.pause':
         return ctx.processes.pause(a[0]);
       case 'processes.resume':

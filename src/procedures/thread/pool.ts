@@ -83,6 +83,12 @@ export class ThreadPool {
             kill();
           }
         },
+        (tell) => {
+          run.onPauseChange = tell;
+          if (run.paused) {
+            tell(true);
+          }
+        },
         (end) => this.release(procedure.url, worker, end),
       );
     };

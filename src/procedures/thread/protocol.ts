@@ -29,6 +29,7 @@ export interface RunMessage {
 
 /** The operations of ctx the thread asks the node for: see thread-context.ts and host.ts. */
 export type CallOp =
+  | 'checkpoint'
   | 'progress'
   | 'delay'
   | 'executeOnServer'
@@ -72,6 +73,8 @@ export type ToThread =
   | { t: 'reply'; id: number; ok: false; error: SerializedError }
   /** ctx.signal fired on the node (the node stopping: an abort or a time-out terminates the thread). */
   | { t: 'signal'; reason: SerializedError }
+  /** PAUSE PROCESS (true) or RESUME PROCESS (false) on the node: ctx.checkpoint asks the node while paused. */
+  | { t: 'paused'; paused: boolean }
   /** A storage.use holds its locks: here are its drafts, run the callback (`id` is the use's call id). */
   | { t: 'use.drafts'; id: number; drafts: Record<string, unknown>[] };
 

@@ -60,6 +60,8 @@ export class ThreadLink {
   /** storage.use callbacks waiting for their drafts, by the use's call id. */
   private readonly uses = new Map<number, (...drafts: Draft[]) => unknown>();
   readonly controller = new AbortController();
+  /** Paused on the node: ctx.checkpoint then waits there for the resume (one round trip). */
+  paused = false;
 
   constructor(private readonly port: MessagePort) {
     port.on('message', (message: ToThread) => this.onMessage(message));
@@ -99,6 +101,8 @@ export class ThreadLink {
       } else {
         pending?.reject(reviveError(message.error));
       }
+    } else if (message.t === 'paused') {
+      this.paused = message.paused;
     } else if (message.t === 'signal') {
       this.controller.abort(reviveError(message.reason));
     } else if (message.t === 'use.drafts') {
@@ -254,7 +258,11 @@ export class ThreadContext {
 
   checkpoint = (): Promise<void> => {
     const signal = this.link.controller.signal;
-    return signal.aborted ? Promise.reject(signal.reason) : Promise.resolve();
+    if (signal.aborted) {
+      return Promise.reject(signal.reason);
+    }
+    // Not paused: nothing crosses, as an inline checkpoint makes no Redis call.
+    return this.link.paused ? this.link.call('checkpoint', []) : Promise.resolve();
   };
 
   onErrCall = (fn: ErrCallHandler | null | undefined): void => {
