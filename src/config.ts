@@ -1,6 +1,8 @@
 /**
  * Settings: environment variables → one typed, validated object. Every default lives here, and a bad
- * value stops the start with a message that names the variable (one line per bad setting).
+ * value stops the start with a message that names the variable (one line per bad setting). The file
+ * is long because every setting's variable, rule and default stand in its one table, and the rules
+ * that tie settings together beside it.
  */
 import net from 'node:net';
 import os from 'node:os';

@@ -12,6 +12,8 @@
  * subscribers with the same filter (the consoles on one page, the `sprocd watch` streams) form a
  * group; an event is matched once per group, its SSE text made once, and what one read brings a group
  * is encoded once and handed to each of its live subscribers as the same bytes, in one write each.
+ * The file is long because the reader, the catch-up of a resumed subscriber and the groups share one
+ * position in the streams and must change it together.
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
