@@ -144,7 +144,8 @@ describe("isolation: 'thread'", () => {
   it('stops at ctx.checkpoint while paused, and goes on when resumed', async () => {
     const { client } = await threadNode('pause');
     const { number } = await client.execute('steps');
-    const step = async () => ((await client.get(number)).progress as { step?: number } | undefined)?.step ?? 0;
+    const step = async () =>
+      ((await client.get(number)).progress as { step?: number } | undefined)?.step ?? 0;
     await vi.waitFor(async () => expect(await step()).toBeGreaterThanOrEqual(3), { timeout: 15_000 });
     await client.pause(number);
     // Paused: the step stops moving (two reads 300 ms apart agree).
