@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Execution } from '../../src/client/types.js';
 import { ApiError } from '../../src/client/errors.js';
 import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
@@ -43,6 +43,19 @@ beforeAll(async () => {
 afterAll(async () => {
   await node?.stop();
   await group?.stop();
+});
+
+// A failure shows what the node said about Redis meanwhile (its warnings and errors, the last 80).
+afterEach((context) => {
+  if (context.task.result?.state === 'fail' && node) {
+    const said = node.lines.filter((l) => l.stderr !== undefined || Number(l.level ?? 0) >= 40);
+    console.log(
+      `the node's warnings and errors:\n${said
+        .slice(-80)
+        .map((l) => JSON.stringify(l))
+        .join('\n')}`,
+    );
+  }
 });
 
 function events(): { type: string }[] {
