@@ -582,6 +582,12 @@ export class SprocdNode {
       // Hooks may queue while the node starts (onServerStartup) and stops (onServerShutdown).
       executeOnServer: executeOnServerWith(() => this.part(this.executions)),
       executeOnServerBatch: executeOnServerBatchWith(() => this.part(this.executions)),
+      callWorker: async (worker, procedure, params) => {
+        await this.part(this.workerCalls).call(worker, procedure, params);
+      },
+      killWorker: async (name) => {
+        await this.part(this.workerCalls).killQuietly(name);
+      },
     };
   }
 

@@ -142,6 +142,15 @@ export interface HookContext {
   executeOnServerBatch(
     executions: readonly ExecuteRequest[],
   ): Promise<(ExecutionView & { existing?: boolean })[]>;
+  /**
+   * CALL WORKER: queues `procedure` with `params` for the worker `worker` (created by its first call).
+   * A worker runs its messages one at a time, in the order they were queued, on one node of the
+   * cluster at a time (4D's On Server Startup starts its workers so). In an execution: refused with
+   * ABORTED once the execution was aborted.
+   */
+  callWorker(worker: string, procedure: string, params?: unknown): Promise<void>;
+  /** KILL WORKER: drops its pending messages; it ends once its current one is done. Nothing when none. */
+  killWorker(name: string): Promise<void>;
 }
 
 /**
@@ -193,14 +202,6 @@ export interface ProcedureContext extends HookContext {
   testSemaphore(name: string): Promise<boolean>;
   /** CLEAR SEMAPHORE: frees it when this execution holds it; does nothing otherwise. */
   clearSemaphore(name: string): Promise<void>;
-  /**
-   * CALL WORKER: queues `procedure` with `params` for the worker `worker` (created by its first call).
-   * A worker runs its messages one at a time, in the order they were queued, on one node of the
-   * cluster at a time. Refused with ABORTED once this execution was aborted.
-   */
-  callWorker(worker: string, procedure: string, params?: unknown): Promise<void>;
-  /** KILL WORKER: drops its pending messages; it ends once its current one is done. Nothing when none. */
-  killWorker(name: string): Promise<void>;
   /** Inside a worker's message: the worker (its name, and `local`); undefined in an execution. */
   readonly worker: WorkerScope | undefined;
 }

@@ -201,14 +201,7 @@ export class ExecutionContext implements ProcedureContext {
   get killWorker(): ProcedureContext['killWorker'] {
     return (this.bound.killWorker ??= async (name) => {
       this.run.assertNotAborted();
-      // 4D's KILL WORKER does nothing on a worker that does not exist.
-      await this.workerCalls()
-        .kill(name)
-        .catch((err: unknown) => {
-          if ((err as { code?: unknown }).code !== 'WORKER_NOT_FOUND') {
-            throw err;
-          }
-        });
+      await this.workerCalls().killQuietly(name);
     });
   }
 

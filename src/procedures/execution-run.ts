@@ -41,7 +41,8 @@ export type RunJob = Pick<
 /** ctx.callWorker's and ctx.killWorker's way to the workers (./workers/workers.ts). */
 export interface WorkerCalls {
   call(name: string, procedure: string, params: unknown, caller: number): Promise<unknown>;
-  kill(name: string): Promise<unknown>;
+  /** KILL WORKER that takes a worker that does not exist for one that ended. */
+  killQuietly(name: string): Promise<void>;
 }
 
 /** What a run needs from its node. */

@@ -49,6 +49,15 @@ afterAll(async () => {
 });
 
 describe('CALL WORKER', () => {
+  it('is open to the lifecycle hooks: On Server Startup starts a worker, and KILL WORKER of none is no error', async () => {
+    const { client } = await start(undefined, {
+      SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'worker-lifecycle'),
+    });
+    await vi.waitFor(() => expect(stepsSeen('startup').map((s) => s.i)).toEqual([1, 2]), WAIT);
+    expect(stepsSeen('startup')[0]).toMatchObject({ worker: 'started-at-startup', local: 1 });
+    expect(await workerOf(client, 'never-called')).toBeUndefined();
+  });
+
   it('runs one worker’s messages one at a time, in the order they were queued, keeping ctx.worker.local', async () => {
     const { client } = await start();
     const t = tag();

@@ -110,6 +110,15 @@ export class Workers {
     return { worker: name, outcome, dropped };
   }
 
+  /** KILL WORKER as ctx has it: as in 4D, a worker that does not exist is no error. */
+  async killQuietly(name: string): Promise<void> {
+    await this.kill(name).catch((err: unknown) => {
+      if (!(err instanceof WorkerNotFoundError)) {
+        throw err;
+      }
+    });
+  }
+
   /** The workers of the cluster (at most {@link WORKER_LIST_MAX}), by name. */
   async list(): Promise<WorkerView[]> {
     const w = this.keys.workers;
