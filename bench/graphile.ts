@@ -28,15 +28,21 @@ const CONCURRENCY = 16;
 const BULK = 1000;
 const DB_URL = process.env.GRAPHILE_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/sprocd_bench';
 
+/** Called just before the timed part of a drain starts and just after it ends (bench/per-execution.ts). */
+export interface Around {
+  before(): Promise<void>;
+  after(): Promise<void>;
+}
+
 /** One way of running jobs: `drain(n)` and `flow(n)` answer jobs/s. */
-interface Side {
+export interface Side {
   label: string;
   /**
    * The share of the workload's total this side runs (a rate is per job, so shares compare): the slow
    * graphile-worker runs (default config, single adds each a commit) would otherwise take minutes.
    */
   share?: { drain: number; flow: number };
-  drain(total: number): Promise<number>;
+  drain(total: number, around?: Around): Promise<number>;
   flow(total: number): Promise<number>;
   close(): Promise<void>;
 }
@@ -65,7 +71,7 @@ function countTo(total: number): { tick(): void; done: Promise<void> } {
 // ---------------------------------------------------------------------------------------------
 // Bare BullMQ: Queue.add / addBulk and a Worker of CONCURRENCY, as bench/queue.ts runs it.
 
-function bareBullmq(redisUrl: string): Side {
+export function bareBullmq(redisUrl: string): Side {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const prefix = `{bench-gbull-${Date.now()}}`;
   const queue = new Queue('procedures', { connection, prefix });
@@ -84,17 +90,19 @@ function bareBullmq(redisUrl: string): Side {
   };
   return {
     label: 'bare BullMQ',
-    async drain(total) {
+    async drain(total, around) {
       for (let i = 0; i < total; i += BULK) {
         const n = Math.min(BULK, total - i);
         await queue.addBulk(Array.from({ length: n }, (_, k) => ({ name: 'noop', data: data(i + k), opts })));
       }
       const count = countTo(total);
       const w = await worker(count.tick, false);
+      await around?.before();
       const t0 = performance.now();
       void w.run();
       await count.done;
       const rate = total / ((performance.now() - t0) / 1000);
+      await around?.after();
       await w.close();
       return rate;
     },
@@ -119,13 +127,13 @@ function bareBullmq(redisUrl: string): Side {
 // ---------------------------------------------------------------------------------------------
 // sprocd: the in-process node of bench/bench-node.ts (concurrency 16, the no-op procedure).
 
-async function sprocdSide(redisUrl: string): Promise<Side & { bench: BenchNode }> {
+export async function sprocdSide(redisUrl: string): Promise<Side & { bench: BenchNode }> {
   const bench = await startBenchNode(redisUrl, 'graphile');
   const { executions, worker } = bench;
   return {
     label: 'sprocd',
     bench,
-    async drain(total) {
+    async drain(total, around) {
       // The node's worker is paused while the executions are queued, so that only the drain is timed.
       // Counted from before: a fetch already waiting when it paused still takes the first one.
       const count = countTo(total);
@@ -142,10 +150,12 @@ async function sprocdSide(redisUrl: string): Promise<Side & { bench: BenchNode }
           }
         }),
       );
+      await around?.before();
       const t0 = performance.now();
       await worker.resume();
       await count.done;
       const rate = total / ((performance.now() - t0) / 1000);
+      await around?.after();
       worker.off('completed', count.tick);
       return rate;
     },
