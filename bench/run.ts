@@ -5,6 +5,8 @@
  * BENCH_ONLY=sentinel (not in the default set: it starts a Sentinel group of its own and takes about a
  * minute more) runs bench/sentinel.ts, and BENCH_ONLY=million the million-executions benchmark
  * (bench/million.ts, about two minutes on its own redis-server), which the default run leaves out.
+ * BENCH_ONLY=graphile (not in the default set either: it needs PostgreSQL, GRAPHILE_DATABASE_URL)
+ * runs sprocd against graphile-worker and bare BullMQ (bench/graphile.ts).
  */
 import os from 'node:os';
 import fs from 'node:fs';
@@ -78,6 +80,10 @@ try {
   if (only.has('thread')) {
     const { benchThread } = await import('./thread.js');
     print("isolation: 'thread' (issue 9)", await benchThread(url));
+  }
+  if (only.has('graphile')) {
+    const { benchGraphile } = await import('./graphile.js');
+    print('Against graphile-worker (issue 11)', await benchGraphile(url));
   }
   if (only.has('million')) {
     const { benchMillion } = await import('./million.js');
