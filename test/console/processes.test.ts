@@ -2,7 +2,8 @@
  * The console's views of 4D's process features, in Debian's chromium against a real node: PAUSE and
  * RESUME PROCESS from an execution's page, the Workers page (CALL WORKER, KILL WORKER), the signal and
  * semaphore lookups, and what a read-only caller sees of their buttons. The last test saves the Workers
- * page at 1280×800 (into docs/console/ when UPDATE_SCREENSHOTS=1, into a temporary folder otherwise).
+ * page and a paused execution's page at 1280×800 (into docs/console/ when UPDATE_SCREENSHOTS=1, into a
+ * temporary folder otherwise).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -306,7 +307,7 @@ describe('the console', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('renders the Workers page and saves its screenshot', async () => {
+  it('renders the Workers page and a paused execution, and saves their screenshots', async () => {
     await api('POST', '/workers/invoices/calls', { procedure: 'greet', params: { who: 'Ada' } });
     await api('POST', '/workers/mailer/calls', { procedure: 'wait', params: { ms: 60_000 } });
     for (const who of ['Linus', 'Barbara', 'Grace']) {
@@ -335,7 +336,19 @@ describe('the console', () => {
     await page.locator('#worker-params').focus();
     await page.mouse.move(1, 1);
     await page.screenshot({ path: path.join(shotsDir, 'workers.png') });
-    expect(fs.statSync(path.join(shotsDir, 'workers.png')).size).toBeGreaterThan(10_000);
+
+    // And a paused execution's page.
+    const paused = await execute('wait', { ms: 60_000 });
+    await waitUntil(async () => expect(await stateOf(paused.number)).toBe('active'));
+    await api('POST', `/executions/${paused.number}/pause`);
+    await show(`#/executions/${paused.number}`);
+    await page.locator(`[data-execution="${paused.number}"] h1 [data-paused]`).waitFor();
+    await page.locator('#timeline .tl').first().waitFor();
+    await page.mouse.move(1, 1);
+    await page.screenshot({ path: path.join(shotsDir, 'execution-paused.png') });
+    for (const name of ['workers', 'execution-paused']) {
+      expect(fs.statSync(path.join(shotsDir, `${name}.png`)).size).toBeGreaterThan(10_000);
+    }
     expect(pageErrors).toEqual([]);
   });
 });
