@@ -15,6 +15,7 @@ import { ExecutionsPage } from './pages/executions.js';
 import { OverviewPage } from './pages/overview.js';
 import { ProcedurePage, ProceduresPage } from './pages/procedures.js';
 import { SessionPage } from './pages/session.js';
+import { WorkersPage } from './pages/workers.js';
 
 /** Sidebar icons: stroked 24×24 paths, drawn in the text colour. */
 const ICONS = {
@@ -22,6 +23,7 @@ const ICONS = {
   executions: 'M8 6h13M8 12h13M8 18h13M3 6h.01M3 12h.01M3 18h.01',
   procedures: 'M16 18l6-6-6-6M8 6l-6 6 6 6',
   session: 'M12 2l8 4v6c0 5-3.5 8.5-8 10-4.5-1.5-8-5-8-10V6zM9 12l2 2 4-4',
+  workers: 'M4 4h16v16H4zM4 14h4l2 3h4l2-3h4M9 8h6',
   backups: 'M3 12a9 9 0 1 0 3-6.7L3 8M3 3v5h5M12 7v5l3 3',
   audit: 'M9 5h10M9 12h10M9 19h10M4 5l1 1 2-2M4 12l1 1 2-2M4 19l1 1 2-2',
 };
@@ -31,6 +33,7 @@ const NAV = [
   { path: '/executions', label: 'Executions', icon: 'executions' },
   { path: '/procedures', label: 'Procedures', icon: 'procedures' },
   { path: '/session', label: 'Session', icon: 'session' },
+  { path: '/workers', label: 'Workers', icon: 'workers' },
   { path: '/backups', label: 'Schedules & backups', icon: 'backups' },
   { path: '/audit', label: 'Audit trail', icon: 'audit' },
 ];
@@ -73,6 +76,8 @@ function Page({ route }) {
       return rest.length ? html`<${ProcedurePage} name=${rest.join('/')} />` : html`<${ProceduresPage} />`;
     case 'session':
       return html`<${SessionPage} selected=${route.query.key} />`;
+    case 'workers':
+      return html`<${WorkersPage} />`;
     case 'backups':
       return html`<${BackupsPage} />`;
     case 'audit':

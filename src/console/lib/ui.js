@@ -232,3 +232,8 @@ export function useConfirm() {
     : null;
   return [dialog, confirm];
 }
+
+/** The JSON of an optional text field: undefined when left empty; throws a SyntaxError when not JSON. */
+export function optionalJson(text) {
+  return text.trim() === '' ? undefined : JSON.parse(text);
+}

@@ -1,7 +1,8 @@
 /* global location */
 /**
  * One execution: params, result or error with its stack, progress, attempts, timeline, log lines,
- * children; abort, wake, retry and remove. Follows the execution live through the event stream.
+ * children; abort, wake, pause, resume, retry and remove. Follows the execution live through the event
+ * stream.
  */
 import { useState } from 'preact/hooks';
 import { ApiError, api, get, post } from '../lib/api.js';
@@ -24,7 +25,36 @@ import { ExecutionTable } from './executions.js';
 
 const FINAL = new Set(['completed', 'failed', 'aborted']);
 
-function Summary({ e, now }) {
+/** 4D's Process state codes (GET /v1/processes/:n/state) in words. */
+const PROCESS_STATES = {
+  0: 'executing',
+  1: 'delayed',
+  4: 'waiting to start',
+  5: 'paused',
+  [-1]: 'aborted',
+  [-100]: 'finished',
+};
+
+/**
+ * Whether the execution is paused, from its Process state. A pause or a resume sends no event (the
+ * execution's state stays the same), so this is read again after each of ours, on the execution's
+ * events, and every few seconds while it is live (someone else may pause it from the CLI or a
+ * procedure). `data` stays undefined on a node without the route: no pause button there.
+ */
+function useProcessState(number, live) {
+  return useLoad(
+    (signal) => get(`/processes/${encodeURIComponent(number)}/state`, {}, { signal }),
+    [number],
+    {
+      events: ['execution.state'],
+      match: (m) => m.data?.number === Number(number),
+      pollMs: live ? 3000 : 0,
+      fallbackMs: live ? 3000 : 0,
+    },
+  );
+}
+
+function Summary({ e, now, code }) {
   const end = e.finishedAt ? Date.parse(e.finishedAt) : e.state === 'active' ? now : undefined;
   const link = (n) => (n ? html`<a href=${`#/executions/${n}`}>#${n}</a>` : null);
   const rows = [
@@ -33,6 +63,7 @@ function Summary({ e, now }) {
     ['Id', html`<code class="small">${e.id}</code>`],
     ['Attempt', `${e.attempt}${e.attempts ? ` of ${e.attempts}` : ''}`],
     ['Node', e.node],
+    ['Process state', code === undefined ? null : html`<code>${code}</code> ${PROCESS_STATES[code] ?? ''}`],
     [
       'Created',
       html`${dateTime(e.createdAt)} <span class="muted">(<${Time} at=${e.createdAt} now=${now} />)</span>`,
@@ -168,6 +199,9 @@ export function ExecutionPage({ number }) {
   });
   useEvents(['execution.progress'], (m) => m.data?.number === Number(number) && setProgress(m.data.progress));
   const shownProgress = e && !FINAL.has(e.state) && progress !== undefined ? progress : e?.progress;
+  const processState = useProcessState(number, e !== undefined && !FINAL.has(e.state));
+  const code = processState.data?.number === Number(number) ? processState.data.code : undefined;
+  const paused = code === 5;
 
   const act = async (action) => {
     const questions = {
@@ -201,8 +235,15 @@ export function ExecutionPage({ number }) {
         location.hash = `#/executions/${view.number}`;
         return;
       }
-      toast(action === 'abort' ? `Abort sent to #${number}.` : `Woke #${number}.`, 'success');
+      const done = {
+        abort: `Abort sent to #${number}.`,
+        wake: `Woke #${number}.`,
+        pause: `Paused #${number}: it stops at its next checkpoint or delay.`,
+        resume: `Resumed #${number}.`,
+      };
+      toast(done[action], 'success');
       void reload();
+      void processState.reload();
     } catch (err) {
       toast(err.notAvailable ? `${action} is not available on this node.` : err.message, 'error');
     }
@@ -221,11 +262,14 @@ export function ExecutionPage({ number }) {
     <header class="page-head">
       <div>
         <div class="crumbs"><a href="#/executions">Executions</a> /</div>
-        <h1>#${e.number} <code>${e.procedure}</code> <${Badge} state=${e.state} /></h1>
+        <h1>#${e.number} <code>${e.procedure}</code> <${Badge} state=${e.state} />
+          ${!final && paused ? html` <span class="badge badge-paused" data-paused title="PAUSE PROCESS: it waits for a resume">paused</span>` : null}</h1>
       </div>
       <div class="page-actions">
+        ${!final && code !== undefined && !paused ? html`<button class="btn" onClick=${() => act('pause')} title="PAUSE PROCESS: a running execution stops at its next ctx.checkpoint or ctx.delay; one not started does not start">Pause</button>` : null}
+        ${!final && paused ? html`<button class="btn btn-primary" onClick=${() => act('resume')} title="RESUME PROCESS">Resume</button>` : null}
         ${!final ? html`<button class="btn btn-danger-outline" onClick=${() => act('abort')}>Abort</button>` : null}
-        ${e.state === 'active' || e.state === 'delayed' ? html`<button class="btn" onClick=${() => act('wake')}>Wake</button>` : null}
+        ${(e.state === 'active' || e.state === 'delayed') && !paused ? html`<button class="btn" onClick=${() => act('wake')}>Wake</button>` : null}
         ${e.state === 'failed' || e.state === 'aborted' ? html`<button class="btn btn-primary" onClick=${() => act('retry')}>Retry</button>` : null}
         ${final ? html`<button class="btn btn-danger-outline" onClick=${() => act('remove')}>Remove</button>` : null}
       </div>
@@ -236,7 +280,7 @@ export function ExecutionPage({ number }) {
         : null
     }
     <div class="grid-2">
-      <${Card} title="Summary" id="summary"><${Summary} e=${e} now=${now} /></${Card}>
+      <${Card} title="Summary" id="summary"><${Summary} e=${e} now=${now} code=${final ? undefined : code} /></${Card}>
       <${Card} title="Params" id="params"><${Json} value=${e.params ?? null} /></${Card}>
     </div>
     <${Outcome} e=${e} />
