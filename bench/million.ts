@@ -2,8 +2,9 @@
  * A million waiting executions (issue 11): enqueues 0 → MILLION_TOTAL (default 1,000,000) executions
  * from code in batches of 1,000 with no worker running, printing the enqueue rate of each tenth (the
  * curve) and Redis `used_memory` per execution; then, at that size, the latency of a lookup by number,
- * the abort of a waiting execution and a list filtered by procedure, beside BullMQ's own getJobState
- * on the same jobs. It runs on its own redis-server (no persistence, no memory cap) on a free port.
+ * the abort, pause and resume of a waiting execution and a list filtered by procedure, beside
+ * BullMQ's own getJobState on the same jobs. It runs on its own redis-server (no persistence, no
+ * memory cap) on a free port.
  * About two minutes: not in the default `npm run bench`; run it with BENCH_ONLY=million.
  */
 import os from 'node:os';
@@ -140,6 +141,19 @@ export async function benchMillion(
       aborted.add(n);
       await executions.abort(n);
     });
+    // PAUSE PROCESS of a waiting execution, then RESUME PROCESS of the same ones (before any worker
+    // pops them): neither walks the wait list.
+    const paused: number[] = [];
+    const [pauseP50, pauseP99] = await latency(300, async () => {
+      let n = random();
+      while (aborted.has(n)) {
+        n = random();
+      }
+      aborted.add(n);
+      paused.push(n);
+      await executions.pause(n);
+    });
+    const [resumeP50, resumeP99] = await latency(300, (i) => executions.resume(paused[i] as number));
     const [listP50, listP99] = await latency(100, () => executions.list({ procedure: 'noop', limit: 50 }));
     const [rareP50, rareP99] = await latency(100, () => executions.list({ procedure: 'mark', limit: 50 }));
     const [waitingP50, waitingP99] = await latency(100, () =>
@@ -154,6 +168,10 @@ export async function benchMillion(
       { name: `BullMQ getJobState ${at}: p99`, value: bullP99, unit: 'ms' },
       { name: `abort of a waiting execution ${at}: p50`, value: abortP50, unit: 'ms' },
       { name: `abort of a waiting execution ${at}: p99`, value: abortP99, unit: 'ms' },
+      { name: `pause of a waiting execution ${at}: p50`, value: pauseP50, unit: 'ms' },
+      { name: `pause of a waiting execution ${at}: p99`, value: pauseP99, unit: 'ms' },
+      { name: `resume of a paused waiting execution ${at}: p50`, value: resumeP50, unit: 'ms' },
+      { name: `resume of a paused waiting execution ${at}: p99`, value: resumeP99, unit: 'ms' },
       { name: `list ?procedure=noop (most) ${at}: p50`, value: listP50, unit: 'ms' },
       { name: `list ?procedure=noop (most) ${at}: p99`, value: listP99, unit: 'ms' },
       { name: `list ?procedure=mark (1 in ${RARE_EVERY}) ${at}: p50`, value: rareP50, unit: 'ms' },

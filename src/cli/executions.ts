@@ -3,11 +3,12 @@ import { Command, Option } from 'commander';
 import { followExecution } from '../cli-events.js';
 import type { Execution } from '../client/index.js';
 import { MAX_ATTEMPTS, MAX_DELAY_MS, MAX_PRIORITY } from '../procedures/execute.js';
-import { MAX_LIST_LIMIT } from '../procedures/executions.js';
+import { MAX_BATCH_EXECUTIONS, MAX_LIST_LIMIT } from '../procedures/executions.js';
 import { MAX_WAIT_MS } from '../api/schemas/executions.js';
 import { executionNumber, jsonValue, wholeNumber } from './args.js';
 import type { CliContext } from './context.js';
-import { CliError, EXIT } from './exit.js';
+import { execBatch } from './exec-batch.js';
+import { CliError, EXIT, usageError } from './exit.js';
 import { printJson, printTable } from './output.js';
 
 const STATES = ['waiting', 'delayed', 'active', 'completed', 'failed', 'aborted'] as const;
@@ -35,8 +36,11 @@ function assertCompleted(view: Execution, waitedMs: number): void {
 /** The execution commands. */
 export function executionCommands(ctx: CliContext): Command[] {
   const exec = new Command('exec')
-    .description('Execute on server: start PROCEDURE with PARAMS_JSON; prints the execution')
-    .argument('<procedure>', 'procedure name, e.g. hello or billing/sendInvoices')
+    .description(
+      'Execute on server: start PROCEDURE with PARAMS_JSON; prints the execution. With --batch FILE: ' +
+        'many executions, a number a line',
+    )
+    .argument('[procedure]', 'procedure name, e.g. hello or billing/sendInvoices')
     .argument('[params_json]', 'params as JSON, e.g. \'{"who":"world"}\' or \'[1,2]\'', jsonValue)
     .option('--name <name>', 'process name')
     .option('--unique', 'start nothing when a live execution of --name exists')
@@ -49,7 +53,24 @@ export function executionCommands(ctx: CliContext): Command[] {
       wholeNumber(0, MAX_WAIT_MS),
     )
     .option('--follow', 'show its progress live until it ends, then print the result')
-    .action(async (procedure: string, params: unknown, opts) => {
+    .option(
+      '--batch <file>',
+      `queue the executions of FILE (- for stdin): a JSON array or JSON lines of {"procedure", "params", ` +
+        `"name", "delayMs", ...}; prints their numbers, one a line (--json: the answers). Every item is ` +
+        `checked before anything is sent; they go ${MAX_BATCH_EXECUTIONS} a request, each request all ` +
+        'queued or none, and when the node refuses one the requests before it stay queued',
+    )
+    .action(async (procedure: string | undefined, params: unknown, opts) => {
+      if ((opts as { batch?: string }).batch !== undefined) {
+        const alone = procedure === undefined && Object.keys(opts as object).length === 1;
+        if (!alone) {
+          throw usageError('exec --batch takes neither PROCEDURE nor other options: each item says its own');
+        }
+        return execBatch(ctx, (opts as { batch: string }).batch);
+      }
+      if (procedure === undefined) {
+        throw usageError("exec needs a PROCEDURE (or --batch FILE); see 'sprocd exec --help'");
+      }
       const o = opts as {
         name?: string;
         unique?: boolean;

@@ -1,17 +1,19 @@
 /**
  * PAUSE PROCESS and RESUME PROCESS on the queue side, cluster-wide. The pause is a field of the
  * execution's job hash (bullmq-internals.ts PAUSE_FIELD), so it is Redis state every node reads and it
- * lives and dies with the job. One that has not started is parked in BullMQ's delayed set, atomically
- * with the mark (pauseExecution-5.lua), so no worker takes it; one that runs is told by a `pause`
- * control message, and its node's run waits at its next ctx.checkpoint or ctx.delay
- * (execution-run.ts). See docs/ARCHITECTURE.md#processes.
+ * lives and dies with the job. pauseExecution-5.lua writes it atomically with holding an execution
+ * that has not started, without walking the wait list: a delayed or prioritized one is parked in
+ * BullMQ's delayed set; one in the wait list stays in its place with a mark in its options, and the
+ * worker that pops it parks it instead of running it (worker-pool.ts, dropPopped-6.lua). One that runs
+ * is told by a `pause` control message, and its node's run waits at its next ctx.checkpoint or
+ * ctx.delay (execution-run.ts). See docs/ARCHITECTURE.md#processes.
  */
 import { Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ExecutionFinishedError, ExecutionNotFoundError } from '../errors.js';
 import { PARKED_DUE_AT, clearPauseField, pauseField } from '../redis/bullmq-internals.js';
 import { jobIdOf, type Keys } from '../redis/keys.js';
-import { pauseExecution } from '../redis/scripts.js';
+import { pauseExecution, resumeWaiting } from '../redis/scripts.js';
 import type { ExecutionView } from '../types.js';
 
 /** What pause and resume need of the executions (executions.ts passes its own). */
@@ -28,7 +30,7 @@ export interface PauseHost {
 }
 
 /**
- * PAUSE PROCESS: one waiting or delayed to start is parked until resumed; one running stops at its
+ * PAUSE PROCESS: one waiting or delayed to start is held until resumed; one running stops at its
  * next ctx.checkpoint or ctx.delay. Pausing a paused execution changes nothing (4D). Throws
  * EXECUTION_NOT_FOUND or EXECUTION_FINISHED.
  */
@@ -56,7 +58,15 @@ export async function resume(host: PauseHost, number: number): Promise<Execution
   if (view.state === 'completed' || view.state === 'failed' || view.state === 'aborted') {
     throw new ExecutionFinishedError(number, view.state);
   }
-  const field = await pauseField(host.redis, host.keys, number);
+  let field = await pauseField(host.redis, host.keys, number);
+  if (field === 'wait') {
+    // Still in the wait list: the mark goes and it runs in its place. Unless a worker popped and
+    // parked it meanwhile ("queue"): then it moves back as a parked one does.
+    field = await resumeWaiting(host.redis, host.keys, number);
+    if (field === 'wait') {
+      return (await host.find(number)) ?? view;
+    }
+  }
   if (field === undefined) {
     return host.wake(number);
   }

@@ -11,9 +11,15 @@ import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type 
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
-import { abortRequested, pauseField, stopLockRenewal, uncountStart } from '../redis/bullmq-internals.js';
+import {
+  abortRequested,
+  hasPauseMark,
+  pauseField,
+  stopLockRenewal,
+  uncountStart,
+} from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
-import { dropAborted, pauseFlags } from '../redis/scripts.js';
+import { dropPopped, pauseFlags } from '../redis/scripts.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
 import { startSpan } from '../tracing/spans.js';
 import type { JsonValue } from '../types.js';
@@ -276,11 +282,17 @@ export class WorkerPool {
     if (number === undefined || token === undefined) {
       throw new UnrecoverableError(encodeFailure(new Error(`Foreign job ${job.id} on the sprocd queue`)));
     }
-    if (job.finishedOn !== undefined || typeof job.data?.procedure !== 'string') {
+    // Read from what the pop brought, so a job that is to run costs no further call here.
+    if (job.finishedOn !== undefined || typeof job.data?.procedure !== 'string' || hasPauseMark(job)) {
       // Aborted while it waited (left in the wait list: abortWaiting-8.lua), or removed since: the
-      // pop is undone and it never runs.
-      if (await dropAborted(o.connection, o.keys, job.id as string)) {
+      // pop is undone and it never runs. Paused while it waited (left there, marked:
+      // pauseExecution-5.lua): the pop is undone and it is parked until resumed.
+      const popped = await dropPopped(o.connection, o.keys, job.id as string);
+      if (popped === 'dropped') {
         throw new WaitingError();
+      }
+      if (popped === 'parked') {
+        throw new DelayedError();
       }
     }
     if (this.stopping) {

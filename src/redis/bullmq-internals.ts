@@ -1,7 +1,7 @@
 /**
  * Everything sprocd relies on below BullMQ's public API, in one place: the names of the keys BullMQ
  * keeps for a queue, the fields of its job hashes, the score of its delayed set and the ids of the
- * jobs its schedulers make. Aborting a waiting execution (abortWaiting-7.lua), backups (which copy
+ * jobs its schedulers make. Aborting or pausing a waiting execution (abortWaiting-8.lua, pauseExecution-5.lua), backups (which copy
  * and read the job lists and hashes) and the rolling-deploy hand-off need them.
  *
  * test/redis/bullmq-internals.test.ts runs real BullMQ Queues and Workers and checks every name
@@ -121,21 +121,39 @@ export const JOB_FIELDS = {
 export const ABORT_FIELD = 'sprocdAbort';
 
 /**
- * sprocd's own fields in the job hash of an execution aborted while in the wait list: its
- * `processedOn` and `pb` before the abort, put back when the worker that pops it drops it
- * (BullMQ's pop overwrites them; dropAborted-4.lua).
+ * sprocd's own fields in the job hash of an execution aborted or paused while in the wait list: its
+ * `processedOn` and `pb` before the abort or pause, put back when the worker that pops it drops or
+ * parks it (BullMQ's pop overwrites them; dropPopped-6.lua).
  */
-export const ABORT_SAVED_FIELDS = { processedOn: 'sprocdPo', processedBy: 'sprocdPb' } as const;
+export const POP_SAVED_FIELDS = { processedOn: 'sprocdPo', processedBy: 'sprocdPb' } as const;
 
 /** sprocd's own field in the job hash of a retried execution: the number of its retry. */
 export const RETRIED_BY_FIELD = 'sprocdRetriedBy';
 
 /**
  * sprocd's own field in the job hash of a paused execution (PAUSE PROCESS, procedures/pauses.ts):
- * "run" once it started, "queue" when it was waiting, else the due time (ms) of its delayed start. It
- * lives and dies with the job, so a backup carries it and retention takes it away.
+ * "run" once it started; "wait" while it is still in the wait list, marked (see
+ * {@link PAUSE_OPTS_MARK}); "queue" once parked from the queue; else the due time (ms) of its delayed
+ * start. It lives and dies with the job, and retention takes it away.
  */
 export const PAUSE_FIELD = 'sprocdPause';
+
+/**
+ * The member sprocd puts in the job options (the hash's `opts` JSON) of an execution paused while in
+ * the wait list, which stays there. BullMQ's pop hands the worker the job's options, unknown members
+ * included (its own fields it filters: {@link PAUSE_FIELD} never reaches the worker), so the worker
+ * that pops it sees `job.opts[PAUSE_OPTS_MARK]` and parks it instead of running it, with no call to
+ * Redis for the jobs that carry no mark (lua/includes/pauseMark.lua).
+ */
+export const PAUSE_OPTS_MARK = 'sprocdPaused';
+
+/** The mark as the Lua scripts write it: a JSON member. */
+export const PAUSE_OPTS_MEMBER = `"${PAUSE_OPTS_MARK}":1`;
+
+/** Whether a job a worker popped carries the pause mark (see {@link PAUSE_OPTS_MARK}). */
+export function hasPauseMark(job: Job): boolean {
+  return (job.opts as Record<string, unknown>)[PAUSE_OPTS_MARK] !== undefined;
+}
 
 /** BullMQ scores a delayed job `due time (ms) * 0x1000 + a counter`. */
 export const DELAYED_SCORE_FACTOR = 0x1000;

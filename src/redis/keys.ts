@@ -135,7 +135,7 @@ export interface ExecutionIndexKeys {
   readonly sweepAt: string;
   /**
    * Set: job ids of executions aborted while in BullMQ's wait list, left there (taking one out walks
-   * the list) until a worker pops and drops it (abortWaiting-8.lua, dropAborted-4.lua).
+   * the list) until a worker pops and drops it (abortWaiting-8.lua, dropPopped-6.lua).
    */
   readonly dropped: string;
 }

@@ -18,11 +18,12 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import type { Redis } from 'ioredis';
 import {
-  ABORT_SAVED_FIELDS,
   DELAYED_SCORE_FACTOR,
   JOB_EVENTS_MAX_LEN,
   PARKED_SCORE,
   PAUSE_FIELD,
+  PAUSE_OPTS_MEMBER,
+  POP_SAVED_FIELDS,
   RETRIED_BY_FIELD,
   bullQueueKeys,
   executionJobKey,
@@ -352,29 +353,53 @@ export async function abortWaiting(
       now,
       bull.deduplicationPrefix,
       JOB_EVENTS_MAX_LEN,
-      ABORT_SAVED_FIELDS.processedOn,
-      ABORT_SAVED_FIELDS.processedBy,
+      POP_SAVED_FIELDS.processedOn,
+      POP_SAVED_FIELDS.processedBy,
     ],
   )) as 'missing' | 'finished' | 'aborted' | 'active';
 }
 
 /**
- * pauseExecution-5.lua: PAUSE PROCESS on execution `number`: parks it in the delayed set when it has
- * not started, marks it paused (procedures/pauses.ts). Returns what it found.
+ * pauseExecution-5.lua: PAUSE PROCESS on execution `number`: parks it in the delayed set when it is
+ * delayed or prioritized, marks it in place when it is in the wait list, marks it paused
+ * (procedures/pauses.ts). Returns what it found.
  */
 export async function pauseExecution(
   redis: Redis,
   keys: Keys,
   number: number,
-): Promise<'missing' | 'finished' | 'already' | 'parked' | 'active'> {
+): Promise<'missing' | 'finished' | 'already' | 'parked' | 'marked' | 'active'> {
   const bull = bullQueueKeys(keys);
   const jobId = jobIdOf(number);
   return (await run(
     redis,
     'pauseExecution',
-    [bull.job(jobId), bull.wait, bull.paused, bull.delayed, bull.prioritized],
-    [jobId, PARKED_SCORE, PAUSE_FIELD, DELAYED_SCORE_FACTOR],
-  )) as 'missing' | 'finished' | 'already' | 'parked' | 'active';
+    [bull.job(jobId), bull.active, bull.paused, bull.delayed, bull.prioritized],
+    [
+      jobId,
+      PARKED_SCORE,
+      PAUSE_FIELD,
+      DELAYED_SCORE_FACTOR,
+      PAUSE_OPTS_MEMBER,
+      POP_SAVED_FIELDS.processedOn,
+      POP_SAVED_FIELDS.processedBy,
+    ],
+  )) as 'missing' | 'finished' | 'already' | 'parked' | 'marked' | 'active';
+}
+
+/**
+ * resumeWaiting-1.lua: RESUME PROCESS of execution `number` when it was paused in the wait list: takes
+ * its pause away, in place. Returns the pause field it found (undefined when none): "wait" means done;
+ * anything else is for the caller to undo ("queue" when a worker parked it meanwhile).
+ */
+export async function resumeWaiting(redis: Redis, keys: Keys, number: number): Promise<string | undefined> {
+  const found = (await run(
+    redis,
+    'resumeWaiting',
+    [executionJobKey(keys, number)],
+    [PAUSE_FIELD, PAUSE_OPTS_MEMBER, POP_SAVED_FIELDS.processedOn, POP_SAVED_FIELDS.processedBy],
+  )) as string;
+  return found === '' ? undefined : found;
 }
 
 /** pauseFlags-n.lua: the pause field of each of `numbers` ("" when not paused), in one call. */
@@ -387,19 +412,31 @@ export async function pauseFlags(redis: Redis, keys: Keys, numbers: readonly num
 }
 
 /**
- * dropAborted-4.lua: undoes a worker's pop of `jobId` when it holds a finished execution (aborted
- * while waiting, or removed by retention since); true when dropped, false when it is to run.
+ * dropPopped-6.lua: undoes a worker's pop of `jobId` when it holds a finished execution (aborted
+ * while waiting, or removed by retention since), and parks it when it was paused while waiting.
+ * `run` when it is to run after all.
  */
-export async function dropAborted(redis: Redis, keys: Keys, jobId: string): Promise<boolean> {
+export async function dropPopped(
+  redis: Redis,
+  keys: Keys,
+  jobId: string,
+): Promise<'run' | 'dropped' | 'parked'> {
   const bull = bullQueueKeys(keys);
-  return (
-    (await run(
-      redis,
-      'dropAborted',
-      [bull.active, bull.stalled, keys.executionIndex.dropped, bull.job(jobId)],
-      [jobId, ABORT_SAVED_FIELDS.processedOn, ABORT_SAVED_FIELDS.processedBy],
-    )) === 1
-  );
+  const code = (await run(
+    redis,
+    'dropPopped',
+    [bull.active, bull.stalled, keys.executionIndex.dropped, bull.job(jobId), bull.delayed, bull.events],
+    [
+      jobId,
+      POP_SAVED_FIELDS.processedOn,
+      POP_SAVED_FIELDS.processedBy,
+      PAUSE_FIELD,
+      PAUSE_OPTS_MEMBER,
+      PARKED_SCORE,
+      JOB_EVENTS_MAX_LEN,
+    ],
+  )) as number;
+  return code === 0 ? 'run' : code === 1 ? 'dropped' : 'parked';
 }
 
 /**

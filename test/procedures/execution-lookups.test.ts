@@ -3,6 +3,7 @@
  * queue is paused (so executions stay waiting), against the real test Redis; the commands each
  * request sends are seen with MONITOR. An execution aborted while waiting shows `aborted` at once,
  * leaves the waiting count, and never runs once the queue moves on: the worker that pops it drops it.
+ * One paused while waiting shows paused at once and is parked by the worker that pops it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
@@ -82,6 +83,19 @@ describe('lookups and abort at any queue length', () => {
     await expect(client.abort(target)).rejects.toMatchObject({ status: 409, code: 'EXECUTION_FINISHED' });
   });
 
+  it('pauses and resumes a waiting execution without walking the wait list: paused at once', async () => {
+    const target = numbers[200]!;
+    const text = await monitorDuring(async () => {
+      await client.pause(target);
+      expect(await client.processState(target)).toBe(5);
+      await client.resume(target);
+      expect(await client.processState(target)).toBe(4);
+      await client.pause(numbers[201]!);
+    });
+    expect(walksOfWaitList(text)).toEqual([]);
+    expect(await client.get(numbers[201]!)).toMatchObject({ state: 'waiting' });
+  });
+
   it('never runs an execution aborted while waiting: the worker that pops it drops it', async () => {
     const target = numbers[0]!; // the oldest: the first a worker pops
     await client.abort(target);
@@ -95,7 +109,16 @@ describe('lookups and abort at any queue length', () => {
     expect(await redis.scard(keys.executionIndex.dropped)).toBe(0);
     expect(await redis.lpos(bull.active, `e${target}`)).toBeNull();
     expect(await redis.exists(`${bull.job(`e${target}`)}:lock`)).toBe(0);
+    // The one paused while waiting (above) was parked by the worker that popped it, not run.
+    expect(await client.get(numbers[201]!)).toMatchObject({ state: 'delayed', attempt: 0 });
+    expect(await client.processState(numbers[201]!)).toBe(5);
     const counts = await node.internals().executions.counts();
-    expect(counts).toMatchObject({ waiting: 0, active: 0, aborted: 2, completed: numbers.length - 2 });
+    expect(counts).toMatchObject({
+      waiting: 0,
+      active: 0,
+      delayed: 1,
+      aborted: 2,
+      completed: numbers.length - 3,
+    });
   });
 });

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
 import { PROCESS_STATE, stateCode } from '../../src/procedures/processes.js';
-import { PAUSE_FIELD, executionJobKey } from '../../src/redis/bullmq-internals.js';
-import { createKeys } from '../../src/redis/keys.js';
+import { PAUSE_FIELD, bullQueueKeys, executionJobKey } from '../../src/redis/bullmq-internals.js';
+import { createKeys, numberOfJobId } from '../../src/redis/keys.js';
 import type { ExecutionView, JsonValue, ProcessDetails } from '../../src/types.js';
 import { waitForState } from '../support/executions.js';
 import { FIXTURES, startInProcessNode } from '../support/node.js';
@@ -242,6 +242,56 @@ describe('PAUSE PROCESS', () => {
 
       await c.resume(queued);
       await waitForState(c, queued, 'completed');
+    } finally {
+      await one.node.stop();
+      await deletePrefix(testClient(), p);
+    }
+  });
+
+  it('a waiting execution deep in a long wait list is held in place: the rest run in order around it', async () => {
+    const p = uniquePrefix('proc-deep');
+    const one = await startInProcessNode(p, {
+      SPROCD_JOBS_DIR: path.join(FIXTURES, 'process-jobs'),
+      SPROCD_CONCURRENCY: '1',
+    });
+    try {
+      const c = one.client;
+      const blocker = (await c.execute('busy', { ms: 600_000 })).number;
+      await waitForState(c, blocker, 'active');
+      const numbers = (
+        await c.executeBatch(Array.from({ length: 300 }, () => ({ procedure: 'sleeper', params: { ms: 0 } })))
+      ).map((x) => x.number);
+      const deep = numbers[150] as number;
+      const later = numbers[200] as number;
+      const dropped = numbers[250] as number;
+      await c.pause(deep);
+      await c.pause(later);
+      await c.pause(dropped);
+      // Paused at once, while still in the wait list (taking it out would walk the list).
+      expect(await c.processState(deep)).toBe(5);
+      expect(await c.get(deep)).toMatchObject({ state: 'waiting' });
+      // Resumed before a worker reached it: it runs in its place.
+      await c.resume(later);
+      expect(await c.processState(later)).toBe(4);
+      // Aborted while paused in the list: aborted at once, and the worker that reaches it drops it.
+      await c.abort(dropped);
+      expect(await c.get(dropped)).toMatchObject({ state: 'aborted' });
+
+      await c.abort(blocker);
+      await waitForState(c, numbers[299] as number, 'completed', 30_000);
+      expect(await c.get(deep)).toMatchObject({ state: 'delayed', attempt: 0 });
+      expect(await c.processState(deep)).toBe(5);
+      // The order the worker finished them in, from BullMQ's job-event stream.
+      const completed = async () =>
+        (await testClient().xrange(bullQueueKeys(createKeys(p)).events, '-', '+'))
+          .filter(([, f]) => f[1] === 'completed')
+          .map(([, f]) => numberOfJobId(f[3]));
+      expect(await completed()).toEqual(numbers.filter((n) => n !== deep && n !== dropped));
+      expect(await c.get(dropped)).toMatchObject({ state: 'aborted', attempt: 0 });
+
+      await c.resume(deep);
+      await waitForState(c, deep, 'completed');
+      expect((await completed()).at(-1)).toBe(deep);
     } finally {
       await one.node.stop();
       await deletePrefix(testClient(), p);

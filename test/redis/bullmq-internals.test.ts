@@ -3,20 +3,23 @@
  * jobs in every state, and each name the module claims (keys, job hash fields, delayed score,
  * scheduler job ids, and the fields of the job-event stream entries src/events reads) is checked
  * against what BullMQ really wrote. A BullMQ upgrade that changes one of them fails here, before
- * abortWaiting-8.lua, dropAborted-4.lua, executionFind-6.lua, pauseExecution-5.lua, backups, the hand-off or the event hub misread a job.
+ * abortWaiting-8.lua, dropPopped-6.lua, executionFind-6.lua, pauseExecution-5.lua, resumeWaiting-1.lua,
+ * backups, the hand-off or the event hub misread a job.
  */
-import { Job, Queue, QueueEvents, WaitingError, Worker, type Processor } from 'bullmq';
+import { DelayedError, Job, Queue, QueueEvents, WaitingError, Worker, type Processor } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   ABORT_FIELD,
   JOB_FIELDS,
   PARKED_DUE_AT,
   PAUSE_FIELD,
+  PAUSE_OPTS_MARK,
   UNFINISHED_JOB_SETS,
   abortRequested,
   bullQueueKeys,
   delayedScoreDueAt,
   executionJobKey,
+  hasPauseMark,
   jobJsonOfHash,
   stopLockRenewal,
   parseSchedulerJobId,
@@ -24,7 +27,7 @@ import {
   uncountStart,
 } from '../../src/redis/bullmq-internals.js';
 import { QUEUE_NAME, createKeys, jobIdOf, type Keys } from '../../src/redis/keys.js';
-import { abortWaiting, dropAborted, pauseExecution } from '../../src/redis/scripts.js';
+import { abortWaiting, dropPopped, pauseExecution, resumeWaiting } from '../../src/redis/scripts.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefixes: string[] = [];
@@ -190,7 +193,7 @@ describe('unfinished jobs', () => {
 });
 
 describe('a job aborted while waiting, popped by a worker', () => {
-  it('reaches the processor finished (or without data when retention removed it); dropAborted undoes the pop', async () => {
+  it('reaches the processor finished (or without data when retention removed it); dropPopped undoes the pop', async () => {
     const { keys, queue } = await deployment('bi-dropped');
     const bull = bullQueueKeys(keys);
     await queue.pause();
@@ -206,7 +209,7 @@ describe('a job aborted while waiting, popped by a worker', () => {
     startWorker(keys, async (job, token) => {
       if (job.finishedOn !== undefined || (job.data as { n?: number }).n === undefined) {
         expect(token).toBeDefined();
-        if (await dropAborted(testClient(), keys, job.id as string)) {
+        if ((await dropPopped(testClient(), keys, job.id as string)) === 'dropped') {
           dropped.push(job.id as string);
           throw new WaitingError();
         }
@@ -340,21 +343,19 @@ describe('job schedulers', () => {
 });
 
 describe('pauseExecution-5 (PAUSE PROCESS)', () => {
-  it('parks waiting, prioritized and delayed jobs where no worker takes them; promote and changeDelay put them back', async () => {
+  it('parks prioritized and delayed jobs where no worker takes them; promote and changeDelay put them back', async () => {
     const { keys, queue } = await deployment('bull-pause');
     const due = Date.now() + 600_000;
-    await queue.add('p', {}, { jobId: jobIdOf(1) });
     await queue.add('p', {}, { jobId: jobIdOf(2), priority: 3 });
     await queue.add('p', {}, { jobId: jobIdOf(3), delay: due - Date.now() });
     const redis = testClient();
-    for (const n of [1, 2, 3]) {
+    for (const n of [2, 3]) {
       expect(await pauseExecution(redis, keys, n)).toBe('parked');
       expect(await pauseExecution(redis, keys, n)).toBe('already');
       expect(await queue.getJobState(jobIdOf(n))).toBe('delayed');
       const score = Number(await redis.zscore(bullQueueKeys(keys).delayed, jobIdOf(n)));
       expect(delayedScoreDueAt(score)).toBe(PARKED_DUE_AT);
     }
-    expect(await redis.hget(executionJobKey(keys, 1), PAUSE_FIELD)).toBe('queue');
     expect(await redis.hget(executionJobKey(keys, 2), PAUSE_FIELD)).toBe('queue');
     // The delayed one keeps its due time (to the ms BullMQ's score holds).
     expect(Math.abs(Number(await redis.hget(executionJobKey(keys, 3), PAUSE_FIELD)) - due)).toBeLessThan(
@@ -372,12 +373,125 @@ describe('pauseExecution-5 (PAUSE PROCESS)', () => {
     expect(await pauseExecution(redis, keys, 4)).toBe('finished');
 
     // Back: promote keeps the priority; changeDelay moves the delayed one to its time.
-    await (await Job.fromId(queue, jobIdOf(1)))!.promote();
     await (await Job.fromId(queue, jobIdOf(2)))!.promote();
-    await expect.poll(() => [...ran].sort()).toEqual([1, 2, 4].map(jobIdOf).sort());
+    await expect.poll(() => [...ran].sort()).toEqual([2, 4].map(jobIdOf).sort());
     await (await Job.fromId(queue, jobIdOf(3)))!.changeDelay(600_000);
     const score = Number(await redis.zscore(bullQueueKeys(keys).delayed, jobIdOf(3)));
     expect(delayedScoreDueAt(score)).toBeLessThan(PARKED_DUE_AT);
+  });
+
+  it('marks a job in the wait list in place: BullMQ hands the mark to the worker that pops it, which parks it with dropPopped', async () => {
+    const { keys, queue } = await deployment('bull-pause-wait');
+    const bull = bullQueueKeys(keys);
+    const redis = testClient();
+    await queue.pause();
+    // Options of every shape the mark is written into: some, none given, and an attempt that ran before.
+    await queue.add('p', { n: 1 }, { jobId: jobIdOf(1), attempts: 3, backoff: { type: 'fixed', delay: 5 } });
+    await queue.add('p', { n: 2 }, { jobId: jobIdOf(2) });
+    await queue.add('p', { n: 3 }, { jobId: jobIdOf(3) });
+    await queue.add('p', { n: 4 }, { jobId: jobIdOf(4) });
+    await redis.hset(executionJobKey(keys, 4), JOB_FIELDS.processedOn, '1234', JOB_FIELDS.processedBy, 'old');
+    await redis.hset(executionJobKey(keys, 2), JOB_FIELDS.opts, '{}');
+    const optsBefore = await Promise.all(
+      [1, 2, 3, 4].map((n) => redis.hget(executionJobKey(keys, n), 'opts')),
+    );
+    const order = await redis.lrange(bull.wait, 0, -1);
+
+    for (const n of [1, 2, 3, 4]) {
+      expect(await pauseExecution(redis, keys, n)).toBe('marked');
+      expect(await pauseExecution(redis, keys, n)).toBe('already');
+      expect(await redis.hget(executionJobKey(keys, n), PAUSE_FIELD)).toBe('wait');
+      // Still waiting, in its place; its options as BullMQ reads them carry the mark beside its own.
+      expect(await queue.getJobState(jobIdOf(n))).toBe('waiting');
+      const job = (await Job.fromId(queue, jobIdOf(n)))!;
+      expect(hasPauseMark(job)).toBe(true);
+    }
+    expect((await Job.fromId(queue, jobIdOf(1)))!.opts).toMatchObject({ attempts: 3, [PAUSE_OPTS_MARK]: 1 });
+    expect(await redis.lrange(bull.wait, 0, -1)).toEqual(order);
+
+    // Resumed before a worker pops it: the mark goes, its options are as they were, it stays in place.
+    expect(await resumeWaiting(redis, keys, 3)).toBe('wait');
+    expect(await resumeWaiting(redis, keys, 3)).toBeUndefined();
+    expect(await redis.hget(executionJobKey(keys, 3), PAUSE_FIELD)).toBeNull();
+    expect(await redis.lrange(bull.wait, 0, -1)).toEqual(order);
+
+    const ran: number[] = [];
+    const parked: number[] = [];
+    startWorker(keys, async (job) => {
+      if (hasPauseMark(job)) {
+        expect(await dropPopped(redis, keys, job.id as string)).toBe('parked');
+        parked.push((job.data as { n: number }).n);
+        throw new DelayedError();
+      }
+      ran.push((job.data as { n: number }).n);
+      return null;
+    });
+    await queue.resume();
+    await expect.poll(() => [...parked].sort()).toEqual([1, 2, 4]);
+    await expect.poll(() => ran).toEqual([3]);
+    for (const n of [1, 2, 4]) {
+      expect(await queue.getJobState(jobIdOf(n))).toBe('delayed');
+      expect(delayedScoreDueAt(Number(await redis.zscore(bull.delayed, jobIdOf(n))))).toBe(PARKED_DUE_AT);
+      const raw = await hash(executionJobKey(keys, n));
+      // Parked as a pause parks a waiting one; the pop undone, the mark gone.
+      expect(raw[PAUSE_FIELD]).toBe('queue');
+      expect(raw[JOB_FIELDS.attemptsStarted]).toBe('0');
+      expect(raw[JOB_FIELDS.opts]).toBe(optsBefore[n - 1]);
+      expect(await redis.exists(`${executionJobKey(keys, n)}:lock`)).toBe(0);
+    }
+    expect(await hash(executionJobKey(keys, 4))).toMatchObject({
+      [JOB_FIELDS.processedOn]: '1234',
+      [JOB_FIELDS.processedBy]: 'old',
+    });
+    expect((await hash(executionJobKey(keys, 1)))[JOB_FIELDS.processedOn]).toBeUndefined();
+    expect(await redis.hget(executionJobKey(keys, 3), JOB_FIELDS.opts)).toBe(optsBefore[2]);
+    expect(await redis.lrange(bull.active, 0, -1)).toEqual([]);
+    expect(await redis.scard(bull.stalled)).toBe(0);
+    expect(
+      (await eventEntries(keys))
+        .filter((e) => e.event === 'delayed')
+        .map((e) => e.jobId)
+        .sort(),
+    ).toEqual([1, 2, 4].map(jobIdOf).sort());
+    // Once parked, resumeWaiting leaves it to the caller, which moves it back as any parked one.
+    expect(await resumeWaiting(redis, keys, 1)).toBe('queue');
+    await (await Job.fromId(queue, jobIdOf(1)))!.promote();
+    await redis.hdel(executionJobKey(keys, 1), PAUSE_FIELD);
+    await expect.poll(() => ran).toEqual([3, 1]);
+  });
+
+  it('a job resumed after the pop that read its mark runs; one aborted after its pause is dropped', async () => {
+    const { keys, queue } = await deployment('bull-pause-race');
+    const redis = testClient();
+    await queue.pause();
+    await queue.add('p', { n: 1 }, { jobId: jobIdOf(1) });
+    await queue.add('p', { n: 2 }, { jobId: jobIdOf(2) });
+    expect(await pauseExecution(redis, keys, 1)).toBe('marked');
+    expect(await pauseExecution(redis, keys, 2)).toBe('marked');
+    expect(await abortWaiting(redis, keys, 2, 'aborted', Date.now())).toBe('aborted');
+    const seen: string[] = [];
+    const ran: number[] = [];
+    startWorker(keys, async (job) => {
+      if (hasPauseMark(job) || job.finishedOn !== undefined) {
+        if (job.finishedOn === undefined) {
+          // The resume lands between the pop and dropPopped.
+          expect(await resumeWaiting(redis, keys, 1)).toBe('wait');
+        }
+        const popped = await dropPopped(redis, keys, job.id as string);
+        seen.push(`${job.id}:${popped}`);
+        if (popped === 'dropped') {
+          throw new WaitingError();
+        }
+      }
+      ran.push((job.data as { n: number }).n);
+      return null;
+    });
+    await queue.resume();
+    await expect.poll(() => queue.getJobState(jobIdOf(1))).toBe('completed');
+    await expect.poll(() => seen.sort()).toEqual([`${jobIdOf(1)}:run`, `${jobIdOf(2)}:dropped`]);
+    expect(ran).toEqual([1]);
+    expect(await queue.getJobState(jobIdOf(2))).toBe('failed');
+    expect(await redis.hget(executionJobKey(keys, 2), JOB_FIELDS.opts)).not.toContain(PAUSE_OPTS_MARK);
   });
 
   it('marks an active job "run" and leaves it where it is', async () => {

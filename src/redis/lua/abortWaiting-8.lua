@@ -4,7 +4,7 @@
   in the delayed or prioritized set (or BullMQ's legacy paused list) is taken out of it. One in the
   wait list is left there: finding it there (LPOS, LREM) walks the whole list, 15-30 ms of blocked
   Redis at a million waiting; it goes in the dropped set instead, and the worker that pops it drops
-  it without running it (dropAborted-4.lua). A job in no other set and not active is in the wait list.
+  it without running it (dropPopped-6.lua). A job in no other set and not active is in the wait list.
   An execution that is active gets a flag instead and the caller signals the node running it.
   It writes BullMQ's own structures the way BullMQ's moveToFinished does for a failure; every
   name it relies on is listed in redis/bullmq-internals.ts and checked by its contract test.
