@@ -13,7 +13,7 @@
  * group; an event is matched once per group, its SSE text made once, and what one read brings a group
  * is encoded once and handed to each of its live subscribers as the same bytes, in one write each.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { BullMapper } from './bull-mapper.js';
 import { DigestSchedule, digested } from './digest.js';
@@ -37,9 +37,9 @@ export { hubStreams, type HubStreams } from './streams.js';
 /** Options of {@link EventHub}. */
 export interface EventHubOptions {
   /** A command connection (non-blocking reads). */
-  redis: Redis;
+  redis: RedisConnection;
   /** Opens the hub's blocking connection, on first use; the opener closes it when the node stops. */
-  openReader: () => Redis;
+  openReader: () => RedisConnection;
   streams: HubStreams;
   logger?: Logger;
   /**
@@ -112,7 +112,7 @@ export class EventHub {
   private readonly groups = new Map<string, Group>();
   private readonly mapper: BullMapper;
   private readonly maxBacklog: number;
-  private reader: Redis | undefined;
+  private reader: RedisConnection | undefined;
   private running = false;
   private starting: Promise<void> | undefined;
   private closed = false;
