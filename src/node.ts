@@ -669,8 +669,14 @@ export class SprocdNode {
     sub.on('ready', resubscribed);
     if (isCluster(sub)) {
       // A Cluster client subscribes through one node and moves to another when that node leaves,
-      // without a 'ready': a node leaving may have cost messages too.
-      sub.on('-node', resubscribed);
+      // without a 'ready': a node leaving may have cost messages too. A fail-over drops several node
+      // connections in a row, so the re-read waits until they have stopped for a moment.
+      let settle: NodeJS.Timeout | undefined;
+      sub.on('-node', () => {
+        clearTimeout(settle);
+        settle = setTimeout(resubscribed, 500);
+        settle.unref();
+      });
     }
   }
 

@@ -29,7 +29,7 @@ export interface ClusterNodeInfo {
   slots: [number, number][];
 }
 
-/** Six nodes of a running Redis Cluster. */
+/** The nodes of a running Redis Cluster. */
 export interface RedisClusterGroup {
   /** `redis+cluster://127.0.0.1:p1,...` of every node: what REDIS_URL gets. */
   readonly url: string;
@@ -40,6 +40,8 @@ export interface RedisClusterGroup {
   masterOf(key: string): Promise<RedisServer>;
   /** The live replicas of `master`. */
   replicasOf(master: RedisServer): Promise<RedisServer[]>;
+  /** Starts a seventh (eighth...) node and makes it one more replica of `master`, online. */
+  addReplica(master: RedisServer): Promise<RedisServer>;
   /** Resolves with the new master of `key` once another node than `old` serves it and the Cluster is ok. */
   failedOver(key: string, old: RedisServer, timeoutMs?: number): Promise<RedisServer>;
   /** CLUSTER NODES as a live node sees it. */
@@ -63,27 +65,30 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
+    const startNode = async (): Promise<RedisServer> => {
+      const server = await startRedisServer({
+        dir: path.join(dir, `node-${servers.length}`),
+        appendonly: false,
+        args: [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          'nodes.conf',
+          // The bus port is port + 10000 unless told: past 55535 that is no port at all.
+          '--cluster-port',
+          String(await freePort()),
+          '--cluster-node-timeout',
+          String(options.nodeTimeoutMs ?? 1000),
+          // A replica takes over however long ago it last heard from its master.
+          '--cluster-replica-validity-factor',
+          '0',
+        ],
+      });
+      servers.push(server);
+      return server;
+    };
     for (let i = 0; i < 6; i++) {
-      servers.push(
-        await startRedisServer({
-          dir: path.join(dir, `node-${i}`),
-          appendonly: false,
-          args: [
-            '--cluster-enabled',
-            'yes',
-            '--cluster-config-file',
-            'nodes.conf',
-            // The bus port is port + 10000 unless told: past 55535 that is no port at all.
-            '--cluster-port',
-            String(await freePort()),
-            '--cluster-node-timeout',
-            String(options.nodeTimeoutMs ?? 1000),
-            // A replica takes over however long ago it last heard from its master.
-            '--cluster-replica-validity-factor',
-            '0',
-          ],
-        }),
-      );
+      await startNode();
     }
     await run(
       'redis-cli',
@@ -97,7 +102,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       ],
       { timeout: 60_000 },
     );
-    const group = clusterGroup(servers, stop);
+    const group = clusterGroup(servers, stop, startNode);
     await until(
       async () => {
         for (const s of servers) {
@@ -134,7 +139,11 @@ function byPort(servers: readonly RedisServer[], port: number): RedisServer {
   return server;
 }
 
-function clusterGroup(servers: RedisServer[], stop: () => Promise<void>): RedisClusterGroup {
+function clusterGroup(
+  servers: RedisServer[],
+  stop: () => Promise<void>,
+  startNode: () => Promise<RedisServer>,
+): RedisClusterGroup {
   const anyLive = async <T>(work: (c: Redis) => Promise<T>): Promise<T> => {
     let last: unknown;
     for (const s of servers) {
@@ -165,6 +174,32 @@ function clusterGroup(servers: RedisServer[], stop: () => Promise<void>): RedisC
       const nodes = await group.nodes();
       const id = nodes.find((n) => n.port === master.port)?.id;
       return nodes.filter((n) => n.masterId === id && !n.failing).map((n) => byPort(servers, n.port));
+    },
+    addReplica: async (master) => {
+      const id = (await group.nodes()).find((n) => n.port === master.port)?.id;
+      const replica = await startNode();
+      await run(
+        'redis-cli',
+        [
+          '--cluster',
+          'add-node',
+          `127.0.0.1:${replica.port}`,
+          `127.0.0.1:${master.port}`,
+          '--cluster-slave',
+          '--cluster-master-id',
+          String(id),
+        ],
+        { timeout: 60_000 },
+      );
+      await until(
+        async () => {
+          const info = await ask(master, (c) => c.info('replication'));
+          return info.includes(`port=${replica.port},state=online`);
+        },
+        60_000,
+        `port ${replica.port} online as a replica of port ${master.port}`,
+      );
+      return replica;
     },
     failedOver: async (key, old, timeoutMs = 30_000) => {
       let next: RedisServer | undefined;

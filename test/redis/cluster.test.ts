@@ -1,12 +1,13 @@
 /**
- * The Redis Cluster forms of the settings, without Redis: the URL, SPROCD_CLUSTER_NODES, redaction,
- * ioredis's options. The Cluster itself is test/cluster (.ci/cluster-test).
+ * Redis Cluster without a Cluster: the URL, SPROCD_CLUSTER_NODES, redaction, ioredis's options, the
+ * deployment slot, and the errors of a fail-over. The Cluster itself is test/cluster (.ci/cluster-test).
  */
 import { describe, expect, it } from 'vitest';
 import { loadSettings } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { redactUrl } from '../../src/logger.js';
 import { slotOf } from '../../src/redis/cluster.js';
+import { isRedisError } from '../../src/redis/errors.js';
 import { formatClusterUrl, parseClusterUrl } from '../../src/redis/cluster-url.js';
 import { clusterOptions } from '../../src/redis/connections.js';
 import { createKeys } from '../../src/redis/keys.js';
@@ -151,5 +152,22 @@ describe('the deployment slot', () => {
     expect(slotOf('shop')).toBe(slot);
     // Redis's own answer (CLUSTER KEYSLOT foo is 12182 in its documentation).
     expect(slotOf('{foo}:seq')).toBe(12182);
+  });
+});
+
+describe('a fail-over’s errors', () => {
+  it.each([
+    'CLUSTERDOWN The cluster is down',
+    'TRYAGAIN Multiple keys request during rehashing of slot',
+    'Too many Cluster redirections. Last error: ReplyError: MOVED 15450 127.0.0.1:33491',
+    "Cluster isn't ready and enableOfflineQueue options is false",
+    'Failed to refresh slots cache.',
+  ])('%s means Redis is unavailable (503), not a bug (500)', (message) => {
+    expect(isRedisError(new Error(message))).toBe(true);
+  });
+
+  it('leaves the errors of a command alone', () => {
+    expect(isRedisError(new Error('ERR wrong number of arguments'))).toBe(false);
+    expect(isRedisError(new Error('CROSSSLOT Keys in request don’t hash to the same slot'))).toBe(false);
   });
 });
