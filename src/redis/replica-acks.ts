@@ -39,7 +39,7 @@ export interface ReplicaAckOptions {
   replicas: number;
   /** WAIT's time-out. */
   timeoutMs: number;
-  /** A key of the deployment: on a Cluster, WAIT goes to the master of its slot. */
+  /** A key of the deployment: on a Cluster, WAIT goes to the master of its slot (none: every WAIT fails). */
   routeKey?: string;
 }
 
@@ -118,7 +118,9 @@ export class ReplicaAcks {
     if (!isCluster(this.redis)) {
       return this.redis;
     }
-    const master = masterFor(this.redis, this.options.routeKey ?? '');
+    // Without a key of the deployment there is no telling which master has its writes: refuse.
+    const key = this.options.routeKey;
+    const master = key === undefined ? undefined : masterFor(this.redis, key);
     if (master !== this.master) {
       this.master = master;
       this.bump();
