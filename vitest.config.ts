@@ -11,8 +11,9 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
-    // The Sentinel fail-over tests run on their own (vitest.sentinel.config.ts, .ci/sentinel-test).
-    exclude: ['test/sentinel/**', '**/node_modules/**'],
+    // The Sentinel and Cluster fail-over tests run on their own (vitest.sentinel.config.ts,
+    // vitest.cluster.config.ts; .ci/sentinel-test, .ci/cluster-test).
+    exclude: ['test/sentinel/**', 'test/cluster/**', '**/node_modules/**'],
     reporters: ['default', './test/support/summary-reporter.ts'],
     globalSetup: ['test/support/global-setup.ts'],
     // A test that asserts nothing, or an `.only` left behind, fails the run instead of passing quietly.

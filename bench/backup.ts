@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../src/redis/redis-connection.js';
 import pino from 'pino';
 import { loadSettings } from '../src/config.js';
 import { BackupService, type BackupHost } from '../src/lifecycle/backup.js';
@@ -41,7 +41,7 @@ const BATCH = 1000;
 
 interface Deployment {
   keys: Keys;
-  command: Redis;
+  command: RedisConnection;
   session: SessionService;
   queue: Queue;
   backups: BackupService;

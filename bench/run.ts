@@ -3,7 +3,8 @@
  * comparison) and runs each benchmark, printing sprocd's figures beside the bare baselines.
  * BENCH_ONLY=queue,session,backup,console,auth,signals,checkpoint,workers,thread picks some;
  * BENCH_ONLY=sentinel (not in the default set: it starts a Sentinel group of its own and takes about a
- * minute more) runs bench/sentinel.ts, and BENCH_ONLY=million the million-executions benchmark
+ * minute more) runs bench/sentinel.ts, BENCH_ONLY=cluster (likewise: a six-node Redis Cluster of its
+ * own) bench/cluster.ts, and BENCH_ONLY=million the million-executions benchmark
  * (bench/million.ts, about two minutes on its own redis-server), which the default run leaves out.
  * BENCH_ONLY=graphile (not in the default set either: it needs PostgreSQL, GRAPHILE_DATABASE_URL)
  * runs sprocd against graphile-worker and bare BullMQ (bench/graphile.ts).
@@ -76,6 +77,10 @@ try {
   if (only.has('sentinel')) {
     const { benchSentinel } = await import('./sentinel.js');
     print('One Redis vs Sentinel, replica acknowledgements off and on (issue 11)', await benchSentinel());
+  }
+  if (only.has('cluster')) {
+    const { benchCluster } = await import('./cluster.js');
+    print('One Redis vs Redis Cluster, replica acknowledgements off and on (issue 11)', await benchCluster());
   }
   if (only.has('thread')) {
     const { benchThread } = await import('./thread.js');

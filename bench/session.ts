@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../src/redis/redis-connection.js';
 import { closeConnection, openConnection } from '../src/redis/connections.js';
 import { createKeys } from '../src/redis/keys.js';
 import { openSession, type SessionService } from '../src/session/index.js';
@@ -43,7 +43,7 @@ async function openBenchSession(
   url: string,
   prefix: string,
   name: string,
-): Promise<{ service: SessionService; command: Redis }> {
+): Promise<{ service: SessionService; command: RedisConnection }> {
   const command = openConnection('command', { url, timeoutMs: 10_000, name });
   const service = await openSession({
     command,
@@ -84,7 +84,7 @@ async function hammer(
 // ---- worker process -------------------------------------------------------------------------------
 
 async function worker(): Promise<void> {
-  let opened: { service: SessionService; command: Redis } | undefined;
+  let opened: { service: SessionService; command: RedisConnection } | undefined;
   const out = (m: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(m)}\n`);
   const rl = readline.createInterface({ input: process.stdin });
   for await (const line of rl) {
@@ -151,7 +151,7 @@ function spawnWorker(): Child {
 // ---- measurements -----------------------------------------------------------------------------------
 
 /** Bare serial GET+SET pairs for `durationMs`; how many, in how long. */
-async function getSetPairs(redis: Redis, durationMs: number): Promise<Slice> {
+async function getSetPairs(redis: RedisConnection, durationMs: number): Promise<Slice> {
   const key = `bench-getset-${randomUUID()}`;
   const until = Date.now() + durationMs;
   const started = Date.now();

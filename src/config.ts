@@ -10,19 +10,25 @@ import path from 'node:path';
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { ConfigError, formatZodError } from './errors.js';
+import { clusterRules } from './redis/cluster-settings.js';
+import { CLUSTER_NODE, isClusterUrl, parseClusterUrl, redactClusterUrl } from './redis/cluster-url.js';
 import { sentinelRules } from './redis/sentinel-settings.js';
 import { isSentinelUrl, parseAddress, parseSentinelUrl, redactSentinelUrl } from './redis/sentinel-url.js';
+import type { AddressKind } from './redis/sentinel-url.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Typed settings of one node; each names its variable (defaults in SCHEMA below). */
 export interface Settings {
   /**
-   * `REDIS_URL` (`redis://`, `rediss://`, or `redis+sentinel://` / `rediss+sentinel://` naming the
-   * sentinels and the master group), or the URL the `SPROCD_SENTINELS` settings make; undefined
-   * starts the embedded redis-server.
+   * `REDIS_URL` (`redis://`, `rediss://`, `redis+sentinel://` / `rediss+sentinel://` naming the
+   * sentinels and the master group, or `redis+cluster://` / `rediss+cluster://` naming startup nodes of
+   * a Redis Cluster), or the URL the `SPROCD_SENTINELS` or `SPROCD_CLUSTER_NODES` settings make;
+   * undefined starts the embedded redis-server.
    */
   redisUrl: string | undefined;
+  /** `SPROCD_CLUSTER_NODES`: `host:port,host:port` of Redis Cluster nodes (instead of a Cluster REDIS_URL). */
+  clusterNodes: string | undefined;
   /** `SPROCD_SENTINELS`: `host:port,host:port` of the sentinels (instead of a Sentinel REDIS_URL). */
   sentinels: string | undefined;
   /** `SPROCD_SENTINEL_MASTER`: the master group name, with SPROCD_SENTINELS. */
@@ -145,6 +151,18 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
 
 const nonEmpty = z.string().trim().min(1, 'must not be empty');
 
+/** A comma-separated list of `host:port` (SPROCD_SENTINELS, SPROCD_CLUSTER_NODES). */
+const addressList = (kind?: AddressKind) =>
+  nonEmpty.superRefine((list, ctx) => {
+    for (const address of list.split(',')) {
+      try {
+        parseAddress(address, kind);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }
+  });
+
 /** Each setting: its variable, its parser, its default (as the string a user would write). */
 const SCHEMA = {
   redisUrl: [
@@ -153,33 +171,24 @@ const SCHEMA = {
       .string()
       .trim()
       .regex(
-        /^rediss?(\+sentinel)?:\/\//,
-        'must start with redis://, rediss://, redis+sentinel:// or rediss+sentinel://',
+        /^rediss?(\+sentinel|\+cluster)?:\/\//,
+        'must start with redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://',
       )
       .superRefine((url, ctx) => {
-        if (isSentinelUrl(url)) {
-          try {
+        try {
+          if (isSentinelUrl(url)) {
             parseSentinelUrl(url);
-          } catch (err) {
-            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          } else if (isClusterUrl(url)) {
+            parseClusterUrl(url);
           }
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
         }
       }),
     undefined,
   ],
-  sentinels: [
-    'SPROCD_SENTINELS',
-    nonEmpty.superRefine((list, ctx) => {
-      for (const address of list.split(',')) {
-        try {
-          parseAddress(address);
-        } catch (err) {
-          ctx.addIssue({ code: 'custom', message: (err as Error).message });
-        }
-      }
-    }),
-    undefined,
-  ],
+  clusterNodes: ['SPROCD_CLUSTER_NODES', addressList(CLUSTER_NODE), undefined],
+  sentinels: ['SPROCD_SENTINELS', addressList(), undefined],
   sentinelMaster: [
     'SPROCD_SENTINEL_MASTER',
     z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'use 1-100 of A-Z a-z 0-9 _ . -'),
@@ -297,8 +306,8 @@ function shown(variable: string, raw: string): string {
   if (SECRETS.has(variable)) {
     return '(hidden)';
   }
-  if (isSentinelUrl(raw)) {
-    const redacted = redactSentinelUrl(raw);
+  if (isSentinelUrl(raw) || isClusterUrl(raw)) {
+    const redacted = isSentinelUrl(raw) ? redactSentinelUrl(raw) : redactClusterUrl(raw);
     if (!redacted.startsWith('[')) {
       return JSON.stringify(redacted);
     }
@@ -375,6 +384,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, cwd = process
   ) {
     problems.push('SPROCD_REQUEST_TIMEOUT_MS: must be 0 or at least SPROCD_HEADERS_TIMEOUT_MS');
   }
+  clusterRules(s, problems);
   sentinelRules(s, problems);
   if (
     s.replicaAcks > 0 &&

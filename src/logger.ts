@@ -7,6 +7,7 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { traceLogFields } from './tracing/spans.js';
 import { isSentinelUrl, redactSentinelUrl } from './redis/sentinel-url.js';
+import { isClusterUrl, redactClusterUrl } from './redis/cluster-url.js';
 
 /** How {@link createLogger} writes. */
 export interface LoggerOptions {
@@ -58,6 +59,9 @@ export function createLogger(level: string, options: LoggerOptions = {}): Logger
 export function redactUrl(url: string): string {
   if (isSentinelUrl(url)) {
     return redactSentinelUrl(url);
+  }
+  if (isClusterUrl(url)) {
+    return redactClusterUrl(url);
   }
   try {
     const u = new URL(url);

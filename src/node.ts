@@ -9,7 +9,7 @@
  * sees of the node, or when, is made and read in one place.
  */
 import path from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { buildApi, type Api, type ApiContext } from './api/app.js';
 import { AuditTrail } from './auth/audit.js';
@@ -41,6 +41,7 @@ import { ProcedureRegistry, type ProcedureListing } from './procedures/registry.
 import { WorkerPool } from './procedures/worker-pool.js';
 import { WorkerRunner } from './procedures/workers/runner.js';
 import { Workers } from './procedures/workers/workers.js';
+import { isCluster } from './redis/cluster.js';
 import { closeConnection, openConnection, type ConnectionRole } from './redis/connections.js';
 import { ReplicaAcks } from './redis/replica-acks.js';
 import { startRedisServer, type RedisServer } from './redis/embedded.js';
@@ -54,7 +55,7 @@ import type { HookContext, Session } from './types.js';
 
 /** The node's parts, for this repository's tests and benchmarks only (see {@link SprocdNode.internals}). */
 export interface NodeInternals {
-  readonly redis: Redis;
+  readonly redis: RedisConnection;
   readonly keys: Keys;
   readonly executions: Executions;
   readonly lifecycle: LifecycleServices | undefined;
@@ -79,8 +80,8 @@ export class SprocdNode {
   private lifecycle: LifecycleServices | undefined;
   private redisUrl: string | undefined;
   private embedded: RedisServer | undefined;
-  private connections: Redis[] = [];
-  private command: Redis | undefined;
+  private connections: RedisConnection[] = [];
+  private command: RedisConnection | undefined;
   /** SPROCD_REPLICA_ACKS: the writes it acknowledges wait for replicas (on the command connection). */
   private acks: ReplicaAcks | undefined;
   private workers: WorkerPool | undefined;
@@ -207,7 +208,11 @@ export class SprocdNode {
       }
       const command = this.open('command');
       this.command = command;
-      this.acks = new ReplicaAcks(command, { replicas: s.replicaAcks, timeoutMs: s.replicaAckTimeoutMs });
+      this.acks = new ReplicaAcks(command, {
+        replicas: s.replicaAcks,
+        timeoutMs: s.replicaAckTimeoutMs,
+        routeKey: this.keys.sequence,
+      });
       this.events = new SystemEvents({ emitSystemEvent: (event) => this.emitSystemEvent(event) }, command);
       this.eventLog = new EventLog(command, this.keys.eventLog, this.log);
       this.auditTrail = new AuditTrail(command, this.keys.audit, s.auditMax);
@@ -408,7 +413,7 @@ export class SprocdNode {
   }
 
   /** The command connection; throws NotReadyError before Redis is set up. */
-  private redis(): Redis {
+  private redis(): RedisConnection {
     return this.part(this.command);
   }
 
@@ -538,7 +543,7 @@ export class SprocdNode {
   }
 
   /** What the lifecycle (backups, restore, schedules) needs of the node. */
-  private lifecycleHost(command: Redis, executions: Executions): LifecycleHost {
+  private lifecycleHost(command: RedisConnection, executions: Executions): LifecycleHost {
     return {
       name: this.name,
       settings: this.settings,
@@ -592,7 +597,7 @@ export class SprocdNode {
   }
 
   /** Opens a connection of `role`, counted so the node closes all it opened. */
-  private open(role: ConnectionRole): Redis {
+  private open(role: ConnectionRole): RedisConnection {
     if (!this.redisUrl) {
       throw new NotReadyError();
     }
@@ -656,7 +661,7 @@ export class SprocdNode {
     await sub.subscribe(...channels);
     // Back after a reconnect: once the channels are subscribed again (ioredis resubscribes first, and
     // this SUBSCRIBE is answered after it), signals, semaphores and pauses read what they may have missed.
-    sub.on('ready', () => {
+    const resubscribed = () => {
       void sub
         .subscribe(...channels)
         .then(() => {
@@ -666,7 +671,19 @@ export class SprocdNode {
         .catch((err: unknown) =>
           this.log.warn({ err }, 'signals, semaphores and pauses not re-read after a reconnect'),
         );
-    });
+    };
+    sub.on('ready', resubscribed);
+    if (isCluster(sub)) {
+      // A Cluster client subscribes through one node and moves to another when that node leaves,
+      // without a 'ready': a node leaving may have cost messages too. A fail-over drops several node
+      // connections in a row, so the re-read waits until they have stopped for a moment.
+      let settle: NodeJS.Timeout | undefined;
+      sub.on('-node', () => {
+        clearTimeout(settle);
+        settle = setTimeout(resubscribed, 500);
+        settle.unref();
+      });
+    }
   }
 
   private async release(): Promise<void> {

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import type { Settings } from '../config.js';
 import { SprocdError } from '../errors.js';
@@ -45,7 +45,7 @@ export interface LimitsDeps {
    * Where the rate-limit counters live: the node's command connection and keys. Throws while the
    * node has none; requests then pass uncounted, as they do when Redis fails to answer.
    */
-  readonly rateLimitRedis?: () => { redis: Redis; keys: Keys };
+  readonly rateLimitRedis?: () => { redis: RedisConnection; keys: Keys };
   readonly log: Logger;
 }
 

@@ -3,7 +3,7 @@
  * SPROCD_AUDIT_MAX entries, so it stays bounded; every node appends to it and reads it (GET /v1/audit,
  * `sprocd audit`, the console). An entry's stream id is its time and its place: pages go back from it.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { auditAppend } from '../redis/scripts.js';
 import { ValidationError } from '../errors.js';
 import type { JsonValue } from '../types.js';
@@ -101,7 +101,7 @@ export class AuditTrail {
    * connection.
    */
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly key: string,
     readonly max: number,
   ) {}

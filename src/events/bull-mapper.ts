@@ -3,7 +3,7 @@
  * (which only the `added` entry carries) and its starts. An execution first seen after its `added`
  * entry (the hub started later) is looked up once, for a whole read in one round trip.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { entryNumber, fieldsOf, mapBullEntry, type EntryFields, type ExecutionMeta } from './bull-events.js';
 import type { Entry } from './entries.js';
 import { parseStreamId, type StreamId } from './ids.js';
@@ -16,7 +16,7 @@ export class BullMapper {
   private readonly meta = new Map<number, ExecutionMeta>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     /** The job hash of execution `number`. */
     private readonly jobKey: (number: number) => string,
   ) {}

@@ -3,7 +3,7 @@
  * BullMQ's job events) and GET /v1/system-events. One Redis stream per deployment, written by every
  * node with XADD and trimmed to about {@link EVENT_LOG_MAX_LEN} entries.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { parseStreamId } from './ids.js';
 import { fieldsOf } from './bull-events.js';
@@ -24,7 +24,7 @@ export interface LogEntry {
 /** Appends to and reads the deployment's event log. */
 export class EventLog {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     /** The stream's key. */
     readonly key: string,
     private readonly logger?: Logger,

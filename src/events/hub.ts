@@ -15,7 +15,7 @@
  * The file is long because the reader, the catch-up of a resumed subscriber and the groups share one
  * position in the streams and must change it together.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { BullMapper } from './bull-mapper.js';
 import { DigestSchedule, digested } from './digest.js';
@@ -39,9 +39,9 @@ export { hubStreams, type HubStreams } from './streams.js';
 /** Options of {@link EventHub}. */
 export interface EventHubOptions {
   /** A command connection (non-blocking reads). */
-  redis: Redis;
+  redis: RedisConnection;
   /** Opens the hub's blocking connection, on first use; the opener closes it when the node stops. */
-  openReader: () => Redis;
+  openReader: () => RedisConnection;
   streams: HubStreams;
   logger?: Logger;
   /**
@@ -114,7 +114,7 @@ export class EventHub {
   private readonly groups = new Map<string, Group>();
   private readonly mapper: BullMapper;
   private readonly maxBacklog: number;
-  private reader: Redis | undefined;
+  private reader: RedisConnection | undefined;
   private running = false;
   private starting: Promise<void> | undefined;
   private closed = false;

@@ -2,7 +2,7 @@
  * Catching a client up after a position (Last-Event-ID): what it missed, read with XRANGE from both
  * streams and merged in id order, or `reset` when some of it is no longer kept.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { ExecutionMeta } from './bull-events.js';
 import type { BullMapper } from './bull-mapper.js';
 import { eventFrame, fieldsOfInfo, mapLog, resetFrame, type Entry } from './entries.js';
@@ -38,7 +38,7 @@ export interface ReplayTarget {
 
 /** What a replay needs. */
 export interface ReplaySource {
-  readonly redis: Redis;
+  readonly redis: RedisConnection;
   readonly streams: { readonly bull: string; readonly log: string };
   readonly mapper: BullMapper;
   /** Bytes a client may have unsent before the replay waits for it. */
@@ -144,7 +144,7 @@ class RangeReader {
   private done: boolean;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly key: string,
     from: StreamId,
     private readonly upTo: StreamId,

@@ -11,7 +11,7 @@
  *   SPROCD_BACKUP_RETRIES times, unless automatic backups stopped or a backup succeeded since.
  * Which node takes a tick, and that it fires once, is schedule.ts's part.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import type { Settings } from '../config.js';
 import type { Keys } from '../redis/keys.js';
@@ -56,7 +56,7 @@ export interface PolicyActions {
 /** What the policy needs of its node. */
 export interface PolicyHost {
   readonly keys: Keys;
-  readonly redis: Redis;
+  readonly redis: RedisConnection;
   readonly log: Logger;
   readonly settings: Pick<
     Settings,

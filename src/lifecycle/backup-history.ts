@@ -2,7 +2,7 @@
  * The backup history: one record per backup (also what POST /v1/backups answers), newest first, at
  * most {@link HISTORY_LIMIT} of them in a Redis list (docs/ARCHITECTURE.md#backups-and-restore).
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { BackupOutcome, BackupTrigger, Verdict } from './backup-status.js';
 
 /** History lines kept in Redis. */
@@ -95,7 +95,7 @@ export function backupRecord(run: RunFacts, verdict: Verdict, written?: WrittenF
 }
 
 /** Adds `record` to the history list at `key`, dropping the oldest beyond {@link HISTORY_LIMIT}. */
-export async function pushHistory(redis: Redis, key: string, record: BackupRecord): Promise<void> {
+export async function pushHistory(redis: RedisConnection, key: string, record: BackupRecord): Promise<void> {
   await redis
     .multi()
     .lpush(key, JSON.stringify(record))
@@ -104,7 +104,11 @@ export async function pushHistory(redis: Redis, key: string, record: BackupRecor
 }
 
 /** The newest `limit` records of the history list at `key`, newest first. */
-export async function readHistory(redis: Redis, key: string, limit: number): Promise<BackupRecord[]> {
+export async function readHistory(
+  redis: RedisConnection,
+  key: string,
+  limit: number,
+): Promise<BackupRecord[]> {
   const lines = await redis.lrange(key, 0, limit - 1);
   return lines.map((line) => JSON.parse(line) as BackupRecord);
 }

@@ -4,7 +4,7 @@
  * its renewals loses it and is told so (docs/ARCHITECTURE.md#backups-and-restore).
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Keys } from '../redis/keys.js';
 import { backupLock } from '../redis/scripts.js';
 import type { BackupTrigger } from './backup-status.js';
@@ -26,7 +26,7 @@ export class BackupLock {
   private released = false;
 
   private constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
     private readonly value: string,
     onLost: () => void,
@@ -50,7 +50,7 @@ export class BackupLock {
    * `onLost` runs if the lease runs out while held.
    */
   static async acquire(
-    redis: Redis,
+    redis: RedisConnection,
     keys: Keys,
     info: RunningBackup,
     onLost: () => void,
@@ -73,7 +73,7 @@ export class BackupLock {
 }
 
 /** What holds the backup lock now, if anything. */
-export async function runningBackup(redis: Redis, keys: Keys): Promise<RunningBackup | undefined> {
+export async function runningBackup(redis: RedisConnection, keys: Keys): Promise<RunningBackup | undefined> {
   return parseRunning(await redis.get(keys.backup.lock));
 }
 

@@ -6,7 +6,7 @@
  * (docs/ARCHITECTURE.md#backups-and-restore).
  */
 import { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import {
   JOB_FIELDS,
   UNFINISHED_JOB_SETS,
@@ -34,7 +34,7 @@ export class BackupSnapshot {
   private sequence = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
     private readonly number: number,
     /** SPROCD_REPLICA_ACKS: the snapshot counts as taken once replicas have it (and all before it). */

@@ -4,7 +4,7 @@
  * SPROCD_NODE_TIMEOUT_MS has left, and every node that notices says so (node.left).
  */
 import os from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Keys } from '../redis/keys.js';
 import { VERSION } from '../version.js';
 
@@ -32,7 +32,11 @@ interface HeartbeatOwner {
 }
 
 /** Reads the live nodes. */
-export async function liveNodes(redis: Redis, keys: Keys, timeoutMs: number): Promise<NodeRecord[]> {
+export async function liveNodes(
+  redis: RedisConnection,
+  keys: Keys,
+  timeoutMs: number,
+): Promise<NodeRecord[]> {
   const all = await redis.hgetall(keys.nodes);
   const cutoff = Date.now() - timeoutMs;
   return Object.values(all)
@@ -49,7 +53,7 @@ export class Heartbeat {
 
   constructor(
     private readonly owner: HeartbeatOwner,
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly active: () => number,
   ) {}
 

@@ -21,7 +21,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { JobsOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { duplicateConnection, serverOptions } from '../redis/cluster.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { ConflictError, SprocdError } from '../errors.js';
 import { executionJobKey } from '../redis/bullmq-internals.js';
@@ -220,10 +221,10 @@ async function apply(
  * grows with the storage (about a second for 250,000 entries), and a time-out on the node's command
  * connection would report a failure for a swap that Redis goes on to make.
  */
-async function swapIn(redis: Redis, keys: Keys, swap: RestoreSwap): Promise<void> {
-  const connection = redis.duplicate({
+async function swapIn(redis: RedisConnection, keys: Keys, swap: RestoreSwap): Promise<void> {
+  const connection = duplicateConnection(redis, {
     commandTimeout: undefined,
-    connectionName: `${redis.options.connectionName ?? 'sprocd'}:restore`,
+    connectionName: `${serverOptions(redis).connectionName ?? 'sprocd'}:restore`,
   });
   try {
     await restoreSwap(connection, keys, swap);

@@ -14,7 +14,7 @@
  * See docs/ARCHITECTURE.md#schedules.
  */
 import { Job, Queue, WaitingError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import type { Settings } from '../config.js';
 import { describeError } from '../errors.js';
@@ -53,7 +53,7 @@ type LifecycleJobData =
 export interface ScheduleHost {
   readonly name: string;
   readonly keys: Keys;
-  readonly redis: Redis;
+  readonly redis: RedisConnection;
   readonly log: Logger;
   readonly settings: Pick<
     Settings,
@@ -65,7 +65,7 @@ export interface ScheduleHost {
     | 'nodeTimeoutMs'
   >;
   /** A new connection for the lifecycle worker's blocking commands; the node closes it. */
-  openWorkerConnection(): Redis;
+  openWorkerConnection(): RedisConnection;
   /** The procedures' schedules, as checked when jobs/ last loaded. */
   procedureSchedules(): ReadonlyMap<string, ProcedureSchedule>;
   /** Whether this node has procedure `name` loaded now. */

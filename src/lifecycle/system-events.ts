@@ -2,7 +2,7 @@
  * System events this node observes about its own Redis connection (redis.lost, redis.back); the
  * heartbeat reports node.joined and node.left. Each goes to onSystemEvent on this node.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 
 /** What onSystemEvent receives. */
 export interface SystemEvent {
@@ -35,7 +35,7 @@ export class SystemEvents {
 
   constructor(
     private readonly sink: EventSink,
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
   ) {
     redis.on('close', this.onClose);
     redis.on('ready', this.onReady);

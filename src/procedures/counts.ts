@@ -3,7 +3,7 @@
  * as waiting, and aborted ones as aborted, not failed, although BullMQ files both in its failed set.
  */
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { JOB_FIELDS, bullQueueKeys } from '../redis/bullmq-internals.js';
 import type { Keys } from '../redis/keys.js';
 import type { ExecutionState } from '../types.js';
@@ -15,7 +15,7 @@ export class ExecutionCounts {
   private abortedJobs = new Map<string, boolean>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
     private readonly queue: Pick<Queue, 'getJobCounts'>,
   ) {}

@@ -5,7 +5,7 @@
  * story (its timeline), read from BullMQ's event stream while it still holds it.
  */
 import { Job, type Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { ExecutionNotFoundError, SprocdError } from '../errors.js';
 import { RETRIED_BY_FIELD, bullQueueKeys, executionJobKey } from '../redis/bullmq-internals.js';
 import { jobIdOf, type Keys } from '../redis/keys.js';
@@ -82,7 +82,7 @@ const APPLIES: Record<BulkAction, ExecutionState[]> = {
 /** The console's actions on executions. */
 export class ExecutionAdmin {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
     private readonly executions: AdminExecutions,
   ) {}

@@ -13,7 +13,7 @@
  * index once a minute at most, deleting an index left empty (process names come and go).
  * See docs/ARCHITECTURE.md#the-execution-index.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Keys } from '../redis/keys.js';
 import { executionIndex, type AddedExecution, type IndexSweep } from '../redis/scripts.js';
 
@@ -41,7 +41,7 @@ export class ExecutionIndexWriter {
   private inFlight = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
     private readonly sweep: IndexSweep = INDEX_SWEEP,
   ) {}
@@ -94,7 +94,7 @@ export class ExecutionIndexWriter {
  * of its file again). Returns, per execution, whether its job holds it.
  */
 export async function indexExecutions(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   added: readonly AddedExecution[],
 ): Promise<boolean[]> {

@@ -13,7 +13,7 @@
  * Lines gather in memory and go to Redis in one pipeline every {@link FLUSH_MS} (and at once when
  * the execution ends), so a chatty procedure does not add a round trip per line.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { pino, type Logger } from 'pino';
 import { ExecutionNotFoundError, describeError } from '../errors.js';
 import { executionJobKey } from '../redis/bullmq-internals.js';
@@ -85,7 +85,7 @@ export class ExecutionLogs {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
     private readonly node: string,
     /** Told when a batch could not be written (the lines are dropped: they are only a diagnostic). */
@@ -283,7 +283,7 @@ function cut(text: string, chars: number): string {
  * none and no such execution exists (one round trip either way).
  */
 export async function readExecutionLogs(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   number: number,
 ): Promise<ExecutionLogLine[]> {

@@ -8,7 +8,7 @@
  * numbers) is caught after the add by execution-index.ts, which raises the counter past it; the
  * execution then takes a fresh block. See docs/ARCHITECTURE.md#bounded-resources.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { SprocdError } from '../errors.js';
 import type { Keys } from '../redis/keys.js';
 import { numberBlock } from '../redis/scripts.js';
@@ -59,7 +59,7 @@ export class NumberAllotment {
   private filledAt = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
     private readonly blockSize = NUMBER_BLOCK,
     private readonly max = MAX_EXECUTION_NUMBER,

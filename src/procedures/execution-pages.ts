@@ -10,7 +10,7 @@
  * {@link MAX_EXAMINED} executions looked at, so a rare match on a large queue answers quickly with
  * fewer items and a cursor to go on from, rather than scanning everything at once.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { ValidationError } from '../errors.js';
 import { bullQueueKeys, type BullQueueKeys } from '../redis/bullmq-internals.js';
 import { numberOfJobId, type Keys } from '../redis/keys.js';
@@ -132,7 +132,7 @@ interface Candidate {
 
 /** Reads one segment from a cursor, a chunk at a time. */
 async function readChunk(
-  redis: Redis,
+  redis: RedisConnection,
   bull: BullQueueKeys,
   segment: SegmentName,
   index: number,
@@ -195,7 +195,7 @@ async function readChunk(
 
 /** The page of executions `query` asks for. */
 export async function listPage(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   view: ViewOfJob,
   query: PageQuery,
@@ -253,7 +253,7 @@ export async function listPage(
 
 /** The indexes of the candidates that pass the filters, read in one round trip of small fields. */
 async function pick(
-  redis: Redis,
+  redis: RedisConnection,
   bull: BullQueueKeys,
   candidates: Candidate[],
   query: PageQuery,

@@ -8,7 +8,7 @@
  * the node stops; then it asks nothing more. See docs/ARCHITECTURE.md#bounded-resources.
  */
 import { QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { settleWithin } from '../redis/connections.js';
 import { bullQueueKeys, type BullQueueKeys } from '../redis/bullmq-internals.js';
 import { QUEUE_NAME, jobIdOf, type Keys } from '../redis/keys.js';
@@ -28,9 +28,9 @@ export class FinishWatch {
   private closed = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
-    private readonly openEventsConnection: () => Redis,
+    private readonly openEventsConnection: () => RedisConnection,
   ) {
     this.bull = bullQueueKeys(keys);
   }

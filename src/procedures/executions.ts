@@ -4,7 +4,7 @@
  * to finish. It is long because it is the one place that maps an execution onto a BullMQ job.
  */
 import { Job, Queue, type JobsOptions, type Telemetry } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { AbortedError, ExecutionFinishedError, ExecutionNotFoundError, SprocdError } from '../errors.js';
 import { JOB_EVENTS_MAX_LEN, jobJsonOfHash } from '../redis/bullmq-internals.js';
 import { acknowledged, settleWithin, type WriteAcks } from '../redis/connections.js';
@@ -71,11 +71,11 @@ export class Executions {
   private readonly waitingCap: WaitingCap | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
     private readonly registry: ProcedureRegistry,
     private readonly settings: ExecutionSettings,
-    private readonly openEventsConnection: () => Redis,
+    private readonly openEventsConnection: () => RedisConnection,
     /** BullMQ's tracing (src/tracing): each job carries the trace of the request that queued it. */
     telemetry?: Telemetry,
     private readonly acks?: WriteAcks, // SPROCD_REPLICA_ACKS: returns once replicas have it

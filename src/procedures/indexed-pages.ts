@@ -7,7 +7,7 @@
  * checked per execution. Like the unfiltered listing (./execution-pages.ts), a page looks at
  * {@link MAX_EXAMINED} executions at most and then answers with a cursor to go on from.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { ValidationError } from '../errors.js';
 import { jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
 import { executionProbe, type ProbedExecution } from '../redis/scripts.js';
@@ -72,7 +72,7 @@ function inState(probed: ProbedExecution, state: ExecutionState | undefined): bo
 
 /** The page of executions `query` (with a procedure or a process name) asks for. */
 export async function listIndexedPage(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   view: ViewOfJob,
   query: PageQuery,

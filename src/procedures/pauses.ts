@@ -9,7 +9,7 @@
  * ctx.delay (execution-run.ts). See docs/ARCHITECTURE.md#processes.
  */
 import { Job, type Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { ExecutionFinishedError, ExecutionNotFoundError } from '../errors.js';
 import { PARKED_DUE_AT, clearPauseField, pauseField } from '../redis/bullmq-internals.js';
 import { jobIdOf, type Keys } from '../redis/keys.js';
@@ -18,7 +18,7 @@ import type { ExecutionView } from '../types.js';
 
 /** What pause and resume need of the executions (executions.ts passes its own). */
 export interface PauseHost {
-  readonly redis: Redis;
+  readonly redis: RedisConnection;
   readonly keys: Keys;
   readonly queue: Queue;
   get(number: number): Promise<ExecutionView>;
@@ -84,7 +84,7 @@ export async function resume(host: PauseHost, number: number): Promise<Execution
 }
 
 /** Whether execution `number` is paused (its mark; Process state reads it). */
-export async function isPaused(redis: Redis, keys: Keys, number: number): Promise<boolean> {
+export async function isPaused(redis: RedisConnection, keys: Keys, number: number): Promise<boolean> {
   return (await pauseField(redis, keys, number)) !== undefined;
 }
 

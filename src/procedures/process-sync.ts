@@ -3,7 +3,7 @@
  * {@link Signals} and {@link Semaphores}, the two pub/sub channels its subscriber listens to for
  * them, and the per-execution part each `ctx` makes on first use (./execution-run.ts).
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import type { Keys } from '../redis/keys.js';
 import type { Signal } from '../types.js';
@@ -16,7 +16,7 @@ export class ProcessSync {
   readonly semaphores: Semaphores;
 
   constructor(
-    redis: Redis,
+    redis: RedisConnection,
     private readonly keys: Keys,
     leaseMs: number,
     logger: Logger,

@@ -5,7 +5,7 @@
  * they do nothing on an execution that is missing or finished, and nothing throws for that.
  * See docs/ARCHITECTURE.md#processes.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { ExecutionFinishedError, ExecutionNotFoundError } from '../errors.js';
 import type { Keys } from '../redis/keys.js';
 import { pauseFlags } from '../redis/scripts.js';
@@ -27,7 +27,12 @@ export const PROCESS_STATE = {
 } as const;
 
 /** Marks an execution asleep in ctx.delay (until `until`, ms) or awake, for Process state. */
-export async function markSleep(redis: Redis, keys: Keys, number: number, until?: number): Promise<void> {
+export async function markSleep(
+  redis: RedisConnection,
+  keys: Keys,
+  number: number,
+  until?: number,
+): Promise<void> {
   if (until === undefined) {
     await redis.del(keys.sleep(number));
   } else {
@@ -67,7 +72,7 @@ export function stateCode(
 export class ProcessControl implements Processes {
   constructor(
     private readonly executions: () => Executions,
-    private readonly redis: () => Redis,
+    private readonly redis: () => RedisConnection,
     private readonly keys: Keys,
   ) {}
 

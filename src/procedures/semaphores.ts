@@ -10,7 +10,7 @@
  * time it tries to take the semaphore again.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import type { Keys } from '../redis/keys.js';
 import { semaphoreClear, semaphoreRenew, semaphoreTake } from '../redis/scripts.js';
@@ -28,7 +28,7 @@ export class Semaphores {
   private busy = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
     /** The lease of a held semaphore (SPROCD_LOCK_LEASE_MS). */
     private readonly leaseMs: number,

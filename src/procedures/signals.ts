@@ -9,7 +9,7 @@
  * node calls once the subscriber is back, and by the re-read a wait makes at its time-out.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { SignalNotFoundError } from '../errors.js';
 import type { Keys } from '../redis/keys.js';
 import { signalNew, signalRead, signalTrigger, type SignalState } from '../redis/scripts.js';
@@ -30,7 +30,7 @@ export class Signals {
   private readonly waiters = new Map<string, Set<SignalWait>>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
   ) {}
 

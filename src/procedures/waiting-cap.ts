@@ -6,7 +6,7 @@
  * holds under a burst too, passed at most by executions other nodes queue at that very moment.
  * See docs/ARCHITECTURE.md#bounded-resources.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { SprocdError } from '../errors.js';
 import { bullQueueKeys } from '../redis/bullmq-internals.js';
 import type { Keys } from '../redis/keys.js';
@@ -27,7 +27,7 @@ export class WaitingCap {
   private read: { waiting: Promise<number>; admitted: number } | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
     private readonly max: number,
   ) {}

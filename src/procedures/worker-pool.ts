@@ -8,7 +8,7 @@
  * early while its code still runs) is decided there, in one place, so that each is filed exactly once.
  */
 import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type Telemetry } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
 import {
@@ -46,7 +46,7 @@ import { ThreadPool } from './thread/pool.js';
 
 /** What the pool needs from the node. */
 export interface WorkerPoolOptions {
-  connection: Redis;
+  connection: RedisConnection;
   keys: Keys;
   registry: ProcedureRegistry;
   executions: Executions;

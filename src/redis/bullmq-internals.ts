@@ -8,7 +8,7 @@
  * here against what BullMQ writes: a BullMQ upgrade that changes one of them fails that test.
  */
 import { Job, type JobJson, type Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-connection.js';
 import { QUEUE_NAME, jobIdOf, type Keys } from './keys.js';
 
 /**
@@ -187,17 +187,21 @@ export function parseSchedulerJobId(
 }
 
 /** Whether an abort was asked for execution `number` (see {@link ABORT_FIELD}). */
-export async function abortRequested(redis: Redis, keys: Keys, number: number): Promise<boolean> {
+export async function abortRequested(redis: RedisConnection, keys: Keys, number: number): Promise<boolean> {
   return (await redis.hget(executionJobKey(keys, number), ABORT_FIELD)) === '1';
 }
 
 /** The pause field of execution `number` (see {@link PAUSE_FIELD}); undefined when not paused. */
-export async function pauseField(redis: Redis, keys: Keys, number: number): Promise<string | undefined> {
+export async function pauseField(
+  redis: RedisConnection,
+  keys: Keys,
+  number: number,
+): Promise<string | undefined> {
   return (await redis.hget(executionJobKey(keys, number), PAUSE_FIELD)) ?? undefined;
 }
 
 /** Clears the pause field of execution `number` (RESUME PROCESS). */
-export async function clearPauseField(redis: Redis, keys: Keys, number: number): Promise<void> {
+export async function clearPauseField(redis: RedisConnection, keys: Keys, number: number): Promise<void> {
   await redis.hdel(executionJobKey(keys, number), PAUSE_FIELD);
 }
 
@@ -205,7 +209,7 @@ export async function clearPauseField(redis: Redis, keys: Keys, number: number):
  * Takes back the start BullMQ counted when a worker took execution `number`: for a hand-off that was
  * not a start (the job was moved back before its procedure ran).
  */
-export async function uncountStart(redis: Redis, keys: Keys, number: number): Promise<void> {
+export async function uncountStart(redis: RedisConnection, keys: Keys, number: number): Promise<void> {
   await redis.hincrby(executionJobKey(keys, number), JOB_FIELDS.attemptsStarted, -1);
 }
 

@@ -3,11 +3,14 @@
  * grow with the work (docs/ARCHITECTURE.md#connections); this module makes each role's connection
  * with the options that role needs.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { isClusterUrl, parseClusterUrl } from './cluster-url.js';
+import type { RedisConnection } from './redis-connection.js';
 import { isSentinelUrl, parseSentinelUrl } from './sentinel-url.js';
 
 // What acknowledges a write on a connection (./replica-acks.ts), for the parts that import this module.
 export { acknowledged, type WriteAcks } from './replica-acks.js';
+export type { RedisConnection } from './redis-connection.js';
 
 /** The roles a node opens connections for. */
 export type ConnectionRole = 'command' | 'worker' | 'subscriber' | 'events' | 'session';
@@ -27,12 +30,12 @@ export interface ConnectionOptions {
  *   away, so no request hangs;
  * - `worker`, `subscriber`, `events` and `session` keep retrying forever (BullMQ needs
  *   `maxRetriesPerRequest: null` for blocking commands), so work resumes by itself when Redis is back.
+ * A `redis+cluster://` URL gives a Cluster client (see {@link clusterOptions}); every other form one
+ * connection to one server.
  */
-export function openConnection(role: ConnectionRole, options: ConnectionOptions): Redis {
+export function openConnection(role: ConnectionRole, options: ConnectionOptions): RedisConnection {
   const base: RedisOptions = {
     connectionName: `${options.name}:${role}`,
-    // Reconnect quickly at first, then at most every 2 s: a restarted Redis is picked up fast.
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
     connectTimeout: Math.max(options.timeoutMs, 1000),
     lazyConnect: false,
   };
@@ -40,13 +43,71 @@ export function openConnection(role: ConnectionRole, options: ConnectionOptions)
     role === 'command'
       ? { maxRetriesPerRequest: 1, commandTimeout: options.timeoutMs, enableOfflineQueue: true }
       : { maxRetriesPerRequest: null, enableReadyCheck: true };
-  const redis = isSentinelUrl(options.url)
-    ? new Redis({ ...base, ...roleOptions, ...sentinelOptions(options.url, options.timeoutMs) })
-    : new Redis(options.url, { ...base, ...roleOptions });
+  let redis: RedisConnection;
+  if (isClusterUrl(options.url)) {
+    const { nodes, cluster } = clusterOptions(options.url, role, { ...base, ...roleOptions });
+    redis = new Cluster(nodes, cluster);
+  } else {
+    const single = { ...base, retryStrategy: reconnectDelay, ...roleOptions };
+    redis = isSentinelUrl(options.url)
+      ? new Redis({ ...single, ...sentinelOptions(options.url, options.timeoutMs) })
+      : new Redis(options.url, single);
+  }
   // ioredis emits 'error' on every failed reconnect; the node reports connection state through
   // system events and /readyz, so an unhandled 'error' must not crash the process.
   redis.on('error', () => undefined);
   return redis;
+}
+
+/** Reconnect quickly at first, then at most every 2 s: a restarted Redis is picked up fast. */
+function reconnectDelay(times: number): number {
+  return Math.min(50 * 2 ** Math.min(times, 6), 2000);
+}
+
+/**
+ * ioredis's options for a Cluster URL (./cluster-url.ts): the startup nodes, and how the client
+ * rides through a fail-over.
+ * - `redisOptions` are each node connection's: the role's (time-out, retries per request), the URL's
+ *   credentials and TLS. ioredis drops a node connection that breaks instead of reconnecting it, and
+ *   learns the slots again (CLUSTER SLOTS) on the next MOVED or failed command;
+ * - `scaleReads: 'master'`: every read goes to the master, so a read sees every acknowledged write
+ *   (a replica may lag);
+ * - while the master of the deployment's slot is down and its replica not yet elected, a command is
+ *   tried again every `retryDelayOnFailover` up to `maxRedirections` times: for the roles that wait
+ *   forever that spans an election of several seconds (cluster-node-timeout plus the vote), for the
+ *   `command` role its time-out ends it first;
+ * - `clusterRetryStrategy`: when no node at all answers, reconnect as a single connection does;
+ * - `dnsLookup` passes host names through: with TLS a node's certificate names its host name, which a
+ *   lookup to an address would lose (managed Clusters such as ElastiCache announce host names).
+ */
+export function clusterOptions(
+  url: string,
+  role: ConnectionRole,
+  server: RedisOptions,
+): { nodes: { host: string; port: number }[]; cluster: ClusterOptions } {
+  const t = parseClusterUrl(url);
+  const waitsForever = role !== 'command';
+  return {
+    nodes: t.nodes,
+    cluster: {
+      redisOptions: {
+        ...server,
+        ...(t.username === undefined ? {} : { username: t.username }),
+        ...(t.password === undefined ? {} : { password: t.password }),
+        ...(t.tls ? { tls: {} } : {}),
+      },
+      scaleReads: 'master',
+      enableOfflineQueue: server.enableOfflineQueue ?? true,
+      enableReadyCheck: true,
+      clusterRetryStrategy: reconnectDelay,
+      retryDelayOnFailover: waitsForever ? 250 : 100,
+      retryDelayOnClusterDown: waitsForever ? 250 : 100,
+      retryDelayOnTryAgain: 100,
+      maxRedirections: waitsForever ? 120 : 16,
+      slotsRefreshTimeout: Math.max(server.commandTimeout ?? 0, 1000),
+      dnsLookup: (address, callback) => callback(null, address),
+    },
+  };
 }
 
 /**
@@ -80,7 +141,7 @@ export function sentinelOptions(url: string, timeoutMs: number): RedisOptions {
 }
 
 /** Waits until `redis` is connected (resolves at once when it already is). */
-export async function waitReady(redis: Redis, timeoutMs: number): Promise<void> {
+export async function waitReady(redis: RedisConnection, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') {
     return;
   }
@@ -98,7 +159,7 @@ export async function waitReady(redis: Redis, timeoutMs: number): Promise<void> 
 }
 
 /** Closes a connection, quickly even when Redis is gone. */
-export async function closeConnection(redis: Redis): Promise<void> {
+export async function closeConnection(redis: RedisConnection): Promise<void> {
   if (redis.status === 'end') {
     return;
   }

@@ -13,6 +13,11 @@ export function isRedisError(err: unknown): boolean {
     err.name === 'MaxRetriesPerRequestError' ||
     /timed out|Connection is closed|MaxRetriesPerRequest|ECONNREFUSED|ECONNRESET|Stream isn't writeable|enableOfflineQueue|Reached the max retries|Connection timeout/i.test(
       err.message,
+    ) ||
+    // A Redis Cluster while a master's replica takes over: its nodes answer CLUSTERDOWN or send the
+    // client to the dead master (MOVED) until the election ends, and ioredis gives up after a while.
+    /^(CLUSTERDOWN|TRYAGAIN)\b|Too many Cluster redirections|Cluster isn't ready|Failed to refresh slots cache|None of startup nodes is available/.test(
+      err.message,
     )
   );
 }

@@ -14,9 +14,15 @@
  * ticket (the epoch) before it is sent, and is confirmed only when the WAIT's answer comes in the same
  * epoch. Otherwise it fails with NotReplicatedError (503, retryable), as when fewer than N replicas
  * confirm within SPROCD_REPLICA_ACK_TIMEOUT_MS.
+ *
+ * On a Redis Cluster, WAIT names no key, so it is sent on the node connection of the master that owns
+ * the deployment's slot, the one its writes took (./cluster.ts, masterFor); a node connection that
+ * comes or goes, or another master for the slot, is a connection change as above.
  */
 import type { Redis } from 'ioredis';
 import { NotReplicatedError } from '../errors.js';
+import { isCluster, masterFor } from './cluster.js';
+import type { RedisConnection } from './redis-connection.js';
 
 /** The epoch a write started in (see {@link ReplicaAcks.ticket}). */
 export type AckTicket = number & { readonly __ackTicket: true };
@@ -33,6 +39,8 @@ export interface ReplicaAckOptions {
   replicas: number;
   /** WAIT's time-out. */
   timeoutMs: number;
+  /** A key of the deployment: on a Cluster, WAIT goes to the master of its slot (none: every WAIT fails). */
+  routeKey?: string;
 }
 
 /** The acknowledgements of the writes made on one connection. */
@@ -46,14 +54,20 @@ export class ReplicaAcks {
   private readonly bump = () => {
     this.epoch++;
   };
+  /** On a Cluster: the node connection the last WAIT target lookup found. */
+  private master: Redis | undefined;
+  /** The events that mean another connection (a Cluster's node connections come and go as well). */
+  private readonly changes: string[];
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly options: ReplicaAckOptions,
   ) {
+    this.changes = isCluster(redis) ? ['close', 'ready', '+node', '-node'] : ['close', 'ready'];
     if (options.replicas > 0) {
-      redis.on('close', this.bump);
-      redis.on('ready', this.bump);
+      for (const event of this.changes) {
+        redis.on(event, this.bump);
+      }
     }
   }
 
@@ -64,6 +78,9 @@ export class ReplicaAcks {
 
   /** Taken before a write is sent: its confirmation must come in the same connection epoch. */
   ticket(): AckTicket {
+    if (this.enabled) {
+      this.target();
+    }
     return this.epoch as AckTicket;
   }
 
@@ -87,8 +104,28 @@ export class ReplicaAcks {
 
   /** Stops watching the connection. */
   close(): void {
-    this.redis.off('close', this.bump);
-    this.redis.off('ready', this.bump);
+    for (const event of this.changes) {
+      this.redis.off(event, this.bump);
+    }
+  }
+
+  /**
+   * The connection WAIT goes on: the connection itself, or on a Cluster the node connection of the
+   * master of `routeKey`'s slot; a change of that master is a new epoch, since the writes of a ticket
+   * taken before went to another node.
+   */
+  private target(): Redis | undefined {
+    if (!isCluster(this.redis)) {
+      return this.redis;
+    }
+    // Without a key of the deployment there is no telling which master has its writes: refuse.
+    const key = this.options.routeKey;
+    const master = key === undefined ? undefined : masterFor(this.redis, key);
+    if (master !== this.master) {
+      this.master = master;
+      this.bump();
+    }
+    return master;
   }
 
   private flush(): void {
@@ -100,7 +137,12 @@ export class ReplicaAcks {
     this.inFlight = true;
     this.waits++;
     const wanted = this.options.replicas;
-    (this.redis.call('WAIT', wanted, this.options.timeoutMs) as Promise<number>)
+    const target = this.target();
+    const waited =
+      target === undefined
+        ? Promise.reject(new Error('no master known for the deployment slot'))
+        : (target.call('WAIT', wanted, this.options.timeoutMs) as Promise<number>);
+    waited
       .then(
         (got) => {
           for (const p of batch) {

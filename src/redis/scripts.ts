@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-connection.js';
 import {
   DELAYED_SCORE_FACTOR,
   JOB_EVENTS_MAX_LEN,
@@ -84,12 +84,12 @@ export function loadScripts(): ReadonlyMap<string, LuaScript> {
 
 const SCRIPTS = loadScripts();
 /** Connections on which every script is registered. */
-const registered = new WeakSet<Redis>();
+const registered = new WeakSet<RedisConnection>();
 
 type ScriptCommand = (...args: (string | number)[]) => Promise<unknown>;
 
 /** Registers every script on `redis` (once per connection). */
-export function defineScripts(redis: Redis): void {
+export function defineScripts(redis: RedisConnection): void {
   if (registered.has(redis)) {
     return;
   }
@@ -101,7 +101,7 @@ export function defineScripts(redis: Redis): void {
 
 /** Runs script `name` with `keys` and `args` on `redis`. */
 function run(
-  redis: Redis,
+  redis: RedisConnection,
   name: string,
   keys: readonly string[],
   args: readonly (string | number)[],
@@ -144,7 +144,7 @@ export interface AcquireReply {
 
 /** lockAcquire-n.lua: takes the free locks of `names` (sorted) in order, queueing on the first held one. */
 export async function lockAcquire(
-  redis: Redis,
+  redis: RedisConnection,
   storage: StorageKeys,
   times: LockTimes,
   waiter: string,
@@ -194,7 +194,7 @@ export interface CommitReply {
 
 /** lockCommit-n.lua: writes the entries' changes when every lock is still held, releases and hands on each. */
 export async function lockCommit(
-  redis: Redis,
+  redis: RedisConnection,
   storage: StorageKeys,
   times: LockTimes,
   node: string,
@@ -224,7 +224,7 @@ export async function lockCommit(
 
 /** lockRecheck-4.lua: hands on the lock of `name` if its holder's lease ran out; keeps `waiter` queued. */
 export async function lockRecheck(
-  redis: Redis,
+  redis: RedisConnection,
   storage: StorageKeys,
   times: LockTimes,
   name: string,
@@ -244,7 +244,7 @@ export async function lockRecheck(
  * "released" (the lock had been granted to it: handed on) or "none" (neither queued nor holding).
  */
 export async function lockCancel(
-  redis: Redis,
+  redis: RedisConnection,
   storage: StorageKeys,
   times: LockTimes,
   name: string,
@@ -264,7 +264,7 @@ export async function lockCancel(
  * Returns the positions (0-based, in `locks`) of the locks no longer held.
  */
 export async function lockHeartbeat(
-  redis: Redis,
+  redis: RedisConnection,
   storage: StorageKeys,
   leaseMs: number,
   node: string,
@@ -284,7 +284,7 @@ export async function lockHeartbeat(
  * found, and the cursor to go on from ("0" at the end).
  */
 export async function storageScan(
-  redis: Redis,
+  redis: RedisConnection,
   storage: StorageKeys,
   cursor: string,
   count: number,
@@ -304,7 +304,7 @@ export async function storageScan(
 
 /** sessionIdentity-1.lua: the session identity, created with `id` when Redis has none. */
 export async function sessionIdentity(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   id: string,
   machineName: string,
@@ -326,7 +326,7 @@ export async function sessionIdentity(
  * when it is active. Returns what it found.
  */
 export async function abortWaiting(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   number: number,
   failedReason: string,
@@ -365,7 +365,7 @@ export async function abortWaiting(
  * (procedures/pauses.ts). Returns what it found.
  */
 export async function pauseExecution(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   number: number,
 ): Promise<'missing' | 'finished' | 'already' | 'parked' | 'marked' | 'active'> {
@@ -392,7 +392,11 @@ export async function pauseExecution(
  * its pause away, in place. Returns the pause field it found (undefined when none): "wait" means done;
  * anything else is for the caller to undo ("queue" when a worker parked it meanwhile).
  */
-export async function resumeWaiting(redis: Redis, keys: Keys, number: number): Promise<string | undefined> {
+export async function resumeWaiting(
+  redis: RedisConnection,
+  keys: Keys,
+  number: number,
+): Promise<string | undefined> {
   const found = (await run(
     redis,
     'resumeWaiting',
@@ -403,7 +407,11 @@ export async function resumeWaiting(redis: Redis, keys: Keys, number: number): P
 }
 
 /** pauseFlags-n.lua: the pause field of each of `numbers` ("" when not paused), in one call. */
-export async function pauseFlags(redis: Redis, keys: Keys, numbers: readonly number[]): Promise<string[]> {
+export async function pauseFlags(
+  redis: RedisConnection,
+  keys: Keys,
+  numbers: readonly number[],
+): Promise<string[]> {
   if (numbers.length === 0) {
     return [];
   }
@@ -417,7 +425,7 @@ export async function pauseFlags(redis: Redis, keys: Keys, numbers: readonly num
  * `run` when it is to run after all.
  */
 export async function dropPopped(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   jobId: string,
 ): Promise<'run' | 'dropped' | 'parked'> {
@@ -444,7 +452,7 @@ export async function dropPopped(
  * list; undefined when its job is gone.
  */
 export async function executionFind(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   number: number,
 ): Promise<
@@ -473,7 +481,12 @@ export async function executionFind(
  * markRetried-1.lua: notes on execution `number`'s job that execution `by` retries it. False when
  * its job is gone (nothing is written then).
  */
-export async function markRetried(redis: Redis, keys: Keys, number: number, by: number): Promise<boolean> {
+export async function markRetried(
+  redis: RedisConnection,
+  keys: Keys,
+  number: number,
+  by: number,
+): Promise<boolean> {
   return (await run(redis, 'markRetried', [executionJobKey(keys, number)], [RETRIED_BY_FIELD, by])) === 1;
 }
 
@@ -484,7 +497,7 @@ export async function markRetried(redis: Redis, keys: Keys, number: number, by: 
  * `value`. Returns false when it no longer does (its lease ran out).
  */
 export async function backupLock(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   op: 'renew' | 'release',
   value: string,
@@ -508,7 +521,7 @@ export interface RestoreSwap {
  * the storage locks of the old and the restored entries, at once. Returns the restore counter;
  * rejects with a reply starting with RESTORE_STAGING_LOST when the staged hash expired first.
  */
-export async function restoreSwap(redis: Redis, keys: Keys, swap: RestoreSwap): Promise<number> {
+export async function restoreSwap(redis: RedisConnection, keys: Keys, swap: RestoreSwap): Promise<number> {
   const storage = keys.storage;
   return Number(
     await run(
@@ -546,7 +559,7 @@ export interface NumberBlock {
  * Undefined when every number up to `max` is taken.
  */
 export async function numberBlock(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   size: number,
   max: number,
@@ -565,7 +578,7 @@ export async function numberBlock(
  * `windowMs`. Returns the requests in that window so far, these included, and the ms until it ends.
  */
 export async function rateLimitAdd(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   caller: string,
   n: number,
@@ -585,7 +598,7 @@ export async function rateLimitAdd(
  * entries. Returns each entry's stream id, in order.
  */
 export async function auditAppend(
-  redis: Redis,
+  redis: RedisConnection,
   key: string,
   max: number,
   entries: readonly string[],
@@ -623,7 +636,7 @@ export interface IndexSweep {
  * execution (then the counter is raised past its number); and a step of the index sweep.
  */
 export async function executionIndex(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   added: readonly AddedExecution[],
   sweep: IndexSweep,
@@ -655,7 +668,7 @@ export interface ProbedExecution {
  * `also` when given; the gone ones are taken out of `index`.
  */
 export async function executionProbe(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   index: string,
   also: string | undefined,
@@ -687,7 +700,7 @@ export async function executionProbe(
 
 /** signalNew-1.lua: creates signal `id`, not signaled, living `ttlMs` unless used. */
 export async function signalNew(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   id: string,
   description: string,
@@ -709,7 +722,7 @@ export interface SignalState {
  * triggered lives `ttlMs` more.
  */
 export async function signalRead(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   id: string,
   ttlMs: number,
@@ -730,7 +743,7 @@ export async function signalRead(
  * is its result) or `missing`.
  */
 export async function signalTrigger(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   id: string,
   resultJson: string,
@@ -750,7 +763,7 @@ export async function signalTrigger(
  * holder's remaining lease (ms).
  */
 export async function semaphoreTake(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   name: string,
   value: string,
@@ -761,7 +774,7 @@ export async function semaphoreTake(
 
 /** semaphoreClear-1.lua: frees semaphore `name` if `value` holds it, and tells waiters; false otherwise. */
 export async function semaphoreClear(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   name: string,
   value: string,
@@ -776,7 +789,7 @@ export async function semaphoreClear(
  * positions (0-based, in `held`) of those no longer held.
  */
 export async function semaphoreRenew(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   leaseMs: number,
   held: readonly { readonly name: string; readonly value: string }[],
@@ -813,7 +826,7 @@ function workerTake(reply: unknown): WorkerTake {
 
 /** workerCall-4.lua: queues `messageJson` for worker `name` (creating it); answers its pending count. */
 export async function workerCall(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   name: string,
   messageJson: string,
@@ -830,13 +843,18 @@ export async function workerCall(
 }
 
 /** workerNext-3.lua: the message the owner holding `token` runs next (its current one again, raised). */
-export async function workerNext(redis: Redis, keys: Keys, name: string, token: string): Promise<WorkerTake> {
+export async function workerNext(
+  redis: RedisConnection,
+  keys: Keys,
+  name: string,
+  token: string,
+): Promise<WorkerTake> {
   return workerTake(await run(redis, 'workerNext', workerKeys(keys, name).slice(0, 3), [token, Date.now()]));
 }
 
 /** workerDone-4.lua: the owner's current message is done (`failed` or not); takes the next when `next`. */
 export async function workerDone(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   name: string,
   token: string,
@@ -859,7 +877,7 @@ export async function workerDone(
  * message; `ended`: it ended now. `dropped` counts the pending messages dropped.
  */
 export async function workerKill(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   name: string,
 ): Promise<{ outcome: 'missing' | 'ending' | 'ended'; dropped: number }> {
@@ -872,7 +890,7 @@ export async function workerKill(
 
 /** workerClaim-4.lua: takes worker `name` for `token` when nobody owns it and it has work; true when taken. */
 export async function workerClaim(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   name: string,
   token: string,
@@ -882,7 +900,12 @@ export async function workerClaim(
 }
 
 /** workerRelease-4.lua: gives worker `name` back (nudging the others when it has work); false when not owned. */
-export async function workerRelease(redis: Redis, keys: Keys, name: string, token: string): Promise<boolean> {
+export async function workerRelease(
+  redis: RedisConnection,
+  keys: Keys,
+  name: string,
+  token: string,
+): Promise<boolean> {
   return (
     (await run(redis, 'workerRelease', workerKeys(keys, name), [name, token, keys.workers.channel])) === 1
   );
@@ -893,7 +916,7 @@ export async function workerRelease(redis: Redis, keys: Keys, name: string, toke
  * or `pending` (held, with messages waiting).
  */
 export async function workerRenew(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   leaseMs: number,
   owned: readonly { readonly name: string; readonly token: string }[],

@@ -37,7 +37,7 @@ export function sentinelRules(s: SentinelSettings, problems: string[]): void {
       return;
     }
     s.redisUrl = formatSentinelUrl({
-      sentinels: s.sentinels.split(',').map(parseAddress),
+      sentinels: s.sentinels.split(',').map((a) => parseAddress(a)),
       name: s.sentinelMaster,
       db: 0,
       tls: false,
@@ -52,7 +52,7 @@ export function sentinelRules(s: SentinelSettings, problems: string[]): void {
   }
   if (s.replicaAcks > 0 && s.redisUrl === undefined) {
     problems.push(
-      'SPROCD_REPLICA_ACKS: needs REDIS_URL or SPROCD_SENTINELS (the embedded Redis has no replicas)',
+      'SPROCD_REPLICA_ACKS: needs REDIS_URL, SPROCD_SENTINELS or SPROCD_CLUSTER_NODES (the embedded Redis has no replicas)',
     );
   }
 }

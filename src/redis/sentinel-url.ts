@@ -52,7 +52,7 @@ export function parseSentinelUrl(url: string): SentinelTarget {
     string | undefined,
   ];
   const target: SentinelTarget = {
-    sentinels: hostList.split(',').map(parseAddress),
+    sentinels: hostList.split(',').map((a) => parseAddress(a)),
     name: decode(rawName, 'the master name'),
     db: 0,
     tls: scheme === 'rediss',
@@ -123,12 +123,26 @@ export function redactSentinelUrl(url: string): string {
   }
 }
 
-/** `host:port`, `host` or `[v6]:port` (one address of SPROCD_SENTINELS or of the URL's list). */
-export function parseAddress(text: string): SentinelAddress {
+/** What an address list holds, for {@link parseAddress}: the port an address without one gets, and its name. */
+export interface AddressKind {
+  defaultPort: number;
+  /** "sentinel", "cluster node": the error message says what the address should have been. */
+  noun: string;
+}
+
+const SENTINEL: AddressKind = { defaultPort: DEFAULT_SENTINEL_PORT, noun: 'sentinel' };
+
+/**
+ * `host:port`, `host` or `[v6]:port`: one address of SPROCD_SENTINELS or of the Sentinel URL's list
+ * (or, with `kind`, of another list of addresses: ./cluster-url.ts).
+ */
+export function parseAddress(text: string, kind: AddressKind = SENTINEL): SentinelAddress {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+))(?::(\d{1,5}))?$/.exec(text.trim());
-  const port = m?.[3] === undefined ? DEFAULT_SENTINEL_PORT : Number(m[3]);
+  const port = m?.[3] === undefined ? kind.defaultPort : Number(m[3]);
   if (!m || port < 1 || port > 65535) {
-    throw new Error(`"${text.trim()}" is not a sentinel address (host:port, e.g. 10.0.0.5:26379)`);
+    throw new Error(
+      `"${text.trim()}" is not a ${kind.noun} address (host:port, e.g. 10.0.0.5:${kind.defaultPort})`,
+    );
   }
   return { host: m[1] ?? m[2] ?? '', port };
 }

@@ -5,7 +5,8 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import os from 'node:os';
-import type { Redis } from 'ioredis';
+import { serverOptions } from '../redis/cluster.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type pino from 'pino';
 import { closeConnection, openConnection, waitReady } from '../redis/connections.js';
 import type { Keys } from '../redis/keys.js';
@@ -23,7 +24,7 @@ export { storageLayout, type StorageLayout } from './layout.js';
 /** What {@link openSession} needs. */
 export interface SessionServiceOptions {
   /** The node's shared command connection (it has a commandTimeout); not closed by the session. */
-  command: Redis;
+  command: RedisConnection;
   /** For the session's own blocking connection (one per node, whatever the number of waiters). */
   redisUrl: string;
   keys: Keys;
@@ -95,7 +96,7 @@ interface Identity {
   createdAtMs: number;
 }
 
-async function ensureIdentity(redis: Redis, keys: Keys, machineName: string): Promise<Identity> {
+async function ensureIdentity(redis: RedisConnection, keys: Keys, machineName: string): Promise<Identity> {
   try {
     const { id, createdAtMs } = await sessionIdentity(redis, keys, randomUUID(), machineName);
     return { id, createdAtMs };
@@ -126,7 +127,7 @@ export async function openSession(opts: SessionServiceOptions): Promise<SessionS
   let info = makeInfo(identity);
 
   const layout = storageLayout(opts.keys);
-  const timeoutMs = Number(opts.command.options.commandTimeout ?? 2000);
+  const timeoutMs = Number(serverOptions(opts.command).commandTimeout ?? 2000);
   const blocking = openConnection('session', { url: opts.redisUrl, timeoutMs, name: opts.connectionName });
   const locks = new LockManager({
     redis: opts.command,

@@ -5,7 +5,7 @@
  * queues in the same script, before the locks are handed on (see lock-handoff.ts and
  * docs/ARCHITECTURE.md, "Storage locks and fencing").
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { lockCommit, type CommitEntry, type CommitReply, type LockTimes } from '../redis/scripts.js';
 import type { HeldLock } from './lock-grant.js';
 import type { LocalHandoff } from './lock-handoff.js';
@@ -18,7 +18,7 @@ export type CommitOp = { readonly op: 'set'; readonly json: string } | { readonl
 
 /** Options of {@link LockCommitter}. */
 export interface LockCommitterOptions {
-  redis: Redis;
+  redis: RedisConnection;
   layout: StorageLayout;
   times: LockTimes;
   nodeId: string;

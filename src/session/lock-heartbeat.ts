@@ -4,7 +4,7 @@
  * node that dies stops beating: its locks expire, and the lock scripts skip its queued waiters once its
  * alive key has expired too (see docs/ARCHITECTURE.md, "Storage locks and fencing").
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { lockHeartbeat } from '../redis/scripts.js';
 import type { HeldLock } from './lock-grant.js';
@@ -13,7 +13,7 @@ import { mapRedisError } from './lock-redis-errors.js';
 
 /** Options of {@link LockHeartbeat}. */
 export interface LockHeartbeatOptions {
-  redis: Redis;
+  redis: RedisConnection;
   layout: StorageLayout;
   nodeId: string;
   leaseMs: number;

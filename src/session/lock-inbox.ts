@@ -3,7 +3,7 @@
  * lock scripts when they hand a lock on), and one blocking connection reads them, however many waiters
  * the node has. No waiter polls (see docs/ARCHITECTURE.md, "Storage locks and fencing").
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 
 /** Most grants one inbox read takes. */
@@ -12,7 +12,7 @@ const INBOX_BATCH = 128;
 /** Options of {@link LockInbox}. */
 export interface LockInboxOptions {
   /** Dedicated connection for the blocking read; the reader owns its loop, not its life. */
-  blocking: Redis;
+  blocking: RedisConnection;
   /** The inbox list's key. */
   inbox: string;
   logger: Logger;

@@ -4,7 +4,7 @@
  * lock on if so, and puts back a waiter dropped from the queue because its own node stalled). One
  * bounded check per lease, not a polling loop (see docs/ARCHITECTURE.md, "Storage locks and fencing").
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { lockRecheck, type LockTimes } from '../redis/scripts.js';
 import type { Waiter } from './lock-waiter.js';
@@ -15,7 +15,7 @@ const RECHECK_MARGIN_MS = 25;
 
 /** Options of {@link LeaseRecheck}. */
 export interface LeaseRecheckOptions {
-  redis: Redis;
+  redis: RedisConnection;
   layout: StorageLayout;
   times: LockTimes;
   logger: Logger;

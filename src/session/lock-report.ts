@@ -4,7 +4,8 @@
  * entries' values. Locks on keys that have no entry yet (a `use` creating one) are found with SCAN
  * over the lock keys, on the first page.
  */
-import type { Redis } from 'ioredis';
+import { scanKeys } from '../redis/cluster.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { ValidationError } from '../errors.js';
 import type { StorageKeys } from '../redis/keys.js';
 import { storageScan } from '../redis/scripts.js';
@@ -60,7 +61,7 @@ const HSCAN_COUNT = 50;
  * there the whole time is listed).
  */
 export async function storageReport(
-  redis: Redis,
+  redis: RedisConnection,
   keys: StorageKeys,
   query: StoragePageQuery = {},
 ): Promise<StoragePage> {
@@ -137,20 +138,11 @@ function decodeStorageCursor(raw: string): string {
 }
 
 /** The keys that have a lock (SCAN over the lock keys: a `use` creating an entry locks a key it lacks). */
-async function lockedKeys(redis: Redis, keys: StorageKeys): Promise<string[]> {
+async function lockedKeys(redis: RedisConnection, keys: StorageKeys): Promise<string[]> {
   const lockPrefix = keys.lock('');
   const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(
-      cursor,
-      'MATCH',
-      `${escapeGlob(lockPrefix)}*`,
-      'COUNT',
-      SCAN_COUNT,
-    );
-    cursor = next;
+  for await (const batch of scanKeys(redis, `${escapeGlob(lockPrefix)}*`, SCAN_COUNT)) {
     found.push(...batch.map((k) => k.slice(lockPrefix.length)));
-  } while (cursor !== '0');
+  }
   return found;
 }

@@ -30,7 +30,7 @@
  * holder's lease), lock-grant.ts (held locks and grant messages), lock-redis-errors.ts (Redis trouble
  * as REDIS_UNAVAILABLE). See docs/ARCHITECTURE.md, "Storage locks and fencing".
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { NO_ACKS, type WriteAcks } from '../redis/replica-acks.js';
 import { lockAcquire, lockCancel, type AcquireReply, type LockTimes } from '../redis/scripts.js';
@@ -53,9 +53,9 @@ export { mapRedisError } from './lock-redis-errors.js';
 /** Options of {@link LockManager}. */
 export interface LockManagerOptions {
   /** Shared command connection (scripts, heartbeat). */
-  redis: Redis;
+  redis: RedisConnection;
   /** Dedicated connection for the blocking inbox read; the manager owns its loop, not its life. */
-  blocking: Redis;
+  blocking: RedisConnection;
   layout: StorageLayout;
   /** This process's id in waiter ids and in the alive and inbox keys: no "." nor ":" in it. */
   nodeId: string;

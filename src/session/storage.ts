@@ -9,7 +9,7 @@
  * it while holding others could deadlock.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { ValidationError } from '../errors.js';
 import { inSpan } from '../tracing/spans.js';
@@ -28,7 +28,7 @@ import { assertKey, normalizeKeys, parseEntry, rootPath, serializeEntry } from '
 
 /** What {@link SessionStorage} needs. */
 export interface SessionStorageOptions {
-  redis: Redis;
+  redis: RedisConnection;
   locks: LockManager;
   layout: StorageLayout;
   maxEntryBytes: number;

@@ -6,7 +6,7 @@
  * cost up to the size of BullMQ's set per procedure, so a state is counted only while the cluster
  * holds at most {@link LIVE_COUNT_CAP} executions in it; past that its count is left out.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import { bullQueueKeys } from '../redis/bullmq-internals.js';
 import type { Keys } from '../redis/keys.js';
 import { failureRateOf, readProcedureOutcomes, type ProcedureOutcomes } from './series.js';
@@ -49,7 +49,7 @@ export interface ProcedureFigures {
 
 /** Per procedure, its counts and failure rate (two statistics reads and two round trips for the live counts). */
 export async function readProcedureFigures(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   procedures: readonly string[],
 ): Promise<Map<string, ProcedureFigures>> {
@@ -80,7 +80,7 @@ const PARTS: Record<
  * A state holding more than {@link LIVE_COUNT_CAP} executions in the cluster is not in the answer.
  */
 export async function readLiveCounts(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   procedures: readonly string[],
 ): Promise<Map<string, Partial<Record<LiveState, number>>>> {

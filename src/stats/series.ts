@@ -7,7 +7,7 @@
  * Run times go into a histogram with bins a quarter of a power of two wide; percentiles read from it
  * are within about 10 % of the exact figure, and merge across nodes by adding the bins.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 
 /** Width of a bucket. */
@@ -83,7 +83,7 @@ export class SeriesRecorder {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     /** The key of the bucket starting at `t`. */
     private readonly keyOf: (t: number) => string,
     private readonly logger?: Logger,
@@ -178,7 +178,7 @@ export class SeriesRecorder {
 
 /** The buckets of the last `minutes` (oldest first, one per {@link STEP_MS}, empty ones included). */
 export async function readSeries(
-  redis: Redis,
+  redis: RedisConnection,
   keyOf: (t: number) => string,
   minutes: number,
   now = Date.now(),
@@ -219,7 +219,7 @@ export type ProcedureOutcomes = Record<Outcome, number>;
 
 /** Per procedure, the executions that ended in the last `minutes` (all nodes), by outcome. */
 export async function readProcedureOutcomes(
-  redis: Redis,
+  redis: RedisConnection,
   keyOf: (t: number) => string,
   minutes: number,
   now = Date.now(),

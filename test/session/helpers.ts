@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../src/redis/redis-connection.js';
 import { closeConnection, openConnection } from '../../src/redis/connections.js';
 import { createKeys } from '../../src/redis/keys.js';
 import { openSession, type SessionService, type SessionServiceOptions } from '../../src/session/index.js';
@@ -15,7 +15,7 @@ import { testRedisUrl } from '../support/redis.js';
 
 /** A session service opened in this process, with the command connection it runs on. */
 export interface TestSession extends SessionService {
-  command: Redis;
+  command: RedisConnection;
 }
 
 /** Opens a session on `prefix` with quick test settings; `overrides` replace any option. */

@@ -6,7 +6,7 @@
  * call to an idle worker, a release) or by the periodic scan of the index (a dead owner's lease
  * ended), and taken with a claim script that only one node wins.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { describeError } from '../../errors.js';
 import type { Keys } from '../../redis/keys.js';
@@ -27,7 +27,7 @@ import type { ExecutionRun } from '../execution-run.js';
 /** What the runner needs from its node. */
 export interface WorkerRunnerOptions {
   /** The command connection (the scripts are short; nothing blocks). */
-  redis: Redis;
+  redis: RedisConnection;
   keys: Keys;
   node: string;
   registry: ProcedureRegistry;

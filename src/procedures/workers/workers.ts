@@ -5,7 +5,7 @@
  * runs the messages is ./runner.ts (docs/ARCHITECTURE.md#workers).
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../redis/redis-connection.js';
 import { UnknownProcedureError, WorkerNotFoundError } from '../../errors.js';
 import type { Keys } from '../../redis/keys.js';
 import { workerCall, workerKill } from '../../redis/scripts.js';
@@ -71,7 +71,7 @@ export const WORKER_LIST_MAX = 1000;
 /** CALL WORKER, KILL WORKER and the listing, on one connection. */
 export class Workers {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: Keys,
     private readonly registry: ProcedureRegistry,
   ) {}

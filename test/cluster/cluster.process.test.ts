@@ -1,0 +1,200 @@
+/**
+ * sprocd on a real Redis Cluster (test/support/cluster.ts: three masters, three replicas): two node
+ * processes started with a `redis+cluster://` REDIS_URL and SPROCD_REPLICA_ACKS=1 run executions,
+ * keep unique names exact and abort across nodes, count every storage increment, commit a multi-key
+ * `use` whole or not at all; and when the master that owns the deployment's slot is SIGKILLed under
+ * load, its replica takes over, both nodes follow, and every acknowledged execution completes.
+ *
+ * Its own vitest config (vitest.cluster.config.ts, run by .ci/cluster-test): six more redis-server
+ * processes on a two-core machine, and seconds of fail-over.
+ */
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ApiError } from '../../src/client/errors.js';
+import type { Execution } from '../../src/client/types.js';
+import { createKeys } from '../../src/redis/keys.js';
+import { startRedisCluster, type RedisClusterGroup } from '../support/cluster.js';
+import { waitForState } from '../support/executions.js';
+import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
+import { uniquePrefix } from '../support/redis.js';
+
+const prefix = uniquePrefix('cluster');
+/** A key of the deployment: its slot is every key's. */
+const slotKey = createKeys(prefix).sequence;
+let cluster: RedisClusterGroup;
+let a: ChildNode;
+let b: ChildNode;
+
+const nodeEnv = () => ({
+  REDIS_URL: cluster.url,
+  SPROCD_REPLICA_ACKS: '1',
+  SPROCD_REPLICA_ACK_TIMEOUT_MS: '1000',
+  SPROCD_REDIS_TIMEOUT_MS: '3000',
+  SPROCD_JOBS_DIR: path.join(FIXTURES, 'cluster-jobs'),
+  SPROCD_CONCURRENCY: '8',
+  SPROCD_RATE_LIMIT: '0',
+});
+
+beforeAll(async () => {
+  cluster = await startRedisCluster({ nodeTimeoutMs: 1000 });
+  // Two replicas for the deployment's master, as a Sentinel group has: when it dies, one takes over
+  // and the other replicates the new master, which keeps acknowledging writes.
+  await cluster.addReplica(await cluster.masterOf(slotKey));
+  [a, b] = await Promise.all([spawnNode(prefix, nodeEnv()), spawnNode(prefix, nodeEnv())]);
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop()]);
+  await cluster?.stop();
+});
+
+const nameOf = (node: ChildNode) => String(node.lines.find((l) => l.msg === 'sprocd node ready')?.node);
+
+/** The storage entries `tally-*` read back: execution number → times its increment was committed. */
+async function tallies(node: ChildNode): Promise<Map<number, number>> {
+  const storage = (await node.client.storage()) as Record<string, Record<string, number>>;
+  const counted = new Map<number, number>();
+  for (const [key, entry] of Object.entries(storage)) {
+    if (key.startsWith('tally-')) {
+      for (const [n, count] of Object.entries(entry)) {
+        counted.set(Number(n), count);
+      }
+    }
+  }
+  return counted;
+}
+
+/** The views of `numbers` once each is no longer queued or running (read every 300 ms, not in a burst). */
+async function settled(
+  node: ChildNode,
+  numbers: readonly number[],
+  timeoutMs = 30_000,
+): Promise<Execution[]> {
+  const views = new Map<number, Execution>();
+  const done = (n: number) => ['completed', 'failed', 'aborted'].includes(views.get(n)?.state ?? '');
+  await vi.waitFor(
+    async () => {
+      for (const n of numbers.filter((x) => !done(x))) {
+        views.set(n, await node.client.get(n));
+      }
+      expect(numbers.filter((n) => !done(n))).toEqual([]);
+    },
+    { timeout: timeoutMs, interval: 300 },
+  );
+  return numbers.map((n) => views.get(n) as Execution);
+}
+
+describe('two nodes on a Redis Cluster', () => {
+  it('run executions to their end, on both nodes', async () => {
+    const views = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => (i % 2 ? a : b).client.execute('sleep', { ms: 200 })),
+    );
+    const done = await settled(
+      a,
+      views.map((v) => v.number),
+    );
+    expect(done.filter((d) => d.state !== 'completed')).toEqual([]);
+    expect(new Set(done.map((d) => (d.result as { node: string }).node))).toEqual(
+      new Set([nameOf(a), nameOf(b)]),
+    );
+    expect(await a.client.nodes()).toHaveLength(2);
+  });
+
+  it('start one execution for a unique name asked on both at once', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        (i % 2 ? a : b).client.execute('sleep', { ms: 1000 }, { name: 'singleton', unique: true }),
+      ),
+    );
+    expect(new Set(results.map((r) => r.number)).size).toBe(1);
+    expect(results.filter((r) => !r.existing)).toHaveLength(1);
+  });
+
+  it('abort an execution that runs on the other node', async () => {
+    const view = await a.client.execute('sleep', { ms: 60_000 });
+    const active = await waitForState(a.client, view.number, 'active', 20_000);
+    expect(active.state).toBe('active');
+    const other = (await a.client.get(view.number)).node === nameOf(a) ? b : a;
+    await other.client.abort(view.number);
+    const aborted = await waitForState(other.client, view.number, 'aborted', 10_000);
+    expect(aborted.error?.code).toBe('ABORTED');
+  });
+
+  it('count every storage increment of executions on both nodes', async () => {
+    const views = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => (i % 2 ? a : b).client.execute('tally', {})),
+    );
+    const done = await settled(
+      b,
+      views.map((v) => v.number),
+    );
+    expect(done.filter((d) => d.state !== 'completed')).toEqual([]);
+    const counted = await tallies(a);
+    expect(views.filter((v) => counted.get(v.number) !== 1)).toEqual([]);
+  });
+
+  it('commit a multi-key `use` whole or not at all', async () => {
+    const views = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        (i % 2 ? a : b).client.execute('transfer', { from: 'acct-a', to: 'acct-b', fail: i % 3 === 0 }),
+      ),
+    );
+    const ended = await settled(
+      a,
+      views.map((v) => v.number),
+    );
+    expect(ended.map((e) => e.state)).toEqual(views.map((_, i) => (i % 3 === 0 ? 'failed' : 'completed')));
+    expect(await a.client.storage('acct-a')).toEqual({ balance: -40 });
+    expect(await b.client.storage('acct-b')).toEqual({ balance: 40 });
+  });
+
+  it('lose nothing acknowledged when the master of the deployment slot is SIGKILLed under load', async () => {
+    const acked: number[] = [];
+    const refused = new Map<string, number>();
+    let running = true;
+    const loops = Array.from({ length: 6 }, async (_, i) => {
+      const node = i % 2 ? a : b;
+      while (running) {
+        try {
+          acked.push((await node.client.execute('tally', {})).number);
+        } catch (err) {
+          const code = err instanceof ApiError ? err.code : 'OTHER';
+          refused.set(code, (refused.get(code) ?? 0) + 1);
+          await sleep(50);
+        }
+      }
+    });
+    await vi.waitFor(() => expect(acked.length).toBeGreaterThanOrEqual(100), { timeout: 30_000 });
+    const old = await cluster.masterOf(slotKey);
+    const replicas = await cluster.replicasOf(old);
+    expect(replicas).toHaveLength(2);
+    await old.kill();
+    const ackedBefore = acked.length;
+    const next = await cluster.failedOver(slotKey, old);
+    expect(replicas).toContain(next);
+    // The other replica follows the new master, so writes are acknowledged again (SPROCD_REPLICA_ACKS=1).
+    await vi.waitFor(() => expect(acked.length).toBeGreaterThanOrEqual(ackedBefore + 100), {
+      timeout: 60_000,
+    });
+    running = false;
+    await Promise.all(loops);
+
+    // Every acknowledged execution exists on the new master and runs to its end...
+    const views = new Map((await settled(a, acked, 60_000)).map((v) => [v.number, v]));
+    expect(acked.filter((n) => views.get(n)?.state !== 'completed')).toEqual([]);
+    // ...and its increment is counted, at most once per start of it (a run whose end died with the
+    // old master runs again: at-least-once).
+    const counted = await tallies(b);
+    expect(acked.filter((n) => (counted.get(n) ?? 0) < 1)).toEqual([]);
+    expect(acked.filter((n) => (counted.get(n) ?? 0) > (views.get(n)?.attempt ?? 1))).toEqual([]);
+    expect(new Set(acked).size).toBe(acked.length);
+    // What was refused while the replica took over was refused as retryable (503), not as a bug.
+    expect(
+      [...refused.keys()].filter((code) => code !== 'REDIS_UNAVAILABLE' && code !== 'NOT_REPLICATED'),
+    ).toEqual([]);
+    console.log(
+      `Cluster fail-over under load: ${acked.length} acknowledged (${ackedBefore} before the kill), refused ${JSON.stringify(Object.fromEntries(refused))}, ${acked.filter((n) => (counted.get(n) ?? 0) > 1).length} counted twice (run again)`,
+    );
+  });
+});
