@@ -4,7 +4,7 @@
  * SIGTERM with waiting work and a restart, and starts that must fail.
  */
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { waitForState } from '../support/executions.js';
 import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
@@ -113,10 +113,20 @@ describe('faults and restarts', () => {
   it('SIGKILL mid-execution: the work finishes on another node, attempt raised', async () => {
     const p = prefix();
     const a = await start(p);
-    const view = await a.client.execute('sleep', { ms: 3000 });
+    // Long enough that node b's start (seconds on a loaded machine) never outlasts it; the second
+    // attempt is woken once it runs on b.
+    const view = await a.client.execute('sleep', { ms: 120_000 });
     await waitForState(a.client, view.number, 'active', WAIT_MS);
     const b = await start(p);
     await a.kill('SIGKILL');
+    await vi.waitFor(
+      async () => {
+        const again = await b.client.get(view.number);
+        expect(again).toMatchObject({ state: 'active', attempt: 2 });
+      },
+      { timeout: 30_000, interval: 100 },
+    );
+    await b.client.wake(view.number);
     const done = await waitForState(b.client, view.number, 'completed', 30_000);
     expect(done.result).toMatchObject({ attempt: 2 });
     expect((done.result as { node: string }).node).not.toBe(
