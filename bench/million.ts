@@ -6,6 +6,12 @@
  * BullMQ's own getJobState on the same jobs. It runs on its own redis-server (no persistence, no
  * memory cap) on a free port.
  * About two minutes: not in the default `npm run bench`; run it with BENCH_ONLY=million.
+ *
+ * Knobs: MILLION_TOTAL (default 1,000,000; the curve has ten steps whatever the total, so 10,000,000
+ * gives one per million); MILLION_MAX_MEMORY_GB (default 12) stops the enqueue when Redis passes it;
+ * MILLION_LOOKUPS=0 skips the latencies; MILLION_BACKUP=1 backs the deployment up (what
+ * POST /v1/backups runs), MILLION_RESTORE=1 (with the backup) restores that file into an empty
+ * deployment, MILLION_RESTART=1 starts a node against the waiting executions (bench/million-ops.ts).
  */
 import os from 'node:os';
 import fs from 'node:fs';
@@ -17,6 +23,14 @@ import { ProcedureRegistry } from '../src/procedures/registry.js';
 import { executionJobKey } from '../src/redis/bullmq-internals.js';
 import { startRedisServer } from '../src/redis/embedded.js';
 import { createKeys, jobIdOf } from '../src/redis/keys.js';
+import {
+  SLOW_MS,
+  benchBackupAt,
+  benchRestartAt,
+  benchRestoreAt,
+  resetSlowlog,
+  slowest,
+} from './million-ops.js';
 import type { Row } from './queue.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -24,6 +38,7 @@ const BATCH = 1000;
 const IN_FLIGHT = 4;
 /** One execution in this many is of another procedure: the rare one the filtered list looks for. */
 const RARE_EVERY = 1000;
+const on = (knob: string, byDefault = false) => (process.env[knob] ?? (byDefault ? '1' : '0')) !== '0';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -66,6 +81,7 @@ export async function benchMillion(
   const rows: Row[] = [];
   try {
     const memory0 = await usedMemory(redis);
+    await resetSlowlog(redis);
     const step = total / 10;
     let queued = 0;
     let stepStart = performance.now();
@@ -73,9 +89,19 @@ export async function benchMillion(
     let next = 0;
     let mark = step;
     const batches = Math.ceil(total / BATCH);
+    const maxMemory = Number(process.env.MILLION_MAX_MEMORY_GB ?? 12) * 1e9;
+    let memoryCheck = 0;
+    let stopped: string | undefined;
     await Promise.all(
       Array.from({ length: IN_FLIGHT }, async () => {
-        while (next < batches) {
+        while (next < batches && stopped === undefined) {
+          if (++memoryCheck % 100 === 0) {
+            const memory = await usedMemory(redis);
+            if (memory > maxMemory) {
+              stopped = `Redis used_memory ${(memory / 1e9).toFixed(2)} GB passed MILLION_MAX_MEMORY_GB`;
+              break;
+            }
+          }
           const b = next++;
           const size = Math.min(BATCH, total - b * BATCH);
           await executions.executeBatch(
@@ -104,12 +130,20 @@ export async function benchMillion(
         }
       }),
     );
+    if (stopped !== undefined) {
+      throw new Error(`stopped at ${queued} queued: ${stopped}`);
+    }
     const overall = total / ((performance.now() - t0) / 1000);
     rows.push({
       name: `enqueue rate 0 → ${total / 1000}k, batches of ${BATCH}`,
       value: overall,
       unit: 'executions/s',
     });
+    const slow = await slowest(redis);
+    log(
+      `  enqueue: Redis commands over ${SLOW_MS} ms: ${slow.count}, longest ${slow.maxMs.toFixed(1)} ms ${slow.command}`,
+    );
+    rows.push({ name: `enqueue: Redis commands over ${SLOW_MS} ms`, value: slow.count, unit: '' });
     const memory = await usedMemory(redis);
     rows.push({
       name: 'Redis used_memory per waiting execution',
@@ -129,6 +163,48 @@ export async function benchMillion(
     log(`  longest field: ${longest?.[0]} (${longest?.[1].length} B)`);
 
     // Lookups at this size: random numbers among those queued (numbers start at 1).
+    if (on('MILLION_LOOKUPS', true)) {
+      await lookups(rows, executions, total, log);
+    }
+    let file: string | undefined;
+    if (on('MILLION_BACKUP')) {
+      const backup = await benchBackupAt(redis, server.url, 'million', path.join(dir, 'backups'), log);
+      rows.push(...backup.rows);
+      file = backup.file;
+    }
+    if (file !== undefined && on('MILLION_RESTORE')) {
+      rows.push(
+        ...(await benchRestoreAt(
+          redis,
+          server.url,
+          'million-restored',
+          path.join(dir, 'backups'),
+          file,
+          Math.floor(total / 2) + 1,
+          log,
+        )),
+      );
+    }
+    if (on('MILLION_RESTART')) {
+      rows.push(...(await benchRestartAt(redis, server.url, 'million', log)));
+    }
+  } finally {
+    await executions.close();
+    redis.disconnect();
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+/** The latencies of lookups, aborts, lists and counts at `total` waiting. */
+async function lookups(
+  rows: Row[],
+  executions: Executions,
+  total: number,
+  log: (line: string) => void,
+): Promise<void> {
+  {
     const random = () => 1 + Math.floor(Math.random() * total);
     const [findP50, findP99] = await latency(300, () => executions.find(random()));
     const [bullP50, bullP99] = await latency(300, () => executions.queue.getJobState(jobIdOf(random())));
@@ -183,11 +259,5 @@ export async function benchMillion(
     );
     const counts = await executions.counts();
     log(`  counts after the aborts: ${JSON.stringify(counts)}`);
-  } finally {
-    await executions.close();
-    redis.disconnect();
-    await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
-  return rows;
 }

@@ -35,7 +35,7 @@ export interface EventsRouteDeps {
 }
 
 /** Type filters accepted besides the event types themselves: their families. */
-const FAMILIES = ['execution', 'backup'];
+const FAMILIES = ['execution', 'backup', 'restore'];
 
 /** The filter of a GET /v1/events query (its shape checked by the schema); throws ValidationError. */
 export function parseEventFilter(query: z.output<typeof EventsQuerySchema>): EventFilter {
@@ -89,7 +89,9 @@ const DESCRIPTION = [
   'Server-Sent Events: `execution.state` `{ number, procedure?, state, at, attempt?, prev?, delayedUntil?, error? }`,',
   '`execution.progress` `{ number, procedure?, progress, at }`, `execution.removed` `{ number, at }`,',
   '`system` (a system event as onSystemEvent gets it), `backup.started`, `backup.progress`',
-  '`{ number, node, phase, done, total, at }`, `backup.finished` (the backup record), and `reset` when',
+  '`{ number, node, phase, done, total, at }`, `backup.finished` (the backup record), `restore.started`,',
+  '`restore.progress` `{ node, phase: check|stage|queue, done, total, at }`, `restore.finished`',
+  '`{ node, durationMs, summary | error }`, and `reset` when',
   'events after `Last-Event-ID` are no longer kept (reload what you show). Send the last `id:` seen as',
   'the `Last-Event-ID` header to resume; a comment line comes every 15 s. With `digest=ms`, execution',
   'events come as `execution.digest` at most every `ms` instead (see the parameter).',

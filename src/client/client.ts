@@ -52,7 +52,7 @@ import type {
 
 /** Filters of {@link SprocdClient.events}: each a value or a list. */
 export interface EventQuery {
-  /** Event types or families (`execution`, `backup`). */
+  /** Event types or families (`execution`, `backup`, `restore`). */
   type?: string | readonly string[];
   procedure?: string | readonly string[];
   number?: number | readonly number[];

@@ -4,7 +4,7 @@
  * - log events come from sprocd's own stream (system events, backups), written by {@link EventLog}.
  */
 
-/** Types of events; a filter may also name a family (`execution`, `backup`). */
+/** Types of events; a filter may also name a family (`execution`, `backup`, `restore`). */
 export const EVENT_TYPES = [
   'execution.state',
   'execution.progress',
@@ -13,6 +13,9 @@ export const EVENT_TYPES = [
   'backup.started',
   'backup.progress',
   'backup.finished',
+  'restore.started',
+  'restore.progress',
+  'restore.finished',
   'reset',
 ] as const;
 

@@ -47,6 +47,8 @@ export async function receiveUpload(
   options: ReadOptions,
   signal: AbortSignal,
   progress: UploadProgress = { bytes: 0, inflatedBytes: 0 },
+  /** Called with the number of lines checked so far, after each line (the caller throttles). */
+  onLines?: (lines: number) => void,
 ): Promise<CheckedUpload> {
   await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const handle = await fsp.open(file, 'wx', 0o600);
@@ -84,9 +86,11 @@ export async function receiveUpload(
   let header: BackupHeader | undefined;
   let trust: Trust = 'unsigned';
   let counts = { entries: 0, executions: 0 };
+  let lines = 0;
   try {
     for await (const item of readBackup(copy, options, progress)) {
       signal.throwIfAborted();
+      onLines?.(++lines);
       if (item.t === 'header') {
         ({ header, trust } = item);
       } else if (item.t === 'end') {

@@ -24,7 +24,8 @@ import type { JobsOptions, Queue } from 'bullmq';
 import { duplicateConnection, serverOptions } from '../redis/cluster.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
-import { ConflictError, SprocdError } from '../errors.js';
+import { ConflictError, SprocdError, describeError } from '../errors.js';
+import { RestoreProgress } from '../events/restore-progress.js';
 import { executionJobKey } from '../redis/bullmq-internals.js';
 import { jobIdOf, type Keys } from '../redis/keys.js';
 import { restoreSwap, type AddedExecution, type RestoreSwap } from '../redis/scripts.js';
@@ -87,10 +88,23 @@ export async function restoreBackup(
   const started = Date.now();
   const file = uploadFile(s.backupDir, s.prefix);
   const progress: UploadProgress = { bytes: 0, inflatedBytes: 0 };
+  const events = new RestoreProgress(backups.host.publish, backups.host.name);
+  let running = false;
   try {
     return await backups.exclusive(async (signal) => {
+      running = true;
       log.info({ allowUnsigned: request.allowUnsigned }, 'restore started');
-      const upload = await receiveUpload(request.body, file, s.restoreMaxBytes, options, signal, progress);
+      events.started(new Date(started).toISOString());
+      events.report('check', 0, 0, true);
+      const upload = await receiveUpload(
+        request.body,
+        file,
+        s.restoreMaxBytes,
+        options,
+        signal,
+        progress,
+        (n) => events.report('check', n),
+      );
       const fields = { from: upload.header, signature: upload.trust, bytes: upload.bytes };
       if (upload.trust !== 'verified') {
         log.warn(
@@ -99,11 +113,16 @@ export async function restoreBackup(
         );
       }
       log.info({ ...fields, entries: upload.entries, executions: upload.executions }, 'restore file checked');
-      const summary = await apply(backups, queue, upload, options, signal);
+      const summary = await apply(backups, queue, upload, options, signal, events);
       log.info({ ...summary, durationMs: Date.now() - started }, 'restore done');
+      events.finished({ summary }, Date.now() - started);
       return summary;
     });
   } catch (err) {
+    if (running) {
+      const { code, name, message } = describeError(err);
+      events.finished({ error: { code: code ?? name, message } }, Date.now() - started);
+    }
     logFailure(log, err, {
       ...progress,
       allowUnsigned: request.allowUnsigned,
@@ -138,8 +157,11 @@ async function apply(
   upload: CheckedUpload,
   options: ReadOptions,
   signal: AbortSignal,
+  events: RestoreProgress,
 ): Promise<RestoreSummary> {
   const { redis, keys } = backups.host;
+  const lines = upload.entries + upload.executions;
+  let read = 0;
   const staged = keys.backup.staged(randomBytes(8).toString('hex'));
   let session: Record<string, string> | undefined;
   let floor = 0;
@@ -161,7 +183,9 @@ async function apply(
   let sequence: number;
   try {
     // Read again from the private copy: any byte that differs from the first pass is refused here.
+    events.report('stage', 0, lines, true);
     for await (const item of readBackup(fs.createReadStream(upload.file), options)) {
+      events.report('stage', read, lines);
       switch (item.t) {
         case 'session':
           session = item.fields;
@@ -170,6 +194,7 @@ async function apply(
           floor = Math.max(floor, item.value);
           break;
         case 'entry':
+          read++;
           batch.push(item.name, item.json);
           batchBytes += item.name.length + item.json.length;
           if (batch.length >= STAGE_BATCH * 2 || batchBytes >= STAGE_BYTES) {
@@ -177,6 +202,7 @@ async function apply(
           }
           break;
         case 'execution':
+          read++;
           executions.push(item.line);
           floor = Math.max(floor, item.line.n);
           break;
@@ -203,7 +229,8 @@ async function apply(
     await redis.unlink(staged).catch(() => undefined);
     throw err;
   }
-  const { queued, skipped } = await requeue(backups, queue, executions, signal);
+  events.report('stage', read, lines, true);
+  const { queued, skipped } = await requeue(backups, queue, executions, signal, events);
   const h = upload.header;
   return {
     session: session.id as string,
@@ -239,13 +266,16 @@ async function requeue(
   queue: Queue,
   executions: ExecutionLine[],
   signal: AbortSignal,
+  events: RestoreProgress,
 ): Promise<{ queued: number; skipped: number }> {
   const { redis, keys } = backups.host;
   const sorted = executions.sort((a, b) => a.n - b.n);
   let queued = 0;
   let skipped = 0;
+  events.report('queue', 0, sorted.length, true);
   for (let i = 0; i < sorted.length; i += QUEUE_BATCH) {
     signal.throwIfAborted();
+    events.report('queue', i, sorted.length);
     const batch = sorted.slice(i, i + QUEUE_BATCH);
     const pipe = redis.pipeline();
     for (const x of batch) {
@@ -267,6 +297,7 @@ async function requeue(
     queued += done;
     skipped += fresh.length - done;
   }
+  events.report('queue', sorted.length, sorted.length, true);
   return { queued, skipped };
 }
 

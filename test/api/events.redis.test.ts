@@ -195,6 +195,40 @@ describe('GET /v1/events', () => {
     });
   });
 
+  it("carries a restore's start, progress by phase, and end; and a refused restore's end", async () => {
+    const record = await client.backup();
+    const stream = await open('?type=restore');
+    const summary = await client.restore(fs.readFileSync(record.file as string), { allowUnsigned: true });
+    await vi.waitFor(() => expect(stream.events().some((e) => e.type === 'restore.finished')).toBe(true));
+    const events = stream.events();
+    expect(events[0]?.type).toBe('restore.started');
+    const progress = events.filter((e) => e.type === 'restore.progress').map((e) => e.data);
+    expect([...new Set(progress.map((p) => p.phase))]).toEqual(['check', 'stage', 'queue']);
+    // Each phase ends with all of it done; the file's lines are its entries and executions.
+    const lastOf = (phase: string) => progress.filter((p) => p.phase === phase).at(-1);
+    expect(lastOf('stage')).toMatchObject({
+      done: summary.entries + summary.executions + summary.skipped,
+      total: summary.entries + summary.executions + summary.skipped,
+    });
+    expect(lastOf('queue')?.done).toBe(lastOf('queue')?.total);
+    expect(events.at(-1)).toMatchObject({
+      type: 'restore.finished',
+      data: { summary: { session: summary.session } },
+    });
+
+    await expect(client.restore(Buffer.from('not gzip'), { allowUnsigned: true })).rejects.toThrow();
+    await vi.waitFor(() =>
+      expect(
+        stream
+          .events()
+          .filter((e) => e.type === 'restore.finished')
+          .at(-1)?.data,
+      ).toMatchObject({
+        error: { code: 'BACKUP_INVALID' },
+      }),
+    );
+  });
+
   it('carries system events, and ends the streams when the node stops', async () => {
     const watcher = await open('?type=system');
     const other = await startInProcessNode(prefix, { SPROCD_TOKEN: TOKEN, SPROCD_NODE_NAME: 'events-other' });

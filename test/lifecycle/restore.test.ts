@@ -21,7 +21,13 @@ import { runSprocd } from '../support/process.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const KEY = 'restore-test-backup-key-0123456789abcdef';
-const prefixes = { signed: uniquePrefix('rs'), unsigned: uniquePrefix('rsu'), big: uniquePrefix('rsb') };
+const prefixes = {
+  signed: uniquePrefix('rs'),
+  unsigned: uniquePrefix('rsu'),
+  big: uniquePrefix('rsb'),
+  many: uniquePrefix('rsm'),
+  manyTarget: uniquePrefix('rsmt'),
+};
 const logPrefixes = { signed: uniquePrefix('rsl'), keyless: uniquePrefix('rslk') };
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-restore-test-'));
 const env = { SPROCD_BACKUP_DIR: dir, SPROCD_BACKUP_KEY: KEY };
@@ -260,6 +266,42 @@ describe('a restore trusts nothing', () => {
     expect(err).toMatchObject({ status: 400, code: 'BACKUP_INVALID' });
     expect(err?.message).toMatch(/line 2 is longer than \d+ bytes/);
     expect(await state(node)).toEqual(before);
+  });
+});
+
+describe('many executions', () => {
+  it('restores more than a batch (500) of them: all queued and indexed; restored again, all skipped', async () => {
+    const source = await startInProcessNode(prefixes.many, env);
+    const target = await startInProcessNode(prefixes.manyTarget, env);
+    nodes.push(source.node, target.node);
+    const COUNT = 1234;
+    // Delayed for an hour: they stay in the file and in the restored queue (no worker takes them).
+    for (let first = 0; first < COUNT; first += 1000) {
+      await source.node.internals().executions.executeBatch(
+        Array.from({ length: Math.min(1000, COUNT - first) }, (_, i) => ({
+          procedure: 'echo',
+          params: { i: first + i },
+          delayMs: 3_600_000,
+        })),
+      );
+    }
+    const record = (await source.client.backup()) as unknown as BackupRecord;
+    expect(record).toMatchObject({ status: 0, executions: COUNT });
+    const bytes = fs.readFileSync(record.file as string);
+
+    expect(await target.client.restore(bytes)).toMatchObject({ executions: COUNT, skipped: 0 });
+    const executions = target.node.internals().executions;
+    expect((await executions.counts()).delayed).toBe(COUNT);
+    // Every batch was indexed, the last one included (its indexing is awaited after the loop).
+    let listed = 0;
+    let cursor: string | undefined;
+    do {
+      const page = await executions.list({ procedure: 'echo', limit: 500, cursor });
+      listed += page.items.length;
+      cursor = page.nextCursor;
+    } while (cursor !== undefined);
+    expect(listed).toBe(COUNT);
+    expect(await target.client.restore(bytes)).toMatchObject({ executions: 0, skipped: COUNT });
   });
 });
 

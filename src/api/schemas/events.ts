@@ -7,7 +7,8 @@ const ListParam = z.union([z.string(), z.array(z.string())]).optional();
 export const EventsQuerySchema = z.strictObject({
   type: ListParam.describe(
     'Event types (execution.state, execution.progress, execution.removed, system, backup.started, ' +
-      'backup.progress, backup.finished) or families (execution, backup). Default: all.',
+      'backup.progress, backup.finished, restore.started, restore.progress, restore.finished) or families ' +
+      '(execution, backup, restore). Default: all.',
   ),
   types: ListParam.describe('Same as `type`.'),
   procedure: ListParam.describe('Only execution events of these procedures.'),
