@@ -28,6 +28,8 @@ const BULK = 1000;
 const total = Number(process.env.BATCH_TOTAL ?? 20_000);
 const rounds = Number(process.env.BATCH_ROUNDS ?? 3);
 const ks = (process.env.BATCH_K ?? '1,8,32,100').split(',').map(Number);
+// K values also run with two round trips in flight (script mode): the node works while Redis runs one.
+const depth2 = (process.env.BATCH_DEPTH2_K ?? '32,100').split(',').filter(Boolean).map(Number);
 const checkTotal = Number(process.env.BATCH_CHECK ?? 5000);
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -95,12 +97,12 @@ const data = (i: number) => ({ procedure: 'noop', params: null, id: String(i), n
 const jobOpts = { removeOnComplete: { count: 1000, age: 86400 }, removeOnFail: { count: 1000, age: 86400 } };
 
 /** The batched worker as a drain side (the same jobs and options as bench/graphile.ts's BullMQ side). */
-function batchSide(url: string, mode: BatchWorkerOptions['mode'], k: number): Drainer {
+function batchSide(url: string, mode: BatchWorkerOptions['mode'], k: number, depth = 1): Drainer {
   const connection = new Redis(url, { maxRetriesPerRequest: null });
-  const prefix = `{bench-batch-${mode}-${k}-${Date.now()}}`;
+  const prefix = `{bench-batch-${mode}-${k}-${depth}-${Date.now()}}`;
   const queue = new Queue('procedures', { connection, prefix });
   return {
-    label: `${mode} K=${k}`,
+    label: `${mode} K=${k}${depth > 1 ? ` depth ${depth}` : ''}`,
     async drain(n, around) {
       for (let i = 0; i < n; i += BULK) {
         const m = Math.min(BULK, n - i);
@@ -112,6 +114,7 @@ function batchSide(url: string, mode: BatchWorkerOptions['mode'], k: number): Dr
         mode,
         k,
         concurrency: Math.min(CONCURRENCY, k),
+        depth,
         lockDuration: 30_000,
         processor: async () => null,
       });
@@ -136,7 +139,12 @@ function batchSide(url: string, mode: BatchWorkerOptions['mode'], k: number): Dr
 }
 
 /** The correctness pass: jobs kept after completion, so that each can be looked at. */
-async function check(url: string, mode: BatchWorkerOptions['mode'], k: number): Promise<string[]> {
+async function check(
+  url: string,
+  mode: BatchWorkerOptions['mode'],
+  k: number,
+  depth: number,
+): Promise<string[]> {
   const connection = new Redis(url, { maxRetriesPerRequest: null });
   const prefix = `{bench-batch-check-${mode}-${k}}`;
   const queue = new Queue('procedures', {
@@ -170,6 +178,7 @@ async function check(url: string, mode: BatchWorkerOptions['mode'], k: number): 
       mode,
       k,
       concurrency: Math.min(CONCURRENCY, k),
+      depth,
       lockDuration,
       name: 'batch-proto',
       processor: async (job) => {
@@ -260,7 +269,7 @@ async function check(url: string, mode: BatchWorkerOptions['mode'], k: number): 
       problems.push(`${stalled} jobs in the stalled set`);
     }
     print(
-      `  check ${mode} K=${k}: ${checkTotal} jobs, ${worker.stats.roundTrips} round trips, ${worker.stats.renewals} lock renewals, ` +
+      `  check ${mode} K=${k} depth ${depth}: ${checkTotal} jobs, ${worker.stats.roundTrips} round trips, ${worker.stats.renewals} lock renewals, ` +
         `${problems.length === 0 ? 'all correct' : `${problems.length} problems`}`,
     );
   } finally {
@@ -288,6 +297,7 @@ try {
   const sides: Drainer[] = [
     bareBullmq(server.url),
     ...ks.map((k) => batchSide(server.url, 'script', k)),
+    ...depth2.map((k) => batchSide(server.url, 'script', k, 2)),
     ...ks.map((k) => batchSide(server.url, 'pipeline', k)),
   ];
   for (const side of sides) {
@@ -324,10 +334,16 @@ try {
   }
   print('');
   const problems: string[] = [];
-  for (const mode of ['script', 'pipeline'] as const) {
-    for (const k of [1, 32]) {
-      problems.push(...(await check(server.url, mode, k)).map((p) => `${mode} K=${k}: ${p}`));
-    }
+  for (const [mode, k, depth] of [
+    ['script', 1, 1],
+    ['script', 32, 1],
+    ['script', 32, 2],
+    ['pipeline', 1, 1],
+    ['pipeline', 32, 1],
+  ] as const) {
+    problems.push(
+      ...(await check(server.url, mode, k, depth)).map((p) => `${mode} K=${k} depth ${depth}: ${p}`),
+    );
   }
   for (const p of problems) {
     print(`  PROBLEM ${p}`);

@@ -57,8 +57,9 @@ export function buildBatchScript(dir = bullmqCommandsDir()): string {
   const finishBody = split(path.join(dir, 'moveToFinished-14.lua'), seen, library);
   const activeBody = split(path.join(dir, 'moveToActive-11.lua'), seen, library);
   for (const body of [finishBody, activeBody]) {
-    // The bodies read only KEYS, ARGV, rcall and the library's functions; the includes read none of
-    // a body's locals (checked at build time below: a reference would be a nonexistent global).
+    // The bodies read only KEYS, ARGV, rcall and the library's functions, and the includes read none
+    // of a body's locals (a reference would be to a nonexistent global: Redis fails the call, which
+    // the bench's correctness pass would show). A body defining functions would cost them per job.
     if (body.some((l) => /^\s*local\s+function\s/.test(l))) {
       throw new Error(
         'a BullMQ script body defines a function of its own: the wrapper would redefine it per job',

@@ -56,6 +56,8 @@ export interface BatchWorkerOptions {
   /** Jobs held locally at most (taken and locked, not yet filed). */
   k: number;
   concurrency: number;
+  /** Round trips in flight at once (default 1): 2 lets the node work while Redis runs a batch. */
+  depth?: number;
   lockDuration: number;
   /** BullMQ's worker name (`processedBy`). */
   name?: string;
@@ -85,6 +87,7 @@ export class BatchWorker {
   private done: Done[] = [];
   private running = 0;
   private wake: (() => void) | undefined;
+  private scheduled = false;
   private readonly keys: Record<string, string>;
   private readonly finishKeys: string[];
   private readonly activeKeys: string[];
@@ -128,55 +131,84 @@ export class BatchWorker {
   }
 
   /** Runs until the queue is drained and every taken job is filed. */
-  async run(): Promise<void> {
+  run(): Promise<void> {
+    const depth = this.opts.depth ?? 1;
+    let empty = false;
+    let inflight = 0;
+    let pendingTake = 0;
     const renew = setInterval(() => void this.renew(), this.opts.lockDuration / 2);
-    try {
-      let empty = false;
-      for (;;) {
-        const finish = this.done;
-        this.done = [];
-        const take: number = empty ? 0 : this.opts.k - (this.held.size - finish.length);
-        if (finish.length === 0 && take === 0) {
-          if (this.held.size === 0) {
-            return;
+    return new Promise<void>((resolve, reject) => {
+      const fail = (err: unknown) => {
+        clearInterval(renew);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      };
+      const step = () => {
+        this.scheduled = false;
+        while (inflight < depth) {
+          // Room: K less the jobs held that no round trip is filing, less those being taken.
+          const keep = this.held.size - this.filing.size - this.done.length;
+          const take = empty ? 0 : Math.max(0, this.opts.k - keep - pendingTake);
+          if (this.done.length === 0 && take === 0) {
+            break;
           }
-          await new Promise<void>((resolve) => (this.wake = resolve));
-          this.wake = undefined;
-          continue;
-        }
-        const now = Date.now();
-        for (const d of finish) {
-          this.filing.add(d.job.id!);
-        }
-        const trip: RoundTrip =
-          this.opts.mode === 'script'
-            ? await this.viaScript(finish, take, now)
-            : await this.viaPipeline(finish, take, now);
-        this.stats.roundTrips++;
-        trip.codes.forEach((code, i) => {
-          const job = finish[i]!.job;
-          if (code !== 0) {
-            this.stats.errors.push(`moveToFinished ${job.id}: ${code}`);
+          const finish = this.done;
+          this.done = [];
+          for (const d of finish) {
+            this.filing.add(d.job.id!);
           }
-          job.finishedOn = now;
-          this.held.delete(job.id!);
-          this.filing.delete(job.id!);
-        });
-        this.stats.filed += finish.length;
-        for (const [raw, id] of trip.jobs) {
-          const [json] = raw2NextJobData([raw, id, 0, 0]);
-          const job = Job.fromJSON(this.queue, json!, id);
-          job.token = this.token;
-          this.held.set(id, job);
-          this.local.push(job);
+          inflight++;
+          pendingTake += take;
+          const now = Date.now();
+          const call =
+            this.opts.mode === 'script'
+              ? this.viaScript(finish, take, now)
+              : this.viaPipeline(finish, take, now);
+          call.then((trip) => {
+            inflight--;
+            pendingTake -= take;
+            this.apply(finish, trip, now);
+            empty ||= trip.empty;
+            this.pump();
+            step();
+          }, fail);
         }
-        this.stats.taken += trip.jobs.length;
-        empty ||= trip.empty;
-        this.pump();
+        if (empty && inflight === 0 && this.held.size === 0) {
+          clearInterval(renew);
+          resolve();
+        }
+      };
+      // A finished job wakes the loop once the completions already due have landed (one microtask
+      // turn later), so that they go in one round trip.
+      this.wake = () => {
+        if (!this.scheduled) {
+          this.scheduled = true;
+          queueMicrotask(step);
+        }
+      };
+      step();
+    });
+  }
+
+  private apply(finish: Done[], trip: RoundTrip, now: number): void {
+    this.stats.roundTrips++;
+    trip.codes.forEach((code, i) => {
+      const job = finish[i]!.job;
+      if (code !== 0) {
+        this.stats.errors.push(`moveToFinished ${job.id}: ${code}`);
       }
-    } finally {
-      clearInterval(renew);
+      job.finishedOn = now;
+      this.held.delete(job.id!);
+      this.filing.delete(job.id!);
+    });
+    this.stats.filed += finish.length;
+    for (const [raw, id] of trip.jobs) {
+      const [json] = raw2NextJobData([raw, id, 0, 0]);
+      const job = Job.fromJSON(this.queue, json!, id);
+      job.token = this.token;
+      this.held.set(id, job);
+      this.local.push(job);
     }
+    this.stats.taken += trip.jobs.length;
   }
 
   private pump(): void {
