@@ -5,7 +5,9 @@
  *
  * Both are classes with their methods on the prototype, and what most procedures never touch
  * (the signal, the child logger, bound ctx functions) is made on first use: this runs once per
- * execution, on the hot path of every node.
+ * execution, on the hot path of every node. The file is long because abort, time-out, pause and
+ * DELAY PROCESS all act on the same few fields (the signal, the pause gate, the sleepers, the outcome)
+ * and must change them together.
  */
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
