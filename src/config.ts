@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { ConfigError, formatZodError } from './errors.js';
 import { clusterRules } from './redis/cluster-settings.js';
 import { CLUSTER_NODE, isClusterUrl, parseClusterUrl, redactClusterUrl } from './redis/cluster-url.js';
+import { isUnixUrl, parseUnixUrl } from './redis/unix-url.js';
 import { sentinelRules } from './redis/sentinel-settings.js';
 import { isSentinelUrl, parseAddress, parseSentinelUrl, redactSentinelUrl } from './redis/sentinel-url.js';
 import type { AddressKind } from './redis/sentinel-url.js';
@@ -171,8 +172,8 @@ const SCHEMA = {
       .string()
       .trim()
       .regex(
-        /^rediss?(\+sentinel|\+cluster)?:\/\//,
-        'must start with redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://',
+        /^(rediss?(\+sentinel|\+cluster)?|unix):\/\//,
+        'must start with redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster:// or unix://',
       )
       .superRefine((url, ctx) => {
         try {
@@ -180,6 +181,8 @@ const SCHEMA = {
             parseSentinelUrl(url);
           } else if (isClusterUrl(url)) {
             parseClusterUrl(url);
+          } else if (isUnixUrl(url)) {
+            parseUnixUrl(url);
           }
         } catch (err) {
           ctx.addIssue({ code: 'custom', message: (err as Error).message });

@@ -8,6 +8,7 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import { traceLogFields } from './tracing/spans.js';
 import { isSentinelUrl, redactSentinelUrl } from './redis/sentinel-url.js';
 import { isClusterUrl, redactClusterUrl } from './redis/cluster-url.js';
+import { isUnixUrl, redactUnixUrl } from './redis/unix-url.js';
 
 /** How {@link createLogger} writes. */
 export interface LoggerOptions {
@@ -62,6 +63,9 @@ export function redactUrl(url: string): string {
   }
   if (isClusterUrl(url)) {
     return redactClusterUrl(url);
+  }
+  if (isUnixUrl(url)) {
+    return redactUnixUrl(url);
   }
   try {
     const u = new URL(url);

@@ -202,8 +202,13 @@ export class SprocdNode {
       if (s.redisUrl) {
         this.redisUrl = s.redisUrl;
       } else {
-        this.embedded = await startRedisServer({ dir: path.join(s.dataDir, 'redis'), password: true });
-        this.redisUrl = this.embedded.url;
+        this.embedded = await startRedisServer({
+          dir: path.join(s.dataDir, 'redis'),
+          password: true,
+          unixSocket: true,
+        });
+        // The socket when there is one: on the same machine it skips the TCP stack.
+        this.redisUrl = this.embedded.socketUrl ?? this.embedded.url;
         this.log.info({ dir: this.embedded.dir, port: this.embedded.port }, 'embedded redis-server started');
       }
       const command = this.open('command');

@@ -110,7 +110,7 @@ describe('bad settings', () => {
     [
       'REDIS_URL',
       'localhost:6379',
-      /^REDIS_URL="localhost:6379": must start with redis:\/\/, rediss:\/\/, redis\+sentinel:\/\/, rediss\+sentinel:\/\/, redis\+cluster:\/\/ or rediss\+cluster:\/\/$/,
+      /^REDIS_URL="localhost:6379": must start with redis:\/\/, rediss:\/\/, redis\+sentinel:\/\/, rediss\+sentinel:\/\/, redis\+cluster:\/\/, rediss\+cluster:\/\/ or unix:\/\/$/,
     ],
     ['SPROCD_PREFIX', 'a b', /^SPROCD_PREFIX="a b": use 1-64 of/],
     ['PORT', '70000', /^PORT="70000": Too big: expected number to be <=65535$/],

@@ -5,6 +5,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { isClusterUrl, parseClusterUrl } from './cluster-url.js';
+import { isUnixUrl, parseUnixUrl } from './unix-url.js';
 import type { RedisConnection } from './redis-connection.js';
 import { isSentinelUrl, parseSentinelUrl } from './sentinel-url.js';
 
@@ -51,7 +52,9 @@ export function openConnection(role: ConnectionRole, options: ConnectionOptions)
     const single = { ...base, retryStrategy: reconnectDelay, ...roleOptions };
     redis = isSentinelUrl(options.url)
       ? new Redis({ ...single, ...sentinelOptions(options.url, options.timeoutMs) })
-      : new Redis(options.url, single);
+      : isUnixUrl(options.url)
+        ? new Redis({ ...single, ...parseUnixUrl(options.url) })
+        : new Redis(options.url, single);
   }
   // ioredis emits 'error' on every failed reconnect; the node reports connection state through
   // system events and /readyz, so an unhandled 'error' must not crash the process.

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { formatUnixUrl } from './unix-url.js';
 import { SprocdError } from '../errors.js';
 
 /** Options for {@link startRedisServer}. */
@@ -31,11 +32,18 @@ export interface RedisServerOptions {
    * `url` then carries it. @defaultValue none
    */
   password?: string | true;
+  /** Also listen on `<dir>/redis.sock` (mode 700), given as `socketUrl`. @defaultValue false */
+  unixSocket?: boolean;
 }
 
 /** A running redis-server child. */
 export interface RedisServer {
   readonly url: string;
+  /**
+   * `unix://` URL of its socket, with the password, when started with `unixSocket` and the folder's
+   * path is short enough; a node on the same machine reaches it faster so than over TCP.
+   */
+  readonly socketUrl: string | undefined;
   readonly port: number;
   readonly pid: number;
   readonly dir: string;
@@ -81,6 +89,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The longest Unix socket path the kernel takes (sun_path is 108 bytes with its NUL). */
+const MAX_SOCKET_PATH = 107;
+
 /** The longest field value a Redis hash keeps in its compact encoding (Redis's default: 64). */
 export const HASH_MAX_LISTPACK_VALUE = 256;
 
@@ -97,6 +108,11 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
   reapOrphan(dir);
   const password = options.password === true ? randomBytes(24).toString('hex') : options.password;
   let port = options.port ?? (await freePort());
+  // A Unix socket beside the data (sun_path holds at most 107 bytes; a longer folder keeps TCP alone).
+  const socketPath =
+    options.unixSocket && Buffer.byteLength(path.join(dir, 'redis.sock')) <= MAX_SOCKET_PATH
+      ? path.join(dir, 'redis.sock')
+      : undefined;
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 
@@ -127,6 +143,7 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
       // memory (docs/BENCHMARKS.md, "A million executions").
       '--hash-max-listpack-value',
       String(HASH_MAX_LISTPACK_VALUE),
+      ...(socketPath === undefined ? [] : ['--unixsocket', socketPath, '--unixsocketperm', '700']),
       ...(options.args ?? []),
     ];
     // Its own process group: a Ctrl-C in the terminal (SIGINT to the whole foreground group) must reach
@@ -193,6 +210,7 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
     get port() {
       return port;
     },
+    socketUrl: socketPath === undefined ? undefined : formatUnixUrl({ path: socketPath, password }),
     get pid() {
       return child?.pid ?? 0;
     },

@@ -37,6 +37,18 @@ function ask(port: number, command: string): Promise<string> {
 /** What the server at `port` answers a PING from a client that gives no password. */
 const pingWithoutPassword = (port: number) => ask(port, 'PING');
 
+/** The same on the server's Unix socket. */
+function pingOnSocketWithoutPassword(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath, () => socket.write('PING\r\n'));
+    socket.once('data', (data) => {
+      socket.destroy();
+      resolve(data.toString().trim());
+    });
+    socket.once('error', reject);
+  });
+}
+
 describe('the embedded Redis', () => {
   it('with password: true, refuses a client without the password and takes its url', async () => {
     const server = await startRedisServer({ dir: path.join(dir, 'a'), appendonly: false, password: true });
@@ -87,5 +99,13 @@ describe('the embedded Redis', () => {
     const port = Number(fs.readFileSync(path.join(dataDir, 'redis', 'port'), 'utf8'));
     expect(await pingWithoutPassword(port)).toMatch(/^-NOAUTH/);
     expect(fs.statSync(path.join(dataDir, 'redis')).mode & 0o777).toBe(0o700);
+    // The node talks to it over its Unix socket, which is the owner's only and wants the password too.
+    const socket = path.join(dataDir, 'redis', 'redis.sock');
+    expect(fs.statSync(socket).isSocket()).toBe(true);
+    expect(fs.statSync(socket).mode & 0o777).toBe(0o700);
+    expect((node as unknown as { redisUrl: string }).redisUrl).toMatch(
+      /^unix:\/\/\/.*redis\.sock\?password=/,
+    );
+    expect(await pingOnSocketWithoutPassword(socket)).toMatch(/^-NOAUTH/);
   });
 });

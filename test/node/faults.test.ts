@@ -198,7 +198,9 @@ describe('a node killed', () => {
     const file = eventsFile();
     const aFile = eventsFile();
     const a = await start({ SPROCD_PREFIX: prefix, TEST_EVENTS_FILE: aFile });
-    const view = await a.client.execute('sleep', { ms: 4000 });
+    // Long enough that node b's start (seconds on a loaded machine) never outlasts it; the second
+    // attempt is woken once it runs on b.
+    const view = await a.client.execute('sleep', { ms: 120_000 });
     await waitForState(a.client, view.number, 'active');
     const b = await start({ SPROCD_PREFIX: prefix, TEST_EVENTS_FILE: file });
     await expect.poll(() => b.client.nodes(), { timeout: 15_000 }).toHaveLength(2);
@@ -208,6 +210,10 @@ describe('a node killed', () => {
     await a.kill('SIGKILL');
     const events = await waitForEvents(file, 'node.left', 'execution.recovered');
     expect(events.find((e) => e.type === 'execution.recovered')).toMatchObject({ execution: view.number });
+    await expect
+      .poll(() => b.client.get(view.number), { timeout: 30_000, interval: 100 })
+      .toMatchObject({ state: 'active', attempt: 2 });
+    await b.client.wake(view.number);
     const done = await waitForState(b.client, view.number, 'completed');
     expect(done.result).toMatchObject({ attempt: 2 });
   });
