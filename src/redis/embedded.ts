@@ -109,7 +109,7 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
   const password = options.password === true ? randomBytes(24).toString('hex') : options.password;
   let port = options.port ?? (await freePort());
   // A Unix socket beside the data (sun_path holds at most 107 bytes; a longer folder keeps TCP alone).
-  const socketPath =
+  let socketPath =
     options.unixSocket && Buffer.byteLength(path.join(dir, 'redis.sock')) <= MAX_SOCKET_PATH
       ? path.join(dir, 'redis.sock')
       : undefined;
@@ -184,11 +184,15 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
   try {
     await launch();
   } catch (err) {
-    if (options.port !== undefined) {
+    if (socketPath !== undefined && /unix ?socket/i.test((err as Error).message)) {
+      // A file system without sockets (some container bind mounts): TCP alone, as before.
+      socketPath = undefined;
+    } else if (options.port === undefined) {
+      // The free port was taken between the probe and the start: one more try on another.
+      port = await freePort();
+    } else {
       throw err;
     }
-    // The free port was taken between the probe and the start: one more try on another.
-    port = await freePort();
     await launch();
   }
 
@@ -210,7 +214,9 @@ export async function startRedisServer(options: RedisServerOptions): Promise<Red
     get port() {
       return port;
     },
-    socketUrl: socketPath === undefined ? undefined : formatUnixUrl({ path: socketPath, password }),
+    get socketUrl() {
+      return socketPath === undefined ? undefined : formatUnixUrl({ path: socketPath, password });
+    },
     get pid() {
       return child?.pid ?? 0;
     },

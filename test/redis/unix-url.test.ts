@@ -52,6 +52,19 @@ describe('a unix:// REDIS_URL', () => {
     );
   });
 
+  it('falls back to TCP alone where the socket cannot be made', async () => {
+    // A folder in the socket's place: redis-server cannot bind it, as on a file system without sockets.
+    fs.mkdirSync(path.join(dir, 'nosock', 'redis.sock'), { recursive: true });
+    const server = await startRedisServer({
+      dir: path.join(dir, 'nosock'),
+      appendonly: false,
+      unixSocket: true,
+    });
+    servers.push(server);
+    expect(server.socketUrl).toBeUndefined();
+    expect(server.url).toMatch(/^redis:\/\/127\.0\.0\.1:/);
+  });
+
   it('runs a node through the socket, password and all', async () => {
     const server = await startRedisServer({
       dir: path.join(dir, 'r'),
