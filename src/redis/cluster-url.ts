@@ -5,7 +5,13 @@
  * form takes no `db`. WHATWG's URL cannot read a list of hosts, so this module parses and prints the
  * form itself, as ./sentinel-url.ts does for Sentinel's.
  */
-import { parseAddress, type AddressKind, type SentinelAddress } from './sentinel-url.js';
+import {
+  formatAddresses,
+  formatUserinfo,
+  parseAddress,
+  type AddressKind,
+  type SentinelAddress,
+} from './sentinel-url.js';
 
 /** What a Cluster URL names. */
 export interface ClusterTarget {
@@ -68,13 +74,8 @@ export function parseClusterUrl(url: string): ClusterTarget {
 
 /** Prints `target` as a Cluster URL (what SPROCD_CLUSTER_NODES becomes). */
 export function formatClusterUrl(target: ClusterTarget): string {
-  const userinfo =
-    target.username !== undefined || target.password !== undefined
-      ? `${encodeURIComponent(target.username ?? '')}${target.password === undefined ? '' : `:${encodeURIComponent(target.password)}`}@`
-      : '';
-  const hosts = target.nodes
-    .map((n) => `${n.host.includes(':') ? `[${n.host}]` : n.host}:${n.port}`)
-    .join(',');
+  const userinfo = formatUserinfo(target.username, target.password);
+  const hosts = formatAddresses(target.nodes);
   return `${target.tls ? 'rediss' : 'redis'}+cluster://${userinfo}${hosts}`;
 }
 

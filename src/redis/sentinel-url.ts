@@ -86,13 +86,8 @@ export function parseSentinelUrl(url: string): SentinelTarget {
 
 /** Prints `target` as a Sentinel URL (what the SPROCD_SENTINELS settings become). */
 export function formatSentinelUrl(target: SentinelTarget): string {
-  const userinfo =
-    target.username !== undefined || target.password !== undefined
-      ? `${encodeURIComponent(target.username ?? '')}${target.password === undefined ? '' : `:${encodeURIComponent(target.password)}`}@`
-      : '';
-  const hosts = target.sentinels
-    .map((s) => `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`)
-    .join(',');
+  const userinfo = formatUserinfo(target.username, target.password);
+  const hosts = formatAddresses(target.sentinels);
   const query = new URLSearchParams();
   if (target.db !== 0) {
     query.set('db', String(target.db));
@@ -131,6 +126,19 @@ export interface AddressKind {
 }
 
 const SENTINEL: AddressKind = { defaultPort: DEFAULT_SENTINEL_PORT, noun: 'sentinel' };
+
+/** A URL's `user:password@` (empty when neither is given), encoded. */
+export function formatUserinfo(username: string | undefined, password: string | undefined): string {
+  if (username === undefined && password === undefined) {
+    return '';
+  }
+  return `${encodeURIComponent(username ?? '')}${password === undefined ? '' : `:${encodeURIComponent(password)}`}@`;
+}
+
+/** `host:port,host:port`, an IPv6 host in brackets: the inverse of {@link parseAddress} over a list. */
+export function formatAddresses(addresses: readonly SentinelAddress[]): string {
+  return addresses.map((a) => `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`).join(',');
+}
 
 /**
  * `host:port`, `host` or `[v6]:port`: one address of SPROCD_SENTINELS or of the Sentinel URL's list
