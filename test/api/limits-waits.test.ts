@@ -4,10 +4,10 @@
  * on waits answers 503 TOO_MANY_WAITS with Retry-After before anything is queued.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
 import { startInProcessNode } from '../support/node.js';
+import { monitorDuring } from '../support/monitor.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefix = uniquePrefix('waits');
@@ -44,22 +44,16 @@ const waits = () => node.internals().executions.waits;
 
 /** The Redis commands on this node's keys touching `needle` (a job id) while `during` runs, scripts' own included. */
 async function commandsTouching(needle: string, during: () => Promise<void>): Promise<string[][]> {
-  const monitor = await (testClient() as Redis).monitor();
-  // Lines still arriving as the monitor disconnects are reported as errors: they are not ours to see.
-  monitor.on('error', () => undefined);
-  const seen: string[][] = [];
-  monitor.on('monitor', (_time: string, args: string[]) => {
-    const ours = args.some((a) => a.startsWith(`{${prefix}}`));
-    if (ours && args.some((a) => a === needle || a.endsWith(`:${needle}`))) {
-      seen.push(args);
-    }
-  });
-  try {
-    await during();
-  } finally {
-    monitor.disconnect();
-  }
-  return seen;
+  // A plain-socket MONITOR (ioredis's monitor mode throws when other files' lines come with its +OK).
+  const text = await monitorDuring(during);
+  return text
+    .split('\n')
+    .map((line) => [...line.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1] ?? ''))
+    .filter(
+      (args) =>
+        args.some((a) => a.startsWith(`{${prefix}}`)) &&
+        args.some((a) => a === needle || a.endsWith(`:${needle}`)),
+    );
 }
 
 describe('a wait', () => {
