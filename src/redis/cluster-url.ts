@@ -9,6 +9,7 @@ import {
   formatAddresses,
   formatUserinfo,
   parseAddress,
+  parseUserinfo,
   type AddressKind,
   type SentinelAddress,
 } from './sentinel-url.js';
@@ -51,17 +52,7 @@ export function parseClusterUrl(url: string): ClusterTarget {
     nodes: hostList.split(',').map((a) => parseAddress(a, CLUSTER_NODE)),
     tls: scheme === 'rediss',
   };
-  if (userinfo !== undefined && userinfo !== '') {
-    const colon = userinfo.indexOf(':');
-    const user = decode(colon < 0 ? userinfo : userinfo.slice(0, colon), 'the user');
-    const password = colon < 0 ? undefined : decode(userinfo.slice(colon + 1), 'the password');
-    if (user !== '') {
-      target.username = user;
-    }
-    if (password !== undefined && password !== '') {
-      target.password = password;
-    }
-  }
+  Object.assign(target, parseUserinfo(userinfo));
   for (const [key] of new URLSearchParams(query ?? '')) {
     throw new Error(
       key === 'db'
@@ -89,13 +80,5 @@ export function redactClusterUrl(url: string): string {
     return formatClusterUrl(target).replaceAll('%2A%2A%2A', '***');
   } catch {
     return '[unparsable url]';
-  }
-}
-
-function decode(text: string, what: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    throw new Error(`${what} is not valid percent-encoding`);
   }
 }

@@ -57,17 +57,7 @@ export function parseSentinelUrl(url: string): SentinelTarget {
     db: 0,
     tls: scheme === 'rediss',
   };
-  if (userinfo !== undefined && userinfo !== '') {
-    const colon = userinfo.indexOf(':');
-    const user = decode(colon < 0 ? userinfo : userinfo.slice(0, colon), 'the user');
-    const password = colon < 0 ? undefined : decode(userinfo.slice(colon + 1), 'the password');
-    if (user !== '') {
-      target.username = user;
-    }
-    if (password !== undefined && password !== '') {
-      target.password = password;
-    }
-  }
+  Object.assign(target, parseUserinfo(userinfo));
   for (const [key, value] of new URLSearchParams(query ?? '')) {
     if (!QUERY_KEYS.has(key)) {
       throw new Error(`unknown parameter "${key}" (known: ${[...QUERY_KEYS].join(', ')})`);
@@ -127,6 +117,26 @@ export interface AddressKind {
 
 const SENTINEL: AddressKind = { defaultPort: DEFAULT_SENTINEL_PORT, noun: 'sentinel' };
 
+/** The user and password of a URL's `user:password` part (absent ones, and empty ones, left out). */
+export function parseUserinfo(userinfo: string | undefined): { username?: string; password?: string } {
+  if (userinfo === undefined || userinfo === '') {
+    return {};
+  }
+  const colon = userinfo.indexOf(':');
+  const username = decode(colon < 0 ? userinfo : userinfo.slice(0, colon), 'the user');
+  const password = colon < 0 ? '' : decode(userinfo.slice(colon + 1), 'the password');
+  return { ...(username === '' ? {} : { username }), ...(password === '' ? {} : { password }) };
+}
+
+/** `text` percent-decoded; a message naming `what` when it is not valid percent-encoding. */
+function decode(text: string, what: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new Error(`${what} is not valid percent-encoding`);
+  }
+}
+
 /** A URL's `user:password@` (empty when neither is given), encoded. */
 export function formatUserinfo(username: string | undefined, password: string | undefined): string {
   if (username === undefined && password === undefined) {
@@ -153,12 +163,4 @@ export function parseAddress(text: string, kind: AddressKind = SENTINEL): Sentin
     );
   }
   return { host: m[1] ?? m[2] ?? '', port };
-}
-
-function decode(text: string, what: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    throw new Error(`${what} is not valid percent-encoding`);
-  }
 }
