@@ -6,7 +6,7 @@
 import { Job, Queue, type JobsOptions, type Telemetry } from 'bullmq';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { AbortedError, ExecutionFinishedError, ExecutionNotFoundError, SprocdError } from '../errors.js';
-import { JOB_EVENTS_MAX_LEN, jobJsonOfHash } from '../redis/bullmq-internals.js';
+import { JOB_EVENTS_MAX_LEN, jobJsonOfHash, moveDelayedStart } from '../redis/bullmq-internals.js';
 import { acknowledged, settleWithin, type WriteAcks } from '../redis/connections.js';
 import { QUEUE_NAME, jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
 import { abortWaiting, executionFind } from '../redis/scripts.js';
@@ -422,17 +422,4 @@ export function viewOf(job: Job<ExecutionData, JsonValue>, state: string, number
     view.retryOf = data.retryOf;
   }
   return view;
-}
-
-/** Moves a delayed job's start to `ms` from now (0: it joins the queue now); nothing once it left the delayed set. */
-async function moveDelayedStart(queue: Queue, jobId: string, ms: number): Promise<void> {
-  const job = await Job.fromId(queue, jobId);
-  try {
-    await (ms === 0 ? job?.promote() : job?.changeDelay(ms));
-  } catch (err) {
-    // It left the delayed set meanwhile (started, or aborted): nothing is left to move.
-    if (!(err instanceof Error) || !/not in the delayed state|Missing key for job/.test(err.message)) {
-      throw err;
-    }
-  }
 }

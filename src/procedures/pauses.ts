@@ -8,10 +8,10 @@
  * is told by a `pause` control message, and its node's run waits at its next ctx.checkpoint or
  * ctx.delay (execution-run.ts). See docs/ARCHITECTURE.md#processes.
  */
-import { Job, type Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { ExecutionFinishedError, ExecutionNotFoundError } from '../errors.js';
-import { PARKED_DUE_AT, clearPauseField, pauseField } from '../redis/bullmq-internals.js';
+import { PARKED_DUE_AT, clearPauseField, moveDelayedStart, pauseField } from '../redis/bullmq-internals.js';
 import { jobIdOf, type Keys } from '../redis/keys.js';
 import { pauseExecution, resumeWaiting } from '../redis/scripts.js';
 import type { ExecutionView } from '../types.js';
@@ -77,7 +77,7 @@ export async function resume(host: PauseHost, number: number): Promise<Execution
   } else {
     const dueAt = Number(field);
     const ms = Number.isFinite(dueAt) && dueAt < PARKED_DUE_AT ? Math.max(0, dueAt - Date.now()) : 0;
-    await unpark(host.queue, jobIdOf(number), ms);
+    await moveDelayedStart(host.queue, jobIdOf(number), ms);
   }
   await clearPauseField(host.redis, host.keys, number);
   return (await host.find(number)) ?? view;
@@ -86,17 +86,4 @@ export async function resume(host: PauseHost, number: number): Promise<Execution
 /** Whether execution `number` is paused (its mark; Process state reads it). */
 export async function isPaused(redis: RedisConnection, keys: Keys, number: number): Promise<boolean> {
   return (await pauseField(redis, keys, number)) !== undefined;
-}
-
-/** Moves a parked job back: to the queue (0), or to `ms` from now in the delayed set. */
-async function unpark(queue: Queue, jobId: string, ms: number): Promise<void> {
-  const job = await Job.fromId(queue, jobId);
-  try {
-    await (ms === 0 ? job?.promote() : job?.changeDelay(ms));
-  } catch (err) {
-    // It left the delayed set meanwhile (aborted, or woken): nothing is left to move.
-    if (!(err instanceof Error) || !/not in the delayed state|Missing key for job/.test(err.message)) {
-      throw err;
-    }
-  }
 }

@@ -7,7 +7,7 @@
  * test/redis/bullmq-internals.test.ts runs real BullMQ Queues and Workers and checks every name
  * here against what BullMQ writes: a BullMQ upgrade that changes one of them fails that test.
  */
-import { Job, type JobJson, type Worker } from 'bullmq';
+import { Job, type JobJson, type Queue, type Worker } from 'bullmq';
 import type { RedisConnection } from './redis-connection.js';
 import { QUEUE_NAME, jobIdOf, type Keys } from './keys.js';
 
@@ -260,4 +260,17 @@ export function jobJsonOfHash(raw: Record<string, string>): JobJson {
     parent: raw.parent ? (JSON.parse(raw.parent) as JobJson['parent']) : undefined,
     processedBy: raw.pb,
   };
+}
+
+/** Moves a delayed job's start to `ms` from now (0: it joins the queue now); nothing once it left the delayed set. */
+export async function moveDelayedStart(queue: Queue, jobId: string, ms: number): Promise<void> {
+  const job = await Job.fromId(queue, jobId);
+  try {
+    await (ms === 0 ? job?.promote() : job?.changeDelay(ms));
+  } catch (err) {
+    // It left the delayed set meanwhile (started, aborted, woken): nothing is left to move.
+    if (!(err instanceof Error) || !/not in the delayed state|Missing key for job/.test(err.message)) {
+      throw err;
+    }
+  }
 }
