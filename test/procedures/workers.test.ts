@@ -275,11 +275,16 @@ describe('CALL WORKER across a stop', () => {
     const second = await start(first.prefix, { SPROCD_EXECUTION_LEASE_MS: '60000' });
     // The lease is a minute: only the give-back can move the worker within the test.
     await first.node.stop();
+    // The first node's run of message 2 (attempt 1) was given back while its code waited at the gate;
+    // inline code is not stopped, so when the gate opens that run it records itself too. The steps that
+    // count are the others: message 1 there, and messages 2 (attempt 2) and 3 on the node that took the
+    // worker over.
+    const counted = () => stepsSeen(t).filter((s) => !(s.i === 2 && s.attempt === 1));
     await vi.waitFor(async () => {
       openGate(t, 2);
-      expect(stepsSeen(t).map((s) => s.i)).toEqual([1, 2, 3]);
+      expect(counted().map((s) => s.i)).toEqual([1, 2, 3]);
     }, WAIT);
-    const [one, two, three] = stepsSeen(t);
+    const [one, two, three] = counted();
     expect(one).toMatchObject({ node: first.node.name, attempt: 1, local: 1 });
     expect(two).toMatchObject({ node: second.node.name, attempt: 2, local: 1 });
     expect(three).toMatchObject({ node: second.node.name, attempt: 1, local: 2 });
