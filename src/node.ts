@@ -213,6 +213,9 @@ export class SprocdNode {
       }
       const command = this.open('command');
       this.command = command;
+      // A number block taken before a reconnect may come from a master that is no longer the one (a
+      // fail-over, a frozen master): its numbers can overlap a block of the new master, so take afresh.
+      command.on('ready', () => this.executions?.forgetNumbers());
       this.acks = new ReplicaAcks(command, {
         replicas: s.replicaAcks,
         timeoutMs: s.replicaAckTimeoutMs,

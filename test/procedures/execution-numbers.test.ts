@@ -5,6 +5,7 @@
  * after the add and replaced by a fresh one, the restored execution left as it was.
  */
 import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
@@ -64,6 +65,18 @@ describe('execution numbers', () => {
       NUMBER_BLOCK + 2 * NUMBER_BLOCK + 4 * NUMBER_BLOCK + 1000 + 8 * NUMBER_BLOCK,
     );
     await testClient().del(counter.sequence);
+  });
+
+  it('take a fresh block after the node reconnects: one from before may come from a replaced master', async () => {
+    const executions = node.internals().executions;
+    executions.forgetNumbers();
+    const first = (await executions.execute('echo', 'before', far)).execution.number;
+    const command = (node as unknown as { command: Redis }).command;
+    const reconnected = new Promise((resolve) => command.once('ready', resolve));
+    command.disconnect(true);
+    await reconnected;
+    const next = (await executions.execute('echo', 'after', far)).execution.number;
+    expect(next).toBeGreaterThan(first + NUMBER_BLOCK - 1);
   });
 
   it('never reuse the number of a restored execution, even on a node that missed the restore', async () => {
