@@ -68,6 +68,7 @@ export const ERROR_CODES = [
   'DRAFT_EXPIRED',
   'LOCK_TIMEOUT',
   'LOCK_LOST',
+  'EXECUTION_LEASE_LOST',
   'SESSION_CLOSED',
   // backups
   'BACKUP_INVALID',

@@ -273,7 +273,7 @@ export class SprocdNode {
         keys: this.keys,
         registry: this.registry,
         executions,
-        session: (owner, check) => this.part(this.sessionService).sessionFor(owner, check),
+        session: (owner, check, fence) => this.part(this.sessionService).sessionFor(owner, check, fence),
         logger: this.log,
         node: this.name,
         concurrency: s.concurrency,

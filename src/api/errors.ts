@@ -61,6 +61,7 @@ export const STATUS: Readonly<Record<ErrorCode, number>> = {
   DRAFT_EXPIRED: 500,
   LOCK_TIMEOUT: 500,
   LOCK_LOST: 500,
+  EXECUTION_LEASE_LOST: 500,
   SESSION_CLOSED: 500,
 };
 

@@ -46,8 +46,10 @@ export class ExecutionContext implements ProcedureContext {
 
   /** Made for this execution on first use, so the storage locks it takes name it (the console shows who holds a lock). */
   get session(): Session {
-    return (this.ownSession ??= this.services.session({ execution: this.run.number }, () =>
-      this.run.assertNotAborted(),
+    return (this.ownSession ??= this.services.session(
+      { execution: this.run.number },
+      () => this.run.assertNotAborted(),
+      this.run.fence,
     ));
   }
 

@@ -13,6 +13,7 @@ import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { AbortedError } from '../errors.js';
 import type { LockOwner } from '../session/lock-owner.js';
+import type { RunFence } from '../redis/scripts.js';
 import type {
   ErrCallHandler,
   JsonValue,
@@ -56,7 +57,7 @@ export interface RunServices {
    * The session as `owner` sees it: the storage locks it takes name it, and `check` (throwing to
    * refuse) runs before each `use` takes its locks and before it commits.
    */
-  session(owner: LockOwner, check?: () => void): Session;
+  session(owner: LockOwner, check?: () => void, fence?: RunFence): Session;
   /** Where the lines of ctx.log are kept for the console (./execution-logs.ts); none: not kept. */
   readonly logs?: ExecutionLogs;
   /** Signals and semaphores (./process-sync.ts). */
@@ -108,6 +109,8 @@ export class ExecutionRun {
     readonly number: number,
     readonly job: RunJob,
     readonly token: string,
+    /** Its job's lock and token: its storage commits write only where it still holds the job. */
+    readonly fence?: RunFence,
   ) {
     this.outcome = new Promise((resolve, reject) => {
       this.resolveOutcome = (value) => {

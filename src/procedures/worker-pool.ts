@@ -13,10 +13,12 @@ import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
 import {
   abortRequested,
+  bullQueueKeys,
   hasPauseMark,
   pauseField,
   stopLockRenewal,
   uncountStart,
+  type BullQueueKeys,
 } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
 import { dropPopped, pauseFlags } from '../redis/scripts.js';
@@ -86,6 +88,8 @@ const EARLY_ABORT_TTL_MS = 60_000;
 export class WorkerPool {
   private worker: Worker<ExecutionData, JsonValue> | undefined;
   private readonly running = new Map<number, ExecutionRun>();
+  /** Where a job's lock lives, for the runs' storage fence. */
+  private readonly jobLocks: Pick<BullQueueKeys, 'jobLock'>;
   private readonly earlyAborts = new Map<number, number>();
   /** Pauses that arrived before their execution started here (kept as early aborts are). */
   private readonly earlyPauses = new Map<number, number>();
@@ -100,6 +104,7 @@ export class WorkerPool {
   private readonly threads: ThreadPool;
 
   constructor(private readonly opts: WorkerPoolOptions) {
+    this.jobLocks = bullQueueKeys(opts.keys);
     this.threads = new ThreadPool(opts.logger, opts.concurrency);
     this.logs = new ExecutionLogs(opts.connection, opts.keys, opts.node, (err) =>
       opts.logger.debug({ err }, 'execution log lines not kept'),
@@ -330,7 +335,12 @@ export class WorkerPool {
       );
       throw new UnrecoverableError(encodeFailure(new NodeLostError()));
     }
-    const running = new ExecutionRun(number, job, token);
+    // Its storage commits check its job lock where they land (lockCommit-n.lua): a run whose job is
+    // no longer its own there (a lapsed lease, a master replaced under it) writes nothing.
+    const running = new ExecutionRun(number, job, token, {
+      key: this.jobLocks.jobLock(job.id as string),
+      value: token,
+    });
     this.running.set(number, running);
     try {
       return await this.attempt(running, job, definition);

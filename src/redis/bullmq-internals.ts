@@ -46,6 +46,8 @@ export interface BullQueueKeys {
   readonly deduplicationPrefix: string;
   /** Hash of the job `jobId`. */
   job(jobId: string): string;
+  /** String with a PX lease: the token of the worker that holds job `jobId` while it is active. */
+  jobLock(jobId: string): string;
 }
 
 /** BullMQ's keys for `queue` (the procedures queue unless named) of the deployment `keys`. */
@@ -64,6 +66,7 @@ export function bullQueueKeys(keys: Keys, queue: string = QUEUE_NAME): BullQueue
     stalled: `${base}stalled`,
     deduplicationPrefix: `${base}de:`,
     job: (jobId) => `${base}${jobId}`,
+    jobLock: (jobId) => `${base}${jobId}:lock`,
   };
 }
 

@@ -182,10 +182,22 @@ export interface CommitEntry {
   readonly riders: readonly string[];
 }
 
+/**
+ * A key that must still hold a value on the server a commit reaches, or the commit writes nothing: an
+ * execution's BullMQ job lock and its token. A run that lost its job there (its lease ran out, or it
+ * took the job from a master the sentinels have replaced since) writes nothing.
+ */
+export interface RunFence {
+  readonly key: string;
+  readonly value: string;
+}
+
 /** The reply of {@link lockCommit}. */
 export interface CommitReply {
   /** True when every lock was still held and the changes were written. */
   readonly ok: boolean;
+  /** True when the run fence refused the writes (every lock was held, nothing was written). */
+  readonly fenced: boolean;
   /** Entries whose lock was lost (nothing was written then). */
   readonly lost: string[];
   /** Grant messages for waiters of the committing node (as its inbox would carry them). */
@@ -199,14 +211,16 @@ export async function lockCommit(
   times: LockTimes,
   node: string,
   entries: readonly CommitEntry[],
+  fence?: RunFence,
 ): Promise<CommitReply> {
-  const keys = [storage.fence, storage.data];
+  const keys = [storage.fence, storage.data, fence?.key ?? storage.data];
   const args: (string | number)[] = [
     storage.alivePrefix,
     storage.inboxPrefix,
     times.leaseMs,
     times.inboxTtlMs,
     node,
+    fence?.value ?? '',
   ];
   for (const e of entries) {
     keys.push(storage.lock(e.name), storage.queue(e.name));
@@ -217,6 +231,7 @@ export async function lockCommit(
   const lostCount = reply[1];
   return {
     ok: reply[0] === 1,
+    fenced: reply[0] === -1,
     lost: reply.slice(2, 2 + lostCount) as string[],
     grants: reply.slice(2 + lostCount) as string[],
   };

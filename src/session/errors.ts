@@ -30,6 +30,20 @@ export class LockLostError extends SprocdError {
   }
 }
 
+/**
+ * A `use` of an execution whose job is no longer its own on the Redis master the commit reached: its
+ * lease ran out (another run may have the job now), or it took the job from a master that the
+ * sentinels have since replaced. Nothing was written; the execution runs again wherever its job is.
+ */
+export class RunFencedError extends SprocdError {
+  constructor() {
+    super(
+      'EXECUTION_LEASE_LOST',
+      'storage.use: this run no longer holds its execution on the Redis master the commit reached (its lease ran out, SPROCD_EXECUTION_LEASE_MS, or Redis failed over while it ran); nothing was written. The execution runs again from its job.',
+    );
+  }
+}
+
 /** Something tried to write on `session.storage` itself instead of inside `storage.use`. */
 export class StorageReadOnlyError extends SprocdError {
   constructor(property: string) {

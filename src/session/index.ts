@@ -15,7 +15,7 @@ import { sessionIdentity } from '../redis/scripts.js';
 import type { Session, SessionInfo, Storage } from '../types.js';
 import { storageLayout } from './layout.js';
 import { type LockOwner, lockLabel } from './lock-owner.js';
-import { LockManager, mapRedisError } from './locks.js';
+import { LockManager, mapRedisError, type RunFence } from './locks.js';
 import { SessionStorage } from './storage.js';
 
 export * from './errors.js';
@@ -67,9 +67,10 @@ export interface SessionService {
   /**
    * The same session for one writer (an execution, the console): its locks name it too, and `check`,
    * when given, runs before each `use` takes its locks and again before it commits (it throws to
-   * refuse: an aborted execution writes nothing).
+   * refuse: an aborted execution writes nothing); `fence`, when given, is checked by the commit
+   * itself on the server it reaches (an execution's job lock: storage.ts, StorageWriter).
    */
-  sessionFor(owner: LockOwner, check?: () => void): Session;
+  sessionFor(owner: LockOwner, check?: () => void, fence?: RunFence): Session;
   /** The session as stored now (re-read from Redis). */
   describe(): Promise<SessionDescription>;
   /** Lets running uses finish (up to one lease), stops waiting ones, closes the connection it opened. */
@@ -177,8 +178,8 @@ export async function openSession(opts: SessionServiceOptions): Promise<SessionS
   let closing: Promise<void> | undefined;
   return {
     session,
-    sessionFor: (owner, check) =>
-      sessionWith(storage.facadeFor({ label: lockLabel(opts.nodeName ?? machineName, owner), check })),
+    sessionFor: (owner, check, fence) =>
+      sessionWith(storage.facadeFor({ label: lockLabel(opts.nodeName ?? machineName, owner), check, fence })),
     async describe() {
       const now = await ensureIdentity(opts.command, opts.keys, machineName);
       if (now.id !== identity.id || now.createdAtMs !== identity.createdAtMs) {

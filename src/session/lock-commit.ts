@@ -6,7 +6,13 @@
  * docs/ARCHITECTURE.md, "Storage locks and fencing").
  */
 import type { RedisConnection } from '../redis/redis-connection.js';
-import { lockCommit, type CommitEntry, type CommitReply, type LockTimes } from '../redis/scripts.js';
+import {
+  lockCommit,
+  type CommitEntry,
+  type CommitReply,
+  type LockTimes,
+  type RunFence,
+} from '../redis/scripts.js';
 import type { HeldLock } from './lock-grant.js';
 import type { LocalHandoff } from './lock-handoff.js';
 import { mapRedisError } from './lock-redis-errors.js';
@@ -43,9 +49,14 @@ export class LockCommitter {
 
   /**
    * Writes `ops` (entries not named are left as they are) and releases every lock of `held`; returns
-   * the first lost key (then nothing was written), or undefined when all was written.
+   * the first lost key, or `fenced` when `fence` refused (nothing was written then), or undefined when
+   * all was written.
    */
-  async run(held: readonly HeldLock[], ops: ReadonlyMap<string, CommitOp>): Promise<string | undefined> {
+  async run(
+    held: readonly HeldLock[],
+    ops: ReadonlyMap<string, CommitOp>,
+    fence?: RunFence,
+  ): Promise<{ lost: string } | 'fenced' | undefined> {
     const { handoff } = this.o;
     const entries: CommitEntry[] = [];
     const riders: [string, Waiter[]][] = [];
@@ -65,7 +76,7 @@ export class LockCommitter {
     const keys = held.map((lock) => lock.key);
     let reply: CommitReply;
     try {
-      reply = await lockCommit(this.o.redis, this.o.layout, this.o.times, this.o.nodeId, entries);
+      reply = await lockCommit(this.o.redis, this.o.layout, this.o.times, this.o.nodeId, entries, fence);
     } catch (err) {
       // Whether the script ran is unknown: the riders queue on their own. Should they now be in a
       // queue twice, the second grant finds them done, or holding, and is passed on as an orphan.
@@ -91,6 +102,9 @@ export class LockCommitter {
     for (const key of keys) {
       handoff.flushIfLetGo(key);
     }
-    return reply.ok ? undefined : reply.lost[0];
+    if (reply.ok) {
+      return undefined;
+    }
+    return reply.fenced ? 'fenced' : { lost: reply.lost[0] ?? '' };
   }
 }

@@ -33,8 +33,14 @@
 import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { NO_ACKS, type WriteAcks } from '../redis/replica-acks.js';
-import { lockAcquire, lockCancel, type AcquireReply, type LockTimes } from '../redis/scripts.js';
-import { LockLostError, LockTimeoutError, SessionClosedError } from './errors.js';
+import {
+  lockAcquire,
+  lockCancel,
+  type AcquireReply,
+  type LockTimes,
+  type RunFence,
+} from '../redis/scripts.js';
+import { LockLostError, LockTimeoutError, RunFencedError, SessionClosedError } from './errors.js';
 import type { StorageLayout } from './layout.js';
 import { LockCommitter, type CommitOp } from './lock-commit.js';
 import { parseGrant, type HeldLock } from './lock-grant.js';
@@ -47,6 +53,7 @@ import { armWaiter, disarmWaiter, newWaiter, type Waiter } from './lock-waiter.j
 
 // What storage.ts and index.ts use of the lock modules, so they import the manager's module only.
 export type { CommitOp } from './lock-commit.js';
+export type { RunFence } from '../redis/scripts.js';
 export type { HeldLock } from './lock-grant.js';
 export { mapRedisError } from './lock-redis-errors.js';
 
@@ -140,14 +147,22 @@ export class LockManager {
 
   /**
    * Ends a `use`: writes `ops` (entries not named are left as they are) and releases every lock in
-   * one script. Throws LockLostError, having written nothing, when any lease ran out.
+   * one script. Throws LockLostError, having written nothing, when any lease ran out, and
+   * RunFencedError when `fence`'s key no longer holds its value where the commit ran.
    */
-  async commit(held: readonly HeldLock[], ops: ReadonlyMap<string, CommitOp>): Promise<void> {
+  async commit(
+    held: readonly HeldLock[],
+    ops: ReadonlyMap<string, CommitOp>,
+    fence?: RunFence,
+  ): Promise<void> {
     const acks = this.o.acks ?? NO_ACKS;
     const ticket = acks.ticket();
-    const lost = await this.committer.run(held, ops);
-    if (lost !== undefined) {
-      throw new LockLostError(lost);
+    const refused = await this.committer.run(held, ops, fence);
+    if (refused === 'fenced') {
+      throw new RunFencedError();
+    }
+    if (refused !== undefined) {
+      throw new LockLostError(refused.lost);
     }
     if (ops.size > 0) {
       // Written, locks handed on; the `use` returns once replicas have it (NotReplicatedError if not).

@@ -23,7 +23,7 @@ import {
   StorageValueInvalidError,
 } from './errors.js';
 import type { StorageLayout } from './layout.js';
-import { type CommitOp, type HeldLock, type LockManager, mapRedisError } from './locks.js';
+import { type CommitOp, type HeldLock, type LockManager, mapRedisError, type RunFence } from './locks.js';
 import { assertKey, normalizeKeys, parseEntry, rootPath, serializeEntry } from './values.js';
 
 /** What {@link SessionStorage} needs. */
@@ -44,6 +44,11 @@ export interface StorageWriter {
    * takes its locks and again before it commits, so nothing is written after it throws.
    */
   readonly check?: () => void;
+  /**
+   * An execution's job lock and token: its commits write only where the run still holds its job
+   * (RunFencedError otherwise), so a run that took its job from a replaced master writes nothing.
+   */
+  readonly fence?: RunFence;
 }
 
 /** The storage implementation; `session.storage` is {@link SessionStorage.facade}. */
@@ -222,7 +227,9 @@ export class SessionStorage {
         scope.end();
         // The writer may have been stopped while it held the locks (an abort): then nothing is written.
         writer.check?.();
-        await inSpan('storage.commit', attributes, () => this.o.locks.commit(held, this.commitOps(scope)));
+        await inSpan('storage.commit', attributes, () =>
+          this.o.locks.commit(held, this.commitOps(scope), writer.fence),
+        );
       } catch (err) {
         scope.end();
         if (!(err instanceof LockLostError)) {

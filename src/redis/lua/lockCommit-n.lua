@@ -2,34 +2,41 @@
   Ends a storage.use: checks that every lock is still held with its fencing token, then writes all
   changed entries at once and releases every lock, granting each to its next waiter. When any lock
   was lost (its lease ran out), nothing is written; the locks still held are released all the same.
+  A run fence (an execution's job lock, checked on the server the commit reaches) refuses the writes
+  the same way: a run that no longer holds its job there, because its lease ran out or because it
+  took the job from a master that the sentinels have since replaced, writes nothing.
   Waiters of the committing node that arrived while it held a key join that key's queue here, before
   the lock is handed on ("riders", see session/locks.ts).
 
   Input:
     KEYS[1] fence counter
     KEYS[2] entries hash
-    KEYS[1+2i], KEYS[2+2i] lock and queue of entry i (i = 1..n)
+    KEYS[3] the run fence's key (the entries hash again when there is none)
+    KEYS[2+2i], KEYS[3+2i] lock and queue of entry i (i = 1..n)
     ARGV[1] alive key prefix, ARGV[2] inbox key prefix (a node id follows each)
     ARGV[3] lease ms, ARGV[4] inbox ttl ms
     ARGV[5] the committing node
+    ARGV[6] the value the run fence's key must hold ('' when there is no fence)
     then per entry, in KEYS order: name, lock value, op ("s" set to the JSON that follows, "d" delete,
     "k" keep), JSON, number of riders r, then r rider waiter ids.
   Output:
-    { ok (1 or 0), number of lost locks, lostName..., grant message for the committing node's own
-    waiters... }: a lock passed to another waiter of the same node travels back in the reply.
+    { ok (1, 0 when a lock was lost, -1 when the run fence refused), number of lost locks,
+    lostName..., grant message for the committing node's own waiters... }: a lock passed to another
+    waiter of the same node travels back in the reply.
 ]]
 --- @include "includes/promote"
 local ctx = {
   alive = ARGV[1], inbox = ARGV[2], fence = KEYS[1], data = KEYS[2],
   lease = ARGV[3], inboxTtl = ARGV[4], self = ARGV[5],
 }
-local n = (#KEYS - 2) / 2
+local n = (#KEYS - 3) / 2
+local fenced = ARGV[6] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[6]
 local entries = {}
-local cursor = 6
+local cursor = 7
 for i = 1, n do
   local e = {
     name = ARGV[cursor], lockValue = ARGV[cursor + 1], op = ARGV[cursor + 2], json = ARGV[cursor + 3],
-    lockKey = KEYS[1 + 2 * i], queueKey = KEYS[2 + 2 * i], riders = {},
+    lockKey = KEYS[2 + 2 * i], queueKey = KEYS[3 + 2 * i], riders = {},
   }
   local count = tonumber(ARGV[cursor + 4])
   for r = 1, count do
@@ -45,7 +52,7 @@ for i = 1, n do
     lost[#lost + 1] = entries[i].name
   end
 end
-if #lost == 0 then
+if #lost == 0 and not fenced then
   for i = 1, n do
     local e = entries[i]
     if e.op == 's' then
@@ -73,7 +80,13 @@ for i = 1, n do
     grants[#grants + 1] = granted
   end
 end
-local reply = { #lost == 0 and 1 or 0, #lost }
+local status = 1
+if #lost > 0 then
+  status = 0
+elseif fenced then
+  status = -1
+end
+local reply = { status, #lost }
 for _, name in ipairs(lost) do
   reply[#reply + 1] = name
 end
