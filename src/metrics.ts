@@ -38,7 +38,7 @@ export class NodeMetrics {
     collectDefaultMetrics({ register: this.node, prefix: 'sprocd_' });
     this.duration = new Histogram({
       name: 'sprocd_execution_duration_seconds',
-      help: 'How long executions ran on this node, by outcome (completed, failed, aborted, given back, put back after a Redis outage).',
+      help: 'How long executions ran on this node, by outcome (completed, failed, aborted, given back, put back after a Redis outage, lost: its job lock was gone at a storage commit).',
       labelNames: ['procedure', 'outcome'],
       buckets: [0.005, 0.025, 0.1, 0.5, 1, 5, 30, 120, 600],
       registers: [this.node],

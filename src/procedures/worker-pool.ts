@@ -46,6 +46,9 @@ import { ProcessControl, markSleep } from './processes.js';
 import type { LoadedProcedure, ProcedureRegistry } from './registry.js';
 import { ThreadPool } from './thread/pool.js';
 
+/** The code of a run whose storage commit found its job lock gone (session/errors.ts, RunFencedError); by code, as a thread's errors come back as copies. */
+const RUN_FENCED = 'EXECUTION_LEASE_LOST';
+
 /** What the pool needs from the node. */
 export interface WorkerPoolOptions {
   connection: RedisConnection;
@@ -437,6 +440,18 @@ export class WorkerPool {
         }
         outcome = 'given back';
         await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      if ((err as { code?: unknown } | undefined)?.code === RUN_FENCED) {
+        // Its job is not its own where its commit landed (a lapsed lease, a master replaced under
+        // it): filing an end here would be refused or lost. The job is left to the run or the
+        // stalled check that holds it now, which runs it again.
+        outcome = 'lost';
+        o.logger.warn(
+          { execution: number, procedure: job.data.procedure, err: describeError(err) },
+          'execution lost its job before its commit; it runs again from its job',
+        );
+        stopLockRenewal(this.worker, job.id);
         throw new WaitingError();
       }
       const recoveries = recoveriesSoFar(job);
