@@ -219,7 +219,7 @@ export class RedisUnavailableError extends SprocdError {
   constructor(cause?: unknown) {
     super(
       'REDIS_UNAVAILABLE',
-      'Redis is unreachable or did not answer in time (SPROCD_REDIS_TIMEOUT_MS); the request changed nothing that was acknowledged. Retry when Redis is back.',
+      'Redis is unreachable or did not answer in time (SPROCD_REDIS_TIMEOUT_MS). A write sent before the time-out may still be made (a frozen Redis runs it when it wakes), so an execution request may have queued its execution: retry when Redis is back, and give executions a `unique` name so that a retry cannot queue one twice.',
       { cause },
     );
   }

@@ -90,7 +90,7 @@ export function toHttpError(err: unknown): HttpError {
   if (isRedisError(err)) {
     return fail(
       'REDIS_UNAVAILABLE',
-      'Redis is unreachable or did not answer in time; retry when it is back.',
+      'Redis is unreachable or did not answer in time; what the request wrote may still be made. Retry when it is back (a `unique` name makes an execution request safe to retry).',
     );
   }
   const e = err as { code?: string; statusCode?: number; message?: string };
