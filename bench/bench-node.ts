@@ -37,7 +37,7 @@ export async function startBenchNode(
       REDIS_URL: redisUrl,
       SPROCD_PREFIX: `bench-${label}-${Date.now()}`,
       PORT: '0',
-      LOG_LEVEL: 'silent',
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent',
       SPROCD_CONCURRENCY: '16',
       SPROCD_JOBS_DIR: path.join(HERE, 'jobs'),
       SPROCD_LIFECYCLE_DIR: path.join(HERE, 'no-lifecycle'),
@@ -45,7 +45,7 @@ export async function startBenchNode(
     },
     HERE,
   );
-  const node = new SprocdNode(settings, createLogger('silent', { pretty: false }));
+  const node = new SprocdNode(settings, createLogger(settings.logLevel, { pretty: false }));
   await node.start();
   const executions = node.internals().executions;
   const worker = (node as unknown as { workers: { worker: Worker } }).workers.worker;

@@ -4,7 +4,7 @@
  * BENCH_ONLY=queue,session,backup,console,auth,signals,checkpoint,workers,thread picks some;
  * BENCH_ONLY=sentinel (not in the default set: it starts a Sentinel group of its own and takes about a
  * minute more) runs bench/sentinel.ts, BENCH_ONLY=cluster (likewise: a six-node Redis Cluster of its
- * own) bench/cluster.ts, and BENCH_ONLY=million the million-executions benchmark
+ * own) bench/cluster.ts, BENCH_ONLY=failover (a Sentinel group of its own, about 3 minutes) bench/failover.ts, and BENCH_ONLY=million the million-executions benchmark
  * (bench/million.ts, about two minutes on its own redis-server), which the default run leaves out.
  * BENCH_ONLY=graphile (not in the default set either: it needs PostgreSQL, GRAPHILE_DATABASE_URL)
  * runs sprocd against graphile-worker and bare BullMQ (bench/graphile.ts).
@@ -77,6 +77,10 @@ try {
   if (only.has('sentinel')) {
     const { benchSentinel } = await import('./sentinel.js');
     print('One Redis vs Sentinel, replica acknowledgements off and on (issue 11)', await benchSentinel());
+  }
+  if (only.has('failover')) {
+    const { benchFailover } = await import('./failover.js');
+    print('How long a Sentinel fail-over stalls sprocd and bare BullMQ (issue 11)', await benchFailover());
   }
   if (only.has('cluster')) {
     const { benchCluster } = await import('./cluster.js');

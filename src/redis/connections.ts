@@ -51,7 +51,7 @@ export function openConnection(role: ConnectionRole, options: ConnectionOptions)
   } else {
     const single = { ...base, retryStrategy: reconnectDelay, ...roleOptions };
     redis = isSentinelUrl(options.url)
-      ? new Redis({ ...single, ...sentinelOptions(options.url, options.timeoutMs) })
+      ? reconnectAfterEnd(new Redis({ ...single, ...sentinelOptions(options.url, options.timeoutMs) }))
       : isUnixUrl(options.url)
         ? new Redis({ ...single, ...parseUnixUrl(options.url) })
         : new Redis(options.url, single);
@@ -65,6 +65,17 @@ export function openConnection(role: ConnectionRole, options: ConnectionOptions)
 /** Reconnect quickly at first, then at most every 2 s: a restarted Redis is picked up fast. */
 function reconnectDelay(times: number): number {
   return Math.min(50 * 2 ** Math.min(times, 6), 2000);
+}
+
+/**
+ * Behind Sentinel a reconnect asks the sentinels for the master, and the answer changes the moment
+ * they fail over: retrying every 250 ms at most leaves a connection on the new master within a
+ * quarter second of the switch. With the 2 s cap of {@link reconnectDelay}, a connection that had
+ * backed off during the election waited up to 2 s more (bench/failover.ts measured a stall of 1.1 s
+ * beyond Sentinel's own time after a SIGKILL of the master).
+ */
+function sentinelReconnectDelay(times: number): number {
+  return Math.min(50 * times, 250);
 }
 
 /**
@@ -121,6 +132,7 @@ export function clusterOptions(
  *   connection would stay on it (blocking commands forever) after the sentinels elected another;
  * - a demoted master answers writes with READONLY: that error reconnects (to the master the
  *   sentinels now name) and sends the refused command again, which is safe since it did nothing;
+ * - `retryStrategy`: reconnect at least every 250 ms ({@link sentinelReconnectDelay});
  * - `sentinelCommandTimeout`: a frozen sentinel is skipped for the next one instead of hanging.
  */
 export function sentinelOptions(url: string, timeoutMs: number): RedisOptions {
@@ -136,11 +148,49 @@ export function sentinelOptions(url: string, timeoutMs: number): RedisOptions {
     ...(t.sentinelPassword === undefined ? {} : { sentinelPassword: t.sentinelPassword }),
     ...(t.tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
     failoverDetector: true,
+    retryStrategy: sentinelReconnectDelay,
     sentinelCommandTimeout: timeoutMs,
     // While no sentinel answers: retry quickly, then every second (null would give up for good).
     sentinelRetryStrategy: (times) => Math.min(100 * times, 1000),
     reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
   };
+}
+
+/**
+ * Makes a Sentinel connection that ends without its owner closing it connect again, and its
+ * duplicates (BullMQ's blocking connections) as well.
+ *
+ * ioredis ends such a connection for good when its fail-over detector drops it while it is asking
+ * the sentinels for the master: the resolve then throws "Connection is closed." and `connect` turns
+ * that into the status `end`, which no reconnect leaves. bench/failover.ts hit it in every round once
+ * reconnects came every 250 ms: the node's command and session connections stayed `end` after a
+ * SIGKILL of the master, and every request answered REDIS_UNAVAILABLE until the node was restarted.
+ * Only `quit()` and `disconnect()` without reconnecting, by sprocd or BullMQ, close one for good.
+ */
+export function reconnectAfterEnd(redis: Redis): Redis {
+  let closedByOwner = false;
+  const disconnect = redis.disconnect.bind(redis);
+  redis.disconnect = (reconnect?: boolean) => {
+    closedByOwner ||= reconnect !== true;
+    disconnect(reconnect);
+  };
+  const quit = redis.quit as (...args: unknown[]) => Promise<'OK'>;
+  redis.quit = ((...args: unknown[]) => {
+    closedByOwner = true;
+    return quit.apply(redis, args);
+  }) as Redis['quit'];
+  const duplicate = redis.duplicate.bind(redis);
+  redis.duplicate = (override) => reconnectAfterEnd(duplicate(override));
+  redis.on('end', () => {
+    if (!closedByOwner) {
+      setTimeout(() => {
+        if (!closedByOwner && redis.status === 'end') {
+          redis.connect().catch(() => undefined);
+        }
+      }, sentinelReconnectDelay(1));
+    }
+  });
+  return redis;
 }
 
 /** Waits until `redis` is connected (resolves at once when it already is). */

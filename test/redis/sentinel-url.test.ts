@@ -94,6 +94,9 @@ describe('the redis+sentinel:// URL', () => {
       options.reconnectOnError?.(new Error("READONLY You can't write against a read only replica.")),
     ).toBe(2);
     expect(options.reconnectOnError?.(new Error('ERR other'))).toBe(false);
+    // A connection that backed off while the sentinels elected a master tries again within 250 ms.
+    expect(options.retryStrategy?.(1)).toBe(50);
+    expect(options.retryStrategy?.(40)).toBe(250);
   });
 });
 
