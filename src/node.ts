@@ -47,6 +47,7 @@ import { ReplicaAcks } from './redis/replica-acks.js';
 import { startRedisServer, type RedisServer } from './redis/embedded.js';
 import { withRedisTimeout } from './redis/errors.js';
 import { createKeys, type Keys } from './redis/keys.js';
+import { checkShardCount, refuseUnbuiltShards } from './redis/shard-count.js';
 import { openSession, type SessionService } from './session/index.js';
 import { replaceEntry } from './session/entry-edit.js';
 import { storageReport } from './session/lock-report.js';
@@ -234,6 +235,9 @@ export class SprocdNode {
       });
       await this.waitForRedis();
       this.log.info({ redis: redactUrl(this.redisUrl) }, 'connected to Redis');
+      // Before anything is queued: a node with another shard count would look in other queues.
+      refuseUnbuiltShards(s.queueShards);
+      await checkShardCount(command, this.keys, s.queueShards);
 
       this.sessionService = await openSession({
         command,

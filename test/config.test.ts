@@ -36,6 +36,7 @@ describe('defaults', () => {
       callersFile: undefined,
       auditMax: 10_000,
       concurrency: 16,
+      queueShards: 1,
       jobsDir: '/srv/app/jobs',
       lifecycleDir: '/srv/app/lifecycle',
       shutdownGraceMs: 10_000,
