@@ -163,3 +163,30 @@ export function shardPlacement(connection: RedisConnection, shards: readonly Sha
     return { shard, tag, slot, master: isCluster(connection) ? connection.slots[slot]?.[0] : undefined };
   });
 }
+
+/** A deployment's queue shards: what every part asks to find the shard of an execution or a name. */
+export class QueueShards {
+  /** Every shard, index = shard. */
+  readonly all: readonly ShardKeys[];
+
+  constructor(
+    prefix: string,
+    /** S, SPROCD_QUEUE_SHARDS. */
+    readonly count: number,
+  ) {
+    if (!Number.isInteger(count) || count < 1 || count > MAX_QUEUE_SHARDS) {
+      throw new RangeError(`queue shards: ${count} is not a whole number from 1 to ${MAX_QUEUE_SHARDS}`);
+    }
+    this.all = createShardKeys(prefix, count);
+  }
+
+  /** The shard of execution `number`. */
+  ofNumber(number: number): ShardKeys {
+    return this.all[shardOfNumber(number, this.count)]!;
+  }
+
+  /** The shard of unique name `name`. */
+  ofName(name: string): ShardKeys {
+    return this.all[shardOfName(name, this.count)]!;
+  }
+}

@@ -137,6 +137,16 @@ describe('queue shards on a Redis Cluster', () => {
       expect(after.map((n, i) => n - before[i]!).every((n) => n >= 1)).toBe(true);
       expect(acks.allWaits).toBe(3);
 
+      // Each node reported where its (one) shard lives: the master of the deployment's slot.
+      const slotMaster = `127.0.0.1:${(await cluster.masterOf(slotKey)).port}`;
+      for (const node of [a, b]) {
+        const reported = node.lines.find((l) => l.msg === 'queue shards')?.shards as {
+          tag: string;
+          master: string;
+        }[];
+        expect(reported).toEqual([expect.objectContaining({ tag: `{${prefix}}`, master: slotMaster })]);
+      }
+
       // The stored count lives in the deployment's own slot, beside its execution counter.
       await checkShardCount(redis, createKeys(spread), 1);
       expect(await redis.get(createKeys(spread).queueShards)).toBe('1');

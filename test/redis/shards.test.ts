@@ -8,6 +8,7 @@ import { slotOf } from '../../src/redis/cluster.js';
 import { createKeys, deploymentPattern } from '../../src/redis/keys.js';
 import {
   MAX_QUEUE_SHARDS,
+  QueueShards,
   ShardedBlock,
   createShardKeys,
   shardOfName,
@@ -180,5 +181,23 @@ describe('shardPlacement', () => {
       { shard: 1, tag: '{acme:q1}', slot: slotOf('{acme:q1}'), master: undefined },
     ]);
     single.disconnect();
+  });
+});
+
+describe('QueueShards', () => {
+  it('finds the shard of a number and of a name', () => {
+    const shards = new QueueShards('acme', 3);
+    expect(shards.all.map((s) => s.shard)).toEqual([0, 1, 2]);
+    expect(shards.ofNumber(7).tag).toBe('{acme:q1}');
+    expect(shards.ofName('order-1')).toBe(shards.all[shardOfName('order-1', 3)]);
+  });
+
+  it('has the one shard {prefix} for S = 1, and refuses counts out of 1..64', () => {
+    const one = new QueueShards('acme', 1);
+    expect(one.ofNumber(12345).bullPrefix).toBe(createKeys('acme').bullPrefix);
+    expect(one.ofName('x').tag).toBe('{acme}');
+    expect(() => new QueueShards('acme', 0)).toThrow(RangeError);
+    expect(() => new QueueShards('acme', 65)).toThrow(RangeError);
+    expect(() => new QueueShards('acme', 1.5)).toThrow(RangeError);
   });
 });
