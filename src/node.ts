@@ -192,6 +192,7 @@ export class SprocdNode {
   async start(): Promise<void> {
     const s = this.settings;
     try {
+      refuseUnbuiltShards(s.queueShards); // a setting this version cannot run: before anything opens
       this.tracing = await startTracing();
       this.callers = new CallerDirectory({ token: s.token, file: s.callersFile });
       this.api = await buildApi(this.apiContext());
@@ -242,7 +243,6 @@ export class SprocdNode {
       await this.waitForRedis();
       this.log.info({ redis: redactUrl(this.redisUrl) }, 'connected to Redis');
       // Before anything is queued: a node with another shard count would look in other queues.
-      refuseUnbuiltShards(s.queueShards);
       await checkShardCount(command, this.keys, s.queueShards);
       if (isCluster(command)) {
         // Which master serves each shard: shards add capacity only on different masters.

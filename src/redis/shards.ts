@@ -92,8 +92,14 @@ export class ShardedBlock {
     return this.end - this.next + this.skippedCount;
   }
 
-  /** Replaces the block's range with `[first, last]`; the skipped numbers of the old one are kept. */
-  refill(first: number, last: number): void {
+  /**
+   * Replaces the block's range with `[first, last]`. The numbers the old one passed over are kept,
+   * unless `keepSkipped` is false (they came with another restore count than the new block's).
+   */
+  refill(first: number, last: number, keepSkipped = true): void {
+    if (!keepSkipped) {
+      this.clear();
+    }
     this.next = first;
     this.end = last + 1;
   }
@@ -110,6 +116,9 @@ export class ShardedBlock {
 
   /** The lowest number left, or undefined when the block is used up. */
   take(): number | undefined {
+    if (this.skippedCount === 0) {
+      return this.next < this.end ? this.next++ : undefined;
+    }
     let best = -1;
     for (let r = 0; r < this.shards; r++) {
       const first = this.skipped[r]![0];
