@@ -119,6 +119,8 @@ describe('bad settings', () => {
     ['SPROCD_TOKEN', 'short', /^SPROCD_TOKEN=\(hidden\): must be at least 16 characters$/],
     ['SPROCD_CONCURRENCY', '0', /^SPROCD_CONCURRENCY="0": Too small: expected number to be >=1$/],
     ['SPROCD_CONCURRENCY', '1.5', /^SPROCD_CONCURRENCY="1.5": must be a whole number$/],
+    ['SPROCD_QUEUE_SHARDS', '0', /^SPROCD_QUEUE_SHARDS="0": Too small: expected number to be >=1$/],
+    ['SPROCD_QUEUE_SHARDS', '65', /^SPROCD_QUEUE_SHARDS="65": Too big: expected number to be <=64$/],
     ['SPROCD_JOBS_DIR', '   ', /^SPROCD_JOBS_DIR=" {3}": must not be empty$/],
     ['LOG_LEVEL', 'loud', /^LOG_LEVEL="loud": Invalid option: expected one of/],
     ['SPROCD_NODE_NAME', 'a/b', /^SPROCD_NODE_NAME="a\/b": use 1-100 of/],

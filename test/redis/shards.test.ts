@@ -4,6 +4,7 @@
  * out the next number of one shard without losing the ones it passes over.
  */
 import { describe, expect, it } from 'vitest';
+import { loadSettings } from '../../src/config.js';
 import { slotOf } from '../../src/redis/cluster.js';
 import { createKeys, deploymentPattern } from '../../src/redis/keys.js';
 import {
@@ -199,5 +200,9 @@ describe('QueueShards', () => {
     expect(() => new QueueShards('acme', 0)).toThrow(RangeError);
     expect(() => new QueueShards('acme', 65)).toThrow(RangeError);
     expect(() => new QueueShards('acme', 1.5)).toThrow(RangeError);
+    // The setting's range is the same (src/config.ts writes 64 out, to stay light).
+    expect(loadSettings({ SPROCD_QUEUE_SHARDS: String(MAX_QUEUE_SHARDS) }, '/srv').queueShards).toBe(
+      MAX_QUEUE_SHARDS,
+    );
   });
 });
