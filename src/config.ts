@@ -57,6 +57,8 @@ export interface Settings {
   auditMax: number;
   /** `SPROCD_CONCURRENCY`: executions this node runs at once. */
   concurrency: number;
+  /** `SPROCD_QUEUE_SHARDS`: BullMQ queues the executions are spread over (redis/shards.ts). */
+  queueShards: number;
   /** `SPROCD_JOBS_DIR`: the procedures (absolute once loaded). */
   jobsDir: string;
   /** `SPROCD_LIFECYCLE_DIR`: the lifecycle hooks (absolute once loaded). */
@@ -211,6 +213,7 @@ const SCHEMA = {
   callersFile: ['SPROCD_CALLERS_FILE', nonEmpty, undefined],
   auditMax: ['SPROCD_AUDIT_MAX', int(0, 1_000_000), '10000'],
   concurrency: ['SPROCD_CONCURRENCY', int(1, 10_000), '16'],
+  queueShards: ['SPROCD_QUEUE_SHARDS', int(1, 64), '1'], // 64: MAX_QUEUE_SHARDS of redis/shards.ts
   jobsDir: ['SPROCD_JOBS_DIR', nonEmpty, './jobs'],
   lifecycleDir: ['SPROCD_LIFECYCLE_DIR', nonEmpty, './lifecycle'],
   shutdownGraceMs: ['SPROCD_SHUTDOWN_GRACE_MS', int(0), '10000'],

@@ -47,6 +47,8 @@ import { ReplicaAcks } from './redis/replica-acks.js';
 import { startRedisServer, type RedisServer } from './redis/embedded.js';
 import { withRedisTimeout } from './redis/errors.js';
 import { createKeys, type Keys } from './redis/keys.js';
+import { checkShardCount, refuseUnbuiltShards } from './redis/shard-count.js';
+import { QueueShards, shardPlacement } from './redis/shards.js';
 import { openSession, type SessionService } from './session/index.js';
 import { replaceEntry } from './session/entry-edit.js';
 import { storageReport } from './session/lock-report.js';
@@ -57,6 +59,8 @@ import type { HookContext, Session } from './types.js';
 export interface NodeInternals {
   readonly redis: RedisConnection;
   readonly keys: Keys;
+  /** The queue shards (SPROCD_QUEUE_SHARDS, redis/shards.ts). */
+  readonly shards: QueueShards;
   readonly executions: Executions;
   readonly lifecycle: LifecycleServices | undefined;
   /** Signals and semaphores (bench/signals.ts wakes one node's waiter from another). */
@@ -67,6 +71,7 @@ export interface NodeInternals {
 export class SprocdNode {
   private current: NodeState = 'starting';
   private readonly keys: Keys;
+  private readonly shards: QueueShards;
   private readonly registry: ProcedureRegistry;
   private readonly hooks: LifecycleHooks;
   /** lifecycle/onError, called for each execution that failed for good here. */
@@ -111,6 +116,7 @@ export class SprocdNode {
     private readonly log: Logger,
   ) {
     this.keys = createKeys(settings.prefix);
+    this.shards = new QueueShards(settings.prefix, settings.queueShards);
     this.registry = new ProcedureRegistry(settings.jobsDir);
     this.hooks = new LifecycleHooks(settings.lifecycleDir);
     this.onErrorCalls = new OnErrorCalls({
@@ -172,6 +178,7 @@ export class SprocdNode {
     return {
       redis: this.redis(),
       keys: this.keys,
+      shards: this.shards,
       executions: this.part(this.executions),
       lifecycle: this.lifecycle,
       sync: this.sync,
@@ -185,6 +192,7 @@ export class SprocdNode {
   async start(): Promise<void> {
     const s = this.settings;
     try {
+      refuseUnbuiltShards(s.queueShards); // a setting this version cannot run: before anything opens
       this.tracing = await startTracing();
       this.callers = new CallerDirectory({ token: s.token, file: s.callersFile });
       this.api = await buildApi(this.apiContext());
@@ -234,6 +242,12 @@ export class SprocdNode {
       });
       await this.waitForRedis();
       this.log.info({ redis: redactUrl(this.redisUrl) }, 'connected to Redis');
+      // Before anything is queued: a node with another shard count would look in other queues.
+      await checkShardCount(command, this.keys, s.queueShards);
+      if (isCluster(command)) {
+        // Which master serves each shard: shards add capacity only on different masters.
+        this.log.info({ shards: shardPlacement(command, this.shards.all) }, 'queue shards');
+      }
 
       this.sessionService = await openSession({
         command,

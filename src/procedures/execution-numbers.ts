@@ -6,12 +6,15 @@
  * a stop, or dropped by {@link NumberAllotment.forget}, leaves a gap. A number that turns out to be
  * taken anyway (a node kept a block from before a restore that put back executions with those
  * numbers) is caught after the add by execution-index.ts, which raises the counter past it; the
- * execution then takes a fresh block. See docs/ARCHITECTURE.md#bounded-resources.
+ * execution then takes a fresh block. With queue shards a unique name takes the next number of its
+ * shard ({@link NumberAllotment.takeFor}); the numbers passed over stay for later takes. See
+ * docs/ARCHITECTURE.md#bounded-resources and #queue-shards.
  */
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { SprocdError } from '../errors.js';
 import type { Keys } from '../redis/keys.js';
 import { numberBlock } from '../redis/scripts.js';
+import { ShardedBlock } from '../redis/shards.js';
 
 /** A number taken, with the restore counter of its block (see numberBlock-2.lua). */
 export interface TakenNumber {
@@ -47,8 +50,8 @@ export class NumbersExhaustedError extends SprocdError {
 
 /** One node's share of the execution counter. */
 export class NumberAllotment {
-  private next = 0;
-  private end = 0;
+  /** The numbers held, handed out lowest first, or by queue shard (redis/shards.ts). */
+  private readonly block: ShardedBlock;
   private restores = '';
   private refill: Promise<void> | undefined;
   /** Raised by forget(): a block that arrives after it was asked for before is dropped. */
@@ -64,24 +67,44 @@ export class NumberAllotment {
     private readonly blockSize = NUMBER_BLOCK,
     private readonly max = MAX_EXECUTION_NUMBER,
     private readonly growWithinMs = GROW_WITHIN_MS,
+    /** SPROCD_QUEUE_SHARDS: {@link takeFor} hands out numbers of one shard. */
+    private readonly shards = 1,
   ) {
     this.size = blockSize;
+    this.block = new ShardedBlock(shards);
   }
 
   /** The next number; throws NumbersExhaustedError once none is left. */
   take(): Promise<TakenNumber> | TakenNumber {
-    if (this.next < this.end) {
-      return { number: this.next++, restores: this.restores };
+    const number = this.block.take();
+    if (number !== undefined) {
+      return { number, restores: this.restores };
     }
     return this.refillFor(1).then(() => this.take());
+  }
+
+  /**
+   * The next number that lives in queue shard `shard` (a unique name's, redis/shards.ts); the ones
+   * passed over stay for later takes. A refill of at least S numbers holds one of every shard.
+   */
+  takeFor(shard: number): Promise<TakenNumber> | TakenNumber {
+    const number = this.block.takeFor(shard);
+    if (number !== undefined) {
+      return { number, restores: this.restores };
+    }
+    return this.refillFor(this.shards).then(() => this.takeFor(shard));
   }
 
   /** `count` numbers (a batch), taken with at most one refill of the right size when few are left. */
   async takeMany(count: number): Promise<TakenNumber[]> {
     const out: TakenNumber[] = [];
     for (;;) {
-      while (out.length < count && this.next < this.end) {
-        out.push({ number: this.next++, restores: this.restores });
+      while (out.length < count) {
+        const number = this.block.take();
+        if (number === undefined) {
+          break;
+        }
+        out.push({ number, restores: this.restores });
       }
       if (out.length === count) {
         return out;
@@ -112,8 +135,9 @@ export class NumberAllotment {
             throw new NumbersExhaustedError();
           }
           if (generation === this.generation) {
-            this.next = block.first;
-            this.end = block.last + 1;
+            // Numbers passed over by takeFor stay, unless a restore came between their block and this
+            // one: they would be handed out with the new count, and their check skipped.
+            this.block.refill(block.first, block.last, block.restores === this.restores);
             this.restores = block.restores;
             this.filledAt = Date.now();
           }
@@ -128,7 +152,6 @@ export class NumberAllotment {
   /** Drops the numbers this node holds; the next execution takes a fresh block. */
   forget(): void {
     this.generation++;
-    this.next = 0;
-    this.end = 0;
+    this.block.clear();
   }
 }

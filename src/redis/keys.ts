@@ -64,6 +64,8 @@ export interface Keys {
   readonly bullPrefix: string;
   /** Counter that allots execution numbers (INCR). */
   readonly sequence: string;
+  /** The queue shard count the deployment was first started with (SPROCD_QUEUE_SHARDS, redis/shards.ts). */
+  readonly queueShards: string;
   /** Pub/sub channel carrying abort and wake requests to whichever node runs the execution. */
   readonly controlChannel: string;
   /** Hash holding the session's identity (id, createdAtMs, createdBy). */
@@ -146,6 +148,7 @@ export function createKeys(prefix: string): Keys {
   return {
     bullPrefix: tag,
     sequence: `${tag}:seq`,
+    queueShards: `${tag}:shards`,
     controlChannel: `${tag}:control`,
     session: `${tag}:session`,
     nodes: `${tag}:nodes`,

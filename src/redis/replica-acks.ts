@@ -17,7 +17,10 @@
  *
  * On a Redis Cluster, WAIT names no key, so it is sent on the node connection of the master that owns
  * the deployment's slot, the one its writes took (./cluster.ts, masterFor); a node connection that
- * comes or goes, or another master for the slot, is a connection change as above.
+ * comes or goes, or another master for the slot, is a connection change as above. Writes to another
+ * slot (a queue shard's, `{prefix:q<i>}`, ./shards.ts) take their acknowledgement from
+ * {@link ReplicaAcks.routed}: one group commit per slot, whose WAIT goes to that slot's master, so a
+ * shard's write is confirmed by the replicas of the master that took it.
  */
 import type { Redis } from 'ioredis';
 import { NotReplicatedError } from '../errors.js';
@@ -58,6 +61,8 @@ export class ReplicaAcks {
   private master: Redis | undefined;
   /** The events that mean another connection (a Cluster's node connections come and go as well). */
   private readonly changes: string[];
+  /** The group commits of other slots' writes, by their route key (see {@link routed}). */
+  private readonly routes = new Map<string, ReplicaAcks>();
 
   constructor(
     private readonly redis: RedisConnection,
@@ -102,11 +107,41 @@ export class ReplicaAcks {
     });
   }
 
-  /** Stops watching the connection. */
+  /**
+   * The acknowledgements of writes to `routeKey`'s slot: this object for the deployment's own route
+   * key (and on a single server, where every write has one master), else a group commit of its own
+   * whose WAIT goes to the master of that slot. Made once per key, closed with this object.
+   */
+  routed(routeKey: string): ReplicaAcks {
+    if (!isCluster(this.redis) || routeKey === this.options.routeKey) {
+      return this;
+    }
+    let acks = this.routes.get(routeKey);
+    if (acks === undefined) {
+      acks = new ReplicaAcks(this.redis, { ...this.options, routeKey });
+      this.routes.set(routeKey, acks);
+    }
+    return acks;
+  }
+
+  /** WAITs sent so far by this object and its routes (bench/sentinel.ts and the tests read it). */
+  get allWaits(): number {
+    let total = this.waits;
+    for (const acks of this.routes.values()) {
+      total += acks.waits;
+    }
+    return total;
+  }
+
+  /** Stops watching the connection (its routes too). */
   close(): void {
     for (const event of this.changes) {
       this.redis.off(event, this.bump);
     }
+    for (const acks of this.routes.values()) {
+      acks.close();
+    }
+    this.routes.clear();
   }
 
   /**

@@ -589,6 +589,14 @@ export async function numberBlock(
 }
 
 /**
+ * queueShards-2.lua: the deployment's stored queue shard count, storing `shards` when none is (1 for a
+ * deployment that took numbers before the count was stored). See redis/shards.ts.
+ */
+export async function queueShards(redis: RedisConnection, keys: Keys, shards: number): Promise<number> {
+  return Number(await run(redis, 'queueShards', [keys.queueShards, keys.sequence], [shards]));
+}
+
+/**
  * rateLimitAdd-1.lua: adds `n` requests of `caller` to its counter in its current window of
  * `windowMs`. Returns the requests in that window so far, these included, and the ms until it ends.
  */

@@ -10,10 +10,15 @@
  */
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiError } from '../../src/client/errors.js';
 import type { Execution } from '../../src/client/types.js';
+import { closeConnection, openConnection, waitReady } from '../../src/redis/connections.js';
 import { createKeys } from '../../src/redis/keys.js';
+import { acknowledged, ReplicaAcks } from '../../src/redis/replica-acks.js';
+import { checkShardCount } from '../../src/redis/shard-count.js';
+import { createShardKeys, shardPlacement } from '../../src/redis/shards.js';
 import { startRedisCluster, type RedisClusterGroup } from '../support/cluster.js';
 import { waitForState } from '../support/executions.js';
 import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
@@ -84,6 +89,73 @@ async function settled(
   );
   return numbers.map((n) => views.get(n) as Execution);
 }
+
+describe('queue shards on a Redis Cluster', () => {
+  /** A prefix whose three shard tags hash to three different masters now (slots are spread by hash). */
+  async function spreadPrefix(): Promise<string> {
+    for (let i = 0; ; i++) {
+      const candidate = `${prefix}-s${i}`;
+      const masters = await Promise.all(
+        createShardKeys(candidate, 3).map(async (s) => (await cluster.masterOf(s.tag)).port),
+      );
+      if (new Set(masters).size === 3) {
+        return candidate;
+      }
+    }
+  }
+
+  it('place each shard where the Cluster serves its tag, confirm each shard on its own master, and store the count', async () => {
+    const redis = openConnection('command', { url: cluster.url, timeoutMs: 3000, name: `${prefix}-shards` });
+    const acks = new ReplicaAcks(redis, { replicas: 1, timeoutMs: 2000, routeKey: slotKey });
+    try {
+      await waitReady(redis, 10_000);
+      const spread = await spreadPrefix();
+      const shards = createShardKeys(spread, 3);
+      const placement = shardPlacement(redis, shards);
+      for (const { shard, tag, master } of placement) {
+        expect(master, `shard ${shard}`).toBe(`127.0.0.1:${(await cluster.masterOf(tag)).port}`);
+      }
+      expect(new Set(placement.map((p) => p.master)).size).toBe(3);
+
+      // A write of each shard, acknowledged by a WAIT on that shard's master (each has a replica).
+      const waitsOn = async (port: number) => {
+        const server = new Redis(port, '127.0.0.1');
+        try {
+          const info = await server.info('commandstats');
+          return Number(/cmdstat_wait:calls=(\d+)/.exec(info)?.[1] ?? 0);
+        } finally {
+          server.disconnect();
+        }
+      };
+      const ports = await Promise.all(shards.map(async (s) => (await cluster.masterOf(s.tag)).port));
+      const before = await Promise.all(ports.map(waitsOn));
+      for (const s of shards) {
+        const routed = acks.routed(s.tag);
+        await expect(acknowledged(routed, redis.set(`${s.tag}:probe`, '1'))).resolves.toBe('OK');
+      }
+      const after = await Promise.all(ports.map(waitsOn));
+      expect(after.map((n, i) => n - before[i]!).every((n) => n >= 1)).toBe(true);
+      expect(acks.allWaits).toBe(3);
+
+      // Each node reported where its (one) shard lives: the master of the deployment's slot.
+      const slotMaster = `127.0.0.1:${(await cluster.masterOf(slotKey)).port}`;
+      for (const node of [a, b]) {
+        const reported = node.lines.find((l) => l.msg === 'queue shards')?.shards as {
+          tag: string;
+          master: string;
+        }[];
+        expect(reported).toEqual([expect.objectContaining({ tag: `{${prefix}}`, master: slotMaster })]);
+      }
+
+      // The stored count lives in the deployment's own slot, beside its execution counter.
+      await checkShardCount(redis, createKeys(spread), 1);
+      expect(await redis.get(createKeys(spread).queueShards)).toBe('1');
+    } finally {
+      acks.close();
+      await closeConnection(redis);
+    }
+  });
+});
 
 describe('two nodes on a Redis Cluster', () => {
   it('run executions to their end, on both nodes', async () => {

@@ -67,6 +67,36 @@ describe('execution numbers', () => {
     await testClient().del(counter.sequence);
   });
 
+  it('hand out the next number of one queue shard, keeping the ones passed over for later takes', async () => {
+    const counter = createKeys(`${prefix}-shards`);
+    const allot = new NumberAllotment(testClient(), counter, NUMBER_BLOCK, MAX_EXECUTION_NUMBER, 1000, 3);
+    expect((await allot.takeFor(0)).number).toBe(3); // 1 and 2 kept
+    expect((await allot.takeFor(2)).number).toBe(2);
+    expect((await allot.takeFor(2)).number).toBe(5); // 4 kept
+    const rest = await allot.takeMany(NUMBER_BLOCK - 3);
+    // The block 1..20 whole, each number once: the kept ones first, lowest first.
+    expect(rest.map((t) => t.number)).toEqual([1, 4, ...Array.from({ length: 15 }, (_, i) => 6 + i)]);
+    expect(Number(await testClient().get(counter.sequence))).toBe(NUMBER_BLOCK);
+    await testClient().del(counter.sequence);
+  });
+
+  it('drop the numbers a shard take passed over when a restore came before the next block', async () => {
+    const counter = createKeys(`${prefix}-shards-restored`);
+    const allot = new NumberAllotment(testClient(), counter, NUMBER_BLOCK, MAX_EXECUTION_NUMBER, 1000, 2);
+    const evens: number[] = [];
+    for (let i = 0; i < NUMBER_BLOCK / 2; i++) {
+      evens.push((await allot.takeFor(0)).number); // 2, 4 ... 20; the odd ones kept
+    }
+    expect(evens.at(-1)).toBe(NUMBER_BLOCK);
+    await testClient().incr(counter.backup.restores);
+    // The next block comes with another restore count: the kept odd ones (from before it) are dropped,
+    // so none is handed out with a count that would skip its check.
+    const next = await allot.takeFor(0);
+    expect(next).toEqual({ number: NUMBER_BLOCK + 2, restores: '1' });
+    expect((await allot.take()).number).toBe(NUMBER_BLOCK + 1);
+    await testClient().del(counter.sequence, counter.backup.restores);
+  });
+
   it('take a fresh block after the node reconnects: one from before may come from a replaced master', async () => {
     const executions = node.internals().executions;
     executions.forgetNumbers();

@@ -74,4 +74,14 @@ describe('ReplicaAcks', () => {
     expect((await refusal(confirming)).details).toMatchObject({ reason: 'reconnected' });
     acks.close();
   });
+
+  it('routes every slot to the one group commit on a single server, where one master has every write', async () => {
+    await waitReady(redis, 5000);
+    const acks = new ReplicaAcks(redis, { replicas: 1, timeoutMs: 50, routeKey: `{${prefix}}:seq` });
+    expect(acks.routed(`{${prefix}:q1}`)).toBe(acks);
+    expect(acks.routed(`{${prefix}}:seq`)).toBe(acks);
+    await refusal(acknowledged(acks.routed(`{${prefix}:q1}`), redis.set(`${prefix}:k`, '5')));
+    expect(acks.allWaits).toBe(1);
+    acks.close();
+  });
 });
