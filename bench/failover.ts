@@ -5,7 +5,7 @@
  * A Sentinel group (test/support/sentinel.ts: a master, two replicas, three sentinels with
  * down-after-milliseconds 1000) under a steady load of 8 request loops; then the master is SIGKILLed
  * (it is restarted as a replica afterwards) or frozen with SIGSTOP for 4 s. Per fail-over:
- * - Sentinel: from the kill or freeze to `+switch-master` on a sentinel's channel;
+ * - Sentinel: from the kill or freeze to the first `+switch-master` on the sentinels' channels;
  * - stall: the longest time without an acknowledged request around it (from the last answer before
  *   the fault to the first after it), for sprocd (`executeOnServer`, SPROCD_REPLICA_ACKS off, and at 1
  *   as the fail-over test runs it: then nothing is acknowledged until a replica follows the new
@@ -87,17 +87,21 @@ async function bullmqWriter(group: SentinelGroup): Promise<Writer> {
   };
 }
 
-/** When a sentinel next announces +switch-master (ms, performance.now()). */
+/** When the first sentinel next announces +switch-master (ms, performance.now()). */
 async function nextSwitch(group: SentinelGroup): Promise<{ at: Promise<number>; close(): void }> {
-  const sentinel = group.sentinels[0];
-  if (!sentinel) {
-    throw new Error('the group has no sentinel');
-  }
-  const sub = new Redis({ port: sentinel.port, host: '127.0.0.1' });
-  sub.on('error', () => undefined);
-  await sub.subscribe('+switch-master');
-  const at = new Promise<number>((resolve) => sub.once('message', () => resolve(performance.now())));
-  return { at, close: () => sub.disconnect() };
+  // Every sentinel: the leader announces first, the others once they hear of it (up to a second later).
+  const subs = group.sentinels.map((sentinel) => {
+    const sub = new Redis({ port: sentinel.port, host: '127.0.0.1' });
+    sub.on('error', () => undefined);
+    return sub;
+  });
+  await Promise.all(subs.map((sub) => sub.subscribe('+switch-master')));
+  const at = new Promise<number>((resolve) => {
+    for (const sub of subs) {
+      sub.once('message', () => resolve(performance.now()));
+    }
+  });
+  return { at, close: () => subs.forEach((sub) => sub.disconnect()) };
 }
 
 /** Runs `writer` under load through one fault of the master; the group is whole again afterwards. */

@@ -132,6 +132,8 @@ export function clusterOptions(
  *   connection would stay on it (blocking commands forever) after the sentinels elected another;
  * - a demoted master answers writes with READONLY: that error reconnects (to the master the
  *   sentinels now name) and sends the refused command again, which is safe since it did nothing;
+ * - `disconnectTimeout`: a connection the detector drops leaves the old master within 50 ms, before a
+ *   frozen one can wake and answer what was in flight;
  * - `retryStrategy`: reconnect at least every 250 ms ({@link sentinelReconnectDelay});
  * - `sentinelCommandTimeout`: a frozen sentinel is skipped for the next one instead of hanging.
  */
@@ -148,6 +150,11 @@ export function sentinelOptions(url: string, timeoutMs: number): RedisOptions {
     ...(t.sentinelPassword === undefined ? {} : { sentinelPassword: t.sentinelPassword }),
     ...(t.tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
     failoverDetector: true,
+    // The detector drops a connection with a graceful end(), and ioredis waits `disconnectTimeout`
+    // (2 s by default) for the peer's close before it destroys the socket: a frozen master that
+    // thawed in that time still answered the commands in flight, and a write the new master never
+    // had was acknowledged. A fail-over leaves the old master at once.
+    disconnectTimeout: 50,
     retryStrategy: sentinelReconnectDelay,
     sentinelCommandTimeout: timeoutMs,
     // While no sentinel answers: retry quickly, then every second (null would give up for good).

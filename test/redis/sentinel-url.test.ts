@@ -97,6 +97,8 @@ describe('the redis+sentinel:// URL', () => {
     // A connection that backed off while the sentinels elected a master tries again within 250 ms.
     expect(options.retryStrategy?.(1)).toBe(50);
     expect(options.retryStrategy?.(40)).toBe(250);
+    // A connection the fail-over detector drops leaves a frozen master at once, not after 2 s.
+    expect(options.disconnectTimeout).toBeLessThanOrEqual(100);
   });
 });
 

@@ -1,8 +1,11 @@
 /**
- * ioredis ends a Sentinel connection for good when its fail-over detector drops it while it is
- * resolving the master; sprocd's connections connect again (src/redis/connections.ts,
- * reconnectAfterEnd), and so do their duplicates (BullMQ's blocking connections).
+ * sprocd's Sentinel connections (src/redis/connections.ts) against what ioredis does by itself:
+ * - ioredis ends a connection for good when its fail-over detector drops it while it is resolving the
+ *   master; sprocd's connect again (reconnectAfterEnd), and so do their duplicates (BullMQ's);
+ * - the detector drops a connection with a graceful end() and waits 2 s for a frozen master's close,
+ *   which a master that thaws meanwhile answers; sprocd's leave at once (disconnectTimeout).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeConnection, openConnection, waitReady } from '../../src/redis/connections.js';
@@ -55,5 +58,30 @@ describe('a Sentinel connection that ioredis ends while resolving the master', (
     await closeConnection(redis);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(redis.status).toBe('end');
+  });
+
+  it('leaves a frozen master when the sentinels fail over: a command in flight is answered by the new master', async () => {
+    const redis = openConnection('worker', { url: group.url, timeoutMs: 2000, name: 'freeze-test' }) as Redis;
+    try {
+      await waitReady(redis, 10_000);
+      const old = await group.master();
+      process.kill(old.pid, 'SIGSTOP');
+      let asked: Promise<unknown>;
+      let next;
+      try {
+        // Sent to the frozen master: no answer until the connection leaves it (or the master thaws).
+        asked = redis.call('CONFIG', 'GET', 'port');
+        next = await group.failedOver(old);
+        // Well past the 50 ms a dropped connection lingers, well before ioredis's own 2 s.
+        await sleep(300);
+      } finally {
+        process.kill(old.pid, 'SIGCONT');
+      }
+      // Sent again on the new master; a connection still half-open on the old one would have had its
+      // answer from the thawed old master, which then still believed it was the master.
+      expect(await asked).toEqual(['port', String(next.port)]);
+    } finally {
+      await closeConnection(redis);
+    }
   });
 });
