@@ -66,10 +66,12 @@ async function sprocdWriter(group: SentinelGroup, acks: number): Promise<Writer>
 }
 
 async function bullmqWriter(group: SentinelGroup): Promise<Writer> {
-  // ioredis's own reconnect schedule (min(50 ms × attempts, 2 s)), as a bare BullMQ user has it.
+  // ioredis's own reconnect schedule (min(50 ms × attempts, 2 s)) and disconnect time-out (2 s), as a
+  // bare BullMQ user has them.
   const connection = new Redis({
     ...sentinelOptions(group.url, 2000),
     retryStrategy: (times: number) => Math.min(times * 50, 2000),
+    disconnectTimeout: 2000,
     maxRetriesPerRequest: 1,
     commandTimeout: 2000,
   });
