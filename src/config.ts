@@ -36,6 +36,8 @@ export interface Settings {
   sentinelMaster: string | undefined;
   /** `SPROCD_SENTINEL_PASSWORD` (a secret): the sentinels' password, with either Sentinel form. */
   sentinelPassword: string | undefined;
+  /** `SPROCD_STORAGE_SLOTS`: data slots of the session storage's entries (1: one hash under `{prefix}`). */
+  storageSlots: number;
   /** `SPROCD_REPLICA_ACKS`: replicas that must have a write before it is acknowledged (Redis WAIT; 0: none). */
   replicaAcks: number;
   /** `SPROCD_REPLICA_ACK_TIMEOUT_MS`: the longest wait for those replicas (then 503 NOT_REPLICATED). */
@@ -201,6 +203,7 @@ const SCHEMA = {
   ],
   sentinelPassword: ['SPROCD_SENTINEL_PASSWORD', z.string().min(1), undefined],
   replicaAcks: ['SPROCD_REPLICA_ACKS', int(0, 100), '0'],
+  storageSlots: ['SPROCD_STORAGE_SLOTS', int(1, 1024), '1'],
   replicaAckTimeoutMs: ['SPROCD_REPLICA_ACK_TIMEOUT_MS', int(10), '1000'],
   prefix: [
     'SPROCD_PREFIX',

@@ -52,6 +52,7 @@ import { QueueShards, shardPlacement } from './redis/shards.js';
 import { openSession, type SessionService } from './session/index.js';
 import { replaceEntry } from './session/entry-edit.js';
 import { storageReport } from './session/lock-report.js';
+import type { SlotKeys } from './session/slots.js';
 import { startTracing, type Tracing } from './tracing/index.js';
 import type { HookContext, Session } from './types.js';
 
@@ -89,6 +90,8 @@ export class SprocdNode {
   private command: RedisConnection | undefined;
   /** SPROCD_REPLICA_ACKS: the writes it acknowledges wait for replicas (on the command connection). */
   private acks: ReplicaAcks | undefined;
+  /** SPROCD_REPLICA_ACKS per storage data slot: on a Cluster, WAIT goes to each slot's master. */
+  private readonly storageSlotAcks = new Map<number, ReplicaAcks>();
   private workers: WorkerPool | undefined;
   /** CALL WORKER, KILL WORKER and the listing; and the workers this node runs. */
   private workerCalls: Workers | undefined;
@@ -261,6 +264,8 @@ export class SprocdNode {
         logger: this.log.child({ part: 'session' }),
         nodeName: this.name,
         acks: this.acks,
+        storageSlots: s.storageSlots,
+        ...(s.replicaAcks > 0 ? { slotAcks: (slot: SlotKeys) => this.slotAcks(command, slot) } : {}),
       });
       const executions = new Executions(
         command,
@@ -497,7 +502,7 @@ export class SprocdNode {
         const service = this.part(this.sessionService, 'read');
         const command = this.part(this.command, 'read');
         return {
-          entries: (query) => storageReport(command, this.keys.storage, query),
+          entries: (query) => storageReport(command, service.layout, query),
           replace: (key, value, expect) =>
             replaceEntry(service.sessionFor({ owner: 'console' }).storage, key, value, expect),
         };
@@ -562,6 +567,20 @@ export class SprocdNode {
       }
       return out;
     });
+  }
+
+  /** The acknowledgements of the writes to storage data slot `slot` (one ReplicaAcks per slot). */
+  private slotAcks(command: RedisConnection, slot: SlotKeys): ReplicaAcks {
+    let acks = this.storageSlotAcks.get(slot.slot);
+    if (acks === undefined) {
+      acks = new ReplicaAcks(command, {
+        replicas: this.settings.replicaAcks,
+        timeoutMs: this.settings.replicaAckTimeoutMs,
+        routeKey: slot.data,
+      });
+      this.storageSlotAcks.set(slot.slot, acks);
+    }
+    return acks;
   }
 
   /** What the lifecycle (backups, restore, schedules) needs of the node. */
@@ -724,6 +743,10 @@ export class SprocdNode {
     await api?.close().catch(() => undefined);
     this.events?.close();
     this.acks?.close();
+    for (const acks of this.storageSlotAcks.values()) {
+      acks.close();
+    }
+    this.storageSlotAcks.clear();
     await Promise.all(this.connections.map((c) => closeConnection(c)));
     this.connections = [];
     await this.embedded?.stop();

@@ -63,6 +63,7 @@ export const STATUS: Readonly<Record<ErrorCode, number>> = {
   LOCK_LOST: 500,
   EXECUTION_LEASE_LOST: 500,
   SESSION_CLOSED: 500,
+  STORAGE_SLOTS_MISMATCH: 500,
 };
 
 /** The JSON body of every error answer. */

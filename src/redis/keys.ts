@@ -30,6 +30,18 @@ export interface StorageKeys {
   alive(node: string): string;
   /** List of grant messages for a node's waiters, read by its blocking connection (BLMPOP, or BLPOP before Redis 7). */
   inbox(node: string): string;
+  /** String: SPROCD_STORAGE_SLOTS as stored at first start (absent: 1, the layout before it existed). */
+  readonly slotCount: string;
+  /** A key never written: the lock scripts' entries hash when the entries live in data slots. */
+  readonly noData: string;
+  /** String (JSON) with no lease: the changes of a decided multi-slot commit until it is finished. */
+  tx(id: string): string;
+  /** String with a PX lease: the committing node still applies tx `id` (absent: in doubt). */
+  txLease(id: string): string;
+  /** Hash: entry name → JSON, of the entries in data slot `j` (SPROCD_STORAGE_SLOTS > 1). */
+  slotData(j: number): string;
+  /** Hash: entry name → fencing token of the commit that last wrote it, in data slot `j`. */
+  slotVersions(j: number): string;
 }
 
 /** The keys of backups and schedules (docs/BACKUPS.md). */
@@ -152,7 +164,7 @@ export function createKeys(prefix: string): Keys {
     controlChannel: `${tag}:control`,
     session: `${tag}:session`,
     nodes: `${tag}:nodes`,
-    storage: storageKeys(`${tag}:storage`),
+    storage: storageKeys(`${tag}:storage`, prefix),
     backup: backupKeys(`${tag}:backup`),
     eventLog: `${tag}:eventlog`,
     audit: `${tag}:audit`,
@@ -181,7 +193,8 @@ export function createKeys(prefix: string): Keys {
   };
 }
 
-function storageKeys(prefix: string): StorageKeys {
+/** `base` is the deployment prefix: data slot j has a hash tag of its own, `{base:s<j>}`. */
+function storageKeys(prefix: string, base: string): StorageKeys {
   const alivePrefix = `${prefix}:alive:`;
   const inboxPrefix = `${prefix}:inbox:`;
   return {
@@ -194,6 +207,12 @@ function storageKeys(prefix: string): StorageKeys {
     queue: (name) => `${prefix}:queue:${name}`,
     alive: (node) => `${alivePrefix}${node}`,
     inbox: (node) => `${inboxPrefix}${node}`,
+    slotCount: `${prefix}:slots`,
+    noData: `${prefix}:no-data`,
+    tx: (id) => `${prefix}:tx:${id}`,
+    txLease: (id) => `${prefix}:tx-lease:${id}`,
+    slotData: (j) => `{${base}:s${j}}:data`,
+    slotVersions: (j) => `{${base}:s${j}}:ver`,
   };
 }
 
@@ -216,6 +235,14 @@ function backupKeys(p: string): BackupKeys {
 /** The SCAN pattern matching every key of the deployment named by `prefix`, and nothing else. */
 export function deploymentPattern(prefix: string): string {
   return `{${prefix}}*`;
+}
+
+/**
+ * The SCAN pattern of the deployment's storage data slots (`{prefix:s<j>}`, SPROCD_STORAGE_SLOTS > 1),
+ * which have hash tags of their own; a prefix holds no ":", so no other deployment's keys match.
+ */
+export function slotPattern(prefix: string): string {
+  return `{${prefix}:s*`;
 }
 
 /**

@@ -122,6 +122,17 @@ function run(
 
 // ---- session storage locks (session/locks.ts) ---------------------------------------------------
 
+/** The storage keys, with the number of data slots when the entries live in slots (session/slots.ts). */
+export type LockKeys = StorageKeys & { readonly slots?: { readonly k: number } };
+
+/**
+ * The entries hash the lock scripts read and write: with data slots (K > 1) a key never written, so
+ * they return no values and write none (the node reads and writes the slots itself).
+ */
+function lockData(storage: LockKeys): string {
+  return storage.slots !== undefined && storage.slots.k > 1 ? storage.noData : storage.data;
+}
+
 /** Lease settings every lock script gets. */
 export interface LockTimes {
   /** Lock lease (ms). */
@@ -145,12 +156,12 @@ export interface AcquireReply {
 /** lockAcquire-n.lua: takes the free locks of `names` (sorted) in order, queueing on the first held one. */
 export async function lockAcquire(
   redis: RedisConnection,
-  storage: StorageKeys,
+  storage: LockKeys,
   times: LockTimes,
   waiter: string,
   names: readonly string[],
 ): Promise<AcquireReply> {
-  const keys = [storage.fence, storage.data];
+  const keys = [storage.fence, lockData(storage)];
   for (const name of names) {
     keys.push(storage.lock(name), storage.queue(name));
   }
@@ -160,6 +171,7 @@ export async function lockAcquire(
     waiter,
     times.leaseMs,
     times.inboxTtlMs,
+    storage.txLease(''),
     ...names,
   ])) as [number, string, number, ...string[]];
   return {
@@ -202,18 +214,24 @@ export interface CommitReply {
   readonly lost: string[];
   /** Grant messages for waiters of the committing node (as its inbox would carry them). */
   readonly grants: string[];
+  /**
+   * With data slots: the id (and fencing token) of the tx decided, whose changes the node now applies
+   * (storageApply) and then finishes (lockFinish). `ok` is true then, and nothing is released yet.
+   */
+  readonly tx?: string;
 }
 
 /** lockCommit-n.lua: writes the entries' changes when every lock is still held, releases and hands on each. */
 export async function lockCommit(
   redis: RedisConnection,
-  storage: StorageKeys,
+  storage: LockKeys,
   times: LockTimes,
   node: string,
   entries: readonly CommitEntry[],
   fence?: RunFence,
 ): Promise<CommitReply> {
-  const keys = [storage.fence, storage.data, fence?.key ?? storage.data];
+  const data = lockData(storage);
+  const keys = [storage.fence, data, fence?.key ?? data];
   const args: (string | number)[] = [
     storage.alivePrefix,
     storage.inboxPrefix,
@@ -221,6 +239,9 @@ export async function lockCommit(
     times.inboxTtlMs,
     node,
     fence?.value ?? '',
+    data === storage.data ? '0' : '1',
+    storage.tx(''),
+    storage.txLease(''),
   ];
   for (const e of entries) {
     keys.push(storage.lock(e.name), storage.queue(e.name));
@@ -229,6 +250,9 @@ export async function lockCommit(
   }
   const reply = (await run(redis, 'lockCommit', keys, args)) as [number, number, ...string[]];
   const lostCount = reply[1];
+  if (reply[0] === 2) {
+    return { ok: true, fenced: false, lost: [], grants: [], tx: String(reply[2]) };
+  }
   return {
     ok: reply[0] === 1,
     fenced: reply[0] === -1,
@@ -237,21 +261,88 @@ export async function lockCommit(
   };
 }
 
-/** lockRecheck-4.lua: hands on the lock of `name` if its holder's lease ran out; keeps `waiter` queued. */
+/**
+ * lockRecheck-4.lua: hands on the lock of `name` if its holder's lease ran out; keeps `waiter` queued.
+ * `inDoubt` names the tx of a multi-slot commit whose holder stopped between its decide and its finish.
+ */
 export async function lockRecheck(
   redis: RedisConnection,
-  storage: StorageKeys,
+  storage: LockKeys,
   times: LockTimes,
   name: string,
   waiter: string,
-): Promise<{ granted: boolean; pttl: number }> {
+): Promise<{ granted: boolean; pttl: number; inDoubt?: string }> {
   const [code, pttl] = (await run(
     redis,
     'lockRecheck',
-    [storage.fence, storage.data, storage.lock(name), storage.queue(name)],
-    [storage.alivePrefix, storage.inboxPrefix, times.leaseMs, times.inboxTtlMs, name, waiter],
-  )) as [number, number];
-  return { granted: code === 2, pttl };
+    [storage.fence, lockData(storage), storage.lock(name), storage.queue(name)],
+    [
+      storage.alivePrefix,
+      storage.inboxPrefix,
+      times.leaseMs,
+      times.inboxTtlMs,
+      name,
+      waiter,
+      storage.txLease(''),
+    ],
+  )) as [number, number | string];
+  if (code === 3) {
+    return { granted: false, pttl: 0, inDoubt: String(pttl) };
+  }
+  return { granted: code === 2, pttl: Number(pttl) };
+}
+
+/** One change of a decided tx, as its record (lockCommit-n.lua) keeps it: name, op ("s"/"d"), JSON. */
+export type TxChange = readonly [name: string, op: 's' | 'd', json: string];
+
+/**
+ * storageApply-2.lua: writes `changes` (all of one data slot) with the tx's fencing `token`, each only
+ * where the stored version is lower. Returns the number of entries written.
+ */
+export async function storageApply(
+  redis: RedisConnection,
+  slot: { readonly data: string; readonly versions: string },
+  token: string,
+  changes: readonly TxChange[],
+): Promise<number> {
+  return Number(await run(redis, 'storageApply', [slot.data, slot.versions], [token, ...changes.flat()]));
+}
+
+/**
+ * lockFinish-n.lua: ends tx `id` (its changes are in every slot): deletes its record, releases the
+ * locks of `names` still marked with it and hands each on. `node` gets its grants in the reply (''
+ * sends them all to inboxes). Returns whether this run finished it, and the grants.
+ */
+export async function lockFinish(
+  redis: RedisConnection,
+  storage: LockKeys,
+  times: LockTimes,
+  node: string,
+  id: string,
+  names: readonly string[],
+): Promise<{ finished: boolean; grants: string[] }> {
+  const keys = [storage.fence, lockData(storage), storage.tx(id), storage.txLease(id)];
+  for (const name of names) {
+    keys.push(storage.lock(name), storage.queue(name));
+  }
+  const [finished, ...grants] = (await run(redis, 'lockFinish', keys, [
+    storage.alivePrefix,
+    storage.inboxPrefix,
+    times.leaseMs,
+    times.inboxTtlMs,
+    node,
+    `tx:${id}`,
+    ...names,
+  ])) as [number, ...string[]];
+  return { finished: finished === 1, grants };
+}
+
+/**
+ * storageSlots-2.lua: the deployment's SPROCD_STORAGE_SLOTS, stored with `k` when it has none yet (and
+ * no entries in the one-hash layout); absent means 1.
+ */
+export async function storageSlots(redis: RedisConnection, storage: StorageKeys, k: number): Promise<number> {
+  return Number(await run(redis, 'storageSlots', [storage.slotCount, storage.data], [String(k)]));
 }
 
 /**
@@ -260,7 +351,7 @@ export async function lockRecheck(
  */
 export async function lockCancel(
   redis: RedisConnection,
-  storage: StorageKeys,
+  storage: LockKeys,
   times: LockTimes,
   name: string,
   waiter: string,
@@ -268,7 +359,7 @@ export async function lockCancel(
   const code = await run(
     redis,
     'lockCancel',
-    [storage.fence, storage.data, storage.lock(name), storage.queue(name)],
+    [storage.fence, lockData(storage), storage.lock(name), storage.queue(name)],
     [storage.alivePrefix, storage.inboxPrefix, times.leaseMs, times.inboxTtlMs, name, waiter],
   );
   return code === 1 ? 'dequeued' : code === 2 ? 'released' : 'none';
@@ -295,16 +386,16 @@ export async function lockHeartbeat(
 }
 
 /**
- * storageScan-1.lua: one HSCAN step over the storage's entries from `cursor`: the names and sizes
+ * storageScan-1.lua: one HSCAN step over the entries hash `hash` (or a data slot's) from `cursor`: the names and sizes
  * found, and the cursor to go on from ("0" at the end).
  */
 export async function storageScan(
   redis: RedisConnection,
-  storage: StorageKeys,
+  hash: string,
   cursor: string,
   count: number,
 ): Promise<{ next: string; entries: { name: string; size: number }[] }> {
-  const [next, ...flat] = (await run(redis, 'storageScan', [storage.data], [cursor, count])) as [
+  const [next, ...flat] = (await run(redis, 'storageScan', [hash], [cursor, count])) as [
     string,
     ...(string | number)[],
   ];

@@ -116,6 +116,21 @@ export class SessionClosedError extends SprocdError {
   }
 }
 
+/**
+ * SPROCD_STORAGE_SLOTS differs from the deployment's (stored at its first start): the entries would be
+ * looked for in other slots. Changing it takes a backup and a restore (docs/SESSION.md).
+ */
+export class StorageSlotsMismatchError extends SprocdError {
+  constructor(configured: number, stored: number) {
+    super(
+      'STORAGE_SLOTS_MISMATCH',
+      `SPROCD_STORAGE_SLOTS is ${configured} but this deployment's storage has ${stored} slot(s); ` +
+        `start with SPROCD_STORAGE_SLOTS=${stored}, or back up, start on a new prefix and restore.`,
+      { details: { configured, stored } },
+    );
+  }
+}
+
 function describeKey(key: unknown): string {
   if (typeof key === 'string') {
     return JSON.stringify(key.length > 80 ? `${key.slice(0, 80)}...` : key);

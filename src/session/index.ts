@@ -11,11 +11,14 @@ import type pino from 'pino';
 import { closeConnection, openConnection, waitReady } from '../redis/connections.js';
 import type { Keys } from '../redis/keys.js';
 import type { WriteAcks } from '../redis/replica-acks.js';
-import { sessionIdentity } from '../redis/scripts.js';
+import { sessionIdentity, storageSlots } from '../redis/scripts.js';
 import type { Session, SessionInfo, Storage } from '../types.js';
 import { storageLayout } from './layout.js';
 import { type LockOwner, lockLabel } from './lock-owner.js';
 import { LockManager, mapRedisError, type RunFence } from './locks.js';
+import { StorageSlotsMismatchError } from './errors.js';
+import type { StorageLayout } from './layout.js';
+import type { SlotKeys } from './slots.js';
 import { SessionStorage } from './storage.js';
 
 export * from './errors.js';
@@ -41,6 +44,10 @@ export interface SessionServiceOptions {
   logger: pino.Logger;
   /** For tests only. */
   testHooks?: SessionTestHooks;
+  /** SPROCD_STORAGE_SLOTS: data slots of the entries (1, the default: one hash under `{prefix}`). */
+  storageSlots?: number;
+  /** SPROCD_REPLICA_ACKS for the writes of a data slot (on a Cluster: WAIT on that slot's master). */
+  slotAcks?: (slot: SlotKeys) => WriteAcks;
   /** The node's name, in the labels that say who holds or waits for a lock (lock-owner.ts); default: the host name. */
   nodeName?: string;
   /** SPROCD_REPLICA_ACKS on the command connection: a commit returns once replicas have it. */
@@ -51,6 +58,8 @@ export interface SessionServiceOptions {
 export interface SessionTestHooks {
   /** While it returns true, lock leases are not renewed (as if the process were paused). */
   skipLockRenewal?: () => boolean;
+  /** Runs right after a multi-slot commit was decided, before it is applied (a crash there). */
+  afterDecide?: () => void;
 }
 
 /** What `GET /v1/session` shows. */
@@ -75,6 +84,21 @@ export interface SessionService {
   describe(): Promise<SessionDescription>;
   /** Lets running uses finish (up to one lease), stops waiting ones, closes the connection it opened. */
   close(): Promise<void>;
+  /** Where the storage is (with its data slots): the console's listing reads it. */
+  readonly layout: StorageLayout;
+}
+
+/** Checks SPROCD_STORAGE_SLOTS against the deployment's (storing it at the first start with K > 1). */
+async function checkSlots(redis: RedisConnection, keys: Keys, k: number): Promise<void> {
+  let stored: number;
+  try {
+    stored = await storageSlots(redis, keys.storage, k);
+  } catch (err) {
+    throw mapRedisError(err);
+  }
+  if (stored !== k) {
+    throw new StorageSlotsMismatchError(k, stored);
+  }
 }
 
 /** 4D's stored-procedure session answers these the same way whatever is asked. */
@@ -127,7 +151,9 @@ export async function openSession(opts: SessionServiceOptions): Promise<SessionS
     }) as SessionInfo;
   let info = makeInfo(identity);
 
-  const layout = storageLayout(opts.keys);
+  const k = opts.storageSlots ?? 1;
+  await checkSlots(opts.command, opts.keys, k);
+  const layout = storageLayout(opts.keys, k);
   const timeoutMs = Number(serverOptions(opts.command).commandTimeout ?? 2000);
   const blocking = openConnection('session', { url: opts.redisUrl, timeoutMs, name: opts.connectionName });
   const locks = new LockManager({
@@ -139,7 +165,9 @@ export async function openSession(opts: SessionServiceOptions): Promise<SessionS
     timeoutMs: opts.lockTimeoutMs,
     logger,
     skipLockRenewal: opts.testHooks?.skipLockRenewal,
+    ...(opts.testHooks?.afterDecide ? { afterDecide: opts.testHooks.afterDecide } : {}),
     ...(opts.acks ? { acks: opts.acks } : {}),
+    ...(opts.slotAcks ? { slotAcks: opts.slotAcks } : {}),
   });
   try {
     await waitReady(blocking, Math.max(timeoutMs, 5000));
@@ -177,6 +205,7 @@ export async function openSession(opts: SessionServiceOptions): Promise<SessionS
 
   let closing: Promise<void> | undefined;
   return {
+    layout,
     session,
     sessionFor: (owner, check, fence) =>
       sessionWith(storage.facadeFor({ label: lockLabel(opts.nodeName ?? machineName, owner), check, fence })),

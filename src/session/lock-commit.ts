@@ -4,6 +4,8 @@
  * waiter, all or nothing. Waiters of this node deferred on these keys ride the commit: they join the
  * queues in the same script, before the locks are handed on (see lock-handoff.ts and
  * docs/ARCHITECTURE.md, "Storage locks and fencing").
+ * With data slots (SPROCD_STORAGE_SLOTS > 1) the script only decides (a tx record, the locks marked
+ * with it), and the commit goes on with lock-tx.ts: apply per slot, then finish.
  */
 import type { RedisConnection } from '../redis/redis-connection.js';
 import {
@@ -12,12 +14,14 @@ import {
   type CommitReply,
   type LockTimes,
   type RunFence,
+  type TxChange,
 } from '../redis/scripts.js';
 import type { HeldLock } from './lock-grant.js';
 import type { LocalHandoff } from './lock-handoff.js';
 import { mapRedisError } from './lock-redis-errors.js';
 import type { Waiter } from './lock-waiter.js';
 import type { StorageLayout } from './layout.js';
+import type { TxRunner } from './lock-tx.js';
 
 /** What the commit does with one entry. */
 export type CommitOp = { readonly op: 'set'; readonly json: string } | { readonly op: 'delete' };
@@ -37,7 +41,18 @@ export interface LockCommitterOptions {
   queued(w: Waiter, key: string, pttl: number): void;
   /** A grant to a waiter of this node, which came back in the commit's reply. */
   onGrantMessage(message: string): void;
+  /** Apply and finish of multi-slot commits (SPROCD_STORAGE_SLOTS > 1). */
+  tx: TxRunner;
+  /** Test hook: runs right after a multi-slot commit was decided, before it is applied. */
+  afterDecide?: () => void;
 }
+
+/**
+ * How a commit ended: written (`confirms`: per data slot written, the replica confirmations still to
+ * wait for), a lock lost, or the run fence refused (nothing written then).
+ */
+export type CommitOutcome =
+  { readonly confirms: readonly (() => Promise<void>)[] } | { readonly lost: string } | 'fenced';
 
 /** Runs the commits of one node. */
 export class LockCommitter {
@@ -56,7 +71,7 @@ export class LockCommitter {
     held: readonly HeldLock[],
     ops: ReadonlyMap<string, CommitOp>,
     fence?: RunFence,
-  ): Promise<{ lost: string } | 'fenced' | undefined> {
+  ): Promise<CommitOutcome> {
     const { handoff } = this.o;
     const entries: CommitEntry[] = [];
     const riders: [string, Waiter[]][] = [];
@@ -88,6 +103,23 @@ export class LockCommitter {
       }
       throw mapRedisError(err);
     }
+    let grants = reply.grants;
+    let confirms: readonly (() => Promise<void>)[] = [];
+    if (reply.tx !== undefined) {
+      try {
+        ({ grants, confirms } = await this.completeTx(reply.tx, entries, keys));
+      } catch (err) {
+        // Decided: the changes will be made, by a recovery once the tx lease has run out. The riders
+        // are in the queues already (the decide put them there) and wait for that.
+        handoff.letGo(keys);
+        for (const [key, joining] of riders) {
+          for (const w of joining) {
+            this.o.queued(w, key, this.o.times.leaseMs);
+          }
+        }
+        throw mapRedisError(err);
+      }
+    }
     handoff.letGo(keys);
     for (const [key, joining] of riders) {
       for (const w of joining) {
@@ -95,7 +127,7 @@ export class LockCommitter {
       }
     }
     // Locks handed to this node's own waiters came back in the reply: wake them now.
-    for (const message of reply.grants) {
+    for (const message of grants) {
       this.o.onGrantMessage(message);
     }
     // Waiters that arrived while this commit was on its way, for keys no waiter here holds now.
@@ -103,8 +135,26 @@ export class LockCommitter {
       handoff.flushIfLetGo(key);
     }
     if (reply.ok) {
-      return undefined;
+      return { confirms };
     }
     return reply.fenced ? 'fenced' : { lost: reply.lost[0] ?? '' };
+  }
+
+  /** Steps 2 and 3 of the multi-slot commit decided as tx `id`. */
+  private async completeTx(
+    id: string,
+    entries: readonly CommitEntry[],
+    keys: readonly string[],
+  ): Promise<{ grants: string[]; confirms: (() => Promise<void>)[] }> {
+    this.o.afterDecide?.();
+    const changes: TxChange[] = [];
+    for (const e of entries) {
+      if (e.op !== 'keep') {
+        changes.push([e.name, e.op === 'set' ? 's' : 'd', e.op === 'set' ? (e.json ?? '') : '']);
+      }
+    }
+    const confirms = await this.o.tx.apply(id, changes);
+    const { grants } = await this.o.tx.finish(id, keys, this.o.nodeId);
+    return { grants, confirms };
   }
 }

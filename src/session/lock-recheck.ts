@@ -23,6 +23,8 @@ export interface LeaseRecheckOptions {
   closed(): boolean;
   /** (Re)arms the waiter's timer, which calls {@link LeaseRecheck.run} at `recheckAt`. */
   arm(w: Waiter): void;
+  /** Re-applies and finishes tx `id`, found in doubt on the lock of `name` (lock-tx.ts). */
+  recover(id: string, name: string): Promise<void>;
 }
 
 /** The rechecks of the queued waiters of one node. */
@@ -53,7 +55,19 @@ export class LeaseRecheck {
       return;
     }
     try {
-      const { granted, pttl } = await lockRecheck(this.o.redis, this.o.layout, this.o.times, key, w.id);
+      const { granted, pttl, inDoubt } = await lockRecheck(
+        this.o.redis,
+        this.o.layout,
+        this.o.times,
+        key,
+        w.id,
+      );
+      if (inDoubt !== undefined) {
+        // The committer of a multi-slot commit stopped after deciding it: finish its work. The lock
+        // then goes to the head of the queue; check again at once in case that is `w`'s turn.
+        this.o.logger.warn({ key, tx: inDoubt }, 'session: recovering a storage commit in doubt');
+        await this.o.recover(inDoubt, key);
+      }
       if (!granted && w.state === 'waiting' && w.waitingKey === key) {
         this.schedule(w, pttl);
       }

@@ -9,6 +9,7 @@ import type { RedisConnection } from '../redis/redis-connection.js';
 import { ValidationError } from '../errors.js';
 import type { StorageKeys } from '../redis/keys.js';
 import { storageScan } from '../redis/scripts.js';
+import type { SlotRouting } from './slots.js';
 import { describeWaiter, type LockParty } from './lock-owner.js';
 
 /** One key of the storage. */
@@ -62,18 +63,26 @@ const HSCAN_COUNT = 50;
  */
 export async function storageReport(
   redis: RedisConnection,
-  keys: StorageKeys,
+  keys: StorageKeys & { readonly slots?: SlotRouting },
   query: StoragePageQuery = {},
 ): Promise<StoragePage> {
   const limit = query.limit ?? STORAGE_PAGE_SIZE;
   const first = query.cursor === undefined || query.cursor === '';
-  let cursor = first ? '0' : decodeStorageCursor(query.cursor as string);
+  const k = keys.slots?.k ?? 1;
+  // With data slots (SPROCD_STORAGE_SLOTS > 1) the cursor is "<slot>.<HSCAN cursor>": slot after slot.
+  let [slot, cursor] = first ? [0, '0'] : decodeStorageCursor(query.cursor as string, k);
   const sizes = new Map<string, number>();
-  do {
-    const step = await storageScan(redis, keys, cursor, Math.min(HSCAN_COUNT, limit));
+  for (;;) {
+    const hash = k > 1 && keys.slots ? keys.slots.slot(slot).data : keys.data;
+    const step = await storageScan(redis, hash, cursor, Math.min(HSCAN_COUNT, limit));
     cursor = step.next;
     step.entries.forEach((e) => sizes.set(e.name, e.size));
-  } while (cursor !== '0' && sizes.size < limit);
+    if (cursor === '0' && slot + 1 < k) {
+      slot++;
+    } else if (cursor === '0' || sizes.size >= limit) {
+      break;
+    }
+  }
   const locked = new Set<string>();
   const check = redis.pipeline();
   for (const name of sizes.keys()) {
@@ -125,16 +134,22 @@ export async function storageReport(
       items.push(report);
     }
   }
-  return cursor === '0' ? { items } : { items, nextCursor: Buffer.from(cursor).toString('base64url') };
+  if (cursor === '0' && slot + 1 >= k) {
+    return { items };
+  }
+  const resume = k > 1 ? `${slot}.${cursor}` : cursor;
+  return { items, nextCursor: Buffer.from(resume).toString('base64url') };
 }
 
-/** The HSCAN cursor a page's `nextCursor` carries. */
-function decodeStorageCursor(raw: string): string {
-  const cursor = Buffer.from(raw, 'base64url').toString('utf8');
-  if (!/^[1-9]\d{0,19}$/.test(cursor)) {
+/** The slot and HSCAN cursor a page's `nextCursor` carries. */
+function decodeStorageCursor(raw: string, k: number): [number, string] {
+  const text = Buffer.from(raw, 'base64url').toString('utf8');
+  const match = k > 1 ? /^(\d{1,5})\.(0|[1-9]\d{0,19})$/.exec(text) : /^()([1-9]\d{0,19})$/.exec(text);
+  const slot = Number(match?.[1] || 0);
+  if (match === null || slot >= k) {
     throw new ValidationError('Bad query: cursor: pass the nextCursor of the previous page as it came.');
   }
-  return cursor;
+  return [slot, match[2] as string];
 }
 
 /** The keys that have a lock (SCAN over the lock keys: a `use` creating an entry locks a key it lacks). */

@@ -50,6 +50,9 @@ import { LockInbox } from './lock-inbox.js';
 import { LeaseRecheck } from './lock-recheck.js';
 import { mapRedisError } from './lock-redis-errors.js';
 import { armWaiter, disarmWaiter, newWaiter, type Waiter } from './lock-waiter.js';
+import { TxRunner } from './lock-tx.js';
+import { readSlotValues } from './slot-reads.js';
+import type { SlotKeys } from './slots.js';
 
 // What storage.ts and index.ts use of the lock modules, so they import the manager's module only.
 export type { CommitOp } from './lock-commit.js';
@@ -73,6 +76,10 @@ export interface LockManagerOptions {
   skipLockRenewal?: () => boolean;
   /** SPROCD_REPLICA_ACKS: a commit that wrote returns once replicas have it (src/redis/replica-acks.ts). */
   acks?: WriteAcks;
+  /** SPROCD_REPLICA_ACKS for the writes of a data slot (SPROCD_STORAGE_SLOTS > 1). */
+  slotAcks?: (slot: SlotKeys) => WriteAcks;
+  /** Test hook: runs right after a multi-slot commit was decided, before it is applied. */
+  afterDecide?: () => void;
 }
 
 /** The locks of one node (one open session service). */
@@ -101,7 +108,15 @@ export class LockManager {
       onMessage: (message) => this.onMessage(message),
     });
     this.handoff = new LocalHandoff((w) => this.sendAcquire(w));
+    const tx = new TxRunner({
+      redis: options.redis,
+      layout: options.layout,
+      times: this.times,
+      ...(options.slotAcks ? { slotAcks: options.slotAcks } : {}),
+    });
     this.committer = new LockCommitter({
+      tx,
+      ...(options.afterDecide ? { afterDecide: options.afterDecide } : {}),
       redis: options.redis,
       layout: options.layout,
       times: this.times,
@@ -119,6 +134,7 @@ export class LockManager {
       logger: options.logger,
       closed: () => this.closed,
       arm: (w) => this.arm(w),
+      recover: (id, name) => tx.recover(id, name),
     });
   }
 
@@ -157,16 +173,17 @@ export class LockManager {
   ): Promise<void> {
     const acks = this.o.acks ?? NO_ACKS;
     const ticket = acks.ticket();
-    const refused = await this.committer.run(held, ops, fence);
-    if (refused === 'fenced') {
+    const outcome = await this.committer.run(held, ops, fence);
+    if (outcome === 'fenced') {
       throw new RunFencedError();
     }
-    if (refused !== undefined) {
-      throw new LockLostError(refused.lost);
+    if ('lost' in outcome) {
+      throw new LockLostError(outcome.lost);
     }
     if (ops.size > 0) {
-      // Written, locks handed on; the `use` returns once replicas have it (NotReplicatedError if not).
-      await acks.confirm(ticket);
+      // Written, locks handed on; the `use` returns once replicas have it (NotReplicatedError if not):
+      // the one master of `{prefix}` and, with data slots, the master of each slot written.
+      await Promise.all([acks.confirm(ticket), ...outcome.confirms.map((confirm) => confirm())]);
     }
   }
 
@@ -358,9 +375,33 @@ export class LockManager {
     if (w.state === 'done') {
       return;
     }
+    if (this.o.layout.slots.k > 1) {
+      this.finishFromSlots(w);
+      return;
+    }
     w.state = 'done';
     this.forget(w);
     w.resolve(w.held);
+  }
+
+  /**
+   * With data slots the lock scripts bring no values: read them now that every lock is held (a commit
+   * applies its changes before it releases its locks, so what is read here is current).
+   */
+  private finishFromSlots(w: Waiter): void {
+    w.state = 'acquiring';
+    readSlotValues(this.o.redis, this.o.layout, w.keys).then(
+      (values) => {
+        if (w.state === 'done') {
+          return;
+        }
+        // Every lock is held: a time-out or a stop that came meanwhile no longer applies (as above).
+        w.state = 'done';
+        this.forget(w);
+        w.resolve(w.held.map((lock) => ({ ...lock, json: values.get(lock.key) })));
+      },
+      (err: unknown) => this.abandon(w, mapRedisError(err)),
+    );
   }
 
   /** Ends a waiter with `err`, releasing whatever it holds. */

@@ -23,6 +23,7 @@ import {
   StorageValueInvalidError,
 } from './errors.js';
 import type { StorageLayout } from './layout.js';
+import { readAllSlots, slotNames } from './slot-reads.js';
 import { type CommitOp, type HeldLock, type LockManager, mapRedisError, type RunFence } from './locks.js';
 import { assertKey, normalizeKeys, parseEntry, rootPath, serializeEntry } from './values.js';
 
@@ -88,7 +89,8 @@ export class SessionStorage {
     assertKey(key);
     let json: string | null;
     try {
-      json = await this.o.redis.hget(this.o.layout.data, key);
+      const { layout } = this.o;
+      json = await this.o.redis.hget(layout.slots.k > 1 ? layout.slots.slotFor(key).data : layout.data, key);
     } catch (err) {
       throw mapRedisError(err);
     }
@@ -97,7 +99,10 @@ export class SessionStorage {
 
   async keys(): Promise<string[]> {
     try {
-      return (await this.o.redis.hkeys(this.o.layout.data)).sort();
+      const { layout } = this.o;
+      return layout.slots.k > 1
+        ? await slotNames(this.o.redis, layout)
+        : (await this.o.redis.hkeys(layout.data)).sort();
     } catch (err) {
       throw mapRedisError(err);
     }
@@ -106,7 +111,13 @@ export class SessionStorage {
   async snapshot(): Promise<Record<string, JsonValue>> {
     let all: Record<string, string>;
     try {
-      all = await this.o.redis.hgetall(this.o.layout.data);
+      const { layout } = this.o;
+      // With data slots, one HGETALL per slot: a multi-slot commit may show in one slot and not yet
+      // in another (docs/SESSION.md); a `use` reads under its locks and never sees that.
+      all =
+        layout.slots.k > 1
+          ? await readAllSlots(this.o.redis, layout)
+          : await this.o.redis.hgetall(layout.data);
     } catch (err) {
       throw mapRedisError(err);
     }

@@ -18,6 +18,12 @@ export interface TestSession extends SessionService {
   command: RedisConnection;
 }
 
+/**
+ * SPROCD_STORAGE_SLOTS of the sessions these suites open: SPROCD_TEST_STORAGE_SLOTS, so that the same
+ * suites also run with the entries in data slots (vitest.config.ts, project "storage-slots").
+ */
+export const TEST_STORAGE_SLOTS = Number(process.env.SPROCD_TEST_STORAGE_SLOTS ?? '1');
+
 /** Opens a session on `prefix` with quick test settings; `overrides` replace any option. */
 export async function openTestSession(
   prefix: string,
@@ -41,6 +47,7 @@ export async function openTestSession(
       maxEntryBytes: 64 * 1024,
       connectionName: `sprocd-test-${prefix}`,
       logger: pino({ level: 'silent' }),
+      storageSlots: TEST_STORAGE_SLOTS,
       ...options,
     });
     return {

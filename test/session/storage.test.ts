@@ -14,11 +14,13 @@ import {
   testClient,
   uniquePrefix,
 } from '../support/redis.js';
-import { openTestSession, rejection, sleep, type TestSession } from './helpers.js';
+import { TEST_STORAGE_SLOTS, openTestSession, rejection, sleep, type TestSession } from './helpers.js';
 
 const prefix = uniquePrefix('sess');
 const keys = createKeys(prefix);
-const layout = storageLayout(keys);
+const layout = storageLayout(keys, TEST_STORAGE_SLOTS);
+/** The hash entry `name` is in (the one hash, or its data slot's). */
+const hashOf = (name: string) => (layout.slots.k > 1 ? layout.slots.slotFor(name).data : layout.data);
 let node: TestSession;
 
 beforeAll(async () => {
@@ -156,15 +158,22 @@ describe('storage reads', () => {
     expect(torn).toEqual([]);
   });
 
-  it('keeps the entries in one hash under the storage prefix', async () => {
+  it('keeps the entries in one hash under the storage prefix (or in data slots of their own)', async () => {
     const redis = testClient();
     await node.session.storage.use('layout', (d) => {
       d.x = 1;
     });
-    expect(layout.data.startsWith(`{${prefix}}:storage`)).toBe(true);
-    expect(await redis.hget(layout.data, 'layout')).toBe('{"x":1}');
+    expect(await redis.hget(hashOf('layout'), 'layout')).toBe('{"x":1}');
     const all = await redis.keys(`*${prefix}*`);
-    expect(all.every((k) => k.startsWith(`{${prefix}}:`))).toBe(true);
+    if (layout.slots.k === 1) {
+      expect(layout.data.startsWith(`{${prefix}}:storage`)).toBe(true);
+      expect(all.every((k) => k.startsWith(`{${prefix}}:`))).toBe(true);
+    } else {
+      expect(hashOf('layout')).toMatch(new RegExp(`^\\{${prefix}:s\\d+\\}:data$`));
+      expect(all.every((k) => k.startsWith(`{${prefix}}:`) || k.startsWith(`{${prefix}:s`))).toBe(true);
+      // Nothing but the lock state under {prefix}: no entry hash there.
+      expect(await redis.exists(layout.data)).toBe(0);
+    }
   });
 });
 
@@ -512,7 +521,7 @@ describe('remove', () => {
 describe('entries written by others', () => {
   it('an entry that is not an object (e.g. put back by hand) cannot be drafted, but can be read and removed', async () => {
     const redis = testClient();
-    await redis.hset(layout.data, 'odd', '[1,2]');
+    await redis.hset(hashOf('odd'), 'odd', '[1,2]');
     expect(await node.session.storage.get('odd')).toEqual([1, 2]);
     const err = await rejection(node.session.storage.use('odd', () => undefined));
     expect(err.code).toBe('STORAGE_VALUE_INVALID');

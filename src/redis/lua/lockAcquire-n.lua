@@ -10,11 +10,15 @@
     ARGV[1] alive key prefix, ARGV[2] inbox key prefix (a node id follows each)
     ARGV[3] waiter id "<node>.<n>"
     ARGV[4] lease ms, ARGV[5] inbox ttl ms
-    ARGV[5+i] name of entry i
+    ARGV[6] the tx lease key prefix (a tx id follows it)
+    ARGV[6+i] name of entry i
   Output:
     { 1, lockValue, 0, json1, json2, ... } when every lock was taken (json "" = absent entry), or
     { 0, lockValue, pttl, json1, ... } with the entries taken so far when the next one is held
     (pttl: that lock's remaining lease). Also marks the waiter's node alive when it queues.
+    A lock marked with a multi-slot commit ("tx:<id>", SPROCD_STORAGE_SLOTS > 1) is held: its lease
+    is the tx lease's, 0 when that ran out (in doubt: the waiter's re-check recovers the tx at once).
+    With KEYS[2] never written (data slots), every json is "": the node reads them after the grant.
 ]]
 --- @include "includes/promote"
 local waiter = ARGV[3]
@@ -26,7 +30,7 @@ local n = (#KEYS - 2) / 2
 local lockValue = ''
 local out = { 1, '', 0 }
 for i = 1, n do
-  local lockKey, queueKey, name = KEYS[1 + 2 * i], KEYS[2 + 2 * i], ARGV[5 + i]
+  local lockKey, queueKey, name = KEYS[1 + 2 * i], KEYS[2 + 2 * i], ARGV[6 + i]
   local free = redis.call('EXISTS', lockKey) == 0
   if free and redis.call('LLEN', queueKey) > 0 then
     -- The holder's lease ran out while others waited: serve them first, in their order.
@@ -38,6 +42,10 @@ for i = 1, n do
     local node = string.match(waiter, '^([^.]+)%.')
     redis.call('SET', ctx.alive .. node, '1', 'PX', ctx.lease)
     local pttl = redis.call('PTTL', lockKey)
+    local held = redis.call('GET', lockKey)
+    if held and string.sub(held, 1, 3) == 'tx:' then
+      pttl = math.max(0, redis.call('PTTL', ARGV[6] .. string.sub(held, 4)))
+    end
     out[1] = 0
     out[2] = lockValue
     out[3] = pttl

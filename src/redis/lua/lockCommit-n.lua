@@ -17,12 +17,19 @@
     ARGV[3] lease ms, ARGV[4] inbox ttl ms
     ARGV[5] the committing node
     ARGV[6] the value the run fence's key must hold ('' when there is no fence)
+    ARGV[7] "1" when the entries live in data slots (SPROCD_STORAGE_SLOTS > 1): decide, do not write
+    ARGV[8] the tx record key prefix, ARGV[9] the tx lease key prefix (the tx id follows each)
     then per entry, in KEYS order: name, lock value, op ("s" set to the JSON that follows, "d" delete,
     "k" keep), JSON, number of riders r, then r rider waiter ids.
   Output:
     { ok (1, 0 when a lock was lost, -1 when the run fence refused), number of lost locks,
     lostName..., grant message for the committing node's own waiters... }: a lock passed to another
     waiter of the same node travels back in the reply.
+    With ARGV[7] = "1" and changes to make: { 2, 0, tx id } (the decide of docs/ARCHITECTURE.md,
+    "Storage entries in their own slots"): the tx record (JSON { token, changes: [ [name, op, json], ... ],
+    names }) holds the changes, the names of every lock and the commit's fencing token (a fresh one,
+    the tx id), every lock now holds "tx:<id>" without a lease (the tx lease key
+    has it), the riders are queued; the node applies the changes per slot, then runs lockFinish-n.lua.
 ]]
 --- @include "includes/promote"
 local ctx = {
@@ -31,8 +38,9 @@ local ctx = {
 }
 local n = (#KEYS - 3) / 2
 local fenced = ARGV[6] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[6]
+local txMode = ARGV[7] == '1'
 local entries = {}
-local cursor = 7
+local cursor = 10
 for i = 1, n do
   local e = {
     name = ARGV[cursor], lockValue = ARGV[cursor + 1], op = ARGV[cursor + 2], json = ARGV[cursor + 3],
@@ -52,7 +60,33 @@ for i = 1, n do
     lost[#lost + 1] = entries[i].name
   end
 end
-if #lost == 0 and not fenced then
+local changes = {}
+local names = {}
+if #lost == 0 and not fenced and txMode then
+  for i = 1, n do
+    local e = entries[i]
+    names[i] = e.name
+    if e.op ~= 'k' then
+      changes[#changes + 1] = { e.name, e.op, e.json }
+    end
+  end
+end
+if #changes > 0 then
+  -- The commit point: from here on the changes are made, by this node or by a recovery.
+  local id = string.format('%d', redis.call('INCR', KEYS[1]))
+  local txValue = 'tx:' .. id
+  redis.call('SET', ARGV[8] .. id, cjson.encode({ token = id, changes = changes, names = names }))
+  redis.call('SET', ARGV[9] .. id, '1', 'PX', ctx.lease)
+  for i = 1, n do
+    local e = entries[i]
+    if #e.riders > 0 then
+      redis.call('RPUSH', e.queueKey, unpack(e.riders))
+    end
+    redis.call('SET', e.lockKey, txValue)
+  end
+  return { 2, 0, id }
+end
+if #lost == 0 and not fenced and not txMode then
   for i = 1, n do
     local e = entries[i]
     if e.op == 's' then
