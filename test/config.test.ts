@@ -28,6 +28,7 @@ describe('defaults', () => {
       sentinelMaster: undefined,
       sentinelPassword: undefined,
       replicaAcks: 0,
+      storageSlots: 1,
       replicaAckTimeoutMs: 1000,
       prefix: 'sprocd',
       host: '127.0.0.1',

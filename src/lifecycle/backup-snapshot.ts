@@ -18,6 +18,7 @@ import { numberOfJobId, type Keys } from '../redis/keys.js';
 import { NO_ACKS, type WriteAcks } from '../redis/replica-acks.js';
 import type { BackupEncoder, BackupHeader, ExecutionLine, SourceList } from './backup-format.js';
 import { BackupReadError } from './backup-status.js';
+import { SlotSnapshot } from './backup-slots.js';
 
 /** Job ids read per Redis round trip. */
 const READ_BATCH = 500;
@@ -39,7 +40,13 @@ export class BackupSnapshot {
     private readonly number: number,
     /** SPROCD_REPLICA_ACKS: the snapshot counts as taken once replicas have it (and all before it). */
     private readonly acks: WriteAcks = NO_ACKS,
-  ) {}
+    /** SPROCD_STORAGE_SLOTS: with more than 1, the entries are copied slot by slot (backup-slots.ts). */
+    storageSlots = 1,
+  ) {
+    this.slots = storageSlots > 1 ? new SlotSnapshot(redis, keys, number, storageSlots) : undefined;
+  }
+
+  private readonly slots: SlotSnapshot | undefined;
 
   /**
    * Takes the snapshot: identity, counter and copies of the entries hash and of the job lists, in
@@ -75,6 +82,10 @@ export class BackupSnapshot {
     }
     this.session = (res[0]?.[1] ?? {}) as Record<string, string>;
     this.sequence = Number(res[1]?.[1] ?? 0);
+    if (this.slots !== undefined) {
+      // After the MULTI: the entries are a moment later than the identity and the job lists.
+      await read(this.slots.take());
+    }
   }
 
   /**
@@ -91,13 +102,15 @@ export class BackupSnapshot {
       }
     }
     const res = await read(m.exec());
-    return (res ?? []).reduce((sum, [err, n]) => sum + (err ? 0 : Number(n)), 0);
+    const inSlots = this.slots === undefined ? 0 : await read(this.slots.size());
+    return (res ?? []).reduce((sum, [err, n]) => sum + (err ? 0 : Number(n)), inSlots);
   }
 
   /** Removes the copies (also when {@link take} failed half-way); never throws. */
   async discard(): Promise<void> {
     const parts = ['data', ...UNFINISHED_JOB_SETS.map((l) => l.part)];
     await this.redis.unlink(...parts.map((part) => this.copy(part))).catch(() => undefined);
+    await this.slots?.discard();
   }
 
   /** The lines of the file, read from the copies in batches; Redis failures throw BackupReadError. */
@@ -120,8 +133,18 @@ export class BackupSnapshot {
   }
 
   private async *entryLines(encoder: BackupEncoder, signal: AbortSignal): AsyncGenerator<Buffer> {
-    const copy = this.copy('data');
     const seen = new Set<string>();
+    for (const copy of this.slots?.dataCopies() ?? [this.copy('data')]) {
+      yield* this.hashLines(copy, seen, encoder, signal);
+    }
+  }
+
+  private async *hashLines(
+    copy: string,
+    seen: Set<string>,
+    encoder: BackupEncoder,
+    signal: AbortSignal,
+  ): AsyncGenerator<Buffer> {
     let cursor = '0';
     do {
       signal.throwIfAborted();

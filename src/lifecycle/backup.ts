@@ -67,7 +67,9 @@ export interface BackupHost extends PolicyHost {
       | 'restoreMaxBytes'
       | 'storageMaxEntryBytes'
       | 'bodyLimit'
-    >;
+    > &
+    /** SPROCD_STORAGE_SLOTS (absent: 1). */
+    Partial<Pick<Settings, 'storageSlots'>>;
   /**
    * Runs lifecycle hook `name` in the session with the usual hook context plus `extra`, logging
    * under `log`; undefined when the hook does not exist; rethrows what the hook throws.
@@ -296,7 +298,7 @@ export class BackupService {
   ): Promise<WrittenFile> {
     const { settings: s, redis, keys, name } = this.host;
     const now = new Date();
-    const snapshot = new BackupSnapshot(redis, keys, number, this.host.acks);
+    const snapshot = new BackupSnapshot(redis, keys, number, this.host.acks, s.storageSlots ?? 1);
     const encoder = new BackupEncoder(this.key);
     let snapshotMs = 0;
     const header: BackupHeader = {

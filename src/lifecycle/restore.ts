@@ -34,6 +34,7 @@ import { BackupInvalidError, type ExecutionLine } from './backup-format.js';
 import { readBackup, type ReadOptions, type Trust } from './backup-reader.js';
 import type { BackupService } from './backup.js';
 import { receiveUpload, uploadFile, type CheckedUpload, type UploadProgress } from './restore-upload.js';
+import { SlotStaging } from './restore-slots.js';
 
 /** A restore as the API asks for it. */
 export interface RestoreRequest {
@@ -162,7 +163,11 @@ async function apply(
   const { redis, keys } = backups.host;
   const lines = upload.entries + upload.executions;
   let read = 0;
-  const staged = keys.backup.staged(randomBytes(8).toString('hex'));
+  const stagingToken = randomBytes(8).toString('hex');
+  const staged = keys.backup.staged(stagingToken);
+  // SPROCD_STORAGE_SLOTS > 1: the entries are staged and swapped in slot by slot (restore-slots.ts).
+  const k = backups.host.settings.storageSlots ?? 1;
+  const slots = k > 1 ? new SlotStaging(redis, keys, stagingToken, k, STAGING_TTL_MS) : undefined;
   let session: Record<string, string> | undefined;
   let floor = 0;
   const executions: ExecutionLine[] = [];
@@ -171,11 +176,15 @@ async function apply(
   const flush = async () => {
     if (batch.length > 0) {
       signal.throwIfAborted();
-      await redis
-        .multi()
-        .hset(staged, ...batch)
-        .pexpire(staged, STAGING_TTL_MS)
-        .exec();
+      if (slots !== undefined) {
+        await slots.stage(batch);
+      } else {
+        await redis
+          .multi()
+          .hset(staged, ...batch)
+          .pexpire(staged, STAGING_TTL_MS)
+          .exec();
+      }
       batch = [];
       batchBytes = 0;
     }
@@ -214,19 +223,22 @@ async function apply(
     if (!session) {
       throw new BackupInvalidError('it holds no session identity');
     }
-    const distinct = upload.entries === 0 ? 0 : await redis.hlen(staged);
+    const distinct =
+      upload.entries === 0 ? 0 : slots !== undefined ? await slots.count() : await redis.hlen(staged);
     if (distinct !== upload.entries) {
       throw new BackupInvalidError(`it holds ${upload.entries} entry lines but ${distinct} distinct keys`);
     }
     signal.throwIfAborted();
     await swapIn(redis, keys, {
-      staged: upload.entries > 0 ? staged : undefined,
+      staged: upload.entries > 0 && slots === undefined ? staged : undefined,
       sequenceFloor: floor,
       identity: session,
     });
+    await slots?.swap();
     sequence = Number((await redis.get(keys.sequence)) ?? 0);
   } catch (err) {
     await redis.unlink(staged).catch(() => undefined);
+    await slots?.discard();
     throw err;
   }
   events.report('stage', read, lines, true);

@@ -38,6 +38,14 @@ export interface StorageKeys {
   tx(id: string): string;
   /** String with a PX lease: the committing node still applies tx `id` (absent: in doubt). */
   txLease(id: string): string;
+  /** The record of tx `id` once finished, kept for a while: a backup's snapshot rolls it forward. */
+  txDone(id: string): string;
+  /** String: no tx with a fencing token up to this is applied in data slot `j` any more (a restore). */
+  slotFloor(j: number): string;
+  /** The staged entries of data slot `j` for the restore holding `token`. */
+  slotStaged(j: number, token: string): string;
+  /** The snapshot copy of data slot `j`'s `part` ("data" or "ver") made by backup `n`. */
+  slotSnapshot(j: number, n: number, part: string): string;
   /** Hash: entry name → JSON, of the entries in data slot `j` (SPROCD_STORAGE_SLOTS > 1). */
   slotData(j: number): string;
   /** Hash: entry name → fencing token of the commit that last wrote it, in data slot `j`. */
@@ -211,6 +219,10 @@ function storageKeys(prefix: string, base: string): StorageKeys {
     noData: `${prefix}:no-data`,
     tx: (id) => `${prefix}:tx:${id}`,
     txLease: (id) => `${prefix}:tx-lease:${id}`,
+    txDone: (id) => `${prefix}:tx-done:${id}`,
+    slotFloor: (j) => `{${base}:s${j}}:floor`,
+    slotStaged: (j, token) => `{${base}:s${j}}:restore:${token}`,
+    slotSnapshot: (j, n, part) => `{${base}:s${j}}:snap:${n}:${part}`,
     slotData: (j) => `{${base}:s${j}}:data`,
     slotVersions: (j) => `{${base}:s${j}}:ver`,
   };

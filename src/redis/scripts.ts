@@ -301,11 +301,13 @@ export type TxChange = readonly [name: string, op: 's' | 'd', json: string];
  */
 export async function storageApply(
   redis: RedisConnection,
-  slot: { readonly data: string; readonly versions: string },
+  slot: { readonly data: string; readonly versions: string; readonly floor: string },
   token: string,
   changes: readonly TxChange[],
 ): Promise<number> {
-  return Number(await run(redis, 'storageApply', [slot.data, slot.versions], [token, ...changes.flat()]));
+  return Number(
+    await run(redis, 'storageApply', [slot.data, slot.versions, slot.floor], [token, ...changes.flat()]),
+  );
 }
 
 /**
@@ -321,7 +323,7 @@ export async function lockFinish(
   id: string,
   names: readonly string[],
 ): Promise<{ finished: boolean; grants: string[] }> {
-  const keys = [storage.fence, lockData(storage), storage.tx(id), storage.txLease(id)];
+  const keys = [storage.fence, lockData(storage), storage.tx(id), storage.txLease(id), storage.txDone(id)];
   for (const name of names) {
     keys.push(storage.lock(name), storage.queue(name));
   }
@@ -647,6 +649,25 @@ export async function restoreSwap(redis: RedisConnection, keys: Keys, swap: Rest
         ...Object.entries(swap.identity).flat(),
       ],
     ),
+  );
+}
+
+/**
+ * storageSlotSwap-4.lua: a restore's swap of one data slot: `staged` (undefined: no entries for the
+ * slot) replaces its entries, its versions are cleared and its floor raised to `token`.
+ */
+export async function storageSlotSwap(
+  redis: RedisConnection,
+  slot: { readonly data: string; readonly versions: string; readonly floor: string },
+  staged: string,
+  hasStaged: boolean,
+  token: number,
+): Promise<void> {
+  await run(
+    redis,
+    'storageSlotSwap',
+    [slot.data, slot.versions, staged, slot.floor],
+    [hasStaged ? '1' : '0', String(token)],
   );
 }
 

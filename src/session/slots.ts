@@ -25,6 +25,8 @@ export interface SlotKeys {
   readonly data: string;
   /** Hash: entry name → fencing token of the commit that last wrote it. */
   readonly versions: string;
+  /** No tx with a token up to this is applied here (set by a restore). */
+  readonly floor: string;
 }
 
 /** Where the entries of a storage with `k` data slots are (k = 1: the one hash `data`, no slots). */
@@ -46,6 +48,7 @@ export function slotRouting(storage: StorageKeys, k: number): SlotRouting {
     slot: j,
     data: storage.slotData(j),
     versions: storage.slotVersions(j),
+    floor: storage.slotFloor(j),
   }));
   const slot = (j: number) => slots[j] as SlotKeys;
   return {

@@ -129,6 +129,9 @@ describe('decide and finish', () => {
     expect(done.grants).toHaveLength(1);
     expect(done.grants[0]?.startsWith('n2.1\n')).toBe(true);
     expect(await redis.exists(layout.lock(a), layout.tx(id), layout.txLease(id))).toBe(0);
+    // The record is kept a while under its finished name, for a backup's snapshot to roll forward.
+    expect(await redis.get(layout.txDone(id))).toBe(JSON.stringify(record));
+    expect(await redis.pttl(layout.txDone(id))).toBeGreaterThan(0);
     expect(await redis.get(layout.lock(b))).toMatch(/^\d+:n2\.1$/);
     // A second finish (holder and recovery) changes nothing.
     expect((await lockFinish(redis, layout, TIMES, 'n2', id, [a, b])).finished).toBe(false);

@@ -3,15 +3,19 @@
   that fall in one data slot. Each entry is written only when the version stored for it is lower than
   the tx's fencing token, so an apply that comes late (a stalled holder, after a recovery finished its
   tx and a newer commit wrote) or twice (the holder and a recovery) never overwrites a newer commit.
-  A delete keeps the version, so that a late set cannot bring a deleted entry back.
+  A delete keeps the version, so that a late set cannot bring a deleted entry back. A restore clears
+  the versions and sets the slot's floor: no tx decided before it is applied after it.
 
   Input:
-    KEYS[1] the slot's entries hash, KEYS[2] its versions hash
+    KEYS[1] the slot's entries hash, KEYS[2] its versions hash, KEYS[3] its floor
     ARGV[1] the tx's fencing token, then per entry: name, op ("s" set, "d" delete), JSON
   Output: the number of entries written.
 ]]
 local token = tonumber(ARGV[1])
 local written = 0
+if token <= tonumber(redis.call('GET', KEYS[3]) or '0') then
+  return 0
+end
 for i = 2, #ARGV, 3 do
   local name, op = ARGV[i], ARGV[i + 1]
   local version = redis.call('HGET', KEYS[2], name)
