@@ -1,0 +1,116 @@
+/**
+ * The session storage in 8 data slots (SPROCD_STORAGE_SLOTS=8) on a real Redis Cluster (three
+ * masters, three replicas; test/support/cluster.ts): two node processes with SPROCD_REPLICA_ACKS=1
+ * count every storage increment, and a multi-key `use` over two entries whose slots are on different
+ * masters commits whole or not at all.
+ *
+ * Its own vitest config (vitest.cluster.config.ts, run by .ci/cluster-test).
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Execution } from '../../src/client/types.js';
+import { createKeys } from '../../src/redis/keys.js';
+import { storageLayout } from '../../src/session/layout.js';
+import { startRedisCluster, type RedisClusterGroup } from '../support/cluster.js';
+import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
+import { uniquePrefix } from '../support/redis.js';
+
+const K = 8;
+const prefix = uniquePrefix('cslots');
+const layout = storageLayout(createKeys(prefix), K);
+let cluster: RedisClusterGroup;
+let a: ChildNode;
+let b: ChildNode;
+
+const nodeEnv = () => ({
+  REDIS_URL: cluster.url,
+  SPROCD_STORAGE_SLOTS: String(K),
+  SPROCD_REPLICA_ACKS: '1',
+  SPROCD_REPLICA_ACK_TIMEOUT_MS: '1000',
+  SPROCD_REDIS_TIMEOUT_MS: '3000',
+  SPROCD_JOBS_DIR: path.join(FIXTURES, 'cluster-jobs'),
+  SPROCD_CONCURRENCY: '8',
+  SPROCD_RATE_LIMIT: '0',
+});
+
+beforeAll(async () => {
+  cluster = await startRedisCluster({ nodeTimeoutMs: 1000 });
+  [a, b] = await Promise.all([spawnNode(prefix, nodeEnv()), spawnNode(prefix, nodeEnv())]);
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop()]);
+  await cluster?.stop();
+});
+
+/** The port of the master serving entry `name`'s data slot. */
+async function masterPortOf(name: string): Promise<number> {
+  return (await cluster.masterOf(layout.slots.slotFor(name).data)).port;
+}
+
+/** Settled views of `numbers` (read every 300 ms). */
+async function settled(node: ChildNode, numbers: readonly number[]): Promise<Execution[]> {
+  const views = new Map<number, Execution>();
+  const done = (n: number) => ['completed', 'failed', 'aborted'].includes(views.get(n)?.state ?? '');
+  await vi.waitFor(
+    async () => {
+      for (const n of numbers.filter((x) => !done(x))) {
+        views.set(n, await node.client.get(n));
+      }
+      expect(numbers.filter((n) => !done(n))).toEqual([]);
+    },
+    { timeout: 60_000, interval: 300 },
+  );
+  return numbers.map((n) => views.get(n) as Execution);
+}
+
+describe('storage in data slots on a Redis Cluster', () => {
+  it('count every storage increment of executions on both nodes', async () => {
+    const views = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => (i % 2 ? a : b).client.execute('tally', {})),
+    );
+    const done = await settled(
+      b,
+      views.map((v) => v.number),
+    );
+    expect(done.filter((d) => d.state !== 'completed')).toEqual([]);
+    const storage = (await a.client.storage()) as Record<string, Record<string, number>>;
+    const counted = new Map<number, number>();
+    for (const [key, entry] of Object.entries(storage)) {
+      if (key.startsWith('tally-')) {
+        for (const [n, count] of Object.entries(entry)) {
+          counted.set(Number(n), count);
+        }
+      }
+    }
+    expect(views.filter((v) => counted.get(v.number) !== 1)).toEqual([]);
+    // The tallies are spread over more than one master.
+    const ports = await Promise.all(Object.keys(storage).map((key) => masterPortOf(key)));
+    expect(new Set(ports).size).toBeGreaterThan(1);
+  });
+
+  it('commit a multi-key `use` over entries on different masters whole or not at all', async () => {
+    // Two account names whose data slots are served by different masters.
+    const from = 'acct-from';
+    const fromPort = await masterPortOf(from);
+    let to = '';
+    for (let i = 0; to === ''; i++) {
+      if ((await masterPortOf(`acct-to-${i}`)) !== fromPort) {
+        to = `acct-to-${i}`;
+      }
+    }
+    expect(await masterPortOf(to)).not.toBe(fromPort);
+    const views = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        (i % 2 ? a : b).client.execute('transfer', { from, to, fail: i % 3 === 0 }),
+      ),
+    );
+    const ended = await settled(
+      a,
+      views.map((v) => v.number),
+    );
+    expect(ended.map((e) => e.state)).toEqual(views.map((_, i) => (i % 3 === 0 ? 'failed' : 'completed')));
+    expect(await a.client.storage(from)).toEqual({ balance: -40 });
+    expect(await b.client.storage(to)).toEqual({ balance: 40 });
+  });
+});
