@@ -229,6 +229,7 @@ export async function lockCommit(
   node: string,
   entries: readonly CommitEntry[],
   fence?: RunFence,
+  floor = 0,
 ): Promise<CommitReply> {
   const data = lockData(storage);
   const keys = [storage.fence, data, fence?.key ?? data];
@@ -242,6 +243,7 @@ export async function lockCommit(
     data === storage.data ? '0' : '1',
     storage.tx(''),
     storage.txLease(''),
+    floor,
   ];
   for (const e of entries) {
     keys.push(storage.lock(e.name), storage.queue(e.name));

@@ -22,6 +22,7 @@ import { mapRedisError } from './lock-redis-errors.js';
 import type { Waiter } from './lock-waiter.js';
 import type { StorageLayout } from './layout.js';
 import type { TxRunner } from './lock-tx.js';
+import type { WriteAcks } from '../redis/replica-acks.js';
 
 /** What the commit does with one entry. */
 export type CommitOp = { readonly op: 'set'; readonly json: string } | { readonly op: 'delete' };
@@ -43,16 +44,14 @@ export interface LockCommitterOptions {
   onGrantMessage(message: string): void;
   /** Apply and finish of multi-slot commits (SPROCD_STORAGE_SLOTS > 1). */
   tx: TxRunner;
+  /** SPROCD_REPLICA_ACKS on `{prefix}`: a multi-slot commit applies only once replicas have its decide. */
+  acks: WriteAcks;
   /** Test hook: runs right after a multi-slot commit was decided, before it is applied. */
   afterDecide?: () => void;
 }
 
-/**
- * How a commit ended: written (`confirms`: per data slot written, the replica confirmations still to
- * wait for), a lock lost, or the run fence refused (nothing written then).
- */
-export type CommitOutcome =
-  { readonly confirms: readonly (() => Promise<void>)[] } | { readonly lost: string } | 'fenced';
+/** How a commit ended: written, a lock lost, or the run fence refused (nothing written then). */
+export type CommitOutcome = 'written' | { readonly lost: string } | 'fenced';
 
 /** Runs the commits of one node. */
 export class LockCommitter {
@@ -89,9 +88,20 @@ export class LockCommitter {
       riders.push([lock.key, joining]);
     }
     const keys = held.map((lock) => lock.key);
+    // With data slots: the commit's token must be above every version read under these locks.
+    const floor = Math.max(0, ...held.map((lock) => lock.version ?? 0));
+    const ticket = this.o.acks.ticket();
     let reply: CommitReply;
     try {
-      reply = await lockCommit(this.o.redis, this.o.layout, this.o.times, this.o.nodeId, entries, fence);
+      reply = await lockCommit(
+        this.o.redis,
+        this.o.layout,
+        this.o.times,
+        this.o.nodeId,
+        entries,
+        fence,
+        floor,
+      );
     } catch (err) {
       // Whether the script ran is unknown: the riders queue on their own. Should they now be in a
       // queue twice, the second grant finds them done, or holding, and is passed on as an orphan.
@@ -104,10 +114,9 @@ export class LockCommitter {
       throw mapRedisError(err);
     }
     let grants = reply.grants;
-    let confirms: readonly (() => Promise<void>)[] = [];
     if (reply.tx !== undefined) {
       try {
-        ({ grants, confirms } = await this.completeTx(reply.tx, entries, keys));
+        grants = await this.completeTx(reply.tx, entries, keys, () => this.o.acks.confirm(ticket));
       } catch (err) {
         // Decided: the changes will be made, by a recovery once the tx lease has run out. The riders
         // are in the queues already (the decide put them there) and wait for that.
@@ -135,18 +144,26 @@ export class LockCommitter {
       handoff.flushIfLetGo(key);
     }
     if (reply.ok) {
-      return { confirms };
+      return 'written';
     }
     return reply.fenced ? 'fenced' : { lost: reply.lost[0] ?? '' };
   }
 
-  /** Steps 2 and 3 of the multi-slot commit decided as tx `id`. */
+  /**
+   * Steps 2 and 3 of the multi-slot commit decided as tx `id`. With SPROCD_REPLICA_ACKS each step
+   * waits for the replicas of the one before: the decide's before the applies (a decide a fail-over
+   * could lose is never applied by this node; a recovery applies it if it survived), and each slot's
+   * apply before the finish (an apply a fail-over loses is re-applied from the record by a recovery,
+   * as the locks are still marked). A failed confirmation throws NotReplicatedError, the tx unfinished.
+   */
   private async completeTx(
     id: string,
     entries: readonly CommitEntry[],
     keys: readonly string[],
-  ): Promise<{ grants: string[]; confirms: (() => Promise<void>)[] }> {
+    decided: () => Promise<void>,
+  ): Promise<string[]> {
     this.o.afterDecide?.();
+    await decided();
     const changes: TxChange[] = [];
     for (const e of entries) {
       if (e.op !== 'keep') {
@@ -154,7 +171,8 @@ export class LockCommitter {
       }
     }
     const confirms = await this.o.tx.apply(id, changes);
+    await Promise.all(confirms.map((confirm) => confirm()));
     const { grants } = await this.o.tx.finish(id, keys, this.o.nodeId);
-    return { grants, confirms };
+    return grants;
   }
 }

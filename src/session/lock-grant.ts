@@ -13,6 +13,12 @@ export interface HeldLock {
   readonly lockValue: string;
   /** The entry's JSON, or undefined when there is no such entry. */
   readonly json: string | undefined;
+  /**
+   * With data slots: the token of the commit that last wrote the entry (its slot's versions hash), read
+   * with the value; the commit's token is made higher (lockCommit-n.lua), even after the fence counter
+   * went back (a fail-over of the `{prefix}` master that lost writes).
+   */
+  readonly version?: number;
 }
 
 /** One grant message, read. */

@@ -116,6 +116,7 @@ export class LockManager {
     });
     this.committer = new LockCommitter({
       tx,
+      acks: options.acks ?? NO_ACKS,
       ...(options.afterDecide ? { afterDecide: options.afterDecide } : {}),
       redis: options.redis,
       layout: options.layout,
@@ -177,13 +178,13 @@ export class LockManager {
     if (outcome === 'fenced') {
       throw new RunFencedError();
     }
-    if ('lost' in outcome) {
+    if (outcome !== 'written') {
       throw new LockLostError(outcome.lost);
     }
     if (ops.size > 0) {
-      // Written, locks handed on; the `use` returns once replicas have it (NotReplicatedError if not):
-      // the one master of `{prefix}` and, with data slots, the master of each slot written.
-      await Promise.all([acks.confirm(ticket), ...outcome.confirms.map((confirm) => confirm())]);
+      // Written, locks handed on; the `use` returns once replicas have it (NotReplicatedError if not).
+      // With data slots each slot's master confirmed its apply already (lock-commit.ts).
+      await acks.confirm(ticket);
     }
   }
 
@@ -398,7 +399,12 @@ export class LockManager {
         // Every lock is held: a time-out or a stop that came meanwhile no longer applies (as above).
         w.state = 'done';
         this.forget(w);
-        w.resolve(w.held.map((lock) => ({ ...lock, json: values.get(lock.key) })));
+        w.resolve(
+          w.held.map((lock) => {
+            const read = values.get(lock.key);
+            return { ...lock, json: read?.json, version: read?.version ?? 0 };
+          }),
+        );
       },
       (err: unknown) => this.abandon(w, mapRedisError(err)),
     );

@@ -6,18 +6,37 @@
 import type { RedisConnection } from '../redis/redis-connection.js';
 import type { StorageLayout } from './layout.js';
 
-/** The JSON of each of `names` (absent: no such entry), with one HMGET per slot. */
+/** An entry as read from its slot: its JSON (absent: no such entry) and version (0: none). */
+export interface SlotValue {
+  readonly json: string | undefined;
+  readonly version: number;
+}
+
+/** The JSON and version of each of `names`, with one MULTI (HMGET of both hashes) per slot. */
 export async function readSlotValues(
   redis: RedisConnection,
   layout: StorageLayout,
   names: readonly string[],
-): Promise<Map<string, string | undefined>> {
-  const out = new Map<string, string | undefined>();
+): Promise<Map<string, SlotValue>> {
+  const out = new Map<string, SlotValue>();
   const bySlot = layout.slots.group(names, (name) => name);
   await Promise.all(
     [...bySlot].map(async ([slot, list]) => {
-      const values = await redis.hmget(slot.data, ...list);
-      list.forEach((name, i) => out.set(name, values[i] ?? undefined));
+      const res = await redis
+        .multi()
+        .hmget(slot.data, ...list)
+        .hmget(slot.versions, ...list)
+        .exec();
+      for (const [err] of res ?? []) {
+        if (err) {
+          throw err;
+        }
+      }
+      const values = (res?.[0]?.[1] ?? []) as (string | null)[];
+      const versions = (res?.[1]?.[1] ?? []) as (string | null)[];
+      list.forEach((name, i) =>
+        out.set(name, { json: values[i] ?? undefined, version: Number(versions[i] ?? 0) }),
+      );
     }),
   );
   return out;

@@ -189,6 +189,33 @@ describe('decide and finish', () => {
   });
 });
 
+describe('the commit token', () => {
+  it('stays above the versions read under the locks when the fence counter went back (a fail-over)', async () => {
+    const { prefix, layout } = fresh();
+    const node = await openTestSession(prefix, { storageSlots: 4 });
+    try {
+      const storage = node.session.storage;
+      for (let i = 0; i < 5; i++) {
+        await storage.use('x', (d) => {
+          d.n = i;
+        });
+      }
+      const redis = testClient();
+      const version = Number(await redis.hget(layout.slots.slotFor('x').versions, 'x'));
+      expect(version).toBeGreaterThan(5);
+      // The {prefix} master's replacement lacked the last writes: the counter is back at 1.
+      await redis.set(layout.fence, '1');
+      await storage.use('x', (d) => {
+        d.n = 'after';
+      });
+      expect(await storage.get('x')).toEqual({ n: 'after' });
+      expect(Number(await redis.hget(layout.slots.slotFor('x').versions, 'x'))).toBeGreaterThan(version);
+    } finally {
+      await node.close();
+    }
+  });
+});
+
 describe('the stored K', () => {
   it('is stored at the first start with K > 1; a node with another K refuses to start', async () => {
     const { prefix, layout } = fresh();

@@ -19,6 +19,8 @@
     ARGV[6] the value the run fence's key must hold ('' when there is no fence)
     ARGV[7] "1" when the entries live in data slots (SPROCD_STORAGE_SLOTS > 1): decide, do not write
     ARGV[8] the tx record key prefix, ARGV[9] the tx lease key prefix (the tx id follows each)
+    ARGV[10] the highest version of the entries read under these locks (data slots): the fence
+    counter is raised to it first, so the tx's token is above it even if the counter went back
     then per entry, in KEYS order: name, lock value, op ("s" set to the JSON that follows, "d" delete,
     "k" keep), JSON, number of riders r, then r rider waiter ids.
   Output:
@@ -40,7 +42,7 @@ local n = (#KEYS - 3) / 2
 local fenced = ARGV[6] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[6]
 local txMode = ARGV[7] == '1'
 local entries = {}
-local cursor = 10
+local cursor = 11
 for i = 1, n do
   local e = {
     name = ARGV[cursor], lockValue = ARGV[cursor + 1], op = ARGV[cursor + 2], json = ARGV[cursor + 3],
@@ -73,6 +75,10 @@ if #lost == 0 and not fenced and txMode then
 end
 if #changes > 0 then
   -- The commit point: from here on the changes are made, by this node or by a recovery.
+  local floor = tonumber(ARGV[10]) or 0
+  if floor > (tonumber(redis.call('GET', KEYS[1]) or '0') or 0) then
+    redis.call('SET', KEYS[1], string.format('%d', floor))
+  end
   local id = string.format('%d', redis.call('INCR', KEYS[1]))
   local txValue = 'tx:' .. id
   redis.call('SET', ARGV[8] .. id, cjson.encode({ token = id, changes = changes, names = names }))
