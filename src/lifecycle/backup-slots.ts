@@ -31,14 +31,17 @@ export class SlotSnapshot {
     this.routing = slotRouting(keys.storage, k);
   }
 
-  /** The copy of slot `j` (its `data` and `ver` hashes, with a floor that is never set). */
+  /**
+   * The copy of slot `j`: its `data` and `ver` hashes, and the slot's own floor (a restore's: the txs
+   * from before it, whose finished records may still be around, are not rolled into the copies).
+   */
   copyOf(slot: SlotKeys): SlotKeys {
     const { storage } = this.keys;
     return {
       slot: slot.slot,
       data: storage.slotSnapshot(slot.slot, this.number, 'data'),
       versions: storage.slotSnapshot(slot.slot, this.number, 'ver'),
-      floor: storage.slotSnapshot(slot.slot, this.number, 'floor'),
+      floor: slot.floor,
     };
   }
 

@@ -2,13 +2,15 @@
  * The storage part of a restore when the entries live in data slots (SPROCD_STORAGE_SLOTS > 1): the
  * entries are staged per slot (a hash next to each slot's entries), and after restoreSwap-5.lua put
  * back the identity and the counter under `{prefix}`:
- * 1. every storage lock is broken (a `use` holding one finds it gone at its decide and writes
- *    nothing) and the restore takes a fencing token F;
+ * 1. the `restoring` key is set: until step 4 no multi-slot commit decides (lockCommit-n.lua counts
+ *    its locks as lost: LOCK_LOST, nothing written); every storage lock is broken, and the restore
+ *    takes a fencing token F;
  * 2. each slot's staged hash replaces its entries, its versions are cleared and its floor becomes F:
  *    no tx decided before step 1 (token < F) is applied after the swap, by its committer or by a
  *    recovery;
- * 3. the locks are broken once more, so that a `use` that took a lock between 1 and 2, and so may
- *    have read an entry from before the restore, writes nothing either unless it decided already.
+ * 3. the locks are broken once more: a `use` that took a lock before the swaps ended, and so may have
+ *    read an entry from before the restore, finds it gone at its decide;
+ * 4. the `restoring` key is deleted (it has a lease of 2 minutes should the node die before).
  * The slots are swapped one by one: a read outside `use` during those milliseconds may see some
  * slots restored and others not (docs/ARCHITECTURE.md, "Storage entries in their own slots").
  */
@@ -17,6 +19,9 @@ import type { Keys } from '../redis/keys.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { storageSlotSwap } from '../redis/scripts.js';
 import { slotRouting, type SlotKeys, type SlotRouting } from '../session/slots.js';
+
+/** How long commits stay refused should the restoring node die in the middle of its swaps. */
+const RESTORING_LEASE_MS = 120_000;
 
 /** The staged entries of one restore, slot by slot. */
 export class SlotStaging {
@@ -62,12 +67,18 @@ export class SlotStaging {
 
   /** Steps 1 to 3 above. */
   async swap(): Promise<void> {
-    await this.breakLocks();
-    const token = await this.redis.incr(this.keys.storage.fence);
-    for (const slot of this.routing.all()) {
-      await storageSlotSwap(this.redis, slot, this.stagedOf(slot), this.staged.has(slot), token);
+    const { storage } = this.keys;
+    await this.redis.set(storage.restoring, '1', 'PX', RESTORING_LEASE_MS);
+    try {
+      await this.breakLocks();
+      const token = await this.redis.incr(storage.fence);
+      for (const slot of this.routing.all()) {
+        await storageSlotSwap(this.redis, slot, this.stagedOf(slot), this.staged.has(slot), token);
+      }
+      await this.breakLocks();
+    } finally {
+      await this.redis.del(storage.restoring);
     }
-    await this.breakLocks();
   }
 
   /** Removes what is still staged; never throws. */

@@ -38,6 +38,8 @@ export interface StorageKeys {
   tx(id: string): string;
   /** String with a PX lease: the committing node still applies tx `id` (absent: in doubt). */
   txLease(id: string): string;
+  /** String with a PX lease, set while a restore swaps the data slots in: no multi-slot commit decides. */
+  readonly restoring: string;
   /** The record of tx `id` once finished, kept for a while: a backup's snapshot rolls it forward. */
   txDone(id: string): string;
   /** String: no tx with a fencing token up to this is applied in data slot `j` any more (a restore). */
@@ -220,6 +222,7 @@ function storageKeys(prefix: string, base: string): StorageKeys {
     tx: (id) => `${prefix}:tx:${id}`,
     txLease: (id) => `${prefix}:tx-lease:${id}`,
     txDone: (id) => `${prefix}:tx-done:${id}`,
+    restoring: `${prefix}:restoring`,
     slotFloor: (j) => `{${base}:s${j}}:floor`,
     slotStaged: (j, token) => `{${base}:s${j}}:restore:${token}`,
     slotSnapshot: (j, n, part) => `{${base}:s${j}}:snap:${n}:${part}`,

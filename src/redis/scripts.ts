@@ -244,6 +244,7 @@ export async function lockCommit(
     storage.tx(''),
     storage.txLease(''),
     floor,
+    storage.restoring,
   ];
   for (const e of entries) {
     keys.push(storage.lock(e.name), storage.queue(e.name));

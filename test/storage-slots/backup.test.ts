@@ -126,5 +126,12 @@ describe('backup and restore with data slots', () => {
     });
     expect(await targetStorage.get('e1')).toEqual({ n: 'e1', after: 1 });
     expect(await targetStorage.get(a)).toEqual({ v: 'a', after: 1 });
+
+    // A backup right after: the txs from before the restore (finished, or in flight) stay out of it.
+    const again = (await target.client.backup()) as unknown as BackupRecord;
+    const reparsed = await parseBackup(fs.readFileSync(again.file as string), { allowUnsigned: true });
+    expect(reparsed.entries.has('old')).toBe(false);
+    expect(JSON.parse(reparsed.entries.get('e1') as string)).toEqual({ n: 'e1', after: 1 });
+    expect(reparsed.entries.size).toBe(names.length + 2);
   });
 });

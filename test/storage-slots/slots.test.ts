@@ -189,6 +189,24 @@ describe('decide and finish', () => {
   });
 });
 
+describe('a restore swapping the slots in', () => {
+  it('refuses every decide meanwhile (LOCK_LOST, nothing written, the locks released)', async () => {
+    const redis = testClient();
+    const { layout } = fresh();
+    const [a, b] = apart(4);
+    const held = await lockAcquire(redis, layout, TIMES, 'n1.1', [a, b]);
+    await redis.set(layout.restoring, '1', 'PX', 5000);
+    const reply = await lockCommit(redis, layout, TIMES, 'n1', [
+      { name: a, lockValue: held.lockValue, op: 'set', json: '{"v":1}', riders: [] },
+      { name: b, lockValue: held.lockValue, op: 'keep', riders: [] },
+    ]);
+    expect(reply).toMatchObject({ ok: false, fenced: false, lost: [a, b] });
+    expect(reply.tx).toBeUndefined();
+    expect(await redis.exists(layout.lock(a), layout.lock(b))).toBe(0);
+    expect(await redis.exists(layout.slots.slotFor(a).data)).toBe(0);
+  });
+});
+
 describe('the commit token', () => {
   it('stays above the versions read under the locks when the fence counter went back (a fail-over)', async () => {
     const { prefix, layout } = fresh();

@@ -21,6 +21,8 @@
     ARGV[8] the tx record key prefix, ARGV[9] the tx lease key prefix (the tx id follows each)
     ARGV[10] the highest version of the entries read under these locks (data slots): the fence
     counter is raised to it first, so the tx's token is above it even if the counter went back
+    ARGV[11] the key present while a restore swaps the data slots in: a decide then counts every lock
+    as lost (LOCK_LOST), as the restore breaks them
     then per entry, in KEYS order: name, lock value, op ("s" set to the JSON that follows, "d" delete,
     "k" keep), JSON, number of riders r, then r rider waiter ids.
   Output:
@@ -42,7 +44,7 @@ local n = (#KEYS - 3) / 2
 local fenced = ARGV[6] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[6]
 local txMode = ARGV[7] == '1'
 local entries = {}
-local cursor = 11
+local cursor = 12
 for i = 1, n do
   local e = {
     name = ARGV[cursor], lockValue = ARGV[cursor + 1], op = ARGV[cursor + 2], json = ARGV[cursor + 3],
@@ -57,8 +59,9 @@ for i = 1, n do
   entries[i] = e
 end
 local lost = {}
+local restoring = txMode and redis.call('EXISTS', ARGV[11]) == 1
 for i = 1, n do
-  if not entries[i].owned then
+  if restoring or not entries[i].owned then
     lost[#lost + 1] = entries[i].name
   end
 end
