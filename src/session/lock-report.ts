@@ -72,15 +72,16 @@ export async function storageReport(
   // With data slots (SPROCD_STORAGE_SLOTS > 1) the cursor is "<slot>.<HSCAN cursor>": slot after slot.
   let [slot, cursor] = first ? [0, '0'] : decodeStorageCursor(query.cursor as string, k);
   const sizes = new Map<string, number>();
-  for (;;) {
+  let done = false;
+  while (!done && sizes.size < limit) {
     const hash = k > 1 && keys.slots ? keys.slots.slot(slot).data : keys.data;
     const step = await storageScan(redis, hash, cursor, Math.min(HSCAN_COUNT, limit));
     cursor = step.next;
     step.entries.forEach((e) => sizes.set(e.name, e.size));
-    if (cursor === '0' && slot + 1 < k) {
-      slot++;
-    } else if (cursor === '0' || sizes.size >= limit) {
-      break;
+    if (cursor === '0') {
+      // This hash is done: the next slot from its start, or the end of the listing.
+      done = slot + 1 >= k;
+      slot = done ? slot : slot + 1;
     }
   }
   const locked = new Set<string>();
@@ -124,7 +125,10 @@ export async function storageReport(
       const colon = value?.indexOf(':') ?? -1;
       if (value !== null && colon > 0) {
         report.lock = {
-          holder: describeWaiter(value.slice(colon + 1)),
+          // "tx:<id>": a multi-slot commit being applied (SPROCD_STORAGE_SLOTS > 1), no waiter's.
+          holder: value.startsWith('tx:')
+            ? { owner: `commit ${value.slice(3)} (applying)` }
+            : describeWaiter(value.slice(colon + 1)),
           leaseUntil: new Date(now + Math.max(ttl, 0)).toISOString(),
           waiters: queue.map(describeWaiter),
         };
@@ -134,7 +138,7 @@ export async function storageReport(
       items.push(report);
     }
   }
-  if (cursor === '0' && slot + 1 >= k) {
+  if (done) {
     return { items };
   }
   const resume = k > 1 ? `${slot}.${cursor}` : cursor;

@@ -14,6 +14,7 @@ import {
   type LockTimes,
 } from '../../src/redis/scripts.js';
 import { storageLayout } from '../../src/session/layout.js';
+import { storageReport } from '../../src/session/lock-report.js';
 import { TxRunner, type TxRecord } from '../../src/session/lock-tx.js';
 import { slotOf, slotRouting } from '../../src/session/slots.js';
 import { openTestSession } from '../session/helpers.js';
@@ -186,6 +187,36 @@ describe('decide and finish', () => {
     expect(await redis.get(layout.lock(b))).toMatch(/:n3\.1$/);
     expect(await redis.llen(layout.inbox('n2'))).toBe(1);
     expect(await redis.llen(layout.inbox('n3'))).toBe(1);
+  });
+});
+
+describe('reads outside use', () => {
+  it('get, keys, snapshot and the console listing (page by page, slot after slot) read every slot', async () => {
+    const { prefix, layout } = fresh();
+    const node = await openTestSession(prefix, { storageSlots: 4 });
+    try {
+      const storage = node.session.storage;
+      const names = Array.from({ length: 30 }, (_, i) => `r${String(i).padStart(2, '0')}`);
+      await storage.use(names.slice(0, 15), (...drafts) => drafts.forEach((d, i) => (d.i = i)));
+      await storage.use(names.slice(15), (...drafts) => drafts.forEach((d, i) => (d.i = i + 15)));
+      expect(new Set(names.map((n) => slotOf(n, 4))).size).toBe(4);
+      expect(await storage.get('r20')).toEqual({ i: 20 });
+      expect(await storage.keys()).toEqual(names);
+      expect(Object.keys(await storage.snapshot())).toEqual(names);
+      const listed: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await storageReport(node.command, node.layout, { limit: 5, cursor });
+        listed.push(...page.items.map((item) => item.key));
+        cursor = page.nextCursor;
+        pages++;
+      } while (cursor !== undefined);
+      expect(pages).toBeGreaterThan(1);
+      expect([...new Set(listed)].sort()).toEqual(names);
+    } finally {
+      await node.close();
+    }
   });
 });
 
