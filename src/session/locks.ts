@@ -30,9 +30,7 @@
  * holder's lease), lock-grant.ts (held locks and grant messages), lock-redis-errors.ts (Redis trouble
  * as REDIS_UNAVAILABLE). See docs/ARCHITECTURE.md, "Storage locks and fencing".
  */
-import type { RedisConnection } from '../redis/redis-connection.js';
-import type { Logger } from 'pino';
-import { NO_ACKS, type WriteAcks } from '../redis/replica-acks.js';
+import { NO_ACKS } from '../redis/replica-acks.js';
 import {
   lockAcquire,
   lockCancel,
@@ -41,7 +39,6 @@ import {
   type RunFence,
 } from '../redis/scripts.js';
 import { LockLostError, LockTimeoutError, RunFencedError, SessionClosedError } from './errors.js';
-import type { StorageLayout } from './layout.js';
 import { LockCommitter, type CommitOp } from './lock-commit.js';
 import { parseGrant, type HeldLock } from './lock-grant.js';
 import { LocalHandoff } from './lock-handoff.js';
@@ -50,37 +47,16 @@ import { LockInbox } from './lock-inbox.js';
 import { LeaseRecheck } from './lock-recheck.js';
 import { mapRedisError } from './lock-redis-errors.js';
 import { armWaiter, disarmWaiter, newWaiter, type Waiter } from './lock-waiter.js';
+import type { LockManagerOptions } from './lock-options.js';
 import { TxRunner } from './lock-tx.js';
-import { readSlotValues } from './slot-reads.js';
-import type { SlotKeys } from './slots.js';
+import { readSlotValues, type SlotValue } from './slot-reads.js';
 
 // What storage.ts and index.ts use of the lock modules, so they import the manager's module only.
+export type { LockManagerOptions } from './lock-options.js';
 export type { CommitOp } from './lock-commit.js';
 export type { RunFence } from '../redis/scripts.js';
 export type { HeldLock } from './lock-grant.js';
 export { mapRedisError } from './lock-redis-errors.js';
-
-/** Options of {@link LockManager}. */
-export interface LockManagerOptions {
-  /** Shared command connection (scripts, heartbeat). */
-  redis: RedisConnection;
-  /** Dedicated connection for the blocking inbox read; the manager owns its loop, not its life. */
-  blocking: RedisConnection;
-  layout: StorageLayout;
-  /** This process's id in waiter ids and in the alive and inbox keys: no "." nor ":" in it. */
-  nodeId: string;
-  leaseMs: number;
-  timeoutMs: number;
-  logger: Logger;
-  /** Test hook: while it returns true, the heartbeat does not renew lock leases. */
-  skipLockRenewal?: () => boolean;
-  /** SPROCD_REPLICA_ACKS: a commit that wrote returns once replicas have it (src/redis/replica-acks.ts). */
-  acks?: WriteAcks;
-  /** SPROCD_REPLICA_ACKS for the writes of a data slot (SPROCD_STORAGE_SLOTS > 1). */
-  slotAcks?: (slot: SlotKeys) => WriteAcks;
-  /** Test hook: runs right after a multi-slot commit was decided, before it is applied. */
-  afterDecide?: () => void;
-}
 
 /** The locks of one node (one open session service). */
 export class LockManager {
@@ -108,20 +84,13 @@ export class LockManager {
       onMessage: (message) => this.onMessage(message),
     });
     this.handoff = new LocalHandoff((w) => this.sendAcquire(w));
-    const tx = new TxRunner({
-      redis: options.redis,
-      layout: options.layout,
-      times: this.times,
-      ...(options.slotAcks ? { slotAcks: options.slotAcks } : {}),
-    });
+    // Apply, finish and recovery of multi-slot commits (SPROCD_STORAGE_SLOTS > 1).
+    const tx = new TxRunner({ ...options, times: this.times });
     this.committer = new LockCommitter({
+      ...options,
       tx,
       acks: options.acks ?? NO_ACKS,
-      ...(options.afterDecide ? { afterDecide: options.afterDecide } : {}),
-      redis: options.redis,
-      layout: options.layout,
       times: this.times,
-      nodeId: options.nodeId,
       handoff: this.handoff,
       untrack: (lockValue) => this.heartbeat.untrack(lockValue),
       queueAlone: (w) => this.sendAcquire(w),
@@ -129,10 +98,8 @@ export class LockManager {
       onGrantMessage: (message) => this.onMessage(message),
     });
     this.recheck = new LeaseRecheck({
-      redis: options.redis,
-      layout: options.layout,
+      ...options,
       times: this.times,
-      logger: options.logger,
       closed: () => this.closed,
       arm: (w) => this.arm(w),
       recover: (id, name) => tx.recover(id, name),
@@ -372,42 +339,26 @@ export class LockManager {
     this.abandon(w, err);
   }
 
-  private finish(w: Waiter): void {
+  /**
+   * Resolves `w`, which holds every key. With data slots the lock scripts bring no values: they are
+   * read now (a commit applies its changes before it releases its locks, so they are current); a
+   * time-out or a stop that comes meanwhile no longer applies, as every lock is held.
+   */
+  private finish(w: Waiter, values?: Map<string, SlotValue>): void {
     if (w.state === 'done') {
       return;
     }
-    if (this.o.layout.slots.k > 1) {
-      this.finishFromSlots(w);
+    if (this.o.layout.slots.k > 1 && values === undefined) {
+      w.state = 'acquiring';
+      readSlotValues(this.o.redis, this.o.layout, w.keys).then(
+        (read) => this.finish(w, read),
+        (err: unknown) => this.abandon(w, mapRedisError(err)),
+      );
       return;
     }
     w.state = 'done';
     this.forget(w);
-    w.resolve(w.held);
-  }
-
-  /**
-   * With data slots the lock scripts bring no values: read them now that every lock is held (a commit
-   * applies its changes before it releases its locks, so what is read here is current).
-   */
-  private finishFromSlots(w: Waiter): void {
-    w.state = 'acquiring';
-    readSlotValues(this.o.redis, this.o.layout, w.keys).then(
-      (values) => {
-        if (w.state === 'done') {
-          return;
-        }
-        // Every lock is held: a time-out or a stop that came meanwhile no longer applies (as above).
-        w.state = 'done';
-        this.forget(w);
-        w.resolve(
-          w.held.map((lock) => {
-            const read = values.get(lock.key);
-            return { ...lock, json: read?.json, version: read?.version ?? 0 };
-          }),
-        );
-      },
-      (err: unknown) => this.abandon(w, mapRedisError(err)),
-    );
+    w.resolve(values ? w.held.map((lock) => ({ ...lock, ...values.get(lock.key) })) : w.held);
   }
 
   /** Ends a waiter with `err`, releasing whatever it holds. */

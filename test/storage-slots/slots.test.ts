@@ -192,7 +192,7 @@ describe('decide and finish', () => {
 
 describe('reads outside use', () => {
   it('get, keys, snapshot and the console listing (page by page, slot after slot) read every slot', async () => {
-    const { prefix, layout } = fresh();
+    const { prefix } = fresh();
     const node = await openTestSession(prefix, { storageSlots: 4 });
     try {
       const storage = node.session.storage;

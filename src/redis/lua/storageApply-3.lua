@@ -9,7 +9,8 @@
   Input:
     KEYS[1] the slot's entries hash, KEYS[2] its versions hash, KEYS[3] its floor
     ARGV[1] the tx's fencing token, then per entry: name, op ("s" set, "d" delete), JSON
-  Output: the number of entries written.
+  Output:
+    the number of entries written.
 ]]
 local token = tonumber(ARGV[1])
 local written = 0

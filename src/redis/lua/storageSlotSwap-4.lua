@@ -6,7 +6,8 @@
   Input:
     KEYS[1] the slot's entries hash, KEYS[2] its versions, KEYS[3] its staged entries, KEYS[4] its floor
     ARGV[1] "1" when entries were staged for this slot, else "0"; ARGV[2] the restore's fencing token
-  Output: 1; an error reply starting with RESTORE_STAGING_LOST when the staged entries expired.
+  Output:
+    1; an error reply starting with RESTORE_STAGING_LOST when the staged entries expired.
 ]]
 if ARGV[1] == '1' and redis.call('EXISTS', KEYS[3]) == 0 then
   return redis.error_reply('RESTORE_STAGING_LOST the staged entries expired before the swap')

@@ -6,7 +6,8 @@
   Input:
     KEYS[1] the stored K, KEYS[2] the entries hash of K = 1
     ARGV[1] the K this node was started with
-  Output: the deployment's K (as a string); the caller refuses to start when it is not its own.
+  Output:
+    the deployment's K (as a string); the caller refuses to start when it is not its own.
 ]]
 local stored = redis.call('GET', KEYS[1])
 if stored then
