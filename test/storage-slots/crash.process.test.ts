@@ -2,9 +2,10 @@
  * A multi-slot commit whose holder dies between its decide and its apply (SPROCD_STORAGE_SLOTS = 4):
  * a real node process (test/session/fixtures/agent.ts) SIGKILLs itself right after the decide. The
  * `use` over keys in different slots is then fully visible to the next holders, and the waiters
- * queued behind the dead holder go on.
+ * queued behind the dead holder go on. And a holder stopped (SIGSTOP) there: a recovery finishes its
+ * commit, newer commits follow, and its applies when it wakes write nothing.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createKeys } from '../../src/redis/keys.js';
 import { storageLayout } from '../../src/session/layout.js';
 import { slotOf } from '../../src/session/slots.js';
@@ -16,6 +17,7 @@ const LEASE_MS = 500;
 const prefix = uniquePrefix('slotcrash');
 const layout = storageLayout(createKeys(prefix), K);
 let crasher: Agent | undefined;
+let staller: Agent | undefined;
 let local: TestSession | undefined;
 let other: TestSession | undefined;
 
@@ -34,12 +36,14 @@ function namesApart(): string[] {
 }
 
 beforeAll(async () => {
-  crasher = await spawnAgent();
+  [crasher, staller] = await Promise.all([spawnAgent(), spawnAgent()]);
 }, 60_000);
 
 afterAll(async () => {
-  if (crasher !== undefined) {
-    await killAgent(crasher);
+  for (const agent of [crasher, staller]) {
+    if (agent !== undefined) {
+      await killAgent(agent);
+    }
   }
   await local?.close();
   await other?.close();
@@ -106,5 +110,46 @@ describe('a holder killed between decide and apply', () => {
     expect(await other.session.storage.snapshot()).toEqual(
       Object.fromEntries(names.map((n) => [n, { value: 'next' }])),
     );
+  });
+
+  it('a holder stalled after its decide is recovered; its late applies overwrite nothing newer', async () => {
+    const agent = staller as Agent;
+    const names = namesApart().map((n) => `stall-${n}`);
+    expect(new Set(names.map((n) => slotOf(n, K))).size).toBeGreaterThan(1);
+    const storage = (local as TestSession).session.storage;
+    await agent.call({
+      cmd: 'open',
+      url: testRedisUrl(),
+      prefix,
+      leaseMs: LEASE_MS,
+      slots: K,
+      stopAfterDecide: true,
+    });
+    const id = agent.send({ cmd: 'setMany', keys: names, value: 'stalled' });
+    const redis = testClient();
+    // Decided (the locks carry its tx), then stopped.
+    await vi.waitFor(
+      async () => {
+        expect(await redis.get(layout.lock(names[0] as string))).toMatch(/^tx:\d+$/);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+    // A use of the same keys waits for the tx lease, recovers the commit and sees it whole.
+    await storage.use(names, (...drafts) => {
+      expect(drafts.map((d) => d.value)).toEqual(names.map(() => 'stalled'));
+      for (const d of drafts) {
+        d.value = 'newer';
+      }
+    });
+    agent.proc.kill('SIGCONT');
+    // Its use was committed (by the recovery): it succeeds, and writes nothing over the newer commit.
+    const reply = await agent.waitFor((m) => m.id === id, 20_000);
+    expect(reply).toMatchObject({ ok: true });
+    expect(await storage.snapshot()).toMatchObject(
+      Object.fromEntries(names.map((n) => [n, { value: 'newer' }])),
+    );
+    await storage.use(names, (...drafts) => {
+      expect(drafts.map((d) => d.value)).toEqual(names.map(() => 'newer'));
+    });
   });
 });
