@@ -7,7 +7,8 @@
  * `npm run bench` runs it through bench/run.ts; standalone: `REDIS_URL=redis://... npx tsx bench/session.ts`.
  * The two load processes are this same file started with `--worker`. Knobs for exploring (the
  * defaults are the issue's setup): BENCH_SESSION_MS (time of each compared figure, default 4000),
- * BENCH_SESSION_CALLERS (50), BENCH_SESSION_PROCESSES (2), BENCH_SESSION_DEBUG=1 (CPU per cycle).
+ * BENCH_SESSION_CALLERS (50), BENCH_SESSION_PROCESSES (2), BENCH_SESSION_DEBUG=1 (CPU per cycle),
+ * BENCH_SESSION_SLOTS (SPROCD_STORAGE_SLOTS, default 1).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -33,6 +34,7 @@ const CALLERS = Number(process.env.BENCH_SESSION_CALLERS ?? 50);
 const KEYS = 20;
 /** Total time of each compared measurement, spread over slices of SLICE_MS. */
 const DURATION_MS = Number(process.env.BENCH_SESSION_MS ?? 4000);
+const SLOTS = Number(process.env.BENCH_SESSION_SLOTS ?? 1);
 const SLICE_MS = 400;
 
 function bump(draft: Draft): void {
@@ -55,6 +57,7 @@ async function openBenchSession(
     maxEntryBytes: 1024 * 1024,
     connectionName: name,
     logger: pino({ level: 'warn' }, pino.destination(2)),
+    storageSlots: SLOTS,
   });
   return { service, command };
 }
