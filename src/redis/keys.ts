@@ -179,13 +179,7 @@ export function createKeys(prefix: string): Keys {
     eventLog: `${tag}:eventlog`,
     audit: `${tag}:audit`,
     stats: (t) => `${tag}:stats:${t}`,
-    executionIndex: {
-      procedure: (name) => `${tag}:xi:proc:${name}`,
-      name: (name) => `${tag}:xi:name:${name}`,
-      sweep: `${tag}:xi:sweep`,
-      sweepAt: `${tag}:xi:sweep-at`,
-      dropped: `${tag}:xi:dropped`,
-    },
+    executionIndex: executionIndexKeys(tag),
     rateLimitPrefix: `${tag}:ratelimit:`,
     executionLogs: (number) => `${tag}:xlog:${number}`,
     signal: (id) => `${tag}:signal:${id}`,
@@ -200,6 +194,17 @@ export function createKeys(prefix: string): Keys {
       mailbox: (name) => `${tag}:wk:m:${name}`,
       owner: (name) => `${tag}:wk:o:${name}`,
     },
+  };
+}
+
+/** The execution index's keys under hash tag `tag` (a deployment's, or a queue shard's). */
+export function executionIndexKeys(tag: string): ExecutionIndexKeys {
+  return {
+    procedure: (name) => `${tag}:xi:proc:${name}`,
+    name: (name) => `${tag}:xi:name:${name}`,
+    sweep: `${tag}:xi:sweep`,
+    sweepAt: `${tag}:xi:sweep-at`,
+    dropped: `${tag}:xi:dropped`,
   };
 }
 

@@ -8,7 +8,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { isCluster, slotOf } from './cluster.js';
-import type { ExecutionIndexKeys } from './keys.js';
+import { executionIndexKeys, type ExecutionIndexKeys } from './keys.js';
 import type { RedisConnection } from './redis-connection.js';
 
 /** The most shards a deployment may have (SPROCD_QUEUE_SHARDS). */
@@ -58,13 +58,7 @@ export function createShardKeys(prefix: string, shards: number): readonly ShardK
       shard,
       tag,
       bullPrefix: tag,
-      executionIndex: {
-        procedure: (name) => `${tag}:xi:proc:${name}`,
-        name: (name) => `${tag}:xi:name:${name}`,
-        sweep: `${tag}:xi:sweep`,
-        sweepAt: `${tag}:xi:sweep-at`,
-        dropped: `${tag}:xi:dropped`,
-      },
+      executionIndex: executionIndexKeys(tag),
     };
   });
 }
