@@ -91,7 +91,6 @@ export class SprocdNode {
   /** SPROCD_REPLICA_ACKS: the writes it acknowledges wait for replicas (on the command connection). */
   private acks: ReplicaAcks | undefined;
   /** SPROCD_REPLICA_ACKS per storage data slot: on a Cluster, WAIT goes to each slot's master. */
-  private readonly storageSlotAcks = new Map<number, ReplicaAcks>();
   private workers: WorkerPool | undefined;
   /** CALL WORKER, KILL WORKER and the listing; and the workers this node runs. */
   private workerCalls: Workers | undefined;
@@ -227,11 +226,12 @@ export class SprocdNode {
       // A number block taken before a reconnect may come from a master that is no longer the one (a
       // fail-over, a frozen master): its numbers can overlap a block of the new master, so take afresh.
       command.on('ready', () => this.executions?.forgetNumbers());
-      this.acks = new ReplicaAcks(command, {
+      const acks = new ReplicaAcks(command, {
         replicas: s.replicaAcks,
         timeoutMs: s.replicaAckTimeoutMs,
         routeKey: this.keys.sequence,
       });
+      this.acks = acks;
       this.events = new SystemEvents({ emitSystemEvent: (event) => this.emitSystemEvent(event) }, command);
       this.eventLog = new EventLog(command, this.keys.eventLog, this.log);
       this.auditTrail = new AuditTrail(command, this.keys.audit, s.auditMax);
@@ -265,7 +265,8 @@ export class SprocdNode {
         nodeName: this.name,
         acks: this.acks,
         storageSlots: s.storageSlots,
-        ...(s.replicaAcks > 0 ? { slotAcks: (slot: SlotKeys) => this.slotAcks(command, slot) } : {}),
+        // A slot's writes are confirmed by the master of that slot (one group commit per slot).
+        ...(s.replicaAcks > 0 ? { slotAcks: (slot: SlotKeys) => acks.routed(slot.data) } : {}),
       });
       const executions = new Executions(
         command,
@@ -569,20 +570,6 @@ export class SprocdNode {
     });
   }
 
-  /** The acknowledgements of the writes to storage data slot `slot` (one ReplicaAcks per slot). */
-  private slotAcks(command: RedisConnection, slot: SlotKeys): ReplicaAcks {
-    let acks = this.storageSlotAcks.get(slot.slot);
-    if (acks === undefined) {
-      acks = new ReplicaAcks(command, {
-        replicas: this.settings.replicaAcks,
-        timeoutMs: this.settings.replicaAckTimeoutMs,
-        routeKey: slot.data,
-      });
-      this.storageSlotAcks.set(slot.slot, acks);
-    }
-    return acks;
-  }
-
   /** What the lifecycle (backups, restore, schedules) needs of the node. */
   private lifecycleHost(command: RedisConnection, executions: Executions): LifecycleHost {
     return {
@@ -743,10 +730,6 @@ export class SprocdNode {
     await api?.close().catch(() => undefined);
     this.events?.close();
     this.acks?.close();
-    for (const acks of this.storageSlotAcks.values()) {
-      acks.close();
-    }
-    this.storageSlotAcks.clear();
     await Promise.all(this.connections.map((c) => closeConnection(c)));
     this.connections = [];
     await this.embedded?.stop();

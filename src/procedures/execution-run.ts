@@ -109,8 +109,8 @@ export class ExecutionRun {
     readonly number: number,
     readonly job: RunJob,
     readonly token: string,
-    /** Its job's lock and token: its storage commits write only where it still holds the job. */
-    readonly fence?: RunFence,
+    /** Its job's lock key (none: a worker message): its storage commits write only where that holds its token. */
+    private readonly jobLock?: string,
   ) {
     this.outcome = new Promise((resolve, reject) => {
       this.resolveOutcome = (value) => {
@@ -125,6 +125,11 @@ export class ExecutionRun {
     this.codeEnd = new Promise((resolve) => {
       this.endCode = resolve;
     });
+  }
+
+  /** What its storage commits check where they land (lockCommit-n.lua): its job lock still holding its token. */
+  get fence(): RunFence | undefined {
+    return this.jobLock === undefined ? undefined : { key: this.jobLock, value: this.token };
   }
 
   /**

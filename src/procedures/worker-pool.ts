@@ -340,10 +340,7 @@ export class WorkerPool {
     }
     // Its storage commits check its job lock where they land (lockCommit-n.lua): a run whose job is
     // no longer its own there (a lapsed lease, a master replaced under it) writes nothing.
-    const running = new ExecutionRun(number, job, token, {
-      key: this.jobLocks.jobLock(job.id as string),
-      value: token,
-    });
+    const running = new ExecutionRun(number, job, token, this.jobLocks.jobLock(job.id as string));
     this.running.set(number, running);
     try {
       return await this.attempt(running, job, definition);

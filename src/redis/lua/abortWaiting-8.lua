@@ -18,6 +18,7 @@
   Output:
     "missing" | "finished" | "aborted" | "active"
 ]]
+--- @include "includes/popFields"
 local rcall = redis.call
 local jobKey = KEYS[1]
 local jobId = ARGV[1]
@@ -36,14 +37,7 @@ local removed = rcall("ZREM", KEYS[4], jobId) + rcall("ZREM", KEYS[5], jobId)
   + rcall("LREM", KEYS[3], 0, jobId)
 if removed == 0 then
   rcall("SADD", KEYS[8], jobId)
-  local processedOn = rcall("HGET", jobKey, "processedOn")
-  if processedOn then
-    rcall("HSET", jobKey, ARGV[6], processedOn)
-  end
-  local processedBy = rcall("HGET", jobKey, "pb")
-  if processedBy then
-    rcall("HSET", jobKey, ARGV[7], processedBy)
-  end
+  keepPopFields(jobKey, ARGV[6], ARGV[7])
 end
 rcall("HSET", jobKey, "failedReason", ARGV[2], "finishedOn", ARGV[3], "sprocdAbort", "1")
 rcall("ZADD", KEYS[6], ARGV[3], jobId)

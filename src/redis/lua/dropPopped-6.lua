@@ -22,6 +22,7 @@
     2 when parked
 ]]
 --- @include "includes/pauseMark"
+--- @include "includes/popFields"
 local rcall = redis.call
 local jobKey = KEYS[4]
 local jobId = ARGV[1]
@@ -41,19 +42,7 @@ if not hasData then
   return 1
 end
 rcall("HINCRBY", jobKey, "ats", -1)
-local processedOn = rcall("HGET", jobKey, ARGV[2])
-if processedOn then
-  rcall("HSET", jobKey, "processedOn", processedOn)
-else
-  rcall("HDEL", jobKey, "processedOn")
-end
-local processedBy = rcall("HGET", jobKey, ARGV[3])
-if processedBy then
-  rcall("HSET", jobKey, "pb", processedBy)
-else
-  rcall("HDEL", jobKey, "pb")
-end
-rcall("HDEL", jobKey, ARGV[2], ARGV[3])
+restorePopFields(jobKey, ARGV[2], ARGV[3])
 if not park then
   return 1
 end

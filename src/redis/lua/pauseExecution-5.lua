@@ -24,6 +24,7 @@
     "missing" | "finished" | "already" (paused before: nothing changes) | "parked" | "marked" | "active"
 ]]
 --- @include "includes/pauseMark"
+--- @include "includes/popFields"
 local rcall = redis.call
 local jobKey = KEYS[1]
 local jobId = ARGV[1]
@@ -55,12 +56,5 @@ if score then
 end
 markOpts(jobKey, ARGV[5])
 rcall("HSET", jobKey, ARGV[3], "wait")
-local processedOn = rcall("HGET", jobKey, "processedOn")
-if processedOn then
-  rcall("HSET", jobKey, ARGV[6], processedOn)
-end
-local processedBy = rcall("HGET", jobKey, "pb")
-if processedBy then
-  rcall("HSET", jobKey, ARGV[7], processedBy)
-end
+keepPopFields(jobKey, ARGV[6], ARGV[7])
 return "marked"
