@@ -5,7 +5,7 @@
  * later, without using up one of its procedure's attempts, up to SPROCD_MAX_RECOVERIES such re-runs
  * of one execution (docs/ARCHITECTURE.md, "Runs cut by Redis").
  */
-import { SprocdError } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
 
 /** The codes of the errors that say Redis, not the procedure, ended the run. */
 const OUTAGE_CODES: ReadonlySet<string> = new Set(['REDIS_UNAVAILABLE', 'NOT_REPLICATED']);
@@ -14,9 +14,26 @@ const OUTAGE_CODES: ReadonlySet<string> = new Set(['REDIS_UNAVAILABLE', 'NOT_REP
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 8000;
 
+/**
+ * The code of what a run threw: a SprocdError's, or that of a copy of one, which is what comes back
+ * from an `isolation: 'thread'` run (thread/protocol.ts reviveError keeps the code on a plain Error).
+ */
+function codeOf(err: unknown): unknown {
+  return err instanceof Error ? (err as { code?: unknown }).code : undefined;
+}
+
 /** Whether `err` (what the run threw) is Redis's doing rather than the procedure's. */
 export function isRedisOutage(err: unknown): boolean {
-  return err instanceof SprocdError && OUTAGE_CODES.has(err.code);
+  const code = codeOf(err);
+  return typeof code === 'string' && OUTAGE_CODES.has(code);
+}
+
+/**
+ * Whether the run's storage commit found its job lock gone where it landed (session/errors.ts,
+ * RunFencedError): the job is not the run's any more, and whoever holds it runs it again.
+ */
+export function isRunFenced(err: unknown): boolean {
+  return codeOf(err) === ('EXECUTION_LEASE_LOST' satisfies ErrorCode);
 }
 
 /**

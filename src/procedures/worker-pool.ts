@@ -39,15 +39,12 @@ import { ExecutionLogs } from './execution-logs.js';
 import { fileEarly, giveUpOn, holdSlot } from './interrupted-code.js';
 import { encodeFailure, failureError } from './failure.js';
 import { assertJson } from './json.js';
-import { isRedisOutage, outageDelayMs, recoveriesSoFar } from './outage-retry.js';
+import { isRedisOutage, isRunFenced, outageDelayMs, recoveriesSoFar } from './outage-retry.js';
 import { ParamsMismatchError } from './params.js';
 import type { ProcessSync } from './process-sync.js';
 import { ProcessControl, markSleep } from './processes.js';
 import type { LoadedProcedure, ProcedureRegistry } from './registry.js';
 import { ThreadPool } from './thread/pool.js';
-
-/** The code of a run whose storage commit found its job lock gone (session/errors.ts, RunFencedError); by code, as a thread's errors come back as copies. */
-const RUN_FENCED = 'EXECUTION_LEASE_LOST';
 
 /** What the pool needs from the node. */
 export interface WorkerPoolOptions {
@@ -439,7 +436,7 @@ export class WorkerPool {
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      if ((err as { code?: unknown } | undefined)?.code === RUN_FENCED) {
+      if (isRunFenced(err)) {
         // Its job is not its own where its commit landed (a lapsed lease, a master replaced under
         // it): filing an end here would be refused or lost. The job is left to the run or the
         // stalled check that holds it now, which runs it again.

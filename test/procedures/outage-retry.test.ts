@@ -7,7 +7,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
-import { isRedisOutage, outageDelayMs, recoveriesSoFar } from '../../src/procedures/outage-retry.js';
+import {
+  isRedisOutage,
+  isRunFenced,
+  outageDelayMs,
+  recoveriesSoFar,
+} from '../../src/procedures/outage-retry.js';
+import { reviveError, serializeError } from '../../src/procedures/thread/protocol.js';
+import { RunFencedError } from '../../src/session/errors.js';
 import { RedisUnavailableError, SprocdError } from '../../src/errors.js';
 import { waitForState } from '../support/executions.js';
 import { FIXTURES, startInProcessNode } from '../support/node.js';
@@ -74,6 +81,16 @@ describe('outage-retry', () => {
     expect(isRedisOutage(new SprocdError('NOT_REPLICATED', 'x'))).toBe(true);
     expect(isRedisOutage(new SprocdError('VALIDATION_FAILED', 'x'))).toBe(false);
     expect(isRedisOutage(new Error('REDIS_UNAVAILABLE'))).toBe(false);
+    // What an isolation: 'thread' run throws comes back as a plain Error that keeps the code.
+    expect(isRedisOutage(reviveError(serializeError(new RedisUnavailableError())))).toBe(true);
+    expect(isRedisOutage(reviveError(serializeError(new SprocdError('VALIDATION_FAILED', 'x'))))).toBe(false);
+  });
+
+  it('knows a run whose commit found its job lock gone, from a thread too', () => {
+    expect(isRunFenced(new RunFencedError())).toBe(true);
+    expect(isRunFenced(reviveError(serializeError(new RunFencedError())))).toBe(true);
+    expect(isRunFenced(new SprocdError('LOCK_LOST', 'x'))).toBe(false);
+    expect(isRunFenced(undefined)).toBe(false);
   });
 
   it('counts the starts that were not attempts, and waits longer after each', () => {
