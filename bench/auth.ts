@@ -95,7 +95,7 @@ async function side(redisUrl: string, env: Record<string, string>, token: string
     },
     audited: () => redis.xlen(keys.audit),
     async stop() {
-      await executions.queue.obliterate({ force: true });
+      await executions.queues[0]!.obliterate({ force: true });
       await redis.del(keys.audit);
       await node.stop();
     },

@@ -260,7 +260,7 @@ export async function benchBackup(redisUrl: string): Promise<Row[]> {
     }
     const restoreStarted = performance.now();
     const body = fs.createReadStream(record.file);
-    const summary = await restoreBackup(b.backups, b.queue, { body, allowUnsigned: false });
+    const summary = await restoreBackup(b.backups, () => b.queue, { body, allowUnsigned: false });
     const restoreMs = performance.now() - restoreStarted;
     if (summary.executions !== EXECUTIONS) {
       throw new Error(`the benchmark restore queued ${summary.executions} executions, not ${EXECUTIONS}`);

@@ -66,7 +66,7 @@ export async function startBenchNode(
     return total / ((performance.now() - t0) / 1000);
   };
   const stop = async () => {
-    await executions.queue.obliterate({ force: true });
+    await executions.queues[0]!.obliterate({ force: true });
     await node.stop();
   };
   return { node, executions, worker, rate, stop };

@@ -302,7 +302,7 @@ async function throughputAndLatency(redisUrl: string, total: number, rounds: num
   } finally {
     await bare.close();
     cpuProbe.disconnect();
-    await node.internals().executions.queue.obliterate({ force: true });
+    await node.internals().executions.queues[0]!.obliterate({ force: true });
     await node.stop();
   }
 }
@@ -357,7 +357,7 @@ async function listPage(redisUrl: string, total: number, requests: number): Prom
     } while (cursor && pages < requests);
     cursorTimes.sort((a, b) => a - b);
 
-    const queue = node.internals().executions.queue;
+    const queue = node.internals().executions.queues[0]!;
     const bare: number[] = [];
     for (let i = 0; i < requests; i++) {
       const t = performance.now();
@@ -394,7 +394,7 @@ async function listPage(redisUrl: string, total: number, requests: number): Prom
     });
     return rows;
   } finally {
-    await node.internals().executions.queue.obliterate({ force: true });
+    await node.internals().executions.queues[0]!.obliterate({ force: true });
     await node.stop();
   }
 }

@@ -200,7 +200,7 @@ export async function benchRestoreAt(
   try {
     await resetSlowlog(redis);
     const t0 = performance.now();
-    const summary = await restoreBackup(backups, executions.queue, {
+    const summary = await restoreBackup(backups, (n) => executions.queueOf(n), {
       body: fs.createReadStream(file),
       allowUnsigned: false,
     });

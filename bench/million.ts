@@ -207,7 +207,7 @@ async function lookups(
   {
     const random = () => 1 + Math.floor(Math.random() * total);
     const [findP50, findP99] = await latency(300, () => executions.find(random()));
-    const [bullP50, bullP99] = await latency(300, () => executions.queue.getJobState(jobIdOf(random())));
+    const [bullP50, bullP99] = await latency(300, () => executions.queues[0]!.getJobState(jobIdOf(random())));
     const aborted = new Set<number>();
     const [abortP50, abortP99] = await latency(300, async () => {
       let n = random();

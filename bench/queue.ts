@@ -161,7 +161,7 @@ async function sprocd(redisUrl: string, total: number, samples: number): Promise
     }
     lat.push((starts.get(execution.number) ?? t) - t);
   }
-  await executions.queue.obliterate({ force: true });
+  await executions.queues[0]!.obliterate({ force: true });
   await node.stop();
   lat.sort((a, b) => a - b);
   return { rate, p50: percentile(lat, 50), p99: percentile(lat, 99), ...cpu };

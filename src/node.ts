@@ -47,7 +47,7 @@ import { ReplicaAcks } from './redis/replica-acks.js';
 import { startRedisServer, type RedisServer } from './redis/embedded.js';
 import { withRedisTimeout } from './redis/errors.js';
 import { createKeys, type Keys } from './redis/keys.js';
-import { checkShardCount, refuseUnbuiltShards } from './redis/shard-count.js';
+import { checkShardCount } from './redis/shard-count.js';
 import { QueueShards, shardPlacement } from './redis/shards.js';
 import { openSession, type SessionService } from './session/index.js';
 import { replaceEntry } from './session/entry-edit.js';
@@ -117,8 +117,8 @@ export class SprocdNode {
     readonly settings: Readonly<Settings>,
     private readonly log: Logger,
   ) {
-    this.keys = createKeys(settings.prefix);
-    this.shards = new QueueShards(settings.prefix, settings.queueShards);
+    this.keys = createKeys(settings.prefix, settings.queueShards);
+    this.shards = this.keys.queues;
     this.registry = new ProcedureRegistry(settings.jobsDir);
     this.hooks = new LifecycleHooks(settings.lifecycleDir);
     this.onErrorCalls = new OnErrorCalls({
@@ -194,7 +194,6 @@ export class SprocdNode {
   async start(): Promise<void> {
     const s = this.settings;
     try {
-      refuseUnbuiltShards(s.queueShards); // a setting this version cannot run: before anything opens
       this.tracing = await startTracing();
       this.callers = new CallerDirectory({ token: s.token, file: s.callersFile });
       this.api = await buildApi(this.apiContext());

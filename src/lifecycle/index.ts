@@ -23,8 +23,8 @@ interface LifecycleExecutions {
     params: unknown,
     options: { name: string },
   ): Promise<{ execution: { number: number } }>;
-  /** The procedures queue: a restore queues the backed-up executions there again. */
-  readonly queue: Queue;
+  /** The procedures queue of execution `number`'s shard: a restore queues the backed-up executions again. */
+  queueOf(number: number): Queue;
   /** Makes every node forget the execution numbers it reserved (after a restore raised the counter). */
   forgetNumbersEverywhere(): Promise<void>;
 }
@@ -76,7 +76,7 @@ export async function startLifecycle(host: LifecycleHost): Promise<LifecycleServ
     backups,
     schedules,
     restore: async (request) => {
-      const summary = await restoreBackup(backups, host.executions.queue, request);
+      const summary = await restoreBackup(backups, (n) => host.executions.queueOf(n), request);
       // Numbers this cluster's nodes reserved may now belong to restored executions.
       await host.executions.forgetNumbersEverywhere();
       return summary;

@@ -67,6 +67,9 @@ const STAGING_TTL_MS = 3_600_000;
 /** Entries per staging HSET, and the most bytes in one. */
 const STAGE_BATCH = 1000;
 const STAGE_BYTES = 1024 * 1024;
+/** The BullMQ queue of execution `number`'s queue shard. */
+export type QueueOf = (number: number) => Queue;
+
 /** Executions queued per round trip. */
 const QUEUE_BATCH = 500;
 
@@ -76,7 +79,7 @@ const QUEUE_BATCH = 500;
  */
 export async function restoreBackup(
   backups: BackupService,
-  queue: Queue,
+  queueOf: QueueOf,
   request: RestoreRequest,
 ): Promise<RestoreSummary> {
   const { settings: s } = backups.host;
@@ -114,7 +117,7 @@ export async function restoreBackup(
         );
       }
       log.info({ ...fields, entries: upload.entries, executions: upload.executions }, 'restore file checked');
-      const summary = await apply(backups, queue, upload, options, signal, events);
+      const summary = await apply(backups, queueOf, upload, options, signal, events);
       log.info({ ...summary, durationMs: Date.now() - started }, 'restore done');
       events.finished({ summary }, Date.now() - started);
       return summary;
@@ -154,7 +157,7 @@ function logFailure(log: Logger, err: unknown, fields: object): void {
 /** The second pass: stage, swap, queue again. */
 async function apply(
   backups: BackupService,
-  queue: Queue,
+  queueOf: QueueOf,
   upload: CheckedUpload,
   options: ReadOptions,
   signal: AbortSignal,
@@ -242,7 +245,7 @@ async function apply(
     throw err;
   }
   events.report('stage', read, lines, true);
-  const { queued, skipped } = await requeue(backups, queue, executions, signal, events);
+  const { queued, skipped } = await requeue(backups, queueOf, executions, signal, events);
   const h = upload.header;
   return {
     session: session.id as string,
@@ -275,7 +278,7 @@ async function swapIn(redis: RedisConnection, keys: Keys, swap: RestoreSwap): Pr
 /** Queues the executions again, oldest number first; skips those whose job exists. */
 async function requeue(
   backups: BackupService,
-  queue: Queue,
+  queueOf: QueueOf,
   executions: ExecutionLine[],
   signal: AbortSignal,
   events: RestoreProgress,
@@ -289,19 +292,14 @@ async function requeue(
     signal.throwIfAborted();
     events.report('queue', i, sorted.length);
     const batch = sorted.slice(i, i + QUEUE_BATCH);
-    const pipe = redis.pipeline();
-    for (const x of batch) {
-      pipe.exists(executionJobKey(keys, x.n));
-    }
-    const exists = (await pipe.exec()) ?? [];
-    const fresh = batch.filter((_, j) => exists[j]?.[1] !== 1);
+    const exists = await jobsExist(redis, keys, batch);
+    const fresh = batch.filter((_, j) => !exists[j]);
     skipped += batch.length - fresh.length;
     if (fresh.length === 0) {
       continue;
     }
-    const jobs = await queue.addBulk(fresh.map((x) => ({ name: x.name, data: x.data, opts: jobOptions(x) })));
     // Not the id asked for: its unique name is live again (BullMQ's deduplication kept the live one).
-    const added = fresh.filter((x, j) => jobs[j]?.id === jobIdOf(x.n));
+    const added = (await addByShard(keys, queueOf, fresh)).filter((x) => x.added);
     // Indexed by procedure and name; one whose job holds another execution was not queued (a node
     // still holding numbers from before the swap took that one meanwhile).
     const owned = await indexExecutions(redis, keys, added.map(addedExecution));
@@ -311,6 +309,57 @@ async function requeue(
   }
   events.report('queue', sorted.length, sorted.length, true);
   return { queued, skipped };
+}
+
+/** Whether each line's job exists: one pipeline per queue shard (a Cluster's pipeline keeps to one slot). */
+async function jobsExist(
+  redis: RedisConnection,
+  keys: Keys,
+  lines: readonly ExecutionLine[],
+): Promise<boolean[]> {
+  const out = new Array<boolean>(lines.length).fill(false);
+  const byShard = new Map<number, number[]>();
+  lines.forEach((x, j) => {
+    const shard = keys.queues.ofNumber(x.n).shard;
+    byShard.set(shard, [...(byShard.get(shard) ?? []), j]);
+  });
+  await Promise.all(
+    [...byShard.values()].map(async (positions) => {
+      const pipe = redis.pipeline();
+      for (const j of positions) {
+        pipe.exists(executionJobKey(keys, lines[j]!.n));
+      }
+      const replies = (await pipe.exec()) ?? [];
+      positions.forEach((j, i) => (out[j] = replies[i]?.[1] === 1));
+    }),
+  );
+  return out;
+}
+
+/**
+ * Adds `lines` to their queue shards (execution n to shard n mod S), one addBulk per shard; each line
+ * comes back with whether its job is the one added (false: deduplication answered a live one).
+ */
+async function addByShard(
+  keys: Keys,
+  queueOf: QueueOf,
+  lines: readonly ExecutionLine[],
+): Promise<(ExecutionLine & { added: boolean })[]> {
+  const byShard = new Map<number, ExecutionLine[]>();
+  for (const x of lines) {
+    const shard = keys.queues.ofNumber(x.n).shard;
+    byShard.set(shard, [...(byShard.get(shard) ?? []), x]);
+  }
+  const out: (ExecutionLine & { added: boolean })[] = [];
+  await Promise.all(
+    [...byShard.values()].map(async (group) => {
+      const jobs = await queueOf(group[0]!.n).addBulk(
+        group.map((x) => ({ name: x.name, data: x.data, opts: jobOptions(x) })),
+      );
+      group.forEach((x, j) => out.push({ ...x, added: jobs[j]?.id === jobIdOf(x.n) }));
+    }),
+  );
+  return out.sort((a, b) => a.n - b.n);
 }
 
 function addedExecution(x: ExecutionLine): AddedExecution {

@@ -1,32 +1,60 @@
 /**
  * How many executions the queue holds in each state, as the API names them: prioritized ones count
  * as waiting, and aborted ones as aborted, not failed, although BullMQ files both in its failed set.
+ * With queue shards, each shard's counts are read and summed: each shard's at its own instant.
  */
 import type { Queue } from 'bullmq';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { JOB_FIELDS, bullQueueKeys } from '../redis/bullmq-internals.js';
 import type { Keys } from '../redis/keys.js';
+import type { ShardKeys } from '../redis/shards.js';
 import type { ExecutionState } from '../types.js';
 import { decodeFailure } from './failure.js';
 
 /** Counts executions by state for the metrics and the API. */
 export class ExecutionCounts {
-  /** Failed jobs already read: `jobId@finish time` → aborted. */
-  private abortedJobs = new Map<string, boolean>();
+  /** Failed jobs already read, by shard: `jobId@finish time` → aborted. */
+  private abortedJobs = new Map<number, Map<string, boolean>>();
 
   constructor(
     private readonly redis: RedisConnection,
     private readonly keys: Keys,
-    private readonly queue: Pick<Queue, 'getJobCounts'>,
+    /** The queue of each shard, index = shard. */
+    private readonly queues: readonly Pick<Queue, 'getJobCounts'>[],
   ) {}
 
   /** The number of executions in each state now. */
   async counts(): Promise<Record<ExecutionState, number>> {
+    const total: Record<ExecutionState, number> = {
+      waiting: 0,
+      delayed: 0,
+      active: 0,
+      completed: 0,
+      failed: 0,
+      aborted: 0,
+    };
+    const shards = await Promise.all(this.keys.queues.all.map((shard) => this.shardCounts(shard)));
+    for (const counts of shards) {
+      for (const state of Object.keys(total) as ExecutionState[]) {
+        total[state] += counts[state];
+      }
+    }
+    return total;
+  }
+
+  private async shardCounts(shard: ShardKeys): Promise<Record<ExecutionState, number>> {
     const [bull, aborted, dropped] = await Promise.all([
-      this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed'),
-      this.countAborted(),
+      this.queues[shard.shard]!.getJobCounts(
+        'waiting',
+        'prioritized',
+        'delayed',
+        'active',
+        'completed',
+        'failed',
+      ),
+      this.countAborted(shard),
       // Aborted while waiting and still in the wait list until a worker drops them (abortWaiting-8.lua).
-      this.redis.scard(this.keys.executionIndex.dropped),
+      this.redis.scard(shard.executionIndex.dropped),
     ]);
     return {
       waiting: Math.max(0, (bull.waiting ?? 0) - dropped) + (bull.prioritized ?? 0),
@@ -44,15 +72,16 @@ export class ExecutionCounts {
    * failed set (retention, or a retry that files it again). A count then reads the set's ids (at
    * most SPROCD_KEEP_FINISHED) and the reasons of the jobs that failed since the last count.
    */
-  private async countAborted(): Promise<number> {
-    const queueKeys = bullQueueKeys(this.keys);
+  private async countAborted(shard: ShardKeys): Promise<number> {
+    const queueKeys = bullQueueKeys(shard);
+    const seen = this.abortedJobs.get(shard.shard);
     const entries = await this.redis.zrange(queueKeys.failed, 0, -1, 'WITHSCORES');
     const known = new Map<string, boolean>();
     const unknown: { key: string; jobId: string }[] = [];
     for (let i = 0; i + 1 < entries.length; i += 2) {
       const jobId = entries[i] as string;
       const key = `${jobId}@${entries[i + 1]}`;
-      const aborted = this.abortedJobs.get(key);
+      const aborted = seen?.get(key);
       if (aborted === undefined) {
         unknown.push({ key, jobId });
       } else {
@@ -70,7 +99,7 @@ export class ExecutionCounts {
         known.set(key, decodeFailure(typeof reason === 'string' ? reason : undefined)?.code === 'ABORTED');
       });
     }
-    this.abortedJobs = known;
+    this.abortedJobs.set(shard.shard, known);
     let count = 0;
     for (const aborted of known.values()) {
       count += aborted ? 1 : 0;

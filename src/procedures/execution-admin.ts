@@ -17,7 +17,8 @@ import { decodeFailure } from './failure.js';
 
 /** What the admin needs of the executions (executions.ts's Executions fits). */
 export interface AdminExecutions {
-  readonly queue: Queue;
+  /** The BullMQ queue of execution `number`'s queue shard. */
+  queueOf(number: number): Queue;
   execute(
     procedure: unknown,
     params: unknown,
@@ -100,7 +101,7 @@ export class ExecutionAdmin {
         { details: { number, state: view.state } },
       );
     }
-    const job = await Job.fromId(this.executions.queue, jobIdOf(number));
+    const job = await Job.fromId(this.executions.queueOf(number), jobIdOf(number));
     const { execution } = await this.executions.execute(
       view.procedure,
       view.params,
@@ -126,18 +127,18 @@ export class ExecutionAdmin {
       );
     }
     // BullMQ refuses (0) while a worker holds the job: it did not really finish then.
-    if ((await this.executions.queue.remove(jobIdOf(number))) !== 1) {
+    if ((await this.executions.queueOf(number).remove(jobIdOf(number))) !== 1) {
       throw new SprocdError('EXECUTION_NOT_FINISHED', `Execution ${number} is held by a worker.`, {
         details: { number },
       });
     }
     // Its kept log lines go with it (they would expire anyway: src/procedures/execution-logs.ts);
     // BullMQ took it out of the wait list if it was aborted there, so it leaves the dropped set too.
-    await this.redis
-      .multi()
-      .del(this.keys.executionLogs(number))
-      .srem(this.keys.executionIndex.dropped, jobIdOf(number))
-      .exec();
+    // Two calls: with queue shards the dropped set lives in another slot than the log lines.
+    await Promise.all([
+      this.redis.del(this.keys.executionLogs(number)),
+      this.redis.srem(this.keys.queues.ofNumber(number).executionIndex.dropped, jobIdOf(number)),
+    ]);
   }
 
   /** Applies `action` to the executions `filter` matches (counts them only with `dryRun`). */
@@ -210,7 +211,7 @@ export class ExecutionAdmin {
    */
   async timeline(number: number): Promise<{ items: TimelineEntry[]; retriedBy?: number }> {
     const jobId = jobIdOf(number);
-    const job = await Job.fromId<unknown, JsonValue>(this.executions.queue, jobId);
+    const job = await Job.fromId<unknown, JsonValue>(this.executions.queueOf(number), jobId);
     if (!job) {
       throw new ExecutionNotFoundError(number);
     }
@@ -221,7 +222,7 @@ export class ExecutionAdmin {
     const retriedBy = Number(retriedByRaw);
     const end = job.finishedOn ? job.finishedOn + 1000 : '+';
     const rows = (await this.redis.xrange(
-      bullQueueKeys(this.keys).events,
+      bullQueueKeys(this.keys.queues.ofNumber(number)).events,
       String(Math.max(0, job.timestamp - 1000)),
       String(end),
       'COUNT',

@@ -63,7 +63,8 @@ export type ListFilter = PageQuery;
 
 /** Executions on the queue: the one place that knows how an execution maps onto a BullMQ job. */
 export class Executions {
-  readonly queue: Queue<ExecutionData, JsonValue>;
+  /** The BullMQ queue of each queue shard, index = shard (redis/shards.ts); one with S = 1. */
+  readonly queues: readonly Queue<ExecutionData, JsonValue>[];
   private readonly counter: ExecutionCounts;
   private readonly numbers: NumberAllotment;
   private readonly index: ExecutionIndexWriter;
@@ -80,15 +81,18 @@ export class Executions {
     telemetry?: Telemetry,
     private readonly acks?: WriteAcks, // SPROCD_REPLICA_ACKS: returns once replicas have it
   ) {
-    this.queue = new Queue(QUEUE_NAME, {
-      connection: redis,
-      prefix: keys.bullPrefix,
-      streams: { events: { maxLen: JOB_EVENTS_MAX_LEN } },
-      ...(telemetry ? { telemetry } : {}),
+    this.queues = keys.queues.all.map((shard) => {
+      const queue = new Queue<ExecutionData, JsonValue>(QUEUE_NAME, {
+        connection: redis,
+        prefix: shard.bullPrefix,
+        streams: { events: { maxLen: JOB_EVENTS_MAX_LEN } },
+        ...(telemetry ? { telemetry } : {}),
+      });
+      queue.on('error', () => undefined);
+      return queue;
     });
-    this.queue.on('error', () => undefined);
-    this.counter = new ExecutionCounts(redis, keys, this.queue);
-    this.numbers = new NumberAllotment(redis, keys);
+    this.counter = new ExecutionCounts(redis, keys, this.queues);
+    this.numbers = new NumberAllotment(redis, keys, undefined, undefined, undefined, keys.queues.count);
     this.index = new ExecutionIndexWriter(redis, keys);
     this.watch = new FinishWatch(redis, keys, openEventsConnection);
     this.waitingCap = settings.maxWaiting ? new WaitingCap(redis, keys, settings.maxWaiting) : undefined;
@@ -120,13 +124,14 @@ export class Executions {
   async executeBatch(requests: readonly unknown[], links?: ExecutionLinks): Promise<ExecuteResult[]> {
     const prepared = prepareBatch(this.registry, requests, links);
     await this.waitingCap?.admit(prepared.length);
-    const taken = await this.numbers.takeMany(prepared.length);
-    const jobs = await this.queue.addBulk(
+    const taken = await this.takeNumbers(prepared);
+    const jobs = await this.addByShard(
       prepared.map(({ data, opts }, i) => ({
         name: data.procedure,
         data,
         opts: { ...opts, jobId: jobIdOf((taken[i] as TakenNumber).number) },
       })),
+      taken.map((t) => t.number),
     );
     const added = Promise.all(
       prepared.map(async ({ data, opts, state }, i) => {
@@ -147,6 +152,58 @@ export class Executions {
     return acknowledged(this.acks, added);
   }
 
+  /** The BullMQ queue that holds execution `number` (its queue shard's). */
+  queueOf(number: number): Queue<ExecutionData, JsonValue> {
+    return this.queues[this.keys.queues.ofNumber(number).shard]!;
+  }
+
+  /**
+   * The numbers of a batch: a `unique` one's lives in its name's queue shard (BullMQ deduplicates
+   * within one queue), the others are the next ones of the block.
+   */
+  private async takeNumbers(
+    prepared: readonly { opts: JobsOptions; data: ExecutionData }[],
+  ): Promise<TakenNumber[]> {
+    if (this.keys.queues.count === 1 || prepared.every(({ opts }) => !opts.deduplication)) {
+      return this.numbers.takeMany(prepared.length);
+    }
+    const taken: TakenNumber[] = [];
+    for (const { opts, data } of prepared) {
+      taken.push(await this.takeNumber(opts, data));
+    }
+    return taken;
+  }
+
+  /** The number of one execution: in its unique name's queue shard when it has one (see takeNumbers). */
+  private takeNumber(opts: JobsOptions, data: ExecutionData): Promise<TakenNumber> | TakenNumber {
+    return opts.deduplication && this.keys.queues.count > 1
+      ? this.numbers.takeFor(this.keys.queues.ofName(data.name).shard)
+      : this.numbers.take();
+  }
+
+  /** BullMQ's addBulk of `jobs` (numbered `numbers`), one pipeline per queue shard; jobs in the order given. */
+  private async addByShard(
+    jobs: { name: string; data: ExecutionData; opts: JobsOptions }[],
+    numbers: readonly number[],
+  ): Promise<Job<ExecutionData, JsonValue>[]> {
+    if (this.queues.length === 1) {
+      return this.queues[0]!.addBulk(jobs);
+    }
+    const groups = new Map<number, number[]>();
+    numbers.forEach((n, i) => {
+      const shard = this.keys.queues.ofNumber(n).shard;
+      groups.set(shard, [...(groups.get(shard) ?? []), i]);
+    });
+    const added: Job<ExecutionData, JsonValue>[] = new Array<Job<ExecutionData, JsonValue>>(jobs.length);
+    await Promise.all(
+      [...groups].map(async ([shard, positions]) => {
+        const done = await this.queues[shard]!.addBulk(positions.map((i) => jobs[i]!));
+        positions.forEach((at, i) => (added[at] = done[i]!));
+      }),
+    );
+    return added;
+  }
+
   /** The live execution whose job `jobId` deduplication answered instead of adding. */
   private async existing(jobId: string | undefined): Promise<ExecuteResult> {
     const number = numberOfJobId(jobId) ?? -1;
@@ -165,9 +222,9 @@ export class Executions {
    */
   private async add(data: ExecutionData, opts: JobsOptions, state: string): Promise<ExecuteResult> {
     for (let tries = 1; ; tries++) {
-      const { number, restores } = await this.numbers.take();
+      const { number, restores } = await this.takeNumber(opts, data);
       const jobId = jobIdOf(number);
-      const job = await this.queue.add(data.procedure, data, { ...opts, jobId });
+      const job = await this.queueOf(number).add(data.procedure, data, { ...opts, jobId });
       if (job.id !== jobId) {
         return this.existing(job.id);
       }
@@ -230,7 +287,7 @@ export class Executions {
     }
     const { state } = found;
     const job = Job.fromJSON<ExecutionData, JsonValue>(
-      this.queue,
+      this.queueOf(number),
       jobJsonOfHash(found.hash),
       jobIdOf(number),
     );
@@ -243,7 +300,7 @@ export class Executions {
    */
   list(query: ListFilter = {}): Promise<ExecutionPage> {
     const view = async (jobId: string, state: string, number: number) => {
-      const job = await Job.fromId<ExecutionData, JsonValue>(this.queue, jobId);
+      const job = await Job.fromId<ExecutionData, JsonValue>(this.queueOf(number), jobId);
       return job && viewOf(job, state, number);
     };
     return (usesIndex(query) ? listIndexedPage : listPage)(this.redis, this.keys, view, query);
@@ -298,7 +355,7 @@ export class Executions {
       if (await isPaused(this.redis, this.keys, number)) {
         return view; // parked by a pause, which holds it until resumed
       }
-      await moveDelayedStart(this.queue, jobIdOf(number), ms);
+      await moveDelayedStart(this.queueOf(number), jobIdOf(number), ms);
       return (await this.find(number)) ?? view;
     }
     await this.publish(ms === 0 ? { op: 'wake', number } : { op: 'delay', number, ms });
@@ -319,7 +376,7 @@ export class Executions {
     return {
       redis: this.redis,
       keys: this.keys,
-      queue: this.queue,
+      queueOf: (n) => this.queueOf(n),
       get: (n) => this.get(n),
       find: (n) => this.find(n),
       publish: (op, number) => this.publish({ op, number }),
@@ -346,7 +403,7 @@ export class Executions {
   /** Closes what this object opened (not the shared connection); waits answer with what is known. */
   async close(): Promise<void> {
     await this.watch.close();
-    await settleWithin(this.queue.close(), CLOSE_WAIT_MS);
+    await settleWithin(Promise.all(this.queues.map((queue) => queue.close())), CLOSE_WAIT_MS);
   }
 
   private async publish(message: ControlMessage): Promise<void> {

@@ -9,7 +9,7 @@
  */
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { ValidationError } from '../errors.js';
-import { jobIdOf, numberOfJobId, type Keys } from '../redis/keys.js';
+import { jobIdOf, numberOfJobId, soleShard, type Keys } from '../redis/keys.js';
 import { executionProbe, type ProbedExecution } from '../redis/scripts.js';
 import type { ExecutionState, ExecutionView } from '../types.js';
 import {
@@ -80,7 +80,8 @@ export async function listIndexedPage(
   const limit = query.limit ?? 50;
   const from = parseTimeBound(query.from, 'from');
   const to = parseTimeBound(query.to, 'to');
-  const index = keys.executionIndex;
+  const shard = soleShard(keys.queues);
+  const index = shard.executionIndex;
   const byProcedure = query.procedure === undefined ? undefined : index.procedure(query.procedure);
   const byName = query.name === undefined ? undefined : index.name(query.name);
   const start = decodeCursor(query.cursor);
@@ -119,7 +120,7 @@ export async function listIndexedPage(
     }
     const probed = await executionProbe(
       redis,
-      keys,
+      shard,
       key,
       also,
       rows.map((r) => r.jobId),

@@ -20,7 +20,8 @@ import type { ExecutionView } from '../types.js';
 export interface PauseHost {
   readonly redis: RedisConnection;
   readonly keys: Keys;
-  readonly queue: Queue;
+  /** The BullMQ queue of execution `number`'s queue shard. */
+  queueOf(number: number): Queue;
   get(number: number): Promise<ExecutionView>;
   find(number: number): Promise<ExecutionView | undefined>;
   /** Tells every node (the one running it acts). */
@@ -77,7 +78,7 @@ export async function resume(host: PauseHost, number: number): Promise<Execution
   } else {
     const dueAt = Number(field);
     const ms = Number.isFinite(dueAt) && dueAt < PARKED_DUE_AT ? Math.max(0, dueAt - Date.now()) : 0;
-    await moveDelayedStart(host.queue, jobIdOf(number), ms);
+    await moveDelayedStart(host.queueOf(number), jobIdOf(number), ms);
   }
   await clearPauseField(host.redis, host.keys, number);
   return (await host.find(number)) ?? view;

@@ -9,7 +9,8 @@
  */
 import { Job, type JobJson, type Queue, type Worker } from 'bullmq';
 import type { RedisConnection } from './redis-connection.js';
-import { QUEUE_NAME, jobIdOf, type Keys } from './keys.js';
+import { QUEUE_NAME, jobIdOf, soleShard, type Keys } from './keys.js';
+import type { ShardKeys } from './shards.js';
 
 /**
  * The `streams.events.maxLen` of the procedures queue: how much event history Redis keeps for clients
@@ -50,9 +51,14 @@ export interface BullQueueKeys {
   jobLock(jobId: string): string;
 }
 
-/** BullMQ's keys for `queue` (the procedures queue unless named) of the deployment `keys`. */
-export function bullQueueKeys(keys: Keys, queue: string = QUEUE_NAME): BullQueueKeys {
-  const base = `${keys.bullPrefix}:${queue}:`;
+/**
+ * BullMQ's keys for the procedures queue of one queue shard, or for `queue` of the deployment `keys`:
+ * the lifecycle queue, or the procedures queue of a deployment with one shard (more: name the shard).
+ */
+export function bullQueueKeys(keys: Keys | ShardKeys, queue: string = QUEUE_NAME): BullQueueKeys {
+  const prefix =
+    'queues' in keys && queue === QUEUE_NAME ? soleShard(keys.queues).bullPrefix : keys.bullPrefix;
+  const base = `${prefix}:${queue}:`;
   return {
     wait: `${base}wait`,
     paused: `${base}paused`,
@@ -70,9 +76,9 @@ export function bullQueueKeys(keys: Keys, queue: string = QUEUE_NAME): BullQueue
   };
 }
 
-/** The job hash of execution `number`. */
+/** The job hash of execution `number`, in its queue shard. */
 export function executionJobKey(keys: Keys, number: number): string {
-  return bullQueueKeys(keys).job(jobIdOf(number));
+  return bullQueueKeys(keys.queues.ofNumber(number)).job(jobIdOf(number));
 }
 
 /** The lists and sorted sets that hold every unfinished job, and their Redis types. */

@@ -1,8 +1,12 @@
 /**
  * Every Redis key sprocd names itself, in one place. All of them share the `{prefix}` hash tag, so that
  * multi-key Lua scripts also run on Redis Cluster, and two deployments with other prefixes never meet.
- * The keys BullMQ makes under `bullPrefix` are BullMQ's: see bullmq-internals.ts.
+ * The keys BullMQ makes under `bullPrefix` are BullMQ's: see bullmq-internals.ts. The executions' queue
+ * keys live in queue shards (`queues`, ./shards.ts), each under a hash tag of its own when S > 1.
  */
+import { QueueShards, type ExecutionIndexKeys, type ShardKeys } from './shards.js';
+
+export type { ExecutionIndexKeys } from './shards.js';
 
 /** Name of the single BullMQ queue all procedures travel through. */
 export const QUEUE_NAME = 'procedures';
@@ -82,8 +86,13 @@ export interface BackupKeys {
 
 /** The keys of one deployment. */
 export interface Keys {
-  /** BullMQ's `prefix` option: its keys become `{prefix}:<queue>:*` (see bullmq-internals.ts). */
+  /**
+   * BullMQ's `prefix` option for the queues under `{prefix}`: the lifecycle queue, and the procedures
+   * queue when the deployment has one queue shard (see bullmq-internals.ts).
+   */
   readonly bullPrefix: string;
+  /** The queue shards the executions live in (SPROCD_QUEUE_SHARDS, ./shards.ts). */
+  readonly queues: QueueShards;
   /** Counter that allots execution numbers (INCR). */
   readonly sequence: string;
   /** The queue shard count the deployment was first started with (SPROCD_QUEUE_SHARDS, redis/shards.ts). */
@@ -104,7 +113,11 @@ export interface Keys {
   readonly audit: string;
   /** Hash of the executions that ended in the 10-second bucket starting at `t` (src/stats). */
   stats(t: number): string;
-  /** The indexes of executions by procedure and by process name (src/procedures/execution-index.ts). */
+  /**
+   * The indexes of executions by procedure and by process name (src/procedures/execution-index.ts) of
+   * a deployment with one queue shard. With more, each shard has its own (`queues.ofNumber(n)`), and
+   * reading this throws: a part that reads it has not learnt about shards.
+   */
   readonly executionIndex: ExecutionIndexKeys;
   /** Per-caller rate-limit counters are this followed by the caller (src/api/limits.ts). */
   readonly rateLimitPrefix: string;
@@ -144,31 +157,13 @@ export interface WorkerKeys {
   owner(name: string): string;
 }
 
-/**
- * The indexes of executions: sorted sets of job ids scored by creation time (ms), written beside
- * BullMQ's add and trimmed by a sweep (src/procedures/execution-index.ts).
- */
-export interface ExecutionIndexKeys {
-  /** Sorted set: the job ids of the executions of procedure `name`. */
-  procedure(name: string): string;
-  /** Sorted set: the job ids of the executions with process name `name` (none for ""). */
-  name(name: string): string;
-  /** Sorted set: every index key above, scored by when the sweep looks at it next (ms). */
-  readonly sweep: string;
-  /** Hash: index key → the rank the sweep's current pass through it reached. */
-  readonly sweepAt: string;
-  /**
-   * Set: job ids of executions aborted while in BullMQ's wait list, left there (taking one out walks
-   * the list) until a worker pops and drops it (abortWaiting-8.lua, dropPopped-6.lua).
-   */
-  readonly dropped: string;
-}
-
-/** Keys for the deployment named by `prefix`. */
-export function createKeys(prefix: string): Keys {
+/** Keys for the deployment named by `prefix`, its executions spread over `queueShards` queues. */
+export function createKeys(prefix: string, queueShards = 1): Keys {
   const tag = `{${prefix}}`;
+  const queues = new QueueShards(prefix, queueShards);
   return {
     bullPrefix: tag,
+    queues,
     sequence: `${tag}:seq`,
     queueShards: `${tag}:shards`,
     controlChannel: `${tag}:control`,
@@ -179,7 +174,9 @@ export function createKeys(prefix: string): Keys {
     eventLog: `${tag}:eventlog`,
     audit: `${tag}:audit`,
     stats: (t) => `${tag}:stats:${t}`,
-    executionIndex: executionIndexKeys(tag),
+    get executionIndex(): ExecutionIndexKeys {
+      return soleShard(queues).executionIndex;
+    },
     rateLimitPrefix: `${tag}:ratelimit:`,
     executionLogs: (number) => `${tag}:xlog:${number}`,
     signal: (id) => `${tag}:signal:${id}`,
@@ -197,15 +194,18 @@ export function createKeys(prefix: string): Keys {
   };
 }
 
-/** The execution index's keys under hash tag `tag` (a deployment's, or a queue shard's). */
-export function executionIndexKeys(tag: string): ExecutionIndexKeys {
-  return {
-    procedure: (name) => `${tag}:xi:proc:${name}`,
-    name: (name) => `${tag}:xi:name:${name}`,
-    sweep: `${tag}:xi:sweep`,
-    sweepAt: `${tag}:xi:sweep-at`,
-    dropped: `${tag}:xi:dropped`,
-  };
+/**
+ * The one queue shard of a deployment that has one. Parts that name a deployment's execution keys
+ * without a number (lists, counts, event streams) must go through `queues.all` instead: this throws for
+ * S > 1 so that a part that does not is found by the first test that runs it with shards.
+ */
+export function soleShard(queues: QueueShards): ShardKeys {
+  if (queues.count !== 1) {
+    throw new Error(
+      `internal: the deployment has ${queues.count} queue shards; name the shard (keys.queues)`,
+    );
+  }
+  return queues.all[0]!;
 }
 
 /** `base` is the deployment prefix: data slot j has a hash tag of its own, `{base:s<j>}`. */

@@ -28,7 +28,8 @@ import {
   bullQueueKeys,
   executionJobKey,
 } from './bullmq-internals.js';
-import { jobIdOf, type Keys, type StorageKeys } from './keys.js';
+import { jobIdOf, numberOfJobId, type Keys, type StorageKeys } from './keys.js';
+import type { ShardKeys } from './shards.js';
 
 /** One script of ./lua/, ready to register. */
 export interface LuaScript {
@@ -443,7 +444,8 @@ export async function abortWaiting(
   failedReason: string,
   now: number,
 ): Promise<'missing' | 'finished' | 'aborted' | 'active'> {
-  const bull = bullQueueKeys(keys);
+  const shard = keys.queues.ofNumber(number);
+  const bull = bullQueueKeys(shard);
   const jobId = jobIdOf(number);
   return (await run(
     redis,
@@ -456,7 +458,7 @@ export async function abortWaiting(
       bull.prioritized,
       bull.failed,
       bull.events,
-      keys.executionIndex.dropped,
+      shard.executionIndex.dropped,
     ],
     [
       jobId,
@@ -480,7 +482,7 @@ export async function pauseExecution(
   keys: Keys,
   number: number,
 ): Promise<'missing' | 'finished' | 'already' | 'parked' | 'marked' | 'active'> {
-  const bull = bullQueueKeys(keys);
+  const bull = bullQueueKeys(keys.queues.ofNumber(number));
   const jobId = jobIdOf(number);
   return (await run(
     redis,
@@ -517,17 +519,42 @@ export async function resumeWaiting(
   return found === '' ? undefined : found;
 }
 
-/** pauseFlags-n.lua: the pause field of each of `numbers` ("" when not paused), in one call. */
+/**
+ * pauseFlags-n.lua: the pause field of each of `numbers` ("" when not paused), in one call per queue
+ * shard (a call cannot span the shards' slots).
+ */
 export async function pauseFlags(
   redis: RedisConnection,
   keys: Keys,
   numbers: readonly number[],
 ): Promise<string[]> {
-  if (numbers.length === 0) {
-    return [];
-  }
-  const jobKeys = numbers.map((n) => executionJobKey(keys, n));
-  return (await run(redis, 'pauseFlags', jobKeys, [PAUSE_FIELD])) as string[];
+  const flags: string[] = new Array<string>(numbers.length);
+  await Promise.all(
+    byShard(keys, numbers, (n) => n).map(async (positions) => {
+      const jobKeys = positions.map((i) => executionJobKey(keys, numbers[i]!));
+      const found = (await run(redis, 'pauseFlags', jobKeys, [PAUSE_FIELD])) as string[];
+      positions.forEach((at, i) => (flags[at] = found[i]!));
+    }),
+  );
+  return flags;
+}
+
+/**
+ * The positions in `items` of each queue shard's items (by `numberOf`), in order; shards with none
+ * left out. With one shard: every position, in one group.
+ */
+function byShard<T>(keys: Keys, items: readonly T[], numberOf: (item: T) => number): number[][] {
+  const groups = new Map<number, number[]>();
+  items.forEach((item, i) => {
+    const shard = keys.queues.ofNumber(numberOf(item)).shard;
+    const group = groups.get(shard);
+    if (group) {
+      group.push(i);
+    } else {
+      groups.set(shard, [i]);
+    }
+  });
+  return [...groups.values()];
 }
 
 /**
@@ -540,11 +567,12 @@ export async function dropPopped(
   keys: Keys,
   jobId: string,
 ): Promise<'run' | 'dropped' | 'parked'> {
-  const bull = bullQueueKeys(keys);
+  const shard = keys.queues.ofNumber(numberOfJobId(jobId) ?? 0);
+  const bull = bullQueueKeys(shard);
   const code = (await run(
     redis,
     'dropPopped',
-    [bull.active, bull.stalled, keys.executionIndex.dropped, bull.job(jobId), bull.delayed, bull.events],
+    [bull.active, bull.stalled, shard.executionIndex.dropped, bull.job(jobId), bull.delayed, bull.events],
     [
       jobId,
       POP_SAVED_FIELDS.processedOn,
@@ -570,7 +598,7 @@ export async function executionFind(
   | { state: 'completed' | 'failed' | 'delayed' | 'waiting' | 'active'; hash: Record<string, string> }
   | undefined
 > {
-  const bull = bullQueueKeys(keys);
+  const bull = bullQueueKeys(keys.queues.ofNumber(number));
   const jobId = jobIdOf(number);
   const reply = (await run(
     redis,
@@ -771,7 +799,8 @@ export interface IndexSweep {
 
 /**
  * executionIndex-n.lua: for each execution, whether its job holds it (then it is indexed) or another
- * execution (then the counter is raised past its number); and a step of the index sweep.
+ * execution (then the counter is raised past its number); and a step of the index sweep. One call per
+ * queue shard the executions live in, each indexing and sweeping in its own shard.
  */
 export async function executionIndex(
   redis: RedisConnection,
@@ -780,17 +809,66 @@ export async function executionIndex(
   sweep: IndexSweep,
   now: number,
 ): Promise<boolean[]> {
-  const bull = bullQueueKeys(keys);
-  const index = keys.executionIndex;
-  const k: string[] = [index.sweep, index.sweepAt, keys.sequence, keys.backup.restores];
+  const owned: boolean[] = new Array<boolean>(added.length);
+  await Promise.all(
+    byShard(keys, added, (x) => x.number).map(async (positions) => {
+      const group = positions.map((i) => added[i]!);
+      const found = await shardIndex(redis, keys, keys.queues.ofNumber(group[0]!.number), group, sweep, now);
+      positions.forEach((at, i) => (owned[at] = found[i]!));
+    }),
+  );
+  return owned;
+}
+
+/**
+ * executionIndex-n.lua for executions of one shard. With S > 1 the counter and the restore counter
+ * live in another slot than the shard: every job is read (no restore count is trusted), and the
+ * counter is raised past a number found held by a call of its own (sequenceRaise-1.lua).
+ */
+async function shardIndex(
+  redis: RedisConnection,
+  keys: Keys,
+  shard: ShardKeys,
+  added: readonly AddedExecution[],
+  sweep: IndexSweep,
+  now: number,
+): Promise<boolean[]> {
+  const bull = bullQueueKeys(shard);
+  const index = shard.executionIndex;
+  const single = keys.queues.count === 1;
+  const elsewhere = `${shard.tag}:no-counter`; // never written: the script leaves the counter to us
+  const k: string[] = [
+    index.sweep,
+    index.sweepAt,
+    single ? keys.sequence : elsewhere,
+    single ? keys.backup.restores : elsewhere,
+  ];
   const a: (string | number)[] = [now, sweep.pauseMs, sweep.batch, bull.job('')];
   for (const x of added) {
     const byProcedure = index.procedure(x.procedure);
     k.push(bull.job(jobIdOf(x.number)), byProcedure, x.name === '' ? byProcedure : index.name(x.name));
-    a.push(jobIdOf(x.number), x.id, x.createdAt, x.number, x.name === '' ? 0 : 1, x.restores ?? '');
+    a.push(
+      jobIdOf(x.number),
+      x.id,
+      x.createdAt,
+      x.number,
+      x.name === '' ? 0 : 1,
+      single ? (x.restores ?? '') : '',
+    );
   }
   const reply = (await run(redis, 'executionIndex', k, a)) as number[];
+  if (!single) {
+    const held = added.filter((_, i) => reply[i] !== 1).map((x) => x.number);
+    if (held.length > 0) {
+      await sequenceRaise(redis, keys, Math.max(...held));
+    }
+  }
   return reply.map((owned) => owned === 1);
+}
+
+/** sequenceRaise-1.lua: raises the execution counter to `number` unless it is past it already. */
+export async function sequenceRaise(redis: RedisConnection, keys: Keys, number: number): Promise<boolean> {
+  return (await run(redis, 'sequenceRaise', [keys.sequence], [number])) === 1;
 }
 
 /** What {@link executionProbe} found of one execution. */
@@ -802,12 +880,12 @@ export interface ProbedExecution {
 }
 
 /**
- * executionProbe-n.lua: the state of each of `jobIds` (read from `index`), and whether it is also in
- * `also` when given; the gone ones are taken out of `index`.
+ * executionProbe-n.lua: the state of each of `jobIds` (read from `index`, of queue shard `keys`), and
+ * whether it is also in `also` when given; the gone ones are taken out of `index`.
  */
 export async function executionProbe(
   redis: RedisConnection,
-  keys: Keys,
+  keys: ShardKeys,
   index: string,
   also: string | undefined,
   jobIds: readonly string[],

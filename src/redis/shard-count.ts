@@ -26,21 +26,3 @@ export async function checkShardCount(redis: RedisConnection, keys: Keys, shards
     );
   }
 }
-
-/**
- * The shard counts this version runs. The routing (redis/shards.ts) and the stored count are built;
- * the queue itself is still one BullMQ queue (docs/ARCHITECTURE.md#queue-shards, "What is not done"),
- * so a count above 1 is refused before anything is stored, rather than run as one queue and stored as S.
- */
-export const RUNNABLE_QUEUE_SHARDS = 1;
-
-/** Throws ConfigError (CONFIG_INVALID) for a count this version cannot run yet. */
-export function refuseUnbuiltShards(shards: number): void {
-  if (shards > RUNNABLE_QUEUE_SHARDS) {
-    throw new ConfigError(
-      `SPROCD_QUEUE_SHARDS=${shards}: this version runs one queue shard only (the sharded queue is not built yet); ` +
-        `leave SPROCD_QUEUE_SHARDS unset or 1.`,
-      { configured: shards, runnable: RUNNABLE_QUEUE_SHARDS },
-    );
-  }
-}

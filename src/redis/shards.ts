@@ -8,8 +8,38 @@
  */
 import { crc32 } from 'node:zlib';
 import { isCluster, slotOf } from './cluster.js';
-import { executionIndexKeys, type ExecutionIndexKeys } from './keys.js';
 import type { RedisConnection } from './redis-connection.js';
+
+/**
+ * The indexes of executions: sorted sets of job ids scored by creation time (ms), written beside
+ * BullMQ's add and trimmed by a sweep (src/procedures/execution-index.ts).
+ */
+export interface ExecutionIndexKeys {
+  /** Sorted set: the job ids of the executions of procedure `name`. */
+  procedure(name: string): string;
+  /** Sorted set: the job ids of the executions with process name `name` (none for ""). */
+  name(name: string): string;
+  /** Sorted set: every index key above, scored by when the sweep looks at it next (ms). */
+  readonly sweep: string;
+  /** Hash: index key → the rank the sweep's current pass through it reached. */
+  readonly sweepAt: string;
+  /**
+   * Set: job ids of executions aborted while in BullMQ's wait list, left there (taking one out walks
+   * the list) until a worker pops and drops it (abortWaiting-8.lua, dropPopped-6.lua).
+   */
+  readonly dropped: string;
+}
+
+/** The execution index's keys under hash tag `tag` (a deployment's, or a queue shard's). */
+export function executionIndexKeys(tag: string): ExecutionIndexKeys {
+  return {
+    procedure: (name) => `${tag}:xi:proc:${name}`,
+    name: (name) => `${tag}:xi:name:${name}`,
+    sweep: `${tag}:xi:sweep`,
+    sweepAt: `${tag}:xi:sweep-at`,
+    dropped: `${tag}:xi:dropped`,
+  };
+}
 
 /** The most shards a deployment may have (SPROCD_QUEUE_SHARDS). */
 export const MAX_QUEUE_SHARDS = 64;

@@ -289,7 +289,7 @@ describe('restore', () => {
     await storage.use('rt3', (d) => {
       d.added = true;
     });
-    const queue = node.internals().executions.queue;
+    const queue = node.internals().executions.queues[0]!;
     for (const k of kept) {
       await queue.remove(jobIdOf(k.number));
     }
@@ -362,7 +362,7 @@ describe('restore', () => {
       storage: await redis.hgetall(layout.data),
       session: await redis.hgetall(node.internals().keys.session),
       sequence: await redis.get(node.internals().keys.sequence),
-      jobs: await node.internals().executions.queue.getJobCounts(),
+      jobs: await node.internals().executions.queues[0]!.getJobCounts(),
     });
     const before = await state();
     const text = zlib.gunzipSync(bytes);

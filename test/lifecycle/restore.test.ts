@@ -95,7 +95,7 @@ async function state(n: SprocdNode) {
     storage: await redis.hgetall(storageLayout(keys).data),
     session: await redis.hgetall(keys.session),
     sequence: await redis.get(keys.sequence),
-    jobs: await executions.queue.getJobCounts(),
+    jobs: await executions.queues[0]!.getJobCounts(),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * A node and the queue shard count (SPROCD_QUEUE_SHARDS, redis/shard-count.ts), in process on the test
  * Redis: the first start stores the count, a node with another count than the stored one does not start
- * (CONFIG_INVALID), and a count this version cannot run is refused before anything is stored.
+ * (CONFIG_INVALID).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
@@ -25,13 +25,6 @@ async function refused(env: Record<string, string>): Promise<ConfigError> {
 }
 
 describe('a node and its queue shard count', () => {
-  it('refuses a count this version cannot run, storing nothing', async () => {
-    const err = await refused({ SPROCD_QUEUE_SHARDS: '2' });
-    expect(err.code).toBe('CONFIG_INVALID');
-    expect(err.message).toMatch(/SPROCD_QUEUE_SHARDS=2: this version runs one queue shard only/);
-    expect(await redis.get(keys.queueShards)).toBeNull();
-  });
-
   it('stores the count at the first start, and refuses to start with another stored one', async () => {
     const { node, client } = await startInProcessNode(prefix);
     try {
@@ -40,7 +33,7 @@ describe('a node and its queue shard count', () => {
     } finally {
       await node.stop();
     }
-    // As if the deployment had been started with 3 (by a version that runs it): a node with 1 stays down.
+    // As if the deployment had been started with 3: a node with 1 stays down.
     await redis.set(keys.queueShards, '3');
     const err = await refused({});
     expect(err.message).toContain('SPROCD_QUEUE_SHARDS is 1, but this deployment');

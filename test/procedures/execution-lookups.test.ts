@@ -29,7 +29,7 @@ function walksOfWaitList(text: string): string[] {
 
 beforeAll(async () => {
   ({ node, client } = await startInProcessNode(prefix, { SPROCD_CONCURRENCY: '4' }));
-  await node.internals().executions.queue.pause();
+  await node.internals().executions.queues[0]!.pause();
   for (let i = 0; i < 3; i++) {
     const batch = await client.executeBatch(
       Array.from({ length: 100 }, (_, j) => ({ procedure: 'echo', params: i * 100 + j })),
@@ -99,7 +99,7 @@ describe('lookups and abort at any queue length', () => {
   it('never runs an execution aborted while waiting: the worker that pops it drops it', async () => {
     const target = numbers[0]!; // the oldest: the first a worker pops
     await client.abort(target);
-    await node.internals().executions.queue.resume();
+    await node.internals().executions.queues[0]!.resume();
     await waitForState(client, numbers.at(-1)!, 'completed', 30_000);
     const view = await client.get(target);
     expect(view).toMatchObject({ state: 'aborted', attempt: 0 });

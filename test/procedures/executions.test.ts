@@ -90,7 +90,7 @@ describe('Execute on server', () => {
 
 describe('refused requests queue nothing', () => {
   async function queued(): Promise<number> {
-    const counts = await node.internals().executions.queue.getJobCounts();
+    const counts = await node.internals().executions.queues[0]!.getJobCounts();
     return Object.values(counts).reduce((a, b) => a + b, 0);
   }
 
@@ -349,7 +349,7 @@ describe('listing and retention', () => {
       await expect(small.client.get(views[0]!.number)).rejects.toMatchObject({ status: 404 });
       expect((await small.client.get(views[4]!.number)).state).toBe('completed');
       expect(
-        (await small.node.internals().executions.queue.getJobCounts('completed')).completed,
+        (await small.node.internals().executions.queues[0]!.getJobCounts('completed')).completed,
       ).toBeLessThanOrEqual(2);
     } finally {
       await small.node.stop();

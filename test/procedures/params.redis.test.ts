@@ -54,7 +54,7 @@ describe('params that no longer fit', () => {
     const number = 900_000 + Math.floor(Math.random() * 90_000);
     await node
       .internals()
-      .executions.queue.add(
+      .executions.queues[0]!.add(
         'hello',
         { procedure: 'hello', params: { who: '' }, id: randomUUID(), name: '' },
         { jobId: jobIdOf(number), attempts: 3, backoff: { type: 'fixed', delay: 10 } },

@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { createKeys } from '../../src/redis/keys.js';
-import { checkShardCount, refuseUnbuiltShards } from '../../src/redis/shard-count.js';
+import { checkShardCount } from '../../src/redis/shard-count.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const redis = testClient();
@@ -60,15 +60,5 @@ describe('checkShardCount', () => {
     expect(err.details).toEqual({ stored: 1, configured: 2 });
     expect(await redis.get(keys.queueShards)).toBe('1');
     await checkShardCount(redis, keys, 1);
-  });
-});
-
-describe('refuseUnbuiltShards', () => {
-  it('lets 1 through and refuses more with CONFIG_INVALID', () => {
-    expect(() => refuseUnbuiltShards(1)).not.toThrow();
-    expect(() => refuseUnbuiltShards(3)).toThrow(ConfigError);
-    expect(() => refuseUnbuiltShards(3)).toThrow(
-      /SPROCD_QUEUE_SHARDS=3: this version runs one queue shard only/,
-    );
   });
 });

@@ -7,6 +7,7 @@ import { loadSettings } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { SprocdNode } from '../../src/node.js';
 import { SprocdClient } from '../../src/client.js';
+import { createKeys, type Keys } from '../../src/redis/keys.js';
 import { checkedFetch } from './openapi.js';
 import { BIN, ROOT, childEnv, startProcess, type TestProcess } from './process.js';
 import { testRedisUrl } from './redis.js';
@@ -15,11 +16,23 @@ export { ROOT };
 /** The fixture folders (jobs/, lifecycle hooks) of the tests. */
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 
+/**
+ * SPROCD_QUEUE_SHARDS of the nodes the tests start: SPROCD_TEST_QUEUE_SHARDS, so that the same suites
+ * run again with the executions spread over queue shards (the `queue-shards` project of vitest.config.ts).
+ */
+export const TEST_QUEUE_SHARDS = Number(process.env.SPROCD_TEST_QUEUE_SHARDS ?? '1');
+
+/** The keys of a test deployment, with the shard count its test nodes get. */
+export function testKeys(prefix: string): Keys {
+  return createKeys(prefix, TEST_QUEUE_SHARDS);
+}
+
 /** Settings for a test node: the test Redis, a free port, silent logs, quick leases. */
 export function testEnv(prefix: string, env: Record<string, string> = {}): Record<string, string> {
   return {
     REDIS_URL: testRedisUrl(),
     SPROCD_PREFIX: prefix,
+    SPROCD_QUEUE_SHARDS: String(TEST_QUEUE_SHARDS),
     PORT: '0',
     LOG_LEVEL: 'silent',
     SPROCD_JOBS_DIR: path.join(FIXTURES, 'jobs'),

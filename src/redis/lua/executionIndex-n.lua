@@ -14,8 +14,9 @@
   deployment's {prefix} hash tag, so they live in the same slot (BullMQ's own scripts do the same).
 
   Input:
-    KEYS[1] sweep set, KEYS[2] sweep positions hash, KEYS[3] execution counter, KEYS[4] restore
-    counter, then for each execution: job hash, procedure index, process-name index (the procedure index
+    KEYS[1] sweep set, KEYS[2] sweep positions hash, KEYS[3] execution counter (KEYS[4] again when
+    the counter lives in another slot: a queue shard's call, whose caller raises it), KEYS[4] restore
+    counter (a key never written, for a queue shard: its executions come with "" and are read), then for each execution: job hash, procedure index, process-name index (the procedure index
     again when it has no name)
     ARGV[1] now (ms), ARGV[2] pause between two passes of the sweep over one index (ms),
     ARGV[3] index members the sweep looks at per call, ARGV[4] job hash prefix (+ job id = job hash),
@@ -24,7 +25,7 @@
     ("" when unknown: the job is read)
   Output:
     for each execution: 1 when the job is that execution (indexed), 0 when it holds another one (the
-    counter was raised past the number)
+    counter was raised past the number, unless the caller raises it)
 ]]
 local rcall = redis.call
 local now = tonumber(ARGV[1])
@@ -56,7 +57,7 @@ for i = 1, count do
   end
   if data and data ~= true and not string.find(data, id, 1, true) then
     -- Another execution holds this number: the next numbers this node takes start past it.
-    if tonumber(rcall('GET', KEYS[3]) or '0') < tonumber(number) then
+    if KEYS[3] ~= KEYS[4] and tonumber(rcall('GET', KEYS[3]) or '0') < tonumber(number) then
       rcall('SET', KEYS[3], number)
     end
     out[i] = 0
