@@ -13,7 +13,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApiError } from '../../src/client/errors.js';
-import type { Execution } from '../../src/client/types.js';
 import { closeConnection, openConnection, waitReady } from '../../src/redis/connections.js';
 import { createKeys } from '../../src/redis/keys.js';
 import { acknowledged, ReplicaAcks } from '../../src/redis/replica-acks.js';
@@ -23,6 +22,7 @@ import { startRedisCluster, type RedisClusterGroup } from '../support/cluster.js
 import { waitForState } from '../support/executions.js';
 import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
 import { uniquePrefix } from '../support/redis.js';
+import { nameOf, settled, tallies } from './nodes.js';
 
 const prefix = uniquePrefix('cluster');
 /** A key of the deployment: its slot is every key's. */
@@ -53,42 +53,6 @@ afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop()]);
   await cluster?.stop();
 });
-
-const nameOf = (node: ChildNode) => String(node.lines.find((l) => l.msg === 'sprocd node ready')?.node);
-
-/** The storage entries `tally-*` read back: execution number → times its increment was committed. */
-async function tallies(node: ChildNode): Promise<Map<number, number>> {
-  const storage = (await node.client.storage()) as Record<string, Record<string, number>>;
-  const counted = new Map<number, number>();
-  for (const [key, entry] of Object.entries(storage)) {
-    if (key.startsWith('tally-')) {
-      for (const [n, count] of Object.entries(entry)) {
-        counted.set(Number(n), count);
-      }
-    }
-  }
-  return counted;
-}
-
-/** The views of `numbers` once each is no longer queued or running (read every 300 ms, not in a burst). */
-async function settled(
-  node: ChildNode,
-  numbers: readonly number[],
-  timeoutMs = 30_000,
-): Promise<Execution[]> {
-  const views = new Map<number, Execution>();
-  const done = (n: number) => ['completed', 'failed', 'aborted'].includes(views.get(n)?.state ?? '');
-  await vi.waitFor(
-    async () => {
-      for (const n of numbers.filter((x) => !done(x))) {
-        views.set(n, await node.client.get(n));
-      }
-      expect(numbers.filter((n) => !done(n))).toEqual([]);
-    },
-    { timeout: timeoutMs, interval: 300 },
-  );
-  return numbers.map((n) => views.get(n) as Execution);
-}
 
 describe('queue shards on a Redis Cluster', () => {
   /** A prefix whose three shard tags hash to three different masters now (slots are spread by hash). */
