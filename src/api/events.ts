@@ -10,7 +10,7 @@ import { ValidationError } from '../errors.js';
 import { DIGEST_MAX_MS, DIGEST_MIN_MS } from '../events/digest.js';
 import { MAX_FILTER_VALUES, listParam } from '../events/filter.js';
 import type { EventSink, Subscription } from '../events/hub.js';
-import { parsePosition, type Position } from '../events/ids.js';
+import type { Position } from '../events/ids.js';
 import { EVENT_TYPES, type EventFilter } from '../events/types.js';
 import { errors, otherContent } from './schemas/common.js';
 import { EventsQuerySchema } from './schemas/events.js';
@@ -19,6 +19,8 @@ import { EventsQuerySchema } from './schemas/events.js';
 export interface EventSource {
   /** Resolves once events can be read (throws while Redis is away, which answers 503). */
   start(): Promise<void>;
+  /** The position a Last-Event-ID names for this node's shard count; undefined for a bad id. */
+  parsePosition(raw: string | undefined): Position | undefined;
   /** Subscribes a sink to the events that pass the filter, from now or after `from`. */
   subscribe(filter: EventFilter, sink: EventSink, from?: Position): Promise<Subscription>;
 }
@@ -125,8 +127,8 @@ export const eventRoutes: FastifyPluginAsyncZod<EventsRouteDeps> = async (app, o
     const filter = parseEventFilter(request.query);
     const header = request.headers['last-event-id'];
     const lastId = Array.isArray(header) ? header[0] : header;
-    const from = parsePosition(lastId);
     const events = opts.events();
+    const from = events.parsePosition(lastId);
     await events.start();
     reply.hijack();
     const res = reply.raw;

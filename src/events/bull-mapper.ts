@@ -22,12 +22,16 @@ export class BullMapper {
   ) {}
 
   /**
-   * Maps BullMQ entries, looking up the procedure of executions first seen here in one round trip.
+   * Maps BullMQ entries of queue shard `shard`'s stream, looking up the procedure of executions first seen here in one round trip.
    * Live reads use the hub's memory of executions; a catch-up passes its own (`replay`), since
    * replayed `active` entries must not count starts again: a replayed event carries an attempt only
    * when the replay began before its execution was added.
    */
-  async map(rows: [string, string[]][], replay?: Map<number, ExecutionMeta>): Promise<Entry[]> {
+  async map(
+    rows: [string, string[]][],
+    shard: number,
+    replay?: Map<number, ExecutionMeta>,
+  ): Promise<Entry[]> {
     if (rows.length === 0) {
       return [];
     }
@@ -69,7 +73,7 @@ export class BullMapper {
     const out: Entry[] = [];
     for (const { sid, fields, number } of parsed) {
       const meta = number === undefined ? undefined : known(number);
-      out.push({ stream: 'bull', sid, draft: meta ? mapBullEntry(fields, sid.ms, meta) : undefined });
+      out.push({ stream: 'bull', shard, sid, draft: meta ? mapBullEntry(fields, sid.ms, meta) : undefined });
     }
     return out;
   }

@@ -1,4 +1,4 @@
-/** Entries of the two event streams as the hub handles them, and the SSE frames they become. */
+/** Entries of the event streams as the hub handles them, and the SSE frames they become. */
 import { logEntryOf } from './event-log.js';
 import { compareStreamIds, formatPosition, parseStreamId, type Position, type StreamId } from './ids.js';
 import type { EventDraft, StreamName } from './types.js';
@@ -6,6 +6,8 @@ import type { EventDraft, StreamName } from './types.js';
 /** One entry of either stream, mapped (no draft: an entry that is no event of ours). */
 export interface Entry {
   stream: StreamName;
+  /** The queue shard of a `bull` entry (0 for the log). */
+  shard: number;
   sid: StreamId;
   draft: EventDraft | undefined;
 }
@@ -19,9 +21,14 @@ export function mapLog(rows: [string, string[]][]): Entry[] {
       continue;
     }
     const entry = logEntryOf(id, raw);
-    out.push({ stream: 'log', sid, draft: entry && { type: entry.type, data: entry.data } });
+    out.push({ stream: 'log', shard: 0, sid, draft: entry && { type: entry.type, data: entry.data } });
   }
   return out;
+}
+
+/** Merges id-ordered lists of entries into one, in id order (the hub's streams by their ids' times). */
+export function mergeAll(lists: Entry[][]): Entry[] {
+  return lists.reduce((all, list) => merge(all, list), []);
 }
 
 /** Merges two id-ordered lists of entries into one, in id order. */

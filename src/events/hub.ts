@@ -1,8 +1,14 @@
 /**
- * The event hub of one node: one reader of the two event streams (BullMQ's job events and sprocd's
- * event log) on one blocking connection, fanned out in the process to every subscriber (the SSE
- * clients of GET /v1/events). The reader runs only while someone listens. Redis does no extra work
- * per execution: the streams are written anyway, and the hub reads each entry once per node.
+ * The event hub of one node: one reader of the event streams (BullMQ's job events of each queue
+ * shard and sprocd's event log), fanned out in the process to every subscriber (the SSE clients of
+ * GET /v1/events). The reader runs only while someone listens. Redis does no extra work per
+ * execution: the streams are written anyway, and the hub reads each entry once per node.
+ *
+ * On a single Redis one blocking XREAD names every stream, whatever the shard count. On a Cluster an
+ * XREAD cannot span hash slots, and with S > 1 each shard's stream and the log are in slots of their
+ * own, so each slot's streams get a blocking reader (a connection) of their own: polling them in turn
+ * instead would add a block's wait to the latency of every stream but the one blocked on. With S = 1
+ * there is one group either way, and the one XREAD of before.
  *
  * A subscriber starts "now", or after a position it was given (`Last-Event-ID`): then the hub reads
  * what it missed with XRANGE while it keeps the live events for it aside, and hands those over after.
@@ -19,19 +25,22 @@ import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { BullMapper } from './bull-mapper.js';
 import { DigestSchedule, digested } from './digest.js';
-import { eventFrame, mapLog, merge, resetFrame, type Entry } from './entries.js';
+import { eventFrame, mapLog, mergeAll, resetFrame, type Entry } from './entries.js';
 import { filterKey, matches } from './filter.js';
 import {
   ZERO,
   compareStreamIds,
   formatPosition,
   formatStreamId,
+  movedTo,
+  parsePosition,
   parseStreamId,
+  positionIn,
+  zeroPosition,
   type Position,
-  type StreamId,
 } from './ids.js';
 import { READ_COUNT, replay } from './replay.js';
-import type { HubStreams } from './streams.js';
+import { slotGroups, type HubStreams, type StreamRef } from './streams.js';
 import type { EventFilter } from './types.js';
 
 export { hubStreams, type HubStreams } from './streams.js';
@@ -40,7 +49,10 @@ export { hubStreams, type HubStreams } from './streams.js';
 export interface EventHubOptions {
   /** A command connection (non-blocking reads). */
   redis: RedisConnection;
-  /** Opens the hub's blocking connection, on first use; the opener closes it when the node stops. */
+  /**
+   * Opens a blocking connection of the hub, on first use (one per group of streams an XREAD may name
+   * together: see above); the opener closes them when the node stops.
+   */
   openReader: () => RedisConnection;
   streams: HubStreams;
   logger?: Logger;
@@ -114,16 +126,28 @@ export class EventHub {
   private readonly groups = new Map<string, Group>();
   private readonly mapper: BullMapper;
   private readonly maxBacklog: number;
-  private reader: RedisConnection | undefined;
+  /** The groups of streams one XREAD reads, and each one's blocking connection and whether it reads. */
+  private readonly groupsOfStreams: StreamRef[][];
+  private readonly readers: (RedisConnection | undefined)[];
+  private readonly looping: boolean[];
   private running = false;
   private starting: Promise<void> | undefined;
   private closed = false;
   /** What the reader has read of each stream, and so handed to every live subscriber. */
-  private position: Position = { bull: ZERO, log: ZERO };
+  private position: Position;
 
   constructor(private readonly opts: EventHubOptions) {
     this.maxBacklog = opts.maxBacklogBytes ?? 1024 * 1024;
     this.mapper = new BullMapper(opts.redis, (n) => opts.streams.job(n));
+    this.position = zeroPosition(opts.streams.bull.length);
+    this.groupsOfStreams = slotGroups(opts.redis, opts.streams);
+    this.readers = this.groupsOfStreams.map(() => undefined);
+    this.looping = this.groupsOfStreams.map(() => false);
+  }
+
+  /** The position an SSE id (Last-Event-ID) names here, or undefined for a malformed id or one of another shard count. */
+  parsePosition(raw: string | undefined): Position | undefined {
+    return parsePosition(raw, this.opts.streams.bull.length);
   }
 
   /** Whether the reader runs (it stops soon after the last subscriber left). */
@@ -214,7 +238,7 @@ export class EventHub {
     for (const sub of this.subs) {
       this.drop(sub, 'closing');
     }
-    this.reader?.disconnect();
+    this.readers.forEach((reader) => reader?.disconnect());
   }
 
   private drop(sub: Subscriber, reason?: 'slow' | 'closing'): void {
@@ -237,27 +261,38 @@ export class EventHub {
   /** Starts the reader at the streams' ends, unless it runs; throws while Redis is away. */
   start(): Promise<void> {
     if (this.running) {
+      // A group's reader that saw nobody listening and stopped while another still read: it goes on
+      // from where it was, which every subscriber of now is at or after.
+      this.groupsOfStreams.forEach((_, g) => this.startLoop(g));
       return Promise.resolve();
     }
     this.starting ??= (async () => {
       try {
-        const res = await this.opts.redis
-          .pipeline()
-          .xrevrange(this.opts.streams.bull, '+', '-', 'COUNT', 1)
-          .xrevrange(this.opts.streams.log, '+', '-', 'COUNT', 1)
-          .exec();
-        const last = (i: number): StreamId => {
-          const [err, rows] = res?.[i] ?? [];
-          if (err) {
-            throw err;
-          }
-          const id = (rows as [string, string[]][] | undefined)?.[0]?.[0];
-          return (id && parseStreamId(id)) || ZERO;
-        };
-        this.position = { bull: last(0), log: last(1) };
-        this.reader ??= this.opts.openReader();
+        let position = zeroPosition(this.opts.streams.bull.length);
+        // One pipeline per group of streams a pipeline may span: one with one queue shard, as before.
+        const replies = await Promise.all(
+          this.groupsOfStreams.map((group) => {
+            const pipeline = this.opts.redis.pipeline();
+            group.forEach(({ key }) => pipeline.xrevrange(key, '+', '-', 'COUNT', 1));
+            return pipeline.exec();
+          }),
+        );
+        this.groupsOfStreams.forEach((group, g) => {
+          group.forEach((ref, i) => {
+            const [err, rows] = replies[g]?.[i] ?? [];
+            if (err) {
+              throw err;
+            }
+            const id = (rows as [string, string[]][] | undefined)?.[0]?.[0];
+            position = movedTo(position, ref.stream, ref.shard, (id && parseStreamId(id)) || ZERO);
+          });
+        });
+        this.position = position;
+        this.groupsOfStreams.forEach((_, g) => {
+          this.readers[g] ??= this.opts.openReader();
+        });
         this.running = true;
-        void this.loop();
+        this.groupsOfStreams.forEach((_, g) => this.startLoop(g));
       } finally {
         this.starting = undefined;
       }
@@ -265,27 +300,37 @@ export class EventHub {
     return this.starting;
   }
 
-  private async loop(): Promise<void> {
-    const { bull, log } = this.opts.streams;
+  private startLoop(g: number): void {
+    if (!this.looping[g]) {
+      this.looping[g] = true;
+      void this.loop(g);
+    }
+  }
+
+  /** Reads group `g`'s streams while someone listens. */
+  private async loop(g: number): Promise<void> {
+    const group = this.groupsOfStreams[g]!;
     try {
       // Checked after each read, not before the first: the subscriber that started the reader is
       // added right after the start.
       do {
-        if (!this.reader) {
+        const reader = this.readers[g];
+        if (!reader) {
           break;
         }
         let reply: [string, [string, string[]][]][] | null;
         try {
-          reply = (await this.reader.xread(
+          const ids = group.map(({ stream, shard }) =>
+            formatStreamId(positionIn(this.position, stream, shard)),
+          );
+          reply = (await reader.xread(
             'COUNT',
             READ_COUNT,
             'BLOCK',
             BLOCK_MS,
             'STREAMS',
-            bull,
-            log,
-            formatStreamId(this.position.bull),
-            formatStreamId(this.position.log),
+            ...group.map(({ key }) => key),
+            ...ids,
           )) as [string, [string, string[]][]][] | null;
         } catch (err) {
           if (this.closed) {
@@ -296,36 +341,38 @@ export class EventHub {
           continue;
         }
         if (reply) {
-          await this.dispatch(reply);
+          await this.dispatch(group, reply);
           // While events flow, read them in batches: a reader blocked on the stream is woken by
           // every entry, which would cost Redis work per entry written.
           await new Promise((r) => setTimeout(r, BATCH_PACE_MS));
         }
       } while (!this.closed && this.subs.size > 0);
     } finally {
-      this.running = false;
+      this.looping[g] = false;
+      if (!this.looping.some(Boolean)) {
+        this.running = false;
+      }
     }
   }
 
-  private async dispatch(reply: [string, [string, string[]][]][]): Promise<void> {
-    let bullRows: [string, string[]][] = [];
-    let logRows: [string, string[]][] = [];
-    for (const [key, rows] of reply) {
-      if (key === this.opts.streams.bull) {
-        bullRows = rows;
-      } else {
-        logRows = rows;
-      }
-    }
-    const entries = merge(await this.mapper.map(bullRows), mapLog(logRows));
+  /** Fans out what one XREAD of `group`'s streams brought, merged in id order. */
+  private async dispatch(group: StreamRef[], reply: [string, [string, string[]][]][]): Promise<void> {
+    const rowsOf = new Map(reply);
+    const lists = await Promise.all(
+      group.map(({ stream, shard, key }) => {
+        const rows = rowsOf.get(key) ?? [];
+        return stream === 'log' ? mapLog(rows) : this.mapper.map(rows, shard);
+      }),
+    );
+    const entries = mergeAll(lists);
     for (const entry of entries) {
-      const { bull, log } = this.position;
-      this.position = entry.stream === 'bull' ? { bull: entry.sid, log } : { bull, log: entry.sid };
+      this.position = movedTo(this.position, entry.stream, entry.shard, entry.sid);
       if (!entry.draft || this.subs.size === 0) {
         continue;
       }
       const frame: LiveFrame = {
         stream: entry.stream,
+        shard: entry.shard,
         sid: entry.sid,
         draft: entry.draft,
         position: this.position,
@@ -398,7 +445,7 @@ export class EventHub {
       if (sub.closed) {
         return;
       }
-      if (frame.draft && compareStreamIds(frame.sid, sub.cursor[frame.stream]) > 0) {
+      if (frame.draft && compareStreamIds(frame.sid, positionIn(sub.cursor, frame.stream, frame.shard)) > 0) {
         frame.text ??= eventFrame(frame.position, frame.draft);
         sub.outbox += frame.text;
       }

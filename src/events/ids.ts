@@ -1,7 +1,14 @@
 /**
- * Event ids. An event comes from one of two Redis streams (BullMQ's job events, and sprocd's own log
- * of system and backup events), so the id a client sees names a position in both: `<bull>_<log>`,
- * each a Redis stream id (`<ms>-<seq>`). Handing it back as `Last-Event-ID` resumes both streams.
+ * Event ids. An event comes from one of the hub's Redis streams (BullMQ's job events of each queue
+ * shard, and sprocd's own log of system and backup events), so the id a client sees names a position
+ * in each, every part a Redis stream id (`<ms>-<seq>`) joined by `_`:
+ *
+ * - one queue shard (S = 1): `<bull>_<log>`, as before shards existed, so ids clients hold stay good;
+ * - S > 1: `<bull 0>_<bull 1>_..._<bull S-1>_<log>`, one part per shard in shard order, then the log.
+ *
+ * An id is read only with the S of the node reading it: one with another number of parts (made with
+ * another S) is no position here, like any malformed id. Handing an id back as `Last-Event-ID`
+ * resumes every stream after its own part.
  */
 
 /** A Redis stream id as its two numbers. */
@@ -10,9 +17,10 @@ export interface StreamId {
   readonly seq: number;
 }
 
-/** The position of a client in both streams. */
+/** The position of a client in every stream. */
 export interface Position {
-  readonly bull: StreamId;
+  /** In each queue shard's BullMQ stream, index = shard. */
+  readonly bull: readonly StreamId[];
   readonly log: StreamId;
 }
 
@@ -49,21 +57,50 @@ export function maxStreamId(a: StreamId, b: StreamId): StreamId {
   return compareStreamIds(a, b) >= 0 ? a : b;
 }
 
-/** The SSE id of a position. */
-export function formatPosition(p: Position): string {
-  return `${formatStreamId(p.bull)}_${formatStreamId(p.log)}`;
+/** The position before every entry of every stream, with `shards` queue shards. */
+export function zeroPosition(shards: number): Position {
+  return { bull: Array.from({ length: shards }, () => ZERO), log: ZERO };
 }
 
-/** Parses an SSE id made by {@link formatPosition}, or returns undefined for anything else. */
-export function parsePosition(raw: string | undefined): Position | undefined {
-  if (raw === undefined || raw.length > 80) {
+/** Where `p` is in stream `stream` (of queue shard `shard` for a `bull` stream). */
+export function positionIn(p: Position, stream: 'bull' | 'log', shard: number): StreamId {
+  return stream === 'log' ? p.log : (p.bull[shard] ?? ZERO);
+}
+
+/** `p` moved to `sid` in one stream, the others kept. */
+export function movedTo(p: Position, stream: 'bull' | 'log', shard: number, sid: StreamId): Position {
+  if (stream === 'log') {
+    return { bull: p.bull, log: sid };
+  }
+  const bull = [...p.bull];
+  bull[shard] = sid;
+  return { bull, log: p.log };
+}
+
+/** The SSE id of a position. */
+export function formatPosition(p: Position): string {
+  return [...p.bull, p.log].map(formatStreamId).join('_');
+}
+
+/** The longest part an id has: two 16-digit numbers and a dash. */
+const MAX_PART = 33;
+
+/**
+ * Parses an SSE id made by {@link formatPosition} with `shards` queue shards, or returns undefined
+ * for anything else (an id of another shard count included).
+ */
+export function parsePosition(raw: string | undefined, shards = 1): Position | undefined {
+  if (raw === undefined || raw.length > Math.max(80, (shards + 1) * (MAX_PART + 1))) {
     return undefined;
   }
-  const [bull, log, extra] = raw.trim().split('_');
-  if (bull === undefined || log === undefined || extra !== undefined) {
+  const parts = raw.trim().split('_');
+  if (parts.length !== shards + 1) {
     return undefined;
   }
-  const b = parseStreamId(bull);
-  const l = parseStreamId(log);
-  return b && l ? { bull: b, log: l } : undefined;
+  const ids = parts.map(parseStreamId);
+  if (ids.some((id) => id === undefined)) {
+    return undefined;
+  }
+  const all = ids as StreamId[];
+  return { bull: all.slice(0, shards), log: all[shards]! };
 }

@@ -1,6 +1,7 @@
 /**
- * Catching a client up after a position (Last-Event-ID): what it missed, read with XRANGE from both
- * streams and merged in id order, or `reset` when some of it is no longer kept.
+ * Catching a client up after a position (Last-Event-ID): what it missed, read with XRANGE from every
+ * stream (each queue shard's and the log) and merged in id order, or `reset` when some of it is no
+ * longer kept.
  */
 import type { RedisConnection } from '../redis/redis-connection.js';
 import type { ExecutionMeta } from './bull-events.js';
@@ -11,10 +12,13 @@ import {
   ZERO,
   compareStreamIds,
   formatStreamId,
+  movedTo,
   parseStreamId,
+  positionIn,
   type Position,
   type StreamId,
 } from './ids.js';
+import { slotGroups, streamRefs, type HubStreams, type StreamRef } from './streams.js';
 import type { EventFilter } from './types.js';
 
 /** Entries read per stream per round trip. */
@@ -39,7 +43,7 @@ export interface ReplayTarget {
 /** What a replay needs. */
 export interface ReplaySource {
   readonly redis: RedisConnection;
-  readonly streams: { readonly bull: string; readonly log: string };
+  readonly streams: HubStreams;
   readonly mapper: BullMapper;
   /** Bytes a client may have unsent before the replay waits for it. */
   readonly maxBacklog: number;
@@ -61,31 +65,40 @@ export async function replay(
     return true;
   }
   const memory = new Map<number, ExecutionMeta>();
-  const readers = {
-    bull: new RangeReader(source.redis, source.streams.bull, from.bull, upTo.bull, (rows) =>
-      source.mapper.map(rows, memory),
-    ),
-    log: new RangeReader(source.redis, source.streams.log, from.log, upTo.log, async (rows) => mapLog(rows)),
-  };
+  const readers = streamRefs(source.streams).map(
+    ({ stream, shard, key }) =>
+      new RangeReader(
+        source.redis,
+        key,
+        positionIn(from, stream, shard),
+        positionIn(upTo, stream, shard),
+        stream === 'log' ? async (rows) => mapLog(rows) : (rows) => source.mapper.map(rows, shard, memory),
+      ),
+  );
   let out = '';
   for (;;) {
-    if ((readers.bull.waiting || readers.log.waiting) && out !== '') {
+    if (readers.some((r) => r.waiting) && out !== '') {
       sub.sink.write(out); // what was read so far, before the next round trip
       out = '';
     }
-    const [b, l] = await Promise.all([readers.bull.peek(), readers.log.peek()]);
-    const next = !b ? l : !l ? b : compareStreamIds(l.sid, b.sid) < 0 ? l : b;
+    const heads = await Promise.all(readers.map((r) => r.peek()));
+    // The earliest head; on equal ids the first stream's (shards before the log), as the hub merges.
+    let at = -1;
+    heads.forEach((head, i) => {
+      const best = heads[at];
+      if (head && (!best || compareStreamIds(head.sid, best.sid) < 0)) {
+        at = i;
+      }
+    });
+    const next = heads[at];
     if (!next || sub.closed) {
       if (!sub.closed && out !== '') {
         sub.sink.write(out);
       }
       return true;
     }
-    readers[next.stream].take();
-    sub.cursor =
-      next.stream === 'bull'
-        ? { bull: next.sid, log: sub.cursor.log }
-        : { bull: sub.cursor.bull, log: next.sid };
+    readers[at]!.take();
+    sub.cursor = movedTo(sub.cursor, next.stream, next.shard, next.sid);
     if (next.draft && matches(sub.filter, next.draft)) {
       out += eventFrame(sub.cursor, next.draft);
       if (out.length < 64 * 1024) {
@@ -112,13 +125,21 @@ export async function replay(
  * entry it saw last is older than the first one left.
  */
 async function lostSince(source: ReplaySource, from: Position): Promise<boolean> {
-  const { bull, log } = source.streams;
-  const res = await source.redis.pipeline().xinfo('STREAM', bull).xinfo('STREAM', log).exec();
-  const lost = (i: number, seen: StreamId): boolean => {
+  // One pipeline per group of streams a pipeline may span (one group with one queue shard).
+  const groups = slotGroups(source.redis, source.streams);
+  const replies = await Promise.all(
+    groups.map(async (group) => {
+      const pipeline = source.redis.pipeline();
+      group.forEach(({ key }) => pipeline.xinfo('STREAM', key));
+      return (await pipeline.exec()) ?? [];
+    }),
+  );
+  const lost = (ref: StreamRef, reply: [Error | null, unknown] | undefined): boolean => {
+    const seen = positionIn(from, ref.stream, ref.shard);
     if (compareStreamIds(seen, ZERO) === 0) {
       return false;
     }
-    const [err, raw] = res?.[i] ?? [];
+    const [err, raw] = reply ?? [];
     if (err) {
       return true; // no such stream: it was deleted after the client saw an entry of it
     }
@@ -134,7 +155,7 @@ async function lostSince(source: ReplaySource, from: Position): Promise<boolean>
     }
     return compareStreamIds(seen, firstId) < 0;
   };
-  return lost(0, from.bull) || lost(1, from.log);
+  return groups.some((group, g) => group.some((ref, i) => lost(ref, replies[g]?.[i])));
 }
 
 /** Reads a stream's entries in `(from, upTo]` page by page, mapped. */

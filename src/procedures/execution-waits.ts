@@ -1,6 +1,7 @@
 /**
  * Waiting for executions to end (POST /v1/executions with `wait`). One QueueEvents reader per node
- * wakes the waits of the executions that completed or failed; a wait then asks Redis whether its
+ * and queue shard (opened when a wait first needs that shard: a wait is for one execution number,
+ * whose shard alone has its events) wakes the waits of the executions that completed or failed; a wait then asks Redis whether its
  * execution is in BullMQ's completed or failed set (two ZSCOREs and an EXISTS, never the job
  * itself). Events are read from a stream, so none is lost once the reader runs; the state is also
  * asked after 1 s, 2 s, 4 s ... (at most every 30 s) in case the execution ended before the reader
@@ -12,6 +13,7 @@ import type { RedisConnection } from '../redis/redis-connection.js';
 import { settleWithin } from '../redis/connections.js';
 import { bullQueueKeys, type BullQueueKeys } from '../redis/bullmq-internals.js';
 import { QUEUE_NAME, jobIdOf, type Keys } from '../redis/keys.js';
+import type { ShardKeys } from '../redis/shards.js';
 
 /** First pause before the state is asked again without an event; it doubles up to the next. */
 const FIRST_RECHECK_MS = 1000;
@@ -21,9 +23,11 @@ const CLOSE_WAIT_MS = 2000;
 
 /** The waits of one node for executions to end. */
 export class FinishWatch {
-  private events: QueueEvents | undefined;
+  /** Each queue shard's event reader, index = shard. */
+  private readonly events: (QueueEvents | undefined)[];
   private readonly wakers = new Map<string, Set<() => void>>();
-  private readonly bull: BullQueueKeys;
+  /** Each queue shard's BullMQ keys, index = shard. */
+  private readonly bull: readonly BullQueueKeys[];
   private waiting = 0;
   private closed = false;
 
@@ -32,7 +36,8 @@ export class FinishWatch {
     private readonly keys: Keys,
     private readonly openEventsConnection: () => RedisConnection,
   ) {
-    this.bull = bullQueueKeys(keys);
+    this.events = keys.queues.all.map(() => undefined);
+    this.bull = keys.queues.all.map((shard) => bullQueueKeys(shard));
   }
 
   /** Waits in progress now. */
@@ -59,14 +64,15 @@ export class FinishWatch {
     try {
       // Events from the moment the reader runs are not missed; one that does not connect (Redis away)
       // holds nobody: the state is asked anyway, and again later.
-      await settleWithin(this.reader().waitUntilReady(), Math.min(ms, FIRST_RECHECK_MS));
+      const shard = this.keys.queues.ofNumber(number);
+      await settleWithin(this.reader(shard).waitUntilReady(), Math.min(ms, FIRST_RECHECK_MS));
       let pause = FIRST_RECHECK_MS;
       for (;;) {
         if (this.closed || signal?.aborted) {
           return false;
         }
         woken = false;
-        if (await this.ended(jobId)) {
+        if (await this.ended(shard, jobId)) {
           return true;
         }
         const remaining = deadline - Date.now();
@@ -101,34 +107,38 @@ export class FinishWatch {
     for (const wakers of this.wakers.values()) {
       wakers.forEach((w) => w());
     }
-    await settleWithin(this.events?.close(), CLOSE_WAIT_MS);
+    await settleWithin(Promise.all(this.events.map((events) => events?.close())), CLOSE_WAIT_MS);
   }
 
   /** Whether the job is in the completed or failed set, or gone (retention removed it at its end). */
-  private async ended(jobId: string): Promise<boolean> {
+  private async ended(shard: ShardKeys, jobId: string): Promise<boolean> {
+    const bull = this.bull[shard.shard]!;
     // Three commands, not a pipeline: ioredis builds a pipeline by copying every script defined on
     // the connection (about 80 here), which costs the node more than the three round trips' writes.
     const [completed, failed, exists] = await Promise.all([
-      this.redis.zscore(this.bull.completed, jobId),
-      this.redis.zscore(this.bull.failed, jobId),
-      this.redis.exists(this.bull.job(jobId)),
+      this.redis.zscore(bull.completed, jobId),
+      this.redis.zscore(bull.failed, jobId),
+      this.redis.exists(bull.job(jobId)),
     ]);
     return completed !== null || failed !== null || exists === 0;
   }
 
-  /** The node's one event reader, opened on first use. */
-  private reader(): QueueEvents {
-    if (!this.events) {
-      this.events = new QueueEvents(QUEUE_NAME, {
+  /** The node's event reader of queue shard `shard`, opened on first use. */
+  private reader(shard: ShardKeys): QueueEvents {
+    let events = this.events[shard.shard];
+    if (!events) {
+      events = new QueueEvents(QUEUE_NAME, {
         connection: this.openEventsConnection(),
-        prefix: this.keys.bullPrefix,
+        prefix: shard.bullPrefix,
       });
-      this.events.on('error', () => undefined);
+      events.on('error', () => undefined);
+      // Job ids are execution numbers, each in one shard only: the wakers need no shard of their own.
       const wake = ({ jobId }: { jobId: string }) => this.wakers.get(jobId)?.forEach((w) => w());
-      this.events.on('completed', wake);
-      this.events.on('failed', wake);
+      events.on('completed', wake);
+      events.on('failed', wake);
+      this.events[shard.shard] = events;
     }
-    return this.events;
+    return events;
   }
 
   private addWaker(jobId: string, waker: () => void): void {

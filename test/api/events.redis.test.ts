@@ -10,10 +10,9 @@ import type { SprocdNode } from '../../src/node.js';
 import { EventHub, hubStreams } from '../../src/events/hub.js';
 import { JOB_EVENTS_MAX_LEN } from '../../src/redis/bullmq-internals.js';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
-import { createKeys } from '../../src/redis/keys.js';
 import type { SprocdClient } from '../../src/client.js';
 import { fakeApi, fakeContext } from '../support/api.js';
-import { startInProcessNode } from '../support/node.js';
+import { startInProcessNode, testKeys } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 import { openSse, type SseStream } from '../support/sse.js';
 
@@ -138,8 +137,10 @@ describe('GET /v1/events', () => {
   });
 
   it('keeps more job events than BullMQ does by default (clients resume after minutes, not seconds)', async () => {
-    const meta = await testClient().hget(bullQueueKeys(createKeys(prefix)).meta, 'opts.maxLenEvents');
-    expect(Number(meta)).toBe(JOB_EVENTS_MAX_LEN);
+    for (const shard of testKeys(prefix).queues.all) {
+      const meta = await testClient().hget(bullQueueKeys(shard).meta, 'opts.maxLenEvents');
+      expect(Number(meta)).toBe(JOB_EVENTS_MAX_LEN);
+    }
   });
 
   it('says reset for an id it cannot read, then streams live', async () => {
@@ -150,7 +151,7 @@ describe('GET /v1/events', () => {
   });
 
   it('sends heartbeats, and forgets a client that went away', async () => {
-    const keys = createKeys(prefix);
+    const keys = testKeys(prefix);
     const redis = testClient();
     const hub = new EventHub({ redis, openReader: () => testClient(), streams: hubStreams(keys) });
     const app = await fakeApi(fakeContext({ events: () => hub, eventHeartbeatMs: 50 }));

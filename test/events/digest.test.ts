@@ -4,7 +4,7 @@ import { parseEventFilter } from '../../src/api/events.js';
 import { DIGEST_ITEMS, EventDigest, digested, type DigestData } from '../../src/events/digest.js';
 import { parseFrame } from '../support/sse.js';
 
-const at = { bull: { ms: 5, seq: 1 }, log: { ms: 3, seq: 0 } };
+const at = { bull: [{ ms: 5, seq: 1 }], log: { ms: 3, seq: 0 } };
 const state = (number: number, value: string, procedure = 'hello') => ({
   type: 'execution.state',
   number,

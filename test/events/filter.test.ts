@@ -31,9 +31,25 @@ describe('matches', () => {
 
 describe('positions', () => {
   it('round-trip, and refuse anything else', () => {
-    const p = { bull: { ms: 1700000000000, seq: 3 }, log: { ms: 0, seq: 0 } };
+    const p = { bull: [{ ms: 1700000000000, seq: 3 }], log: { ms: 0, seq: 0 } };
+    // With one queue shard, ids are those of before shards (clients hold them as Last-Event-ID).
     expect(formatPosition(p)).toBe('1700000000000-3_0-0');
     expect(parsePosition(formatPosition(p))).toEqual(p);
+    const three = {
+      bull: [
+        { ms: 1, seq: 2 },
+        { ms: 3, seq: 4 },
+        { ms: 5, seq: 6 },
+      ],
+      log: { ms: 7, seq: 8 },
+    };
+    expect(formatPosition(three)).toBe('1-2_3-4_5-6_7-8');
+    expect(parsePosition('1-2_3-4_5-6_7-8', 3)).toEqual(three);
+    // An id of another shard count is no position here.
+    expect(parsePosition('1-2_3-4_5-6_7-8', 1)).toBeUndefined();
+    expect(parsePosition('1-2_3-4_5-6_7-8', 2)).toBeUndefined();
+    expect(parsePosition('1700000000000-3_0-0', 3)).toBeUndefined();
+    expect(parsePosition('1-2_3-4_x-6_7-8', 3)).toBeUndefined();
     for (const bad of [
       '',
       '1-0',

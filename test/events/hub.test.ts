@@ -12,20 +12,25 @@ import { EventHub, type EventSink, type HubStreams } from '../../src/events/hub.
 import { parsePosition, type Position } from '../../src/events/ids.js';
 import type { EventFilter } from '../../src/events/types.js';
 import { bullQueueKeys, executionJobKey } from '../../src/redis/bullmq-internals.js';
-import { QUEUE_NAME, createKeys, jobIdOf } from '../../src/redis/keys.js';
+import { QUEUE_NAME, jobIdOf } from '../../src/redis/keys.js';
+import { testKeys } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 import { parseFrame, splitFrames, type SseEvent } from '../support/sse.js';
 
 const prefix = uniquePrefix('hub');
-const keys = createKeys(prefix);
+const keys = testKeys(prefix);
 const streams: HubStreams = {
-  bull: bullQueueKeys(keys).events,
+  bull: keys.queues.all.map((shard) => bullQueueKeys(shard).events),
   log: `{${prefix}}:eventlog`,
   job: (n) => executionJobKey(keys, n),
 };
+/** The events stream of execution `n`'s queue shard. */
+const streamOf = (n: number): string => streams.bull[keys.queues.ofNumber(n).shard]!;
 let redis: Redis;
-let queue: Queue;
-let worker: Worker;
+/** Each queue shard's queue and worker, index = shard. */
+let queues: Queue[];
+let workers: Worker[];
+const queueOf = (n: number): Queue => queues[keys.queues.ofNumber(n).shard]!;
 let log: EventLog;
 const hubs: EventHub[] = [];
 
@@ -73,7 +78,7 @@ let next = 1;
 /** Queues execution-like job `e<n>` of `procedure`; the worker completes it (or fails it for "fail"). */
 async function add(procedure: string, opts: { delay?: number } = {}): Promise<number> {
   const n = next++;
-  await queue.add(procedure, { procedure }, { jobId: jobIdOf(n), ...opts });
+  await queueOf(n).add(procedure, { procedure }, { jobId: jobIdOf(n), ...opts });
   return n;
 }
 
@@ -82,19 +87,24 @@ const states = (r: Recorder, n: number) =>
 
 beforeAll(async () => {
   redis = testClient();
-  queue = new Queue(QUEUE_NAME, { connection: testClient(), prefix: keys.bullPrefix });
-  worker = new Worker(
-    QUEUE_NAME,
-    async (job) => {
-      if (job.name === 'fail') {
-        throw new Error(JSON.stringify({ name: 'Error', message: 'boom', code: 'BOOM' }));
-      }
-      await job.updateProgress(50);
-      return { ok: job.name };
-    },
-    { connection: testClient(), prefix: keys.bullPrefix, concurrency: 4 },
+  queues = keys.queues.all.map(
+    (shard) => new Queue(QUEUE_NAME, { connection: testClient(), prefix: shard.bullPrefix }),
   );
-  await worker.waitUntilReady();
+  workers = keys.queues.all.map(
+    (shard) =>
+      new Worker(
+        QUEUE_NAME,
+        async (job) => {
+          if (job.name === 'fail') {
+            throw new Error(JSON.stringify({ name: 'Error', message: 'boom', code: 'BOOM' }));
+          }
+          await job.updateProgress(50);
+          return { ok: job.name };
+        },
+        { connection: testClient(), prefix: shard.bullPrefix, concurrency: 4 },
+      ),
+  );
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
   log = new EventLog(redis, streams.log);
 });
 
@@ -103,8 +113,8 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  await worker.close();
-  await queue.close();
+  await Promise.all(workers.map((w) => w.close()));
+  await Promise.all(queues.map((q) => q.close()));
   await deletePrefix(redis, prefix);
   await closeTestClients();
 });
@@ -114,7 +124,7 @@ describe('EventHub', () => {
     const hub = newHub();
     const r = new Recorder();
     await hub.subscribe({}, r);
-    expect(r.frames[0]).toMatch(/^id: \d+-\d+_\d+-\d+\n\n$/);
+    expect(r.frames[0]).toMatch(new RegExp(`^id: (\\d+-\\d+_){${keys.queues.count}}\\d+-\\d+\\n\\n$`));
     const n = await add('echo');
     await vi.waitFor(() => expect(states(r, n)).toEqual(['waiting', 'active', 'completed']), {
       timeout: 5000,
@@ -128,7 +138,7 @@ describe('EventHub', () => {
     ]);
     expect(mine[1]?.data).toMatchObject({ procedure: 'echo', state: 'active', attempt: 1 });
     expect(mine[2]?.data).toMatchObject({ procedure: 'echo', progress: 50 });
-    expect(mine.every((e) => parsePosition(e.id) !== undefined)).toBe(true);
+    expect(mine.every((e) => parsePosition(e.id, keys.queues.count) !== undefined)).toBe(true);
     expect(new Set(mine.map((e) => e.id)).size).toBe(mine.length);
   });
 
@@ -191,26 +201,33 @@ describe('EventHub', () => {
     for (let i = 0; i < 20; i++) {
       const n = next++;
       ids.push(n);
-      multi.xadd(streams.bull, '*', 'event', 'added', 'jobId', jobIdOf(n), 'name', 'batch');
-      multi.xadd(streams.bull, '*', 'event', 'waiting', 'jobId', jobIdOf(n));
-      multi.xadd(streams.bull, '*', 'event', 'completed', 'jobId', jobIdOf(n), 'returnvalue', 'null');
+      multi.xadd(streamOf(n), '*', 'event', 'added', 'jobId', jobIdOf(n), 'name', 'batch');
+      multi.xadd(streamOf(n), '*', 'event', 'waiting', 'jobId', jobIdOf(n));
+      multi.xadd(streamOf(n), '*', 'event', 'completed', 'jobId', jobIdOf(n), 'returnvalue', 'null');
     }
     await multi.exec();
     await vi.waitFor(() => expect(r.events.filter((e) => Number(e.data.number) >= first)).toHaveLength(40), {
       timeout: 5000,
     });
     const got = r.events.filter((e) => Number(e.data.number) >= first);
-    expect(got.map((e) => [e.data.number, e.data.state])).toEqual(
-      ids.flatMap((n) => [
-        [n, 'waiting'],
-        [n, 'completed'],
-      ]),
-    );
+    // In id order: with one shard the order written; with more, each execution's in its order
+    // (entries of different shards in one millisecond are ordered by their streams' own sequences).
+    const order = got.map((e) => [e.data.number, e.data.state]);
+    const written = ids.flatMap((n) => [
+      [n, 'waiting'],
+      [n, 'completed'],
+    ]);
+    if (keys.queues.count === 1) {
+      expect(order).toEqual(written);
+    } else {
+      expect([...order].sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual(written);
+    }
     expect(got.every((e) => e.data.procedure === 'batch')).toBe(true);
     // ids strictly increase, and the last one is where a reconnect resumes
-    const positions = got.map((e) => parsePosition(e.id)!);
+    const positions = got.map((e) => parsePosition(e.id, keys.queues.count)!);
     for (let i = 1; i < positions.length; i++) {
-      const [a, b] = [positions[i - 1]!.bull, positions[i]!.bull];
+      const shard = keys.queues.ofNumber(Number(got[i]!.data.number)).shard;
+      const [a, b] = [positions[i - 1]!.bull[shard]!, positions[i]!.bull[shard]!];
       expect(a.ms < b.ms || (a.ms === b.ms && a.seq < b.seq)).toBe(true);
     }
     expect(r.lastId).toBe(got.at(-1)?.id);
@@ -287,7 +304,7 @@ describe('EventHub', () => {
     expect(slow.events.filter((e) => e.type === 'execution.state')).toHaveLength(0);
     const [digest] = slow.events.filter((e) => e.type === 'execution.digest');
     expect(digest?.data.count).toBeGreaterThan(0);
-    expect(parsePosition(digest?.id)).toBeDefined();
+    expect(parsePosition(digest?.id, keys.queues.count)).toBeDefined();
   });
 
   it('digests every execution event, none lost, the last digest naming the final state of each execution', async () => {
@@ -324,7 +341,7 @@ describe('EventHub', () => {
     await hub.subscribe(
       { procedures: ['digested'], types: ['execution.state'] },
       resumed,
-      parsePosition(digests.lastId),
+      parsePosition(digests.lastId, keys.queues.count),
     );
     expect(resumed.events.filter((e) => e.type === 'execution.state')).toHaveLength(0);
   });
@@ -350,11 +367,11 @@ describe('EventHub', () => {
     const missed = await add('echo');
     log.append('backup.progress', { number: 1, phase: 'write', done: 1, total: 2 });
     await vi.waitFor(async () => {
-      const view = await queue.getJobState(jobIdOf(missed));
+      const view = await queueOf(missed).getJobState(jobIdOf(missed));
       expect(view).toBe('completed');
     });
     const again = new Recorder();
-    await hub.subscribe({}, again, parsePosition(seen) as Position);
+    await hub.subscribe({}, again, parsePosition(seen, keys.queues.count) as Position);
     const live = await add('echo');
     await vi.waitFor(() => expect(states(again, live)).toContain('completed'), { timeout: 5000 });
     expect(states(again, a)).toEqual([]);
@@ -376,10 +393,12 @@ describe('EventHub', () => {
     const seen = r.lastId;
     sub.close();
     const missed = await add('echo');
-    await vi.waitFor(async () => expect(await queue.getJobState(jobIdOf(missed))).toBe('completed'));
+    await vi.waitFor(async () =>
+      expect(await queueOf(missed).getJobState(jobIdOf(missed))).toBe('completed'),
+    );
     const other = newHub();
     const again = new Recorder();
-    await other.subscribe({ numbers: [missed] }, again, parsePosition(seen) as Position);
+    await other.subscribe({ numbers: [missed] }, again, parsePosition(seen, keys.queues.count) as Position);
     expect(states(again, missed)).toEqual(['waiting', 'active', 'completed']);
     expect(again.events.find((e) => e.data.number === missed)?.data.procedure).toBe('echo');
   });
@@ -392,11 +411,11 @@ describe('EventHub', () => {
     await vi.waitFor(() => expect(states(r, n)).toContain('completed'), { timeout: 5000 });
     const seen = r.lastId;
     sub.close();
-    await add('echo');
-    await vi.waitFor(async () => expect(await redis.xlen(streams.bull)).toBeGreaterThan(0));
-    await redis.xtrim(streams.bull, 'MAXLEN', 1);
+    const trimmed = await add('echo');
+    await vi.waitFor(async () => expect(await redis.xlen(streamOf(trimmed))).toBeGreaterThan(0));
+    await redis.xtrim(streamOf(trimmed), 'MAXLEN', 1);
     const again = new Recorder();
-    await hub.subscribe({}, again, parsePosition(seen) as Position);
+    await hub.subscribe({}, again, parsePosition(seen, keys.queues.count) as Position);
     expect(again.events[0]?.type).toBe('reset');
   });
 
