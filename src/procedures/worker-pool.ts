@@ -1,7 +1,7 @@
 /**
- * The worker pool of one node: a BullMQ Worker running SPROCD_CONCURRENCY executions at once, the
- * table of executions running here (for abort, wake, pause and shutdown), and the give-back of unfinished
- * work when the node stops.
+ * The worker pool of one node: a BullMQ Worker per queue shard, running SPROCD_CONCURRENCY executions
+ * at once between them (./concurrency-gate.ts), the table of executions running here (for abort, wake,
+ * pause and shutdown), and the give-back of unfinished work when the node stops.
  *
  * It is long because it holds the one processor BullMQ calls, and every way an attempt can end (done,
  * failed, timed out, aborted, given back at a stop, refused as at-most-once after a lost node, filed
@@ -18,14 +18,17 @@ import {
   pauseField,
   stopLockRenewal,
   uncountStart,
+  wakeMainLoop,
   type BullQueueKeys,
 } from '../redis/bullmq-internals.js';
 import { settleWithin } from '../redis/connections.js';
 import { dropPopped, pauseFlags } from '../redis/scripts.js';
 import { QUEUE_NAME, numberOfJobId, type Keys } from '../redis/keys.js';
+import type { ShardKeys } from '../redis/shards.js';
 import { startSpan } from '../tracing/spans.js';
 import type { JsonValue } from '../types.js';
 import type { ControlMessage, ExecutionData, Executions } from './executions.js';
+import { ConcurrencyGate, type GateHold } from './concurrency-gate.js';
 import { ExecutionContext } from './execution-context.js';
 import {
   ExecutionRun,
@@ -84,12 +87,21 @@ const HANDOFF_DELAY_MS = 250;
 /** Aborts that arrived before their execution started here; kept briefly (pub/sub and start race). */
 const EARLY_ABORT_TTL_MS = 60_000;
 
+type ProcedureWorker = Worker<ExecutionData, JsonValue>;
+
+/** The Worker of one queue shard, and where the locks of its jobs live (for the runs' storage fence). */
+interface ShardWorker {
+  readonly worker: ProcedureWorker;
+  readonly locks: Pick<BullQueueKeys, 'jobLock'>;
+}
+
 /** Runs executions from the queue on this node. */
 export class WorkerPool {
-  private worker: Worker<ExecutionData, JsonValue> | undefined;
+  /** One per queue shard, in shard order; empty before the start. */
+  private shards: ShardWorker[] = [];
+  /** With several shards: the node's one concurrency limit across their Workers (none with one). */
+  private gate: ConcurrencyGate | undefined;
   private readonly running = new Map<number, ExecutionRun>();
-  /** Where a job's lock lives, for the runs' storage fence. */
-  private readonly jobLocks: Pick<BullQueueKeys, 'jobLock'>;
   private readonly earlyAborts = new Map<number, number>();
   /** Pauses that arrived before their execution started here (kept as early aborts are). */
   private readonly earlyPauses = new Map<number, number>();
@@ -104,7 +116,6 @@ export class WorkerPool {
   private readonly threads: ThreadPool;
 
   constructor(private readonly opts: WorkerPoolOptions) {
-    this.jobLocks = bullQueueKeys(opts.keys);
     this.threads = new ThreadPool(opts.logger, opts.concurrency);
     this.logs = new ExecutionLogs(opts.connection, opts.keys, opts.node, (err) =>
       opts.logger.debug({ err }, 'execution log lines not kept'),
@@ -136,37 +147,65 @@ export class WorkerPool {
     return this.running.size;
   }
 
-  /** Starts taking executions; resolves once the worker's connections are up. */
+  /** Starts taking executions; resolves once the workers' connections are up. */
   async start(): Promise<void> {
+    const all = this.opts.keys.queues.all;
+    this.shards = all.map((shard, i) => ({
+      worker: this.startWorker(shard, i),
+      locks: bullQueueKeys(shard),
+    }));
+    if (all.length > 1) {
+      this.gate = new ConcurrencyGate(
+        this.opts.concurrency,
+        this.shards.map(({ worker }) => ({
+          get concurrency() {
+            return worker.concurrency;
+          },
+          set concurrency(value: number) {
+            worker.concurrency = value;
+          },
+          wake: () => wakeMainLoop(worker),
+        })),
+      );
+    }
+    // A failed start closes the workers; closing one while it still connects rejects unhandled.
+    await Promise.all(this.shards.map(({ worker }) => worker.waitUntilReady()));
+  }
+
+  /** The Worker of queue shard `shard` (index `i`), its events wired. */
+  private startWorker(shard: ShardKeys, i: number): ProcedureWorker {
     const o = this.opts;
-    this.worker = new Worker<ExecutionData, JsonValue>(QUEUE_NAME, (job, token) => this.process(job, token), {
-      connection: o.connection,
-      prefix: o.keys.bullPrefix,
-      concurrency: o.concurrency,
-      lockDuration: o.executionLeaseMs,
-      stalledInterval: o.executionLeaseMs,
-      maxStalledCount: o.maxRecoveries,
-      // Retention of finished executions is the worker's, not each job's: a job hash without it stays
-      // small (an execution queued by an older node carries its own, which wins).
-      removeOnComplete: o.executions.retention,
-      removeOnFail: o.executions.retention,
-      autorun: true,
-      name: o.node,
-      ...(o.telemetry ? { telemetry: o.telemetry } : {}),
-    });
-    this.worker.on('error', (err) => o.logger.debug({ err }, 'worker connection error'));
-    this.worker.on('stalled', (jobId) => {
+    const worker = new Worker<ExecutionData, JsonValue>(
+      QUEUE_NAME,
+      (job, token) => this.process(i, job, token),
+      {
+        connection: o.connection,
+        prefix: shard.bullPrefix,
+        concurrency: o.concurrency,
+        lockDuration: o.executionLeaseMs,
+        stalledInterval: o.executionLeaseMs,
+        maxStalledCount: o.maxRecoveries,
+        // Retention of finished executions is the worker's, not each job's: a job hash without it stays
+        // small (an execution queued by an older node carries its own, which wins).
+        removeOnComplete: o.executions.retention,
+        removeOnFail: o.executions.retention,
+        autorun: true,
+        name: o.node,
+        ...(o.telemetry ? { telemetry: o.telemetry } : {}),
+      },
+    );
+    worker.on('error', (err) => o.logger.debug({ err }, 'worker connection error'));
+    worker.on('stalled', (jobId) => {
       o.logger.warn({ execution: numberOfJobId(jobId) }, 'execution of a dead node put back in the queue');
       o.onRecovered?.(numberOfJobId(jobId), jobId);
     });
     // Emitted once BullMQ has moved the job (to failed, or back for a retry), with the processor's job.
-    this.worker.on('failed', (job, err) => {
+    worker.on('failed', (job, err) => {
       if (job) {
         this.onFailedAttempt(job, err);
       }
     });
-    // A failed start closes the worker; closing it while it still connects rejects unhandled.
-    await this.worker.waitUntilReady();
+    return worker;
   }
 
   /** Handles a control message from any node. */
@@ -207,7 +246,9 @@ export class WorkerPool {
   /** First step of a stop: take no more executions, fire every running execution's signal. */
   async beginStop(): Promise<void> {
     this.stopping = true;
-    await this.worker?.pause(true).catch(() => undefined);
+    // Jobs that wait for a slot are handed straight back (process).
+    this.gate?.close();
+    await Promise.all(this.shards.map(({ worker }) => worker.pause(true).catch(() => undefined)));
   }
 
   /** Fires ctx.signal of every running execution (the node is stopping). */
@@ -251,7 +292,8 @@ export class WorkerPool {
   }
 
   private async closeWorker(ms: number): Promise<void> {
-    await settleWithin(this.worker?.close(true), ms);
+    this.gate?.close();
+    await settleWithin(Promise.all(this.shards.map(({ worker }) => worker.close(true))), ms);
     await settleWithin(this.threads.close(), ms);
     // The last lines of executions that just ended, before the node closes the connection.
     await settleWithin(this.logs.flush(), ms);
@@ -281,7 +323,31 @@ export class WorkerPool {
     }
   }
 
-  private async process(job: Job<ExecutionData, JsonValue>, token: string | undefined): Promise<JsonValue> {
+  /** BullMQ's processor for the Worker of shard `i`. */
+  private async process(
+    i: number,
+    job: Job<ExecutionData, JsonValue>,
+    token: string | undefined,
+  ): Promise<JsonValue> {
+    const shard = this.shards[i] as ShardWorker;
+    const hold = this.gate?.hold(i);
+    if (!hold) {
+      return this.take(shard, job, token);
+    }
+    try {
+      return await this.take(shard, job, token, hold);
+    } finally {
+      hold.end();
+    }
+  }
+
+  /** Runs (or drops, parks, hands back) a job its shard's Worker took; `hold` is its place in the gate. */
+  private async take(
+    shard: ShardWorker,
+    job: Job<ExecutionData, JsonValue>,
+    token: string | undefined,
+    hold?: GateHold,
+  ): Promise<JsonValue> {
     const o = this.opts;
     const number = numberOfJobId(job.id);
     if (number === undefined || token === undefined) {
@@ -300,8 +366,8 @@ export class WorkerPool {
         throw new DelayedError();
       }
     }
-    if (this.stopping) {
-      // Fetched while the node began to stop: hand it straight back.
+    if ((hold && !(await this.permitOrHandBack(hold, job, token, number, shard.worker))) || this.stopping) {
+      // Fetched while the node began to stop (or waited for a slot until then): hand it straight back.
       await job.moveToWait(token);
       throw new WaitingError();
     }
@@ -337,16 +403,16 @@ export class WorkerPool {
     }
     // Its storage commits check its job lock where they land (lockCommit-n.lua): a run whose job is
     // no longer its own there (a lapsed lease, a master replaced under it) writes nothing.
-    const running = new ExecutionRun(number, job, token, this.jobLocks.jobLock(job.id as string));
+    const running = new ExecutionRun(number, job, token, shard.locks.jobLock(job.id as string));
     this.running.set(number, running);
     try {
-      return await this.attempt(running, job, definition);
+      return await this.attempt(running, job, definition, shard.worker);
     } catch (err) {
       throw running.codeDone
         ? err
         : await fileEarly(running, err, {
             job,
-            worker: this.worker,
+            worker: shard.worker,
             logger: o.logger,
             onFiled: (failed) => this.onFailedAttempt(job, failed),
           });
@@ -356,11 +422,47 @@ export class WorkerPool {
     }
   }
 
+  /**
+   * A job beyond the node's concurrency (its shards' Workers fetched at the same moment, or an idle
+   * shard's one waiting fetch took it while the node was full) goes back to the queue, where a node
+   * with room takes it; its Worker's slot stays taken until one frees here, so that Worker does not
+   * fetch it straight back. The hand-back is not a start (its count is put back, as for a hand-off).
+   * Answers whether it may run now; false: the node stops (the caller hands it back).
+   */
+  private async permitOrHandBack(
+    hold: GateHold,
+    job: Job<ExecutionData, JsonValue>,
+    token: string,
+    number: number,
+    worker: ProcedureWorker,
+  ): Promise<boolean> {
+    if (hold.tryPermit()) {
+      return true;
+    }
+    if (this.stopping) {
+      return false;
+    }
+    try {
+      await job.moveToWait(token);
+    } catch (err) {
+      // Redis is away: it waits here for a slot instead, its lock renewed.
+      this.opts.logger.debug({ err, execution: number }, 'execution beyond the concurrency not handed back');
+      return hold.permit();
+    }
+    stopLockRenewal(worker, job.id);
+    await uncountStart(this.opts.connection, this.opts.keys, number).catch((err: unknown) =>
+      this.opts.logger.debug({ err, execution: number }, 'start of a handed-back execution still counted'),
+    );
+    await hold.permit();
+    throw new WaitingError();
+  }
+
   /** Runs one attempt of the execution and decides its outcome (what BullMQ files). */
   private async attempt(
     running: ExecutionRun,
     job: Job<ExecutionData, JsonValue>,
     definition: LoadedProcedure,
+    worker: ProcedureWorker,
   ): Promise<JsonValue> {
     const o = this.opts;
     const { token, number } = running;
@@ -445,7 +547,7 @@ export class WorkerPool {
           { execution: number, procedure: job.data.procedure, err: describeError(err) },
           'execution lost its job before its commit; it runs again from its job',
         );
-        stopLockRenewal(this.worker, job.id);
+        stopLockRenewal(worker, job.id);
         throw new WaitingError();
       }
       const recoveries = recoveriesSoFar(job);
@@ -459,7 +561,7 @@ export class WorkerPool {
           await job.moveToDelayed(Date.now() + outageDelayMs(recoveries), token);
         } catch {
           // Redis is still away: BullMQ's stalled check puts it back once its lease runs out.
-          stopLockRenewal(this.worker, job.id);
+          stopLockRenewal(worker, job.id);
           throw new WaitingError();
         }
         throw new DelayedError();

@@ -283,3 +283,19 @@ export async function moveDelayedStart(queue: Queue, jobId: string, ms: number):
     }
   }
 }
+
+/**
+ * Makes a running worker's main loop look at its `concurrency` now. Raising it does not by itself:
+ * a loop holding as many jobs as its concurrency waits for one of them to end before it fetches
+ * again. This is what BullMQ's own `resume()` does to a loop that waits on its jobs (worker.js
+ * mainLoop: a settled promise in its queue ends that wait, and the loop fetches up to its
+ * concurrency). Missing (another BullMQ version): nothing is done, and the raised concurrency takes
+ * effect when one of its jobs ends.
+ */
+export function wakeMainLoop(worker: Worker): void {
+  const queue = (worker as unknown as { mainLoopQueue?: { add?: (p: Promise<unknown>) => void } | null })
+    .mainLoopQueue;
+  if (typeof queue?.add === 'function') {
+    queue.add(Promise.resolve());
+  }
+}

@@ -25,6 +25,7 @@ import {
   parseSchedulerJobId,
   schedulerJobId,
   uncountStart,
+  wakeMainLoop,
 } from '../../src/redis/bullmq-internals.js';
 import { QUEUE_NAME, createKeys, jobIdOf, type Keys } from '../../src/redis/keys.js';
 import { abortWaiting, dropPopped, pauseExecution, resumeWaiting } from '../../src/redis/scripts.js';
@@ -528,5 +529,29 @@ describe('stopLockRenewal', () => {
     expect(tracked()).toBe(0);
     release?.();
     await vi.waitFor(async () => expect(await queue.getJobState(jobIdOf(1))).toBe('completed'));
+  });
+});
+
+describe('wakeMainLoop', () => {
+  it('makes a worker that waits on its own jobs fetch up to its raised concurrency', async () => {
+    const { keys, queue } = await deployment('bi-wake');
+    const releases = new Map<unknown, () => void>();
+    const worker = startWorker(
+      keys,
+      (job) => new Promise<void>((resolve) => releases.set(job.data.n, resolve)),
+    );
+    worker.concurrency = 1;
+    await queue.add('p', { n: 1 }, { jobId: jobIdOf(1) });
+    await vi.waitFor(() => expect(releases.has(1)).toBe(true));
+    await queue.add('p', { n: 2 }, { jobId: jobIdOf(2) });
+    worker.concurrency = 2;
+    // Raised alone, the loop still waits for job 1 (this is why the helper exists).
+    await new Promise((r) => setTimeout(r, 300));
+    expect(releases.has(2)).toBe(false);
+
+    wakeMainLoop(worker);
+    await vi.waitFor(() => expect(releases.has(2)).toBe(true));
+    expect(await queue.getJobState(jobIdOf(1))).toBe('active');
+    releases.forEach((release) => release());
   });
 });
