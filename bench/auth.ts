@@ -15,6 +15,7 @@ import { loadSettings } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { SprocdNode } from '../src/node.js';
 import type { Row } from './queue.js';
+import { procedureWorkers } from './bench-node.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CONCURRENCY = 16;
@@ -61,7 +62,7 @@ async function side(redisUrl: string, env: Record<string, string>, token: string
   const node = new SprocdNode(settings, createLogger('silent', { pretty: false }));
   await node.start();
   const { executions, redis, keys } = node.internals();
-  const worker = (node as unknown as { workers: { worker: Worker } }).workers.worker;
+  const worker = procedureWorkers(node);
   let completed = 0;
   let waiter: { until: number; resolve: () => void } | undefined;
   worker.on('completed', () => {

@@ -18,12 +18,36 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 export interface BenchNode {
   node: SprocdNode;
   executions: Executions;
-  /** The node's procedures Worker (BullMQ's `completed` events count what ran). */
-  worker: Worker;
+  /** The node's procedures Workers, one per queue shard (their `completed` events count what ran). */
+  worker: CompletedEvents;
   /** Executions/s of `total` executions of `procedure`, 64 requests in flight, until all have run. */
   rate(procedure: string, total: number): Promise<number>;
   /** Empties its queue and stops it. */
   stop(): Promise<void>;
+}
+
+/** The `completed` events of every queue shard's Worker, subscribed to as one. */
+export interface CompletedEvents {
+  on(event: 'completed', listener: () => void): void;
+  off(event: 'completed', listener: () => void): void;
+  /** Stops every Worker taking jobs (those running go on). */
+  pause(doNotWaitActive?: boolean): Promise<void>;
+  resume(): Promise<void>;
+}
+
+/** The node's procedure Workers (one per queue shard) as one source of `completed` events. */
+export function procedureWorkers(node: SprocdNode): CompletedEvents {
+  const workers = (node as unknown as { workers: { bullWorkers: readonly Worker[] } }).workers.bullWorkers;
+  return {
+    on: (event, listener) => workers.forEach((w) => w.on(event, listener)),
+    off: (event, listener) => workers.forEach((w) => w.off(event, listener)),
+    pause: async (doNotWaitActive) => {
+      await Promise.all(workers.map((w) => w.pause(doNotWaitActive)));
+    },
+    resume: async () => {
+      await Promise.all(workers.map((w) => w.resume()));
+    },
+  };
 }
 
 /** Starts a node (concurrency 16) on `redisUrl` under a prefix of its own; `env` adds settings. */
@@ -48,7 +72,7 @@ export async function startBenchNode(
   const node = new SprocdNode(settings, createLogger(settings.logLevel, { pretty: false }));
   await node.start();
   const executions = node.internals().executions;
-  const worker = (node as unknown as { workers: { worker: Worker } }).workers.worker;
+  const worker = procedureWorkers(node);
   const rate = async (procedure: string, total: number): Promise<number> => {
     let done = 0;
     let allDone!: () => void;
@@ -66,7 +90,7 @@ export async function startBenchNode(
     return total / ((performance.now() - t0) / 1000);
   };
   const stop = async () => {
-    await executions.queues[0]!.obliterate({ force: true });
+    await Promise.all(executions.queues.map((q) => q.obliterate({ force: true })));
     await node.stop();
   };
   return { node, executions, worker, rate, stop };

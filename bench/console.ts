@@ -29,6 +29,7 @@ import { createLogger } from '../src/logger.js';
 import { SprocdNode } from '../src/node.js';
 import { bullQueueKeys } from '../src/redis/bullmq-internals.js';
 import type { Row } from './queue.js';
+import { procedureWorkers } from './bench-node.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CONCURRENCY = 16;
@@ -77,7 +78,7 @@ async function startNode(redisUrl: string, env: Record<string, string>): Promise
 
 /** Resolves when the node's worker has completed `total` more executions. */
 function completions(node: SprocdNode, total: number): Promise<void> {
-  const worker = (node as unknown as { workers: { worker: Worker } }).workers.worker;
+  const worker = procedureWorkers(node);
   return new Promise((resolve) => {
     let done = 0;
     const onDone = () => {

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { loadSettings } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { SprocdNode } from '../src/node.js';
+import { procedureWorkers } from './bench-node.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -135,7 +136,7 @@ async function sprocd(redisUrl: string, total: number, samples: number): Promise
   let done = 0;
   let allDone!: () => void;
   const finished = new Promise<void>((r) => (allDone = r));
-  const worker = (node as unknown as { workers: { worker: Worker } }).workers.worker;
+  const worker = procedureWorkers(node);
   worker.on('completed', () => {
     if (++done === total) {
       allDone();

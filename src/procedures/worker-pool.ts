@@ -102,6 +102,12 @@ export class WorkerPool {
   /** With several shards: the node's one concurrency limit across their Workers (none with one). */
   private gate: ConcurrencyGate | undefined;
   private readonly running = new Map<number, ExecutionRun>();
+
+  /** The BullMQ Worker of each queue shard, in shard order (benchmarks count their `completed` events). */
+  get bullWorkers(): readonly ProcedureWorker[] {
+    return this.shards.map((s) => s.worker);
+  }
+
   private readonly earlyAborts = new Map<number, number>();
   /** Pauses that arrived before their execution started here (kept as early aborts are). */
   private readonly earlyPauses = new Map<number, number>();
