@@ -22,8 +22,7 @@ import {
   type WrittenFile,
 } from './backup-history.js';
 import { BackupLock, runningBackup, type RunningBackup } from './backup-lock.js';
-import type { WriteAcks } from '../redis/replica-acks.js';
-import { BackupSnapshot } from './backup-snapshot.js';
+import { BackupSnapshot, type SnapshotAcks } from './backup-snapshot.js';
 import {
   BACKUP_STATUS,
   failureVerdict,
@@ -79,8 +78,11 @@ export interface BackupHost extends PolicyHost {
   emitSystemEvent(event: { type: string } & Record<string, unknown>): void;
   /** Sends an event to GET /v1/events (backup.started, backup.progress, backup.finished). */
   readonly publish?: PublishEvent;
-  /** SPROCD_REPLICA_ACKS: the snapshot waits for replicas (src/redis/replica-acks.ts). */
-  readonly acks?: WriteAcks;
+  /**
+   * SPROCD_REPLICA_ACKS: the snapshot waits for replicas (src/redis/replica-acks.ts); each queue
+   * shard's part for those of its own master when `routed` is there.
+   */
+  readonly acks?: SnapshotAcks;
 }
 
 /** The backups of one node. */

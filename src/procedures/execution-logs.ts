@@ -280,19 +280,14 @@ function cut(text: string, chars: number): string {
 
 /**
  * The kept lines of execution `number`, oldest first. Throws ExecutionNotFoundError when it has
- * none and no such execution exists (one round trip either way).
+ * none and no such execution exists (one round trip either way: see {@link linesAndJob}).
  */
 export async function readExecutionLogs(
   redis: RedisConnection,
   keys: Keys,
   number: number,
 ): Promise<ExecutionLogLine[]> {
-  const results = await redis
-    .pipeline()
-    .lrange(keys.executionLogs(number), 0, -1)
-    .exists(executionJobKey(keys, number))
-    .exec();
-  const [listed, exists] = results ?? [];
+  const [listed, exists] = await linesAndJob(redis, keys, number);
   if (listed?.[0]) {
     throw listed[0];
   }
@@ -309,4 +304,26 @@ export async function readExecutionLogs(
     }
   }
   return lines;
+}
+
+type Reply = [Error | null, unknown] | undefined;
+
+/**
+ * The LRANGE of execution `number`'s lines and the EXISTS of its job. With one queue shard both keys
+ * are under `{prefix}`: one pipeline. With more, the job is under its shard's hash tag, and a Cluster's
+ * pipeline keeps to one slot: two commands sent together instead, still one round trip of time.
+ */
+async function linesAndJob(redis: RedisConnection, keys: Keys, number: number): Promise<[Reply, Reply]> {
+  const lines = keys.executionLogs(number);
+  const job = executionJobKey(keys, number);
+  if (keys.queues.count === 1) {
+    const [listed, exists] = (await redis.pipeline().lrange(lines, 0, -1).exists(job).exec()) ?? [];
+    return [listed, exists];
+  }
+  const reply = <T>(work: Promise<T>): Promise<[Error | null, unknown]> =>
+    work.then(
+      (value): [Error | null, unknown] => [null, value],
+      (err: unknown): [Error | null, unknown] => [err instanceof Error ? err : new Error(String(err)), null],
+    );
+  return Promise.all([reply(redis.lrange(lines, 0, -1)), reply(redis.exists(job))]);
 }

@@ -10,18 +10,28 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
+import {
+  BACKUP_FORMAT,
+  BACKUP_VERSION,
+  BackupEncoder,
+  type BackupHeader,
+} from '../../src/lifecycle/backup-format.js';
 import { parseBackup } from '../../src/lifecycle/backup-reader.js';
+import { BackupSnapshot } from '../../src/lifecycle/backup-snapshot.js';
 import { backupKey } from '../../src/lifecycle/backup-signature.js';
 import type { BackupRecord } from '../../src/lifecycle/backup-history.js';
 import type { SprocdNode } from '../../src/node.js';
+import { Queue } from 'bullmq';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
-import { jobIdOf } from '../../src/redis/keys.js';
+import { QUEUE_NAME, createKeys, jobIdOf } from '../../src/redis/keys.js';
 import { storageLayout } from '../../src/session/layout.js';
 import { FIXTURES, startInProcessNode } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefix = uniquePrefix('bk');
 const otherPrefix = uniquePrefix('bk2');
+const shardedPrefix = uniquePrefix('bk3');
+const fromShardsPrefix = uniquePrefix('bk31');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-backup-test-'));
 const env = {
   SPROCD_LIFECYCLE_DIR: path.join(FIXTURES, 'backup-hooks'),
@@ -46,6 +56,8 @@ afterAll(async () => {
   const redis = testClient();
   await deletePrefix(redis, prefix);
   await deletePrefix(redis, otherPrefix);
+  await deletePrefix(redis, shardedPrefix);
+  await deletePrefix(redis, fromShardsPrefix);
   await closeTestClients();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -289,9 +301,9 @@ describe('restore', () => {
     await storage.use('rt3', (d) => {
       d.added = true;
     });
-    const queue = node.internals().executions.queues[0]!;
+    const { executions } = node.internals();
     for (const k of kept) {
-      await queue.remove(jobIdOf(k.number));
+      await executions.queueOf(k.number).remove(jobIdOf(k.number));
     }
     const added = await client.execute('echo', 'after the backup', { delayMs: DELAY_MS });
     const redis = testClient();
@@ -313,7 +325,7 @@ describe('restore', () => {
     expect(await storage.get('rt1')).toEqual({ v: 1 });
     expect(await storage.get('rt3')).toBeUndefined();
     // Executions: back with their numbers, params, creation and due times; the new one untouched.
-    const delayedKey = bullQueueKeys(node.internals().keys).delayed;
+    const delayedKey = (n: number) => bullQueueKeys(node.internals().keys.queues.ofNumber(n)).delayed;
     for (const k of kept) {
       const view = await client.get(k.number);
       expect(view).toMatchObject({
@@ -322,9 +334,9 @@ describe('restore', () => {
         id: k.id,
         createdAt: k.createdAt,
       });
-      const score = Number(await redis.zscore(delayedKey, jobIdOf(k.number)));
+      const score = Number(await redis.zscore(delayedKey(k.number), jobIdOf(k.number)));
       expect(Math.floor(score / 0x1000)).toBe(Date.parse(k.createdAt) + DELAY_MS);
-      const job = await queue.getJob(jobIdOf(k.number));
+      const job = await executions.queueOf(k.number).getJob(jobIdOf(k.number));
       expect(job?.priority).toBe(3);
     }
     expect((await client.get(added.number)).state).toBe('delayed');
@@ -362,7 +374,7 @@ describe('restore', () => {
       storage: await redis.hgetall(layout.data),
       session: await redis.hgetall(node.internals().keys.session),
       sequence: await redis.get(node.internals().keys.sequence),
-      jobs: await node.internals().executions.queues[0]!.getJobCounts(),
+      jobs: await Promise.all(node.internals().executions.queues.map((q) => q.getJobCounts())),
     });
     const before = await state();
     const text = zlib.gunzipSync(bytes);
@@ -405,5 +417,89 @@ describe('restore', () => {
       expect(err?.message, label).toMatch(message);
     }
     expect(await state()).toEqual(before);
+  });
+});
+
+describe('queue shards', () => {
+  it('the snapshot of a deployment with 3 shards holds every shard, one MULTI per shard tag', async () => {
+    const redis = testClient();
+    const keys = createKeys(shardedPrefix, 3);
+    await redis.hset(keys.session, { id: 'sharded-session', createdAtMs: '1', createdBy: 'test' });
+    await redis.set(keys.sequence, '12');
+    await redis.hset(keys.storage.data, 'kept', JSON.stringify({ v: 1 }));
+    // Executions 1..12, each in shard n mod 3 as a deployment with 3 shards queues them; even ones delayed.
+    const queues = keys.queues.all.map(
+      (shard) => new Queue(QUEUE_NAME, { connection: redis.duplicate(), prefix: shard.bullPrefix }),
+    );
+    const now = Date.now();
+    for (let n = 1; n <= 12; n++) {
+      const data = {
+        procedure: 'echo',
+        params: { n },
+        id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+        name: '',
+      };
+      await queues[n % 3]!.add('echo', data, {
+        jobId: jobIdOf(n),
+        timestamp: now,
+        attempts: 1,
+        ...(n % 2 === 0 ? { delay: DELAY_MS } : {}),
+      });
+    }
+    await Promise.all(queues.map((q) => q.close()));
+
+    const snapshot = new BackupSnapshot(redis, keys, 7);
+    const chunks: Buffer[] = [];
+    try {
+      await snapshot.take();
+      // Each shard's lists are copied under its own tag (a MULTI keeps to one slot).
+      for (const shard of keys.queues.all) {
+        expect(await redis.exists(`${shard.tag}:backup:snap:7:delayed`)).toBe(1);
+      }
+      expect(await snapshot.size()).toBe(1 + 12);
+      const encoder = new BackupEncoder(key);
+      const header: BackupHeader = {
+        format: BACKUP_FORMAT,
+        version: BACKUP_VERSION,
+        createdAt: new Date().toISOString(),
+        prefix: shardedPrefix,
+        node: 'test',
+        number: 7,
+        trigger: 'manual',
+        ...encoder.signature(),
+      };
+      for await (const chunk of snapshot.lines(header, encoder, new AbortController().signal)) {
+        chunks.push(chunk);
+      }
+    } finally {
+      await snapshot.discard();
+    }
+    expect(await redis.keys(`{${shardedPrefix}*:backup:snap:*`)).toEqual([]);
+    const bytes = zlib.gzipSync(Buffer.concat(chunks));
+    const parsed = await parseBackup(bytes, { key });
+    const byNumber = new Map(parsed.executions.map((x) => [x.n, x]));
+    expect([...byNumber.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    for (const [n, x] of byNumber) {
+      expect(x).toMatchObject({ state: n % 2 === 0 ? 'delayed' : 'waiting', data: { params: { n } } });
+    }
+
+    // Restored into a deployment with one shard: every execution under its number, and it runs.
+    const { node: target, client: targetClient } = await startInProcessNode(fromShardsPrefix, {
+      ...env,
+      SPROCD_QUEUE_SHARDS: '1',
+    });
+    extra.push(target);
+    expect(await targetClient.restore(bytes)).toMatchObject({ executions: 12, skipped: 0 });
+    const one = createKeys(fromShardsPrefix, 1).queues.all[0]!;
+    for (let n = 1; n <= 12; n++) {
+      expect(await redis.exists(bullQueueKeys(one).job(jobIdOf(n)))).toBe(1);
+      if (n % 2 === 0) {
+        expect(await targetClient.get(n)).toMatchObject({ state: 'delayed', params: { n } });
+      } else {
+        await expect
+          .poll(async () => (await targetClient.get(n)).state, { timeout: 10_000 })
+          .toBe('completed');
+      }
+    }
   });
 });

@@ -15,6 +15,8 @@ import type { SprocdClient } from '../../src/client.js';
 import { BackupEncoder, type ExecutionLine } from '../../src/lifecycle/backup-format.js';
 import type { BackupRecord } from '../../src/lifecycle/backup-history.js';
 import type { SprocdNode } from '../../src/node.js';
+import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
+import { createKeys, jobIdOf } from '../../src/redis/keys.js';
 import { storageLayout } from '../../src/session/layout.js';
 import { spawnNode, startInProcessNode, type ChildNode } from '../support/node.js';
 import { runSprocd } from '../support/process.js';
@@ -27,6 +29,8 @@ const prefixes = {
   big: uniquePrefix('rsb'),
   many: uniquePrefix('rsm'),
   manyTarget: uniquePrefix('rsmt'),
+  sharded: uniquePrefix('rss'),
+  shardedOne: uniquePrefix('rss1'),
 };
 const logPrefixes = { signed: uniquePrefix('rsl'), keyless: uniquePrefix('rslk') };
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sprocd-restore-test-'));
@@ -95,7 +99,7 @@ async function state(n: SprocdNode) {
     storage: await redis.hgetall(storageLayout(keys).data),
     session: await redis.hgetall(keys.session),
     sequence: await redis.get(keys.sequence),
-    jobs: await executions.queues[0]!.getJobCounts(),
+    jobs: await Promise.all(executions.queues.map((q) => q.getJobCounts())),
   };
 }
 
@@ -302,6 +306,71 @@ describe('many executions', () => {
     } while (cursor !== undefined);
     expect(listed).toBe(COUNT);
     expect(await target.client.restore(bytes)).toMatchObject({ executions: 0, skipped: COUNT });
+  });
+});
+
+describe('queue shards', () => {
+  it('backs up every shard (S = 3) and restores each execution to shard n mod S, into S = 3 and S = 1', async () => {
+    const sharded = { ...env, SPROCD_QUEUE_SHARDS: '3' };
+    const source = await startInProcessNode(prefixes.sharded, sharded);
+    nodes.push(source.node);
+    const { executions } = source.node.internals();
+    // Paused: the waiting ones stay waiting until the backup has them.
+    await Promise.all(executions.queues.map((q) => q.pause()));
+    const batch = async (requests: object[]) =>
+      (await executions.executeBatch(requests)).map((r) => r.execution);
+    const waiting = await batch(
+      Array.from({ length: 9 }, (_, i) => ({ procedure: 'echo', params: { w: i } })),
+    );
+    const delayed = await batch(
+      Array.from({ length: 9 }, (_, i) => ({ procedure: 'echo', params: { d: i }, delayMs: 3_600_000 })),
+    );
+    for (const group of [waiting, delayed]) {
+      expect(new Set(group.map((x) => x.number % 3)).size).toBe(3);
+    }
+    const record = (await source.client.backup()) as unknown as BackupRecord;
+    expect(record).toMatchObject({ status: 0, executions: 18 });
+    const bytes = fs.readFileSync(record.file as string);
+    const redis = testClient();
+    // Each shard's copies were made under its own tag, and are gone with the backup.
+    expect(await redis.keys(`{${prefixes.sharded}:q*}:backup:snap:*`)).toEqual([]);
+
+    // Wiped: the same prefix starts again empty.
+    await source.node.stop();
+    await deletePrefix(redis, prefixes.sharded);
+    expect(await redis.exists(bullQueueKeys(createKeys(prefixes.sharded, 3).queues.all[1]!).delayed)).toBe(0);
+
+    for (const [prefix, shards] of [
+      [prefixes.sharded, 3],
+      [prefixes.shardedOne, 1],
+    ] as const) {
+      const target = await startInProcessNode(prefix, { ...env, SPROCD_QUEUE_SHARDS: String(shards) });
+      nodes.push(target.node);
+      expect(await target.client.restore(bytes)).toMatchObject({ executions: 18, skipped: 0 });
+      const keys = createKeys(prefix, shards);
+      for (const x of [...waiting, ...delayed]) {
+        const job = jobIdOf(x.number);
+        // In its shard, and in no other.
+        for (const shard of keys.queues.all) {
+          const wanted = shard.shard === x.number % shards ? 1 : 0;
+          expect(await redis.exists(bullQueueKeys(shard).job(job)), `${prefix} ${job}`).toBe(wanted);
+        }
+      }
+      for (const x of delayed) {
+        expect(await target.client.get(x.number)).toMatchObject({
+          number: x.number,
+          state: 'delayed',
+          params: { d: delayed.indexOf(x) },
+        });
+      }
+      // The waiting ones run, each under its number.
+      for (const x of waiting) {
+        await expect
+          .poll(async () => (await target.client.get(x.number)).state, { timeout: 10_000 })
+          .toBe('completed');
+        expect(await target.client.get(x.number)).toMatchObject({ params: { w: waiting.indexOf(x) } });
+      }
+    }
   });
 });
 
