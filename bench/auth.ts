@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Worker } from 'bullmq';
 import { tokenSha256 } from '../src/auth/tokens.js';
 import { loadSettings } from '../src/config.js';
 import { createLogger } from '../src/logger.js';

@@ -22,7 +22,6 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadSettings } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
