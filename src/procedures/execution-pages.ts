@@ -16,6 +16,7 @@ import { bullQueueKeys, type BullQueueKeys } from '../redis/bullmq-internals.js'
 import { numberOfJobId, type Keys } from '../redis/keys.js';
 import type { ExecutionState, ExecutionView } from '../types.js';
 import { decodeFailure } from './failure.js';
+import { ShardMerge, type MergeEntry } from './shard-merge.js';
 
 /** The view of job `jobId` found in BullMQ state `state`, or undefined when it is gone (executions.ts). */
 export type ViewOfJob = (jobId: string, state: string, number: number) => Promise<ExecutionView | undefined>;
@@ -52,13 +53,23 @@ const CHUNK = 500;
 
 type SegmentName = 'active' | 'wait' | 'prioritized' | 'delayed' | 'finished' | 'completed' | 'failed';
 
-/** Where a page stopped: the segment, and the offset (lists) or the last score and id (finished). */
+/**
+ * Where a page stopped. With one queue shard: the segment `s`, and the offset `o` (lists) or the last
+ * score `t` and id `m` (finished) in it. With S > 1 shards: the segment `s`, and in `k` each shard's
+ * position in it, index = shard: `{ o }` or `{ t, m }` as above, `{}` at its start, null when it has
+ * nothing left in the segment (`k` absent: every shard at its start). The cursor is this as JSON, in
+ * base64url.
+ */
 interface Cursor {
   s: number;
   o?: number;
   t?: number;
   m?: string;
+  k?: (ShardAt | null)[];
 }
+
+/** A shard's position in a segment (S > 1). */
+type ShardAt = Pick<Cursor, 'o' | 't' | 'm'>;
 
 function segmentsOf(state: ExecutionState | undefined): SegmentName[] {
   switch (state) {
@@ -112,7 +123,7 @@ function decodeCursor(raw: string | undefined): Cursor {
   }
   try {
     const c = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as Cursor;
-    if (Number.isInteger(c.s) && c.s >= 0) {
+    if (Number.isInteger(c.s) && c.s >= 0 && (c.k === undefined || Array.isArray(c.k))) {
       return c;
     }
   } catch {
@@ -126,7 +137,7 @@ interface Candidate {
   jobId: string;
   next: Cursor;
   finishedIn?: 'completed' | 'failed';
-  /** Finish time (finished segments): no execution after it was created later. */
+  /** Finish time (finished segments): no execution after it was created later. Sorted set score (S > 1). */
   score?: number;
 }
 
@@ -137,6 +148,7 @@ async function readChunk(
   segment: SegmentName,
   index: number,
   at: Cursor,
+  withScores = false,
 ): Promise<{ candidates: Candidate[]; done: boolean }> {
   const offset = at.s === index ? (at.o ?? 0) : 0;
   if (segment === 'active' || segment === 'wait') {
@@ -145,6 +157,19 @@ async function readChunk(
       candidates: ids.map((jobId, i) => ({ jobId, next: { s: index, o: offset + i + 1 } })),
       done: ids.length < CHUNK,
     };
+  }
+  if ((segment === 'prioritized' || segment === 'delayed') && withScores) {
+    const flat = await redis.zrange(bull[segment], offset, offset + CHUNK - 1, 'WITHSCORES');
+    const candidates: Candidate[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const n = candidates.length;
+      candidates.push({
+        jobId: flat[i] as string,
+        score: Number(flat[i + 1]),
+        next: { s: index, o: offset + n + 1 },
+      });
+    }
+    return { candidates, done: candidates.length < CHUNK };
   }
   if (segment === 'prioritized' || segment === 'delayed') {
     const ids = await redis.zrange(bull[segment], offset, offset + CHUNK - 1);
@@ -204,8 +229,14 @@ export async function listPage(
   const from = parseTimeBound(query.from, 'from');
   const to = parseTimeBound(query.to, 'to');
   const segments = segmentsOf(query.state);
+  if (keys.queues.count > 1) {
+    return listShardedPage(redis, keys, view, query, { limit, from, to, segments });
+  }
   const bull = bullQueueKeys(keys);
   let cursor = decodeCursor(query.cursor);
+  if (cursor.k !== undefined) {
+    throw new ValidationError('Bad query: cursor: it was made with another number of queue shards.');
+  }
   const items: ExecutionView[] = [];
   const seen = new Set<number>();
   let examined = 0;
@@ -221,7 +252,7 @@ export async function listPage(
     const wanted = passing.slice(0, limit - items.length);
     const views = new Map<number, ExecutionView | undefined>();
     await Promise.all(
-      wanted.map(async (i) => {
+      wanted.map(async ({ i }) => {
         const c = usable[i] as Candidate;
         const number = numberOfJobId(c.jobId) as number;
         views.set(i, await view(c.jobId, bullStateOf(segment, c.finishedIn), number));
@@ -251,7 +282,10 @@ export async function listPage(
   return { items };
 }
 
-/** The indexes of the candidates that pass the filters, read in one round trip of small fields. */
+/**
+ * The indexes of the candidates that pass the filters, with their creation times, read in one round
+ * trip of small fields.
+ */
 async function pick(
   redis: RedisConnection,
   bull: BullQueueKeys,
@@ -259,7 +293,7 @@ async function pick(
   query: PageQuery,
   from: number | undefined,
   to: number | undefined,
-): Promise<number[]> {
+): Promise<{ i: number; created: number }[]> {
   if (candidates.length === 0) {
     return [];
   }
@@ -276,7 +310,7 @@ async function pick(
     );
   }
   const probed = (await probe.exec()) ?? [];
-  const passing: number[] = [];
+  const passing: { i: number; created: number }[] = [];
   candidates.forEach((c, i) => {
     const [err, value] = probed[i] ?? [];
     const [name, timestamp, failedReason, finishedOn, data] = err
@@ -313,7 +347,7 @@ async function pick(
         return;
       }
     }
-    passing.push(i);
+    passing.push({ i, created });
   });
   return passing;
 }
@@ -324,4 +358,121 @@ function dataOf(data: string | null | undefined): { name?: string; parent?: numb
   } catch {
     return undefined;
   }
+}
+
+/** What listShardedPage needs of the query, parsed. */
+interface ParsedQuery {
+  limit: number;
+  from: number | undefined;
+  to: number | undefined;
+  segments: SegmentName[];
+}
+
+/** An execution a sharded page may show, and the BullMQ state it was found in. */
+interface Found {
+  jobId: string;
+  number: number;
+  state: string;
+}
+
+/**
+ * The page of `query` over S > 1 shards: each segment is the merge of the shards' (./shard-merge.ts).
+ * The merge key is the finish time for the finished segments and the sorted set's score (due time,
+ * run order) for the delayed and prioritized ones, smaller first, as in one shard; for the active and
+ * waiting lists, whose order is their shard's, it is the creation time then the number, newest first.
+ */
+async function listShardedPage(
+  redis: RedisConnection,
+  keys: Keys,
+  view: ViewOfJob,
+  query: PageQuery,
+  { limit, from, to, segments }: ParsedQuery,
+): Promise<ExecutionPage> {
+  const bulls = keys.queues.all.map((shard) => bullQueueKeys(shard));
+  const cursor = decodeCursor(query.cursor);
+  if (cursor.k !== undefined && cursor.k.length !== bulls.length) {
+    throw new ValidationError('Bad query: cursor: it was made with another number of queue shards.');
+  }
+  let s = cursor.s;
+  let start: (ShardAt | null)[] = cursor.k ?? bulls.map(() => ({}));
+  const items: ExecutionView[] = [];
+  const seen = new Set<number>();
+  let examined = 0;
+  while (s < segments.length) {
+    const segment = segments[s] as SegmentName;
+    const index = s;
+    const merge = new ShardMerge<ShardAt, Found>(
+      (shard, at) =>
+        readShard(redis, bulls[shard] as BullQueueKeys, segment, index, at ?? {}, query, from, to),
+      start,
+    );
+    while (items.length < limit && !merge.exhausted) {
+      const found = await merge.take(limit - items.length, MAX_EXAMINED - examined);
+      const views = await Promise.all(found.map((f) => view(f.jobId, f.state, f.number)));
+      for (const shown of views) {
+        if (shown && !seen.has(shown.number)) {
+          seen.add(shown.number);
+          items.push(shown);
+        }
+      }
+      if (examined + merge.examined >= MAX_EXAMINED) {
+        break;
+      }
+    }
+    examined += merge.examined;
+    const positions = merge.positions();
+    const ended = merge.exhausted;
+    if (!ended && (items.length === limit || examined >= MAX_EXAMINED)) {
+      return { items, nextCursor: encodeCursor({ s, k: positions.map((p) => (p === undefined ? {} : p)) }) };
+    }
+    s++;
+    start = bulls.map(() => ({}));
+    if (s < segments.length && (items.length === limit || examined >= MAX_EXAMINED)) {
+      return { items, nextCursor: encodeCursor({ s }) };
+    }
+  }
+  return { items };
+}
+
+/** The next chunk of `segment` in one shard, as merge entries. */
+async function readShard(
+  redis: RedisConnection,
+  bull: BullQueueKeys,
+  segment: SegmentName,
+  index: number,
+  at: ShardAt,
+  query: PageQuery,
+  from: number | undefined,
+  to: number | undefined,
+): Promise<{ entries: MergeEntry<ShardAt, Found>[]; done: boolean }> {
+  const { candidates, done } = await readChunk(redis, bull, segment, index, { s: index, ...at }, true);
+  const finished = segment === 'finished' || segment === 'completed' || segment === 'failed';
+  // Finished ones end before `from`: none created later than their end is left in this shard's segment.
+  const usable =
+    from === undefined || !finished
+      ? candidates
+      : candidates.filter((c) => c.score === undefined || c.score >= from);
+  const created = new Map(
+    (await pick(redis, bull, usable, query, from, to)).map(({ i, created: t }) => [i, t]),
+  );
+  const entries = usable.map((c, i): MergeEntry<ShardAt, Found> => {
+    const number = numberOfJobId(c.jobId) as number;
+    const t = created.get(i);
+    const score = c.score ?? 0;
+    const key =
+      t === undefined
+        ? undefined
+        : finished
+          ? [score, number]
+          : segment === 'delayed' || segment === 'prioritized'
+            ? [-score, -number]
+            : [t, number];
+    const { o, t: last, m } = c.next;
+    return {
+      key,
+      item: { jobId: c.jobId, number, state: bullStateOf(segment, c.finishedIn) },
+      after: o !== undefined ? { o } : { t: last, m },
+    };
+  });
+  return { entries, done: done || usable.length < candidates.length };
 }

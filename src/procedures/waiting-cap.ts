@@ -10,6 +10,7 @@ import type { RedisConnection } from '../redis/redis-connection.js';
 import { SprocdError } from '../errors.js';
 import { bullQueueKeys } from '../redis/bullmq-internals.js';
 import type { Keys } from '../redis/keys.js';
+import type { ShardKeys } from '../redis/shards.js';
 
 /** The queue holds SPROCD_MAX_WAITING executions waiting to run (503). */
 export class QueueFullError extends SprocdError {
@@ -56,9 +57,19 @@ export class WaitingCap {
     read.admitted += count;
   }
 
-  /** Executions waiting to run now: waiting (or paused), prioritized, delayed. */
+  /**
+   * Executions waiting to run now: waiting (or paused), prioritized, delayed. With S > 1 queue shards
+   * it is the sum of each shard's count, read in parallel, one call per shard (a Cluster cannot span
+   * their slots): an approximation, as the shards are not read at one instant (an execution moving
+   * meanwhile can be counted in none or, rarely, twice), which a cap does not need to be exact for.
+   */
   private async count(): Promise<number> {
-    const bull = bullQueueKeys(this.keys);
+    const counts = await Promise.all(this.keys.queues.all.map((shard) => this.countShard(shard)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  private async countShard(shard: ShardKeys): Promise<number> {
+    const bull = bullQueueKeys(shard);
     const replies =
       (await this.redis
         .pipeline()
@@ -66,7 +77,7 @@ export class WaitingCap {
         .llen(bull.paused)
         .zcard(bull.prioritized)
         .zcard(bull.delayed)
-        .scard(this.keys.executionIndex.dropped)
+        .scard(shard.executionIndex.dropped)
         .exec()) ?? [];
     let total = 0;
     replies.forEach(([err, value], i) => {

@@ -9,6 +9,7 @@
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { bullQueueKeys } from '../redis/bullmq-internals.js';
 import type { Keys } from '../redis/keys.js';
+import type { ShardKeys } from '../redis/shards.js';
 import { failureRateOf, readProcedureOutcomes, type ProcedureOutcomes } from './series.js';
 
 /** The minutes the finished outcomes of GET /v1/procedures look back. */
@@ -75,27 +76,28 @@ const PARTS: Record<
   delayed: { lists: [], zsets: ['delayed'] },
 };
 
-/**
- * Per procedure, how many of its executions are waiting, active or delayed now (two round trips).
- * A state holding more than {@link LIVE_COUNT_CAP} executions in the cluster is not in the answer.
- */
-export async function readLiveCounts(
-  redis: RedisConnection,
-  keys: Keys,
-  procedures: readonly string[],
-): Promise<Map<string, Partial<Record<LiveState, number>>>> {
-  const bull = bullQueueKeys(keys);
+/** What one shard holds of the unfinished states: the ids in its lists, the sizes of its sorted sets. */
+interface ShardParts {
+  shard: ShardKeys;
+  ids: Map<'active' | 'wait' | 'paused', string[]>;
+  sizes: Map<'prioritized' | 'delayed', number>;
+}
+
+const LISTS = ['active', 'wait', 'paused'] as const;
+const ZSETS = ['prioritized', 'delayed'] as const;
+
+/** The first round trip of one shard: its lists' ids (up to the cap) and its sorted sets' sizes. */
+async function readShardParts(redis: RedisConnection, shard: ShardKeys): Promise<ShardParts> {
+  const bull = bullQueueKeys(shard);
   const first = redis.pipeline();
-  const lists = ['active', 'wait', 'paused'] as const;
-  const zsets = ['prioritized', 'delayed'] as const;
-  for (const list of lists) {
+  for (const list of LISTS) {
     first.lrange(bull[list], 0, LIVE_COUNT_CAP);
   }
-  for (const zset of zsets) {
+  for (const zset of ZSETS) {
     first.zcard(bull[zset]);
   }
   // Aborted while waiting, still in the wait list until a worker drops them: not waiting.
-  first.smembers(keys.executionIndex.dropped);
+  first.smembers(shard.executionIndex.dropped);
   const replies = (await first.exec()) ?? [];
   const reply = (i: number): unknown => {
     const [err, value] = replies[i] ?? [];
@@ -104,23 +106,65 @@ export async function readLiveCounts(
     }
     return value;
   };
-  const dropped = new Set((reply(lists.length + zsets.length) as string[] | null) ?? []);
-  const ids = new Map(
-    lists.map((list, i) => [list, ((reply(i) as string[] | null) ?? []).filter((id) => !dropped.has(id))]),
-  );
-  const sizes = new Map(zsets.map((zset, i) => [zset, Number(reply(lists.length + i) ?? 0)]));
-  const counted = (Object.keys(PARTS) as LiveState[]).filter((state) => {
-    const { lists: l, zsets: z } = PARTS[state];
-    const size =
-      l.reduce((n, p) => n + (ids.get(p)?.length ?? 0), 0) + z.reduce((n, p) => n + (sizes.get(p) ?? 0), 0);
-    return size <= LIVE_COUNT_CAP;
-  });
+  const dropped = new Set((reply(LISTS.length + ZSETS.length) as string[] | null) ?? []);
+  return {
+    shard,
+    ids: new Map(
+      LISTS.map((list, i) => [list, ((reply(i) as string[] | null) ?? []).filter((id) => !dropped.has(id))]),
+    ),
+    sizes: new Map(ZSETS.map((zset, i) => [zset, Number(reply(LISTS.length + i) ?? 0)])),
+  };
+}
 
+/** How many executions of the cluster a state holds, over every shard. */
+function sizeOf(state: LiveState, parts: readonly ShardParts[]): number {
+  const { lists: l, zsets: z } = PARTS[state];
+  return parts.reduce(
+    (total, { ids, sizes }) =>
+      total +
+      l.reduce((n, p) => n + (ids.get(p)?.length ?? 0), 0) +
+      z.reduce((n, p) => n + (sizes.get(p) ?? 0), 0),
+    0,
+  );
+}
+
+/**
+ * Per procedure, how many of its executions are waiting, active or delayed now (two round trips, each
+ * one call per queue shard, the shards in parallel; with S > 1 the counts are the sums of the shards',
+ * which are not read at one instant, so an execution moving meanwhile may be missed or counted twice).
+ * A state holding more than {@link LIVE_COUNT_CAP} executions in the cluster is not in the answer.
+ */
+export async function readLiveCounts(
+  redis: RedisConnection,
+  keys: Keys,
+  procedures: readonly string[],
+): Promise<Map<string, Partial<Record<LiveState, number>>>> {
+  const parts = await Promise.all(keys.queues.all.map((shard) => readShardParts(redis, shard)));
+  const counted = (Object.keys(PARTS) as LiveState[]).filter(
+    (state) => sizeOf(state, parts) <= LIVE_COUNT_CAP,
+  );
+  const out = new Map<string, Partial<Record<LiveState, number>>>();
+  for (const procedure of procedures) {
+    out.set(procedure, Object.fromEntries(counted.map((state) => [state, 0])));
+  }
+  await Promise.all(parts.map((part) => addShardCounts(redis, part, procedures, counted, out)));
+  return out;
+}
+
+/** The second round trip of one shard: adds its executions of each procedure to `out`. */
+async function addShardCounts(
+  redis: RedisConnection,
+  { shard, ids, sizes }: ShardParts,
+  procedures: readonly string[],
+  counted: readonly LiveState[],
+  out: Map<string, Partial<Record<LiveState, number>>>,
+): Promise<void> {
+  const bull = bullQueueKeys(shard);
   // One command per procedure and part that holds something; each answer adds to its state's count.
   const second = redis.pipeline();
   const adds: { procedure: string; state: LiveState; list: boolean }[] = [];
   for (const procedure of procedures) {
-    const index = keys.executionIndex.procedure(procedure);
+    const index = shard.executionIndex.procedure(procedure);
     for (const state of counted) {
       for (const list of PARTS[state].lists) {
         const members = ids.get(list) ?? [];
@@ -137,10 +181,6 @@ export async function readLiveCounts(
       }
     }
   }
-  const out = new Map<string, Partial<Record<LiveState, number>>>();
-  for (const procedure of procedures) {
-    out.set(procedure, Object.fromEntries(counted.map((state) => [state, 0])));
-  }
   const answers = adds.length > 0 ? ((await second.exec()) ?? []) : [];
   adds.forEach(({ procedure, state, list }, i) => {
     const [err, value] = answers[i] ?? [];
@@ -155,5 +195,4 @@ export async function readLiveCounts(
       counts[state] = (counts[state] ?? 0) + n;
     }
   });
-  return out;
 }

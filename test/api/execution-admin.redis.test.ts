@@ -127,7 +127,7 @@ describe('GET /v1/executions/:n/timeline', () => {
 
   it('shows a delay cut short', async () => {
     const view = await client.execute('echo', 'w', { delayMs: 60_000 });
-    await (await node.internals().executions.queues[0]!.getJob(jobIdOf(view.number)))?.promote();
+    await (await node.internals().executions.queueOf(view.number).getJob(jobIdOf(view.number)))?.promote();
     await waitForState(client, view.number, 'completed');
     const { items } = await timeline(view.number);
     expect(items.map((e) => e.type)).toEqual(['queued', 'delayed', 'woken', 'started', 'completed']);

@@ -9,27 +9,30 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
-import { createKeys } from '../../src/redis/keys.js';
 import { waitForState } from '../support/executions.js';
 import { commandsOn, monitorDuring } from '../support/monitor.js';
-import { startInProcessNode } from '../support/node.js';
+import { startInProcessNode, testKeys } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefix = uniquePrefix('lookup');
-const keys = createKeys(prefix);
-const bull = bullQueueKeys(keys);
+const keys = testKeys(prefix);
+/** BullMQ's keys of the shard of execution `number`. */
+const bullOf = (number: number) => bullQueueKeys(keys.queues.ofNumber(number));
+const shardBulls = keys.queues.all.map((shard) => bullQueueKeys(shard));
 let node: SprocdNode;
 let client: SprocdClient;
 const numbers: number[] = [];
 
 /** The commands that walk the wait list: the ones this file checks are never sent. */
 function walksOfWaitList(text: string): string[] {
-  return ['LPOS', 'LREM', 'LRANGE', 'LINDEX'].flatMap((command) => commandsOn(text, command, bull.wait));
+  return ['LPOS', 'LREM', 'LRANGE', 'LINDEX'].flatMap((command) =>
+    shardBulls.flatMap((bull) => commandsOn(text, command, bull.wait)),
+  );
 }
 
 beforeAll(async () => {
   ({ node, client } = await startInProcessNode(prefix, { SPROCD_CONCURRENCY: '4' }));
-  await node.internals().executions.queues[0]!.pause();
+  await Promise.all(node.internals().executions.queues.map((queue) => queue.pause()));
   for (let i = 0; i < 3; i++) {
     const batch = await client.executeBatch(
       Array.from({ length: 100 }, (_, j) => ({ procedure: 'echo', params: i * 100 + j })),
@@ -53,6 +56,7 @@ describe('lookups and abort at any queue length', () => {
     expect(view).toMatchObject({ number: numbers[150], state: 'waiting', params: 150 });
     expect(walksOfWaitList(text)).toEqual([]);
     // What it asks instead: the sets by score, and the short active list (seen, so MONITOR saw it).
+    const bull = bullOf(numbers[150]!);
     expect(commandsOn(text, 'ZSCORE', bull.completed)).toHaveLength(1);
     expect(commandsOn(text, 'LPOS', bull.active)).toHaveLength(1);
   });
@@ -99,14 +103,17 @@ describe('lookups and abort at any queue length', () => {
   it('never runs an execution aborted while waiting: the worker that pops it drops it', async () => {
     const target = numbers[0]!; // the oldest: the first a worker pops
     await client.abort(target);
-    await node.internals().executions.queues[0]!.resume();
+    await Promise.all(node.internals().executions.queues.map((queue) => queue.resume()));
     await waitForState(client, numbers.at(-1)!, 'completed', 30_000);
     const view = await client.get(target);
     expect(view).toMatchObject({ state: 'aborted', attempt: 0 });
     expect(view.startedAt).toBeUndefined();
     expect(view.node).toBeUndefined();
     const redis = testClient();
-    expect(await redis.scard(keys.executionIndex.dropped)).toBe(0);
+    for (const shard of keys.queues.all) {
+      expect(await redis.scard(shard.executionIndex.dropped)).toBe(0);
+    }
+    const bull = bullOf(target);
     expect(await redis.lpos(bull.active, `e${target}`)).toBeNull();
     expect(await redis.exists(`${bull.job(`e${target}`)}:lock`)).toBe(0);
     // The one paused while waiting (above) was parked by the worker that popped it, not run.

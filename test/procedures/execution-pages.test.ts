@@ -8,9 +8,9 @@ import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
 import { MAX_EXAMINED } from '../../src/procedures/execution-pages.js';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
-import { createKeys, jobIdOf } from '../../src/redis/keys.js';
+import { jobIdOf } from '../../src/redis/keys.js';
 import { waitForState } from '../support/executions.js';
-import { startInProcessNode } from '../support/node.js';
+import { startInProcessNode, testKeys } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 let node: SprocdNode;
@@ -101,10 +101,12 @@ describe('GET /v1/executions pages', () => {
   it('stops a page after looking at MAX_EXAMINED executions, with a cursor to go on from', async () => {
     // Many far-future ids in the delayed set that are not executions: a rare match on a big queue.
     const redis = testClient();
-    const set = bullQueueKeys(createKeys(prefix)).delayed;
-    const filler = Array.from({ length: MAX_EXAMINED + 300 }, (_, i) => jobIdOf(10_000_000 + i));
+    // Each in the delayed set of its number's queue shard.
+    const keys = testKeys(prefix);
+    const fillers = Array.from({ length: MAX_EXAMINED + 300 }, (_, i) => 10_000_000 + i);
+    const setOf = (n: number): string => bullQueueKeys(keys.queues.ofNumber(n)).delayed;
     const far = (Date.now() + 1e9) * 0x1000;
-    await redis.zadd(set, ...filler.flatMap((id, i) => [far + i, id]));
+    await Promise.all(fillers.map((n, i) => redis.zadd(setOf(n), far + i, jobIdOf(n))));
     try {
       const first = await client.listPage({ state: 'delayed' });
       expect(first.items.map((e) => e.number)).toEqual(delayed);
@@ -117,7 +119,7 @@ describe('GET /v1/executions pages', () => {
       expect(indexed.items.map((e) => e.number)).toEqual(delayed.filter((_, i) => i % 3 !== 0).reverse());
       expect(indexed.nextCursor ?? undefined).toBeUndefined();
     } finally {
-      await redis.zrem(set, ...filler);
+      await Promise.all(fillers.map((n) => redis.zrem(setOf(n), jobIdOf(n))));
     }
   });
 });
