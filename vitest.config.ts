@@ -10,7 +10,7 @@ export default defineConfig({
     },
   },
   test: {
-    // Two projects share the settings below. `include` and `exclude` are each project's own: a merged
+    // The projects share the settings below. `include` and `exclude` are each project's own: a merged
     // list would be the concatenation of both.
     projects: [
       {
@@ -30,6 +30,24 @@ export default defineConfig({
           name: 'storage-slots',
           include: ['test/session/*.test.ts'],
           env: { SPROCD_TEST_STORAGE_SLOTS: '4' },
+        },
+      },
+      {
+        // The procedure, backup and event suites again with the executions in 2 queue shards
+        // (SPROCD_QUEUE_SHARDS), on one Redis.
+        extends: true,
+        test: {
+          name: 'queue-shards',
+          include: [
+            'test/procedures/*.test.ts',
+            'test/lifecycle/backup.test.ts',
+            'test/lifecycle/restore.test.ts',
+            'test/events/*.test.ts',
+            'test/api/events.redis.test.ts',
+            'test/api/executions.test.ts',
+            'test/api/execution-admin.redis.test.ts',
+          ],
+          env: { SPROCD_TEST_QUEUE_SHARDS: '2' },
         },
       },
     ],

@@ -2,8 +2,10 @@
  * sprocd on Redis Cluster (issue 11): no-op executions/s (executeOnServer + process) and storage `use`
  * commits/s, with the Redis CPU each costs, on one plain redis-server and on a six-node Cluster (three
  * masters, three replicas: test/support/cluster.ts), with SPROCD_REPLICA_ACKS off and at 1, in the
- * same run, rounds alternating (a two-core machine is noisy), medians reported. A deployment's keys
- * share one slot, so one master carries all of its work: the Cluster adds routing, not capacity.
+ * same run, rounds alternating (a two-core machine is noisy), medians reported; and with three queue
+ * shards (SPROCD_QUEUE_SHARDS=3) whose tags land on the three masters. With one shard a deployment's
+ * keys share one slot, so one master carries all of its work; with three, the busiest master's CPU
+ * per execution is what shows how the queue's load spreads.
  *
  * `BENCH_ONLY=cluster npm run bench`; standalone: `npx tsx bench/cluster.ts`.
  */
@@ -13,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startRedisServer } from '../src/redis/embedded.js';
+import { createShardKeys } from '../src/redis/shards.js';
 import { startRedisCluster } from '../test/support/cluster.js';
 import { median, startBenchNode } from './bench-node.js';
 import { drive, type Row } from './queue.js';
@@ -37,10 +40,17 @@ async function cpuSeconds(url: string): Promise<number> {
 }
 
 /** One round: `total` no-op executions, then `total / 4` storage commits, on a fresh node. */
-async function round(redisUrl: string, dataUrls: string[], acks: number, total: number): Promise<Side> {
+async function round(
+  redisUrl: string,
+  dataUrls: string[],
+  acks: number,
+  total: number,
+  shards?: { count: number; prefix: () => Promise<string> },
+): Promise<Side> {
   const { node, executions, worker, stop } = await startBenchNode(redisUrl, 'cluster', {
     SPROCD_RATE_LIMIT: '0',
     SPROCD_REPLICA_ACKS: String(acks),
+    ...(shards ? { SPROCD_QUEUE_SHARDS: String(shards.count), SPROCD_PREFIX: await shards.prefix() } : {}),
   });
   let done = 0;
   let allDone!: () => void;
@@ -79,15 +89,29 @@ export async function benchCluster(total = 5000, rounds = 3): Promise<Row[]> {
   const cluster = await startRedisCluster();
   try {
     const all = cluster.servers.map((s) => s.url);
+    // Three queue shards on three masters: a fresh prefix whose shard tags hash apart.
+    let rounds3 = 0;
+    const spread = async () => {
+      for (let i = 0; ; i++) {
+        const candidate = `bench-shards-${Date.now()}-${rounds3++}-${i}`;
+        const masters = await Promise.all(
+          createShardKeys(candidate, 3).map(async (s) => (await cluster.masterOf(s.tag)).port),
+        );
+        if (new Set(masters).size === 3) {
+          return candidate;
+        }
+      }
+    };
     const sides = {
-      single: { url: single.url, data: [single.url], acks: 0 },
-      cluster: { url: cluster.url, data: all, acks: 0 },
-      acked: { url: cluster.url, data: all, acks: 1 },
+      single: { url: single.url, data: [single.url], acks: 0, shards: undefined },
+      cluster: { url: cluster.url, data: all, acks: 0, shards: undefined },
+      acked: { url: cluster.url, data: all, acks: 1, shards: undefined },
+      sharded: { url: cluster.url, data: all, acks: 0, shards: { count: 3, prefix: spread } },
     };
     type Name = keyof typeof sides;
-    const results: Record<Name, Side[]> = { single: [], cluster: [], acked: [] };
+    const results: Record<Name, Side[]> = { single: [], cluster: [], acked: [], sharded: [] };
     for (const side of Object.values(sides)) {
-      await round(side.url, side.data, side.acks, 1000); // warm-up
+      await round(side.url, side.data, side.acks, 1000, side.shards); // warm-up
     }
     for (let i = 0; i < rounds; i++) {
       // Each side first in turn, so that the machine's drift hits all alike.
@@ -96,7 +120,7 @@ export async function benchCluster(total = 5000, rounds = 3): Promise<Row[]> {
       );
       for (const name of order) {
         const side = sides[name];
-        results[name].push(await round(side.url, side.data, side.acks, total));
+        results[name].push(await round(side.url, side.data, side.acks, total, side.shards));
       }
     }
     const m = (name: Name, k: keyof Side) => median(results[name].map((r) => r[k]));
@@ -113,6 +137,11 @@ export async function benchCluster(total = 5000, rounds = 3): Promise<Row[]> {
         value: median(results.cluster.map((r, i) => r.rate / (results.single[i]?.rate ?? NaN))),
         unit: 'x',
       },
+      {
+        name: 'Cluster, 3 queue shards on 3 masters, acks off: no-op executions/s',
+        value: m('sharded', 'rate'),
+        unit: 'executions/s',
+      },
       { name: 'one Redis: Redis CPU per execution', value: m('single', 'masterUs'), unit: 'us' },
       {
         name: 'Cluster, acks off: slot master CPU per execution',
@@ -120,6 +149,12 @@ export async function benchCluster(total = 5000, rounds = 3): Promise<Row[]> {
         unit: 'us',
       },
       { name: 'Cluster, acks off: all nodes CPU per execution', value: m('cluster', 'allUs'), unit: 'us' },
+      {
+        name: 'Cluster, 3 shards: busiest master CPU per execution',
+        value: m('sharded', 'masterUs'),
+        unit: 'us',
+      },
+      { name: 'Cluster, 3 shards: all nodes CPU per execution', value: m('sharded', 'allUs'), unit: 'us' },
       { name: 'Cluster, acks on: all nodes CPU per execution', value: m('acked', 'allUs'), unit: 'us' },
       { name: 'one Redis: storage use commits/s', value: m('single', 'commits'), unit: 'commits/s' },
       { name: 'Cluster, acks off: storage use commits/s', value: m('cluster', 'commits'), unit: 'commits/s' },
