@@ -10,10 +10,11 @@ import { SprocdApiError } from '../../src/client/errors.js';
 import type { SprocdNode } from '../../src/node.js';
 import { waitForState } from '../support/executions.js';
 import { monitorDuring } from '../support/monitor.js';
-import { startInProcessNode } from '../support/node.js';
+import { startInProcessNode, testKeys } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefix = uniquePrefix('batch');
+const keys = testKeys(prefix);
 let node: SprocdNode;
 let client: SprocdClient;
 
@@ -83,13 +84,26 @@ describe('a batch of executions', () => {
     await client.abort(other!.number);
   });
 
-  it("takes a batch's numbers in one refill and indexes it in one call, not one per execution", async () => {
-    const text = await monitorDuring(() =>
-      client.executeBatch(Array.from({ length: 200 }, (_, i) => ({ procedure: 'echo', params: i }))),
+  it("takes a batch's numbers in one refill and indexes it in one call per queue shard, not one per execution", async () => {
+    let answered: { number: number }[] = [];
+    const text = await monitorDuring(async () => {
+      answered = await client.executeBatch(
+        Array.from({ length: 200 }, (_, i) => ({ procedure: 'echo', params: i })),
+      );
+    });
+    const lines = text.split('\n');
+    expect(lines.filter((line) => line.includes(`"INCRBY" "${keys.sequence}"`)).length).toBeLessThanOrEqual(
+      1,
     );
-    const mine = text.split('\n').filter((line) => line.includes(`{${prefix}}`));
-    expect(mine.filter((line) => /"INCRBY" "[^"]*:seq"/i.test(line)).length).toBeLessThanOrEqual(1);
-    expect(mine.filter((line) => /"ZADD" "[^"]*:xi:proc:echo"/i.test(line)).length).toBe(1);
+    // The index script runs once per shard the batch's executions live in (once in all when S = 1).
+    const shards = new Set(answered.map((e) => keys.queues.ofNumber(e.number)));
+    expect(shards.size).toBe(Math.min(keys.queues.count, answered.length));
+    for (const shard of keys.queues.all) {
+      const zadds = lines.filter((line) =>
+        line.includes(`"ZADD" "${shard.executionIndex.procedure('echo')}"`),
+      );
+      expect(zadds.length).toBe(shards.has(shard) ? 1 : 0);
+    }
   });
 
   it('links each child of ctx.executeOnServerBatch to the execution that started it', async () => {

@@ -9,14 +9,15 @@ import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
 import { MAX_EXAMINED } from '../../src/procedures/execution-pages.js';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
-import { createKeys, jobIdOf } from '../../src/redis/keys.js';
+import { jobIdOf } from '../../src/redis/keys.js';
 import { monitorDuring } from '../support/monitor.js';
-import { startInProcessNode } from '../support/node.js';
+import { startInProcessNode, testKeys } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefix = uniquePrefix('index');
-const keys = createKeys(prefix);
-const jobPrefix = bullQueueKeys(keys).job('');
+const keys = testKeys(prefix);
+/** The job hash prefix of each queue shard. */
+const jobPrefixes = keys.queues.all.map((shard) => bullQueueKeys(shard).job(''));
 let node: SprocdNode;
 let client: SprocdClient;
 const rare: number[] = [];
@@ -45,9 +46,10 @@ afterAll(async () => {
 async function jobsTouched(during: () => Promise<unknown>): Promise<Set<string>> {
   const text = await monitorDuring(during);
   const touched = new Set<string>();
-  const quoted = new RegExp(`"${escapeRegExp(jobPrefix)}(e\\d+)"`, 'g');
+  const anyPrefix = jobPrefixes.map(escapeRegExp).join('|');
+  const quoted = new RegExp(`"((?:${anyPrefix})e\\d+)"`, 'g');
   for (const match of text.matchAll(quoted)) {
-    touched.add(jobPrefix + (match[1] as string));
+    touched.add(match[1] as string);
   }
   return touched;
 }
@@ -97,17 +99,28 @@ describe('the execution indexes', () => {
 
   it('drops executions retention removed: when listed, and by the sweep, which deletes an empty index', async () => {
     const redis = testClient();
-    const [gone] = rare;
-    await redis.del(jobPrefix + jobIdOf(gone as number));
+    const [gone] = rare as [number];
+    const shard = keys.queues.ofNumber(gone);
+    await redis.del(bullQueueKeys(shard).job(jobIdOf(gone)));
     expect((await client.listPage({ name: 'rare' })).items.map((e) => e.number)).not.toContain(gone);
-    expect(await redis.zscore(keys.executionIndex.name('rare'), jobIdOf(gone as number))).toBeNull();
+    expect(await redis.zscore(shard.executionIndex.name('rare'), jobIdOf(gone))).toBeNull();
 
-    // An index whose executions are all gone, due for the sweep: the next add sweeps it away.
-    const ghost = keys.executionIndex.name('ghost');
-    await redis.zadd(ghost, 1, jobIdOf(900_000_001), 2, jobIdOf(900_000_002));
-    await redis.zadd(keys.executionIndex.sweep, 0, ghost);
-    await node.internals().executions.execute('echo', 'sweeps', { delayMs: 600_000 });
-    expect(await redis.exists(ghost)).toBe(0);
-    expect(await redis.zscore(keys.executionIndex.sweep, ghost)).toBeNull();
+    // An index whose executions are all gone, due for the sweep, in every shard: the next add to a
+    // shard sweeps that shard's away (an add indexes and sweeps in its own shard only).
+    const ghosts = keys.queues.all.map((s) => s.executionIndex.name('ghost'));
+    for (const [i, s] of keys.queues.all.entries()) {
+      await redis.zadd(ghosts[i]!, 1, jobIdOf(900_000_001), 2, jobIdOf(900_000_002));
+      await redis.zadd(s.executionIndex.sweep, 0, ghosts[i]!);
+    }
+    const added = new Set<number>();
+    for (let i = 0; i < 4 * keys.queues.count && added.size < keys.queues.count; i++) {
+      const { execution } = await node.internals().executions.execute('echo', 'sweeps', { delayMs: 600_000 });
+      added.add(keys.queues.ofNumber(execution.number).shard);
+    }
+    expect(added.size).toBe(keys.queues.count);
+    for (const [i, s] of keys.queues.all.entries()) {
+      expect(await redis.exists(ghosts[i]!)).toBe(0);
+      expect(await redis.zscore(s.executionIndex.sweep, ghosts[i]!)).toBeNull();
+    }
   });
 });

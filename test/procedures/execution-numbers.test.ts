@@ -15,11 +15,11 @@ import {
   NumberAllotment,
 } from '../../src/procedures/execution-numbers.js';
 import { QUEUE_NAME, createKeys, jobIdOf } from '../../src/redis/keys.js';
-import { startInProcessNode } from '../support/node.js';
+import { startInProcessNode, testKeys } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefix = uniquePrefix('numbers');
-const keys = createKeys(prefix);
+const keys = testKeys(prefix);
 let node: SprocdNode;
 let client: SprocdClient;
 let other: SprocdNode;
@@ -116,7 +116,11 @@ describe('execution numbers', () => {
     // A restore put back execution first+1 (its job made as the restore makes it); this node still
     // holds the block first..first+19 because the `restored` message never reached it.
     const taken = first + 1;
-    const queue = new Queue(QUEUE_NAME, { connection: testClient(), prefix: keys.bullPrefix });
+    // In the queue of the shard execution `taken` lives in, where the node's add lands.
+    const queue = new Queue(QUEUE_NAME, {
+      connection: testClient(),
+      prefix: keys.queues.ofNumber(taken).bullPrefix,
+    });
     const restored = { procedure: 'echo', params: 'restored', id: 'restored-execution', name: '' };
     // As a restore does: its swap counts the restore before it queues the file's executions.
     await testClient().incr(keys.backup.restores);
