@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { isCluster, slotOf } from './cluster.js';
 import type { RedisConnection } from './redis-connection.js';
 import {
   DELAYED_SCORE_FACTOR,
@@ -233,6 +234,15 @@ export async function lockCommit(
   floor = 0,
 ): Promise<CommitReply> {
   const data = lockData(storage);
+  if (fence && isCluster(redis) && slotOf(fence.key) !== slotOf(data)) {
+    // A queue shard's job lock lives in another slot than the storage, and one script cannot read
+    // both on a Cluster: the fence is read just before the commit instead. That narrows, not closes,
+    // the window of a run whose job moved (docs/ARCHITECTURE.md, "Queue shards").
+    if ((await redis.get(fence.key)) !== fence.value) {
+      return { ok: false, fenced: true, lost: [], grants: [] };
+    }
+    fence = undefined;
+  }
   const keys = [storage.fence, data, fence?.key ?? data];
   const args: (string | number)[] = [
     storage.alivePrefix,
