@@ -10,9 +10,9 @@ import { loadSettings } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { SprocdNode } from '../../src/node.js';
 import { bullQueueKeys, executionJobKey } from '../../src/redis/bullmq-internals.js';
-import { createKeys, jobIdOf } from '../../src/redis/keys.js';
+import { jobIdOf } from '../../src/redis/keys.js';
 import { waitForState } from '../support/executions.js';
-import { FIXTURES, ROOT, testEnv } from '../support/node.js';
+import { FIXTURES, ROOT, testEnv, testKeys } from '../support/node.js';
 import { checkedFetch } from '../support/openapi.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
@@ -118,14 +118,12 @@ describe("isolation: 'thread'", () => {
     });
     await node.stop();
     expect(node.state).toBe('stopped');
-    const [finishedOn] = await testClient().hmget(
-      executionJobKey(createKeys(`${prefix}-stop`), spin.number),
-      'finishedOn',
-    );
+    const keys = testKeys(`${prefix}-stop`);
+    const [finishedOn] = await testClient().hmget(executionJobKey(keys, spin.number), 'finishedOn');
     expect(finishedOn).toBeNull();
-    expect(await testClient().lrange(bullQueueKeys(createKeys(`${prefix}-stop`)).wait, 0, -1)).toContain(
-      jobIdOf(spin.number),
-    );
+    // Given back to the wait list of its own shard.
+    const wait = bullQueueKeys(keys.queues.ofNumber(spin.number)).wait;
+    expect(await testClient().lrange(wait, 0, -1)).toContain(jobIdOf(spin.number));
   });
 
   it('an abort terminates a thread that never yields, and its slot takes the next execution', async () => {

@@ -10,10 +10,11 @@ import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
 import { PROCESS_STATE, stateCode } from '../../src/procedures/processes.js';
 import { PAUSE_FIELD, bullQueueKeys, executionJobKey } from '../../src/redis/bullmq-internals.js';
-import { createKeys, numberOfJobId } from '../../src/redis/keys.js';
+import { numberOfJobId } from '../../src/redis/keys.js';
+import type { ShardKeys } from '../../src/redis/shards.js';
 import type { ExecutionView, JsonValue, ProcessDetails } from '../../src/types.js';
 import { waitForState } from '../support/executions.js';
-import { FIXTURES, startInProcessNode } from '../support/node.js';
+import { FIXTURES, startInProcessNode, testKeys } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefix = uniquePrefix('proc');
@@ -187,7 +188,7 @@ describe('PAUSE PROCESS', () => {
     const redis = testClient();
     const n = await active('busy', { ms: 1500 });
     // The pause lands while the subscriber is away: the mark is written, its message lost.
-    await redis.hset(executionJobKey(createKeys(prefix), n), PAUSE_FIELD, 'run');
+    await redis.hset(executionJobKey(testKeys(prefix), n), PAUSE_FIELD, 'run');
     const list = (await redis.client('LIST')) as string;
     const line = list.split('\n').find((l) => l.includes(`name=sprocd:${prefix}:${node.name}:subscriber`));
     const clientId = /\bid=(\d+)/.exec(line ?? '')?.[1];
@@ -281,17 +282,24 @@ describe('PAUSE PROCESS', () => {
       await waitForState(c, numbers[299] as number, 'completed', 30_000);
       expect(await c.get(deep)).toMatchObject({ state: 'delayed', attempt: 0 });
       expect(await c.processState(deep)).toBe(5);
-      // The order the worker finished them in, from BullMQ's job-event stream.
-      const completed = async () =>
-        (await testClient().xrange(bullQueueKeys(createKeys(p)).events, '-', '+'))
+      // The order the workers finished them in, from the job-event stream of each queue shard: one
+      // shard's wait list is FIFO, while shards are taken from side by side with no order between them.
+      const keys = testKeys(p);
+      const completed = async (shard: number) =>
+        (await testClient().xrange(bullQueueKeys(keys.queues.all[shard] as ShardKeys).events, '-', '+'))
           .filter(([, f]) => f[1] === 'completed')
           .map(([, f]) => numberOfJobId(f[3]));
-      expect(await completed()).toEqual(numbers.filter((n) => n !== deep && n !== dropped));
+      const ofShard = (shard: number) => (n: number) => keys.queues.ofNumber(n).shard === shard;
+      for (const { shard } of keys.queues.all) {
+        expect(await completed(shard)).toEqual(
+          numbers.filter((n) => n !== deep && n !== dropped).filter(ofShard(shard)),
+        );
+      }
       expect(await c.get(dropped)).toMatchObject({ state: 'aborted', attempt: 0 });
 
       await c.resume(deep);
       await waitForState(c, deep, 'completed');
-      expect((await completed()).at(-1)).toBe(deep);
+      expect((await completed(keys.queues.ofNumber(deep).shard)).at(-1)).toBe(deep);
     } finally {
       await one.node.stop();
       await deletePrefix(testClient(), p);

@@ -9,13 +9,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
-import { createKeys, jobIdOf } from '../../src/redis/keys.js';
+import { jobIdOf } from '../../src/redis/keys.js';
 import { waitForState } from '../support/executions.js';
-import { FIXTURES, startInProcessNode } from '../support/node.js';
+import { FIXTURES, startInProcessNode, testKeys } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefix = uniquePrefix('fence');
-const bull = bullQueueKeys(createKeys(prefix));
+const keys = testKeys(prefix);
 let node: SprocdNode;
 let client: SprocdClient;
 
@@ -39,7 +39,7 @@ describe('a run that lost its job lock', () => {
   it('commits nothing, and the execution runs again and commits once', async () => {
     const redis = testClient();
     const { number } = await client.execute('held', { holdMs: 1500 });
-    const lockKey = bull.jobLock(jobIdOf(number));
+    const lockKey = bullQueueKeys(keys.queues.ofNumber(number)).jobLock(jobIdOf(number));
     // The run holds its job: take the lock away while it holds the storage entry, as a lapsed lease
     // or a master replaced under it would.
     await vi.waitFor(async () => expect(await redis.exists(lockKey)).toBe(1), {
