@@ -12,7 +12,7 @@ import { JOB_EVENTS_MAX_LEN } from '../../src/redis/bullmq-internals.js';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
 import type { SprocdClient } from '../../src/client.js';
 import { fakeApi, fakeContext } from '../support/api.js';
-import { startInProcessNode, testKeys } from '../support/node.js';
+import { startInProcessNode, TEST_QUEUE_SHARDS, testKeys } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 import { openSse, type SseStream } from '../support/sse.js';
 
@@ -77,7 +77,9 @@ describe('GET /v1/events', () => {
     expect(mine.findIndex((e) => e.type === 'execution.progress')).toBeLessThan(
       mine.findIndex((e) => e.data.state === 'completed'),
     );
-    expect(mine.every((e) => /^\d+-\d+_\d+-\d+$/.test(e.id ?? ''))).toBe(true);
+    // One stream id per queue shard's BullMQ stream, then the log's (src/events/ids.ts).
+    const idShape = new RegExp(`^(\\d+-\\d+_){${TEST_QUEUE_SHARDS}}\\d+-\\d+$`);
+    expect(mine.every((e) => idShape.test(e.id ?? ''))).toBe(true);
   });
 
   it('filters by number, procedure and type (repeated or comma-separated)', async () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SprocdClient } from '../../src/client.js';
 import type { SprocdNode } from '../../src/node.js';
 import { waitForState } from '../support/executions.js';
-import { startInProcessNode } from '../support/node.js';
+import { startInProcessNode, testKeys } from '../support/node.js';
 import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
 
 const prefix = uniquePrefix('exec');
@@ -304,12 +304,20 @@ describe('listing and retention', () => {
   });
 
   it('drops finished executions older than SPROCD_KEEP_FINISHED_S', async () => {
-    const short = await startInProcessNode(uniquePrefix('age'), { SPROCD_KEEP_FINISHED_S: '1' });
+    const agePrefix = uniquePrefix('age');
+    const short = await startInProcessNode(agePrefix, { SPROCD_KEEP_FINISHED_S: '1' });
     try {
       const old = await short.client.execute('echo', 'old', { wait: 5000 });
       await new Promise((r) => setTimeout(r, 1500));
-      // BullMQ trims by age when the next execution finishes.
-      await short.client.execute('echo', 'new', { wait: 5000 });
+      // BullMQ trims a queue by age when its next execution finishes: with queue shards, the next
+      // one in old's shard (numbers are consecutive, so one of the next S).
+      const shards = testKeys(agePrefix).queues;
+      const oldShard = shards.ofNumber(old.number).shard;
+      let next = await short.client.execute('echo', 'new', { wait: 5000 });
+      for (let i = 1; i < shards.count && shards.ofNumber(next.number).shard !== oldShard; i++) {
+        next = await short.client.execute('echo', 'new', { wait: 5000 });
+      }
+      expect(shards.ofNumber(next.number).shard).toBe(oldShard);
       await expect(short.client.get(old.number)).rejects.toMatchObject({ status: 404 });
     } finally {
       await short.node.stop();

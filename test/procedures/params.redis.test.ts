@@ -52,9 +52,11 @@ describe('params that no longer fit', () => {
     // As a deploy that tightened the schema would leave it: an execution queued with params the
     // procedure's schema refuses now (who must not be empty), and attempts to spare.
     const number = 900_000 + Math.floor(Math.random() * 90_000);
+    // Added straight to BullMQ, so into the queue shard the number lives in.
     await node
       .internals()
-      .executions.queues[0]!.add(
+      .executions.queueOf(number)
+      .add(
         'hello',
         { procedure: 'hello', params: { who: '' }, id: randomUUID(), name: '' },
         { jobId: jobIdOf(number), attempts: 3, backoff: { type: 'fixed', delay: 10 } },
