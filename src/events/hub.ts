@@ -3,6 +3,8 @@
  * shard and sprocd's event log), fanned out in the process to every subscriber (the SSE clients of
  * GET /v1/events). The reader runs only while someone listens. Redis does no extra work per
  * execution: the streams are written anyway, and the hub reads each entry once per node.
+ * This file is long because the reader, the catch-up of a resumed subscriber and the groups share one
+ * position in the streams and must change it together.
  *
  * On a single Redis one blocking XREAD names every stream, whatever the shard count. On a Cluster an
  * XREAD cannot span hash slots, and with S > 1 each shard's stream and the log are in slots of their
@@ -18,8 +20,6 @@
  * subscribers with the same filter (the consoles on one page, the `sprocd watch` streams) form a
  * group; an event is matched once per group, its SSE text made once, and what one read brings a group
  * is encoded once and handed to each of its live subscribers as the same bytes, in one write each.
- * The file is long because the reader, the catch-up of a resumed subscriber and the groups share one
- * position in the streams and must change it together.
  */
 import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';

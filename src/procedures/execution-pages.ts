@@ -9,6 +9,10 @@
  * a few small fields of each in one round trip per chunk; a page is made of at most
  * {@link MAX_EXAMINED} executions looked at, so a rare match on a large queue answers quickly with
  * fewer items and a cursor to go on from, rather than scanning everything at once.
+ *
+ * The file is long because each segment is paged two ways behind one cursor: from the one queue of a
+ * deployment with one shard (the calls of before), and merged newest first across queue shards
+ * (./shard-merge.ts).
  */
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { ValidationError } from '../errors.js';
