@@ -47,6 +47,13 @@ export default defineConfig({
             'test/api/executions.test.ts',
             'test/api/execution-admin.redis.test.ts',
           ],
+          // Suites that do not touch the queue's keys, or set their own shard count, run once.
+          exclude: [
+            'test/procedures/{define,names,params,json,failure,concurrency-gate}.test.ts',
+            'test/procedures/{shard-workers,sharded-pages,execution-waits}.test.ts',
+            'test/procedures/{semaphores,signals,workers,isolation-thread}.test.ts',
+            'test/procedures/{delivery,sync,workers}.process.test.ts',
+          ],
           env: { SPROCD_TEST_QUEUE_SHARDS: '2' },
         },
       },
