@@ -9,10 +9,8 @@
  * processes on a two-core machine, and seconds of fail-over.
  */
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ApiError } from '../../src/client/errors.js';
 import { closeConnection, openConnection, waitReady } from '../../src/redis/connections.js';
 import { createKeys } from '../../src/redis/keys.js';
 import { acknowledged, ReplicaAcks } from '../../src/redis/replica-acks.js';
@@ -22,7 +20,7 @@ import { startRedisCluster, type RedisClusterGroup } from '../support/cluster.js
 import { waitForState } from '../support/executions.js';
 import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
 import { uniquePrefix } from '../support/redis.js';
-import { nameOf, settled, tallies } from './nodes.js';
+import { expectNothingAckedLost, nameOf, settled, tallies, tallyLoad } from './nodes.js';
 
 const prefix = uniquePrefix('cluster');
 /** A key of the deployment: its slot is every key's. */
@@ -186,21 +184,8 @@ describe('two nodes on a Redis Cluster', () => {
   });
 
   it('lose nothing acknowledged when the master of the deployment slot is SIGKILLed under load', async () => {
-    const acked: number[] = [];
-    const refused = new Map<string, number>();
-    let running = true;
-    const loops = Array.from({ length: 6 }, async (_, i) => {
-      const node = i % 2 ? a : b;
-      while (running) {
-        try {
-          acked.push((await node.client.execute('tally', {})).number);
-        } catch (err) {
-          const code = err instanceof ApiError ? err.code : 'OTHER';
-          refused.set(code, (refused.get(code) ?? 0) + 1);
-          await sleep(50);
-        }
-      }
-    });
+    const load = tallyLoad(a, b);
+    const { acked } = load;
     await vi.waitFor(() => expect(acked.length).toBeGreaterThanOrEqual(100), { timeout: 30_000 });
     const old = await cluster.masterOf(slotKey);
     const replicas = await cluster.replicasOf(old);
@@ -213,24 +198,10 @@ describe('two nodes on a Redis Cluster', () => {
     await vi.waitFor(() => expect(acked.length).toBeGreaterThanOrEqual(ackedBefore + 100), {
       timeout: 60_000,
     });
-    running = false;
-    await Promise.all(loops);
-
-    // Every acknowledged execution exists on the new master and runs to its end...
-    const views = new Map((await settled(a, acked, 60_000)).map((v) => [v.number, v]));
-    expect(acked.filter((n) => views.get(n)?.state !== 'completed')).toEqual([]);
-    // ...and its increment is counted, at most once per start of it (a run whose end died with the
-    // old master runs again: at-least-once).
-    const counted = await tallies(b);
-    expect(acked.filter((n) => (counted.get(n) ?? 0) < 1)).toEqual([]);
-    expect(acked.filter((n) => (counted.get(n) ?? 0) > (views.get(n)?.attempt ?? 1))).toEqual([]);
-    expect(new Set(acked).size).toBe(acked.length);
-    // What was refused while the replica took over was refused as retryable (503), not as a bug.
-    expect(
-      [...refused.keys()].filter((code) => code !== 'REDIS_UNAVAILABLE' && code !== 'NOT_REPLICATED'),
-    ).toEqual([]);
+    await load.stop();
+    const twice = await expectNothingAckedLost(a, b, load);
     console.log(
-      `Cluster fail-over under load: ${acked.length} acknowledged (${ackedBefore} before the kill), refused ${JSON.stringify(Object.fromEntries(refused))}, ${acked.filter((n) => (counted.get(n) ?? 0) > 1).length} counted twice (run again)`,
+      `Cluster fail-over under load: ${acked.length} acknowledged (${ackedBefore} before the kill), refused ${JSON.stringify(Object.fromEntries(load.refused))}, ${twice} counted twice (run again)`,
     );
   });
 });

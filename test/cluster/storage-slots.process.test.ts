@@ -7,13 +7,16 @@
  * Its own vitest config (vitest.cluster.config.ts, run by .ci/cluster-test).
  */
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Execution } from '../../src/client/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeys } from '../../src/redis/keys.js';
 import { storageLayout } from '../../src/session/layout.js';
 import { startRedisCluster, type RedisClusterGroup } from '../support/cluster.js';
 import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
 import { uniquePrefix } from '../support/redis.js';
+import { settled } from './nodes.js';
+
+/** Settled views of `numbers` (read every 300 ms, for up to a minute). */
+const settled60 = (node: ChildNode, numbers: readonly number[]) => settled(node, numbers, 60_000);
 
 const K = 8;
 const prefix = uniquePrefix('cslots');
@@ -48,28 +51,12 @@ async function masterPortOf(name: string): Promise<number> {
   return (await cluster.masterOf(layout.slots.slotFor(name).data)).port;
 }
 
-/** Settled views of `numbers` (read every 300 ms). */
-async function settled(node: ChildNode, numbers: readonly number[]): Promise<Execution[]> {
-  const views = new Map<number, Execution>();
-  const done = (n: number) => ['completed', 'failed', 'aborted'].includes(views.get(n)?.state ?? '');
-  await vi.waitFor(
-    async () => {
-      for (const n of numbers.filter((x) => !done(x))) {
-        views.set(n, await node.client.get(n));
-      }
-      expect(numbers.filter((n) => !done(n))).toEqual([]);
-    },
-    { timeout: 60_000, interval: 300 },
-  );
-  return numbers.map((n) => views.get(n) as Execution);
-}
-
 describe('storage in data slots on a Redis Cluster', () => {
   it('count every storage increment of executions on both nodes', async () => {
     const views = await Promise.all(
       Array.from({ length: 200 }, (_, i) => (i % 2 ? a : b).client.execute('tally', {})),
     );
-    const done = await settled(
+    const done = await settled60(
       b,
       views.map((v) => v.number),
     );
@@ -105,7 +92,7 @@ describe('storage in data slots on a Redis Cluster', () => {
         (i % 2 ? a : b).client.execute('transfer', { from, to, fail: i % 3 === 0 }),
       ),
     );
-    const ended = await settled(
+    const ended = await settled60(
       a,
       views.map((v) => v.number),
     );

@@ -105,7 +105,9 @@ describe('the backup schedule', () => {
     const nodes = await Promise.all([start(), start(), start()]);
     const loopStart = Date.now();
     let restarts = 0;
-    while (Date.now() - loopStart < 20_000) {
+    // At least 20 s and five restarts: a loaded machine starts nodes slower, and fewer restarts would
+    // test less churn than this test promises.
+    while (Date.now() - loopStart < 20_000 || restarts < 5) {
       await sleep(2000);
       const slot = restarts % 3;
       const victim = nodes[slot] as ChildNode;
