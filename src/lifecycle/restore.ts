@@ -312,54 +312,41 @@ async function requeue(
 }
 
 /** Whether each line's job exists: one pipeline per queue shard (a Cluster's pipeline keeps to one slot). */
-async function jobsExist(
-  redis: RedisConnection,
-  keys: Keys,
-  lines: readonly ExecutionLine[],
-): Promise<boolean[]> {
-  const out = new Array<boolean>(lines.length).fill(false);
-  const byShard = new Map<number, number[]>();
-  lines.forEach((x, j) => {
-    const shard = keys.queues.ofNumber(x.n).shard;
-    byShard.set(shard, [...(byShard.get(shard) ?? []), j]);
-  });
-  await Promise.all(
-    [...byShard.values()].map(async (positions) => {
+function jobsExist(redis: RedisConnection, keys: Keys, lines: readonly ExecutionLine[]): Promise<boolean[]> {
+  return keys.queues.mapByShard(
+    lines,
+    (x) => x.n,
+    async (group) => {
       const pipe = redis.pipeline();
-      for (const j of positions) {
-        pipe.exists(executionJobKey(keys, lines[j]!.n));
+      for (const x of group) {
+        pipe.exists(executionJobKey(keys, x.n));
       }
       const replies = (await pipe.exec()) ?? [];
-      positions.forEach((j, i) => (out[j] = replies[i]?.[1] === 1));
-    }),
+      return group.map((_, i) => replies[i]?.[1] === 1);
+    },
   );
-  return out;
 }
 
 /**
- * Adds `lines` to their queue shards (execution n to shard n mod S), one addBulk per shard; each line
- * comes back with whether its job is the one added (false: deduplication answered a live one).
+ * Adds `lines` (in ascending order) to their queue shards (execution n to shard n mod S), one addBulk
+ * per shard; each line comes back, in the order given, with whether its job is the one added (false:
+ * deduplication answered a live one).
  */
-async function addByShard(
+function addByShard(
   keys: Keys,
   queueOf: QueueOf,
   lines: readonly ExecutionLine[],
 ): Promise<(ExecutionLine & { added: boolean })[]> {
-  const byShard = new Map<number, ExecutionLine[]>();
-  for (const x of lines) {
-    const shard = keys.queues.ofNumber(x.n).shard;
-    byShard.set(shard, [...(byShard.get(shard) ?? []), x]);
-  }
-  const out: (ExecutionLine & { added: boolean })[] = [];
-  await Promise.all(
-    [...byShard.values()].map(async (group) => {
+  return keys.queues.mapByShard(
+    lines,
+    (x) => x.n,
+    async (group) => {
       const jobs = await queueOf(group[0]!.n).addBulk(
         group.map((x) => ({ name: x.name, data: x.data, opts: jobOptions(x) })),
       );
-      group.forEach((x, j) => out.push({ ...x, added: jobs[j]?.id === jobIdOf(x.n) }));
-    }),
+      return group.map((x, j) => ({ ...x, added: jobs[j]?.id === jobIdOf(x.n) }));
+    },
   );
-  return out.sort((a, b) => a.n - b.n);
 }
 
 function addedExecution(x: ExecutionLine): AddedExecution {

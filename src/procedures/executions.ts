@@ -182,26 +182,15 @@ export class Executions {
   }
 
   /** BullMQ's addBulk of `jobs` (numbered `numbers`), one pipeline per queue shard; jobs in the order given. */
-  private async addByShard(
+  private addByShard(
     jobs: { name: string; data: ExecutionData; opts: JobsOptions }[],
     numbers: readonly number[],
   ): Promise<Job<ExecutionData, JsonValue>[]> {
-    if (this.queues.length === 1) {
-      return this.queues[0]!.addBulk(jobs);
-    }
-    const groups = new Map<number, number[]>();
-    numbers.forEach((n, i) => {
-      const shard = this.keys.queues.ofNumber(n).shard;
-      groups.set(shard, [...(groups.get(shard) ?? []), i]);
-    });
-    const added: Job<ExecutionData, JsonValue>[] = new Array<Job<ExecutionData, JsonValue>>(jobs.length);
-    await Promise.all(
-      [...groups].map(async ([shard, positions]) => {
-        const done = await this.queues[shard]!.addBulk(positions.map((i) => jobs[i]!));
-        positions.forEach((at, i) => (added[at] = done[i]!));
-      }),
+    return this.keys.queues.mapByShard(
+      jobs,
+      (_, i) => numbers[i]!,
+      (group, shard) => this.queues[shard.shard]!.addBulk(group),
     );
-    return added;
   }
 
   /** The live execution whose job `jobId` deduplication answered instead of adding. */

@@ -533,38 +533,22 @@ export async function resumeWaiting(
  * pauseFlags-n.lua: the pause field of each of `numbers` ("" when not paused), in one call per queue
  * shard (a call cannot span the shards' slots).
  */
-export async function pauseFlags(
+export function pauseFlags(
   redis: RedisConnection,
   keys: Keys,
   numbers: readonly number[],
 ): Promise<string[]> {
-  const flags: string[] = new Array<string>(numbers.length);
-  await Promise.all(
-    byShard(keys, numbers, (n) => n).map(async (positions) => {
-      const jobKeys = positions.map((i) => executionJobKey(keys, numbers[i]!));
-      const found = (await run(redis, 'pauseFlags', jobKeys, [PAUSE_FIELD])) as string[];
-      positions.forEach((at, i) => (flags[at] = found[i]!));
-    }),
+  return keys.queues.mapByShard(
+    numbers,
+    (n) => n,
+    (group) =>
+      run(
+        redis,
+        'pauseFlags',
+        group.map((n) => executionJobKey(keys, n)),
+        [PAUSE_FIELD],
+      ) as Promise<string[]>,
   );
-  return flags;
-}
-
-/**
- * The positions in `items` of each queue shard's items (by `numberOf`), in order; shards with none
- * left out. With one shard: every position, in one group.
- */
-function byShard<T>(keys: Keys, items: readonly T[], numberOf: (item: T) => number): number[][] {
-  const groups = new Map<number, number[]>();
-  items.forEach((item, i) => {
-    const shard = keys.queues.ofNumber(numberOf(item)).shard;
-    const group = groups.get(shard);
-    if (group) {
-      group.push(i);
-    } else {
-      groups.set(shard, [i]);
-    }
-  });
-  return [...groups.values()];
 }
 
 /**
@@ -812,22 +796,18 @@ export interface IndexSweep {
  * execution (then the counter is raised past its number); and a step of the index sweep. One call per
  * queue shard the executions live in, each indexing and sweeping in its own shard.
  */
-export async function executionIndex(
+export function executionIndex(
   redis: RedisConnection,
   keys: Keys,
   added: readonly AddedExecution[],
   sweep: IndexSweep,
   now: number,
 ): Promise<boolean[]> {
-  const owned: boolean[] = new Array<boolean>(added.length);
-  await Promise.all(
-    byShard(keys, added, (x) => x.number).map(async (positions) => {
-      const group = positions.map((i) => added[i]!);
-      const found = await shardIndex(redis, keys, keys.queues.ofNumber(group[0]!.number), group, sweep, now);
-      positions.forEach((at, i) => (owned[at] = found[i]!));
-    }),
+  return keys.queues.mapByShard(
+    added,
+    (x) => x.number,
+    (group, shard) => shardIndex(redis, keys, shard, group, sweep, now),
   );
-  return owned;
 }
 
 /**

@@ -222,4 +222,36 @@ export class QueueShards {
   ofName(name: string): ShardKeys {
     return this.all[shardOfName(name, this.count)]!;
   }
+
+  /**
+   * Calls `each` once per shard that holds any of `items` (an item's shard is that of its execution
+   * number, `numberOf`), all at once, with that shard's items in the order given; its answers, one per
+   * item, come back in the order of `items`. A script or a Cluster pipeline keeps to one slot, so work
+   * on many executions goes one call per shard. With S = 1: one call with every item; no items, no call.
+   */
+  async mapByShard<T, R>(
+    items: readonly T[],
+    numberOf: (item: T, index: number) => number,
+    each: (group: T[], shard: ShardKeys) => Promise<readonly R[]>,
+  ): Promise<R[]> {
+    const groups = new Map<ShardKeys, { group: T[]; positions: number[] }>();
+    items.forEach((item, i) => {
+      const shard = this.ofNumber(numberOf(item, i));
+      const found = groups.get(shard);
+      if (found) {
+        found.group.push(item);
+        found.positions.push(i);
+      } else {
+        groups.set(shard, { group: [item], positions: [i] });
+      }
+    });
+    const answers = new Array<R>(items.length);
+    await Promise.all(
+      [...groups].map(async ([shard, { group, positions }]) => {
+        const found = await each(group, shard);
+        positions.forEach((at, i) => (answers[at] = found[i]!));
+      }),
+    );
+    return answers;
+  }
 }

@@ -1,7 +1,8 @@
 /**
  * Queue shard routing (redis/shards.ts), without Redis: which shard an execution number and a unique
  * name go to, the shard keys (S = 1 is today's layout key for key), and how a block of numbers hands
- * out the next number of one shard without losing the ones it passes over.
+ * out the next number of one shard without losing the ones it passes over; and how work on many
+ * executions goes one call per shard, its answers back in the order asked.
  */
 import { describe, expect, it } from 'vitest';
 import { loadSettings } from '../../src/config.js';
@@ -204,5 +205,73 @@ describe('QueueShards', () => {
     expect(loadSettings({ SPROCD_QUEUE_SHARDS: String(MAX_QUEUE_SHARDS) }, '/srv').queueShards).toBe(
       MAX_QUEUE_SHARDS,
     );
+  });
+
+  it('maps items one call per shard, all at once, and answers in the order of the items', async () => {
+    const shards = new QueueShards('acme', 3);
+    const calls: { shard: number; group: number[] }[] = [];
+    let running = 0;
+    let most = 0;
+    const answers = await shards.mapByShard(
+      [7, 3, 4, 9, 1, 5],
+      (n) => n,
+      async (group, shard) => {
+        calls.push({ shard: shard.shard, group });
+        most = Math.max(most, ++running);
+        await new Promise((resolve) => setTimeout(resolve, 10 - shard.shard));
+        running--;
+        return group.map((n) => `${n}@${shard.tag}`);
+      },
+    );
+    // Shards in the order of their first item; each shard's items in the order given.
+    expect(calls).toEqual([
+      { shard: 1, group: [7, 4, 1] },
+      { shard: 0, group: [3, 9] },
+      { shard: 2, group: [5] },
+    ]);
+    expect(most).toBe(3);
+    expect(answers).toEqual([
+      '7@{acme:q1}',
+      '3@{acme:q0}',
+      '4@{acme:q1}',
+      '9@{acme:q0}',
+      '1@{acme:q1}',
+      '5@{acme:q2}',
+    ]);
+    // The number may come from beside the item, by its index.
+    const numbers = [2, 0];
+    expect(
+      await shards.mapByShard(
+        ['x', 'y'],
+        (_, i) => numbers[i]!,
+        async (g, s) => g.map(() => s.shard),
+      ),
+    ).toEqual([2, 0]);
+  });
+
+  it('maps every item in one call with one shard, and makes no call without items', async () => {
+    const one = new QueueShards('acme', 1);
+    const groups: number[][] = [];
+    const answers = await one.mapByShard(
+      [5, 8, 13],
+      (n) => n,
+      async (group) => {
+        groups.push(group);
+        return group.map((n) => n * 2);
+      },
+    );
+    expect(groups).toEqual([[5, 8, 13]]);
+    expect(answers).toEqual([10, 16, 26]);
+    expect(
+      await one.mapByShard(
+        [],
+        (n: number) => n,
+        async (group) => {
+          groups.push(group);
+          return group;
+        },
+      ),
+    ).toEqual([]);
+    expect(groups).toHaveLength(1);
   });
 });
