@@ -91,6 +91,50 @@ function inState(probed: ProbedExecution, state: ExecutionState | undefined): bo
   return probed.state === state;
 }
 
+/** One index member: an execution's job id and its creation time (ms). */
+interface IndexRow {
+  jobId: string;
+  score: number;
+}
+
+/**
+ * Up to {@link CHUNK} members of index `key` of `shard`, newest first, from score `top` down to `from`
+ * and past the first `passed` at `top`, each probed (executionProbe-n.lua; `also`: the other filter's
+ * index). No members, no probe.
+ */
+async function readChunk(
+  redis: RedisConnection,
+  shard: ShardKeys,
+  key: string,
+  also: string | undefined,
+  { top, passed, from }: { top: number; passed: number; from: number | undefined },
+): Promise<{ rows: IndexRow[]; probed: ProbedExecution[] }> {
+  const flat = await redis.zrevrangebyscore(
+    key,
+    top === Infinity ? '+inf' : top,
+    from ?? '-inf',
+    'WITHSCORES',
+    'LIMIT',
+    passed,
+    CHUNK,
+  );
+  const rows: IndexRow[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    rows.push({ jobId: flat[i] as string, score: Number(flat[i + 1]) });
+  }
+  if (rows.length === 0) {
+    return { rows, probed: [] };
+  }
+  const probed = await executionProbe(
+    redis,
+    shard,
+    key,
+    also,
+    rows.map((r) => r.jobId),
+  );
+  return { rows, probed };
+}
+
 /** The page of executions `query` (with a procedure or a process name) asks for. */
 export async function listIndexedPage(
   redis: RedisConnection,
@@ -129,29 +173,10 @@ export async function listIndexedPage(
   const items: ExecutionView[] = [];
   let examined = 0;
   chunks: for (;;) {
-    const flat = await redis.zrevrangebyscore(
-      key,
-      top === Infinity ? '+inf' : top,
-      from ?? '-inf',
-      'WITHSCORES',
-      'LIMIT',
-      passed,
-      CHUNK,
-    );
-    const rows: { jobId: string; score: number }[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      rows.push({ jobId: flat[i] as string, score: Number(flat[i + 1]) });
-    }
+    const { rows, probed } = await readChunk(redis, shard, key, also, { top, passed, from });
     if (rows.length === 0) {
       return { items };
     }
-    const probed = await executionProbe(
-      redis,
-      shard,
-      key,
-      also,
-      rows.map((r) => r.jobId),
-    );
     const passing = rows
       .map((row, i) => ({ row, probed: probed[i] as ProbedExecution, number: numberOfJobId(row.jobId) }))
       .filter((c) => c.number !== undefined && inState(c.probed, query.state));
@@ -165,7 +190,7 @@ export async function listIndexedPage(
       }),
     );
     for (let i = 0; i < rows.length; i++) {
-      const row = rows[i] as { jobId: string; score: number };
+      const row = rows[i] as IndexRow;
       if (!shown.has(row.jobId) && wanted.has(row.jobId)) {
         // One read whole was gone by then, so the page needs this one too: read on from here.
         continue chunks;
@@ -247,22 +272,11 @@ async function listShardedIndexedPage(
     const key = indexOf(shard, read, filter);
     // The largest double, not Infinity: a position goes into the cursor's JSON, which has no Infinity.
     let [top, passed] = at ?? [to ?? Number.MAX_VALUE, 0];
-    const flat = await redis.zrevrangebyscore(key, top, from ?? '-inf', 'WITHSCORES', 'LIMIT', passed, CHUNK);
-    const rows: { jobId: string; score: number }[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      rows.push({ jobId: flat[i] as string, score: Number(flat[i + 1]) });
-    }
+    const also = other === undefined ? undefined : indexOf(shard, read === 'p' ? 'n' : 'p', other);
+    const { rows, probed } = await readChunk(redis, shard, key, also, { top, passed, from });
     if (rows.length === 0) {
       return { entries: [], done: true };
     }
-    const also = other === undefined ? undefined : indexOf(shard, read === 'p' ? 'n' : 'p', other);
-    const probed = await executionProbe(
-      redis,
-      shard,
-      key,
-      also,
-      rows.map((r) => r.jobId),
-    );
     const entries = rows.map((row, i): MergeEntry<IndexAt, Probed> => {
       const p = probed[i] as ProbedExecution;
       // The gone ones left the index in the probe: they hold no place in it any more.
