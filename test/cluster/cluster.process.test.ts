@@ -8,7 +8,6 @@
  * Its own vitest config (vitest.cluster.config.ts, run by .ci/cluster-test): six more redis-server
  * processes on a two-core machine, and seconds of fail-over.
  */
-import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { closeConnection, openConnection, waitReady } from '../../src/redis/connections.js';
@@ -16,11 +15,20 @@ import { createKeys } from '../../src/redis/keys.js';
 import { acknowledged, ReplicaAcks } from '../../src/redis/replica-acks.js';
 import { checkShardCount } from '../../src/redis/shard-count.js';
 import { createShardKeys, shardPlacement } from '../../src/redis/shards.js';
-import { startRedisCluster, type RedisClusterGroup } from '../support/cluster.js';
+import type { RedisClusterGroup } from '../support/cluster.js';
 import { waitForState } from '../support/executions.js';
-import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
+import type { ChildNode } from '../support/node.js';
 import { uniquePrefix } from '../support/redis.js';
-import { expectNothingAckedLost, nameOf, settled, tallies, tallyLoad } from './nodes.js';
+import {
+  expectNothingAckedLost,
+  nameOf,
+  settled,
+  spreadPrefix,
+  startClusterNodes,
+  stopClusterNodes,
+  tallies,
+  tallyLoad,
+} from './nodes.js';
 
 const prefix = uniquePrefix('cluster');
 /** A key of the deployment: its slot is every key's. */
@@ -29,49 +37,19 @@ let cluster: RedisClusterGroup;
 let a: ChildNode;
 let b: ChildNode;
 
-const nodeEnv = () => ({
-  REDIS_URL: cluster.url,
-  SPROCD_REPLICA_ACKS: '1',
-  SPROCD_REPLICA_ACK_TIMEOUT_MS: '1000',
-  SPROCD_REDIS_TIMEOUT_MS: '3000',
-  SPROCD_JOBS_DIR: path.join(FIXTURES, 'cluster-jobs'),
-  SPROCD_CONCURRENCY: '8',
-  SPROCD_RATE_LIMIT: '0',
-});
-
 beforeAll(async () => {
-  cluster = await startRedisCluster({ nodeTimeoutMs: 1000 });
-  // Two replicas for the deployment's master, as a Sentinel group has: when it dies, one takes over
-  // and the other replicates the new master, which keeps acknowledging writes.
-  await cluster.addReplica(await cluster.masterOf(slotKey));
-  [a, b] = await Promise.all([spawnNode(prefix, nodeEnv()), spawnNode(prefix, nodeEnv())]);
+  ({ cluster, a, b } = await startClusterNodes({ prefix: () => prefix, killedKey: () => slotKey }));
 }, 90_000);
 
-afterAll(async () => {
-  await Promise.all([a?.stop(), b?.stop()]);
-  await cluster?.stop();
-});
+afterAll(() => stopClusterNodes({ cluster, a, b }));
 
 describe('queue shards on a Redis Cluster', () => {
-  /** A prefix whose three shard tags hash to three different masters now (slots are spread by hash). */
-  async function spreadPrefix(): Promise<string> {
-    for (let i = 0; ; i++) {
-      const candidate = `${prefix}-s${i}`;
-      const masters = await Promise.all(
-        createShardKeys(candidate, 3).map(async (s) => (await cluster.masterOf(s.tag)).port),
-      );
-      if (new Set(masters).size === 3) {
-        return candidate;
-      }
-    }
-  }
-
   it('place each shard where the Cluster serves its tag, confirm each shard on its own master, and store the count', async () => {
     const redis = openConnection('command', { url: cluster.url, timeoutMs: 3000, name: `${prefix}-shards` });
     const acks = new ReplicaAcks(redis, { replicas: 1, timeoutMs: 2000, routeKey: slotKey });
     try {
       await waitReady(redis, 10_000);
-      const spread = await spreadPrefix();
+      const spread = await spreadPrefix(cluster, prefix, 3);
       const shards = createShardKeys(spread, 3);
       const placement = shardPlacement(redis, shards);
       for (const { shard, tag, master } of placement) {

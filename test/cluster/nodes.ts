@@ -1,12 +1,91 @@
 /**
- * What the Cluster tests read of their two node processes: who ran an execution, the storage tallies,
- * and the executions' views once they settled.
+ * The Cluster tests' two node processes: started on a fresh Redis Cluster, and what the tests read of
+ * them (who ran an execution, the storage tallies, the executions' views once they settled).
  */
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, vi } from 'vitest';
 import { ApiError } from '../../src/client/errors.js';
 import type { Execution } from '../../src/client/types.js';
-import type { ChildNode } from '../support/node.js';
+import { createShardKeys } from '../../src/redis/shards.js';
+import { startRedisCluster, type RedisClusterGroup } from '../support/cluster.js';
+import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
+
+/** A Cluster test file's Redis Cluster and the two node processes on it. */
+export interface ClusterNodes {
+  readonly cluster: RedisClusterGroup;
+  /** The deployment's SPROCD_PREFIX. */
+  readonly prefix: string;
+  readonly a: ChildNode;
+  readonly b: ChildNode;
+}
+
+/** What the Cluster test files' node processes differ by. */
+export interface ClusterNodesOptions {
+  /** The deployment's prefix, chosen once the Cluster runs (where its slots landed may decide it). */
+  prefix(cluster: RedisClusterGroup): string | Promise<string>;
+  /**
+   * A key whose master a test SIGKILLs: it gets a second replica before the nodes start, as a Sentinel
+   * group has, so that when it dies one replica takes over and the other replicates the new master,
+   * which keeps acknowledging writes (SPROCD_REPLICA_ACKS=1).
+   */
+  killedKey?(prefix: string): string;
+  /** More environment of both nodes (the shard or slot counts a file is about). */
+  env?: Record<string, string>;
+}
+
+/**
+ * Starts a Redis Cluster (three masters, three replicas, failing over within seconds) and two node
+ * processes on it that wait for one replica's acknowledgement of their writes, with short timeouts.
+ */
+export async function startClusterNodes(options: ClusterNodesOptions): Promise<ClusterNodes> {
+  const cluster = await startRedisCluster({ nodeTimeoutMs: 1000 });
+  try {
+    const prefix = await options.prefix(cluster);
+    if (options.killedKey) {
+      await cluster.addReplica(await cluster.masterOf(options.killedKey(prefix)));
+    }
+    const env = {
+      REDIS_URL: cluster.url,
+      SPROCD_REPLICA_ACKS: '1',
+      SPROCD_REPLICA_ACK_TIMEOUT_MS: '1000',
+      SPROCD_REDIS_TIMEOUT_MS: '3000',
+      SPROCD_JOBS_DIR: path.join(FIXTURES, 'cluster-jobs'),
+      SPROCD_CONCURRENCY: '8',
+      SPROCD_RATE_LIMIT: '0',
+      ...options.env,
+    };
+    const [a, b] = await Promise.all([spawnNode(prefix, env), spawnNode(prefix, env)]);
+    return { cluster, prefix, a, b };
+  } catch (err) {
+    // The caller gets nothing to stop: the Cluster must not outlive the failed start.
+    await cluster.stop();
+    throw err;
+  }
+}
+
+/** Stops what {@link startClusterNodes} started, as far as it got. */
+export async function stopClusterNodes({ cluster, a, b }: Partial<ClusterNodes>): Promise<void> {
+  await Promise.all([a?.stop(), b?.stop()]);
+  await cluster?.stop();
+}
+
+/** A prefix `base-s<i>` whose `shards` shard tags hash to as many different masters now (slots are spread by hash). */
+export async function spreadPrefix(
+  cluster: RedisClusterGroup,
+  base: string,
+  shards: number,
+): Promise<string> {
+  for (let i = 0; ; i++) {
+    const candidate = `${base}-s${i}`;
+    const masters = await Promise.all(
+      createShardKeys(candidate, shards).map(async (s) => (await cluster.masterOf(s.tag)).port),
+    );
+    if (new Set(masters).size === shards) {
+      return candidate;
+    }
+  }
+}
 
 export const nameOf = (node: ChildNode) =>
   String(node.lines.find((l) => l.msg === 'sprocd node ready')?.node);

@@ -6,14 +6,21 @@
  * across shards; and when the master of one shard is SIGKILLed under load, its replica takes over and
  * every acknowledged execution completes, its storage increment counted.
  */
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createShardKeys } from '../../src/redis/shards.js';
-import { startRedisCluster, type RedisClusterGroup } from '../support/cluster.js';
+import type { RedisClusterGroup } from '../support/cluster.js';
 import { waitForState } from '../support/executions.js';
-import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
+import type { ChildNode } from '../support/node.js';
 import { uniquePrefix } from '../support/redis.js';
-import { expectNothingAckedLost, nameOf, settled, tallyLoad } from './nodes.js';
+import {
+  expectNothingAckedLost,
+  nameOf,
+  settled,
+  spreadPrefix,
+  startClusterNodes,
+  stopClusterNodes,
+  tallyLoad,
+} from './nodes.js';
 
 const SHARDS = 3;
 let cluster: RedisClusterGroup;
@@ -21,43 +28,16 @@ let prefix: string;
 let a: ChildNode;
 let b: ChildNode;
 
-const nodeEnv = () => ({
-  REDIS_URL: cluster.url,
-  SPROCD_QUEUE_SHARDS: String(SHARDS),
-  SPROCD_REPLICA_ACKS: '1',
-  SPROCD_REPLICA_ACK_TIMEOUT_MS: '1000',
-  SPROCD_REDIS_TIMEOUT_MS: '3000',
-  SPROCD_JOBS_DIR: path.join(FIXTURES, 'cluster-jobs'),
-  SPROCD_CONCURRENCY: '8',
-  SPROCD_RATE_LIMIT: '0',
-});
-
-/** A prefix whose shard tags hash to three different masters now (slots are spread by hash). */
-async function spreadPrefix(base: string): Promise<string> {
-  for (let i = 0; ; i++) {
-    const candidate = `${base}-s${i}`;
-    const masters = await Promise.all(
-      createShardKeys(candidate, SHARDS).map(async (s) => (await cluster.masterOf(s.tag)).port),
-    );
-    if (new Set(masters).size === SHARDS) {
-      return candidate;
-    }
-  }
-}
-
 beforeAll(async () => {
-  cluster = await startRedisCluster({ nodeTimeoutMs: 1000 });
-  prefix = await spreadPrefix(uniquePrefix('qshards'));
-  // Two replicas for the master of shard 1, the one killed below: one takes over, the other
-  // replicates the new master, which keeps acknowledging writes.
-  await cluster.addReplica(await cluster.masterOf(createShardKeys(prefix, SHARDS)[1]!.tag));
-  [a, b] = await Promise.all([spawnNode(prefix, nodeEnv()), spawnNode(prefix, nodeEnv())]);
+  ({ cluster, prefix, a, b } = await startClusterNodes({
+    prefix: (started) => spreadPrefix(started, uniquePrefix('qshards'), SHARDS),
+    // Shard 1's master is the one killed below.
+    killedKey: (chosen) => createShardKeys(chosen, SHARDS)[1]!.tag,
+    env: { SPROCD_QUEUE_SHARDS: String(SHARDS) },
+  }));
 }, 90_000);
 
-afterAll(async () => {
-  await Promise.all([a?.stop(), b?.stop()]);
-  await cluster?.stop();
-});
+afterAll(() => stopClusterNodes({ cluster, a, b }));
 
 describe('three queue shards on a Redis Cluster', () => {
   it('place the three shards on three masters, as each node reports', async () => {

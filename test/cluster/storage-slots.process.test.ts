@@ -6,14 +6,13 @@
  *
  * Its own vitest config (vitest.cluster.config.ts, run by .ci/cluster-test).
  */
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeys } from '../../src/redis/keys.js';
 import { storageLayout } from '../../src/session/layout.js';
-import { startRedisCluster, type RedisClusterGroup } from '../support/cluster.js';
-import { FIXTURES, spawnNode, type ChildNode } from '../support/node.js';
+import type { RedisClusterGroup } from '../support/cluster.js';
+import type { ChildNode } from '../support/node.js';
 import { uniquePrefix } from '../support/redis.js';
-import { settled } from './nodes.js';
+import { settled, startClusterNodes, stopClusterNodes } from './nodes.js';
 
 /** Settled views of `numbers` (read every 300 ms, for up to a minute). */
 const settled60 = (node: ChildNode, numbers: readonly number[]) => settled(node, numbers, 60_000);
@@ -25,26 +24,14 @@ let cluster: RedisClusterGroup;
 let a: ChildNode;
 let b: ChildNode;
 
-const nodeEnv = () => ({
-  REDIS_URL: cluster.url,
-  SPROCD_STORAGE_SLOTS: String(K),
-  SPROCD_REPLICA_ACKS: '1',
-  SPROCD_REPLICA_ACK_TIMEOUT_MS: '1000',
-  SPROCD_REDIS_TIMEOUT_MS: '3000',
-  SPROCD_JOBS_DIR: path.join(FIXTURES, 'cluster-jobs'),
-  SPROCD_CONCURRENCY: '8',
-  SPROCD_RATE_LIMIT: '0',
-});
-
 beforeAll(async () => {
-  cluster = await startRedisCluster({ nodeTimeoutMs: 1000 });
-  [a, b] = await Promise.all([spawnNode(prefix, nodeEnv()), spawnNode(prefix, nodeEnv())]);
+  ({ cluster, a, b } = await startClusterNodes({
+    prefix: () => prefix,
+    env: { SPROCD_STORAGE_SLOTS: String(K) },
+  }));
 }, 90_000);
 
-afterAll(async () => {
-  await Promise.all([a?.stop(), b?.stop()]);
-  await cluster?.stop();
-});
+afterAll(() => stopClusterNodes({ cluster, a, b }));
 
 /** The port of the master serving entry `name`'s data slot. */
 async function masterPortOf(name: string): Promise<number> {
