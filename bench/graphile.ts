@@ -21,12 +21,22 @@
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg, { type Pool as PgPool } from 'pg';
+import { isUnixUrl, parseUnixUrl } from '../src/redis/unix-url.js';
 import { median, startBenchNode, type BenchNode } from './bench-node.js';
 import { drive, type Row } from './queue.js';
 
 const CONCURRENCY = 16;
 const BULK = 1000;
-const DB_URL = process.env.GRAPHILE_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/sprocd_bench';
+/**
+ * GRAPHILE_TRANSPORT=socket: every side on its server's Unix socket (Redis's beside its data, PostgreSQL's
+ * in /var/run/postgresql) instead of TCP on 127.0.0.1, the way `npm start` reaches its embedded Redis.
+ */
+const OVER_SOCKETS = process.env.GRAPHILE_TRANSPORT === 'socket';
+const DB_URL =
+  process.env.GRAPHILE_DATABASE_URL ??
+  (OVER_SOCKETS
+    ? 'postgres://postgres@/sprocd_bench?host=/var/run/postgresql'
+    : 'postgres://postgres@127.0.0.1:5432/sprocd_bench');
 
 /** Called just before the timed part of a drain starts and just after it ends (bench/per-execution.ts). */
 export interface Around {
@@ -72,7 +82,9 @@ function countTo(total: number): { tick(): void; done: Promise<void> } {
 // Bare BullMQ: Queue.add / addBulk and a Worker of CONCURRENCY, as bench/queue.ts runs it.
 
 export function bareBullmq(redisUrl: string): Side {
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const connection = isUnixUrl(redisUrl)
+    ? new Redis({ ...parseUnixUrl(redisUrl), maxRetriesPerRequest: null })
+    : new Redis(redisUrl, { maxRetriesPerRequest: null });
   const prefix = `{bench-gbull-${Date.now()}}`;
   const queue = new Queue('procedures', { connection, prefix });
   const opts = { removeOnComplete: { count: 1000, age: 86400 }, removeOnFail: { count: 1000, age: 86400 } };
@@ -127,11 +139,15 @@ export function bareBullmq(redisUrl: string): Side {
 // ---------------------------------------------------------------------------------------------
 // sprocd: the in-process node of bench/bench-node.ts (concurrency 16, the no-op procedure).
 
-export async function sprocdSide(redisUrl: string): Promise<Side & { bench: BenchNode }> {
-  const bench = await startBenchNode(redisUrl, 'graphile');
+export async function sprocdSide(
+  redisUrl: string,
+  label = 'sprocd',
+  env: Record<string, string> = {},
+): Promise<Side & { bench: BenchNode }> {
+  const bench = await startBenchNode(redisUrl, 'graphile', env);
   const { executions, worker } = bench;
   return {
-    label: 'sprocd',
+    label,
     bench,
     async drain(total, around) {
       // The node's worker is paused while the executions are queued, so that only the drain is timed.
@@ -284,6 +300,15 @@ function graphileConfigs(): GraphileConfig[] {
   ];
 }
 
+/** What the tuning found fastest here for both workloads (docs/BENCHMARKS.md). */
+const FASTEST_HERE: GraphileConfig = {
+  label: 'fast (concurrency 16, localQueue 500, batch delay 0, synchronous_commit off)',
+  concurrentJobs: 16,
+  localQueue: 500,
+  batchDelay: 0,
+  synchronousCommit: 'off',
+};
+
 const DEFAULT_CONFIG: GraphileConfig = {
   label: 'default (concurrency 16, no local queue, no batching, synchronous_commit on)',
   concurrentJobs: CONCURRENCY,
@@ -305,9 +330,15 @@ async function vacuum(pool: PgPool): Promise<void> {
 
 /** Runs the benchmark; `log` gets the tuning and each round as they go. */
 export async function benchGraphile(
-  redisUrl: string,
+  tcpUrl: string,
+  socketUrl: string | undefined,
   log: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
 ): Promise<Row[]> {
+  if (OVER_SOCKETS && !socketUrl) {
+    throw new Error('GRAPHILE_TRANSPORT=socket needs the benchmark Redis on a Unix socket (no REDIS_URL)');
+  }
+  const redisUrl = OVER_SOCKETS ? (socketUrl as string) : tcpUrl;
+  log(`  transport: ${OVER_SOCKETS ? 'Unix sockets' : 'TCP on 127.0.0.1'} (${redisUrl}; ${DB_URL})`);
   process.env.NO_LOG_SUCCESS = '1'; // graphile-worker reads it at import: no per-job log line to format
   const gw = await import('graphile-worker');
   const drainTotal = Number(process.env.GRAPHILE_TOTAL ?? 20_000);
@@ -318,16 +349,24 @@ export async function benchGraphile(
 
   const bull = bareBullmq(redisUrl);
   const ours = await sprocdSide(redisUrl);
+  // The same node with one Redis call per execution (BullMQ's own Worker loop): what the batches gain.
+  const unbatched = await sprocdSide(redisUrl, 'sprocd, SPROCD_WORKER_BATCH=1', { SPROCD_WORKER_BATCH: '1' });
   const sides: Side[] = [];
   try {
     // Warm-up of each, then one round of each graphile-worker configuration per workload.
     const step = process.env.GRAPHILE_TRACE ? log : () => undefined;
     step(`  warm-up: bare BullMQ drain ${(await bull.drain(2000)).toFixed(0)}`);
     step(`  warm-up: sprocd drain ${(await ours.drain(2000)).toFixed(0)}`);
+    step(`  warm-up: ${unbatched.label} drain ${(await unbatched.drain(2000)).toFixed(0)}`);
     step(`  warm-up: bare BullMQ flow ${(await bull.flow(2000)).toFixed(0)}`);
     step(`  warm-up: sprocd flow ${(await ours.flow(2000)).toFixed(0)}`);
     const tried: { config: GraphileConfig; drain: number; flow: number }[] = [];
-    for (const config of [DEFAULT_CONFIG, ...graphileConfigs()]) {
+    // GRAPHILE_TUNE=0: no tuning; the configuration the tuning found fastest on this machine (both workloads).
+    const tune = process.env.GRAPHILE_TUNE !== '0';
+    if (!tune) {
+      tried.push({ config: DEFAULT_CONFIG, drain: 0, flow: 0 }, { config: FASTEST_HERE, drain: 1, flow: 1 });
+    }
+    for (const config of tune ? [DEFAULT_CONFIG, ...graphileConfigs()] : []) {
       const side = await graphileSide(gw, config);
       step(`  warm-up: ${side.label} drain ${(await side.drain(2000)).toFixed(0)}`);
       await vacuum(admin);
@@ -359,13 +398,13 @@ export async function benchGraphile(
     const record = (map: Map<string, number[]>, key: string, rate: number) =>
       map.set(key, [...(map.get(key) ?? []), rate]);
     for (let i = 0; i < rounds; i++) {
-      const drainOrder = alternateOrder(i, [ours, bull, gDrain, gDefault]);
+      const drainOrder = alternateOrder(i, [ours, bull, gDrain, gDefault, unbatched]);
       for (const side of drainOrder) {
         const key = side === gDrain ? 'best' : side.label;
         record(runs.drain, key, await side.drain(sized(side, 'drain', drainTotal)));
         await vacuum(admin);
       }
-      const flowOrder = alternateOrder(i, [ours, bull, gFlow, gDefault]);
+      const flowOrder = alternateOrder(i, [ours, bull, gFlow, gDefault, unbatched]);
       for (const side of flowOrder) {
         const key = side === gFlow ? 'best' : side.label;
         record(runs.flow, key, await side.flow(sized(side, 'flow', flowTotal)));
@@ -387,6 +426,7 @@ export async function benchGraphile(
         return median((map.get(a) ?? []).map((x, i) => x / (bs[i] ?? NaN)));
       };
       const s = m('sprocd');
+      const u = m(unbatched.label);
       const b = m('bare BullMQ');
       const g = m('best');
       const d = m(gDefault.label);
@@ -394,6 +434,7 @@ export async function benchGraphile(
         workload === 'drain' ? `${total} queued first, then drained` : `${total} adds while running`;
       rows.push(
         { name: `${workload} (${what}): sprocd`, value: s, unit: 'jobs/s' },
+        { name: `${workload}: ${unbatched.label}`, value: u, unit: 'jobs/s' },
         { name: `${workload}: bare BullMQ (concurrency ${CONCURRENCY})`, value: b, unit: 'jobs/s' },
         { name: `${workload}: graphile-worker ${best.label}`, value: g, unit: 'jobs/s' },
         { name: `${workload}: graphile-worker ${DEFAULT_CONFIG.label}`, value: d, unit: 'jobs/s' },
@@ -412,6 +453,11 @@ export async function benchGraphile(
           value: r('sprocd', 'bare BullMQ'),
           unit: 'x',
         },
+        {
+          name: `${workload}: ${unbatched.label} / graphile-worker best (median of rounds)`,
+          value: r(unbatched.label, 'best'),
+          unit: 'x',
+        },
       );
     }
     return rows;
@@ -421,6 +467,7 @@ export async function benchGraphile(
     }
     await bull.close();
     await ours.close();
+    await unbatched.close();
     await admin.end();
   }
 }

@@ -61,6 +61,8 @@ export interface Settings {
   concurrency: number;
   /** `SPROCD_QUEUE_SHARDS`: BullMQ queues the executions are spread over (redis/shards.ts). */
   queueShards: number;
+  /** `SPROCD_WORKER_BATCH`: executions a node files and takes in one Redis call (redis/batched-worker.ts; 1: one call each). */
+  workerBatch: number;
   /** `SPROCD_JOBS_DIR`: the procedures (absolute once loaded). */
   jobsDir: string;
   /** `SPROCD_LIFECYCLE_DIR`: the lifecycle hooks (absolute once loaded). */
@@ -217,6 +219,7 @@ const SCHEMA = {
   auditMax: ['SPROCD_AUDIT_MAX', int(0, 1_000_000), '10000'],
   concurrency: ['SPROCD_CONCURRENCY', int(1, 10_000), '16'],
   queueShards: ['SPROCD_QUEUE_SHARDS', int(1, 64), '1'], // 64: MAX_QUEUE_SHARDS of redis/shards.ts
+  workerBatch: ['SPROCD_WORKER_BATCH', int(1, 1000), '32'],
   jobsDir: ['SPROCD_JOBS_DIR', nonEmpty, './jobs'],
   lifecycleDir: ['SPROCD_LIFECYCLE_DIR', nonEmpty, './lifecycle'],
   shutdownGraceMs: ['SPROCD_SHUTDOWN_GRACE_MS', int(0), '10000'],

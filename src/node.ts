@@ -296,6 +296,7 @@ export class SprocdNode {
         logger: this.log,
         node: this.name,
         concurrency: s.concurrency,
+        workerBatch: s.workerBatch,
         executionLeaseMs: s.executionLeaseMs,
         maxRecoveries: s.maxRecoveries,
         observer: {

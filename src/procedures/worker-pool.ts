@@ -7,7 +7,16 @@
  * failed, timed out, aborted, given back at a stop, refused as at-most-once after a lost node, filed
  * early while its code still runs) is decided there, in one place, so that each is filed exactly once.
  */
-import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type Telemetry } from 'bullmq';
+import {
+  DelayedError,
+  UnrecoverableError,
+  WaitingError,
+  Worker,
+  type Job,
+  type Telemetry,
+  type WorkerOptions,
+} from 'bullmq';
+import { BatchedWorker } from '../redis/batched-worker.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import type { Logger } from 'pino';
 import { AbortedError, SprocdError, describeError } from '../errors.js';
@@ -59,6 +68,8 @@ export interface WorkerPoolOptions {
   logger: Logger;
   node: string;
   concurrency: number;
+  /** Executions filed and taken in one Redis call (1: BullMQ's Worker, one call each). */
+  workerBatch?: number;
   executionLeaseMs: number;
   maxRecoveries: number;
   /** Told when an execution ends here (metrics). */
@@ -181,25 +192,39 @@ export class WorkerPool {
   /** The Worker of queue shard `shard` (index `i`), its events wired. */
   private startWorker(shard: ShardKeys, i: number): ProcedureWorker {
     const o = this.opts;
-    const worker = new Worker<ExecutionData, JsonValue>(
-      QUEUE_NAME,
-      (job, token) => this.process(i, job, token),
-      {
-        connection: o.connection,
-        prefix: shard.bullPrefix,
-        concurrency: o.concurrency,
-        lockDuration: o.executionLeaseMs,
-        stalledInterval: o.executionLeaseMs,
-        maxStalledCount: o.maxRecoveries,
-        // Retention of finished executions is the worker's, not each job's: a job hash without it stays
-        // small (an execution queued by an older node carries its own, which wins).
-        removeOnComplete: o.executions.retention,
-        removeOnFail: o.executions.retention,
-        autorun: true,
-        name: o.node,
-        ...(o.telemetry ? { telemetry: o.telemetry } : {}),
-      },
-    );
+    const processor = (job: Job<ExecutionData, JsonValue>, token?: string) => this.process(i, job, token);
+    const options: WorkerOptions = {
+      connection: o.connection,
+      prefix: shard.bullPrefix,
+      concurrency: o.concurrency,
+      lockDuration: o.executionLeaseMs,
+      stalledInterval: o.executionLeaseMs,
+      maxStalledCount: o.maxRecoveries,
+      // Retention of finished executions is the worker's, not each job's: a job hash without it stays
+      // small (an execution queued by an older node carries its own, which wins).
+      removeOnComplete: o.executions.retention,
+      removeOnFail: o.executions.retention,
+      autorun: true,
+      name: o.node,
+      ...(o.telemetry ? { telemetry: o.telemetry } : {}),
+    };
+    const batch = o.workerBatch ?? 1;
+    const worker =
+      batch > 1
+        ? new BatchedWorker<ExecutionData, JsonValue>(QUEUE_NAME, processor, options, {
+            batch,
+            // With several shards the gate shares the node's slots among their Workers: a Worker
+            // taking ahead would hold jobs another shard's Worker has the slots for.
+            prefetch: this.opts.keys.queues.all.length === 1,
+            bull: bullQueueKeys(shard),
+            onGivenBack: async (jobId) => {
+              const number = numberOfJobId(jobId);
+              if (number !== undefined) {
+                await uncountStart(o.connection, o.keys, number);
+              }
+            },
+          })
+        : new Worker<ExecutionData, JsonValue>(QUEUE_NAME, processor, options);
     worker.on('error', (err) => o.logger.debug({ err }, 'worker connection error'));
     worker.on('stalled', (jobId) => {
       o.logger.warn({ execution: numberOfJobId(jobId) }, 'execution of a dead node put back in the queue');

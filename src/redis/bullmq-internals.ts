@@ -39,6 +39,8 @@ export interface BullQueueKeys {
   readonly failed: string;
   /** Stream of job events (what QueueEvents reads). */
   readonly events: string;
+  /** Sorted set whose entries wake a worker blocked waiting for a job. */
+  readonly marker: string;
   /** Hash of queue settings (`paused` and others). */
   readonly meta: string;
   /** Set of active job ids the stalled check saw without a lock on its last pass. */
@@ -68,6 +70,7 @@ export function bullQueueKeys(keys: Keys | ShardKeys, queue: string = QUEUE_NAME
     completed: `${base}completed`,
     failed: `${base}failed`,
     events: `${base}events`,
+    marker: `${base}marker`,
     meta: `${base}meta`,
     stalled: `${base}stalled`,
     deduplicationPrefix: `${base}de:`,

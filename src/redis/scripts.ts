@@ -28,6 +28,7 @@ import {
   RETRIED_BY_FIELD,
   bullQueueKeys,
   executionJobKey,
+  type BullQueueKeys,
 } from './bullmq-internals.js';
 import { jobIdOf, numberOfJobId, type Keys, type StorageKeys } from './keys.js';
 import type { ShardKeys } from './shards.js';
@@ -900,6 +901,99 @@ export async function executionProbe(
     state: reply[2 * i] as ProbedExecution['state'],
     failedReason: reply[2 * i + 1] ?? '',
   }));
+}
+
+// ---- the batched worker (redis/batched-worker.ts) ---------------------------------------------
+
+/** A completed job for {@link finishAndTake}: its id, its lock token, its return value's JSON. */
+export interface CompletedJob {
+  readonly jobId: string;
+  readonly token: string;
+  readonly value: string;
+}
+
+/** What {@link finishAndTake} files and takes with. */
+export interface FinishAndTakeRequest {
+  readonly completed: readonly CompletedJob[];
+  /** The lock token of each job to take, in order (none: only file). */
+  readonly takeTokens: readonly string[];
+  readonly lockDurationMs: number;
+  /** BullMQ's worker name (`processedBy`), or "". */
+  readonly workerName: string;
+  /** BullMQ's `keepJobs` of completed jobs: count (-1 all, 0 none), age in seconds, its limit per call. */
+  readonly keep: { readonly count: number; readonly age?: number; readonly limit?: number };
+}
+
+/** The reply of {@link finishAndTake}. */
+export interface FinishAndTakeReply {
+  /** Per completed job: 0 filed, BullMQ's moveToFinished error codes, or 1: not filed, file it with BullMQ. */
+  readonly codes: number[];
+  /** The taken jobs: the hash of each as the take left it, and its id. */
+  readonly jobs: { hash: Record<string, string>; id: string }[];
+  /** 0: every job asked for was taken; 1: the queue is paused; 2: take the next one with BullMQ. */
+  readonly state: 0 | 1 | 2;
+  /** The time the call filed and took at (ms): the jobs' finishedOn and processedOn. */
+  readonly at: number;
+}
+
+/**
+ * finishAndTake-9.lua: files completed jobs of queue `shard` and takes waiting ones in one call, as
+ * BullMQ's moveToFinished and moveToActive would one by one, for the common case; the reply says which
+ * jobs and which take are left for BullMQ's own scripts.
+ */
+export async function finishAndTake(
+  redis: RedisConnection,
+  bull: BullQueueKeys,
+  request: FinishAndTakeRequest,
+): Promise<FinishAndTakeReply> {
+  const at = Date.now();
+  const args: (string | number)[] = [
+    bull.job(''),
+    at,
+    request.takeTokens.length,
+    request.lockDurationMs,
+    request.workerName,
+    request.keep.count,
+    request.keep.age ?? '',
+    request.keep.limit ?? 1000,
+    request.completed.length,
+  ];
+  for (const c of request.completed) {
+    args.push(c.jobId, c.token, c.value);
+  }
+  args.push(...request.takeTokens);
+  const [codes, flat, state] = (await run(
+    redis,
+    'finishAndTake',
+    [
+      bull.wait,
+      bull.active,
+      bull.prioritized,
+      bull.events,
+      bull.stalled,
+      bull.delayed,
+      bull.meta,
+      bull.marker,
+      bull.completed,
+    ],
+    args,
+  )) as [number[], (string[] | string)[], 0 | 1 | 2];
+  const jobs: { hash: Record<string, string>; id: string }[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    const raw = flat[i] as string[];
+    const hash: Record<string, string> = {};
+    for (let f = 0; f + 1 < raw.length; f += 2) {
+      hash[raw[f] as string] = raw[f + 1] as string;
+    }
+    // The script answers the hash as it was before its take wrote these (one write fewer in Redis).
+    hash.processedOn = String(at);
+    if (request.workerName) {
+      hash.pb = request.workerName;
+    }
+    hash.ats = String(Number(hash.ats ?? 0) + 1);
+    jobs.push({ hash, id: String(flat[i + 1]) });
+  }
+  return { codes, jobs, state, at };
 }
 
 // ---- signals and semaphores (procedures/signals.ts, procedures/semaphores.ts) -------------------

@@ -1,0 +1,207 @@
+--[[
+  The batched round trip of a worker (redis/batched-worker.ts): files F executions that completed and
+  takes up to N waiting ones, in one call, leaving Redis exactly as BullMQ's moveToFinished and
+  moveToActive would, one job at a time, for the jobs it handles. It handles only the common case and
+  says so for the rest, before writing anything for them, so that the caller takes BullMQ's own script
+  for those:
+    - a completed job with a parent, a deduplication id or children (`code` 1);
+    - a take when the queue has a rate limit or a global concurrency, a delayed job is due, or the wait
+      list is empty (`state` 2: priorities and the next delay's time are BullMQ's to answer).
+  The per-call work BullMQ does per job is done once per call: the events stream's trim, the retention
+  of finished jobs (by count and by age), the `drained` check and the marker.
+
+  Input:
+    KEYS[1] wait, KEYS[2] active, KEYS[3] prioritized, KEYS[4] events stream, KEYS[5] stalled,
+    KEYS[6] delayed, KEYS[7] meta, KEYS[8] marker, KEYS[9] completed
+    ARGV[1] job key prefix, ARGV[2] timestamp, ARGV[3] N (jobs to take), ARGV[4] lock duration (ms),
+    ARGV[5] worker name ("" for none), ARGV[6] retention count (-1 keeps all, 0 keeps none), ARGV[7]
+    retention age in seconds ("" for none), ARGV[8] retention age's limit per call, ARGV[9] F, then F
+    times: job id, its lock token, its return value (JSON); then N lock tokens, one per job to take
+    (BullMQ locks the job a finished one fetches with the finished one's token)
+  Output:
+    { codes (one per finished job: 0 filed; BullMQ's moveToFinished codes -1 missing, -2 lock missing,
+      -3 not active, -4 pending children, -6 lock not owned, -9 failed children; 1 not filed, use
+      BullMQ's script), jobs (flat: each taken job's HGETALL as it was before the take wrote its
+      processedOn, pb and ats, then its id), state (0 every job asked
+      for was taken; 1 the queue is paused; 2 take the next job with BullMQ's script) }
+]]
+local rcall = redis.call
+local waitKey, activeKey, prioritizedKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stalledKey, delayedKey, metaKey, markerKey, completedKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local prefix, timestamp = ARGV[1], ARGV[2]
+local wanted = tonumber(ARGV[3])
+local keepCount = tonumber(ARGV[6])
+local nFinish = tonumber(ARGV[9])
+local tokensAt = 9 + nFinish * 3
+
+local function removeJobKeys(jobKey)
+  rcall("DEL", jobKey, jobKey .. ":logs", jobKey .. ":dependencies", jobKey .. ":processed",
+    jobKey .. ":failed", jobKey .. ":unsuccessful")
+end
+
+-- The keys of the jobs retention drops, as BullMQ's removeJob deletes them, in few DELs (each call
+-- from Lua costs about as much as a small command; unpack takes a few thousand values at most).
+local function removeJobs(jobIds)
+  local keys = {}
+  for _, jobId in ipairs(jobIds) do
+    local jobKey = prefix .. jobId
+    keys[#keys + 1] = jobKey
+    keys[#keys + 1] = jobKey .. ":logs"
+    keys[#keys + 1] = jobKey .. ":dependencies"
+    keys[#keys + 1] = jobKey .. ":processed"
+    keys[#keys + 1] = jobKey .. ":failed"
+    keys[#keys + 1] = jobKey .. ":unsuccessful"
+    if #keys >= 996 then
+      rcall("DEL", unpack(keys))
+      keys = {}
+    end
+  end
+  if #keys > 0 then
+    rcall("DEL", unpack(keys))
+  end
+end
+
+local codes = {}
+local filed = 0
+if nFinish > 0 then
+  -- BullMQ trims before each job's events; once before the batch's leaves the same bound (approximate).
+  local maxEvents = rcall("HGET", metaKey, "opts.maxLenEvents")
+  if not maxEvents then
+    maxEvents = 10000
+    rcall("HSET", metaKey, "opts.maxLenEvents", maxEvents)
+  end
+  rcall("XTRIM", eventsKey, "MAXLEN", "~", maxEvents)
+end
+for i = 1, nFinish do
+  local o = 9 + (i - 1) * 3
+  local jobId, token, value = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
+  local jobKey = prefix .. jobId
+  local code = 0
+  -- Every job a worker holds has a start count (ats): none, and it is gone or not BullMQ 6's to file.
+  local attrs = rcall("HMGET", jobKey, "parentKey", "parent", "deid", "ats", "atm")
+  if not attrs[4] then
+    code = rcall("EXISTS", jobKey) == 0 and -1 or 1
+  elseif rcall("EXISTS", jobKey .. ":dependencies", jobKey .. ":unsuccessful") > 0 then
+    -- A set Redis holds is not empty: pending children, or failed ones.
+    code = rcall("EXISTS", jobKey .. ":dependencies") == 1 and -4 or -9
+  elseif attrs[1] or attrs[2] or attrs[3] then
+    code = 1
+  else
+    local lockKey = jobKey .. ":lock"
+    if token ~= "0" then
+      local held = rcall("GET", lockKey)
+      if held ~= token then
+        code = held and -6 or -2
+      else
+        rcall("DEL", lockKey)
+        rcall("SREM", stalledKey, jobId)
+      end
+    end
+    if code == 0 then
+      if rcall("LREM", activeKey, -1, jobId) < 1 then
+        code = -3
+      else
+        if keepCount ~= 0 then
+          rcall("ZADD", completedKey, timestamp, jobId)
+          -- BullMQ's HINCRBY of atm, then its HSET of the result, in one write.
+          rcall("HSET", jobKey, "atm", (tonumber(attrs[5]) or 0) + 1, "returnvalue", value,
+            "finishedOn", timestamp)
+        else
+          removeJobKeys(jobKey)
+        end
+        rcall("XADD", eventsKey, "*", "event", "completed", "jobId", jobId, "returnvalue", value,
+          "prev", "active")
+        filed = filed + 1
+      end
+    end
+  end
+  codes[i] = code
+end
+
+if filed > 0 and keepCount ~= 0 then
+  if ARGV[7] ~= "" then
+    local start = timestamp - tonumber(ARGV[7]) * 1000
+    local limit = tonumber(ARGV[8])
+    local old = rcall("ZREVRANGEBYSCORE", completedKey, start, "-inf", "LIMIT", 0, limit)
+    removeJobs(old)
+    if #old > 0 then
+      if #old < limit then
+        rcall("ZREMRANGEBYSCORE", completedKey, "-inf", start)
+      else
+        for from = 1, #old, 5000 do
+          rcall("ZREM", completedKey, unpack(old, from, math.min(from + 4999, #old)))
+        end
+      end
+    end
+  end
+  if keepCount > 0 then
+    local over = rcall("ZREVRANGE", completedKey, keepCount, -1)
+    removeJobs(over)
+    if #over > 0 then
+      rcall("ZREMRANGEBYRANK", completedKey, 0, -(keepCount + 1))
+    end
+  end
+end
+
+local jobs = {}
+local state = 0
+if wanted > 0 then
+  local meta = rcall("HMGET", metaKey, "paused", "concurrency", "max", "duration")
+  if meta[1] then
+    state = 1
+  elseif meta[2] or meta[3] or
+      #rcall("ZRANGEBYSCORE", delayedKey, 0, (timestamp + 1) * 0x1000 - 1, "LIMIT", 0, 1) > 0 then
+    state = 2
+  else
+    local took = 0
+    while took < wanted do
+      local jobId = rcall("RPOPLPUSH", waitKey, activeKey)
+      if not jobId then
+        if took == 0 then
+          state = 2
+        end
+        break
+      end
+      if string.sub(jobId, 1, 2) == "0:" then
+        -- A marker of BullMQ before v5 in the wait list: BullMQ's script knows what to do with it.
+        rcall("LREM", activeKey, 1, jobId)
+        rcall("RPUSH", waitKey, jobId)
+        if took == 0 then
+          state = 2
+        end
+        break
+      end
+      local jobKey = prefix .. jobId
+      rcall("SET", jobKey .. ":lock", ARGV[tokensAt + took + 1], "PX", ARGV[4])
+      rcall("XADD", eventsKey, "*", "event", "active", "jobId", jobId, "prev", "waiting")
+      -- The hash as it was: the caller sets processedOn, pb and ats in its copy as they are set here
+      -- (BullMQ's HMSET and HINCRBY, in one write).
+      local hash = rcall("HGETALL", jobKey)
+      local ats = 0
+      for f = 1, #hash, 2 do
+        if hash[f] == "ats" then
+          ats = tonumber(hash[f + 1])
+          break
+        end
+      end
+      if ARGV[5] ~= "" then
+        rcall("HSET", jobKey, "processedOn", timestamp, "pb", ARGV[5], "ats", ats + 1)
+      else
+        rcall("HSET", jobKey, "processedOn", timestamp, "ats", ats + 1)
+      end
+      jobs[#jobs + 1] = hash
+      jobs[#jobs + 1] = jobId
+      took = took + 1
+    end
+    if took > 0 then
+      rcall("ZADD", markerKey, 0, "0")
+    end
+  end
+end
+
+if filed > 0 and rcall("LLEN", waitKey) == 0 and rcall("LLEN", activeKey) == 0 and
+    rcall("ZCARD", prioritizedKey) == 0 then
+  rcall("XADD", eventsKey, "*", "event", "drained")
+end
+
+return { codes, jobs, state }

@@ -1,0 +1,278 @@
+/**
+ * src/redis/batched-worker.ts and finishAndTake-9.lua against BullMQ itself: the same jobs run once by
+ * BullMQ's own Worker and once by the batched one must leave Redis in the same state (job hashes,
+ * finished sets, retention, the job-event stream), for plain jobs and for those the batch leaves to
+ * BullMQ's scripts (deduplicated, delayed, prioritized, failed and retried). Then what only the
+ * batched worker does: fewer calls than jobs, renewed locks of jobs taken ahead, their hand-back.
+ */
+import { Queue, Worker, type Job, type Processor, type WorkerOptions } from 'bullmq';
+import { afterAll, describe, expect, it } from 'vitest';
+import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
+import { BatchedWorker } from '../../src/redis/batched-worker.js';
+import { createKeys, type Keys } from '../../src/redis/keys.js';
+import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
+
+const QUEUE = 'q';
+const prefixes: string[] = [];
+const closers: (() => Promise<unknown>)[] = [];
+
+afterAll(async () => {
+  for (const close of closers.reverse()) {
+    await close().catch(() => undefined);
+  }
+  for (const prefix of prefixes) {
+    await deletePrefix(testClient(), prefix);
+  }
+  await closeTestClients();
+});
+
+async function deployment(label: string): Promise<{ keys: Keys; queue: Queue }> {
+  const prefix = uniquePrefix(label);
+  prefixes.push(prefix);
+  const keys = createKeys(prefix);
+  const queue = new Queue(QUEUE, { connection: testClient(), prefix: keys.queues.all[0]!.bullPrefix });
+  closers.push(() => queue.close());
+  await queue.waitUntilReady();
+  return { keys, queue };
+}
+
+function bull(keys: Keys) {
+  return bullQueueKeys(keys.queues.all[0]!, QUEUE);
+}
+
+function startWorker(
+  kind: 'bullmq' | 'batched',
+  keys: Keys,
+  processor: Processor,
+  opts: Partial<WorkerOptions> = {},
+  batch = 8,
+): Worker {
+  const options: WorkerOptions = {
+    connection: testClient(),
+    prefix: keys.queues.all[0]!.bullPrefix,
+    concurrency: 4,
+    name: 'node-a',
+    ...opts,
+  };
+  const worker =
+    kind === 'batched'
+      ? new BatchedWorker(QUEUE, processor, options, { batch, depth: 1, prefetch: true, bull: bull(keys) })
+      : new Worker(QUEUE, processor, options);
+  closers.push(() => worker.close(true));
+  return worker;
+}
+
+async function until(check: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) {
+      throw new Error('timed out');
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The jobs of the mixed workload: plain ones and each kind the batch leaves to BullMQ's scripts. */
+async function addWorkload(queue: Queue): Promise<number> {
+  let n = 0;
+  const add = (opts: object, data: object = {}) =>
+    queue.add('p', { i: ++n, ...data }, { jobId: `j${n}`, ...opts });
+  for (let i = 0; i < 30; i++) {
+    await add({});
+  }
+  await add({ deduplication: { id: 'one-of-a-kind' } });
+  await add({ delay: 100 });
+  await add({ priority: 3 });
+  await add({ priority: 1 });
+  await add({ attempts: 2, backoff: 50 }, { failOnce: true });
+  await add({ attempts: 1 }, { failAlways: true });
+  await add({}, { returns: 'undefined' });
+  await add({ removeOnComplete: true });
+  for (let i = 0; i < 10; i++) {
+    await add({});
+  }
+  return n;
+}
+
+/** Per queue: each run as the processor saw its job (what the worker read back from the take). */
+const seen = new Map<string, string[]>();
+const processor: Processor = async (job: Job) => {
+  const data = job.data as { i: number; failOnce?: boolean; failAlways?: boolean; returns?: string };
+  const runs = seen.get(job.queueQualifiedName) ?? [];
+  seen.set(job.queueQualifiedName, runs);
+  runs.push(
+    `${job.id} started ${job.attemptsStarted} made ${job.attemptsMade} by ${job.processedBy} ` +
+      `at ${job.processedOn && job.processedOn >= job.timestamp ? 'set' : job.processedOn} ${JSON.stringify(job.data)}`,
+  );
+  if (data.failAlways || (data.failOnce && job.attemptsMade === 0)) {
+    throw new Error(`no ${data.i}`);
+  }
+  return data.returns === 'undefined' ? undefined : { done: data.i };
+};
+
+/** Redis's state of a drained queue, with what differs between two runs by nature (times, tokens) left out. */
+async function snapshot(keys: Keys, total: number) {
+  const b = bull(keys);
+  const redis = testClient();
+  const jobs: Record<string, Record<string, string>> = {};
+  for (let i = 1; i <= total; i++) {
+    const hash = await redis.hgetall(b.job(`j${i}`));
+    for (const field of ['timestamp', 'processedOn', 'finishedOn', 'stacktrace']) {
+      if (field in hash) {
+        hash[field] = '(set)';
+      }
+    }
+    jobs[`j${i}`] = hash;
+  }
+  const events = (await redis.xrange(b.events, '-', '+')).map(([, f]) => {
+    const fields: Record<string, string> = {};
+    for (let i = 0; i + 1 < f.length; i += 2) {
+      fields[f[i] as string] = f[i + 1] as string;
+    }
+    return fields;
+  });
+  // The order of events of different jobs depends on timing; each job's own sequence does not.
+  const perJob: Record<string, string[]> = {};
+  for (const e of events) {
+    if (e.jobId) {
+      perJob[e.jobId] = [...(perJob[e.jobId] ?? []), `${e.event}${e.returnvalue ? ` ${e.returnvalue}` : ''}`];
+    }
+  }
+  return {
+    jobs,
+    perJob,
+    completed: (await redis.zrange(b.completed, 0, -1)).sort(),
+    failed: (await redis.zrange(b.failed, 0, -1)).sort(),
+    wait: await redis.llen(b.wait),
+    active: await redis.llen(b.active),
+    stalled: await redis.scard(b.stalled),
+    locks: (await redis.keys(`${b.job('')}*:lock`)).length,
+    dedup: await redis.exists(`${b.deduplicationPrefix}one-of-a-kind`),
+  };
+}
+
+async function runWorkload(kind: 'bullmq' | 'batched') {
+  const { keys, queue } = await deployment(`bw-${kind}`);
+  const total = await addWorkload(queue);
+  const worker = startWorker(kind, keys, processor, {
+    removeOnComplete: { count: 25 },
+    removeOnFail: { count: 25 },
+  });
+  // 25 completed are kept, 1 removed when it completed, 1 failed for good.
+  await until(async () => {
+    const counts = await queue.getJobCounts(
+      'completed',
+      'failed',
+      'active',
+      'wait',
+      'delayed',
+      'prioritized',
+    );
+    return (
+      counts.completed === 25 &&
+      counts.failed === 1 &&
+      counts.active === 0 &&
+      counts.wait === 0 &&
+      counts.delayed === 0 &&
+      counts.prioritized === 0
+    );
+  });
+  await worker.close();
+  const runs = (seen.get(queue.qualifiedName) ?? []).sort();
+  return { state: await snapshot(keys, total), runs, worker };
+}
+
+describe('the batched worker against BullMQ', () => {
+  it('leaves Redis as BullMQ does, for every kind of job, in fewer calls', async () => {
+    const bullmq = await runWorkload('bullmq');
+    const batched = await runWorkload('batched');
+    expect(batched.state).toEqual(bullmq.state);
+    expect(batched.runs).toEqual(bullmq.runs);
+    expect(batched.runs.length).toBeGreaterThan(40);
+    expect(batched.state.completed).toHaveLength(25);
+    expect(batched.state.locks).toBe(0);
+    const stats = (batched.worker as BatchedWorker).batchStats;
+    // 46 jobs, a few through BullMQ's scripts; the rest filed and taken several per call.
+    expect(stats.filed).toBeGreaterThan(30);
+    expect(stats.taken).toBeGreaterThan(30);
+    expect(stats.calls).toBeLessThan(stats.filed);
+  });
+
+  it('runs each job once, under locks shorter than the jobs', async () => {
+    const { keys, queue } = await deployment('bw-locks');
+    for (let i = 1; i <= 9; i++) {
+      await queue.add('p', { i }, { jobId: `j${i}` });
+    }
+    const runs = new Map<string, number>();
+    const stalled: string[] = [];
+    // Jobs of 3 lock durations: only renewal keeps their locks, also of the jobs each finished one fetched.
+    const worker = startWorker(
+      'batched',
+      keys,
+      async (job) => {
+        runs.set(job.id as string, (runs.get(job.id as string) ?? 0) + 1);
+        await new Promise((r) => setTimeout(r, 900));
+        return job.id;
+      },
+      { concurrency: 3, lockDuration: 300, stalledInterval: 300 },
+    );
+    worker.on('stalled', (id) => stalled.push(id));
+    await until(async () => (await queue.getCompletedCount()) === 9, 30_000);
+    expect(stalled).toEqual([]);
+    expect([...runs.values()]).toEqual(Array(9).fill(1));
+    expect((worker as BatchedWorker).batchStats.taken).toBeGreaterThan(0);
+  });
+
+  it('renews the locks of the jobs it took ahead, and gives them back unstarted when it closes', async () => {
+    const { keys, queue } = await deployment('bw-giveback');
+    for (let i = 1; i <= 5; i++) {
+      await queue.add('p', { i }, { jobId: `j${i}` });
+    }
+    const givenBack: string[] = [];
+    const worker = new BatchedWorker(
+      QUEUE,
+      async () => null,
+      {
+        connection: testClient(),
+        prefix: keys.queues.all[0]!.bullPrefix,
+        concurrency: 4,
+        autorun: false,
+        lockDuration: 300,
+      },
+      { batch: 8, prefetch: true, bull: bull(keys), onGivenBack: async (id) => void givenBack.push(id) },
+    );
+    closers.push(() => worker.close(true));
+    // One job asked for: a call takes one per free slot, so three wait ahead, locked.
+    const job = await worker.getNextJob('caller');
+    expect(job?.id).toBe('j1');
+    const b = bull(keys);
+    expect(await testClient().llen(b.active)).toBe(4);
+    // The renewal BullMQ's run() starts (its loop is not wanted here: it would take the jobs ahead).
+    (worker as unknown as { lockManager: { start(): void } }).lockManager.start();
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const id of ['j2', 'j3', 'j4']) {
+      expect(await testClient().pttl(`${b.job(id)}:lock`)).toBeGreaterThan(0);
+    }
+    await worker.close(true);
+    expect(givenBack.sort()).toEqual(['j2', 'j3', 'j4']);
+    expect(await testClient().lrange(b.active, 0, -1)).toEqual(['j1']);
+    expect((await testClient().lrange(b.wait, 0, -1)).sort()).toEqual(['j2', 'j3', 'j4', 'j5']);
+    for (const id of ['j2', 'j3', 'j4']) {
+      expect(await testClient().exists(`${b.job(id)}:lock`)).toBe(0);
+    }
+  });
+
+  it('says what BullMQ says when a job lost its lock before it completed', async () => {
+    const { keys, queue } = await deployment('bw-lost');
+    await queue.add('p', {}, { jobId: 'j1' });
+    const errors: string[] = [];
+    const worker = startWorker('batched', keys, async (job) => {
+      await testClient().del(`${bull(keys).job(job.id as string)}:lock`);
+      return 1;
+    });
+    worker.on('error', (err) => errors.push(err.message));
+    await until(async () => errors.length > 0);
+    expect(errors[0]).toMatch(/Missing lock for job j1\. moveToFinished/);
+    expect(await queue.getJobState('j1')).toBe('active');
+  });
+});
