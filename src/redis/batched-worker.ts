@@ -253,8 +253,13 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
    */
   private async file(client: RedisConnection, group: PendingFinish[], takers: Taker[]): Promise<void> {
     const token = `${this.id}:b${this.calls++}`;
-    const fetching = this.holdTakes ? [] : group.filter((f) => f.fetchNext);
-    const extra = this.holdTakes || takers.length === 0 ? 0 : Math.max(0, this.freeSlots() - takers.length);
+    // While jobs wait ahead, finished ones fetch none: their slots ask BullMQ's loop, which serves those.
+    const fetchers = this.holdTakes ? [] : group.filter((f) => f.fetchNext);
+    const fetching = fetchers.slice(0, Math.max(0, fetchers.length - this.ahead.length));
+    const extra =
+      this.holdTakes || takers.length === 0
+        ? 0
+        : Math.max(0, this.freeSlots() - takers.length - fetching.length);
     const takeTokens = [
       ...fetching.map((f) => f.token),
       ...Array.from({ length: this.holdTakes ? 0 : takers.length + extra }, () => token),

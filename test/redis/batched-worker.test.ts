@@ -223,6 +223,35 @@ describe('the batched worker against BullMQ', () => {
     expect((worker as BatchedWorker).batchStats.taken).toBeGreaterThan(0);
   });
 
+  it('never holds more jobs than its concurrency, taken ahead included', async () => {
+    const { keys, queue } = await deployment('bw-bound');
+    await queue.addBulk(
+      Array.from({ length: 60 }, (_, i) => ({ name: 'p', data: { i }, opts: { jobId: `j${i}` } })),
+    );
+    const b = bull(keys);
+    let most = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        most = Math.max(most, await testClient().llen(b.active));
+      }
+    })();
+    startWorker(
+      'batched',
+      keys,
+      async (job) => {
+        await new Promise((r) => setTimeout(r, (Number(job.id?.slice(1)) * 7) % 15));
+        return null;
+      },
+      { concurrency: 3 },
+    );
+    await until(async () => (await queue.getCompletedCount()) === 60);
+    sampling = false;
+    await sampler;
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(3);
+  });
+
   it('renews the locks of the jobs it took ahead, and gives them back unstarted when it closes', async () => {
     const { keys, queue } = await deployment('bw-giveback');
     for (let i = 1; i <= 5; i++) {
