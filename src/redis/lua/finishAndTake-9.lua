@@ -72,6 +72,10 @@ if nFinish > 0 then
   end
   rcall("XTRIM", eventsKey, "MAXLEN", "~", maxEvents)
 end
+-- What the jobs of the batch share is written once after the loop (one command for all, not one each):
+-- their locks deleted and stalled marks removed (for each job whose lock was its own, as BullMQ does
+-- before it checks the active list), their entries in the completed set.
+local locks, stalledIds, completed = {}, {}, {}
 for i = 1, nFinish do
   local o = 9 + (i - 1) * 3
   local jobId, token, value = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
@@ -87,14 +91,14 @@ for i = 1, nFinish do
   elseif attrs[1] or attrs[2] or attrs[3] then
     code = 1
   else
-    local lockKey = jobKey .. ":lock"
     if token ~= "0" then
+      local lockKey = jobKey .. ":lock"
       local held = rcall("GET", lockKey)
       if held ~= token then
         code = held and -6 or -2
       else
-        rcall("DEL", lockKey)
-        rcall("SREM", stalledKey, jobId)
+        locks[#locks + 1] = lockKey
+        stalledIds[#stalledIds + 1] = jobId
       end
     end
     if code == 0 then
@@ -102,7 +106,8 @@ for i = 1, nFinish do
         code = -3
       else
         if keepCount ~= 0 then
-          rcall("ZADD", completedKey, timestamp, jobId)
+          completed[#completed + 1] = timestamp
+          completed[#completed + 1] = jobId
           -- BullMQ's HINCRBY of atm, then its HSET of the result, in one write.
           rcall("HSET", jobKey, "atm", (tonumber(attrs[5]) or 0) + 1, "returnvalue", value,
             "finishedOn", timestamp)
@@ -116,6 +121,13 @@ for i = 1, nFinish do
     end
   end
   codes[i] = code
+end
+if #locks > 0 then
+  rcall("DEL", unpack(locks))
+  rcall("SREM", stalledKey, unpack(stalledIds))
+end
+if #completed > 0 then
+  rcall("ZADD", completedKey, unpack(completed))
 end
 
 if filed > 0 and keepCount ~= 0 then
@@ -154,23 +166,27 @@ if wanted > 0 then
     state = 2
   else
     local took = 0
-    while took < wanted do
-      local jobId = rcall("RPOPLPUSH", waitKey, activeKey)
-      if not jobId then
-        if took == 0 then
-          state = 2
-        end
-        break
-      end
+    -- One pop and one push for the batch: the active list ends as BullMQ's RPOPLPUSH one by one leaves it.
+    local ids = rcall("RPOP", waitKey, wanted)
+    if not ids then
+      state = 2
+      ids = {}
+    end
+    for _, jobId in ipairs(ids) do
       if string.sub(jobId, 1, 2) == "0:" then
-        -- A marker of BullMQ before v5 in the wait list: BullMQ's script knows what to do with it.
-        rcall("LREM", activeKey, 1, jobId)
-        rcall("RPUSH", waitKey, jobId)
-        if took == 0 then
-          state = 2
+        -- A marker of BullMQ before v5 in the wait list: all go back, BullMQ's script knows what to do.
+        for j = #ids, 1, -1 do
+          rcall("RPUSH", waitKey, ids[j])
         end
+        ids = {}
+        state = 2
         break
       end
+    end
+    if #ids > 0 then
+      rcall("LPUSH", activeKey, unpack(ids))
+    end
+    for _, jobId in ipairs(ids) do
       local jobKey = prefix .. jobId
       rcall("SET", jobKey .. ":lock", ARGV[tokensAt + took + 1], "PX", ARGV[4])
       rcall("XADD", eventsKey, "*", "event", "active", "jobId", jobId, "prev", "waiting")
