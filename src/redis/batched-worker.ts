@@ -71,8 +71,8 @@ interface TakenJob {
   readonly token: string;
 }
 
-/** What a waiting `moveToActive` gets: a job, or what to do instead. */
-type TakeAnswer = TakenJob | 'paused' | 'bullmq';
+/** What a waiting `moveToActive` gets: a job, or what to do instead (nothing to take: 'none'). */
+type TakeAnswer = TakenJob | 'none' | 'bullmq';
 
 /** A `moveToActive` waiting for the next call. */
 interface Taker {
@@ -109,6 +109,10 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
   private holdTakes = false;
 
   constructor(name: string, processor: Processor<D, R>, opts: WorkerOptions, batching: BatchedWorkerOptions) {
+    if (opts.limiter) {
+      // The batch script checks the queue's rate limit, not a worker's own.
+      throw new Error("BatchedWorker takes no limiter: use BullMQ's Worker for a rate-limited worker");
+    }
     super(name, processor, opts);
     this.batching = batching;
     const backend = this.internals.backend;
@@ -130,7 +134,8 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
       return super.moveToActive(token, name);
     }
     this.internals.updateDelays(0, 0);
-    if (answer === 'paused') {
+    if (answer === 'none') {
+      // As BullMQ's empty answer: the worker counts itself drained and waits on the marker.
       return this.nextJobFromJobData(undefined, undefined, token);
     }
     return this.nextJobFromJobData(jobJsonOfHash(answer.hash), answer.id, answer.token);
@@ -303,10 +308,11 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
         this.keepAhead(next);
       }
     }
-    const state = this.holdTakes && takers.length > 0 ? 1 : reply.state;
+    // Paused (the queue, or this worker) or empty: nothing to take. Else BullMQ's script knows more.
+    const none = this.holdTakes || reply.state === 1 || reply.state === 3;
     for (const taker of takers) {
       const job = taken.shift();
-      taker.resolve(job ?? (state === 1 ? 'paused' : 'bullmq'));
+      taker.resolve(job ?? (none ? 'none' : 'bullmq'));
     }
     for (const job of taken) {
       this.keepAhead(job);

@@ -930,8 +930,11 @@ export interface FinishAndTakeReply {
   readonly codes: number[];
   /** The taken jobs: the hash of each as the take left it, and its id. */
   readonly jobs: { hash: Record<string, string>; id: string }[];
-  /** 0: every job asked for was taken; 1: the queue is paused; 2: take the next one with BullMQ. */
-  readonly state: 0 | 1 | 2;
+  /**
+   * 0: every job asked for was taken; 1: the queue is paused; 2: take the next one with BullMQ; 3: no
+   * job waits, none prioritized or delayed (BullMQ's script would answer nothing, and no delay).
+   */
+  readonly state: 0 | 1 | 2 | 3;
   /** The time the call filed and took at (ms): the jobs' finishedOn and processedOn. */
   readonly at: number;
 }
@@ -977,7 +980,7 @@ export async function finishAndTake(
       bull.completed,
     ],
     args,
-  )) as [number[], (string[] | string)[], 0 | 1 | 2];
+  )) as [number[], (string[] | string)[], 0 | 1 | 2 | 3];
   const jobs: { hash: Record<string, string>; id: string }[] = [];
   for (let i = 0; i < flat.length; i += 2) {
     const raw = flat[i] as string[];

@@ -6,7 +6,7 @@
  * batched worker does: fewer calls than jobs, renewed locks of jobs taken ahead, their hand-back.
  */
 import { Queue, Worker, type Job, type Processor, type WorkerOptions } from 'bullmq';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
 import { BatchedWorker } from '../../src/redis/batched-worker.js';
 import { createKeys, type Keys } from '../../src/redis/keys.js';
@@ -289,6 +289,30 @@ describe('the batched worker against BullMQ', () => {
     for (const id of ['j2', 'j3', 'j4']) {
       expect(await testClient().exists(`${b.job(id)}:lock`)).toBe(0);
     }
+  });
+
+  it('answers an empty queue itself, as BullMQ would, and waits on the marker', async () => {
+    const { keys, queue } = await deployment('bw-empty');
+    const viaBullMQ = vi.spyOn(Worker.prototype as unknown as { moveToActive(): unknown }, 'moveToActive');
+    const worker = startWorker('batched', keys, async (job) => job.id);
+    await worker.waitUntilReady();
+    for (let i = 1; i <= 5; i++) {
+      // One at a time, each once the worker found the queue empty and blocked on the marker again.
+      await new Promise((r) => setTimeout(r, 50));
+      await queue.add('p', { i }, { jobId: `j${i}` });
+      await until(async () => (await queue.getCompletedCount()) === i);
+    }
+    expect(viaBullMQ).not.toHaveBeenCalled();
+    viaBullMQ.mockRestore();
+    expect(
+      () =>
+        new BatchedWorker(
+          QUEUE,
+          async () => null,
+          { connection: testClient(), limiter: { max: 1, duration: 1000 } },
+          { batch: 8, prefetch: true, bull: bull(keys) },
+        ),
+    ).toThrow(/takes no limiter/);
   });
 
   it('says what BullMQ says when a job lost its lock before it completed', async () => {

@@ -22,8 +22,8 @@
     { codes (one per finished job: 0 filed; BullMQ's moveToFinished codes -1 missing, -2 lock missing,
       -3 not active, -4 pending children, -6 lock not owned, -9 failed children; 1 not filed, use
       BullMQ's script), jobs (flat: each taken job's HGETALL as it was before the take wrote its
-      processedOn, pb and ats, then its id), state (0 every job asked
-      for was taken; 1 the queue is paused; 2 take the next job with BullMQ's script) }
+      processedOn, pb and ats, then its id), state (0 every job asked for was taken; 1 the queue is
+      paused; 2 take the next job with BullMQ's script; 3 no job waits, prioritized or delayed) }
 ]]
 local rcall = redis.call
 local waitKey, activeKey, prioritizedKey, eventsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -169,7 +169,13 @@ if wanted > 0 then
     -- One pop and one push for the batch: the active list ends as BullMQ's RPOPLPUSH one by one leaves it.
     local ids = rcall("RPOP", waitKey, wanted)
     if not ids then
-      state = 2
+      -- Nothing waits at all: the answer BullMQ's script would give (no job, no delay to wait for).
+      -- Else a prioritized or delayed job may be there: BullMQ's script takes it or says when.
+      if rcall("ZCARD", prioritizedKey) == 0 and rcall("ZCARD", delayedKey) == 0 then
+        state = 3
+      else
+        state = 2
+      end
       ids = {}
     end
     for _, jobId in ipairs(ids) do
