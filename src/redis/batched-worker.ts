@@ -12,7 +12,8 @@
  *    locked with the finished job's token, and hands it back as BullMQ's script would.
  *
  * Whatever the batch script leaves to BullMQ (a job with a parent or a deduplication id, a take that
- * meets a rate limit, priorities, a due delayed job or an empty queue) goes through BullMQ's own script,
+ * meets a rate limit, priorities, a due delayed job, or an empty wait list beside prioritized or delayed
+ * jobs) goes through BullMQ's own script,
  * so the data in Redis is BullMQ's either way.
  *
  * Jobs taken ahead of their slot are tracked by the Worker's lock manager from the moment they are taken,

@@ -6,7 +6,8 @@
   for those:
     - a completed job with a parent, a deduplication id or children (`code` 1);
     - a take when the queue has a rate limit or a global concurrency, a delayed job is due, or the wait
-      list is empty (`state` 2: priorities and the next delay's time are BullMQ's to answer).
+      list is empty while prioritized or delayed jobs exist (`state` 2: priorities and the next delay's
+      time are BullMQ's to answer); a queue with nothing at all is answered here (`state` 3).
   The per-call work BullMQ does per job is done once per call: the events stream's trim, the retention
   of finished jobs (by count and by age), the `drained` check and the marker.
 
