@@ -232,8 +232,14 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     // Retention is one per call: the jobs of one call share it (a job's own wins, as in BullMQ).
     const groups = new Map<string, PendingFinish[]>();
     for (const f of finishes) {
-      const key = JSON.stringify(f.removeOnComplete ?? null);
-      groups.set(key, [...(groups.get(key) ?? []), f]);
+      // sprocd's executions carry none (the worker's applies): no key to build for those.
+      const key = f.removeOnComplete === undefined ? '' : JSON.stringify(f.removeOnComplete);
+      const group = groups.get(key);
+      if (group) {
+        group.push(f);
+      } else {
+        groups.set(key, [f]);
+      }
     }
     const calls = groups.size === 0 ? [[]] : [...groups.values()];
     try {

@@ -123,6 +123,15 @@ function run(
     : command.call(redis, ...keys, ...args);
 }
 
+/** A hash as HGETALL answers it (field, value, field, value...), read from position `from`. */
+function hashOfPairs(pairs: readonly string[], from = 0): Record<string, string> {
+  const hash: Record<string, string> = {};
+  for (let i = from; i + 1 < pairs.length; i += 2) {
+    hash[pairs[i] as string] = pairs[i + 1] as string;
+  }
+  return hash;
+}
+
 // ---- session storage locks (session/locks.ts) ---------------------------------------------------
 
 /** The storage keys, with the number of data slots when the entries live in slots (session/slots.ts). */
@@ -604,11 +613,10 @@ export async function executionFind(
   if (reply.length === 0) {
     return undefined;
   }
-  const hash: Record<string, string> = {};
-  for (let i = 1; i + 1 < reply.length; i += 2) {
-    hash[reply[i] as string] = reply[i + 1] as string;
-  }
-  return { state: reply[0] as 'completed' | 'failed' | 'delayed' | 'waiting' | 'active', hash };
+  return {
+    state: reply[0] as 'completed' | 'failed' | 'delayed' | 'waiting' | 'active',
+    hash: hashOfPairs(reply, 1),
+  };
 }
 
 /**
@@ -983,11 +991,7 @@ export async function finishAndTake(
   )) as [number[], (string[] | string)[], 0 | 1 | 2 | 3];
   const jobs: { hash: Record<string, string>; id: string }[] = [];
   for (let i = 0; i < flat.length; i += 2) {
-    const raw = flat[i] as string[];
-    const hash: Record<string, string> = {};
-    for (let f = 0; f + 1 < raw.length; f += 2) {
-      hash[raw[f] as string] = raw[f + 1] as string;
-    }
+    const hash = hashOfPairs(flat[i] as string[]);
     // The script answers the hash as it was before its take wrote these (one write fewer in Redis).
     hash.processedOn = String(at);
     if (request.workerName) {

@@ -6,32 +6,21 @@
  * batched worker does: fewer calls than jobs, renewed locks of jobs taken ahead, their hand-back.
  */
 import { Queue, Worker, type Job, type Processor, type WorkerOptions } from 'bullmq';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { fieldsOf } from '../../src/events/bull-events.js';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
 import { BatchedWorker } from '../../src/redis/batched-worker.js';
 import { createKeys, type Keys } from '../../src/redis/keys.js';
-import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
+import { releasedAfterAll, testClient } from '../support/redis.js';
 
 const QUEUE = 'q';
-const prefixes: string[] = [];
-const closers: (() => Promise<unknown>)[] = [];
-
-afterAll(async () => {
-  for (const close of closers.reverse()) {
-    await close().catch(() => undefined);
-  }
-  for (const prefix of prefixes) {
-    await deletePrefix(testClient(), prefix);
-  }
-  await closeTestClients();
-});
+const released = releasedAfterAll();
 
 async function deployment(label: string): Promise<{ keys: Keys; queue: Queue }> {
-  const prefix = uniquePrefix(label);
-  prefixes.push(prefix);
+  const prefix = released.prefix(label);
   const keys = createKeys(prefix);
   const queue = new Queue(QUEUE, { connection: testClient(), prefix: keys.queues.all[0]!.bullPrefix });
-  closers.push(() => queue.close());
+  released.onClose(() => queue.close());
   await queue.waitUntilReady();
   return { keys, queue };
 }
@@ -58,7 +47,7 @@ function startWorker(
     kind === 'batched'
       ? new BatchedWorker(QUEUE, processor, options, { batch, depth: 1, prefetch: true, bull: bull(keys) })
       : new Worker(QUEUE, processor, options);
-  closers.push(() => worker.close(true));
+  released.onClose(() => worker.close(true));
   return worker;
 }
 
@@ -124,13 +113,7 @@ async function snapshot(keys: Keys, total: number) {
     }
     jobs[`j${i}`] = hash;
   }
-  const events = (await redis.xrange(b.events, '-', '+')).map(([, f]) => {
-    const fields: Record<string, string> = {};
-    for (let i = 0; i + 1 < f.length; i += 2) {
-      fields[f[i] as string] = f[i + 1] as string;
-    }
-    return fields;
-  });
+  const events = (await redis.xrange(b.events, '-', '+')).map(([, f]) => fieldsOf(f));
   // The order of events of different jobs depends on timing; each job's own sequence does not.
   const perJob: Record<string, string[]> = {};
   for (const e of events) {
@@ -270,7 +253,7 @@ describe('the batched worker against BullMQ', () => {
       },
       { batch: 8, prefetch: true, bull: bull(keys), onGivenBack: async (id) => void givenBack.push(id) },
     );
-    closers.push(() => worker.close(true));
+    released.onClose(() => worker.close(true));
     // One job asked for: a call takes one per free slot, so three wait ahead, locked.
     const job = await worker.getNextJob('caller');
     expect(job?.id).toBe('j1');

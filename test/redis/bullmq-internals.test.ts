@@ -7,7 +7,7 @@
  * backups, the hand-off or the event hub misread a job.
  */
 import { DelayedError, Job, Queue, QueueEvents, WaitingError, Worker, type Processor } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   ABORT_FIELD,
   JOB_FIELDS,
@@ -29,18 +29,16 @@ import {
 } from '../../src/redis/bullmq-internals.js';
 import { QUEUE_NAME, createKeys, jobIdOf, type Keys } from '../../src/redis/keys.js';
 import { abortWaiting, dropPopped, pauseExecution, resumeWaiting } from '../../src/redis/scripts.js';
-import { closeTestClients, deletePrefix, testClient, uniquePrefix } from '../support/redis.js';
+import { releasedAfterAll, testClient } from '../support/redis.js';
 
-const prefixes: string[] = [];
-const closers: (() => Promise<unknown>)[] = [];
+const released = releasedAfterAll();
 
 /** A fresh deployment with a Queue on the procedures queue (no worker yet). */
 async function deployment(label: string): Promise<{ keys: Keys; queue: Queue }> {
-  const prefix = uniquePrefix(label);
-  prefixes.push(prefix);
+  const prefix = released.prefix(label);
   const keys = createKeys(prefix);
   const queue = new Queue(QUEUE_NAME, { connection: testClient(), prefix: keys.bullPrefix });
-  closers.push(() => queue.close());
+  released.onClose(() => queue.close());
   await queue.waitUntilReady();
   return { keys, queue };
 }
@@ -51,7 +49,7 @@ function startWorker(keys: Keys, processor: Processor): Worker {
     prefix: keys.bullPrefix,
     concurrency: 4,
   });
-  closers.push(() => worker.close(true));
+  released.onClose(() => worker.close(true));
   return worker;
 }
 
@@ -73,16 +71,6 @@ async function eventEntries(keys: Keys): Promise<Record<string, string>[]> {
 async function eventOf(keys: Keys, event: string, n: number): Promise<Record<string, string> | undefined> {
   return (await eventEntries(keys)).find((f) => f.event === event && f.jobId === jobIdOf(n));
 }
-
-afterAll(async () => {
-  for (const close of closers.reverse()) {
-    await close().catch(() => undefined);
-  }
-  for (const prefix of prefixes) {
-    await deletePrefix(testClient(), prefix);
-  }
-  await closeTestClients();
-});
 
 describe('unfinished jobs', () => {
   let keys: Keys;
@@ -154,7 +142,7 @@ describe('unfinished jobs', () => {
 
   it('abortWaiting files waiting, delayed, prioritized and deduplicated jobs as failed, as BullMQ would', async () => {
     const events = new QueueEvents(QUEUE_NAME, { connection: testClient(), prefix: keys.bullPrefix });
-    closers.push(() => events.close());
+    released.onClose(() => events.close());
     await events.waitUntilReady();
     const failedEvents: string[] = [];
     events.on('failed', ({ jobId }) => failedEvents.push(jobId));
@@ -329,7 +317,7 @@ describe('job schedulers', () => {
   it('make their tick jobs with the ids schedulerJobId builds and parseSchedulerJobId reads', async () => {
     const { keys } = await deployment('bi-sched');
     const lifecycle = new Queue('lifecycle', { connection: testClient(), prefix: keys.bullPrefix });
-    closers.push(() => lifecycle.close());
+    released.onClose(() => lifecycle.close());
     await lifecycle.upsertJobScheduler('procedure@tick', { pattern: '0 0 1 1 *', tz: 'UTC' }, { name: 't' });
     const scheduler = await lifecycle.getJobScheduler('procedure@tick');
     const next = Number(scheduler?.next);

@@ -3,7 +3,7 @@
  * counted so a test that leaks one fails, and cleanup of only our own keys.
  */
 import { randomUUID } from 'node:crypto';
-import { inject } from 'vitest';
+import { afterAll, inject } from 'vitest';
 import { Redis } from 'ioredis';
 import { deleteDeploymentKeys } from '../../src/redis/cleanup.js';
 
@@ -44,4 +44,36 @@ export async function countConnections(client: Redis, namePrefix: string): Promi
 
 function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * What a test file opens, released after its tests: `prefix(label)` gives a fresh prefix whose keys are
+ * deleted, `onClose(fn)` registers a close (run last-opened first, errors ignored); then the test clients
+ * are closed.
+ */
+export function releasedAfterAll(): {
+  prefix(label: string): string;
+  onClose(close: () => Promise<unknown>): void;
+} {
+  const prefixes: string[] = [];
+  const closers: (() => Promise<unknown>)[] = [];
+  afterAll(async () => {
+    for (const close of closers.reverse()) {
+      await close().catch(() => undefined);
+    }
+    for (const prefix of prefixes) {
+      await deletePrefix(testClient(), prefix);
+    }
+    await closeTestClients();
+  });
+  return {
+    prefix(label) {
+      const prefix = uniquePrefix(label);
+      prefixes.push(prefix);
+      return prefix;
+    },
+    onClose(close) {
+      closers.push(close);
+    },
+  };
 }
