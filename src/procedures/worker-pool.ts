@@ -217,6 +217,8 @@ export class WorkerPool {
             // taking ahead would hold jobs another shard's Worker has the slots for.
             prefetch: this.opts.keys.queues.all.length === 1,
             bull: bullQueueKeys(shard),
+            // sprocd writes no BullMQ job logs (its own are ./execution-logs.ts) and makes no flows.
+            jobSideKeys: false,
             onGivenBack: async (jobId) => {
               const number = numberOfJobId(jobId);
               if (number !== undefined) {

@@ -90,6 +90,12 @@ export interface BatchedWorkerOptions {
   readonly prefetch: boolean;
   /** The queue's keys (those of the Worker's prefix and name). */
   readonly bull: BullQueueKeys;
+  /**
+   * Whether the queue's jobs may have side keys for retention to delete with them, as BullMQ does: logs
+   * (`job.log`) and the sets of a flow's parent. Default true; false where none is ever written (sprocd's
+   * executions), which spares Redis five key lookups per job retention removes.
+   */
+  readonly jobSideKeys?: boolean;
   /** Told of each job given back to the wait list unstarted (a pause or close with jobs taken ahead). */
   readonly onGivenBack?: (jobId: string) => Promise<void>;
 }
@@ -283,6 +289,7 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
       lockDurationMs: this.opts.lockDuration ?? 30_000,
       workerName: this.opts.name ?? '',
       keep,
+      sideKeys: this.batching.jobSideKeys ?? true,
     });
     this.batchStats.calls++;
     this.batchStats.taken += reply.jobs.length;

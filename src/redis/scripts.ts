@@ -930,6 +930,8 @@ export interface FinishAndTakeRequest {
   readonly workerName: string;
   /** BullMQ's `keepJobs` of completed jobs: count (-1 all, 0 none), age in seconds, its limit per call. */
   readonly keep: { readonly count: number; readonly age?: number; readonly limit?: number };
+  /** Whether jobs may have side keys (logs, a flow's sets) that retention deletes with them. */
+  readonly sideKeys: boolean;
 }
 
 /** The reply of {@link finishAndTake}. */
@@ -968,6 +970,7 @@ export async function finishAndTake(
     request.keep.age ?? '',
     request.keep.limit ?? 1000,
     request.completed.length,
+    request.sideKeys ? '1' : '0',
   ];
   for (const c of request.completed) {
     args.push(c.jobId, c.token, c.value);

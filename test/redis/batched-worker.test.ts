@@ -5,7 +5,7 @@
  * BullMQ's scripts (deduplicated, delayed, prioritized, failed and retried). Then what only the
  * batched worker does: fewer calls than jobs, renewed locks of jobs taken ahead, their hand-back.
  */
-import { Queue, Worker, type Job, type Processor, type WorkerOptions } from 'bullmq';
+import { FlowProducer, Queue, Worker, type Job, type Processor, type WorkerOptions } from 'bullmq';
 import { describe, expect, it, vi } from 'vitest';
 import { fieldsOf } from '../../src/events/bull-events.js';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
@@ -30,7 +30,7 @@ function bull(keys: Keys) {
 }
 
 function startWorker(
-  kind: 'bullmq' | 'batched',
+  kind: 'bullmq' | 'batched' | 'batched, no side keys',
   keys: Keys,
   processor: Processor,
   opts: Partial<WorkerOptions> = {},
@@ -46,6 +46,14 @@ function startWorker(
   const worker =
     kind === 'batched'
       ? new BatchedWorker(QUEUE, processor, options, { batch, depth: 1, prefetch: true, bull: bull(keys) })
+      : kind === 'batched, no side keys'
+        ? new BatchedWorker(QUEUE, processor, options, {
+            batch,
+            depth: 1,
+            prefetch: true,
+            bull: bull(keys),
+            jobSideKeys: false,
+          })
       : new Worker(QUEUE, processor, options);
   released.onClose(() => worker.close(true));
   return worker;
@@ -62,10 +70,26 @@ async function until(check: () => Promise<boolean>, ms = 15_000): Promise<void> 
 }
 
 /** The jobs of the mixed workload: plain ones and each kind the batch leaves to BullMQ's scripts. */
-async function addWorkload(queue: Queue): Promise<number> {
+async function addWorkload(queue: Queue, withFlow: boolean): Promise<number> {
   let n = 0;
   const add = (opts: object, data: object = {}) =>
     queue.add('p', { i: ++n, ...data }, { jobId: `j${n}`, ...opts });
+  // A parent and its child: the child has a parent, the parent (once its child completed) a processed
+  // set; both are BullMQ's to file, and retention deletes the parent's set with it
+  // (first, so that retention has removed them by the end).
+  if (withFlow) {
+    const flows = new FlowProducer({ connection: queue.opts.connection, prefix: queue.opts.prefix });
+    const parent = ++n;
+    const child = ++n;
+    await flows.add({
+      name: 'p',
+      queueName: QUEUE,
+      data: { i: parent },
+      opts: { jobId: `j${parent}` },
+      children: [{ name: 'p', queueName: QUEUE, data: { i: child }, opts: { jobId: `j${child}` } }],
+    });
+    await flows.close();
+  }
   for (let i = 0; i < 30; i++) {
     await add({});
   }
@@ -121,7 +145,7 @@ async function snapshot(keys: Keys, total: number) {
       perJob[e.jobId] = [...(perJob[e.jobId] ?? []), `${e.event}${e.returnvalue ? ` ${e.returnvalue}` : ''}`];
     }
   }
-  return {
+  const state = {
     jobs,
     perJob,
     completed: (await redis.zrange(b.completed, 0, -1)).sort(),
@@ -130,13 +154,18 @@ async function snapshot(keys: Keys, total: number) {
     active: await redis.llen(b.active),
     stalled: await redis.scard(b.stalled),
     locks: (await redis.keys(`${b.job('')}*:lock`)).length,
+    // The side keys of jobs (a flow's sets): those of kept jobs stay, those of removed ones go with them.
+    sideKeys: (await redis.keys(`${b.job('')}*:*`)).filter((k) => !k.endsWith(':lock')).sort(),
     dedup: await redis.exists(`${b.deduplicationPrefix}one-of-a-kind`),
   };
+  // The two runs' prefixes differ, and a flow's keys and hashes name theirs.
+  const prefix = keys.queues.all[0]!.bullPrefix;
+  return JSON.parse(JSON.stringify(state).split(prefix).join('(prefix)')) as typeof state;
 }
 
-async function runWorkload(kind: 'bullmq' | 'batched') {
-  const { keys, queue } = await deployment(`bw-${kind}`);
-  const total = await addWorkload(queue);
+async function runWorkload(kind: 'bullmq' | 'batched' | 'batched, no side keys', withFlow = true) {
+  const { keys, queue } = await deployment(`bw-${kind.replace(/\W+/g, '-')}`);
+  const total = await addWorkload(queue, withFlow);
   const worker = startWorker(kind, keys, processor, {
     removeOnComplete: { count: 25 },
     removeOnFail: { count: 25 },
@@ -174,11 +203,25 @@ describe('the batched worker against BullMQ', () => {
     expect(batched.runs.length).toBeGreaterThan(40);
     expect(batched.state.completed).toHaveLength(25);
     expect(batched.state.locks).toBe(0);
+    // The flow's parent was among the first to complete: retention removed it and its processed set.
+    expect(batched.state.jobs.j1).toEqual({});
+    expect(batched.state.sideKeys).toEqual([]);
     const stats = (batched.worker as BatchedWorker).batchStats;
-    // 46 jobs, a few through BullMQ's scripts; the rest filed and taken several per call.
+    // 48 jobs, a few through BullMQ's scripts; the rest filed and taken several per call.
     expect(stats.filed).toBeGreaterThan(30);
     expect(stats.taken).toBeGreaterThan(30);
     expect(stats.calls).toBeLessThan(stats.filed);
+  });
+
+  it('with no side keys to delete (no job logs, no flows), retention still leaves Redis as BullMQ does', async () => {
+    const bullmq = await runWorkload('bullmq', false);
+    const batched = await runWorkload('batched, no side keys', false);
+    expect(batched.state).toEqual(bullmq.state);
+    expect(batched.runs).toEqual(bullmq.runs);
+    // Retention removed the first ones: their hashes are gone.
+    expect(batched.state.jobs.j1).toEqual({});
+    expect(batched.state.completed).toHaveLength(25);
+    expect((batched.worker as BatchedWorker).batchStats.filed).toBeGreaterThan(30);
   });
 
   it('runs each job once, under locks shorter than the jobs', async () => {

@@ -16,7 +16,8 @@
     KEYS[6] delayed, KEYS[7] meta, KEYS[8] marker, KEYS[9] completed
     ARGV[1] job key prefix, ARGV[2] timestamp, ARGV[3] N (jobs to take), ARGV[4] lock duration (ms),
     ARGV[5] worker name ("" for none), ARGV[6] retention count (-1 keeps all, 0 keeps none), ARGV[7]
-    retention age in seconds ("" for none), ARGV[8] retention age's limit per call, ARGV[9] F, then F
+    retention age in seconds ("" for none), ARGV[8] retention age's limit per call, ARGV[9] F, ARGV[10]
+    "1" when the jobs may have side keys for retention to delete (logs, a flow's sets), else "0"; then F
     times: job id, its lock token, its return value (JSON); then N lock tokens, one per job to take
     (BullMQ locks the job a finished one fetches with the finished one's token)
   Output:
@@ -33,25 +34,25 @@ local prefix, timestamp = ARGV[1], ARGV[2]
 local wanted = tonumber(ARGV[3])
 local keepCount = tonumber(ARGV[6])
 local nFinish = tonumber(ARGV[9])
-local tokensAt = 9 + nFinish * 3
+local sideKeys = ARGV[10] == "1"
+local tokensAt = 10 + nFinish * 3
 
-local function removeJobKeys(jobKey)
-  rcall("DEL", jobKey, jobKey .. ":logs", jobKey .. ":dependencies", jobKey .. ":processed",
-    jobKey .. ":failed", jobKey .. ":unsuccessful")
-end
-
--- The keys of the jobs retention drops, as BullMQ's removeJob deletes them, in few DELs (each call
--- from Lua costs about as much as a small command; unpack takes a few thousand values at most).
+-- What retention deletes of a job: its hash and, as BullMQ's removeJob, its five side keys (its logs, and
+-- the sets of a flow's parent: dependencies, processed, failed, unsuccessful), in few DELs. Looking each
+-- up costs about as much as the rest of a job's filing: a caller whose jobs never have them (ARGV[10]
+-- "0": sprocd writes neither BullMQ job logs nor flows) has only the hashes deleted.
 local function removeJobs(jobIds)
   local keys = {}
   for _, jobId in ipairs(jobIds) do
     local jobKey = prefix .. jobId
     keys[#keys + 1] = jobKey
-    keys[#keys + 1] = jobKey .. ":logs"
-    keys[#keys + 1] = jobKey .. ":dependencies"
-    keys[#keys + 1] = jobKey .. ":processed"
-    keys[#keys + 1] = jobKey .. ":failed"
-    keys[#keys + 1] = jobKey .. ":unsuccessful"
+    if sideKeys then
+      keys[#keys + 1] = jobKey .. ":logs"
+      keys[#keys + 1] = jobKey .. ":dependencies"
+      keys[#keys + 1] = jobKey .. ":processed"
+      keys[#keys + 1] = jobKey .. ":failed"
+      keys[#keys + 1] = jobKey .. ":unsuccessful"
+    end
     if #keys >= 996 then
       rcall("DEL", unpack(keys))
       keys = {}
@@ -60,6 +61,18 @@ local function removeJobs(jobIds)
   if #keys > 0 then
     rcall("DEL", unpack(keys))
   end
+end
+
+-- A number passed to Redis from Lua is formatted with printf; the few values a batch writes (attempt
+-- counts) are formatted once each.
+local numbers = {}
+local function numberString(n)
+  local s = numbers[n]
+  if not s then
+    s = tostring(n)
+    numbers[n] = s
+  end
+  return s
 end
 
 local codes = {}
@@ -77,8 +90,20 @@ end
 -- their locks deleted and stalled marks removed (for each job whose lock was its own, as BullMQ does
 -- before it checks the active list), their entries in the completed set.
 local locks, stalledIds, completed = {}, {}, {}
+-- The reads every job of the batch needs go in one command each where they can (a call from Lua costs
+-- about as much as a small command): whether any has children's sets, and their locks.
+local childKeys, lockKeys = {}, {}
 for i = 1, nFinish do
-  local o = 9 + (i - 1) * 3
+  local o = 10 + (i - 1) * 3
+  local jobKey = prefix .. ARGV[o + 1]
+  childKeys[2 * i - 1] = jobKey .. ":dependencies"
+  childKeys[2 * i] = jobKey .. ":unsuccessful"
+  lockKeys[i] = jobKey .. ":lock"
+end
+local anyChildren = nFinish > 0 and rcall("EXISTS", unpack(childKeys)) > 0
+local held = nFinish > 0 and rcall("MGET", unpack(lockKeys)) or {}
+for i = 1, nFinish do
+  local o = 10 + (i - 1) * 3
   local jobId, token, value = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
   local jobKey = prefix .. jobId
   local code = 0
@@ -86,19 +111,18 @@ for i = 1, nFinish do
   local attrs = rcall("HMGET", jobKey, "parentKey", "parent", "deid", "ats", "atm")
   if not attrs[4] then
     code = rcall("EXISTS", jobKey) == 0 and -1 or 1
-  elseif rcall("EXISTS", jobKey .. ":dependencies", jobKey .. ":unsuccessful") > 0 then
+  elseif anyChildren and rcall("EXISTS", childKeys[2 * i - 1], childKeys[2 * i]) > 0 then
     -- A set Redis holds is not empty: pending children, or failed ones.
-    code = rcall("EXISTS", jobKey .. ":dependencies") == 1 and -4 or -9
+    code = rcall("EXISTS", childKeys[2 * i - 1]) == 1 and -4 or -9
   elseif attrs[1] or attrs[2] or attrs[3] then
     code = 1
   else
     if token ~= "0" then
-      local lockKey = jobKey .. ":lock"
-      local held = rcall("GET", lockKey)
-      if held ~= token then
-        code = held and -6 or -2
+      local lock = held[i]
+      if lock ~= token then
+        code = lock and -6 or -2
       else
-        locks[#locks + 1] = lockKey
+        locks[#locks + 1] = lockKeys[i]
         stalledIds[#stalledIds + 1] = jobId
       end
     end
@@ -110,10 +134,10 @@ for i = 1, nFinish do
           completed[#completed + 1] = timestamp
           completed[#completed + 1] = jobId
           -- BullMQ's HINCRBY of atm, then its HSET of the result, in one write.
-          rcall("HSET", jobKey, "atm", (tonumber(attrs[5]) or 0) + 1, "returnvalue", value,
+          rcall("HSET", jobKey, "atm", numberString((tonumber(attrs[5]) or 0) + 1), "returnvalue", value,
             "finishedOn", timestamp)
         else
-          removeJobKeys(jobKey)
+          removeJobs({ jobId })
         end
         rcall("XADD", eventsKey, "*", "event", "completed", "jobId", jobId, "returnvalue", value,
           "prev", "active")
@@ -208,9 +232,9 @@ if wanted > 0 then
         end
       end
       if ARGV[5] ~= "" then
-        rcall("HSET", jobKey, "processedOn", timestamp, "pb", ARGV[5], "ats", ats + 1)
+        rcall("HSET", jobKey, "processedOn", timestamp, "pb", ARGV[5], "ats", numberString(ats + 1))
       else
-        rcall("HSET", jobKey, "processedOn", timestamp, "ats", ats + 1)
+        rcall("HSET", jobKey, "processedOn", timestamp, "ats", numberString(ats + 1))
       end
       jobs[#jobs + 1] = hash
       jobs[#jobs + 1] = jobId
