@@ -187,7 +187,22 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     const value = JSON.stringify(returnValue) ?? 'null';
     const filing = await new Promise<Filing>((resolve, reject) => {
       const jobId = job.id as string;
-      this.finishes.push({ job, jobId, token, value, removeOnComplete, fetchNext, resolve, reject });
+      // What the take read of the job, trusted while its lock is this token's (finishAndTake-9.lua).
+      const attemptsMade =
+        job.attemptsStarted > 0 && !job.parentKey && !job.parent && !job.deduplicationId
+          ? job.attemptsMade
+          : undefined;
+      this.finishes.push({
+        job,
+        jobId,
+        token,
+        value,
+        attemptsMade,
+        removeOnComplete,
+        fetchNext,
+        resolve,
+        reject,
+      });
       this.schedule();
     });
     if (filing === undefined) {

@@ -918,6 +918,12 @@ export interface CompletedJob {
   readonly jobId: string;
   readonly token: string;
   readonly value: string;
+  /**
+   * Its attempts made as read when it was taken, for a job with no parent and no deduplication id,
+   * taken by BullMQ 6 (its start count read); the script then trusts it while the job's lock is this
+   * token's. Undefined: the script reads the job.
+   */
+  readonly attemptsMade?: number;
 }
 
 /** What {@link finishAndTake} files and takes with. */
@@ -973,7 +979,7 @@ export async function finishAndTake(
     request.sideKeys ? '1' : '0',
   ];
   for (const c of request.completed) {
-    args.push(c.jobId, c.token, c.value);
+    args.push(c.jobId, c.token, c.value, c.attemptsMade === undefined ? '' : c.attemptsMade);
   }
   args.push(...request.takeTokens);
   const [codes, flat, state] = (await run(

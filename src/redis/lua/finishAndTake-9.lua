@@ -18,7 +18,9 @@
     ARGV[5] worker name ("" for none), ARGV[6] retention count (-1 keeps all, 0 keeps none), ARGV[7]
     retention age in seconds ("" for none), ARGV[8] retention age's limit per call, ARGV[9] F, ARGV[10]
     "1" when the jobs may have side keys for retention to delete (logs, a flow's sets), else "0"; then F
-    times: job id, its lock token, its return value (JSON); then N lock tokens, one per job to take
+    times: job id, its lock token, its return value (JSON), its attempts made as the caller took it ("" to
+    read them: a job with a parent or a deduplication id, or one not taken by BullMQ 6); then N lock
+    tokens, one per job to take
     (BullMQ locks the job a finished one fetches with the finished one's token)
   Output:
     { codes (one per finished job: 0 filed; BullMQ's moveToFinished codes -1 missing, -2 lock missing,
@@ -35,7 +37,7 @@ local wanted = tonumber(ARGV[3])
 local keepCount = tonumber(ARGV[6])
 local nFinish = tonumber(ARGV[9])
 local sideKeys = ARGV[10] == "1"
-local tokensAt = 10 + nFinish * 3
+local tokensAt = 10 + nFinish * 4
 
 -- What retention deletes of a job: its hash and, as BullMQ's removeJob, its five side keys (its logs, and
 -- the sets of a flow's parent: dependencies, processed, failed, unsuccessful), in few DELs. Looking each
@@ -94,7 +96,7 @@ local locks, stalledIds, completed = {}, {}, {}
 -- about as much as a small command): whether any has children's sets, and their locks.
 local childKeys, lockKeys = {}, {}
 for i = 1, nFinish do
-  local o = 10 + (i - 1) * 3
+  local o = 10 + (i - 1) * 4
   local jobKey = prefix .. ARGV[o + 1]
   childKeys[2 * i - 1] = jobKey .. ":dependencies"
   childKeys[2 * i] = jobKey .. ":unsuccessful"
@@ -103,13 +105,26 @@ end
 local anyChildren = nFinish > 0 and rcall("EXISTS", unpack(childKeys)) > 0
 local held = nFinish > 0 and rcall("MGET", unpack(lockKeys)) or {}
 for i = 1, nFinish do
-  local o = 10 + (i - 1) * 3
-  local jobId, token, value = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
+  local o = 10 + (i - 1) * 4
+  local jobId, token, value, made = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
   local jobKey = prefix .. jobId
   local code = 0
-  -- Every job a worker holds has a start count (ats): none, and it is gone or not BullMQ 6's to file.
-  local attrs = rcall("HMGET", jobKey, "parentKey", "parent", "deid", "ats", "atm")
-  if not attrs[4] then
+  local attrs
+  if made ~= "" and token ~= "0" then
+    -- The caller read the job when it took it (no parent, no deduplication id, a start count, its
+    -- attempts made): while its lock is the caller's, nobody else changed those, so they are not read
+    -- again. A job whose lock is not the caller's is told apart from a missing one as BullMQ does.
+    attrs = { false, false, false, "1", made }
+    if held[i] ~= token and rcall("EXISTS", jobKey) == 0 then
+      code = -1
+    end
+  else
+    attrs = rcall("HMGET", jobKey, "parentKey", "parent", "deid", "ats", "atm")
+  end
+  if code ~= 0 then
+    -- Missing (above).
+  elseif not attrs[4] then
+    -- Every job a worker holds has a start count (ats): none, and it is gone or not BullMQ 6's to file.
     code = rcall("EXISTS", jobKey) == 0 and -1 or 1
   elseif anyChildren and rcall("EXISTS", childKeys[2 * i - 1], childKeys[2 * i]) > 0 then
     -- A set Redis holds is not empty: pending children, or failed ones.
