@@ -5,11 +5,22 @@
 import { ValidationError } from '../errors.js';
 import { checkJson } from '../json.js';
 
+type Refuse = (path: string, reason: string) => ValidationError;
+
+/** One refusal per label, made once: every execution's result is checked, and a closure each costs. */
+const refusals = new Map<string, Refuse>();
+
+function refusalOf(label: string): Refuse {
+  let refuse = refusals.get(label);
+  if (!refuse) {
+    refuse = (path, reason) =>
+      new ValidationError(`${label} must be JSON: ${path} ${reason}`, { path, reason });
+    refusals.set(label, refuse);
+  }
+  return refuse;
+}
+
 /** Throws ValidationError unless `value` is JSON; `label` names it ("params", "result"...). */
 export function assertJson(value: unknown, label: string): void {
-  checkJson(value, {
-    path: label,
-    refuse: (path, reason) =>
-      new ValidationError(`${label} must be JSON: ${path} ${reason}`, { path, reason }),
-  });
+  checkJson(value, { path: label, refuse: refusalOf(label) });
 }

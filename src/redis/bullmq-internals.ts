@@ -240,27 +240,31 @@ export function stopLockRenewal(worker: Worker | undefined, jobId: string | unde
   }
 }
 
+/** A hash field's integer; undefined for an absent field. */
+function intOrUndefined(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : parseInt(value, 10);
+}
+
 /**
  * A job as Job.fromJSON takes it, from its hash as HGETALL returns it: what BullMQ's own
  * Job.fromId does (its rawToJobJson is not exported), for a job read by a script of ours with its
  * state in the same step (executionFind-6.lua).
  */
 export function jobJsonOfHash(raw: Record<string, string>): JobJson {
-  const int = (value: string | undefined) => (value === undefined ? undefined : parseInt(value, 10));
   return {
     id: raw.id as string,
     name: raw.name as string,
     data: raw.data ?? '{}',
     opts: Job.optsFromJSON(raw.opts),
     progress: JSON.parse(raw.progress ?? '0') as JobJson['progress'],
-    delay: int(raw.delay),
-    priority: int(raw.priority),
+    delay: intOrUndefined(raw.delay),
+    priority: intOrUndefined(raw.priority),
     timestamp: parseInt(raw.timestamp as string, 10),
     attemptsStarted: parseInt(raw.ats ?? '0', 10),
     attemptsMade: parseInt(raw.attemptsMade ?? raw.atm ?? '0', 10),
     stalledCounter: parseInt(raw.stc ?? '0', 10),
-    finishedOn: raw.finishedOn ? int(raw.finishedOn) : undefined,
-    processedOn: raw.processedOn ? int(raw.processedOn) : undefined,
+    finishedOn: raw.finishedOn ? intOrUndefined(raw.finishedOn) : undefined,
+    processedOn: raw.processedOn ? intOrUndefined(raw.processedOn) : undefined,
     repeatJobKey: raw.rjk,
     debounceId: raw.deid,
     deduplicationId: raw.deid,
