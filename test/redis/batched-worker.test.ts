@@ -10,6 +10,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { fieldsOf } from '../../src/events/bull-events.js';
 import { bullQueueKeys } from '../../src/redis/bullmq-internals.js';
 import { BatchedWorker } from '../../src/redis/batched-worker.js';
+import type { RedisConnection } from '../../src/redis/redis-connection.js';
+import { finishAndTake } from '../../src/redis/scripts.js';
 import { createKeys, type Keys } from '../../src/redis/keys.js';
 import { releasedAfterAll, testClient } from '../support/redis.js';
 
@@ -54,7 +56,7 @@ function startWorker(
             bull: bull(keys),
             jobSideKeys: false,
           })
-      : new Worker(QUEUE, processor, options);
+        : new Worker(QUEUE, processor, options);
   released.onClose(() => worker.close(true));
   return worker;
 }
@@ -315,6 +317,52 @@ describe('the batched worker against BullMQ', () => {
     for (const id of ['j2', 'j3', 'j4']) {
       expect(await testClient().exists(`${b.job(id)}:lock`)).toBe(0);
     }
+  });
+
+  it('takes filed jobs out of the active list as BullMQ does, in whatever order they end', async () => {
+    const { keys, queue } = await deployment('bw-active');
+    for (let i = 1; i <= 8; i++) {
+      await queue.add('p', { i }, { jobId: `j${i}` });
+    }
+    const redis = testClient();
+    const b = bull(keys);
+    const call = (ids: string[], take = 0) =>
+      finishAndTake(redis as unknown as RedisConnection, b, {
+        completed: ids.map((jobId) => ({ jobId, token: `t-${jobId}`, value: '"ok"', attemptsMade: 0 })),
+        takeTokens: Array.from({ length: take }, (_, i) => `t-j${i + 1}`),
+        lockDurationMs: 30_000,
+        workerName: '',
+        keep: { count: -1 },
+        sideKeys: false,
+      });
+    const active = () => redis.lrange(b.active, 0, -1);
+    expect((await call([], 8)).jobs.map((j) => j.id)).toEqual([
+      'j1',
+      'j2',
+      'j3',
+      'j4',
+      'j5',
+      'j6',
+      'j7',
+      'j8',
+    ]);
+    // As BullMQ's RPOPLPUSH one by one leaves it: the first taken at the tail.
+    expect(await active()).toEqual(['j8', 'j7', 'j6', 'j5', 'j4', 'j3', 'j2', 'j1']);
+    // The tail's two and one from the middle, in an order of their own.
+    expect((await call(['j5', 'j2', 'j1'])).codes).toEqual([0, 0, 0]);
+    expect(await active()).toEqual(['j8', 'j7', 'j6', 'j4', 'j3']);
+    // None at the tail.
+    expect((await call(['j7'])).codes).toEqual([0]);
+    expect(await active()).toEqual(['j8', 'j6', 'j4', 'j3']);
+    // One no longer in the list (its lock still held) is not active (BullMQ's -3); the others are filed.
+    await redis.lrem(b.active, 0, 'j6');
+    expect((await call(['j6', 'j4', 'j3'])).codes).toEqual([-3, 0, 0]);
+    expect(await active()).toEqual(['j8']);
+    expect(await redis.hget(b.job('j6'), 'finishedOn')).toBeNull();
+    expect(await redis.hmget(b.job('j4'), 'atm', 'returnvalue')).toEqual(['1', '"ok"']);
+    expect((await call(['j8'])).codes).toEqual([0]);
+    expect(await redis.exists(b.active)).toBe(0);
+    expect(await redis.zrange(b.completed, 0, -1)).toHaveLength(7);
   });
 
   it('answers an empty queue itself, as BullMQ would, and waits on the marker', async () => {

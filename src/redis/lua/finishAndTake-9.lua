@@ -104,6 +104,8 @@ for i = 1, nFinish do
 end
 local anyChildren = nFinish > 0 and rcall("EXISTS", unpack(childKeys)) > 0
 local held = nFinish > 0 and rcall("MGET", unpack(lockKeys)) or {}
+-- The jobs that passed every check, in order, and what they need once out of the active list.
+local filing, madeOf, removed = {}, {}, {}
 for i = 1, nFinish do
   local o = 10 + (i - 1) * 4
   local jobId, token, value, made = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
@@ -142,25 +144,60 @@ for i = 1, nFinish do
       end
     end
     if code == 0 then
-      if rcall("LREM", activeKey, -1, jobId) < 1 then
-        code = -3
-      else
-        if keepCount ~= 0 then
-          completed[#completed + 1] = timestamp
-          completed[#completed + 1] = jobId
-          -- BullMQ's HINCRBY of atm, then its HSET of the result, in one write.
-          rcall("HSET", jobKey, "atm", numberString((tonumber(attrs[5]) or 0) + 1), "returnvalue", value,
-            "finishedOn", timestamp)
-        else
-          removeJobs({ jobId })
-        end
-        rcall("XADD", eventsKey, "*", "event", "completed", "jobId", jobId, "returnvalue", value,
-          "prev", "active")
-        filed = filed + 1
-      end
+      filing[#filing + 1] = i
+      madeOf[i] = attrs[5]
     end
   end
   codes[i] = code
+end
+
+-- Out of the active list, as BullMQ's LREM (from the tail) one by one would leave it. Jobs end mostly
+-- in the order they were taken, and takes push onto the head: the list's tail is mostly this batch,
+-- which goes in one LTRIM; the rest one LREM each. A job not in the list is not active (-3).
+if #filing > 0 then
+  local wanted = {}
+  for _, i in ipairs(filing) do
+    wanted[ARGV[10 + (i - 1) * 4 + 1]] = i
+  end
+  local tail = rcall("LRANGE", activeKey, -#filing, -1)
+  local cut = 0
+  for j = #tail, 1, -1 do
+    local i = wanted[tail[j]]
+    if not i or removed[i] then
+      break
+    end
+    removed[i] = true
+    cut = cut + 1
+  end
+  if cut > 0 then
+    rcall("LTRIM", activeKey, 0, -(cut + 1))
+  end
+  for _, i in ipairs(filing) do
+    if not removed[i] and rcall("LREM", activeKey, -1, ARGV[10 + (i - 1) * 4 + 1]) > 0 then
+      removed[i] = true
+    end
+  end
+end
+for _, i in ipairs(filing) do
+  local o = 10 + (i - 1) * 4
+  local jobId, value = ARGV[o + 1], ARGV[o + 3]
+  local jobKey = prefix .. jobId
+  if not removed[i] then
+    codes[i] = -3
+  else
+    if keepCount ~= 0 then
+      completed[#completed + 1] = timestamp
+      completed[#completed + 1] = jobId
+      -- BullMQ's HINCRBY of atm, then its HSET of the result, in one write.
+      rcall("HSET", jobKey, "atm", numberString((tonumber(madeOf[i]) or 0) + 1), "returnvalue", value,
+        "finishedOn", timestamp)
+    else
+      removeJobs({ jobId })
+    end
+    rcall("XADD", eventsKey, "*", "event", "completed", "jobId", jobId, "returnvalue", value,
+      "prev", "active")
+    filed = filed + 1
+  end
 end
 if #locks > 0 then
   rcall("DEL", unpack(locks))
