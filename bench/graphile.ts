@@ -311,8 +311,8 @@ const SPROCD_CONFIGS = [
 const SPROCD_FASTEST_HERE = { concurrency: 64, batch: 64 };
 
 /**
- * sprocd in its fastest configuration, as graphile-worker is measured in its own: with `tune`, one
- * drain of each of SPROCD_CONFIGS (after a warm-up), the fastest kept.
+ * sprocd in its fastest configuration, as graphile-worker is measured in its own: with `tune`, the
+ * better of two drains of each of SPROCD_CONFIGS (after a warm-up), the fastest kept.
  */
 async function fastestSprocd(
   redisUrl: string,
@@ -331,7 +331,9 @@ async function fastestSprocd(
   for (const config of SPROCD_CONFIGS) {
     const side = await start(config);
     await side.drain(2000);
-    const rate = await side.drain(Number(process.env.GRAPHILE_TOTAL ?? 20_000));
+    // The better of two drains, as graphile-worker's configurations are tried.
+    const total = Number(process.env.GRAPHILE_TOTAL ?? 20_000);
+    const rate = Math.max(await side.drain(total), await side.drain(total));
     log(`  tuning ${side.label}: drain ${rate.toFixed(0)} jobs/s`);
     if (!best || rate > best.rate) {
       await best?.side.close();

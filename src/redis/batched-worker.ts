@@ -309,20 +309,31 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     this.batchStats.calls++;
     this.batchStats.taken += reply.jobs.length;
     const taken = reply.jobs.map(({ hash, id }, i) => ({ hash, id, token: takeTokens[i] as string }));
+    // Taken jobs in the order of their tokens: the fetchers' first, then the takers', then ahead.
+    let next = 0;
     const nextOf = new Map<PendingFinish, TakenJob>();
     for (const f of fetching) {
-      const next = taken[0]?.token === f.token ? taken.shift() : undefined;
-      if (next) {
-        nextOf.set(f, next);
+      const job = taken[next];
+      if (job?.token === f.token) {
+        nextOf.set(f, job);
+        next++;
       }
     }
     const backend = this.internals.backend;
+    // A job fetched for a finished one that was not filed after all: its slot will ask again.
+    const unfiled: TakenJob[] = [];
     group.forEach((f, i) => {
       const code = reply.codes[i] ?? -1;
+      const fetched = nextOf.get(f);
       if (code === 0) {
         this.batchStats.filed++;
-        f.resolve({ at: reply.at, next: nextOf.get(f) });
-      } else if (code === 1) {
+        f.resolve({ at: reply.at, next: fetched });
+        return;
+      }
+      if (fetched) {
+        unfiled.push(fetched);
+      }
+      if (code === 1) {
         f.resolve(undefined);
       } else {
         // The codes of BullMQ's moveToFinished, for the same causes: BullMQ's error for each.
@@ -331,20 +342,17 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
         );
       }
     });
-    // A job fetched for a finished one that was not filed after all: its slot will ask again.
-    for (const [f, next] of nextOf) {
-      if ((reply.codes[group.indexOf(f)] ?? -1) !== 0) {
-        this.keepAhead(next);
-      }
+    for (const job of unfiled) {
+      this.keepAhead(job);
     }
     // Paused (the queue, or this worker) or empty: nothing to take. Else BullMQ's script knows more.
     const none = this.holdTakes || reply.state === 1 || reply.state === 3;
     for (const taker of takers) {
-      const job = taken.shift();
+      const job = taken[next++];
       taker.resolve(job ?? (none ? 'none' : 'bullmq'));
     }
-    for (const job of taken) {
-      this.keepAhead(job);
+    for (; next < taken.length; next++) {
+      this.keepAhead(taken[next] as TakenJob);
     }
   }
 
