@@ -21,6 +21,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { bullQueueKeys } from '../src/redis/bullmq-internals.js';
 import { startRedisServer } from '../src/redis/embedded.js';
+import { finishAndTakeKeys } from '../src/redis/scripts.js';
 import { median, startBenchNode } from './bench-node.js';
 
 const fileA = process.env.SCRIPT_A ?? 'src/redis/lua/finishAndTake-9.lua';
@@ -37,17 +38,7 @@ const bench = await startBenchNode(server.url, 'script-ab', { SPROCD_CONCURRENCY
 // Only this loop takes: the node queues the executions, its Worker stays paused.
 await bench.worker.pause(true);
 const bull = bullQueueKeys(bench.node.internals().keys);
-const keys = [
-  bull.wait,
-  bull.active,
-  bull.prioritized,
-  bull.events,
-  bull.stalled,
-  bull.delayed,
-  bull.meta,
-  bull.marker,
-  bull.completed,
-];
+const keys = finishAndTakeKeys(bull);
 const textA = fs.readFileSync(fileA, 'utf8');
 const shaB = (await redis.script('LOAD', fs.readFileSync(fileB, 'utf8'))) as string;
 

@@ -955,6 +955,21 @@ export interface FinishAndTakeReply {
   readonly at: number;
 }
 
+/** The KEYS of finishAndTake-9.lua, in its order (its header). */
+export function finishAndTakeKeys(bull: BullQueueKeys): string[] {
+  return [
+    bull.wait,
+    bull.active,
+    bull.prioritized,
+    bull.events,
+    bull.stalled,
+    bull.delayed,
+    bull.meta,
+    bull.marker,
+    bull.completed,
+  ];
+}
+
 /**
  * finishAndTake-9.lua: files completed jobs of queue `shard` and takes waiting ones in one call, as
  * BullMQ's moveToFinished and moveToActive would one by one, for the common case; the reply says which
@@ -982,22 +997,11 @@ export async function finishAndTake(
     args.push(c.jobId, c.token, c.value, c.attemptsMade === undefined ? '' : c.attemptsMade);
   }
   args.push(...request.takeTokens);
-  const [codes, flat, state] = (await run(
-    redis,
-    'finishAndTake',
-    [
-      bull.wait,
-      bull.active,
-      bull.prioritized,
-      bull.events,
-      bull.stalled,
-      bull.delayed,
-      bull.meta,
-      bull.marker,
-      bull.completed,
-    ],
-    args,
-  )) as [number[], (string[] | string)[], 0 | 1 | 2 | 3];
+  const [codes, flat, state] = (await run(redis, 'finishAndTake', finishAndTakeKeys(bull), args)) as [
+    number[],
+    (string[] | string)[],
+    0 | 1 | 2 | 3,
+  ];
   const jobs: { hash: Record<string, string>; id: string }[] = [];
   for (let i = 0; i < flat.length; i += 2) {
     const hash = hashOfPairs(flat[i] as string[]);

@@ -360,6 +360,9 @@ describe('the batched worker against BullMQ', () => {
     expect(await active()).toEqual(['j8']);
     expect(await redis.hget(b.job('j6'), 'finishedOn')).toBeNull();
     expect(await redis.hmget(b.job('j4'), 'atm', 'returnvalue')).toEqual(['1', '"ok"']);
+    // Gone altogether (hash and lock): missing, as BullMQ says (-1), though its attempts came along.
+    await redis.del(b.job('j7'), `${b.job('j7')}:lock`);
+    expect((await call(['j7'])).codes).toEqual([-1]);
     expect((await call(['j8'])).codes).toEqual([0]);
     expect(await redis.exists(b.active)).toBe(0);
     expect(await redis.zrange(b.completed, 0, -1)).toHaveLength(7);

@@ -105,7 +105,7 @@ end
 local anyChildren = nFinish > 0 and rcall("EXISTS", unpack(childKeys)) > 0
 local held = nFinish > 0 and rcall("MGET", unpack(lockKeys)) or {}
 -- The jobs that passed every check, in order, and what they need once out of the active list.
-local filing, madeOf, removed = {}, {}, {}
+local filing, idOf, madeOf, removed = {}, {}, {}, {}
 for i = 1, nFinish do
   local o = 10 + (i - 1) * 4
   local jobId, token, value, made = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]
@@ -145,6 +145,7 @@ for i = 1, nFinish do
     end
     if code == 0 then
       filing[#filing + 1] = i
+      idOf[i] = jobId
       madeOf[i] = attrs[5]
     end
   end
@@ -155,14 +156,14 @@ end
 -- in the order they were taken, and takes push onto the head: the list's tail is mostly this batch,
 -- which goes in one LTRIM; the rest one LREM each. A job not in the list is not active (-3).
 if #filing > 0 then
-  local wanted = {}
+  local filingAt = {}
   for _, i in ipairs(filing) do
-    wanted[ARGV[10 + (i - 1) * 4 + 1]] = i
+    filingAt[idOf[i]] = i
   end
   local tail = rcall("LRANGE", activeKey, -#filing, -1)
   local cut = 0
   for j = #tail, 1, -1 do
-    local i = wanted[tail[j]]
+    local i = filingAt[tail[j]]
     if not i or removed[i] then
       break
     end
@@ -173,14 +174,13 @@ if #filing > 0 then
     rcall("LTRIM", activeKey, 0, -(cut + 1))
   end
   for _, i in ipairs(filing) do
-    if not removed[i] and rcall("LREM", activeKey, -1, ARGV[10 + (i - 1) * 4 + 1]) > 0 then
+    if not removed[i] and rcall("LREM", activeKey, -1, idOf[i]) > 0 then
       removed[i] = true
     end
   end
 end
 for _, i in ipairs(filing) do
-  local o = 10 + (i - 1) * 4
-  local jobId, value = ARGV[o + 1], ARGV[o + 3]
+  local jobId, value = idOf[i], ARGV[10 + (i - 1) * 4 + 3]
   local jobKey = prefix .. jobId
   if not removed[i] then
     codes[i] = -3
