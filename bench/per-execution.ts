@@ -122,7 +122,9 @@ await session.post('Profiler.setSamplingInterval', { interval: 100 });
 const report: Record<string, unknown> = {};
 const print = (line: string) => process.stdout.write(`${line}\n`);
 try {
-  const sides: Side[] = [bareBullmq(server.url), await sprocdSide(server.url)];
+  // PER_EXEC_SPROCD_ENV: settings of the sprocd node as JSON, e.g. {"SPROCD_CONCURRENCY":"256","SPROCD_WORKER_BATCH":"256"}.
+  const sprocdEnv = JSON.parse(process.env.PER_EXEC_SPROCD_ENV ?? '{}') as Record<string, string>;
+  const sides: Side[] = [bareBullmq(server.url), await sprocdSide(server.url, 'sprocd', sprocdEnv)];
   for (const side of sides) {
     await side.drain(2000); // warm-up
   }
@@ -139,9 +141,11 @@ try {
         stats0 = await commandStats(probe);
         redis0 = await redisCpu(probe);
         cpu0 = process.cpuUsage();
+        if (process.env.PER_EXEC_MARK) print(`MARK before ${performance.now().toFixed(0)}`);
       },
       after: async () => {
         const cpu = process.cpuUsage(cpu0);
+        if (process.env.PER_EXEC_MARK) print(`MARK after ${performance.now().toFixed(0)}`);
         const redisUs = ((await redisCpu(probe)) - redis0) * 1e6;
         const stats = statsDelta(stats0, await commandStats(probe), total);
         Object.assign(entry, {

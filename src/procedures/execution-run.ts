@@ -78,8 +78,8 @@ export class ExecutionRun {
   readonly outcome: Promise<unknown>;
   /** Whether {@link outcome} has settled. */
   outcomeDecided = false;
-  private resolveOutcome!: (value: unknown) => void;
-  private rejectOutcome!: (reason: unknown) => void;
+  private settleOutcome!: (value: unknown) => void;
+  private failOutcome!: (reason: unknown) => void;
   private controller: AbortController | undefined;
   private reason: Error | undefined;
   private sleepers: Set<Sleeper> | undefined;
@@ -101,9 +101,14 @@ export class ExecutionRun {
   kill: (() => void) | undefined;
   /** Whether the procedure's code (its run, and its ON ERR CALL handler) has settled. */
   codeDone = false;
-  /** Resolves once the code settled, or once {@link release} gave up waiting for it. */
-  private readonly codeEnd: Promise<void>;
-  private endCode!: () => void;
+  /**
+   * Resolves once the code settled, or once {@link release} gave up waiting for it. Made only when
+   * someone waits while the code still runs (an interrupted run): most runs end with their code.
+   */
+  private codeEnd: Promise<void> | undefined;
+  private endCode: (() => void) | undefined;
+  /** Whether {@link release} gave up waiting for the code. */
+  private released = false;
 
   constructor(
     readonly number: number,
@@ -113,17 +118,8 @@ export class ExecutionRun {
     private readonly jobLock?: string,
   ) {
     this.outcome = new Promise((resolve, reject) => {
-      this.resolveOutcome = (value) => {
-        this.outcomeDecided = true;
-        resolve(value);
-      };
-      this.rejectOutcome = (reason) => {
-        this.outcomeDecided = true;
-        reject(reason);
-      };
-    });
-    this.codeEnd = new Promise((resolve) => {
-      this.endCode = resolve;
+      this.settleOutcome = resolve;
+      this.failOutcome = reject;
     });
   }
 
@@ -138,17 +134,33 @@ export class ExecutionRun {
    * earlier: a node never runs more code at once than its concurrency.
    */
   codeSettled(): Promise<void> {
-    return this.codeEnd;
+    if (this.codeDone || this.released) {
+      return SETTLED;
+    }
+    return (this.codeEnd ??= new Promise((resolve) => {
+      this.endCode = resolve;
+    }));
   }
 
   /** Stops waiting for the code (a stopping node does not wait past its grace for code that ignores its signal). */
   release(): void {
-    this.endCode();
+    this.released = true;
+    this.endCode?.();
   }
 
   private settleCode(): void {
     this.codeDone = true;
-    this.endCode();
+    this.endCode?.();
+  }
+
+  private resolveOutcome(value: unknown): void {
+    this.outcomeDecided = true;
+    this.settleOutcome(value);
+  }
+
+  private rejectOutcome(reason: unknown): void {
+    this.outcomeDecided = true;
+    this.failOutcome(reason);
   }
 
   /**

@@ -125,9 +125,7 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     const backend = this.internals.backend;
     const viaBullMQ = backend.moveToCompleted.bind(backend);
     backend.moveToCompleted = (job, returnValue, removeOnComplete, token, fetchNext) =>
-      this.complete(job, returnValue, removeOnComplete, token, fetchNext === true, () =>
-        viaBullMQ(job, returnValue, removeOnComplete, token, fetchNext),
-      );
+      this.complete(job, returnValue, removeOnComplete, token, fetchNext, viaBullMQ);
   }
 
   private get internals(): WorkerInternals {
@@ -180,8 +178,8 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     returnValue: unknown,
     removeOnComplete: unknown,
     token: string,
-    fetchNext: boolean,
-    viaBullMQ: () => Promise<{ result: unknown; finishedOn: number }>,
+    fetchNext: boolean | undefined,
+    viaBullMQ: QueueBackend['moveToCompleted'],
   ): Promise<{ result: unknown; finishedOn: number }> {
     // As BullMQ's backend: a value JSON cannot hold fails the filing, undefined is stored as null.
     const value = JSON.stringify(returnValue) ?? 'null';
@@ -199,14 +197,14 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
         value,
         attemptsMade,
         removeOnComplete,
-        fetchNext,
+        fetchNext: fetchNext === true,
         resolve,
         reject,
       });
       this.schedule();
     });
     if (filing === undefined) {
-      return viaBullMQ();
+      return viaBullMQ(job, returnValue, removeOnComplete, token, fetchNext);
     }
     // BullMQ's reply shape (raw2NextJobData): its Worker then runs the next job under this token.
     const next = filing.next;

@@ -256,7 +256,7 @@ export function jobJsonOfHash(raw: Record<string, string>): JobJson {
     name: raw.name as string,
     data: raw.data ?? '{}',
     opts: Job.optsFromJSON(raw.opts),
-    progress: JSON.parse(raw.progress ?? '0') as JobJson['progress'],
+    progress: raw.progress === undefined ? 0 : (JSON.parse(raw.progress) as JobJson['progress']),
     delay: intOrUndefined(raw.delay),
     priority: intOrUndefined(raw.priority),
     timestamp: parseInt(raw.timestamp as string, 10),

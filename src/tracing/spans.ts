@@ -30,6 +30,11 @@ export function installSpanHooks(next: SpanHooks | undefined): void {
   hooks = next;
 }
 
+/** Whether tracing is on: a hot path asks before it builds a span's name and attributes. */
+export function tracingOn(): boolean {
+  return hooks !== undefined;
+}
+
 /** Starts a span that is a child of the active one; undefined while tracing is off. */
 export function startSpan(name: string, attributes: SpanAttributes): SpanHandle | undefined {
   return hooks?.start(name, attributes);
