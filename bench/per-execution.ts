@@ -141,11 +141,9 @@ try {
         stats0 = await commandStats(probe);
         redis0 = await redisCpu(probe);
         cpu0 = process.cpuUsage();
-        if (process.env.PER_EXEC_MARK) print(`MARK before ${performance.now().toFixed(0)}`);
       },
       after: async () => {
         const cpu = process.cpuUsage(cpu0);
-        if (process.env.PER_EXEC_MARK) print(`MARK after ${performance.now().toFixed(0)}`);
         const redisUs = ((await redisCpu(probe)) - redis0) * 1e6;
         const stats = statsDelta(stats0, await commandStats(probe), total);
         Object.assign(entry, {
