@@ -172,6 +172,19 @@ async function runWorkload(kind: 'bullmq' | 'batched' | 'batched, no side keys',
     removeOnComplete: { count: 25 },
     removeOnFail: { count: 25 },
   });
+  // What the Worker's 'completed' listeners see of each job, as BullMQ's Job.moveToCompleted leaves it.
+  const completions: string[] = [];
+  worker.on('completed', (job: Job, result: unknown) => {
+    completions.push(
+      `${job.id} result ${JSON.stringify(result)} returnvalue ${JSON.stringify(job.returnvalue)} ` +
+        `made ${job.attemptsMade} finishedOn ${job.finishedOn !== undefined && job.finishedOn >= job.timestamp}`,
+    );
+  });
+  // What its 'active' listeners see: each job as it starts, with its token, from the wait list.
+  const actives: string[] = [];
+  worker.on('active', (job: Job, prev: string) => {
+    actives.push(`${job.id} from ${prev} token ${typeof job.token} data ${JSON.stringify(job.data)}`);
+  });
   // 25 completed are kept, 1 removed when it completed, 1 failed for good.
   await until(async () => {
     const counts = await queue.getJobCounts(
@@ -193,7 +206,13 @@ async function runWorkload(kind: 'bullmq' | 'batched' | 'batched, no side keys',
   });
   await worker.close();
   const runs = (seen.get(queue.qualifiedName) ?? []).sort();
-  return { state: await snapshot(keys, total), runs, worker };
+  return {
+    state: await snapshot(keys, total),
+    runs,
+    completions: completions.sort(),
+    actives: actives.sort(),
+    worker,
+  };
 }
 
 describe('the batched worker against BullMQ', () => {
@@ -202,6 +221,12 @@ describe('the batched worker against BullMQ', () => {
     const batched = await runWorkload('batched');
     expect(batched.state).toEqual(bullmq.state);
     expect(batched.runs).toEqual(bullmq.runs);
+    expect(batched.completions).toEqual(bullmq.completions);
+    expect(batched.actives).toEqual(bullmq.actives);
+    expect(batched.actives.length).toBe(batched.runs.length);
+    expect(batched.completions).toContain(
+      'j39 result undefined returnvalue undefined made 1 finishedOn true',
+    );
     expect(batched.runs.length).toBeGreaterThan(40);
     expect(batched.state.completed).toHaveLength(25);
     expect(batched.state.locks).toBe(0);
