@@ -13,7 +13,8 @@
  *  - flow: the queue bench's shape (bench/queue.ts): GRAPHILE_FLOW_TOTAL (default 20,000) single adds,
  *    64 in flight, while the workers run, timed from the first add.
  * graphile-worker's slow runs take a share of the total (default config drain 1/5, single adds 1/10).
- * Each system is first tried in a few configurations (one round each); the best graphile-worker one
+ * Each system is first tried in a few configurations (one round each); the best graphile-worker one (for
+ * the drain its two best, the better of the two counting in each round)
  * then goes into GRAPHILE_ROUNDS (default 5) rounds that alternate the order of the four sides, and
  * the median of each side is reported with sprocd's ratios to graphile-worker's best and to BullMQ.
  * Not in the default `npm run bench` (it needs PostgreSQL): BENCH_ONLY=graphile.
@@ -370,8 +371,10 @@ function sized(side: Side, workload: 'drain' | 'flow', total: number): number {
 }
 
 async function vacuum(pool: PgPool): Promise<void> {
-  // The deleted rows of the last round would otherwise slow the next one's job fetches by chance.
-  await pool.query('vacuum graphile_worker._private_jobs');
+  // Every run ends with the jobs table empty: it is emptied for good, so that no run's dead rows or
+  // grown indexes slow the next one's job fetches (each graphile-worker run starts on a fresh table).
+  await pool.query('truncate graphile_worker._private_jobs');
+  await pool.query('vacuum analyze graphile_worker._private_jobs');
 }
 
 /** Runs the benchmark; `log` gets the tuning and each round as they go. */
@@ -429,15 +432,24 @@ export async function benchGraphile(
       log(`  tuning ${config.label}: drain ${drain.toFixed(0)} jobs/s, flow ${flow.toFixed(0)} jobs/s`);
     }
     const fastest = tried.slice(1);
-    const bestDrain = fastest.reduce((a, b) => (b.drain > a.drain ? b : a)).config;
+    // The drain's two fastest configurations both run in every round, and the round's graphile-worker
+    // figure is the better of them: one tuning drain each cannot tell apart configurations a few
+    // percent apart on this VM, so neither is dropped on that one drain's word.
+    const byDrain = [...fastest].sort((a, b) => b.drain - a.drain);
+    const bestDrain = byDrain[0]!.config;
+    const runnerUp = byDrain[1]?.config;
     const bestFlow = fastest.reduce((a, b) => (b.flow > a.flow ? b : a)).config;
-    log(`  best for drain: ${bestDrain.label}`);
+    log(`  best for drain: ${bestDrain.label}${runnerUp ? `, then ${runnerUp.label}` : ''}`);
     log(`  best for flow: ${bestFlow.label}`);
 
     const gDefault = await graphileSide(gw, DEFAULT_CONFIG);
     const gDrain = await graphileSide(gw, bestDrain);
+    const gDrain2 = runnerUp ? await graphileSide(gw, runnerUp) : undefined;
     const gFlow = bestFlow === bestDrain ? gDrain : await graphileSide(gw, bestFlow);
     sides.push(gDefault, gDrain);
+    if (gDrain2) {
+      sides.push(gDrain2);
+    }
     if (gFlow !== gDrain) {
       sides.push(gFlow);
     }
@@ -445,12 +457,26 @@ export async function benchGraphile(
     const record = (map: Map<string, number[]>, key: string, rate: number) =>
       map.set(key, [...(map.get(key) ?? []), rate]);
     for (let i = 0; i < rounds; i++) {
-      const drainOrder = alternateOrder(i, [ours, oursFastest, bull, gDrain, gDefault, unbatched]);
-      for (const side of drainOrder) {
-        const key = side === gDrain ? 'best' : side.label;
-        record(runs.drain, key, await side.drain(sized(side, 'drain', drainTotal)));
+      const graphileDrains: number[] = [];
+      const drainSides = [
+        ours,
+        oursFastest,
+        bull,
+        gDrain,
+        ...(gDrain2 ? [gDrain2] : []),
+        gDefault,
+        unbatched,
+      ];
+      for (const side of alternateOrder(i, drainSides)) {
+        const rate = await side.drain(sized(side, 'drain', drainTotal));
         await vacuum(admin);
+        if (side === gDrain || side === gDrain2) {
+          graphileDrains.push(rate);
+        } else {
+          record(runs.drain, side.label, rate);
+        }
       }
+      record(runs.drain, 'best', Math.max(...graphileDrains));
       const flowOrder = alternateOrder(i, [ours, oursFastest, bull, gFlow, gDefault, unbatched]);
       for (const side of flowOrder) {
         const key = side === gFlow ? 'best' : side.label;
@@ -485,7 +511,14 @@ export async function benchGraphile(
         { name: `${workload}: ${oursFastest.label}`, value: f, unit: 'jobs/s' },
         { name: `${workload}: ${unbatched.label}`, value: u, unit: 'jobs/s' },
         { name: `${workload}: bare BullMQ (concurrency ${CONCURRENCY})`, value: b, unit: 'jobs/s' },
-        { name: `${workload}: graphile-worker ${best.label}`, value: g, unit: 'jobs/s' },
+        {
+          name:
+            workload === 'drain' && runnerUp
+              ? `${workload}: graphile-worker, the better of ${best.label} and ${runnerUp.label}`
+              : `${workload}: graphile-worker ${best.label}`,
+          value: g,
+          unit: 'jobs/s',
+        },
         { name: `${workload}: graphile-worker ${DEFAULT_CONFIG.label}`, value: d, unit: 'jobs/s' },
         {
           name: `${workload}: graphile-worker best / bare BullMQ (median of rounds)`,

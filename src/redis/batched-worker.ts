@@ -2,7 +2,8 @@
  * A BullMQ Worker that files completed jobs and takes waiting ones in batches: one Redis call
  * (finishAndTake-9.lua) for every job that completed since the last call and for as many waiting jobs as
  * the worker has free slots, instead of one call per job. BullMQ's Worker keeps everything else: its
- * main loop, lock renewal, the stalled check, failures and retries, events, telemetry. Two seams only:
+ * main loop, lock renewal, the stalled check, failures and retries, events, telemetry. Two seams for
+ * the calls:
  *
  *  - `moveToActive`, which BullMQ's loop calls for each job it wants, answers from the jobs the last
  *    call took (each locked with that call's token, which the job carries: BullMQ processes a job under
@@ -10,6 +11,10 @@
  *  - the backend's `moveToCompleted`, which a job calls once its processor returned, joins the next call;
  *    when BullMQ asks it to fetch the next job (as its moveToFinished does), the call takes one for it,
  *    locked with the finished job's token, and hands it back as BullMQ's script would.
+ *
+ * And two for the node's time per job (what BullMQ does around them without telemetry, less its
+ * wrappers): a job's own moveToCompleted ({@link BatchedJob}) and the start of a taken job
+ * (`nextJobFromJobData`).
  *
  * Whatever the batch script leaves to BullMQ (a job with a parent or a deduplication id, a take that
  * meets a rate limit, priorities, a due delayed job, or an empty wait list beside prioritized or delayed
