@@ -2,8 +2,9 @@
  * A BullMQ Worker that files completed jobs and takes waiting ones in batches: one Redis call
  * (finishAndTake-9.lua) for every job that completed since the last call and for as many waiting jobs as
  * the worker has free slots, instead of one call per job. BullMQ's Worker keeps everything else: its
- * main loop, lock renewal, the stalled check, failures and retries, events, telemetry. Two seams for
- * the calls:
+ * main loop, lock renewal, the stalled check, failures and retries, events, telemetry.
+ * This file is long because its seams all read and change the same state (completions and takers
+ * waiting for a call, jobs taken ahead, calls in flight). Two seams for the calls:
  *
  *  - `moveToActive`, which BullMQ's loop calls for each job it wants, answers from the jobs the last
  *    call took (each locked with that call's token, which the job carries: BullMQ processes a job under
@@ -25,7 +26,8 @@
  * so their locks are renewed like those of running jobs; a pause or close gives them back to the wait
  * list before BullMQ's own pause or close runs.
  */
-import { Job, Worker, type JobJson, type Processor, type WorkerOptions } from 'bullmq';
+import { Worker, type Job, type JobJson, type Processor, type WorkerOptions } from 'bullmq';
+import { BatchedJob } from './batched-job.js';
 import { jobJsonOfHash, type BullQueueKeys } from './bullmq-internals.js';
 import type { RedisConnection } from './redis-connection.js';
 import { finishAndTake, type CompletedJob } from './scripts.js';
@@ -147,7 +149,7 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
 
   /**
    * Files job `job` as completed with `returnValue`, in the next call: what a {@link BatchedJob}'s
-   * moveToCompleted asks of its worker. @internal
+   * moveToCompleted asks of its worker (./batched-job.ts). @internal
    */
   fileCompleted(
     job: Job,
@@ -429,27 +431,5 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
       await job.moveToWait(taken.token);
       await this.batching.onGivenBack?.(taken.id);
     }
-  }
-}
-
-/**
- * A job of a BatchedWorker. Its completion goes straight to the worker's next call: BullMQ's
- * Job.moveToCompleted wraps the same filing in a telemetry span and two more async steps (about a tenth
- * of what a no-op execution allocates), for what is, without telemetry, the same few fields set around
- * the backend's moveToCompleted. With telemetry configured, BullMQ's own method runs, span and all.
- */
-class BatchedJob<D = unknown, R = unknown, N extends string = string> extends Job<D, R, N> {
-  override async moveToCompleted(returnValue: R, token: string, fetchNext = true): Promise<void | unknown[]> {
-    const worker: unknown = this.queue;
-    if (!(worker instanceof BatchedWorker) || worker.opts.telemetry) {
-      return super.moveToCompleted(returnValue, token, fetchNext);
-    }
-    // As BullMQ's: the value is kept on the job (a falsy one as undefined), a value JSON cannot hold
-    // fails the filing (the worker's JSON.stringify throws), then the filing's time and one more attempt.
-    this.returnvalue = (returnValue || undefined) as R;
-    const { result, finishedOn } = await worker.fileCompleted(this, returnValue, token, fetchNext);
-    this.finishedOn = finishedOn;
-    this.attemptsMade += 1;
-    return result as unknown[] | undefined;
   }
 }
