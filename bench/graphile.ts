@@ -307,6 +307,7 @@ const SPROCD_CONFIGS = [
   { concurrency: 64, batch: 64 },
   { concurrency: 128, batch: 128 },
   { concurrency: 256, batch: 256 },
+  { concurrency: 512, batch: 256 },
 ];
 /** What the tuning found fastest here (docs/BENCHMARKS.md), taken without one (GRAPHILE_TUNE=0). */
 const SPROCD_FASTEST_HERE = { concurrency: 64, batch: 64 };
