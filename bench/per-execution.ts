@@ -7,7 +7,9 @@
  *    command a script runs counts under its own name as well as in EVALSHA), and a second drain with
  *    the slow log recording every top-level command, which splits EVALSHA by script.
  * Run on its own: `node --import tsx bench/per-execution.ts` (PER_EXEC_TOTAL, default 20,000;
- * PER_EXEC_OUT, a directory for the .cpuprofile files and the JSON of the figures). It starts its own
+ * PER_EXEC_OUT, a directory for the .cpuprofile files and the JSON of the figures; PER_EXEC_SPROCD_ENV,
+ * the sprocd node's settings as JSON, e.g. the drain's fastest '{"SPROCD_CONCURRENCY":"256",
+ * "SPROCD_WORKER_BATCH":"256"}'). It starts its own
  * redis-server, as `npm run bench` does.
  */
 import { createHash } from 'node:crypto';
