@@ -132,10 +132,9 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     super(name, processor, opts);
     this.batching = batching;
     const backend = this.internals.backend;
-    const viaBullMQ = backend.moveToCompleted.bind(backend);
-    this.viaBullMQ = viaBullMQ;
+    this.viaBullMQ = backend.moveToCompleted.bind(backend);
     backend.moveToCompleted = (job, returnValue, removeOnComplete, token, fetchNext) =>
-      this.complete(job, returnValue, removeOnComplete, token, fetchNext, viaBullMQ);
+      this.complete(job, returnValue, removeOnComplete, token, fetchNext);
   }
 
   /** The jobs this Worker makes (BullMQ's createJob): see {@link BatchedJob}. */
@@ -157,7 +156,7 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     token: string,
     fetchNext: boolean,
   ): Promise<{ result: unknown; finishedOn: number }> {
-    return this.complete(job, returnValue, job.opts.removeOnComplete, token, fetchNext, this.viaBullMQ);
+    return this.complete(job, returnValue, job.opts.removeOnComplete, token, fetchNext);
   }
 
   private get internals(): WorkerInternals {
@@ -232,7 +231,6 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
     removeOnComplete: unknown,
     token: string,
     fetchNext: boolean | undefined,
-    viaBullMQ: QueueBackend['moveToCompleted'],
   ): Promise<{ result: unknown; finishedOn: number }> {
     // As BullMQ's backend: a value JSON cannot hold fails the filing, undefined is stored as null.
     const value = JSON.stringify(returnValue) ?? 'null';
@@ -257,7 +255,7 @@ export class BatchedWorker<D = unknown, R = unknown> extends Worker<D, R> {
       this.schedule();
     });
     if (filing === undefined) {
-      return viaBullMQ(job, returnValue, removeOnComplete, token, fetchNext);
+      return this.viaBullMQ(job, returnValue, removeOnComplete, token, fetchNext);
     }
     // BullMQ's reply shape (raw2NextJobData): its Worker then runs the next job under this token.
     const next = filing.next;
